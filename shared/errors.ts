@@ -1,0 +1,30 @@
+/**
+ * Errors a user can cause. Each carries the one line we print and the exit
+ * code we leave with (DESIGN.md: 0 ok, 1 build/run failure, 2 usage).
+ */
+export class UserError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.name = 'UserError';
+    this.exitCode = exitCode;
+  }
+}
+
+/** Bad flags or arguments: exit 2. */
+export class UsageError extends UserError {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = 'UsageError';
+  }
+}
+
+/** A system error code (ENOENT, ENOSPC, ...) when `err` carries one. */
+export function errnoCode(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
+  return undefined;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

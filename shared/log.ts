@@ -1,0 +1,67 @@
+/**
+ * Heroku-style build and run output, always on stderr: stdout is reserved for
+ * the artifact. Secret values registered with `redact` never leave this module.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+
+export const STEP = '-----> ';
+export const INDENT = '       ';
+export const ERROR_PREFIX = ' !     ';
+
+const secrets = new Set<string>();
+
+/** Register values (config vars, URL credentials) that must never be printed. */
+export function redact(...values: Array<string | undefined>): void {
+  for (const v of values) if (v && v.length >= 3) secrets.add(v);
+}
+
+export function scrub(text: string): string {
+  let out = text;
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
+  return out;
+}
+
+let sink: (text: string) => void = (text) => process.stderr.write(text);
+
+/** Tests and embedders can capture output; the CLIs never change it. */
+export function setLogSink(fn: (text: string) => void): void {
+  sink = fn;
+}
+
+function emit(line: string): void {
+  sink(scrub(line) + '\n');
+}
+
+export const log = {
+  step: (msg: string) => emit(STEP + msg),
+  info: (msg: string) => emit(INDENT + msg),
+  warn: (msg: string) => emit(ERROR_PREFIX + msg),
+  error: (msg: string) => emit(ERROR_PREFIX + msg),
+  raw: (line: string) => emit(line),
+};
+
+/** Buildpack output convention: headings and errors pass through, the rest is indented. */
+export function formatBuildpackLine(line: string): string {
+  if (line.startsWith(STEP) || line.startsWith(ERROR_PREFIX) || line.startsWith(INDENT)) return line;
+  if (line === '') return '';
+  return INDENT + line;
+}
+
+/**
+ * A stream that re-indents a child's output line by line as it arrives, so
+ * build logs are live. Partial lines are held until their newline comes.
+ */
+export class BuildpackOutput extends Transform {
+  private pending = '';
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const text = this.pending + chunk.toString('utf8');
+    const lines = text.split(/\r?\n/);
+    this.pending = lines.pop() ?? '';
+    for (const line of lines) this.push(scrub(formatBuildpackLine(line)) + '\n');
+    done();
+  }
+  override _flush(done: TransformCallback): void {
+    if (this.pending) this.push(scrub(formatBuildpackLine(this.pending)) + '\n');
+    done();
+  }
+}

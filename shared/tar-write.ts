@@ -1,0 +1,107 @@
+/**
+ * Deterministic tar of a directory tree. Headers come from node-tar's Header
+ * and Pax classes; walking and ordering are ours, because node-tar has no sort
+ * option and its portable mode drops directory mtimes. Every header field is
+ * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
+ */
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Header, Pax, type HeaderData } from 'tar';
+
+/** 1980-01-01T00:00:01Z: what CNB tools use when SOURCE_DATE_EPOCH is unset. */
+export const DEFAULT_MTIME = new Date(Date.UTC(1980, 0, 1, 0, 0, 1));
+
+export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): Date {
+  const raw = env.SOURCE_DATE_EPOCH;
+  if (raw && /^\d+$/.test(raw)) return new Date(Number(raw) * 1000);
+  return DEFAULT_MTIME;
+}
+
+export interface PackOptions {
+  /** Entry name prefix: './' for a slug, 'app/' for an image layer. */
+  prefix?: string;
+  uid?: number;
+  gid?: number;
+  mtime?: Date;
+  /** Relative POSIX paths (no leading './') to leave out, with everything below them. */
+  exclude?: (relPath: string) => boolean;
+  /** Called once per entry; lets callers count files or enforce limits. */
+  onEntry?: (relPath: string, size: number) => void;
+}
+
+const BLOCK = 512;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
+/** Byte-wise name order, identical on every machine and locale. */
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+function headerBlocks(data: HeaderData): Buffer[] {
+  const header = new Header(data);
+  const needPax = header.encode();
+  const blocks: Buffer[] = [];
+  if (needPax) {
+    blocks.push(new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime, uid: data.uid, gid: data.gid }).encode());
+  }
+  blocks.push(header.block as Buffer);
+  return blocks;
+}
+
+/**
+ * Yields the archive as buffers, reading each file once as it goes, so memory
+ * stays flat whatever the tree's size.
+ */
+export async function* packTree(root: string, opts: PackOptions = {}): AsyncGenerator<Buffer> {
+  const prefix = opts.prefix ?? './';
+  const base = { uid: opts.uid ?? 0, gid: opts.gid ?? 0, mtime: opts.mtime ?? DEFAULT_MTIME, uname: '', gname: '' };
+
+  yield* headerBlocks({ ...base, path: prefix, type: 'Directory', mode: 0o755, size: 0 });
+
+  async function* walk(rel: string): AsyncGenerator<Buffer> {
+    const dir = path.join(root, rel);
+    const names = (await readdir(dir)).sort(byteOrder);
+    for (const name of names) {
+      const childRel = rel ? `${rel}/${name}` : name;
+      if (opts.exclude?.(childRel)) continue;
+      const full = path.join(root, childRel);
+      const st = await lstat(full);
+      const entryPath = prefix + childRel;
+      if (st.isDirectory()) {
+        opts.onEntry?.(childRel, 0);
+        yield* headerBlocks({ ...base, path: entryPath + '/', type: 'Directory', mode: 0o755, size: 0 });
+        yield* walk(childRel);
+      } else if (st.isSymbolicLink()) {
+        opts.onEntry?.(childRel, 0);
+        const target = await readlink(full);
+        yield* headerBlocks({ ...base, path: entryPath, type: 'SymbolicLink', mode: 0o777, size: 0, linkpath: target });
+      } else if (st.isFile()) {
+        opts.onEntry?.(childRel, st.size);
+        const mode = st.mode & 0o111 ? 0o755 : 0o644;
+        yield* headerBlocks({ ...base, path: entryPath, type: 'File', mode, size: st.size });
+        yield* fileBody(full, st.size);
+      }
+      // Sockets, fifos and devices have no place in a slug: left out.
+    }
+  }
+
+  yield* walk('');
+  yield ZERO_BLOCK;
+  yield ZERO_BLOCK;
+}
+
+async function* fileBody(full: string, size: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  if (size > 0) {
+    for await (const chunk of createReadStream(full, { highWaterMark: 256 * 1024 })) {
+      const buf = chunk as Buffer;
+      seen += buf.length;
+      if (seen > size) throw new Error(`${full} grew while it was being archived`);
+      yield buf;
+    }
+  }
+  if (seen !== size) throw new Error(`${full} changed size while it was being archived`);
+  const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+  if (pad) yield ZERO_BLOCK.subarray(0, pad);
+}
