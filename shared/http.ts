@@ -1,0 +1,122 @@
+/**
+ * Streaming HTTP with Node's fetch: TAR_URL and SLUG_URL downloads, PUT_URL
+ * uploads. Credentials inside URLs are redacted from every message, and
+ * transient failures (connection errors, 429, 5xx) are retried with backoff.
+ */
+import { Readable } from 'node:stream';
+import { UserError, errorMessage } from './errors.js';
+import { redact } from './log.js';
+
+/** The URL as it may be printed: no user or password. */
+export function displayUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    if (u.username || u.password) {
+      redact(decodeURIComponent(u.password), u.password);
+      u.username = '';
+      u.password = '';
+    }
+    return u.toString();
+  } catch {
+    return raw.replace(/\/\/[^@/]*@/, '//');
+  }
+}
+
+export function isHttpUrl(value: string): boolean {
+  return /^https?:\/\//i.test(value);
+}
+
+/** fetch() refuses URLs with credentials: move them into a Basic header. */
+function splitCredentials(raw: string): { url: string; headers: Record<string, string> } {
+  const u = new URL(raw);
+  const headers: Record<string, string> = {};
+  if (u.username || u.password) {
+    const user = decodeURIComponent(u.username);
+    const pass = decodeURIComponent(u.password);
+    redact(pass);
+    headers.authorization = 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
+    u.username = '';
+    u.password = '';
+  }
+  return { url: u.toString(), headers };
+}
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+export interface RetryOptions {
+  attempts?: number;
+  /** First backoff in ms; doubles each time. */
+  backoffMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The root cause of a fetch failure ("fetch failed" alone says nothing). */
+function networkCause(err: unknown): string {
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+  const code = cause && typeof cause === 'object' && 'code' in cause ? String(cause.code) : '';
+  return code ? `${code}` : errorMessage(cause);
+}
+
+/**
+ * GET a URL as a stream. `what` names it in errors ("SLUG_URL", "source URL").
+ * Only the connection and status are retried: once bytes flow, the caller
+ * owns the stream.
+ */
+export async function download(rawUrl: string, what: string, retry: RetryOptions = {}): Promise<Readable> {
+  const shown = displayUrl(rawUrl);
+  let target: { url: string; headers: Record<string, string> };
+  try {
+    target = splitCredentials(rawUrl);
+  } catch {
+    throw new UserError(`${what} ${shown} is not a valid URL`);
+  }
+  const attempts = retry.attempts ?? 4;
+  let lastProblem = '';
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) await sleep((retry.backoffMs ?? 250) * 2 ** (attempt - 2));
+    let res: Response;
+    try {
+      res = await fetch(target.url, { headers: target.headers, redirect: 'follow' });
+    } catch (err) {
+      lastProblem = `cannot reach ${shown} (${networkCause(err)})`;
+      continue;
+    }
+    if (res.ok && res.body) return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    await res.body?.cancel();
+    lastProblem = `${shown} answered HTTP ${res.status}`;
+    if (!RETRY_STATUS.has(res.status)) break;
+  }
+  throw new UserError(`${what}: ${lastProblem}; check the URL and that the server is up`);
+}
+
+/** Streamed PUT of a file, as the classic slugbuilder does with PUT_URL. */
+export async function upload(rawUrl: string, body: () => Readable, size: number, what: string, retry: RetryOptions = {}): Promise<void> {
+  const shown = displayUrl(rawUrl);
+  let target: { url: string; headers: Record<string, string> };
+  try {
+    target = splitCredentials(rawUrl);
+  } catch {
+    throw new UserError(`${what} ${shown} is not a valid URL`);
+  }
+  const attempts = retry.attempts ?? 4;
+  let lastProblem = '';
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) await sleep((retry.backoffMs ?? 250) * 2 ** (attempt - 2));
+    try {
+      const res = await fetch(target.url, {
+        method: 'PUT',
+        headers: { ...target.headers, 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body: Readable.toWeb(body()) as unknown as BodyInit,
+        duplex: 'half',
+      } as RequestInit);
+      await res.body?.cancel();
+      if (res.ok) return;
+      lastProblem = `${shown} answered HTTP ${res.status}`;
+      if (!RETRY_STATUS.has(res.status)) break;
+    } catch (err) {
+      lastProblem = `cannot reach ${shown} (${networkCause(err)})`;
+    }
+  }
+  throw new UserError(`${what}: upload failed: ${lastProblem}`);
+}

@@ -1,0 +1,21 @@
+/** Human sizes and durations on the command line: "500M", "1G", "15m", "90s". */
+import { UsageError } from './errors.js';
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+
+export function parseSize(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`${flag} expects a size like 500M or 2G, got "${value}"`);
+  return Math.floor(Number(m[1]) * unit);
+}
+
+const TIME_UNITS: Record<string, number> = { '': 1000, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([smh]?)$/i.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} expects a duration like 900, 90s or 15m, got "${value}"`);
+  const ms = Number(m[1]) * TIME_UNITS[m[2].toLowerCase()];
+  if (!(ms > 0)) throw new UsageError(`${flag} must be greater than zero`);
+  return ms;
+}

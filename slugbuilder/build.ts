@@ -1,0 +1,183 @@
+/**
+ * One build, phase by phase: source -> .slugignore -> buildpack choice ->
+ * compile -> release -> process types -> slug -> outputs. Each phase hands the
+ * next plain data; the workspace is removed whatever happens.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { forget, removeOnExit } from '../shared/cleanup.js';
+import { UserError } from '../shared/errors.js';
+import { writeEnvDir, type EnvVars } from '../shared/env-dir.js';
+import { log, redact } from '../shared/log.js';
+import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
+import type { Release } from '../shared/release.js';
+import { formatSize } from '../shared/tar-extract.js';
+import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type Buildpack } from './buildpacks.js';
+import { compileAll, runAppHook, type CompileContext } from './compiler.js';
+import { detect } from './detector.js';
+import { putSlug, publishFile, streamToStdout, writeSummary } from './outputs.js';
+import { release } from './releaser.js';
+import { applySlugignore } from './slugignore.js';
+import { writeSlug, type SlugInfo } from './slug.js';
+import { intakeSource } from './source.js';
+
+export interface BuildOptions {
+  /** `--source` or TAR_URL; undefined reads stdin. */
+  source?: string;
+  stdin: Readable & { isTTY?: boolean };
+  /** Explicit buildpacks (`--buildpack`, BUILDPACK_URL); empty means detect. */
+  buildpacks: string[];
+  cacheDir: string;
+  /** Root of slugkit's own caches (fetched buildpacks). */
+  cacheRoot: string;
+  configVars: EnvVars;
+  stack: string;
+  sourceVersion?: string;
+  output?: string;
+  putUrl?: string;
+  toStdout: boolean;
+  summary?: string;
+  timeoutMs: number;
+  mtime: Date;
+  maxSourceBytes: number;
+  maxFiles: number;
+  maxSlugBytes: number;
+  warnSlugBytes: number;
+}
+
+export interface BuildResult {
+  slug: SlugInfo;
+  buildpacks: Array<{ name: string; origin: string }>;
+  processTypes: ProcessTypes;
+  release: Release;
+  appDir: string;
+}
+
+/** What a step after the slug (image export) may still do with the app dir. */
+export type AfterSlug = (result: BuildResult) => Promise<void>;
+
+export async function build(opts: BuildOptions, afterSlug?: AfterSlug): Promise<BuildResult> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
+  removeOnExit(work);
+  try {
+    return await buildIn(work, opts, afterSlug);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    forget(work);
+  }
+}
+
+async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug): Promise<BuildResult> {
+  const buildDir = path.join(work, 'app');
+  const envDir = path.join(work, 'env');
+  const home = path.join(work, 'home');
+  await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home), mkdir(opts.cacheDir, { recursive: true })]);
+
+  await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
+  await applySlugignore(buildDir);
+
+  redact(...Object.values(opts.configVars));
+  await writeEnvDir(envDir, opts.configVars);
+
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STACK: opts.stack,
+    REQUEST_ID: randomUUID(),
+    // A scratch HOME: tools that write to ~ must not pollute the slug or the operator's home.
+    HOME: home,
+    APP_DIR: buildDir,
+  };
+  if (opts.sourceVersion) env.SOURCE_VERSION = opts.sourceVersion;
+  else delete env.SOURCE_VERSION;
+
+  const chosen = await chooseBuildpacks(opts, { work, buildDir, env });
+
+  const ctx: CompileContext = { buildDir, cacheDir: opts.cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
+  await runAppHook('pre-compile', [], ctx);
+  const exports = await compileAll(chosen, ctx);
+  await runAppHook('post-compile', exports, ctx);
+
+  const last = chosen[chosen.length - 1];
+  const released = await release(last, buildDir, env, opts.timeoutMs);
+  const processTypes = await discoverProcessTypes(buildDir, released);
+
+  log.step('Compressing...');
+  const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), { mtime: opts.mtime, maxBytes: opts.maxSlugBytes });
+  log.info('Done: slug built');
+  log.step(`Compiled slug size is ${formatSize(slug.size)}`);
+  if (slug.size > opts.warnSlugBytes) log.warn(`Warning: your slug size (${formatSize(slug.size)}) exceeds the soft limit (${formatSize(opts.warnSlugBytes)}), which may slow start-up`);
+
+  const result: BuildResult = {
+    slug,
+    buildpacks: chosen.map((bp) => ({ name: bp.name, origin: bp.origin })),
+    processTypes,
+    release: released,
+    appDir: buildDir,
+  };
+  if (afterSlug) await afterSlug(result);
+  await deliver(result, opts);
+  return result;
+}
+
+interface ChoiceContext {
+  work: string;
+  buildDir: string;
+  env: NodeJS.ProcessEnv;
+}
+
+async function chooseBuildpacks(opts: BuildOptions, c: ChoiceContext): Promise<Buildpack[]> {
+  const resolve = { workDir: c.work, cacheRoot: opts.cacheRoot };
+  const explicit = opts.buildpacks.length > 0 ? opts.buildpacks : await appBuildpackList(c.buildDir);
+  if (explicit.length > 0) {
+    const chosen: Buildpack[] = [];
+    for (const spec of explicit) {
+      const bp = await prepareBuildpack(spec, resolve);
+      const found = await detect(bp, c.buildDir, c.env);
+      bp.name = found.name;
+      // An explicitly chosen buildpack runs even when its detect says no, as on Heroku.
+      log.step(found.detected ? `${found.name} app detected` : `Using buildpack ${bp.origin}`);
+      chosen.push(bp);
+    }
+    return chosen;
+  }
+  for (const dir of await bundledBuildpacks()) {
+    const bp = await prepareBuildpack(dir, resolve);
+    const found = await detect(bp, c.buildDir, c.env);
+    if (found.detected) {
+      bp.name = found.name;
+      log.step(`${found.name} app detected`);
+      return [bp];
+    }
+  }
+  log.step('Unable to select a buildpack');
+  throw new UserError('no buildpack detected this app: add a Procfile, or choose one with --buildpack or BUILDPACK_URL');
+}
+
+async function discoverProcessTypes(buildDir: string, released: Release): Promise<ProcessTypes> {
+  log.step('Discovering process types');
+  const procfileText = await readFile(path.join(buildDir, 'Procfile'), 'utf8').catch(() => undefined);
+  const declared = procfileText === undefined ? {} : parseProcfile(procfileText);
+  if (procfileText !== undefined) log.info(`Procfile declares types -> ${Object.keys(declared).join(', ') || '(none)'}`);
+  const defaults = released.default_process_types;
+  log.info(`Default types for buildpack -> ${Object.keys(defaults).join(', ') || '(none)'}`);
+  return { ...defaults, ...declared };
+}
+
+async function deliver(result: BuildResult, opts: BuildOptions): Promise<void> {
+  const { slug } = result;
+  if (opts.putUrl) await putSlug(slug, opts.putUrl);
+  if (opts.output) await publishFile(slug, path.resolve(opts.output));
+  else if (opts.toStdout) await streamToStdout(slug);
+  if (opts.summary) {
+    await writeSummary(opts.summary, {
+      slug: { path: opts.output ? slug.path : null, size: slug.size, sha256: slug.sha256 },
+      buildpacks: result.buildpacks,
+      process_types: result.processTypes,
+      stack: opts.stack,
+      source_version: opts.sourceVersion ?? null,
+    });
+  }
+}

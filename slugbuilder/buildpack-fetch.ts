@@ -1,0 +1,108 @@
+/**
+ * Buildpacks from anywhere: turn a `--buildpack` / `BUILDPACK_URL` /
+ * `.buildpacks` spec that is not a local directory into a directory the
+ * buildpack chain can run.
+ *
+ *   spec.ts      what the spec is (git or tarball), its URL without credentials
+ *   cache.ts     the cache entry, its lock, atomic publish, per-build copies
+ *   git.ts       shallow git fetch of a branch, tag or commit
+ *   tarball.ts   streamed download with progress, extract, strip the top dir
+ *   validate.ts  the result has an executable bin/compile
+ *
+ * Network rules: a commit sha (or a tarball) already in the cache is used
+ * without touching the network; branches, tags and the default branch are
+ * fetched again (git only downloads what changed). With `offline`, anything in
+ * the cache is used as it is and nothing is fetched.
+ */
+import { rm } from 'node:fs/promises';
+import { log } from '../shared/log.js';
+import { UserError } from '../shared/errors.js';
+import { CacheEntry, copyForBuild, type CacheMeta } from './fetch/cache.js';
+import { checkoutTree, fetchCommit } from './fetch/git.js';
+import { cacheKey, describe, parseBuildpackSpec, type BuildpackSpec } from './fetch/spec.js';
+import { downloadTarball } from './fetch/tarball.js';
+import { validateBuildpack } from './fetch/validate.js';
+
+export { parseBuildpackSpec } from './fetch/spec.js';
+export { removeBuildCopies } from './fetch/cache.js';
+
+export interface ResolvedBuildpack {
+  /** A private, writable copy for this build (removed when the process exits). */
+  dir: string;
+  /** Repository or archive name, for log lines. */
+  name: string;
+  /** The URL without credentials: safe to print. */
+  url: string;
+  /** The ref asked for after `#`, if any. */
+  ref?: string;
+  /** The commit that was checked out (git buildpacks only). */
+  commit?: string;
+}
+
+export interface ResolveOptions {
+  /** Root of slugkit's cache; buildpacks live in `<cacheDir>/buildpacks/`. */
+  cacheDir: string;
+  /** Never touch the network: use the cache as it is, or fail. */
+  offline?: boolean;
+}
+
+export async function resolveBuildpack(spec: string, opts: ResolveOptions): Promise<ResolvedBuildpack> {
+  const parsed = parseBuildpackSpec(spec);
+  const entry = new CacheEntry(opts.cacheDir, cacheKey(parsed));
+  const what = describe(parsed);
+
+  return entry.withLock(what, async () => {
+    await entry.removeLeftovers();
+    const cached = await entry.readMeta();
+    let meta: CacheMeta;
+    if (cached && (cached.pinned || opts.offline)) {
+      log.step(`Using cached buildpack ${what}${cached.commit ? ` (${cached.commit.slice(0, 12)})` : ''}`);
+      meta = cached;
+    } else if (opts.offline) {
+      throw new UserError(`Buildpack ${what} is not in the buildpack cache and the build is offline; run one build with network access first`);
+    } else {
+      log.step(`Fetching buildpack ${what}`);
+      meta = await fetchIntoCache(parsed, entry, cached);
+    }
+    const dir = await copyForBuild(entry.tree, parsed.name);
+    return { dir, name: parsed.name, url: parsed.display, ref: parsed.ref, commit: meta.commit };
+  });
+}
+
+/** Fetch into a temp dir in the entry, validate, then publish it as the entry's tree. */
+async function fetchIntoCache(spec: BuildpackSpec, entry: CacheEntry, cached: CacheMeta | undefined): Promise<CacheMeta> {
+  const where = `Buildpack ${describe(spec)}`;
+  if (spec.source === 'tarball') {
+    const meta: CacheMeta = { url: spec.display, source: 'tarball', pinned: true };
+    await stageAndPublish(entry, meta, async (staged) => {
+      await downloadTarball(spec, staged);
+      await validateBuildpack(staged, where);
+    });
+    return meta;
+  }
+
+  const { commit, pinned } = await fetchCommit(entry.repo, spec);
+  const meta: CacheMeta = { url: spec.display, ref: spec.ref, source: 'git', commit, pinned };
+  if (cached?.commit === commit) {
+    log.info(`Up to date at ${commit.slice(0, 12)}`);
+    return cached;
+  }
+  await stageAndPublish(entry, meta, async (staged) => {
+    await checkoutTree(entry.repo, commit, staged);
+    await validateBuildpack(staged, where);
+  });
+  log.info(`Checked out ${commit.slice(0, 12)}`);
+  return meta;
+}
+
+/** Fill a temp dir and publish it; on failure the temp dir goes and the cache keeps what it had. */
+async function stageAndPublish(entry: CacheEntry, meta: CacheMeta, fill: (staged: string) => Promise<void>): Promise<void> {
+  const staged = await entry.tempDir();
+  try {
+    await fill(staged);
+    await entry.publish(staged, meta);
+  } finally {
+    await rm(staged, { recursive: true, force: true });
+    await rm(`${staged}.strip`, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Which buildpacks a build runs, and where their working copies live. Every
+ * buildpack is copied into the build's workspace first: some write an `export`
+ * file into their own directory, and the bundled ones may sit read-only in
+ * an image.
+ */
+import { cp, readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../shared/errors.js';
+import { displayUrl } from '../shared/http.js';
+
+export interface Buildpack {
+  /** Short name for logs: the directory's name, or detect's answer once known. */
+  name: string;
+  /** Working copy the scripts run from. */
+  dir: string;
+  /** Where it came from, as it may be printed (no credentials). */
+  origin: string;
+}
+
+/** `buildpacks/` at the package root (dist/slugbuilder/ -> ../../buildpacks). */
+export const BUNDLED_DIR = fileURLToPath(new URL('../../buildpacks/', import.meta.url));
+
+async function isDirectory(p: string): Promise<boolean> {
+  return stat(p).then((s) => s.isDirectory(), () => false);
+}
+
+/** Bundled buildpacks in detection order: `buildpacks/order` if present, else name order. */
+export async function bundledBuildpacks(root = BUNDLED_DIR): Promise<string[]> {
+  let names: string[];
+  try {
+    names = (await readFile(path.join(root, 'order'), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  } catch {
+    names = (await readdir(root)).sort();
+  }
+  const dirs: string[] = [];
+  for (const name of names) {
+    const dir = path.join(root, name);
+    if (await isDirectory(path.join(dir, 'bin'))) dirs.push(dir);
+  }
+  return dirs;
+}
+
+/** A `.buildpacks` file in the app (heroku-buildpack-multi convention): one spec per line. */
+export async function appBuildpackList(buildDir: string): Promise<string[]> {
+  try {
+    const text = await readFile(path.join(buildDir, '.buildpacks'), 'utf8');
+    return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  } catch {
+    return [];
+  }
+}
+
+export interface ResolveOptions {
+  /** Workspace dir the working copies go into. */
+  workDir: string;
+  /** Root of slugkit's own caches (fetched buildpacks live below it). */
+  cacheRoot: string;
+}
+
+let counter = 0;
+
+/** Copy a local buildpack directory (or a fetched one) into the workspace. */
+export async function prepareBuildpack(spec: string, opts: ResolveOptions): Promise<Buildpack> {
+  const source = await locate(spec, opts);
+  if (!(await isDirectory(path.join(source, 'bin')))) {
+    throw new UserError(`buildpack ${displayUrl(spec)} has no bin/ directory: a buildpack needs bin/compile`);
+  }
+  const name = path.basename(path.resolve(source));
+  counter += 1;
+  const dir = path.join(opts.workDir, 'buildpacks', `${counter}-${name}`);
+  await cp(source, dir, { recursive: true, verbatimSymlinks: true, filter: (src) => path.basename(src) !== '.git' });
+  return { name, dir, origin: displayUrl(spec) };
+}
+
+async function locate(spec: string, _opts: ResolveOptions): Promise<string> {
+  if (await isDirectory(spec)) return spec;
+  throw new UserError(`buildpack ${displayUrl(spec)} is not a directory`);
+}

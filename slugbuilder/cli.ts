@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+/**
+ * slugbuilder: a source tarball in, a slug out.
+ *   git archive HEAD | slugbuilder > slug.tgz
+ * Logs go to stderr; stdout carries only the slug.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { removeAllNow } from '../shared/cleanup.js';
+import { parseAssignment, readEnvDir, readEnvFile, type EnvVars } from '../shared/env-dir.js';
+import { UsageError } from '../shared/errors.js';
+import { runCli } from '../shared/cli-run.js';
+import { sourceDateEpoch } from '../shared/tar-write.js';
+import { parseDuration, parseSize } from '../shared/units.js';
+import { build, type BuildOptions } from './build.js';
+import { killAllChildren } from './child.js';
+
+const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
+
+Source (default: stdin, tar or tar.gz):
+  --source PATH|URL        a directory, a tarball, or an http(s) URL (env TAR_URL)
+Buildpacks (default: detect among the bundled ones):
+  --buildpack DIR          use this buildpack; repeat for several (env BUILDPACK_URL)
+Build:
+  -e, --env KEY=VALUE      config var for ENV_DIR; repeatable
+  --env-file FILE          config vars from a dotenv file; repeatable
+  --cache-dir DIR          CACHE_DIR kept between builds (default ~/.cache/slugkit/cache)
+  --stack NAME             STACK for buildpacks (default heroku-24)
+  --source-version REV     SOURCE_VERSION for buildpacks (env SOURCE_VERSION)
+  --timeout DURATION       stop a buildpack after this long (default 15m)
+Output (default: stdout when it is not a terminal):
+  -o, --output FILE        write the slug to FILE
+  --put-url URL            upload the slug with HTTP PUT (env PUT_URL)
+  --summary FILE           write a JSON summary of the build
+Limits:
+  --max-source-size SIZE   largest unpacked source (default 2G)
+  --max-files N            most entries in the source (default 200000)
+  --max-slug-size SIZE     largest compressed slug (default 500M; warns from 300M)
+  -h, --help               show this help
+`;
+
+function defaultCacheRoot(): string {
+  const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return process.env.SLUGBUILDER_CACHE_DIR || path.join(xdg, 'slugkit');
+}
+
+async function configVarsFrom(envDir: string | undefined, envFiles: string[], assignments: string[]): Promise<EnvVars> {
+  // Later sources win: an operator's ENV_DIR, then env files, then -e flags.
+  const vars: EnvVars = envDir ? await readEnvDir(envDir) : {};
+  for (const file of envFiles) Object.assign(vars, await readEnvFile(file));
+  for (const a of assignments) {
+    const [k, v] = parseAssignment(a);
+    vars[k] = v;
+  }
+  return vars;
+}
+
+export async function parseBuildArgs(argv: string[]): Promise<BuildOptions | 'help'> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        source: { type: 'string' },
+        buildpack: { type: 'string', multiple: true },
+        env: { type: 'string', short: 'e', multiple: true },
+        'env-file': { type: 'string', multiple: true },
+        'cache-dir': { type: 'string' },
+        stack: { type: 'string' },
+        'source-version': { type: 'string' },
+        timeout: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        'put-url': { type: 'string' },
+        summary: { type: 'string' },
+        'max-source-size': { type: 'string' },
+        'max-files': { type: 'string' },
+        'max-slug-size': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see slugbuilder --help)`);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const env = process.env;
+  const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
+  const toStdout = !v.output && !putUrl;
+  if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a slug to a terminal: redirect stdout or use -o FILE');
+  const maxFiles = v['max-files'] ? Number(v['max-files']) : 200_000;
+  if (!Number.isInteger(maxFiles) || maxFiles <= 0) throw new UsageError('--max-files expects a positive whole number');
+  const maxSlugBytes = v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 500 * 1024 ** 2;
+  const cacheRoot = defaultCacheRoot();
+  const bpFromEnv = env.BUILDPACK_URL ? [env.BUILDPACK_URL] : [];
+
+  return {
+    source: v.source ?? (env.TAR_URL || undefined),
+    stdin: process.stdin,
+    buildpacks: v.buildpack && v.buildpack.length > 0 ? v.buildpack : bpFromEnv,
+    cacheDir: path.resolve(v['cache-dir'] ?? path.join(cacheRoot, 'cache')),
+    cacheRoot,
+    configVars: await configVarsFrom(env.ENV_DIR || undefined, v['env-file'] ?? [], v.env ?? []),
+    stack: v.stack ?? (env.STACK || 'heroku-24'),
+    sourceVersion: v['source-version'] ?? (env.SOURCE_VERSION || undefined),
+    output: v.output,
+    putUrl,
+    toStdout,
+    summary: v.summary,
+    timeoutMs: v.timeout ? parseDuration(v.timeout, '--timeout') : 15 * 60_000,
+    mtime: sourceDateEpoch(env),
+    maxSourceBytes: v['max-source-size'] ? parseSize(v['max-source-size'], '--max-source-size') : 2 * 1024 ** 3,
+    maxFiles,
+    maxSlugBytes,
+    warnSlugBytes: Math.min(300 * 1024 ** 2, Math.floor(maxSlugBytes * 0.6)),
+  };
+}
+
+/** SIGTERM/SIGINT mid-build: stop the buildpack's whole group, clean up, exit 128+N. */
+function handleSignals(): void {
+  const stop = (signal: NodeJS.Signals, code: number) => async () => {
+    process.stderr.write(` !     Build interrupted by ${signal}\n`);
+    killAllChildren('SIGTERM');
+    // A short grace so buildpacks can tidy up, then nothing survives.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    killAllChildren('SIGKILL');
+    removeAllNow();
+    process.exit(code);
+  };
+  process.once('SIGTERM', stop('SIGTERM', 143));
+  process.once('SIGINT', stop('SIGINT', 130));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const opts = await parseBuildArgs(argv);
+  if (opts === 'help') {
+    process.stderr.write(USAGE);
+    return 0;
+  }
+  handleSignals();
+  await build(opts);
+  return 0;
+}
+
+await runCli(() => main(process.argv.slice(2)));

@@ -1,0 +1,49 @@
+/**
+ * Source intake: put the app's source into the build dir, from stdin (tar or
+ * tar.gz, told apart by its bytes), a local directory or tarball, or a URL.
+ */
+import { createReadStream } from 'node:fs';
+import { cp, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { UserError } from '../shared/errors.js';
+import { displayUrl, download, isHttpUrl } from '../shared/http.js';
+import { log } from '../shared/log.js';
+import { extractArchive, formatSize, type ExtractLimits } from '../shared/tar-extract.js';
+
+export interface SourceSpec {
+  /** `--source` value or TAR_URL; undefined means stdin. */
+  source?: string;
+  stdin: Readable & { isTTY?: boolean };
+  limits: ExtractLimits;
+}
+
+export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<void> {
+  const { source } = spec;
+  if (source === undefined) {
+    if (spec.stdin.isTTY) throw new UserError('no source: pipe a tarball on stdin (git archive HEAD | slugbuilder) or use --source PATH|URL');
+    log.step('Receiving source from stdin');
+    report(await extractArchive(spec.stdin, buildDir, 'source on stdin', spec.limits));
+    return;
+  }
+  if (isHttpUrl(source)) {
+    log.step(`Fetching source from ${displayUrl(source)}`);
+    report(await extractArchive(await download(source, 'source URL'), buildDir, 'source archive', spec.limits));
+    return;
+  }
+  const info = await stat(source).catch(() => {
+    throw new UserError(`source ${source} does not exist: give a directory, a tarball or an http(s) URL`);
+  });
+  if (info.isDirectory()) {
+    log.step(`Copying source from ${source}`);
+    // verbatimSymlinks keeps links as links: a link must not pull in files from outside the app.
+    await cp(source, buildDir, { recursive: true, verbatimSymlinks: true, filter: (src) => path.resolve(src) !== path.resolve(source, '.git') });
+    return;
+  }
+  log.step(`Reading source from ${source}`);
+  report(await extractArchive(createReadStream(source), buildDir, `source ${source}`, spec.limits));
+}
+
+function report(result: { files: number; bytes: number }): void {
+  log.info(`${result.files} entries, ${formatSize(result.bytes)}`);
+}
