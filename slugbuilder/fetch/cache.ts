@@ -1,0 +1,179 @@
+/**
+ * The buildpack cache: one entry per URL and ref under
+ * `<cacheDir>/buildpacks/<sha256(url#ref)>/`:
+ *
+ *   lock        held while one process fetches or copies out of the entry
+ *   repo.git/   (git only) bare repository, so a branch refetch is incremental
+ *   tree/       the published buildpack files
+ *   meta.json   what `tree/` holds (URL, ref, commit); written last, so an
+ *               entry without it is incomplete and gets fetched again
+ *
+ * Publishing is a rename of a fully written temp directory, and readers take
+ * the same lock, so no build ever sees half a buildpack. Builds get their own
+ * copy of `tree/` (see `copyForBuild`), because buildpacks may write into
+ * their own directory (`export`) and must not change the cache.
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { errnoCode } from '../../shared/errors.js';
+import { log } from '../../shared/log.js';
+
+export interface CacheMeta {
+  url: string;
+  ref?: string;
+  source: 'git' | 'tarball';
+  /** The commit `tree/` was checked out from (git only). */
+  commit?: string;
+  /** True when the ref named a commit: such an entry never needs the network again. */
+  pinned: boolean;
+}
+
+export class CacheEntry {
+  readonly dir: string;
+  constructor(cacheDir: string, key: string) {
+    this.dir = path.join(cacheDir, 'buildpacks', key);
+  }
+  get repo(): string {
+    return path.join(this.dir, 'repo.git');
+  }
+  get tree(): string {
+    return path.join(this.dir, 'tree');
+  }
+  private get metaFile(): string {
+    return path.join(this.dir, 'meta.json');
+  }
+
+  /** The entry's description, or undefined when it is missing or was never completed. */
+  async readMeta(): Promise<CacheMeta | undefined> {
+    try {
+      const meta = JSON.parse(await readFile(this.metaFile, 'utf8')) as CacheMeta;
+      await stat(path.join(this.tree, 'bin'));
+      return meta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A fresh directory inside the entry to build a new `tree/` in (same filesystem, so rename works). */
+  async tempDir(): Promise<string> {
+    await mkdir(this.dir, { recursive: true });
+    return mkdtemp(path.join(this.dir, 'tmp-'));
+  }
+
+  /** Swap `staged` in as `tree/` and record `meta`: meta.json goes last, so a crash leaves an incomplete entry, never a wrong one. */
+  async publish(staged: string, meta: CacheMeta): Promise<void> {
+    await rm(this.metaFile, { force: true });
+    const old = path.join(this.dir, `old-${randomBytes(4).toString('hex')}`);
+    try {
+      await rename(this.tree, old);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    }
+    await rename(staged, this.tree);
+    await rm(old, { recursive: true, force: true });
+    const tmpMeta = `${this.metaFile}.tmp`;
+    await writeFile(tmpMeta, JSON.stringify(meta, null, 2) + '\n');
+    await rename(tmpMeta, this.metaFile);
+  }
+
+  /** Leftovers of a fetch that was killed half way. Only called while holding the lock. */
+  async removeLeftovers(): Promise<void> {
+    let names: string[] = [];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    await Promise.all(
+      names.filter((n) => n.startsWith('tmp-') || n.startsWith('old-')).map((n) => rm(path.join(this.dir, n), { recursive: true, force: true })),
+    );
+  }
+
+  /**
+   * Hold the entry's lock while `fn` runs. The lock is a file created with
+   * O_EXCL holding our host and pid; a lock whose process is gone on this
+   * host is stale and taken over, so a killed build never wedges the cache.
+   */
+  async withLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.dir, { recursive: true });
+    const lockFile = path.join(this.dir, 'lock');
+    const owner = `${hostname()} ${process.pid} ${randomBytes(4).toString('hex')}\n`;
+    let announced = false;
+    for (;;) {
+      try {
+        const handle = await open(lockFile, 'wx');
+        await handle.writeFile(owner);
+        await handle.close();
+        break;
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      }
+      if (await isStale(lockFile)) {
+        await rm(lockFile, { force: true });
+        continue;
+      }
+      if (!announced) {
+        log.info(`Waiting for another build that is fetching ${what}`);
+        announced = true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    try {
+      return await fn();
+    } finally {
+      // Only remove the lock if it is still ours (a stale-lock takeover could have replaced it).
+      const current = await readFile(lockFile, 'utf8').catch(() => '');
+      if (current === owner) await rm(lockFile, { force: true });
+    }
+  }
+}
+
+async function isStale(lockFile: string): Promise<boolean> {
+  let content: string;
+  try {
+    content = await readFile(lockFile, 'utf8');
+  } catch {
+    return false; // gone already: the next open will tell
+  }
+  const [host, pidText] = content.trim().split(' ');
+  if (!host || !pidText) return false; // being written right now
+  if (host !== hostname()) return false; // cannot check another machine's processes: wait
+  const pid = Number(pidText);
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return errnoCode(err) === 'ESRCH';
+  }
+}
+
+const buildCopies = new Set<string>();
+let cleanupHooked = false;
+
+/**
+ * A private, writable copy of a cached buildpack for one build. Buildpacks
+ * write their `export` (and sometimes more) into their own directory; doing
+ * that in the cache would leak one build's state into the next and race with
+ * concurrent builds. Copies live in the system temp dir and are removed when
+ * the process exits.
+ */
+export async function copyForBuild(tree: string, name: string): Promise<string> {
+  const parent = await mkdtemp(path.join(tmpdir(), 'slugkit-buildpack-'));
+  buildCopies.add(parent);
+  if (!cleanupHooked) {
+    cleanupHooked = true;
+    process.once('exit', removeBuildCopies);
+  }
+  const dir = path.join(parent, name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack');
+  await cp(tree, dir, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  return dir;
+}
+
+/** Remove every per-build copy made so far (also runs at process exit). */
+export function removeBuildCopies(): void {
+  for (const dir of buildCopies) rmSync(dir, { recursive: true, force: true });
+  buildCopies.clear();
+}

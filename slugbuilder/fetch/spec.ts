@@ -1,0 +1,167 @@
+/**
+ * Parsing a buildpack spec (`--buildpack`, `BUILDPACK_URL`, a `.buildpacks`
+ * line) that is not a local directory into what to fetch and how.
+ *
+ * Credentials in a URL are a secret: they are registered with `redact()` the
+ * moment we see them, and everything that is printed or used as a cache key
+ * is built from `display`, the URL without them.
+ */
+import { createHash } from 'node:crypto';
+import { UserError } from '../../shared/errors.js';
+import { redact } from '../../shared/log.js';
+
+export type BuildpackSource = 'git' | 'tarball';
+
+export interface BuildpackSpec {
+  source: BuildpackSource;
+  /** The URL to fetch from, credentials included: hand it to git or fetch only. */
+  fetchUrl: string;
+  /** The URL without credentials: the only form that is printed or stored. */
+  display: string;
+  /** Branch, tag or commit after `#`; undefined means the default branch. */
+  ref?: string;
+  /** A short human name: the repository or archive name. */
+  name: string;
+  /** Basic-auth header value for tarball downloads (Node's fetch refuses URLs with credentials). */
+  authorization?: string;
+}
+
+const TARBALL_EXTENSIONS = ['.tgz', '.tar.gz', '.tar'];
+
+/** `user@host:path`, git's scp-like ssh syntax: no scheme, a colon before any slash. */
+const SCP_LIKE = /^([A-Za-z0-9._~-]+@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?!\/\/)(.+)$/;
+
+/** A full commit id (sha1 or sha256): pinned content, never fetched twice. */
+export function isCommitSha(ref: string | undefined): boolean {
+  return ref !== undefined && /^([0-9a-f]{40}|[0-9a-f]{64})$/i.test(ref);
+}
+
+/** `#ref` is the part after the first `#`; an empty ref is a typo, not "default branch". */
+function splitRef(spec: string): { base: string; ref?: string } {
+  const hash = spec.indexOf('#');
+  if (hash < 0) return { base: spec };
+  const base = spec.slice(0, hash);
+  const ref = spec.slice(hash + 1);
+  if (ref === '') throw new UserError(`Buildpack ${safeForMessage(base)}#: empty ref after '#'; name a branch, tag or commit, or drop the '#'`);
+  if (/\s|\.\.|^-|[~^:?*[\\]/.test(ref)) {
+    throw new UserError(`Buildpack ${safeForMessage(base)}: '${ref}' is not a valid git ref; name a branch, tag or commit`);
+  }
+  return { base, ref };
+}
+
+/**
+ * Best effort for an unparseable spec: drop anything between `//` and `@` so
+ * even a malformed URL never echoes a token back.
+ */
+function safeForMessage(text: string): string {
+  return text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+
+function lastSegment(pathname: string): string {
+  const parts = pathname.split('/').filter(Boolean);
+  return decodeURIComponent(parts[parts.length - 1] ?? '');
+}
+
+function stripExtension(name: string, extensions: string[]): string {
+  for (const ext of extensions) if (name.toLowerCase().endsWith(ext)) return name.slice(0, -ext.length);
+  return name;
+}
+
+function isTarballPath(pathname: string): boolean {
+  const lower = pathname.toLowerCase();
+  return TARBALL_EXTENSIONS.some((ext) => lower.endsWith(ext));
+}
+
+/**
+ * Remove and redact the user-info part of a URL. For http(s), git and file
+ * URLs all of it goes: `https://TOKEN@host` puts the secret in the user name.
+ * For ssh the user name is an account (`git`), not a secret, so it stays and
+ * only a password would be hidden.
+ */
+function withoutCredentials(url: URL): { display: string; username: string; password: string } {
+  const username = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  const shown = new URL(url.href);
+  if (url.protocol === 'ssh:') {
+    if (password) redact(password, url.password);
+    shown.password = '';
+  } else {
+    // A lone user name is a token (`https://TOKEN@host/...`); with a password, the password is.
+    if (password) redact(password, url.password);
+    else if (username) redact(username, url.username);
+    shown.username = '';
+    shown.password = '';
+  }
+  return { display: shown.href, username, password };
+}
+
+export function parseBuildpackSpec(spec: string): BuildpackSpec {
+  const trimmed = spec.trim();
+  const { base, ref } = splitRef(trimmed);
+
+  const scp = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(base) ? null : SCP_LIKE.exec(base);
+  if (scp) {
+    // git@host:owner/repo.git: handed to git (and so to ssh) exactly as written.
+    const name = stripExtension(lastSegment(scp[3]), ['.git']) || scp[2];
+    return { source: 'git', fetchUrl: base, display: base, ref, name };
+  }
+
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new UserError(
+      `Buildpack '${safeForMessage(trimmed)}' is not a local directory, a git URL (https://, git://, file://, ssh://, git@host:path) or a tarball URL (.tgz, .tar.gz, .tar)`,
+    );
+  }
+  const { display, username, password } = withoutCredentials(url);
+
+  switch (url.protocol) {
+    case 'http:':
+    case 'https:': {
+      if (!url.hostname) throw new UserError(`Buildpack ${display}: the URL has no host`);
+      if (isTarballPath(url.pathname)) {
+        if (ref !== undefined) {
+          throw new UserError(`Buildpack ${display}#${ref}: a tarball URL cannot take a #ref; drop it, or point at a git repository`);
+        }
+        const name = stripExtension(lastSegment(url.pathname), TARBALL_EXTENSIONS) || url.hostname;
+        const authorization =
+          username || password ? 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64') : undefined;
+        if (authorization) redact(authorization, authorization.slice('Basic '.length));
+        const fetchUrl = new URL(url.href);
+        fetchUrl.username = '';
+        fetchUrl.password = '';
+        return { source: 'tarball', fetchUrl: fetchUrl.href, display, ref, name, authorization };
+      }
+      return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
+    }
+    case 'git:':
+    case 'ssh:':
+    case 'git+ssh:':
+    case 'ssh+git:':
+      if (!url.hostname) throw new UserError(`Buildpack ${display}: the URL has no host`);
+      return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
+    case 'file:':
+      return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
+    default:
+      throw new UserError(
+        `Buildpack ${display}: unsupported URL scheme '${url.protocol}'; use https://, http://, git://, file://, ssh://, git@host:path or a .tgz/.tar.gz/.tar URL`,
+      );
+  }
+}
+
+function gitName(url: URL): string {
+  return stripExtension(lastSegment(url.pathname), ['.git']) || url.hostname || 'buildpack';
+}
+
+/** The cache entry name: sha256 of the credential-free URL and ref, so tokens never shape paths. */
+export function cacheKey(spec: BuildpackSpec): string {
+  return createHash('sha256')
+    .update(spec.ref === undefined ? spec.display : `${spec.display}#${spec.ref}`)
+    .digest('hex');
+}
+
+/** The spec as printed: URL without credentials, and the ref when one was asked for. */
+export function describe(spec: BuildpackSpec): string {
+  return spec.ref === undefined ? spec.display : `${spec.display}#${spec.ref}`;
+}

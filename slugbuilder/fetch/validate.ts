@@ -1,0 +1,29 @@
+/**
+ * The one check a fetched directory must pass before it is cached: it is a
+ * classic buildpack, i.e. it has an executable `bin/compile`. `bin/detect` is
+ * not required here: a buildpack chosen explicitly (`--buildpack`,
+ * `BUILDPACK_URL`) is never asked to detect, and for `.buildpacks` the chain
+ * reports a missing detect as "did not detect", naming the buildpack.
+ */
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../../shared/errors.js';
+
+export async function validateBuildpack(dir: string, where: string): Promise<void> {
+  const compile = path.join(dir, 'bin', 'compile');
+  let isFile = false;
+  try {
+    isFile = (await stat(compile)).isFile();
+  } catch {
+    isFile = false;
+  }
+  if (!isFile) {
+    throw new UserError(`${where}: not a buildpack (no bin/compile at its root); point at a classic buildpack with bin/detect and bin/compile`);
+  }
+  try {
+    await access(compile, constants.X_OK);
+  } catch {
+    throw new UserError(`${where}: bin/compile is not executable; run 'chmod +x bin/compile' in the buildpack and publish it again`);
+  }
+}

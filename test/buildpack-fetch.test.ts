@@ -1,0 +1,438 @@
+/**
+ * Buildpacks from URLs, against real servers on 127.0.0.1: a git repository
+ * made by the test and served over file://, git:// (git daemon) and smart
+ * HTTP (git http-backend behind a Node server), ssh:// and git@host:path
+ * through a stand-in ssh that runs git-upload-pack locally, and real
+ * tarballs from a Node HTTP server.
+ */
+import { expect } from 'chai';
+import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { create as tarCreate } from 'tar';
+import { resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack } from '../slugbuilder/buildpack-fetch.js';
+import { UserError } from '../shared/errors.js';
+import { setLogSink } from '../shared/log.js';
+import { GitFixture, fakeSsh, freePort, gitHttpBackend, startGitDaemon, type GitDaemon } from './helpers/git-server.js';
+import { requireBasicAuth, serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+
+/** Everything the fetcher logs, as the user would see it on stderr. */
+let logged = '';
+function captureLog(): void {
+  logged = '';
+  setLogSink((text) => (logged += text));
+}
+function restoreLog(): void {
+  setLogSink((text) => process.stderr.write(text));
+}
+
+function buildpackFiles(version: string): Record<string, string> {
+  return {
+    'bin/detect': '#!/bin/sh\necho test\n',
+    'bin/compile': `#!/bin/sh\necho "compiling with ${version}"\n`,
+    'bin/release': '#!/bin/sh\necho "--- {}"\n',
+    VERSION: `${version}\n`,
+  };
+}
+
+async function versionOf(bp: ResolvedBuildpack): Promise<string> {
+  return (await readFile(path.join(bp.dir, 'VERSION'), 'utf8')).trim();
+}
+
+/** The one-line UserError a failing resolve throws. */
+async function failure(spec: string, cacheDir: string, offline = false): Promise<UserError> {
+  try {
+    await resolveBuildpack(spec, { cacheDir, offline });
+  } catch (err) {
+    expect(err, String(err)).to.be.instanceOf(UserError);
+    const message = (err as UserError).message;
+    expect(message.split('\n'), message).to.have.length(1);
+    return err as UserError;
+  }
+  throw new Error(`resolving ${spec} should have failed`);
+}
+
+/** A gzip tarball of `files`, under `top/` when given (GitHub style). */
+async function makeTarball(dir: string, files: Record<string, string>, top?: string, gzip = true): Promise<Buffer> {
+  const root = await mkdtemp(path.join(dir, 'tarball-'));
+  const base = top ? path.join(root, top) : root;
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(base, rel)), { recursive: true });
+    await writeFile(path.join(base, rel), content, { mode: rel.startsWith('bin/') ? 0o755 : 0o644 });
+  }
+  const chunks: Buffer[] = [];
+  const stream = tarCreate({ cwd: root, gzip, portable: true }, top ? [top] : Object.keys(files).map((f) => f.split('/')[0]).filter((v, i, a) => a.indexOf(v) === i));
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(() => true, () => false);
+}
+
+/** Every file under `dir`, as text, to search for leaked secrets. */
+async function allText(dir: string): Promise<string> {
+  let out = '';
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    out += await readFile(path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name), 'latin1');
+  }
+  return out;
+}
+
+describe('buildpacks from URLs (resolveBuildpack)', function () {
+  let root: string;
+  let repo: GitFixture;
+  let v1: string; // first commit on main: not a branch tip once v2 lands
+  let v2: string;
+
+  before(async function () {
+    root = await mkdtemp(path.join(tmpdir(), 'slugkit-bpfetch-'));
+    repo = await GitFixture.create(path.join(root, 'srv'), 'bp');
+    v1 = await repo.commit(buildpackFiles('v1'), 'v1');
+    await repo.tag('v1.0');
+    await repo.branch('stable');
+    v2 = await repo.commit(buildpackFiles('v2'), 'v2');
+    await repo.push();
+  });
+  after(async () => {
+    restoreLog();
+    await rm(root, { recursive: true, force: true });
+  });
+  beforeEach(captureLog);
+  afterEach(restoreLog);
+
+  const freshCache = () => mkdtemp(path.join(root, 'cache-'));
+
+  describe('spec parsing', () => {
+    it('tells git from tarball by the URL and keeps credentials out of what is printed', () => {
+      const cases: Array<[string, string, string, string, string | undefined]> = [
+        ['https://github.com/heroku/heroku-buildpack-nodejs', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs', 'heroku-buildpack-nodejs', undefined],
+        ['https://github.com/heroku/heroku-buildpack-nodejs.git#v200', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs.git', 'heroku-buildpack-nodejs', 'v200'],
+        ['https://user:s3cr3tpass@example.com/x/bp.tgz', 'tarball', 'https://example.com/x/bp.tgz', 'bp', undefined],
+        ['http://example.com/bp-1.2.tar.gz?sig=1', 'tarball', 'http://example.com/bp-1.2.tar.gz?sig=1', 'bp-1.2', undefined],
+        ['http://example.com/bp.tar', 'tarball', 'http://example.com/bp.tar', 'bp', undefined],
+        ['https://tok3nvalue@example.com/repo.git#main', 'git', 'https://example.com/repo.git', 'repo', 'main'],
+        ['git://127.0.0.1:9418/bp.git#stable', 'git', 'git://127.0.0.1:9418/bp.git', 'bp', 'stable'],
+        ['file:///srv/buildpacks/ruby.git', 'git', 'file:///srv/buildpacks/ruby.git', 'ruby', undefined],
+        ['ssh://git@example.com:2222/owner/pack.git#abc', 'git', 'ssh://git@example.com:2222/owner/pack.git', 'pack', 'abc'],
+        ['git@example.com:owner/pack.git#v1', 'git', 'git@example.com:owner/pack.git', 'pack', 'v1'],
+      ];
+      for (const [spec, source, display, name, ref] of cases) {
+        const parsed = parseBuildpackSpec(spec);
+        expect({ source: parsed.source, display: parsed.display, name: parsed.name, ref: parsed.ref }, spec).to.deep.equal({ source, display, name, ref });
+      }
+    });
+
+    it('rejects what is neither a git nor a tarball URL, in one line', async () => {
+      const cache = await freshCache();
+      expect((await failure('./no-such-dir', cache)).message).to.match(/not a local directory, a git URL .* or a tarball URL/);
+      expect((await failure('ftp://example.com/bp.tgz', cache)).message).to.match(/unsupported URL scheme 'ftp:'/);
+      expect((await failure('http://127.0.0.1:1/bp.tgz#v1', cache)).message).to.match(/tarball URL cannot take a #ref/);
+      expect((await failure('file:///x.git#--upload-pack=evil', cache)).message).to.match(/not a valid git ref/);
+      expect((await failure('file:///x.git#', cache)).message).to.match(/empty ref/);
+    });
+  });
+
+  describe('git over file://', () => {
+    const url = () => `file://${repo.bare}`;
+
+    it('checks out the default branch, a branch, an annotated tag and a sha that is not a tip', async () => {
+      const cache = await freshCache();
+      const main = await resolveBuildpack(url(), { cacheDir: cache });
+      expect(await versionOf(main)).to.equal('v2');
+      expect(main).to.include({ name: 'bp', url: url(), commit: v2 });
+      expect(main.ref).to.equal(undefined);
+      expect(await versionOf(await resolveBuildpack(`${url()}#stable`, { cacheDir: cache }))).to.equal('v1');
+      const tagged = await resolveBuildpack(`${url()}#v1.0`, { cacheDir: cache });
+      expect(await versionOf(tagged)).to.equal('v1');
+      expect(tagged).to.include({ ref: 'v1.0', commit: v1 });
+      expect(await versionOf(await resolveBuildpack(`${url()}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      // An abbreviated sha is found too (by fetching the history).
+      expect(await versionOf(await resolveBuildpack(`${url()}#${v1.slice(0, 10)}`, { cacheDir: cache }))).to.equal('v1');
+      expect(logged).to.include(`-----> Fetching buildpack ${url()}#stable`);
+      // The checkout carries no .git and keeps the executable bits.
+      expect(await exists(path.join(main.dir, '.git'))).to.equal(false);
+      await access(path.join(main.dir, 'bin', 'compile'), 1);
+    });
+
+    it('a cached sha needs no repository at all the second time', async () => {
+      const cache = await freshCache();
+      const clone = path.join(root, 'srv', 'moving.git');
+      await execa('git', ['clone', '--quiet', '--bare', repo.bare, clone]);
+      await resolveBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
+      await rename(clone, `${clone}.gone`);
+      captureLog();
+      const again = await resolveBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
+      expect(await versionOf(again)).to.equal('v1');
+      expect(logged).to.include('-----> Using cached buildpack');
+      await rm(`${clone}.gone`, { recursive: true, force: true });
+    });
+
+    it('gives each build its own writable copy, so an export never reaches the cache', async () => {
+      const cache = await freshCache();
+      const first = await resolveBuildpack(`${url()}#${v2}`, { cacheDir: cache });
+      await writeFile(path.join(first.dir, 'export'), 'export FROM_FIRST=1\n');
+      const second = await resolveBuildpack(`${url()}#${v2}`, { cacheDir: cache });
+      expect(second.dir).to.not.equal(first.dir);
+      expect(await exists(path.join(second.dir, 'export'))).to.equal(false);
+    });
+  });
+
+  describe('git over git:// (git daemon)', () => {
+    let daemon: GitDaemon;
+    let moving: GitFixture;
+    before(async () => {
+      moving = await GitFixture.create(path.join(root, 'daemon'), 'moving');
+      await moving.commit(buildpackFiles('d1'), 'd1');
+      await moving.push();
+      daemon = await startGitDaemon(path.join(root, 'daemon'));
+    });
+    after(async () => daemon?.close());
+
+    it('refetches a branch: a pushed commit shows up in the next resolve', async () => {
+      const cache = await freshCache();
+      const spec = `${daemon.base}/moving.git#main`;
+      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('d1');
+      const d2 = await moving.commit(buildpackFiles('d2'), 'd2');
+      await moving.push();
+      const again = await resolveBuildpack(spec, { cacheDir: cache });
+      expect(await versionOf(again)).to.equal('d2');
+      expect(again.commit).to.equal(d2);
+      // No ref means the default branch, fetched again the same way.
+      expect(await versionOf(await resolveBuildpack(`${daemon.base}/moving.git`, { cacheDir: cache }))).to.equal('d2');
+    });
+
+    it('resolves a cached sha with the daemon stopped', async () => {
+      const cache = await freshCache();
+      const own = await startGitDaemon(path.join(root, 'srv'));
+      const spec = `${own.base}/bp.git#${v1}`;
+      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('v1');
+      expect(own.log()).to.match(/Connection from 127\.0\.0\.1/);
+      await own.close();
+      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('v1');
+      // A branch cannot be refreshed without the server: that is a clear error...
+      const branch = `${own.base}/bp.git#main`;
+      await resolveBuildpack(`${daemon.base}/moving.git#main`, { cacheDir: cache });
+      expect((await failure(branch, cache)).message).to.match(/cannot reach the host \(connection failed\)/);
+      // ...unless the build is offline and the branch is cached.
+      const cachedBranch = await resolveBuildpack(`${daemon.base}/moving.git#main`, { cacheDir: cache, offline: true });
+      expect(await versionOf(cachedBranch)).to.match(/^d/);
+      expect((await failure(branch, cache, true)).message).to.equal(
+        `Buildpack ${branch} is not in the buildpack cache and the build is offline; run one build with network access first`,
+      );
+    });
+
+    it('names an unknown ref and a missing repository in one line', async () => {
+      const cache = await freshCache();
+      expect((await failure(`${daemon.base}/moving.git#no-such-branch`, cache)).message).to.equal(
+        `Buildpack ${daemon.base}/moving.git#no-such-branch: ref 'no-such-branch' does not exist in the repository; use an existing branch, tag or full commit sha`,
+      );
+      expect((await failure(`${daemon.base}/moving.git#${'0'.repeat(40)}`, cache)).message).to.match(/ref '0{40}' does not exist/);
+      expect((await failure(`${daemon.base}/nothing-here.git`, cache)).message).to.equal(
+        `Buildpack ${daemon.base}/nothing-here.git: not a git repository, or it does not exist; check the URL`,
+      );
+    });
+
+    it('lets two concurrent builds resolve the same branch', async () => {
+      const cache = await freshCache();
+      const spec = `${daemon.base}/moving.git#main`;
+      const [a, b] = await Promise.all([resolveBuildpack(spec, { cacheDir: cache }), resolveBuildpack(spec, { cacheDir: cache })]);
+      expect(await versionOf(a)).to.equal(await versionOf(b));
+      expect(a.dir).to.not.equal(b.dir);
+      await access(path.join(a.dir, 'bin', 'compile'));
+      await access(path.join(b.dir, 'bin', 'compile'));
+    });
+  });
+
+  describe('git over smart HTTP (git http-backend)', () => {
+    let server: TestHttpServer;
+    let secured: TestHttpServer;
+    before(async () => {
+      server = await startHttpServer(gitHttpBackend(path.join(root, 'srv')));
+      secured = await startHttpServer(requireBasicAuth('deploy', 'secret', gitHttpBackend(path.join(root, 'srv'))));
+    });
+    after(async () => {
+      await server?.close();
+      await secured?.close();
+    });
+
+    it('fetches branch, tag and sha; a cached sha makes no request', async () => {
+      const cache = await freshCache();
+      const url = `${server.origin}/bp.git`;
+      expect(await versionOf(await resolveBuildpack(`${url}#stable`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await resolveBuildpack(`${url}#v1.0`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await resolveBuildpack(url, { cacheDir: cache }))).to.equal('v2');
+      expect(await versionOf(await resolveBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      const seen = server.requests.length;
+      expect(seen).to.be.greaterThan(0);
+      expect(await versionOf(await resolveBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      expect(server.requests.length).to.equal(seen);
+      // A branch, by contrast, asks the server again.
+      await resolveBuildpack(`${url}#stable`, { cacheDir: cache });
+      expect(server.requests.length).to.be.greaterThan(seen);
+    });
+
+    it('uses credentials from the URL and never shows them', async () => {
+      const cache = await freshCache();
+      const bp = await resolveBuildpack(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#stable`, { cacheDir: cache });
+      expect(await versionOf(bp)).to.equal('v1');
+      expect(bp.url).to.equal(`${secured.origin}/bp.git`);
+      const unknown = await failure(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#nope`, cache);
+      expect(unknown.message).to.equal(
+        `Buildpack ${secured.origin}/bp.git#nope: ref 'nope' does not exist in the repository; use an existing branch, tag or full commit sha`,
+      );
+      const denied = await failure(`http://deploy:wrongsecret@127.0.0.1:${secured.port}/bp.git`, cache);
+      expect(denied.message).to.match(/^Buildpack http:\/\/127\.0\.0\.1:\d+\/bp\.git: access denied;/);
+      const missing = await failure(`http://deploy:secret@127.0.0.1:${secured.port}/missing.git`, cache);
+      expect(missing.message).to.match(/not a git repository, or it does not exist/);
+      const everything = [logged, unknown.message, denied.message, missing.message, bp.url, await allText(cache)].join('\n');
+      expect(everything).to.not.include('secret');
+    });
+
+    it('reports an unreachable host in one line', async () => {
+      const port = await freePort();
+      const error = await failure(`http://user:secret@127.0.0.1:${port}/bp.git`, await freshCache());
+      expect(error.message).to.equal(
+        `Buildpack http://127.0.0.1:${port}/bp.git: cannot reach the host (connection failed); check the URL and that the server is up`,
+      );
+      expect(logged + error.message).to.not.include('secret');
+    });
+  });
+
+  describe('git over ssh:// and git@host:path', () => {
+    const saved = process.env.GIT_SSH_COMMAND;
+    afterEach(() => {
+      if (saved === undefined) delete process.env.GIT_SSH_COMMAND;
+      else process.env.GIT_SSH_COMMAND = saved;
+    });
+
+    it('hands user, host, port and path to ssh and fetches through it', async () => {
+      // No sshd here: GIT_SSH_COMMAND points at a script that records what git
+      // asked ssh to do and runs that remote command locally.
+      const ssh = await fakeSsh(await mkdtemp(path.join(root, 'ssh-')));
+      process.env.GIT_SSH_COMMAND = ssh.command;
+      const cache = await freshCache();
+
+      const viaUrl = await resolveBuildpack(`ssh://git@buildpacks.example:2222${repo.bare}#stable`, { cacheDir: cache });
+      expect(await versionOf(viaUrl)).to.equal('v1');
+      expect(viaUrl.url).to.equal(`ssh://git@buildpacks.example:2222${repo.bare}`);
+      let args = (await readFile(ssh.argsFile, 'utf8')).split('\n');
+      expect(args).to.include.members(['-p', '2222', 'git@buildpacks.example', `git-upload-pack '${repo.bare}'`]);
+
+      await rm(ssh.argsFile);
+      const scp = await resolveBuildpack(`deploy@buildpacks.example:${repo.bare}#${v1}`, { cacheDir: cache });
+      expect(await versionOf(scp)).to.equal('v1');
+      expect(scp.name).to.equal('bp');
+      args = (await readFile(ssh.argsFile, 'utf8')).split('\n');
+      expect(args).to.include.members(['deploy@buildpacks.example', `git-upload-pack '${repo.bare}'`]);
+      expect(args).to.not.include('-p');
+    });
+  });
+
+  describe('tarballs over HTTP', () => {
+    let server: TestHttpServer;
+    before(async () => {
+      const work = await mkdtemp(path.join(root, 'tarballs-'));
+      server = await startHttpServer(
+        requireBasicAuth('deploy', 'secret', serveFiles({
+          '/bp-1.0.tgz': await makeTarball(work, buildpackFiles('t1'), 'heroku-buildpack-test-1.0'),
+          '/flat.tar': await makeTarball(work, buildpackFiles('flat'), undefined, false),
+          '/flat.tar.gz': await makeTarball(work, buildpackFiles('flatgz')),
+          '/no-compile.tgz': await makeTarball(work, { 'bin/detect': '#!/bin/sh\n', 'README.md': 'hi\n' }, 'pack'),
+          '/not-a-tarball.tgz': '<html>this is a login page</html>\n',
+          '/truncated.tgz': (await makeTarball(work, buildpackFiles('t'), 'x')).subarray(0, 60),
+        })),
+      );
+    });
+    after(async () => server?.close());
+    const url = (p: string, password = 'secret') => `http://deploy:${password}@127.0.0.1:${server.port}${p}`;
+
+    it('downloads with progress, strips the top directory, and never asks twice', async () => {
+      const cache = await freshCache();
+      const bp = await resolveBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
+      expect(await versionOf(bp)).to.equal('t1');
+      expect(bp).to.include({ name: 'bp-1.0', url: `${server.origin}/bp-1.0.tgz` });
+      expect(await readdir(bp.dir)).to.have.members(['bin', 'VERSION']);
+      expect(logged).to.include(`-----> Fetching buildpack ${server.origin}/bp-1.0.tgz\n`);
+      expect(logged).to.match(/^ {7}Downloading \d+B\n/m);
+      expect(logged).to.match(/^ {7}Downloaded \d+B\n/m);
+      expect(server.count('/bp-1.0.tgz')).to.equal(1);
+
+      captureLog();
+      const again = await resolveBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
+      expect(await versionOf(again)).to.equal('t1');
+      expect(server.count('/bp-1.0.tgz')).to.equal(1);
+      expect(logged).to.include(`-----> Using cached buildpack ${server.origin}/bp-1.0.tgz\n`);
+      expect(logged + (await allText(cache))).to.not.include('secret');
+    });
+
+    it('takes plain .tar and archives without a top directory', async () => {
+      const cache = await freshCache();
+      expect(await versionOf(await resolveBuildpack(url('/flat.tar'), { cacheDir: cache }))).to.equal('flat');
+      expect(await versionOf(await resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }))).to.equal('flatgz');
+    });
+
+    it('downloads once when two builds ask at the same time', async () => {
+      const cache = await freshCache();
+      const before = server.count('/flat.tar.gz');
+      const [a, b] = await Promise.all([
+        resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
+        resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
+      ]);
+      expect(await versionOf(a)).to.equal('flatgz');
+      expect(await versionOf(b)).to.equal('flatgz');
+      expect(server.count('/flat.tar.gz') - before).to.equal(1);
+    });
+
+    it('fails in one line, without credentials and without caching, for each bad download', async () => {
+      const cache = await freshCache();
+      const origin = server.origin;
+      const messages: string[] = [];
+      const expectFailure = async (spec: string, expected: string | RegExp) => {
+        const { message } = await failure(spec, cache);
+        messages.push(message);
+        if (typeof expected === 'string') expect(message).to.equal(expected);
+        else expect(message).to.match(expected);
+      };
+      await expectFailure(url('/missing.tgz'), `Buildpack ${origin}/missing.tgz: download failed with HTTP 404 Not Found; check the URL`);
+      await expectFailure(
+        url('/bp-1.0.tgz', 'wrongsecret'),
+        `Buildpack ${origin}/bp-1.0.tgz: download failed with HTTP 401 Unauthorized; put credentials in the URL (https://USER:TOKEN@host/...)`,
+      );
+      await expectFailure(
+        url('/no-compile.tgz'),
+        `Buildpack ${origin}/no-compile.tgz: not a buildpack (no bin/compile at its root); point at a classic buildpack with bin/detect and bin/compile`,
+      );
+      await expectFailure(url('/not-a-tarball.tgz'), `Buildpack ${origin}/not-a-tarball.tgz is not a tar or tar.gz archive`);
+      await expectFailure(url('/truncated.tgz'), new RegExp(`^Buildpack ${origin}/truncated.tgz is damaged: `));
+      const port = await freePort();
+      await expectFailure(
+        `http://deploy:secret@127.0.0.1:${port}/bp.tgz`,
+        `Buildpack http://127.0.0.1:${port}/bp.tgz: cannot reach the host (connection refused); check the URL and that the server is up`,
+      );
+      expect([logged, ...messages, await allText(cache)].join('\n')).to.not.include('secret');
+      // Nothing half-fetched was left to be mistaken for a buildpack later.
+      const entries = await readdir(path.join(cache, 'buildpacks'));
+      for (const entry of entries) expect(await readdir(path.join(cache, 'buildpacks', entry))).to.deep.equal([]);
+    });
+  });
+
+  describe('the cache lock', () => {
+    it('takes over a lock left by a build that died', async () => {
+      const cache = await freshCache();
+      const spec = `file://${repo.bare}#${v2}`;
+      await resolveBuildpack(spec, { cacheDir: cache });
+      const [entry] = await readdir(path.join(cache, 'buildpacks'));
+      // A real process that has exited: its pid is free.
+      const dead = execa('true');
+      const { pid } = dead;
+      await dead;
+      const { hostname } = await import('node:os');
+      await writeFile(path.join(cache, 'buildpacks', entry, 'lock'), `${hostname()} ${pid} dead\n`);
+      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('v2');
+      expect(await exists(path.join(cache, 'buildpacks', entry, 'lock'))).to.equal(false);
+    });
+  });
+});
