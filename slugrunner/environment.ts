@@ -1,0 +1,34 @@
+/**
+ * The dyno environment: HOME and the working dir are the app dir, PORT
+ * defaults to 5000, DYNO names the process, and release config_vars fill in
+ * only what the platform has not already set.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
+import { emptyRelease, parseRelease, type Release } from '../shared/release.js';
+
+export interface AppInfo {
+  release: Release;
+  /** Procfile first, then the release's default_process_types. */
+  processTypes: ProcessTypes;
+}
+
+export async function readAppInfo(appDir: string): Promise<AppInfo> {
+  const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
+  const release = releaseText.trim() ? parseRelease(releaseText, `${appDir}/.release`) : emptyRelease();
+  const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
+  return { release, processTypes: { ...release.default_process_types, ...parseProcfile(procfileText) } };
+}
+
+export function dynoEnvironment(base: NodeJS.ProcessEnv, appDir: string, dyno: string, release: Release): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const [name, value] of Object.entries(release.config_vars)) {
+    if (env[name] === undefined) env[name] = value;
+  }
+  env.HOME = appDir;
+  env.PORT = base.PORT || '5000';
+  env.DYNO = base.DYNO || dyno;
+  env.PWD = appDir;
+  return env;
+}
