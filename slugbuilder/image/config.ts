@@ -1,0 +1,129 @@
+/**
+ * The app image's config and manifest: the run image's config plus the slug
+ * layer, a history entry, the runner as entrypoint, HOME=/app, and labels
+ * that record what rebase needs. Nothing here depends on the clock: `created`
+ * is SOURCE_DATE_EPOCH or 1980-01-01T00:00:01Z, so the same source and run
+ * image give the same manifest digest.
+ */
+import { readFileSync } from 'node:fs';
+import { UserError } from '../../shared/errors.js';
+import type { ProcessTypes } from '../../shared/procfile.js';
+import { serialize, type BuiltImage, type Descriptor, type HistoryEntry, type ImageConfig, type ImageManifest, type LayerBlob } from './blobs.js';
+import { MEDIA, layerTypeFor, type Family } from './media-types.js';
+
+export const LABELS = {
+  processTypes: 'io.slugkit.process-types',
+  sourceVersion: 'io.slugkit.source-version',
+  version: 'io.slugkit.version',
+  runImageReference: 'io.slugkit.run-image.reference',
+  runImageDigest: 'io.slugkit.run-image.digest',
+  runImageTopLayer: 'io.slugkit.run-image.top-layer',
+} as const;
+
+export const APP_DIR = '/app';
+export const ENTRYPOINT = ['slugrunner'];
+export const CMD = ['start', 'web'];
+export const LAYER_CREATED_BY = 'slugbuilder: slug layer (app/)';
+
+let cachedVersion: string | undefined;
+/** slugkit's own version, from package.json two levels above dist/slugbuilder/image. */
+export function slugkitVersion(): string {
+  if (cachedVersion) return cachedVersion;
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'slugkit' && pkg.version) return (cachedVersion = pkg.version);
+    } catch {
+      // try the next candidate
+    }
+  }
+  return (cachedVersion = 'unknown');
+}
+
+/** `Env` with one variable set, its earlier definition (if any) replaced in place. */
+export function setEnv(env: string[] | undefined, name: string, value: string): string[] {
+  const out = (env ?? []).filter((e) => !e.startsWith(`${name}=`));
+  out.push(`${name}=${value}`);
+  return out;
+}
+
+export interface AppLayerInfo {
+  digest: string;
+  diffId: string;
+  size: number;
+}
+
+export interface AppConfigInput {
+  runConfig: ImageConfig;
+  runDigest: string;
+  runReference: string;
+  layer: AppLayerInfo;
+  processTypes: ProcessTypes;
+  sourceVersion?: string;
+  created: Date;
+}
+
+export function buildAppConfig(input: AppConfigInput): ImageConfig {
+  const run = input.runConfig;
+  const created = input.created.toISOString().replace(/\.000Z$/, 'Z');
+  const runDiffIds = run.rootfs.diff_ids;
+  if (runDiffIds.length === 0) throw new UserError(`run image ${input.runReference} has no layers: it needs at least a root filesystem`);
+  const labels: Record<string, string> = {
+    ...(run.config?.Labels ?? {}),
+    [LABELS.processTypes]: JSON.stringify(sortedObject(input.processTypes)),
+    [LABELS.version]: slugkitVersion(),
+    [LABELS.runImageReference]: input.runReference,
+    [LABELS.runImageDigest]: input.runDigest,
+    [LABELS.runImageTopLayer]: runDiffIds[runDiffIds.length - 1],
+  };
+  if (input.sourceVersion) labels[LABELS.sourceVersion] = input.sourceVersion;
+  else delete labels[LABELS.sourceVersion];
+
+  const history: HistoryEntry[] = [...(run.history ?? []), { created, created_by: LAYER_CREATED_BY }];
+  return {
+    ...run,
+    created,
+    config: {
+      ...(run.config ?? {}),
+      Env: setEnv(run.config?.Env, 'HOME', APP_DIR),
+      Entrypoint: ENTRYPOINT,
+      Cmd: CMD,
+      WorkingDir: APP_DIR,
+      Labels: labels,
+    },
+    rootfs: { type: 'layers', diff_ids: [...runDiffIds, input.layer.diffId] },
+    history,
+  };
+}
+
+function sortedObject(obj: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]));
+}
+
+/**
+ * Serialise config and manifest once, in one media-type family: the run
+ * image's. Layer types of the other family with the same bytes are translated.
+ */
+export function assembleImage(family: Family, config: ImageConfig, layers: LayerBlob[], annotations?: Record<string, string>): BuiltImage {
+  const media = MEDIA[family];
+  const configDoc = serialize(config);
+  const typedLayers = layers.map((l) => ({ ...l, descriptor: { ...l.descriptor, mediaType: layerTypeFor(family, l.descriptor.mediaType) } }));
+  const configDesc: Descriptor = { mediaType: media.config, digest: configDoc.digest, size: configDoc.bytes.length };
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: media.manifest,
+    config: configDesc,
+    layers: typedLayers.map((l) => stripDescriptor(l.descriptor, family)),
+  };
+  // Docker schema 2 has no annotations; adding them would mix the families.
+  if (family === 'oci' && annotations && Object.keys(annotations).length) manifest.annotations = annotations;
+  return { mediaType: media.manifest, manifest: serialize(manifest), config: configDoc, layers: typedLayers };
+}
+
+/** Keep the fields a layer descriptor of this family may carry. */
+function stripDescriptor(d: Descriptor, family: Family): Descriptor {
+  const out: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+  if (d.urls) out.urls = d.urls;
+  if (family === 'oci' && d.annotations) out.annotations = d.annotations;
+  return out;
+}

@@ -1,0 +1,162 @@
+/**
+ * Opening an image for reading, wherever it lives: an OCI layout, an
+ * oci-archive or docker-archive tarball, or a registry. Whatever the source,
+ * the result is the same: the resolved single-platform manifest, its config,
+ * and a way to stream each blob.
+ */
+import type { Readable } from 'node:stream';
+import { UserError } from '../../shared/errors.js';
+import { sha256, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './blobs.js';
+import { openArchive } from './archive.js';
+import { INDEX_TYPES, MEDIA, familyOfManifest, type Family } from './media-types.js';
+import { OciLayout, REF_NAME } from './oci-layout.js';
+import { DEFAULT_PLATFORM, checkConfigPlatform, selectManifest } from './platform.js';
+import { parseReference, registryRef, type ImageReference } from './reference.js';
+import type { RegistryPool } from './registry.js';
+
+export interface SourceImage {
+  /** The reference as the user wrote it. */
+  text: string;
+  /** Digest of the single-platform manifest. */
+  digest: string;
+  mediaType: string;
+  family: Family;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  configBytes: Buffer;
+  openBlob(desc: Descriptor): Promise<Readable>;
+  /** Set for registry images: lets a push to the same registry mount blobs. */
+  registry?: { host: string; repository: string };
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** From --platform; undefined means linux/amd64 for indexes and "any" for single images. */
+  platform?: Platform;
+  pool: RegistryPool;
+  /** For messages: "run image", "image to rebase". */
+  role: string;
+}
+
+export async function openImage(refOrText: ImageReference | string, opts: OpenOptions): Promise<SourceImage> {
+  const ref = typeof refOrText === 'string' ? parseReference(refOrText) : refOrText;
+  const what = `${opts.role} ${ref.text}`;
+  switch (ref.kind) {
+    case 'oci':
+      return openLayoutImage(await OciLayout.open(ref.dir, what), ref.tag, ref.text, opts, async () => {});
+    case 'oci-archive':
+    case 'docker-archive': {
+      const opened = await openArchive(ref.file, ref.ref, ref.kind, what);
+      try {
+        if (opened.kind === 'layout') return await openLayoutImage(opened.layout, opened.tag, ref.text, opts, opened.close);
+        return await finishImage({ text: ref.text, what, ...opened.image, openBlob: opened.image.openBlob, close: opened.close }, opts);
+      } catch (err) {
+        await opened.close();
+        throw err;
+      }
+    }
+    case 'registry': {
+      const client = opts.pool.get(ref.host);
+      const repo = ref.repository;
+      const top = await client.manifestGet(repo, registryRef(ref));
+      const resolved = await resolveManifest(top, (d) => client.manifestGet(repo, d.digest).then((m) => m.bytes), opts.platform, what);
+      const manifest = resolved.manifest;
+      const configBytes = await client.blobGetBytes(repo, manifest.config);
+      return finishImage(
+        {
+          text: ref.text,
+          what,
+          digest: resolved.digest,
+          mediaType: resolved.mediaType,
+          manifest,
+          configBytes,
+          openBlob: (d) => client.blobGet(repo, d),
+          registry: { host: ref.host, repository: repo },
+          close: async () => {},
+        },
+        opts,
+      );
+    }
+  }
+}
+
+async function openLayoutImage(layout: OciLayout, tag: string | undefined, text: string, opts: OpenOptions, close: () => Promise<void>): Promise<SourceImage> {
+  const what = `${opts.role} ${text}`;
+  const index = await layout.readIndex();
+  const tags = index.manifests.map((m) => m.annotations?.[REF_NAME]).filter((t): t is string => !!t);
+  let top: { bytes: Buffer; mediaType: string };
+  if (tag) {
+    const hit = index.manifests.find((m) => m.annotations?.[REF_NAME] === tag);
+    if (!hit) throw new UserError(`${what}: no tag "${tag}" in ${layout.dir} (tags: ${tags.join(', ') || 'none'})`);
+    top = { bytes: await layout.readDocument(hit), mediaType: hit.mediaType };
+  } else if (index.manifests.length === 1) {
+    const only = index.manifests[0];
+    top = { bytes: await layout.readDocument(only), mediaType: only.mediaType };
+  } else if (index.manifests.length > 1 && index.manifests.every((m) => m.platform)) {
+    // index.json itself is a multi-platform index.
+    top = { bytes: Buffer.from(JSON.stringify(index)), mediaType: MEDIA.oci.index };
+  } else {
+    throw new UserError(`${what}: ${layout.dir} holds ${index.manifests.length} images; name one with ${text}:TAG (tags: ${tags.join(', ') || 'none'})`);
+  }
+  const resolved = await resolveManifest(top, (d) => layout.readDocument(d), opts.platform, what);
+  const configBytes = await layout.readDocument(resolved.manifest.config);
+  return finishImage(
+    { text, what, digest: resolved.digest, mediaType: resolved.mediaType, manifest: resolved.manifest, configBytes, openBlob: (d) => layout.openBlob(d), close },
+    opts,
+  );
+}
+
+interface Resolved {
+  manifest: ImageManifest;
+  mediaType: string;
+  digest: string;
+}
+
+function parseJson<T>(bytes: Buffer, what: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch {
+    throw new UserError(`${what}: a manifest is not valid JSON`);
+  }
+}
+
+/** Follow an index down to the manifest for the wanted platform. */
+export async function resolveManifest(
+  top: { bytes: Buffer; mediaType?: string },
+  fetchManifest: (desc: Descriptor) => Promise<Buffer>,
+  platform: Platform | undefined,
+  what: string,
+): Promise<Resolved> {
+  let current = top;
+  for (let depth = 0; depth < 4; depth++) {
+    const doc = parseJson<Partial<ImageIndex & ImageManifest>>(current.bytes, what);
+    const mediaType = current.mediaType && current.mediaType !== 'application/json' ? current.mediaType : doc.mediaType ?? (doc.manifests ? MEDIA.oci.index : MEDIA.oci.manifest);
+    if (INDEX_TYPES.includes(mediaType) || (doc.manifests && !doc.config)) {
+      const chosen = selectManifest(doc.manifests ?? [], platform ?? DEFAULT_PLATFORM, what);
+      current = { bytes: await fetchManifest(chosen), mediaType: chosen.mediaType };
+      continue;
+    }
+    familyOfManifest(mediaType);
+    if (doc.schemaVersion !== 2 || !doc.config?.digest || !Array.isArray(doc.layers)) {
+      throw new UserError(`${what}: the manifest is not a schema 2 image manifest`);
+    }
+    return { manifest: doc as ImageManifest, mediaType, digest: sha256(current.bytes) };
+  }
+  throw new UserError(`${what}: image indexes nest too deeply`);
+}
+
+async function finishImage(
+  partial: Omit<SourceImage, 'config' | 'family'> & { what: string },
+  opts: OpenOptions,
+): Promise<SourceImage> {
+  const { what, ...rest } = partial;
+  const config = parseJson<ImageConfig>(partial.configBytes, what);
+  if (!config || typeof config.os !== 'string' || typeof config.architecture !== 'string' || !Array.isArray(config.rootfs?.diff_ids)) {
+    throw new UserError(`${what}: its config has no os, architecture or rootfs.diff_ids`);
+  }
+  if (config.rootfs.diff_ids.length !== partial.manifest.layers.length) {
+    throw new UserError(`${what}: its config lists ${config.rootfs.diff_ids.length} layers but its manifest ${partial.manifest.layers.length}: the image is damaged`);
+  }
+  checkConfigPlatform(config, opts.platform, what);
+  return { ...rest, config, family: familyOfManifest(partial.mediaType) };
+}

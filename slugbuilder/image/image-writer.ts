@@ -1,0 +1,149 @@
+/**
+ * Writing a built image to its destination: an OCI layout, an archive that
+ * is both an OCI layout and a docker-load tar, or a registry. Blobs go
+ * first, the config next, and the manifest (or the tag in index.json) last,
+ * so nothing ever points at a blob that is not there.
+ */
+import { mkdtemp, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { UserError, errnoCode } from '../../shared/errors.js';
+import { log } from '../../shared/log.js';
+import { formatSize } from '../../shared/tar-extract.js';
+import { HashingStream, shortDigest, type BuiltImage, type Descriptor } from './blobs.js';
+import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
+import { prepareLayout, putBlob, putDocument, tagManifest, type OciLayout } from './oci-layout.js';
+import type { ImageReference, RegistryReference } from './reference.js';
+import type { RegistryPool } from './registry.js';
+
+export interface WriteResult {
+  digest: string;
+  reference: string;
+}
+
+export async function writeImage(target: ImageReference, image: BuiltImage, pool: RegistryPool): Promise<WriteResult> {
+  switch (target.kind) {
+    case 'oci':
+      return writeLayoutImage(target.dir, target.tag ?? 'latest', image, target.text);
+    case 'oci-archive':
+    case 'docker-archive':
+      return writeArchiveImage(target.file, target.ref, image, target.text);
+    case 'registry':
+      return pushImage(target, image, pool);
+  }
+}
+
+function manifestDescriptor(image: BuiltImage): Descriptor {
+  return { mediaType: image.mediaType, digest: image.manifest.digest, size: image.manifest.bytes.length };
+}
+
+async function copyBlobsInto(layout: OciLayout, image: BuiltImage, what: string): Promise<void> {
+  for (const layer of image.layers) {
+    const d = layer.descriptor;
+    const written = await putBlob(layout, d, () => layer.open(), what);
+    log.info(`${layer.label} ${shortDigest(d.digest)} ${formatSize(d.size)} ${written ? 'written' : 'already present'}`);
+  }
+  await putDocument(layout, image.config.bytes);
+  await putDocument(layout, image.manifest.bytes);
+}
+
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length === 0;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return true;
+    if (errnoCode(err) === 'ENOTDIR') throw new UserError(`${dir} is a file, not an OCI layout directory`);
+    throw err;
+  }
+}
+
+/**
+ * An existing layout gains blobs and then a tag. A new one is built in a
+ * sibling temp dir and renamed into place, so a failure leaves nothing.
+ */
+async function writeLayoutImage(dir: string, tag: string, image: BuiltImage, text: string): Promise<WriteResult> {
+  const target = path.resolve(dir);
+  if (!(await isEmptyOrMissing(target))) {
+    const layout = await prepareLayout(target, `image ${text}`);
+    await copyBlobsInto(layout, image, `image ${text}`);
+    await tagManifest(layout, manifestDescriptor(image), tag);
+    return { digest: image.manifest.digest, reference: text };
+  }
+  const parent = path.dirname(target);
+  let stage: string;
+  try {
+    stage = await mkdtemp(path.join(parent, `.${path.basename(target)}.tmp-`));
+  } catch (err) {
+    throw new UserError(`cannot write ${dir}: ${errnoCode(err) === 'ENOENT' ? 'its parent directory does not exist' : errnoCode(err)}`);
+  }
+  try {
+    const layout = await prepareLayout(stage, `image ${text}`);
+    await copyBlobsInto(layout, image, `image ${text}`);
+    await tagManifest(layout, manifestDescriptor(image), tag);
+    await rmdir(target).catch(() => undefined);
+    await rename(stage, target);
+  } catch (err) {
+    await rm(stage, { recursive: true, force: true });
+    throw err;
+  }
+  return { digest: image.manifest.digest, reference: text };
+}
+
+async function writeArchiveImage(file: string, ref: string | undefined, image: BuiltImage, text: string): Promise<WriteResult> {
+  const stage = await mkdtemp(path.join(os.tmpdir(), 'slugkit-archive-'));
+  try {
+    const layout = await prepareLayout(stage, `image ${text}`);
+    await copyBlobsInto(layout, image, `image ${text}`);
+    await tagManifest(layout, manifestDescriptor(image), ref ?? 'latest');
+    const repoTag = repoTagFor(file, ref);
+    await writeFile(path.join(stage, 'manifest.json'), dockerLoadManifest(image.manifest.value.config, image.manifest.value.layers, repoTag));
+    await packArchive(stage, file);
+    log.info(`docker load will name it ${repoTag}`);
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+  return { digest: image.manifest.digest, reference: text };
+}
+
+/**
+ * Push: per layer, HEAD (skip when present), else a cross-repo mount when the
+ * blob already lives in another repository of the same registry, else a
+ * streamed upload. Then the config, then the manifest under the tag.
+ */
+async function pushImage(target: RegistryReference, image: BuiltImage, pool: RegistryPool): Promise<WriteResult> {
+  if (!target.tag || target.digest) throw new UserError(`--image ${target.text}: push to a tag (docker://HOST/NAME:TAG), not a digest`);
+  const client = pool.get(target.host);
+  const repo = target.repository;
+  for (const layer of image.layers) {
+    const d = layer.descriptor;
+    const name = `${layer.label} ${shortDigest(d.digest)} ${formatSize(d.size)}`;
+    if (await client.blobExists(repo, d.digest)) {
+      log.info(`${name} skipped (already in ${repo})`);
+      continue;
+    }
+    const origin = layer.origin;
+    if (origin && origin.host === target.host && origin.repository !== repo && (await client.blobMount(repo, d.digest, origin.repository))) {
+      log.info(`${name} mounted from ${origin.repository}`);
+      continue;
+    }
+    let sent = 0;
+    await client.blobUpload(repo, d, async () => {
+      const counter = new HashingStream();
+      counter.on('end', () => (sent = counter.bytes));
+      pipeline(await layer.open(), counter).catch((err: Error) => counter.destroy(err));
+      return counter;
+    });
+    log.info(`${name} uploaded (${sent} bytes)`);
+  }
+  const cfg = image.manifest.value.config;
+  if (await client.blobExists(repo, cfg.digest)) {
+    log.info(`config ${shortDigest(cfg.digest)} skipped (already in ${repo})`);
+  } else {
+    await client.blobUpload(repo, cfg, () => image.config.bytes);
+    log.info(`config ${shortDigest(cfg.digest)} uploaded (${image.config.bytes.length} bytes)`);
+  }
+  const digest = await client.manifestPut(repo, target.tag, image.manifest.bytes, image.mediaType);
+  log.info(`manifest ${shortDigest(digest)} pushed as ${target.host}/${repo}:${target.tag}`);
+  return { digest, reference: target.text };
+}

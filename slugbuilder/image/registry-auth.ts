@@ -1,0 +1,92 @@
+/**
+ * Registry credentials and auth challenges. Credentials come from
+ * REGISTRY_USERNAME/REGISTRY_PASSWORD, else from the `auths` of Docker's
+ * config.json ($DOCKER_CONFIG/config.json or ~/.docker/config.json). Every
+ * secret is registered with redact() the moment it is read.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { UserError } from '../../shared/errors.js';
+import { redact } from '../../shared/log.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+  /** Where they came from, for messages (never the values). */
+  source: string;
+}
+
+export interface Challenge {
+  scheme: 'basic' | 'bearer';
+  params: Record<string, string>;
+}
+
+export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env.DOCKER_CONFIG || path.join(env.HOME || os.homedir(), '.docker');
+  return path.join(dir, 'config.json');
+}
+
+/** `https://host:port/v1/` and `host:port` name the same registry. */
+function hostOfKey(key: string): string {
+  return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+}
+
+export function findCredentials(host: string, env: NodeJS.ProcessEnv = process.env): Credentials | undefined {
+  if (env.REGISTRY_USERNAME || env.REGISTRY_PASSWORD) {
+    redact(env.REGISTRY_PASSWORD);
+    return { username: env.REGISTRY_USERNAME ?? '', password: env.REGISTRY_PASSWORD ?? '', source: 'REGISTRY_USERNAME/REGISTRY_PASSWORD' };
+  }
+  const file = dockerConfigPath(env);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new UserError(`${file} is not valid JSON: fix it or point DOCKER_CONFIG at another directory`);
+  }
+  const wanted = host.toLowerCase();
+  for (const [key, entry] of Object.entries(doc.auths ?? {})) {
+    if (hostOfKey(key) !== wanted || !entry) continue;
+    if (entry.auth) {
+      redact(entry.auth);
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon < 0) throw new UserError(`${file}: auths["${key}"].auth is not base64 of user:password`);
+      const password = decoded.slice(colon + 1);
+      redact(password);
+      return { username: decoded.slice(0, colon), password, source: file };
+    }
+    if (entry.username !== undefined && entry.password !== undefined) {
+      redact(entry.password);
+      return { username: entry.username, password: entry.password, source: file };
+    }
+  }
+  return undefined;
+}
+
+export function basicHeader(creds: Credentials): string {
+  const value = Buffer.from(`${creds.username}:${creds.password}`).toString('base64');
+  redact(value);
+  return `Basic ${value}`;
+}
+
+/** Parse `Bearer realm="...",service="...",scope="a:b:pull,push"` (quoted values may hold commas). */
+export function parseChallenge(header: string | null): Challenge | undefined {
+  if (!header) return undefined;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (!m) return undefined;
+  const scheme = m[1].toLowerCase();
+  if (scheme !== 'basic' && scheme !== 'bearer') return undefined;
+  const params: Record<string, string> = {};
+  const re = /([A-Za-z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
+  for (let p = re.exec(m[2]); p; p = re.exec(m[2])) {
+    params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3];
+  }
+  return { scheme, params };
+}

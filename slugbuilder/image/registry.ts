@@ -1,0 +1,375 @@
+/**
+ * A client for the OCI distribution API over Node's fetch: ping, the
+ * anonymous / Basic / Bearer-token auth dance, blob HEAD, GET, cross-repo
+ * mount and streamed monolithic upload, manifest GET and PUT. Transient
+ * failures (429, 5xx, connection resets) are retried with backoff; bodies
+ * are re-opened for each attempt, so uploads can be retried too.
+ */
+import { Readable } from 'node:stream';
+import { UserError, errorMessage } from '../../shared/errors.js';
+import { redact } from '../../shared/log.js';
+import { sha256, type Descriptor } from './blobs.js';
+import { MANIFEST_ACCEPT } from './media-types.js';
+import { basicHeader, findCredentials, parseChallenge, type Challenge, type Credentials } from './registry-auth.js';
+
+const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
+const RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+const ATTEMPTS = 5;
+const BACKOFF_MS = 200;
+const MAX_RETRY_AFTER_MS = 10_000;
+/** Manifests and configs are small JSON documents; refuse absurd ones. */
+const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function isLoopbackHost(host: string): boolean {
+  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/** Network failure code behind fetch's generic "fetch failed". */
+function causeCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    if ('code' in e && typeof e.code === 'string') return e.code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** The registry's own error text (`{"errors":[{"code","message"}]}`), if any. */
+async function registryErrorText(res: Response): Promise<string> {
+  const text = await res.text().catch(() => '');
+  try {
+    const doc = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
+    if (doc.errors?.length) return doc.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+  } catch {
+    // not JSON: fall through to the status line
+  }
+  return `HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`;
+}
+
+interface SendOptions {
+  headers?: Record<string, string>;
+  /** Opened again for every attempt, so a retried upload sends the whole body. */
+  body?: () => Promise<Readable | Buffer> | Readable | Buffer;
+  /** Token scopes this request needs (repository:NAME:pull,push ...). */
+  scopes: string[];
+  /** For messages: what we were doing. */
+  what: string;
+}
+
+export interface RegistryClientOptions {
+  insecureRegistries?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export class RegistryClient {
+  readonly host: string;
+  readonly base: string;
+  private readonly credentials: Credentials | undefined;
+  private challenge: Challenge | undefined;
+  private pinged = false;
+  private readonly tokens = new Map<string, string>();
+
+  constructor(host: string, opts: RegistryClientOptions = {}) {
+    this.host = host;
+    const insecure = isLoopbackHost(host) || (opts.insecureRegistries ?? []).some((h) => h.toLowerCase() === host.toLowerCase());
+    // Like kaniko's --insecure-registry: those hosts are spoken to over plain HTTP.
+    this.base = `${insecure ? 'http' : 'https'}://${host}`;
+    this.credentials = findCredentials(host, opts.env ?? process.env);
+  }
+
+  /** GET /v2/: learns whether and how the registry wants us to authenticate. */
+  async ping(): Promise<void> {
+    if (this.pinged) return;
+    const res = await this.fetchWithRetries('GET', `${this.base}/v2/`, {}, undefined, `reaching registry ${this.host}`);
+    if (res.status === 401) {
+      this.challenge = parseChallenge(res.headers.get('www-authenticate'));
+      await res.body?.cancel();
+      if (!this.challenge) throw new UserError(`registry ${this.host} wants authentication of a kind slugbuilder does not speak (only Basic and Bearer tokens)`);
+    } else if (res.ok) {
+      await res.body?.cancel();
+    } else {
+      throw new UserError(`registry ${this.host} answered /v2/ with ${await registryErrorText(res)}: is it an OCI distribution registry?`);
+    }
+    this.pinged = true;
+  }
+
+  // ---- blobs ----
+
+  async blobExists(repo: string, digest: string): Promise<boolean> {
+    const res = await this.send('HEAD', `/v2/${repo}/blobs/${digest}`, { scopes: [pushScope(repo)], what: `checking blob ${digest} in ${repo}` });
+    await res.body?.cancel();
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    throw new UserError(`registry ${this.host}: checking blob ${digest} in ${repo} failed with HTTP ${res.status}`);
+  }
+
+  async blobGet(repo: string, desc: Descriptor): Promise<Readable> {
+    const res = await this.send('GET', `/v2/${repo}/blobs/${desc.digest}`, { scopes: [pullScope(repo)], what: `downloading blob ${desc.digest} from ${repo}` });
+    if (!res.ok || !res.body) throw new UserError(`registry ${this.host}: downloading blob ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
+    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  }
+
+  async blobGetBytes(repo: string, desc: Descriptor): Promise<Buffer> {
+    const res = await this.send('GET', `/v2/${repo}/blobs/${desc.digest}`, { scopes: [pullScope(repo)], what: `downloading ${desc.digest} from ${repo}` });
+    if (!res.ok) throw new UserError(`registry ${this.host}: downloading ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
+    const bytes = await readLimited(res, `${desc.digest} from ${this.host}/${repo}`);
+    if (sha256(bytes) !== desc.digest) throw new UserError(`registry ${this.host} sent ${desc.digest} from ${repo} with the wrong digest: the image is damaged`);
+    return bytes;
+  }
+
+  /** Cross-repository mount: true when the registry linked the blob, false when it wants an upload. */
+  async blobMount(repo: string, digest: string, fromRepo: string): Promise<boolean> {
+    const query = `mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepo)}`;
+    const res = await this.send('POST', `/v2/${repo}/blobs/uploads/?${query}`, {
+      scopes: [pushScope(repo), pullScope(fromRepo)],
+      what: `mounting ${digest} from ${fromRepo} into ${repo}`,
+    });
+    await res.body?.cancel();
+    if (res.status === 201) return true;
+    if (res.status === 202) return false; // an upload session we simply leave to expire
+    throw new UserError(`registry ${this.host}: mounting ${digest} from ${fromRepo} failed with HTTP ${res.status}`);
+  }
+
+  /**
+   * POST for an upload session, then one PUT of the whole blob to its
+   * Location (opaque, possibly relative, possibly with a query already).
+   * A session the registry lost on a failed attempt is started afresh once.
+   */
+  async blobUpload(repo: string, desc: Descriptor, open: () => Promise<Readable | Buffer> | Readable | Buffer): Promise<void> {
+    for (let session = 1; ; session++) {
+      const post = await this.send('POST', `/v2/${repo}/blobs/uploads/`, { scopes: [pushScope(repo)], what: `starting the upload of ${desc.digest} to ${repo}` });
+      await post.body?.cancel();
+      const location = post.headers.get('location');
+      if (post.status !== 202 || !location) {
+        throw new UserError(`registry ${this.host} refused to start an upload to ${repo}: HTTP ${post.status}${post.status === 403 ? ' (no push access for these credentials)' : ''}`);
+      }
+      const target = new URL(location, `${this.base}/v2/`).href;
+      const url = `${target}${target.includes('?') ? '&' : '?'}digest=${encodeURIComponent(desc.digest)}`;
+      const put = await this.send('PUT', url, {
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+        body: open,
+        scopes: [pushScope(repo)],
+        what: `uploading ${desc.digest} to ${repo}`,
+      });
+      if (put.status === 201) {
+        await put.body?.cancel();
+        return;
+      }
+      const text = await registryErrorText(put);
+      if (session < 2 && (put.status === 404 || /BLOB_UPLOAD_UNKNOWN|BLOB_UPLOAD_INVALID/.test(text))) continue;
+      throw new UserError(`registry ${this.host} rejected blob ${desc.digest} for ${repo}: ${text}`);
+    }
+  }
+
+  // ---- manifests ----
+
+  async manifestGet(repo: string, ref: string): Promise<{ bytes: Buffer; mediaType: string; digest: string }> {
+    const res = await this.send('GET', `/v2/${repo}/manifests/${ref}`, {
+      headers: { accept: MANIFEST_ACCEPT },
+      scopes: [pullScope(repo)],
+      what: `reading ${repo}:${ref}`,
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw new UserError(`image ${this.host}/${repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref} not found: check the name and tag`);
+    }
+    if (!res.ok) throw new UserError(`registry ${this.host}: reading ${repo}:${ref} failed: ${await registryErrorText(res)}`);
+    const bytes = await readLimited(res, `manifest ${repo}:${ref}`);
+    const digest = sha256(bytes);
+    if (ref.startsWith('sha256:') && ref !== digest) throw new UserError(`registry ${this.host} sent ${repo}@${ref} with digest ${digest}: the image is damaged`);
+    const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+    return { bytes, mediaType, digest };
+  }
+
+  async manifestPut(repo: string, tag: string, bytes: Buffer, mediaType: string): Promise<string> {
+    const res = await this.send('PUT', `/v2/${repo}/manifests/${tag}`, {
+      headers: { 'content-type': mediaType },
+      body: () => bytes,
+      scopes: [pushScope(repo)],
+      what: `pushing the manifest of ${repo}:${tag}`,
+    });
+    if (res.status !== 201 && res.status !== 200) throw new UserError(`registry ${this.host} rejected the manifest for ${repo}:${tag}: ${await registryErrorText(res)}`);
+    await res.body?.cancel();
+    const digest = sha256(bytes);
+    const echoed = res.headers.get('docker-content-digest');
+    if (echoed && echoed !== digest) throw new UserError(`registry ${this.host} stored the manifest of ${repo}:${tag} as ${echoed}, not ${digest}`);
+    return digest;
+  }
+
+  // ---- transport ----
+
+  /** One API call: auth header, retries, and one re-authentication on 401. */
+  private async send(method: string, pathOrUrl: string, opts: SendOptions): Promise<Response> {
+    await this.ping();
+    const url = pathOrUrl.startsWith('/') ? `${this.base}${pathOrUrl}` : pathOrUrl;
+    let refreshed = false;
+    for (;;) {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+      const authorization = await this.authorization(opts.scopes, false);
+      if (authorization) headers.authorization = authorization;
+      const res = await this.fetchWithRetries(method, url, headers, opts.body, opts.what);
+      if (res.status === 401) {
+        await res.body?.cancel();
+        const challenge = parseChallenge(res.headers.get('www-authenticate')) ?? this.challenge;
+        if (!refreshed && challenge) {
+          // A new challenge may name a different scope: fetch a token for it.
+          this.challenge = challenge;
+          const extra = challenge.params.scope ? challenge.params.scope.split(' ') : [];
+          refreshed = true;
+          if (challenge.scheme === 'bearer') {
+            await this.authorization([...opts.scopes, ...extra], true);
+            opts = { ...opts, scopes: [...new Set([...opts.scopes, ...extra])] };
+          }
+          if (challenge.scheme === 'bearer' || !authorization) continue;
+        }
+        throw this.credentialsError(`${opts.what}`);
+      }
+      if (res.status === 403) {
+        await res.body?.cancel();
+        const who = this.credentials ? `user ${this.credentials.username}` : 'anonymous access';
+        throw new UserError(`registry ${this.host} denied ${opts.what} for ${who}: ask for access to the repository or use other credentials`);
+      }
+      return res;
+    }
+  }
+
+  private credentialsError(what: string): UserError {
+    if (!this.credentials) {
+      return new UserError(`registry ${this.host} needs credentials for ${what}: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${this.host} to the auths of ${'$DOCKER_CONFIG/config.json or ~/.docker/config.json'}`);
+    }
+    return new UserError(`registry ${this.host} rejected the credentials of user ${this.credentials.username} (from ${this.credentials.source}): check the username and password`);
+  }
+
+  /** The Authorization header for these scopes, fetching a Bearer token when needed. */
+  private async authorization(scopes: string[], forceNewToken: boolean): Promise<string | undefined> {
+    const challenge = this.challenge;
+    if (!challenge) return undefined;
+    if (challenge.scheme === 'basic') return this.credentials ? basicHeader(this.credentials) : undefined;
+    const key = [...new Set(scopes)].sort().join(' ');
+    const cached = this.tokens.get(key);
+    if (cached && !forceNewToken) return `Bearer ${cached}`;
+    const token = await this.fetchToken(challenge, [...new Set(scopes)].sort());
+    this.tokens.set(key, token);
+    return `Bearer ${token}`;
+  }
+
+  private async fetchToken(challenge: Challenge, scopes: string[]): Promise<string> {
+    const realm = challenge.params.realm;
+    if (!realm) throw new UserError(`registry ${this.host} asked for a Bearer token without naming a realm`);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new UserError(`registry ${this.host} named an invalid token realm ${realm}`);
+    }
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.base.startsWith('http:'))) {
+      throw new UserError(`registry ${this.host} sent its token realm over plain HTTP (${url.origin}): refusing to send credentials there`);
+    }
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    for (const scope of scopes) url.searchParams.append('scope', scope);
+    const headers: Record<string, string> = {};
+    if (this.credentials) headers.authorization = basicHeader(this.credentials);
+    const res = await this.fetchWithRetries('GET', url.href, headers, undefined, `getting a token from ${url.origin}`);
+    if (res.status === 401 || res.status === 403) {
+      await res.body?.cancel();
+      throw this.credentialsError(`a ${scopes.join(' ')} token`);
+    }
+    if (!res.ok) throw new UserError(`token server ${url.origin} for registry ${this.host} answered ${await registryErrorText(res)}`);
+    let doc: { token?: string; access_token?: string };
+    try {
+      doc = JSON.parse((await readLimited(res, 'token response')).toString('utf8'));
+    } catch {
+      throw new UserError(`token server ${url.origin} for registry ${this.host} sent something that is not JSON`);
+    }
+    const token = doc.token ?? doc.access_token;
+    if (!token) throw new UserError(`token server ${url.origin} for registry ${this.host} sent no token`);
+    redact(token);
+    return token;
+  }
+
+  /** fetch with retries on 429/5xx and connection resets, with exponential backoff. */
+  private async fetchWithRetries(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: SendOptions['body'],
+    what: string,
+  ): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      let stream: Readable | undefined;
+      try {
+        const init: RequestInit & { duplex?: 'half' } = { method, headers, redirect: 'follow' };
+        if (body) {
+          const b = await body();
+          if (Buffer.isBuffer(b)) {
+            init.body = new Uint8Array(b) as unknown as BodyInit;
+          } else {
+            stream = b;
+            init.body = Readable.toWeb(b) as unknown as ReadableStream;
+            init.duplex = 'half';
+          }
+        }
+        res = await fetch(url, init);
+      } catch (err) {
+        stream?.destroy();
+        const code = causeCode(err);
+        if (code && RETRY_CODES.has(code) && attempt < ATTEMPTS) {
+          await sleep(BACKOFF_MS * 2 ** (attempt - 1));
+          continue;
+        }
+        if (err instanceof UserError) throw err;
+        const hint = code === 'ECONNREFUSED' ? ': is the registry running, and is the host:port right?' : code === 'ENOTFOUND' ? ': unknown host' : '';
+        const tls = /EPROTO|SSL|TLS|wrong version/i.test(`${code} ${errorMessage((err as Error)?.cause ?? err)}`)
+          ? ': if this registry speaks plain HTTP, pass --insecure-registry ' + this.host
+          : '';
+        throw new UserError(`registry ${this.host}: ${what} failed (${code ?? errorMessage(err)})${hint}${tls}`);
+      }
+      if (RETRY_STATUS.has(res.status) && attempt < ATTEMPTS) {
+        stream?.destroy();
+        const retryAfter = Number(res.headers.get('retry-after'));
+        await res.body?.cancel();
+        const wait = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS) : BACKOFF_MS * 2 ** (attempt - 1);
+        await sleep(wait);
+        continue;
+      }
+      if (RETRY_STATUS.has(res.status)) {
+        throw new UserError(`registry ${this.host}: ${what} failed after ${ATTEMPTS} attempts: ${await registryErrorText(res)}`);
+      }
+      return res;
+    }
+  }
+}
+
+function pullScope(repo: string): string {
+  return `repository:${repo}:pull`;
+}
+
+function pushScope(repo: string): string {
+  return `repository:${repo}:pull,push`;
+}
+
+async function readLimited(res: Response, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > MAX_DOCUMENT_BYTES) throw new UserError(`${what} is ${declared} bytes: too large for an image document`);
+  const bytes = Buffer.from(await res.arrayBuffer());
+  if (bytes.length > MAX_DOCUMENT_BYTES) throw new UserError(`${what} is too large for an image document`);
+  return bytes;
+}
+
+/** One client per registry host for a whole command, so tokens are reused. */
+export class RegistryPool {
+  private readonly clients = new Map<string, RegistryClient>();
+  constructor(private readonly opts: RegistryClientOptions = {}) {}
+  get(host: string): RegistryClient {
+    let client = this.clients.get(host);
+    if (!client) {
+      client = new RegistryClient(host, this.opts);
+      this.clients.set(host, client);
+    }
+    return client;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Run images for the image tests, built here from a small rootfs (busybox
+ * from Debian's busybox-static when installed) and written as an OCI layout
+ * by hand, independently of the code under test. The run image carries a
+ * stand-in `slugrunner` shell script (the real runner needs Node, which a
+ * busybox image does not have): it runs the Procfile's command for a type.
+ */
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { create as tarCreate } from 'tar';
+
+export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+const APPLETS = ['sh', 'cat', 'sed', 'head', 'httpd', 'env', 'ls', 'echo', 'id', 'sleep', 'test', '['];
+
+const SLUGRUNNER_STUB = `#!/bin/sh
+# Test stand-in for slugrunner: "start TYPE" runs the Procfile command for TYPE.
+[ "$1" = start ] || { echo "stub slugrunner: only 'start TYPE'" >&2; exit 64; }
+cd /app || exit 1
+cmd=$(sed -n "s/^$2:[[:space:]]*//p" Procfile | head -n 1)
+[ -n "$cmd" ] || { echo "stub slugrunner: no $2 in Procfile" >&2; exit 1; }
+exec sh -c "$cmd"
+`;
+
+function sha256(b: Buffer): string {
+  return 'sha256:' + createHash('sha256').update(b).digest('hex');
+}
+
+/** A rootfs with busybox (if installed), the runner stub and a version file. */
+export async function makeRootfs(dir: string, version: string): Promise<void> {
+  await mkdir(path.join(dir, 'bin'), { recursive: true });
+  await mkdir(path.join(dir, 'usr/local/bin'), { recursive: true });
+  await mkdir(path.join(dir, 'etc'), { recursive: true });
+  await mkdir(path.join(dir, 'tmp'), { recursive: true });
+  if (BUSYBOX) {
+    copyFileSync(BUSYBOX, path.join(dir, 'bin/busybox'));
+    await chmod(path.join(dir, 'bin/busybox'), 0o755);
+    for (const applet of APPLETS) await symlink('busybox', path.join(dir, 'bin', applet));
+  }
+  await writeFile(path.join(dir, 'usr/local/bin/slugrunner'), SLUGRUNNER_STUB, { mode: 0o755 });
+  await writeFile(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n');
+  await writeFile(path.join(dir, 'etc/run-image-version'), version + '\n');
+}
+
+async function tarOf(dir: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const stream = tarCreate({ cwd: dir, portable: true, gzip: false }, ['.']);
+  for await (const c of stream as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+export interface RunImageOptions {
+  /** One layer per directory. */
+  layers: string[];
+  /** Docker schema 2 media types instead of OCI ones. */
+  docker?: boolean;
+  /** Write an image index with these platforms (the same layers under each). */
+  platforms?: Array<{ os: string; architecture: string; variant?: string }>;
+  architecture?: string;
+  version: string;
+}
+
+export interface RunImageInfo {
+  manifestDigest: string;
+  /** Digest of the index when platforms were given. */
+  indexDigest?: string;
+  layerDigests: string[];
+  diffIds: string[];
+}
+
+/** Write (or add a tag to) an OCI layout holding a run image. */
+export async function writeRunImage(layoutDir: string, tag: string, opts: RunImageOptions): Promise<RunImageInfo> {
+  const types = opts.docker
+    ? {
+        manifest: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: 'application/vnd.docker.container.image.v1+json',
+        layer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+        index: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      }
+    : {
+        manifest: 'application/vnd.oci.image.manifest.v1+json',
+        config: 'application/vnd.oci.image.config.v1+json',
+        layer: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        index: 'application/vnd.oci.image.index.v1+json',
+      };
+  const blobs = path.join(layoutDir, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  const put = async (bytes: Buffer) => {
+    const digest = sha256(bytes);
+    await writeFile(path.join(blobs, digest.slice(7)), bytes);
+    return { digest, size: bytes.length };
+  };
+  const layers: Array<{ digest: string; size: number }> = [];
+  const diffIds: string[] = [];
+  for (const dir of opts.layers) {
+    const tar = await tarOf(dir);
+    diffIds.push(sha256(tar));
+    layers.push(await put(gzipSync(tar, { level: 6 })));
+  }
+  const platforms = opts.platforms ?? [{ os: 'linux', architecture: opts.architecture ?? 'amd64' }];
+  const manifests: Array<{ digest: string; size: number; platform: { os: string; architecture: string; variant?: string } }> = [];
+  for (const platform of platforms) {
+    const config = {
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
+      created: '2024-01-01T00:00:00Z',
+      config: {
+        Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/root', 'RUN_IMAGE_VERSION=' + opts.version],
+        Cmd: ['sh'],
+        Labels: { 'org.example.run-image': opts.version },
+      },
+      rootfs: { type: 'layers', diff_ids: diffIds },
+      history: diffIds.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `test fixture layer ${i + 1}` })),
+    };
+    const cfg = await put(Buffer.from(JSON.stringify(config)));
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: types.manifest,
+      config: { mediaType: types.config, ...cfg },
+      layers: layers.map((l) => ({ mediaType: types.layer, ...l })),
+    };
+    manifests.push({ ...(await put(Buffer.from(JSON.stringify(manifest)))), platform });
+  }
+  let top: { mediaType: string; digest: string; size: number };
+  let indexDigest: string | undefined;
+  if (opts.platforms) {
+    const index = { schemaVersion: 2, mediaType: types.index, manifests: manifests.map((m) => ({ mediaType: types.manifest, ...m })) };
+    const idx = await put(Buffer.from(JSON.stringify(index)));
+    top = { mediaType: types.index, ...idx };
+    indexDigest = idx.digest;
+  } else {
+    top = { mediaType: types.manifest, digest: manifests[0].digest, size: manifests[0].size };
+  }
+  const indexFile = path.join(layoutDir, 'index.json');
+  let existing: { manifests: Array<{ annotations?: Record<string, string> }> } = { manifests: [] };
+  if (existsSync(indexFile)) existing = JSON.parse(await readFile(indexFile, 'utf8'));
+  const kept = existing.manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] !== tag);
+  await writeFile(path.join(layoutDir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(
+    indexFile,
+    JSON.stringify({ schemaVersion: 2, mediaType: types.index.includes('oci') ? types.index : 'application/vnd.oci.image.index.v1+json', manifests: [...kept, { ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }] }),
+  );
+  return { manifestDigest: manifests[0].digest, indexDigest, layerDigests: layers.map((l) => l.digest), diffIds };
+}
+
+/** A tiny app as a build leaves it: Procfile, a page, a script. */
+export async function makeApp(dir: string, page = 'hello from slugkit\n'): Promise<void> {
+  await mkdir(path.join(dir, 'public'), { recursive: true });
+  await mkdir(path.join(dir, '.profile.d'), { recursive: true });
+  await writeFile(path.join(dir, 'Procfile'), 'web: httpd -f -p ${BIND:-0.0.0.0}:${PORT:-5000} -h /app/public\n');
+  await writeFile(path.join(dir, 'public/index.html'), page);
+  await writeFile(path.join(dir, 'bin-run.sh'), '#!/bin/sh\necho run\n', { mode: 0o755 });
+  await writeFile(path.join(dir, '.release'), '---\ndefault_process_types:\n  web: httpd\n');
+}
