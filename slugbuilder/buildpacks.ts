@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../shared/errors.js';
 import { displayUrl } from '../shared/http.js';
+import { resolveBuildpack } from './buildpack-fetch.js';
 
 export interface Buildpack {
   /** Short name for logs: the directory's name, or detect's answer once known. */
@@ -74,7 +75,9 @@ export async function prepareBuildpack(spec: string, opts: ResolveOptions): Prom
   return { name, dir, origin: displayUrl(spec) };
 }
 
-async function locate(spec: string, _opts: ResolveOptions): Promise<string> {
+/** A local directory as it is; anything else is a git or tarball URL, fetched through the buildpack cache. */
+async function locate(spec: string, opts: ResolveOptions): Promise<string> {
   if (await isDirectory(spec)) return spec;
-  throw new UserError(`buildpack ${displayUrl(spec)} is not a directory`);
+  const fetched = await resolveBuildpack(spec, { cacheDir: opts.cacheRoot });
+  return fetched.dir;
 }
