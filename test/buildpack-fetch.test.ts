@@ -8,10 +8,11 @@
 import { expect } from 'chai';
 import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
-import { resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack } from '../slugbuilder/buildpack-fetch.js';
+import { removeBuildCopies, resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack } from '../slugbuilder/buildpack-fetch.js';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { GitFixture, fakeSsh, freePort, gitHttpBackend, startGitDaemon, type GitDaemon } from './helpers/git-server.js';
@@ -30,7 +31,7 @@ function restoreLog(): void {
 function buildpackFiles(version: string): Record<string, string> {
   return {
     'bin/detect': '#!/bin/sh\necho test\n',
-    'bin/compile': `#!/bin/sh\necho "compiling with ${version}"\n`,
+    'bin/compile': `#!/bin/sh\necho "compiling with ${version}"\necho ${version} > "$1/built-by.txt"\n`,
     'bin/release': '#!/bin/sh\necho "--- {}"\n',
     VERSION: `${version}\n`,
   };
@@ -98,6 +99,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
   });
   after(async () => {
     restoreLog();
+    removeBuildCopies();
     await rm(root, { recursive: true, force: true });
   });
   beforeEach(captureLog);
@@ -433,6 +435,76 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       await writeFile(path.join(cache, 'buildpacks', entry, 'lock'), `${hostname()} ${pid} dead\n`);
       expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('v2');
       expect(await exists(path.join(cache, 'buildpacks', entry, 'lock'))).to.equal(false);
+    });
+  });
+
+  describe('through the slugbuilder CLI', () => {
+    const cli = fileURLToPath(new URL('../slugbuilder/cli.js', import.meta.url));
+    let server: TestHttpServer;
+    let daemon: GitDaemon;
+    let app: string;
+    before(async () => {
+      const work = await mkdtemp(path.join(root, 'cli-'));
+      app = path.join(work, 'app');
+      await mkdir(app);
+      await writeFile(path.join(app, 'Procfile'), 'web: sh -c "cat built-by.txt"\n');
+      server = await startHttpServer(
+        requireBasicAuth('deploy', 'secret', serveFiles({ '/pack.tgz': await makeTarball(work, buildpackFiles('from-tarball'), 'pack-main') })),
+      );
+      daemon = await startGitDaemon(path.join(root, 'srv'));
+    });
+    after(async () => {
+      await server?.close();
+      await daemon?.close();
+    });
+
+    /** One real build: the CLI in a child process, the slug in a file. */
+    async function build(args: string[], env: Record<string, string> = {}) {
+      const out = await mkdtemp(path.join(root, 'out-'));
+      const slug = path.join(out, 'slug.tgz');
+      const result = await execa('node', [cli, '--source', app, '-o', slug, ...args], {
+        env: { SLUGBUILDER_CACHE_DIR: path.join(root, 'cli-cache'), ...env },
+        stdin: 'ignore',
+        reject: false,
+      });
+      let builtBy: string | undefined;
+      if (result.exitCode === 0) {
+        await execa('tar', ['-xzf', slug, '-C', out]);
+        builtBy = (await readFile(path.join(out, 'built-by.txt'), 'utf8')).trim();
+      }
+      return { ...result, builtBy, slugExists: await exists(slug) };
+    }
+
+    it('builds with a git URL from --buildpack', async () => {
+      const result = await build(['--buildpack', `${daemon.base}/bp.git#stable`]);
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(result.builtBy).to.equal('v1');
+      expect(result.stderr).to.include(`-----> Fetching buildpack ${daemon.base}/bp.git#stable`);
+    });
+
+    it('builds with a tarball URL from BUILDPACK_URL, and from the cache with the server gone', async () => {
+      const spec = `http://deploy:secret@127.0.0.1:${server.port}/pack.tgz`;
+      const first = await build([], { BUILDPACK_URL: spec });
+      expect(first.exitCode, first.stderr).to.equal(0);
+      expect(first.builtBy).to.equal('from-tarball');
+      expect(server.count('/pack.tgz')).to.equal(1);
+      await server.close();
+      const second = await build([], { BUILDPACK_URL: spec });
+      expect(second.exitCode, second.stderr).to.equal(0);
+      expect(second.builtBy).to.equal('from-tarball');
+      expect(second.stderr).to.include(`-----> Using cached buildpack ${server.origin}/pack.tgz`);
+      expect(first.stderr + first.stdout + second.stderr + second.stdout).to.not.include('secret');
+    });
+
+    it('fails with one line and exit 1 for a ref that does not exist, leaving no slug', async () => {
+      const result = await build(['--buildpack', `git://u:secret@127.0.0.1:${daemon.port}/bp.git#no-such-tag`]);
+      expect(result.exitCode).to.equal(1);
+      expect(result.slugExists).to.equal(false);
+      const errors = result.stderr.split('\n').filter((l) => l.startsWith(' !     '));
+      expect(errors).to.deep.equal([
+        ` !     Buildpack git://127.0.0.1:${daemon.port}/bp.git#no-such-tag: ref 'no-such-tag' does not exist in the repository; use an existing branch, tag or full commit sha`,
+      ]);
+      expect(result.stderr).to.not.include('secret');
     });
   });
 });

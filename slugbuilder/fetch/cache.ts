@@ -18,6 +18,7 @@ import { rmSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
+import { removeOnExit } from '../../shared/cleanup.js';
 import { errnoCode } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 
@@ -163,6 +164,7 @@ let cleanupHooked = false;
 export async function copyForBuild(tree: string, name: string): Promise<string> {
   const parent = await mkdtemp(path.join(tmpdir(), 'slugkit-buildpack-'));
   buildCopies.add(parent);
+  removeOnExit(parent); // the CLIs also clean up on SIGTERM/SIGINT, where 'exit' hooks do not run
   if (!cleanupHooked) {
     cleanupHooked = true;
     process.once('exit', removeBuildCopies);

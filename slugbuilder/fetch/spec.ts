@@ -136,13 +136,16 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
       return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
     }
     case 'git:':
+      // The git protocol has no authentication: user-info would only be taken as part of the host name.
+      if (!url.hostname) throw new UserError(`Buildpack ${display}: the URL has no host`);
+      return { source: 'git', fetchUrl: display, display, ref, name: gitName(url) };
     case 'ssh:':
     case 'git+ssh:':
     case 'ssh+git:':
       if (!url.hostname) throw new UserError(`Buildpack ${display}: the URL has no host`);
       return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
     case 'file:':
-      return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
+      return { source: 'git', fetchUrl: display, display, ref, name: gitName(url) };
     default:
       throw new UserError(
         `Buildpack ${display}: unsupported URL scheme '${url.protocol}'; use https://, http://, git://, file://, ssh://, git@host:path or a .tgz/.tar.gz/.tar URL`,
