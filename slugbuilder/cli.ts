@@ -15,6 +15,8 @@ import { sourceDateEpoch } from '../shared/tar-write.js';
 import { parseDuration, parseSize } from '../shared/units.js';
 import { build, type BuildOptions } from './build.js';
 import { killAllChildren } from './child.js';
+import { IMAGE_OPTIONS, IMAGE_USAGE, addToSummary, imageStep, parseImageFlags, type ImageFlags } from './image/build-step.js';
+import { rebaseCommand } from './image/rebase.js';
 
 const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
 
@@ -38,7 +40,7 @@ Limits:
   --max-files N            most entries in the source (default 200000)
   --max-slug-size SIZE     largest compressed slug (default 500M; warns from 300M)
   -h, --help               show this help
-`;
+` + IMAGE_USAGE;
 
 function defaultCacheRoot(): string {
   const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
@@ -56,7 +58,7 @@ async function configVarsFrom(envDir: string | undefined, envFiles: string[], as
   return vars;
 }
 
-export async function parseBuildArgs(argv: string[]): Promise<BuildOptions | 'help'> {
+export async function parseBuildArgs(argv: string[]): Promise<(BuildOptions & { image?: ImageFlags }) | 'help'> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -78,6 +80,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildOptions | 'he
         'max-files': { type: 'string' },
         'max-slug-size': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        ...IMAGE_OPTIONS,
       },
     });
   } catch (err) {
@@ -87,7 +90,8 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildOptions | 'he
   if (v.help) return 'help';
   const env = process.env;
   const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
-  const toStdout = !v.output && !putUrl;
+  const image = parseImageFlags(v);
+  const toStdout = !v.output && !putUrl && !image?.image;
   if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a slug to a terminal: redirect stdout or use -o FILE');
   const maxFiles = v['max-files'] ? Number(v['max-files']) : 200_000;
   if (!Number.isInteger(maxFiles) || maxFiles <= 0) throw new UsageError('--max-files expects a positive whole number');
@@ -114,6 +118,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildOptions | 'he
     maxFiles,
     maxSlugBytes,
     warnSlugBytes: Math.min(300 * 1024 ** 2, Math.floor(maxSlugBytes * 0.6)),
+    image,
   };
 }
 
@@ -133,13 +138,16 @@ function handleSignals(): void {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'rebase') return rebaseCommand(argv.slice(1));
   const opts = await parseBuildArgs(argv);
   if (opts === 'help') {
     process.stderr.write(USAGE);
     return 0;
   }
   handleSignals();
-  await build(opts);
+  const step = opts.image ? imageStep(opts.image, opts.sourceVersion) : undefined;
+  await build(opts, step?.afterSlug);
+  if (step && opts.summary) await addToSummary(opts.summary, step.summary);
   return 0;
 }
 
