@@ -1,0 +1,18 @@
+# shellcheck shell=bash
+# Config vars arrive in ENV_DIR as one file per variable. Like Heroku's
+# buildpacks, export all of them into the build except the few that would
+# break the build machine itself (PATH, the loader, the shell's HOME...).
+
+readonly ENV_DENYLIST='^(PATH|HOME|IFS|SHELL|PWD|OLDPWD|GIT_DIR|CPATH|CPPATH|LD_PRELOAD|LD_LIBRARY_PATH|LIBRARY_PATH|LANG|BUILD_DIR|CACHE_DIR|ENV_DIR)$'
+
+export_env_dir() {
+  local env_dir=$1 file name
+  [ -d "$env_dir" ] || return 0
+  for file in "$env_dir"/*; do
+    [ -f "$file" ] || continue
+    name=$(basename "$file")
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    [[ $name =~ $ENV_DENYLIST ]] && continue
+    export "$name=$(cat "$file")"
+  done
+}
