@@ -1,14 +1,20 @@
 /**
  * Safe extraction of untrusted archives (source tarballs, slugs) with node-tar.
- * node-tar already refuses absolute paths, `..` and writing through symlinks;
- * on top of that we skip device and fifo entries, never restore owners, strip
- * setuid/setgid/sticky bits, and cap total bytes and entry count, because a
- * tiny gzip can expand to terabytes.
+ * node-tar already refuses `..`, links that climb out and writing through
+ * symlinks, and turns absolute paths into relative ones; on top of that we:
+ *  - stop at the first unsafe or broken entry (one error line, nothing used);
+ *  - skip device, fifo and unknown entries, never restore owners, and strip
+ *    setuid/setgid/sticky bits;
+ *  - cap the unpacked bytes (hardlinks count as the bytes they will cost),
+ *    the raw tar stream (a tiny gzip can expand to terabytes, and node-tar
+ *    would buffer whatever follows the end marker) and the entry count;
+ *  - refuse archives without an end-of-archive marker (a cut-off download).
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type ReadEntry } from 'tar';
-import { UserError } from './errors.js';
+import { UserError, errnoCode, errorMessage } from './errors.js';
 
 export interface ExtractLimits {
   /** Largest total of file sizes, in bytes. */
@@ -24,9 +30,6 @@ export interface ExtractResult {
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
 
-/** Warnings that mean the archive itself is unusable, not one bad entry. */
-const FATAL_WARNINGS = new Set(['TAR_BAD_ARCHIVE', 'TAR_ABORT', 'Z_BUF_ERROR', 'Z_DATA_ERROR', 'ZLIB_ERROR', 'TAR_ENTRY_ERROR']);
-
 export function formatSize(bytes: number): string {
   if (bytes >= 1024 * 1024 * 1024) return `${(bytes / 1024 ** 3).toFixed(1)}G`;
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 ** 2).toFixed(1)}M`;
@@ -39,6 +42,10 @@ export function formatSize(bytes: number): string {
  * tar, fails with one clear line before anything is written.
  */
 export async function sniffArchive(input: Readable, what: string): Promise<Readable> {
+  return (await sniff(input, what)).stream;
+}
+
+async function sniff(input: Readable, what: string): Promise<{ stream: Readable; gzip: boolean }> {
   const iterator = input[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let length = 0;
@@ -58,6 +65,7 @@ export async function sniffArchive(input: Readable, what: string): Promise<Reada
   const gzip = first[0] === 0x1f && first[1] === 0x8b;
   const ustar = first.length >= 263 && first.subarray(257, 262).toString('latin1') === 'ustar';
   const oldTar = first.length >= 512 && looksLikeV7Header(first);
+  if (!gzip && isZeroBlock(first)) throw new UserError(`${what} holds no entries: expected at least one file`);
   if (!gzip && !ustar && !oldTar) throw new UserError(`${what} is not a tar or tar.gz archive`);
 
   async function* rest(): AsyncGenerator<Buffer> {
@@ -69,7 +77,7 @@ export async function sniffArchive(input: Readable, what: string): Promise<Reada
       yield Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
     }
   }
-  return Readable.from(rest(), { objectMode: false });
+  return { stream: Readable.from(rest(), { objectMode: false }), gzip };
 }
 
 /** A pre-POSIX tar header: its checksum field matches its bytes. */
@@ -83,47 +91,228 @@ function looksLikeV7Header(block: Buffer): boolean {
 
 /**
  * Extract `input` (tar or tar.gz, sniffed by its bytes) into `cwd`, which must
- * exist. Throws a UserError naming `what` when the archive is unusable.
+ * exist. Throws a UserError naming `what` when the archive is unusable or
+ * unsafe; the caller removes `cwd` then, so nothing half-unpacked is used.
+ *
+ * The stream runs: sniff -> gunzip (ours, so we can count what it yields) ->
+ * ArchiveGuard (byte budget, end-of-archive tracking) -> node-tar's Unpack.
  */
 export async function extractArchive(input: Readable, cwd: string, what: string, limits: ExtractLimits = {}): Promise<ExtractResult> {
-  const source = await sniffArchive(input, what);
+  const { stream: source, gzip } = await sniff(input, what);
   const result: ExtractResult = { files: 0, bytes: 0 };
+  let entries = 0;
   let fatal: string | undefined;
+  // Sizes of the regular files so far, so a hardlink counts as the bytes it will cost in the slug.
+  const fileSizes = new Map<string, number>();
+  const fail = (message: string) => {
+    if (fatal) return;
+    fatal = message;
+    unpack.abort(new Error(message));
+  };
 
   const unpack = tarExtract({
     cwd,
     preservePaths: false,
     preserveOwner: false,
-    noChmod: false,
     unlink: false,
+    // Our gunzip already ran: a second gzip layer inside is refused by ArchiveGuard.
+    zstd: false,
+    brotli: false,
     filter: (_path: string, entry: unknown) => {
       const e = entry as ReadEntry;
+      entries += 1;
+      if (limits.maxFiles !== undefined && entries > limits.maxFiles) {
+        fail(`${what} has more than ${limits.maxFiles} entries: remove files or raise the limit (--max-files)`);
+        return false;
+      }
+      // Devices, fifos and unknown types never reach the disk.
       if (!ALLOWED_TYPES.has(e.type)) return false;
+      const size = e.type === 'Link' ? (fileSizes.get(normalise(String(e.linkpath))) ?? 0) : (e.size ?? 0);
+      if (e.type !== 'Link' && e.type !== 'SymbolicLink' && e.type !== 'Directory') fileSizes.set(normalise(e.path), size);
       result.files += 1;
-      result.bytes += e.size ?? 0;
-      if (limits.maxFiles !== undefined && result.files > limits.maxFiles) {
-        fatal ??= `${what} has more than ${limits.maxFiles} entries`;
-        unpack.abort(new Error(fatal));
-        return false;
-      }
+      result.bytes += size;
       if (limits.maxBytes !== undefined && result.bytes > limits.maxBytes) {
-        fatal ??= `${what} expands to more than ${formatSize(limits.maxBytes)}`;
-        unpack.abort(new Error(fatal));
+        fail(tooBig(what, limits.maxBytes));
         return false;
       }
+      // No setuid, setgid or sticky bits: untrusted input gets plain permissions.
       if (e.mode !== undefined) e.mode &= 0o777;
       return true;
     },
-    onwarn: (code: string, message: string) => {
-      if (FATAL_WARNINGS.has(code) || code.startsWith('Z_')) fatal ??= `${what} is damaged: ${message}`;
+    onwarn: (code: string, message: string, data: unknown) => {
+      if (code === 'TAR_ENTRY_INFO') return; // e.g. a leading "/" stripped: the entry lands inside cwd
+      fail(describeProblem(what, code, message, data));
     },
+  } as Parameters<typeof tarExtract>[0]) as unknown as Unpack;
+
+  let sawEnd = false;
+  unpack.on('nullBlock', () => (sawEnd = true));
+  unpack.on('eof', () => (sawEnd = true));
+  const guard = new ArchiveGuard({
+    what,
+    checkTarHeader: gzip,
+    budget: () => (limits.maxBytes === undefined ? Infinity : limits.maxBytes + HEADER_SLACK + PER_ENTRY_SLACK * entries),
+    tooBig: () => tooBig(what, limits.maxBytes ?? 0),
+    afterEnd: () => sawEnd,
   });
 
+  const sink = unpack as unknown as NodeJS.WritableStream;
   try {
-    await pipeline(source, unpack);
+    if (gzip) await pipeline(source, createGunzip(), guard, sink);
+    else await pipeline(source, guard, sink);
   } catch (err) {
-    fatal ??= `${what} is damaged: ${err instanceof Error ? err.message : String(err)}`;
+    if (!fatal) fatal = err instanceof UserError ? err.message : describeError(what, err);
   }
   if (fatal) throw new UserError(fatal);
+  if (!sawEnd) throw new UserError(`${what} is truncated: it ends without the end-of-archive marker`);
+  if (entries === 0) throw new UserError(`${what} holds no entries: expected at least one file`);
   return result;
+}
+
+/** The node-tar Unpack surface we use (its types name it a Minipass writer). */
+interface Unpack extends NodeJS.EventEmitter {
+  abort(error: Error): void;
+}
+
+/** Budget on the unpacked tar stream beyond the file bytes: headers, PAX records, padding. */
+const HEADER_SLACK = 1024 * 1024;
+const PER_ENTRY_SLACK = 8 * 1024;
+
+function tooBig(what: string, maxBytes: number): string {
+  return `${what} expands to more than ${formatSize(maxBytes)}: make it smaller or raise the limit`;
+}
+
+function normalise(p: string): string {
+  return p.replace(/^(\.?\/)+/, '').replace(/\/+$/, '');
+}
+
+/**
+ * Counts the uncompressed tar bytes (a gzip bomb fails here, before node-tar
+ * buffers it), drops whatever follows the end-of-archive marker (node-tar
+ * would keep it in memory), and, behind a gzip layer, checks that a tar
+ * header comes out.
+ */
+class ArchiveGuard extends Transform {
+  private bytes = 0;
+  private head: Buffer[] | undefined;
+  private headLength = 0;
+  constructor(
+    private readonly opts: {
+      what: string;
+      checkTarHeader: boolean;
+      budget: () => number;
+      tooBig: () => string;
+      afterEnd: () => boolean;
+    },
+  ) {
+    super();
+    this.head = opts.checkTarHeader ? [] : undefined;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.opts.budget()) {
+      done(new UserError(this.opts.tooBig()));
+      return;
+    }
+    if (this.opts.afterEnd()) {
+      done();
+      return;
+    }
+    if (this.head) {
+      // Hold bytes until a whole header block is here, then judge it once.
+      this.head.push(chunk);
+      this.headLength += chunk.length;
+      if (this.headLength < 512) {
+        done();
+        return;
+      }
+      const first = Buffer.concat(this.head);
+      this.head = undefined;
+      const problem = tarHeaderProblem(first, this.opts.what);
+      done(problem ? new UserError(problem) : null, problem ? undefined : first);
+      return;
+    }
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.head) {
+      const first = Buffer.concat(this.head);
+      this.head = undefined;
+      if (first.length === 0) {
+        done(new UserError(`${this.opts.what} is empty once decompressed: expected a tar archive inside the gzip`));
+        return;
+      }
+      const problem = tarHeaderProblem(first, this.opts.what);
+      if (problem) {
+        done(new UserError(problem));
+        return;
+      }
+      this.push(first);
+    }
+    done();
+  }
+}
+
+function tarHeaderProblem(first: Buffer, what: string): string | undefined {
+  if (first[0] === 0x1f && first[1] === 0x8b) return `${what} is not a tar archive inside its gzip (it is compressed twice): send a plain .tar.gz`;
+  if (isTarHeader(first)) return undefined;
+  if (isZeroBlock(first)) return `${what} holds no entries: expected at least one file`;
+  return `${what} is not a tar or tar.gz archive: its gzip holds something else`;
+}
+
+function isTarHeader(block: Buffer): boolean {
+  const ustar = block.length >= 263 && block.subarray(257, 262).toString('latin1') === 'ustar';
+  return ustar || (block.length >= 512 && looksLikeV7Header(block));
+}
+
+function isZeroBlock(block: Buffer): boolean {
+  return block.length >= 512 && block.subarray(0, 512).every((b) => b === 0);
+}
+
+/** What we tell the user about one of node-tar's warnings, all of which stop the unpack. */
+function describeProblem(what: string, code: string, message: string, data: unknown): string {
+  const info = (data ?? {}) as { entry?: { path?: string }; path?: string; code?: string; header?: { path?: string } };
+  const entryPath = info.entry?.path ?? info.path ?? info.header?.path;
+  const named = entryPath === undefined ? '' : ` "${printable(entryPath)}"`;
+  message = message.replace(/^TAR_[A-Z_]+: /, '');
+  const errno = info.code && /^E[A-Z]+$/.test(info.code) ? info.code : undefined;
+  if (errno === 'ENOSPC') return `no space left on the device while unpacking ${what}: free some space and try again`;
+  if (errno) return `${what}: cannot unpack entry${named}: ${ERRNO_TEXT[errno] ?? errno}`;
+  if (code === 'TAR_ENTRY_ERROR') return `${what} has an unsafe entry${named}: ${message}; refusing to unpack it`;
+  if (code === 'TAR_BAD_ARCHIVE' && /truncated/i.test(message)) return `${what} is truncated: ${message}`;
+  if (code === 'TAR_BAD_ARCHIVE') return `${what} is not a usable tar archive: ${message}`;
+  if (code === 'TAR_ENTRY_INVALID') return `${what} is damaged: ${message}${named}`;
+  return `${what} is damaged: ${message}`;
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  ENAMETOOLONG: 'name too long for the filesystem',
+  ENOENT: 'its link target does not exist in the archive',
+  ENOTEMPTY: 'it would replace a directory that is not empty',
+  ENOTDIR: 'a parent of it is not a directory',
+  EEXIST: 'it already exists',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'it would replace a directory',
+  ELOOP: 'too many levels of symbolic links',
+};
+
+function describeError(what: string, err: unknown): string {
+  const code = errnoCode(err);
+  const tarCode = err && typeof err === 'object' && 'tarCode' in err ? String((err as { tarCode: unknown }).tarCode) : undefined;
+  const message = errorMessage(err).split('\n')[0];
+  if (code === 'ENOSPC') return `no space left on the device while unpacking ${what}: free some space and try again`;
+  if (code === 'Z_BUF_ERROR') return `${what} is truncated: the gzip stream ends early`;
+  if (code?.startsWith('Z_')) return `${what} is damaged: ${message}`;
+  if (tarCode) return describeProblem(what, tarCode, message, err);
+  return `${what} is damaged: ${message}`;
+}
+
+/** Entry names come from the attacker: no control characters, no endless lines in our one-line errors. */
+function printable(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = name.replace(/[\u0000-\u001f\u007f]/g, '?');
+  return clean.length > 80 ? `${clean.slice(0, 40)}...${clean.slice(-37)}` : clean;
 }
