@@ -5,12 +5,15 @@
  * stand-in `slugrunner` shell script (the real runner needs Node, which a
  * busybox image does not have): it runs the Procfile's command for a type.
  */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { create as tarCreate } from 'tar';
+import { freePort, hasCommand } from './registry.js';
 
 export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const APPLETS = ['sh', 'cat', 'sed', 'head', 'httpd', 'env', 'ls', 'echo', 'id', 'sleep', 'test', '['];
@@ -154,4 +157,134 @@ export async function makeApp(dir: string, page = 'hello from slugkit\n'): Promi
   await writeFile(path.join(dir, 'public/index.html'), page);
   await writeFile(path.join(dir, 'bin-run.sh'), '#!/bin/sh\necho run\n', { mode: 0o755 });
   await writeFile(path.join(dir, '.release'), '---\ndefault_process_types:\n  web: httpd\n');
+}
+
+// ---- tools and running images ----
+
+export const execFileP = promisify(execFile);
+
+/**
+ * Skip (printing why) when a tool is missing, but fail under CI, where
+ * .ci/setup.d/30-registry.sh installs everything these tests need.
+ */
+export function requireTools(ctx: Mocha.Context, ...tools: string[]): void {
+  const missing = tools.filter((t) => !hasCommand(t));
+  if (missing.length === 0) return;
+  const reason = `needs ${missing.join(', ')} (apt-get install docker-registry skopeo umoci busybox-static apache2-utils)`;
+  if (process.env.CI) throw new Error(`CI is set but this test ${reason}`);
+  console.log(`      skipped: ${reason}`);
+  ctx.skip();
+}
+
+export function requireRoot(ctx: Mocha.Context, why: string): void {
+  if (process.getuid?.() === 0) return;
+  if (process.env.CI) throw new Error(`CI is set but this test needs root (${why})`);
+  console.log(`      skipped: needs root (${why})`);
+  ctx.skip();
+}
+
+export async function dockerAvailable(): Promise<boolean> {
+  if (!hasCommand('docker')) return false;
+  try {
+    await execFileP('docker', ['info', '--format', '{{.ServerVersion}}'], { timeout: 20_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function requireDocker(ctx: Mocha.Context, ok: boolean): void {
+  if (ok) return;
+  if (process.env.CI) throw new Error('CI is set but no Docker daemon answers (the containers CI step starts dockerd)');
+  console.log('      skipped: no Docker daemon answers `docker info`');
+  ctx.skip();
+}
+
+/** GET until the server answers, or give up after `tries` attempts. */
+export async function fetchWhenReady(url: string, tries = 100): Promise<{ status: number; body: string }> {
+  let last: unknown;
+  for (let i = 0; i < tries; i++) {
+    try {
+      const res = await fetch(url);
+      return { status: res.status, body: await res.text() };
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} never answered: ${String(last)}`);
+}
+
+/**
+ * Unpack an OCI layout image with umoci and start its entrypoint + cmd in a
+ * chroot of the rootfs, with the image's env and working dir (read from the
+ * runtime-spec config umoci generates). Host network, bound to 127.0.0.1.
+ */
+export async function startUnpacked(layoutDir: string, tag: string, bundle: string): Promise<{ port: number; child: ChildProcess; stop: () => Promise<void> }> {
+  await execFileP('umoci', ['unpack', '--image', `${layoutDir}:${tag}`, bundle]);
+  const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as { process: { args: string[]; env: string[]; cwd: string } };
+  const port = await freePort();
+  const env: Record<string, string> = {};
+  for (const e of spec.process.env) {
+    const i = e.indexOf('=');
+    env[e.slice(0, i)] = e.slice(i + 1);
+  }
+  Object.assign(env, { PORT: String(port), BIND: '127.0.0.1' });
+  const child = spawn('chroot', [path.join(bundle, 'rootfs'), '/bin/sh', '-c', 'cd "$0" && exec "$@"', spec.process.cwd, ...spec.process.args], {
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  return {
+    port,
+    child,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const done = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await done;
+      }
+    },
+  };
+}
+
+export async function skopeoInspect(ref: string, raw = false): Promise<Record<string, unknown>> {
+  const args = ['inspect', ...(raw ? ['--raw'] : []), ...(ref.startsWith('docker://') ? ['--tls-verify=false'] : []), ref];
+  const { stdout } = await execFileP('skopeo', args, { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+/** The run images most tests use, all in one OCI layout. */
+export interface RunImages {
+  layout: string;
+  v24: RunImageInfo;
+  v241: RunImageInfo;
+  docker: RunImageInfo;
+  multi: RunImageInfo;
+  arm: RunImageInfo;
+}
+
+export async function makeRunImages(root: string): Promise<RunImages> {
+  const base = path.join(root, 'rootfs-24');
+  const base241 = path.join(root, 'rootfs-24.1');
+  const extra = path.join(root, 'rootfs-extra');
+  await makeRootfs(base, '24');
+  await makeRootfs(base241, '24.1');
+  await mkdir(path.join(extra, 'etc'), { recursive: true });
+  await writeFile(path.join(extra, 'etc/motd'), 'run image 24.1\n');
+  const layout = path.join(root, 'runner');
+  return {
+    layout,
+    v24: await writeRunImage(layout, '24', { layers: [base], version: '24' }),
+    v241: await writeRunImage(layout, '24.1', { layers: [base241, extra], version: '24.1' }),
+    docker: await writeRunImage(layout, '24-docker', { layers: [base], version: '24', docker: true }),
+    multi: await writeRunImage(layout, '24-multi', {
+      layers: [base],
+      version: '24',
+      platforms: [
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        { os: 'linux', architecture: 'amd64' },
+      ],
+    }),
+    arm: await writeRunImage(layout, '24-arm64', { layers: [base], version: '24', architecture: 'arm64' }),
+  };
 }
