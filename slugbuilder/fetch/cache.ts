@@ -110,6 +110,11 @@ export class CacheEntry {
         await handle.close();
         break;
       } catch (err) {
+        // The entry dir can vanish under us when someone clears the cache: make it again.
+        if (errnoCode(err) === 'ENOENT') {
+          await mkdir(this.dir, { recursive: true });
+          continue;
+        }
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
       if (await isStale(lockFile)) {

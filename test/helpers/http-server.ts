@@ -29,7 +29,9 @@ export async function startHttpServer(handler: Handler): Promise<TestHttpServer>
   const requests: RecordedRequest[] = [];
   const server = http.createServer((req, res) => {
     requests.push({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers });
-    Promise.resolve(handler(req, res)).catch((err: unknown) => {
+    Promise.resolve()
+      .then(() => handler(req, res))
+      .catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(String(err));
     });
@@ -55,13 +57,13 @@ export async function startHttpServer(handler: Handler): Promise<TestHttpServer>
 }
 
 export interface StaticFile {
-  body: Buffer | string;
+  body: Uint8Array | string;
   status?: number;
   contentType?: string;
 }
 
 /** A handler serving fixed bodies by path; anything else is a 404. */
-export function serveFiles(files: Record<string, Buffer | string | StaticFile>): Handler {
+export function serveFiles(files: Record<string, Uint8Array | string | StaticFile>): Handler {
   return (req, res) => {
     const pathname = (req.url ?? '/').split('?')[0];
     const file = files[pathname];
@@ -71,8 +73,8 @@ export function serveFiles(files: Record<string, Buffer | string | StaticFile>):
       return;
     }
     const { body, status = 200, contentType = 'application/octet-stream' } =
-      typeof file === 'string' || Buffer.isBuffer(file) ? { body: file } : file;
-    const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
+      typeof file === 'string' || file instanceof Uint8Array ? { body: file } : file;
+    const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     res.writeHead(status, { 'content-type': contentType, 'content-length': bytes.length });
     res.end(bytes);
   };
