@@ -1,0 +1,210 @@
+/**
+ * The bundled nodejs buildpack, through the real slugbuilder and slugrunner.
+ * Dependencies come from the real npm registry (the one outside host these
+ * machines reach); the warm rebuild proves the cache by building with npm's
+ * proxy pointed at a closed port on 127.0.0.1, so any fetch would fail.
+ */
+import { expect } from 'chai';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { ROOT, freePort, makeApp, removeTempDirs, tempDir } from './helpers/cli.js';
+import { BUILDPACKS, buildSlug, copyFixture, listFiles, runScript, startWeb } from './buildpack-harness.js';
+
+const nodeVersion = process.version.slice(1);
+
+/** The npm cache's content and index files (npm also keeps its debug logs beside them). */
+async function cacheContents(cacheDir: string): Promise<string[]> {
+  return (await listFiles(path.join(cacheDir, 'npm'))).filter((f) => f.startsWith('_cacache/'));
+}
+
+describe('buildpack nodejs', function () {
+  this.timeout(240_000);
+  after(removeTempDirs);
+
+  describe('bin/detect and bin/release', () => {
+    it('detects package.json and names itself Node.js', async () => {
+      const app = await makeApp({ 'package.json': '{}' });
+      const r = await runScript('nodejs', 'detect', app);
+      expect(r.exitCode).to.equal(0);
+      expect(r.stdout).to.equal('Node.js');
+    });
+
+    it('does not detect an app without package.json', async () => {
+      const app = await makeApp({ 'index.html': '<h1>hi</h1>' });
+      expect((await runScript('nodejs', 'detect', app)).exitCode).to.equal(1);
+    });
+
+    it('releases web: npm start when there is a start script', async () => {
+      const app = await makeApp({ 'package.json': '{"scripts":{"start":"node index.js"}}' });
+      const r = await runScript('nodejs', 'release', app);
+      expect(r.exitCode).to.equal(0);
+      expect(r.stdout).to.equal('---\ndefault_process_types:\n  web: npm start');
+    });
+
+    it('releases web: npm start for a server.js without a start script (npm runs it by default)', async () => {
+      const app = await makeApp({ 'package.json': '{}', 'server.js': '' });
+      expect((await runScript('nodejs', 'release', app)).stdout).to.contain('web: npm start');
+    });
+
+    it('releases no process types when npm would not know what to start', async () => {
+      const app = await makeApp({ 'package.json': '{"scripts":{"build":"tsc"}}' });
+      expect((await runScript('nodejs', 'release', app)).stdout).to.equal('---\ndefault_process_types: {}');
+    });
+  });
+
+  describe('engines range check (lib/semver.cjs)', () => {
+    const cases: Array<[string, string, number]> = [
+      ['20.20.2', '20.x', 0],
+      ['20.20.2', '20', 0],
+      ['20.20.2', '^20.1.0', 0],
+      ['20.20.2', '^18', 1],
+      ['20.20.2', '~20.20.0', 0],
+      ['20.20.2', '~20.19', 1],
+      ['20.20.2', '>=18', 0],
+      ['20.20.2', '>= 18 < 21', 0],
+      ['20.20.2', '>=21', 1],
+      ['20.20.2', '<20.20.2', 1],
+      ['20.20.2', '<=20', 0],
+      ['20.20.2', '>20', 1],
+      ['20.20.2', '^18 || ^20', 0],
+      ['20.20.2', '16.x || 18.x', 1],
+      ['20.20.2', '18 - 20', 0],
+      ['20.20.2', '18 - 20.1', 1],
+      ['20.20.2', '*', 0],
+      ['20.20.2', 'v20.20.2', 0],
+      ['0.1.5', '^0.1', 0],
+      ['0.2.0', '^0.1', 1],
+      ['0.0.4', '^0.0.3', 1],
+      ['20.20.2', 'latest', 2],
+      ['20.20.2', '>=banana', 2],
+    ];
+    for (const [version, range, expected] of cases) {
+      const meaning = ['satisfies', 'does not satisfy', 'is not understood:'][expected];
+      it(`${version} ${meaning} "${range}"`, async () => {
+        const r = await execa('node', [path.join(BUILDPACKS, 'nodejs/lib/semver.cjs'), version, range], { reject: false });
+        expect(r.exitCode).to.equal(expected);
+      });
+    }
+  });
+
+  describe('building and running an app', () => {
+    let cacheDir: string;
+    let cold: Awaited<ReturnType<typeof buildSlug>>;
+    let cacheAfterCold: string[];
+
+    before(async () => {
+      cacheDir = path.join(await tempDir('slugkit-npm-cache-'), 'cache');
+      cold = await buildSlug(await copyFixture('nodejs-build'), cacheDir, { NPM_CONFIG_LOGLEVEL: 'http' });
+      cacheAfterCold = await cacheContents(cacheDir);
+    });
+
+    it('builds with npm ci from the lockfile, runs the build script and prunes devDependencies', () => {
+      expect(cold.exitCode, cold.stderr).to.equal(0);
+      expect(cold.stderr).to.contain('-----> Node.js app detected');
+      expect(cold.stderr).to.contain(`       engines.node ">=18" is satisfied by ${nodeVersion}`);
+      expect(cold.stderr).to.contain('       lockfile found: npm ci');
+      expect(cold.stderr).to.contain('(cache miss)');
+      expect(cold.stderr).to.contain('-----> Running build script');
+      expect(cold.stderr).to.contain('       build script ran');
+      expect(cold.stderr).to.contain('-----> Pruning devDependencies');
+      expect(cacheAfterCold.filter((f) => f.startsWith('_cacache/content-v2/'))).to.have.length.greaterThan(0, 'tarballs cached in CACHE_DIR/npm');
+    });
+
+    it('runs npm start on $PORT with NODE_ENV=production and without devDependencies', async () => {
+      const app = await startWeb({ slug: cold.slug });
+      try {
+        const res = await fetch(app.origin + '/');
+        expect(res.status).to.equal(200);
+        expect(await res.json()).to.deep.equal({
+          ms: '1m',
+          nodeEnv: 'production',
+          build: 'built with is-number: true',
+          devDependencyPresent: false,
+        });
+        const profile = await readFile(path.join(app.appDir, '.profile.d/nodejs.sh'), 'utf8');
+        expect(profile).to.contain('export NODE_ENV=${NODE_ENV:-production}');
+      } finally {
+        await app.stop();
+      }
+    });
+
+    it('a warm rebuild takes every package from the cache and fetches nothing', async () => {
+      // npm's proxy points at a closed local port: any network fetch would fail the build.
+      const deadProxy = `http://127.0.0.1:${await freePort()}`;
+      const warm = await buildSlug(await copyFixture('nodejs-build'), cacheDir, {
+        NPM_CONFIG_LOGLEVEL: 'http',
+        NPM_CONFIG_PROXY: deadProxy,
+        NPM_CONFIG_HTTPS_PROXY: deadProxy,
+        NPM_CONFIG_FETCH_RETRIES: '0',
+      });
+      expect(warm.exitCode, warm.stderr).to.equal(0);
+      expect(warm.stderr).to.match(/ {7}\d+ cached entries found/);
+      expect(warm.stderr).not.to.contain('(cache miss)');
+      expect(warm.stderr).to.match(/\(cache (hit|stale)\)/);
+      expect(await cacheContents(cacheDir)).to.deep.equal(cacheAfterCold, 'nothing new in the npm cache');
+    });
+  });
+
+  it('fails naming the engines.node range asked for and the node found', async () => {
+    const src = await copyFixture('nodejs-build');
+    const pkg = JSON.parse(await readFile(path.join(src, 'package.json'), 'utf8'));
+    pkg.engines.node = '14.x';
+    await writeFile(path.join(src, 'package.json'), JSON.stringify(pkg));
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode).to.equal(1);
+    expect(r.stderr).to.contain(`package.json engines.node asks for "14.x" but this stack has node ${nodeVersion}`);
+    expect(existsSync(r.slug)).to.equal(false, 'no slug after a failed build');
+  });
+
+  it('fails with one clear line on an invalid package.json', async () => {
+    const src = await makeApp({ 'package.json': '{"name": "broken",' });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode).to.equal(1);
+    expect(r.stderr).to.match(/package\.json is not valid JSON \(.*\): fix it and push again/);
+  });
+
+  it('uses npm install without a lockfile, and heroku-postbuild instead of build', async () => {
+    const src = await makeApp({
+      'package.json': JSON.stringify({
+        name: 'no-lockfile',
+        version: '1.0.0',
+        scripts: {
+          build: 'echo build-should-not-run',
+          'heroku-postbuild': 'node -e "require(\'fs\').writeFileSync(\'postbuild.txt\', \'postbuild ran\')"',
+          start: 'node index.js',
+        },
+      }),
+      'index.js':
+        "require('http').createServer((q, s) => s.end(require('fs').readFileSync('postbuild.txt'))).listen(process.env.PORT);\n",
+    });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.contain('       no lockfile: npm install');
+    expect(r.stderr).to.contain('-----> Running heroku-postbuild script');
+    expect(r.stderr).not.to.contain('build-should-not-run');
+    const app = await startWeb({ slug: r.slug });
+    try {
+      expect(await (await fetch(app.origin + '/')).text()).to.equal('postbuild ran');
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('builds and serves the node-express example (a real dependency from the npm registry)', async () => {
+    const r = await buildSlug(path.join(ROOT, 'examples/node-express'), path.join(await tempDir(), 'cache'));
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/ {7}added \d+ packages/);
+    const app = await startWeb({ slug: r.slug });
+    try {
+      const res = await fetch(app.origin + '/');
+      expect(res.status).to.equal(200);
+      expect(await res.text()).to.match(/^Hello from Express on slugkit \(NODE_ENV=production, dyno web\.1\)/);
+      const health = await (await fetch(app.origin + '/health')).json();
+      expect(health.express).to.match(/^4\./);
+    } finally {
+      await app.stop();
+    }
+  });
+});
