@@ -88,6 +88,7 @@ export async function runCli(file: string, args: string[], opts: CliOptions = {}
     env: opts.env,
     cwd: opts.cwd,
     encoding: 'buffer',
+    stripFinalNewline: false,
     reject: false,
     timeout: 120_000,
   });
