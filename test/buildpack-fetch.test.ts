@@ -433,6 +433,13 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
   });
 
   describe('the cache lock', () => {
+    it('names an unusable cache directory in one line', async () => {
+      const notADir = path.join(await freshCache(), 'a-file');
+      await writeFile(notADir, 'not a directory\n');
+      const { message } = await failure(`file://${repo.bare}`, notADir);
+      expect(message).to.match(/^Cannot write the buildpack cache at .*a-file\/buildpacks \(ENOTDIR\); point SLUGBUILDER_CACHE_DIR at a writable directory$/);
+    });
+
     it('takes over a lock left by a build that died', async () => {
       const cache = await freshCache();
       const spec = `file://${repo.bare}#${v2}`;

@@ -19,7 +19,7 @@ import { cp, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFil
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { removeOnExit } from '../../shared/cleanup.js';
-import { errnoCode } from '../../shared/errors.js';
+import { UserError, errnoCode } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 
 export interface CacheMeta {
@@ -99,7 +99,15 @@ export class CacheEntry {
    * host is stale and taken over, so a killed build never wedges the cache.
    */
   async withLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    await mkdir(this.dir, { recursive: true });
+    try {
+      await mkdir(this.dir, { recursive: true });
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM' || code === 'ENOTDIR') {
+        throw new UserError(`Cannot write the buildpack cache at ${path.dirname(this.dir)} (${code}); point SLUGBUILDER_CACHE_DIR at a writable directory`);
+      }
+      throw err;
+    }
     const lockFile = path.join(this.dir, 'lock');
     const owner = `${hostname()} ${process.pid} ${randomBytes(4).toString('hex')}\n`;
     let announced = false;

@@ -16,9 +16,21 @@ import { isCommitSha, type BuildpackSpec, describe } from './spec.js';
 
 /** Environment for every git we run: never prompt (there is no one to answer), never read stdin. */
 function gitEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '', SSH_ASKPASS: '' };
-  // ssh would otherwise ask for passwords or host-key confirmation on a terminal that may not be there.
-  if (!env.GIT_SSH_COMMAND && !env.GIT_SSH) env.GIT_SSH_COMMAND = 'ssh -o BatchMode=yes';
+  return { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '', SSH_ASKPASS: '' };
+}
+
+/**
+ * For ssh URLs: ssh would ask for a password or a host-key confirmation on
+ * the terminal, and a build would hang. BatchMode makes it fail instead, but
+ * only when the user has not chosen an ssh command of their own (env or
+ * core.sshCommand), which the environment variable would override.
+ */
+async function sshEnv(spec: BuildpackSpec): Promise<NodeJS.ProcessEnv> {
+  const env = gitEnv();
+  const overSsh = /^(ssh|git\+ssh|ssh\+git):\/\//i.test(spec.fetchUrl) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.fetchUrl);
+  if (!overSsh || env.GIT_SSH_COMMAND || env.GIT_SSH) return env;
+  const configured = await execa('git', ['config', '--get', 'core.sshCommand'], { env, extendEnv: false, stdin: 'ignore', reject: false });
+  if (configured.exitCode !== 0 || !String(configured.stdout).trim()) env.GIT_SSH_COMMAND = 'ssh -o BatchMode=yes';
   return env;
 }
 
@@ -28,8 +40,8 @@ interface GitResult {
   stderr: string;
 }
 
-async function git(args: string[], cwd?: string): Promise<GitResult> {
-  const result = await execa('git', args, { cwd, env: gitEnv(), extendEnv: false, stdin: 'ignore', reject: false, encoding: 'utf8' });
+async function git(args: string[], env: NodeJS.ProcessEnv = gitEnv()): Promise<GitResult> {
+  const result = await execa('git', args, { env, extendEnv: false, stdin: 'ignore', reject: false, encoding: 'utf8' });
   if (result.failed && result.exitCode === undefined) {
     const reason = (result as { code?: string }).code === 'ENOENT' ? 'git is not installed (not on PATH)' : result.shortMessage;
     throw new UserError(`Cannot fetch git buildpacks: ${reason}; install git or use a tarball URL or a local directory`);
@@ -44,7 +56,7 @@ async function fetchInto(repo: string, spec: BuildpackSpec, refspecs: string[], 
   // Earlier shallow fetches cut history off; a full search needs all of it.
   else if ((await git(['-C', repo, 'rev-parse', '--is-shallow-repository'])).stdout.trim() === 'true') args.push('--unshallow');
   args.push('--end-of-options', spec.fetchUrl, ...refspecs);
-  return git(args);
+  return git(args, await sshEnv(spec));
 }
 
 export interface GitCheckout {
