@@ -15,7 +15,7 @@ import { sourceDateEpoch } from '../../shared/tar-write.js';
 import { shortDigest, type LayerBlob } from './blobs.js';
 import { assembleImage, buildAppConfig } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
-import { writeImage } from './image-writer.js';
+import { familyFor, writeImage } from './image-writer.js';
 import { writeLayer } from './layer.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
@@ -83,6 +83,7 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'slugkit-layer-'));
   try {
     log.info(`${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`);
+    const family = familyFor(target, run.family);
 
     log.step('Writing the slug layer');
     const created = sourceDateEpoch(env);
@@ -99,12 +100,12 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
       created,
     });
     const appLayer: LayerBlob = {
-      descriptor: { mediaType: MEDIA[run.family].layerGzip, digest: layer.digest, size: layer.size },
+      descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
       open: async () => createReadStream(layer.path),
       label: 'app layer',
     };
     const annotations = baseAnnotations(runRef, run.digest);
-    const built = assembleImage(run.family, config, [...runLayers(run), appLayer], annotations);
+    const built = assembleImage(family, config, [...runLayers(run), appLayer], annotations);
 
     log.step(`Writing image ${target.text}`);
     const result = await writeImage(target, built, pool);

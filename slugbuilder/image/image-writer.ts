@@ -14,12 +14,22 @@ import { formatSize } from '../../shared/tar-extract.js';
 import { HashingStream, shortDigest, type BuiltImage, type Descriptor } from './blobs.js';
 import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
 import { prepareLayout, putBlob, putDocument, tagManifest, type OciLayout } from './oci-layout.js';
+import type { Family } from './media-types.js';
 import type { ImageReference, RegistryReference } from './reference.js';
 import type { RegistryPool } from './registry.js';
 
 export interface WriteResult {
   digest: string;
   reference: string;
+}
+
+/**
+ * The media-type family to write at `target`. Registries get the run image's
+ * family. Layouts and archives always get OCI types: tools reading OCI
+ * layouts (skopeo, umoci, containers/image) look only for OCI manifests there.
+ */
+export function familyFor(target: ImageReference, runFamily: Family): Family {
+  return target.kind === 'registry' ? runFamily : 'oci';
 }
 
 export async function writeImage(target: ImageReference, image: BuiltImage, pool: RegistryPool): Promise<WriteResult> {

@@ -12,7 +12,7 @@ import { shortDigest, type HistoryEntry, type ImageConfig, type LayerBlob } from
 import { LABELS, assembleImage } from './config.js';
 import { baseAnnotations, runLayers } from './export.js';
 import { openImage, type SourceImage } from './image-source.js';
-import { writeImage } from './image-writer.js';
+import { familyFor, writeImage } from './image-writer.js';
 import { formatPlatform, parsePlatform } from './platform.js';
 import { parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
@@ -114,7 +114,7 @@ export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
       origin: app.registry,
       label: `app layer ${i + 1}/${appCount}`,
     }));
-    const built = assembleImage(next.family, config, [...runLayers(next), ...appLayers], baseAnnotations(newRef, next.digest));
+    const built = assembleImage(familyFor(outRef, next.family), config, [...runLayers(next), ...appLayers], baseAnnotations(newRef, next.digest));
 
     log.step(`Writing image ${outRef.text}`);
     const result = await writeImage(outRef, built, pool);

@@ -230,10 +230,12 @@ export async function startUnpacked(layoutDir: string, tag: string, bundle: stri
     env[e.slice(0, i)] = e.slice(i + 1);
   }
   Object.assign(env, { PORT: String(port), BIND: '127.0.0.1' });
-  const child = spawn('chroot', [path.join(bundle, 'rootfs'), '/bin/sh', '-c', 'cd "$0" && exec "$@"', spec.process.cwd, ...spec.process.args], {
+  const chroot = ['/usr/sbin/chroot', '/sbin/chroot', '/usr/bin/chroot'].find((p) => existsSync(p)) ?? 'chroot';
+  const child = spawn(chroot, [path.join(bundle, 'rootfs'), '/bin/sh', '-c', 'cd "$0" && exec "$@"', spec.process.cwd, ...spec.process.args], {
     env,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  child.on('error', (err) => console.error(`chroot failed: ${err.message}`));
   return {
     port,
     child,
