@@ -49,12 +49,21 @@ async function git(args: string[], env: NodeJS.ProcessEnv = gitEnv()): Promise<G
   return { ok: result.exitCode === 0, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
 }
 
+/**
+ * Run in the cache's bare repository. safe.directory: the cache may be a
+ * volume created by another user (a builder container's uid), and git would
+ * otherwise refuse a repository it does not own.
+ */
+function inRepo(repo: string): string[] {
+  return ['-c', `safe.directory=${repo}`, '-C', repo];
+}
+
 /** `git fetch` into the entry's bare repository; throws a one-line UserError on failure. */
 async function fetchInto(repo: string, spec: BuildpackSpec, refspecs: string[], shallow: boolean): Promise<GitResult> {
-  const args = ['-C', repo, 'fetch', '--quiet', '--no-tags', '--no-recurse-submodules'];
+  const args = [...inRepo(repo), 'fetch', '--quiet', '--no-tags', '--no-recurse-submodules'];
   if (shallow) args.push('--depth', '1');
   // Earlier shallow fetches cut history off; a full search needs all of it.
-  else if ((await git(['-C', repo, 'rev-parse', '--is-shallow-repository'])).stdout.trim() === 'true') args.push('--unshallow');
+  else if ((await git([...inRepo(repo), 'rev-parse', '--is-shallow-repository'])).stdout.trim() === 'true') args.push('--unshallow');
   args.push('--end-of-options', spec.fetchUrl, ...refspecs);
   return git(args, await sshEnv(spec));
 }
@@ -102,7 +111,7 @@ export async function checkoutTree(repo: string, commit: string, target: string)
   // two checkouts (even of different commits) cannot disturb each other.
   const indexDir = await mkdtemp(path.join(path.dirname(target), 'tmp-index-'));
   try {
-    const result = await execa('git', ['--git-dir', repo, '--work-tree', target, 'read-tree', '--reset', '-u', commit], {
+    const result = await execa('git', ['-c', `safe.directory=${repo}`, '--git-dir', repo, '--work-tree', target, 'read-tree', '--reset', '-u', commit], {
       env: { ...gitEnv(), GIT_INDEX_FILE: path.join(indexDir, 'index') },
       extendEnv: false,
       stdin: 'ignore',
@@ -115,13 +124,13 @@ export async function checkoutTree(repo: string, commit: string, target: string)
 }
 
 async function revParse(repo: string, rev: string): Promise<string | undefined> {
-  const result = await git(['-C', repo, 'rev-parse', '--verify', '--quiet', '--end-of-options', rev]);
+  const result = await git([...inRepo(repo), 'rev-parse', '--verify', '--quiet', '--end-of-options', rev]);
   return result.ok ? result.stdout.trim() : undefined;
 }
 
 /** A ref on the fetched commit, so `git gc` never prunes what the cache relies on. */
 async function keep(repo: string, commit: string): Promise<void> {
-  await git(['-C', repo, 'update-ref', 'refs/slugkit/fetched', commit]);
+  await git([...inRepo(repo), 'update-ref', 'refs/slugkit/fetched', commit]);
 }
 
 function lastLine(text: string): string {
