@@ -5,7 +5,7 @@
  * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
  */
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Header, Pax, type HeaderData } from 'tar';
 
@@ -49,11 +49,39 @@ function headerBlocks(data: HeaderData): Buffer[] {
   return blocks;
 }
 
+/** Small pieces (headers, small files) are joined into chunks of about this size. */
+const CHUNK = 256 * 1024;
+/** Files up to this size are read in one call; larger ones are streamed. */
+const SMALL_FILE = 64 * 1024;
+
 /**
- * Yields the archive as buffers, reading each file once as it goes, so memory
- * stays flat whatever the tree's size.
+ * Yields the archive as buffers of about 256 KB, reading each file once as it
+ * goes, so memory stays flat whatever the tree's size. Joining the 512-byte
+ * headers and small files keeps per-chunk stream overhead off the hot path.
  */
 export async function* packTree(root: string, opts: PackOptions = {}): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const piece of tarPieces(root, opts)) {
+    if (piece.length >= CHUNK) {
+      if (pendingBytes) yield Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      yield piece;
+      continue;
+    }
+    pending.push(piece);
+    pendingBytes += piece.length;
+    if (pendingBytes >= CHUNK) {
+      yield Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+    }
+  }
+  if (pendingBytes) yield Buffer.concat(pending, pendingBytes);
+}
+
+async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffer> {
   const prefix = opts.prefix ?? './';
   const base = { uid: opts.uid ?? 0, gid: opts.gid ?? 0, mtime: opts.mtime ?? DEFAULT_MTIME, uname: '', gname: '' };
 
@@ -93,7 +121,11 @@ export async function* packTree(root: string, opts: PackOptions = {}): AsyncGene
 
 async function* fileBody(full: string, size: number): AsyncGenerator<Buffer> {
   let seen = 0;
-  if (size > 0) {
+  if (size > 0 && size <= SMALL_FILE) {
+    const body = await readFile(full);
+    seen = body.length;
+    yield body;
+  } else if (size > 0) {
     for await (const chunk of createReadStream(full, { highWaterMark: 256 * 1024 })) {
       const buf = chunk as Buffer;
       seen += buf.length;
