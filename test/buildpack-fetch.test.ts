@@ -172,6 +172,17 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       await rm(`${clone}.gone`, { recursive: true, force: true });
     });
 
+    it('says so in one line when git is not installed', async () => {
+      const saved = process.env.PATH;
+      process.env.PATH = path.join(root, 'empty-path');
+      try {
+        const { message } = await failure(url(), await freshCache());
+        expect(message).to.equal('Cannot fetch git buildpacks: git is not installed (not on PATH); install git or use a tarball URL or a local directory');
+      } finally {
+        process.env.PATH = saved;
+      }
+    });
+
     it('gives each build its own writable copy, so an export never reaches the cache', async () => {
       const cache = await freshCache();
       const first = await resolveBuildpack(`${url()}#${v2}`, { cacheDir: cache });

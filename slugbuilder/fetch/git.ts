@@ -58,7 +58,7 @@ function inRepo(repo: string): string[] {
   return ['-c', `safe.directory=${repo}`, '-C', repo];
 }
 
-/** `git fetch` into the entry's bare repository; throws a one-line UserError on failure. */
+/** `git fetch` into the entry's bare repository; the caller turns a failure into one line. */
 async function fetchInto(repo: string, spec: BuildpackSpec, refspecs: string[], shallow: boolean): Promise<GitResult> {
   const args = [...inRepo(repo), 'fetch', '--quiet', '--no-tags', '--no-recurse-submodules'];
   if (shallow) args.push('--depth', '1');
@@ -79,7 +79,7 @@ export interface GitCheckout {
  * return the commit its ref points at now.
  */
 export async function fetchCommit(repo: string, spec: BuildpackSpec): Promise<GitCheckout> {
-  const init = await git(['init', '--quiet', '--bare', repo]);
+  const init = await git(['-c', `safe.directory=${repo}`, 'init', '--quiet', '--bare', repo]);
   if (!init.ok) throw new UserError(`Cannot create the buildpack cache at ${repo}: ${lastLine(init.stderr)}`);
 
   const wanted = spec.ref ?? 'HEAD';
