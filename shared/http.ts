@@ -59,11 +59,10 @@ function networkCause(err: unknown): string {
 }
 
 /**
- * GET a URL as a stream. `what` names it in errors ("SLUG_URL", "source URL").
- * Only the connection and status are retried: once bytes flow, the caller
- * owns the stream.
+ * One request with retries on connection errors and retryable statuses.
+ * Returns the first OK response; throws the last problem as one line.
  */
-export async function download(rawUrl: string, what: string, retry: RetryOptions = {}): Promise<Readable> {
+async function requestWithRetries(rawUrl: string, what: string, init: (headers: Record<string, string>) => RequestInit, retry: RetryOptions): Promise<Response> {
   const shown = displayUrl(rawUrl);
   let target: { url: string; headers: Record<string, string> };
   try {
@@ -77,12 +76,12 @@ export async function download(rawUrl: string, what: string, retry: RetryOptions
     if (attempt > 1) await sleep((retry.backoffMs ?? 250) * 2 ** (attempt - 2));
     let res: Response;
     try {
-      res = await fetch(target.url, { headers: target.headers, redirect: 'follow' });
+      res = await fetch(target.url, init(target.headers));
     } catch (err) {
       lastProblem = `cannot reach ${shown} (${networkCause(err)})`;
       continue;
     }
-    if (res.ok && res.body) return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    if (res.ok) return res;
     await res.body?.cancel();
     lastProblem = `${shown} answered HTTP ${res.status}`;
     if (!RETRY_STATUS.has(res.status)) break;
@@ -90,33 +89,30 @@ export async function download(rawUrl: string, what: string, retry: RetryOptions
   throw new UserError(`${what}: ${lastProblem}; check the URL and that the server is up`);
 }
 
-/** Streamed PUT of a file, as the classic slugbuilder does with PUT_URL. */
+/**
+ * GET a URL as a stream. `what` names it in errors ("SLUG_URL", "source URL").
+ * Only the connection and status are retried: once bytes flow, the caller
+ * owns the stream.
+ */
+export async function download(rawUrl: string, what: string, retry: RetryOptions = {}): Promise<Readable> {
+  const res = await requestWithRetries(rawUrl, what, (headers) => ({ headers, redirect: 'follow' }), retry);
+  if (!res.body) throw new UserError(`${what}: ${displayUrl(rawUrl)} sent an empty response`);
+  return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+}
+
+/** Streamed PUT of a file, as the classic slugbuilder does with PUT_URL; `body` is called once per attempt. */
 export async function upload(rawUrl: string, body: () => Readable, size: number, what: string, retry: RetryOptions = {}): Promise<void> {
-  const shown = displayUrl(rawUrl);
-  let target: { url: string; headers: Record<string, string> };
-  try {
-    target = splitCredentials(rawUrl);
-  } catch {
-    throw new UserError(`${what} ${shown} is not a valid URL`);
-  }
-  const attempts = retry.attempts ?? 4;
-  let lastProblem = '';
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) await sleep((retry.backoffMs ?? 250) * 2 ** (attempt - 2));
-    try {
-      const res = await fetch(target.url, {
+  const res = await requestWithRetries(
+    rawUrl,
+    `${what} upload`,
+    (headers) =>
+      ({
         method: 'PUT',
-        headers: { ...target.headers, 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(size) },
         body: Readable.toWeb(body()) as unknown as BodyInit,
         duplex: 'half',
-      } as RequestInit);
-      await res.body?.cancel();
-      if (res.ok) return;
-      lastProblem = `${shown} answered HTTP ${res.status}`;
-      if (!RETRY_STATUS.has(res.status)) break;
-    } catch (err) {
-      lastProblem = `cannot reach ${shown} (${networkCause(err)})`;
-    }
-  }
-  throw new UserError(`${what}: upload failed: ${lastProblem}`);
+      }) as RequestInit,
+    retry,
+  );
+  await res.body?.cancel();
 }
