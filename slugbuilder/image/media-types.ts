@@ -25,7 +25,6 @@ export const MEDIA = {
 } as const;
 
 export const INDEX_TYPES: readonly string[] = [MEDIA.oci.index, MEDIA.docker.index];
-export const MANIFEST_TYPES: readonly string[] = [MEDIA.oci.manifest, MEDIA.docker.manifest];
 
 /** What a registry GET of a manifest should accept, in our order of preference. */
 export const MANIFEST_ACCEPT = [MEDIA.oci.manifest, MEDIA.docker.manifest, MEDIA.oci.index, MEDIA.docker.index].join(', ');

@@ -75,8 +75,3 @@ function parseRegistry(text: string): RegistryReference {
 export function registryRef(ref: RegistryReference): string {
   return ref.digest ?? ref.tag ?? 'latest';
 }
-
-/** For messages: the reference as the user wrote it. */
-export function describe(ref: ImageReference): string {
-  return ref.text;
-}
