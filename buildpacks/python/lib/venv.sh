@@ -3,9 +3,22 @@
 # built in a temporary directory and runs from /app (or any --app-dir), so
 # these helpers remove every use of the build path that matters at runtime.
 #
-# What already works when moved: bin/python is a symlink to the stack's
-# interpreter, and Python finds pyvenv.cfg (and so site-packages) next to the
-# path it was started by, not the one it was created at.
+# What already works when moved: Python finds pyvenv.cfg (and so
+# site-packages) next to the path it was started by, not the one it was
+# created at, and takes its standard library from pyvenv.cfg's "home".
+
+# The venv is made with --copies: a slug must not hold absolute symlinks
+# (bin/python3 -> /usr/bin/python3.11), which safe unpackers strip or refuse.
+# One copy is enough; the other names become relative links to it, each
+# pointing at the file itself (no link-to-link chains either).
+link_interpreters() {
+  local venv=$1 name
+  for name in "$venv"/bin/python3 "$venv"/bin/python3.*; do
+    [ -e "$name" ] || continue
+    rm -f "$name"
+    ln -s python "$name"
+  done
+}
 
 # The shebang pip writes ("#!/tmp/build/.heroku/python/bin/python") becomes a
 # shell/Python polyglot, the form pip's own script maker (distlib) uses for
@@ -32,6 +45,7 @@ POLYGLOT
 
 make_venv_relocatable() {
   local venv=$1 build_dir=$2 activate
+  link_interpreters "$venv"
   relocate_scripts "$venv"
   info "console scripts find python next to themselves"
 

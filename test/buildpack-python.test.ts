@@ -1,0 +1,171 @@
+/**
+ * The bundled python buildpack, through the real slugbuilder and slugrunner.
+ * PyPI is unreachable here, so every fixture installs from wheels the test
+ * builds into the app with test/fixtures/apps/make-wheel.py (standard library
+ * only). The slug always runs from a different directory than it was built
+ * in, which is what makes the virtualenv's relocation matter.
+ */
+import { expect } from 'chai';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
+import { FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './buildpack-harness.js';
+
+async function pythonVersion(): Promise<string> {
+  return (await execa('python3', ['-c', 'import platform; print(platform.python_version())'])).stdout.trim();
+}
+
+/** Builds a wheel of `src/vendor/<pkg>` into `src/wheels/`. */
+async function makeWheel(src: string, pkg: string, version: string, ...scripts: string[]): Promise<void> {
+  await execa('python3', [path.join(FIXTURES, 'make-wheel.py'), path.join(src, 'vendor', pkg), pkg, version, path.join(src, 'wheels'), ...scripts]);
+}
+
+describe('buildpack python', function () {
+  this.timeout(240_000);
+  after(removeTempDirs);
+
+  describe('bin/detect and bin/release', () => {
+    it('detects requirements.txt', async () => {
+      const r = await runScript('python', 'detect', await makeApp({ 'requirements.txt': '' }));
+      expect(r.exitCode).to.equal(0);
+      expect(r.stdout).to.equal('Python');
+    });
+
+    it('detects pyproject.toml', async () => {
+      expect((await runScript('python', 'detect', await makeApp({ 'pyproject.toml': '' }))).exitCode).to.equal(0);
+    });
+
+    it('does not detect an app with neither', async () => {
+      expect((await runScript('python', 'detect', await makeApp({ 'app.py': '' }))).exitCode).to.equal(1);
+    });
+
+    it('releases gunicorn as web for a Django project that installed it', async () => {
+      const app = await makeApp({ 'manage.py': '', 'mysite/wsgi.py': '', '.heroku/python/bin/gunicorn': { content: '', mode: 0o755 } });
+      const r = await runScript('python', 'release', app);
+      expect(r.stdout).to.equal('---\ndefault_process_types:\n  web: gunicorn mysite.wsgi --log-file -');
+    });
+
+    it('releases no process types otherwise (the Procfile names them)', async () => {
+      const r = await runScript('python', 'release', await makeApp({ 'requirements.txt': '' }));
+      expect(r.stdout).to.equal('---\ndefault_process_types: {}');
+    });
+  });
+
+  describe('an app with a package from requirements.txt', () => {
+    let build: Awaited<ReturnType<typeof buildSlug>>;
+    let cacheDir: string;
+    let version: string;
+
+    before(async () => {
+      version = await pythonVersion();
+      const src = await copyFixture('python-web');
+      await makeWheel(src, 'greeting', '1.0.0', 'greet=greeting:main');
+      // Pin the stack's own major.minor, as an app would.
+      await writeFile(path.join(src, '.python-version'), version.split('.').slice(0, 2).join('.') + '\n');
+      cacheDir = path.join(await tempDir('slugkit-pip-cache-'), 'cache');
+      build = await buildSlug(src, cacheDir);
+    });
+
+    it('builds a virtualenv in .heroku/python with the requirements installed', async () => {
+      expect(build.exitCode, build.stderr).to.equal(0);
+      expect(build.stderr).to.contain('-----> Python app detected');
+      expect(build.stderr).to.contain(`satisfied by ${version}`);
+      expect(build.stderr).to.contain('-----> Creating a virtualenv in .heroku/python');
+      expect(build.stderr).to.contain('       Successfully installed greeting-1.0.0');
+      expect(existsSync(path.join(cacheDir, 'pip')), 'pip cache dir in CACHE_DIR').to.equal(true);
+      const entries = await slugEntries(build.slug);
+      expect(entries).to.include('.heroku/python/bin/python');
+      expect(entries).to.include('.profile.d/python.sh');
+    });
+
+    it('answers HTTP from an app that imports the installed package, unpacked at another path', async () => {
+      const app = await startWeb({ slug: build.slug });
+      try {
+        const res = await fetch(app.origin + '/');
+        expect(res.status).to.equal(200);
+        const body = await res.json();
+        expect(body.greeting).to.equal('Hello, slugkit, from the greeting package');
+        const venv = path.join(app.appDir, '.heroku/python');
+        expect(body.prefix).to.equal(venv);
+        expect(body.virtual_env).to.equal(venv);
+        expect(body.package_file.startsWith(venv + '/')).to.equal(true, body.package_file);
+      } finally {
+        await app.stop();
+      }
+    });
+
+    it("runs the package's console script from the moved virtualenv", async () => {
+      const appDir = path.join(await tempDir('slugkit-dyno-'), 'somewhere', 'else');
+      const r = await runRunner(['--app-dir', appDir, '--slug', build.slug, 'run', 'greet', 'dyno']);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stdout.toString()).to.contain('Hello, dyno, from the greeting package');
+    });
+  });
+
+  it('fails naming the Python version runtime.txt asks for and the one found', async () => {
+    const src = await makeApp({ 'requirements.txt': '', 'runtime.txt': 'python-2.7.18\n' });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode).to.equal(1);
+    expect(r.stderr).to.contain(`runtime.txt asks for Python 2.7.18 but this stack has Python ${await pythonVersion()}`);
+    expect(existsSync(r.slug)).to.equal(false, 'no slug after a failed build');
+  });
+
+  it('fails clearly when .python-version is not a version', async () => {
+    const src = await makeApp({ 'requirements.txt': '', '.python-version': 'pypy3.10\n' });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode).to.equal(1);
+    expect(r.stderr).to.contain('.python-version asks for "pypy3.10", which is not a CPython version like 3.11 or 3.11.7');
+  });
+
+  describe('Django collectstatic', () => {
+    async function djangoApp(): Promise<string> {
+      const src = await copyFixture('python-django');
+      await makeWheel(src, 'django', '0.0.1');
+      return src;
+    }
+
+    it('runs collectstatic --noinput and the collected files are served', async () => {
+      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'));
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('-----> Running Django collectstatic');
+      expect(r.stderr).to.match(/ {7}1 static files copied to/);
+      expect(await slugEntries(r.slug)).to.include('staticfiles/css/site.css');
+      const app = await startWeb({ slug: r.slug });
+      try {
+        const res = await fetch(app.origin + '/css/site.css');
+        expect(res.status).to.equal(200);
+        expect(await res.text()).to.equal('body { font-family: sans-serif; }\n');
+      } finally {
+        await app.stop();
+      }
+    });
+
+    it('skips collectstatic with DISABLE_COLLECTSTATIC=1', async () => {
+      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { DISABLE_COLLECTSTATIC: '1' });
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('-----> Skipping Django collectstatic (DISABLE_COLLECTSTATIC=1)');
+      expect(await slugEntries(r.slug)).not.to.include('staticfiles/css/site.css');
+    });
+
+    it('fails the build when collectstatic fails, saying how to skip it', async () => {
+      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { FIXTURE_BREAK_COLLECTSTATIC: '1' });
+      expect(r.exitCode).to.equal(1);
+      expect(r.stderr).to.contain('ImproperlyConfigured');
+      expect(r.stderr).to.contain('python manage.py collectstatic --noinput failed (output above): fix it, or set DISABLE_COLLECTSTATIC=1 to skip it');
+    });
+  });
+
+  it('installs a pyproject.toml project itself when there is no requirements.txt', async () => {
+    // Its build backend is in-tree and needs no packages, so pip builds it offline.
+    const src = await copyFixture('python-pyproject');
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.contain('-----> Installing the project from pyproject.toml with pip');
+    const appDir = path.join(await tempDir('slugkit-dyno-'), 'app');
+    const run = await runRunner(['--app-dir', appDir, '--slug', r.slug, 'run', 'hello-app']);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.stdout.toString()).to.contain('hello from an installed pyproject app');
+  });
+});
