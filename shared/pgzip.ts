@@ -15,8 +15,12 @@
  * so the same input, level and block size give the same bytes on every run
  * with the same Node (zlib) version. Concurrency only changes speed.
  *
- * Memory is bounded: at most `concurrency` blocks are in flight (queued,
- * deflating, or finished and waiting for their turn); further input waits.
+ * Memory is bounded: at most `concurrency` blocks deflate at once and a
+ * couple more wait (cut and ready, or done and waiting for their turn);
+ * further input waits. Deflates share libuv's thread pool with file reads, so
+ * by default they leave at least one pool thread free: a tar writer reading
+ * thousands of small files would otherwise queue every open/read behind a
+ * block's deflate and starve the compressor it feeds.
  */
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -27,13 +31,17 @@ export interface ParallelGzipOptions {
   level?: number;
   /** Uncompressed bytes per independently deflated block (at least 32 KiB). */
   blockSize?: number;
-  /** Largest number of blocks in flight at once. */
+  /** Most blocks deflating at once (default: the CPU count, leaving one thread-pool thread free). */
   concurrency?: number;
 }
 
 /** Deflate's window: the most a match can reach back, so the dictionary size. */
 const WINDOW = 32 * 1024;
+const EMPTY = Buffer.alloc(0);
 export const DEFAULT_BLOCK_SIZE = 256 * 1024;
+
+/** Blocks cut ahead of the deflaters, so a freed thread never waits for input to be read. */
+const READY_BLOCKS = 2;
 
 /** OS byte 3 (Unix): what Node's own gzip writes, pinned so output is the same everywhere. */
 const OS_UNIX = 3;
@@ -46,6 +54,10 @@ export function gzipHeader(level: number): Buffer {
 
 /** One block's place in line: its output once deflated, or the error it hit. */
 interface Job {
+  input: Buffer;
+  last: boolean;
+  dictionary: Buffer | undefined;
+  started: boolean;
   done: boolean;
   output?: Buffer;
   error?: Error;
@@ -64,6 +76,7 @@ class ParallelGzip extends Transform {
   private totalLength = 0;
   /** Blocks in input order; the head is written out as soon as it is done. */
   private readonly jobs: Job[] = [];
+  private running = 0;
   /** A write or flush waiting for the line of jobs to shrink. */
   private waiting: (() => void) | undefined;
   private failed = false;
@@ -126,24 +139,42 @@ class ParallelGzip extends Transform {
   }
 
   private startBlock(block: Buffer, last: boolean): void {
-    const job: Job = { done: false };
-    this.jobs.push(job);
+    this.jobs.push({ input: block, last, dictionary: this.dictionary, started: false, done: false });
+    // Keep a copy, not a view: the block's memory can then go once it is deflated.
+    if (!last) this.dictionary = Buffer.from(block.subarray(block.length - WINDOW));
+    this.startDeflates();
+  }
+
+  /** Start waiting blocks, oldest first, while fewer than `concurrency` are deflating. */
+  private startDeflates(): void {
+    for (const job of this.jobs) {
+      if (this.running >= this.concurrency) return;
+      if (job.started) continue;
+      job.started = true;
+      this.running += 1;
+      this.deflate(job);
+    }
+  }
+
+  private deflate(job: Job): void {
     const options: zlib.ZlibOptions = {
       level: this.level,
-      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+      finishFlush: job.last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
       // One output buffer big enough for the whole block keeps it to one
       // trip through the thread pool instead of one per 16 KiB of output.
-      chunkSize: deflateBound(block.length),
+      chunkSize: deflateBound(job.input.length),
     };
-    if (this.dictionary) options.dictionary = this.dictionary;
-    zlib.deflateRaw(block, options, (error, output) => {
+    if (job.dictionary) options.dictionary = job.dictionary;
+    zlib.deflateRaw(job.input, options, (error, output) => {
+      this.running -= 1;
       job.done = true;
+      job.input = EMPTY;
+      job.dictionary = undefined;
       if (error) job.error = error;
       else job.output = output;
       this.writeFinishedJobs();
+      this.startDeflates();
     });
-    // Keep a copy, not a view: the block's memory can then go once it is deflated.
-    if (!last) this.dictionary = Buffer.from(block.subarray(block.length - WINDOW));
   }
 
   /** Push finished blocks in input order, then let waiting input in if there is room. */
@@ -159,14 +190,18 @@ class ParallelGzip extends Transform {
       if (job.output!.length > 0) this.push(job.output);
     }
     const waiting = this.waiting;
-    if (waiting && this.jobs.length < this.concurrency) {
+    if (waiting && this.jobs.length < this.maxJobs()) {
       this.waiting = undefined;
       waiting();
     }
   }
 
+  private maxJobs(): number {
+    return this.concurrency + READY_BLOCKS;
+  }
+
   private whenRoom(callback: () => void): void {
-    if (this.jobs.length < this.concurrency) callback();
+    if (this.jobs.length < this.maxJobs()) callback();
     else this.waiting = callback;
   }
 }
@@ -176,9 +211,10 @@ function deflateBound(length: number): number {
   return Math.max(64, length + (length >>> 12) + (length >>> 14) + (length >>> 25) + 13 + 16);
 }
 
-/** Enough blocks in flight to keep every core busy while the next one is read. */
+/** One deflate per core, but never the whole thread pool (see the top of the file). */
 function defaultConcurrency(): number {
-  return availableParallelism() + 2;
+  const poolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.min(availableParallelism(), poolSize - 1));
 }
 
 /**

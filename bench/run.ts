@@ -1,0 +1,95 @@
+/**
+ * `npm run bench`: the six measurements of issue 7, each against a baseline
+ * measured in the same run on the same generated data, printed as a markdown
+ * table (stdout) with notes; progress goes to stderr.
+ *
+ *   BENCH_QUICK=1 npm run bench   small data and fewer repeats, for a smoke run
+ */
+import { cpus, loadavg, availableParallelism } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, type Setup } from './cases.js';
+import { ensureTree } from './data.js';
+import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
+import { haveGnuTime } from './measure.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const quick = process.env.BENCH_QUICK === '1';
+const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+async function setup(): Promise<Setup> {
+  if (!haveGnuTime) throw new Error('GNU time (/usr/bin/time) is needed for CPU and peak RSS figures: apt-get install time');
+  const data = path.join(repo, '.bench-data');
+  const work = path.join(data, quick ? 'work-quick' : 'work');
+  mkdirSync(work, { recursive: true });
+  const MiB = 1024 ** 2;
+  const appSpec = quick ? { files: 1000, bytes: 12 * MiB, seed: 1 } : { files: 10_000, bytes: 120 * MiB, seed: 1 };
+  // The big tree: many files plus a few large ones, so a file held in memory would show.
+  const bigSpec = quick ? { files: 2000, bytes: 100 * MiB, bigFiles: [30 * MiB], seed: 2 } : { files: 20_000, bytes: 1024 * MiB, bigFiles: [256 * MiB, 128 * MiB], seed: 2 };
+  const appDir = path.join(data, quick ? 'app-quick' : 'app');
+  const bigDir = path.join(data, quick ? 'big-quick' : 'big');
+  const app = { dir: appDir, ...ensureTree(appDir, appSpec, progress) };
+  const big = { dir: bigDir, ...ensureTree(bigDir, bigSpec, progress) };
+  const noopBuildpack = ensureNoopBuildpack(path.join(data, 'noop-buildpack'));
+  const appTar = await ensureSourceTar(appDir, `${appDir}.tar`);
+  const minimalSlug = await ensureMinimalSlug({
+    builderCli: path.join(repo, 'dist', 'slugbuilder', 'cli.js'),
+    appDir: path.join(repo, 'examples', 'hello'),
+    buildpack: noopBuildpack,
+    cacheDir: path.join(work, 'hello-cache'),
+    file: path.join(work, 'hello-slug.tgz'),
+  });
+  const times = quick ? { p1: 2, p2: 2, p3: 5, p4: 1, p6: 1 } : { p1: 5, p2: 5, p3: 15, p4: 3, p6: 2 };
+  return { repo, work, app, big, appTar, noopBuildpack, minimalSlug, times };
+}
+
+function machine(): string[] {
+  return [
+    `machine: ${availableParallelism()} CPUs (nproc), ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}, ${process.platform}/${process.arch}`,
+    `load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+  ];
+}
+
+function table(rows: Row[]): string {
+  const head = ['id', 'what', 'slugkit', 'baseline (same run)', 'ratio', 'goal', 'met'];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
+  for (const r of rows) lines.push(`| ${[r.id, r.what, r.slugkit, r.baseline, r.ratio, r.goal, r.met].join(' | ')} |`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const info = machine();
+  const s = await setup();
+  const rows: Row[] = [];
+  const step = async (id: string, run: () => Promise<Row>) => {
+    progress(`${id}...`);
+    const row = await run();
+    progress(`${id}: ${row.slugkit} vs ${row.baseline} = ${row.ratio} (goal ${row.goal}: ${row.met})`);
+    rows.push(row);
+  };
+  await step('P1', () => p1SlugWriter(s));
+  await step('P2', () => p2Unpack(s, path.join(s.work, 'p1-slug.tgz')));
+  await step('P3', () => p3Start(s));
+  await step('P4', () => p4Build(s));
+  await step('P5', () => p5Memory(s));
+  await step('P6', () => p6Rebuild(s));
+
+  const out = [
+    `slugkit benchmarks${quick ? ' (BENCH_QUICK=1: small data, few repeats)' : ''}, ${started.toISOString()}`,
+    ...info,
+    `load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `times are medians of alternating runs (P1 ${s.times.p1}, P2 ${s.times.p2}, P3 ${s.times.p3}, P4 ${s.times.p4}, P6 ${s.times.p6} each, after a warm-up)`,
+    '',
+    table(rows),
+    '',
+    'notes:',
+    ...rows.flatMap((r) => r.notes.map((n) => `- ${r.id} ${n}`)),
+    '',
+    `goals met: ${rows.filter((r) => r.met === 'yes').map((r) => r.id).join(', ') || 'none'}; not met: ${rows.filter((r) => r.met === 'no').map((r) => r.id).join(', ') || 'none'}; pending: ${rows.filter((r) => r.met === 'pending').map((r) => r.id).join(', ') || 'none'}`,
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+await main();
