@@ -1,0 +1,84 @@
+/**
+ * Every bundled buildpack as a whole: the detection order file, the classic
+ * API's three executables, shellcheck-clean bash, and detection order on apps
+ * that more than one buildpack would accept.
+ */
+import { expect } from 'chai';
+import { constants } from 'node:fs';
+import { access, readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { makeApp, removeTempDirs, tempDir } from './helpers/cli.js';
+import { BUILDPACKS, buildSlug } from './buildpack-harness.js';
+
+async function orderFile(): Promise<string[]> {
+  const text = await readFile(path.join(BUILDPACKS, 'order'), 'utf8');
+  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+async function hasShellcheck(): Promise<boolean> {
+  return (await execa('shellcheck', ['--version'], { reject: false })).exitCode === 0;
+}
+
+/** Shell scripts among a buildpack's bin/ and lib/ (lib/ also holds node helpers). */
+async function shellScripts(): Promise<string[]> {
+  const scripts: string[] = [];
+  for (const bp of await orderFile()) {
+    for (const sub of ['bin', 'lib']) {
+      const dir = path.join(BUILDPACKS, bp, sub);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const first = (await readFile(path.join(dir, name), 'utf8')).split('\n')[0];
+        if (/^#!.*\b(ba)?sh$/.test(first) || first.startsWith('# shellcheck shell=')) scripts.push(path.join(dir, name));
+      }
+    }
+  }
+  return scripts;
+}
+
+describe('bundled buildpacks', function () {
+  this.timeout(180_000);
+  after(removeTempDirs);
+
+  it('buildpacks/order lists every bundled buildpack once, with procfile last', async () => {
+    const order = await orderFile();
+    const dirs = (await readdir(BUILDPACKS, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+    expect([...order].sort()).to.deep.equal([...dirs].sort());
+    expect(order.at(-1)).to.equal('procfile');
+    expect(order.slice(0, 3)).to.deep.equal(['nodejs', 'python', 'static']);
+  });
+
+  it('each has executable bin/detect, bin/compile and bin/release', async () => {
+    for (const bp of await orderFile()) {
+      for (const script of ['detect', 'compile', 'release']) {
+        await access(path.join(BUILDPACKS, bp, 'bin', script), constants.X_OK);
+      }
+    }
+  });
+
+  it('every shell script passes shellcheck', async function () {
+    if (!(await hasShellcheck())) {
+      const reason = 'shellcheck is not installed (apt-get install shellcheck)';
+      if (process.env.CI) throw new Error(`${reason}: CI must run this check`);
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+    const scripts = await shellScripts();
+    expect(scripts.length).to.be.greaterThan(10);
+    const r = await execa('shellcheck', ['-x', ...scripts], { reject: false, cwd: BUILDPACKS });
+    expect(r.exitCode, r.stdout).to.equal(0);
+  });
+
+  it('nodejs wins over static for a front-end app with package.json and public/index.html', async () => {
+    const app = await makeApp({ 'package.json': '{"name":"spa","version":"1.0.0"}', 'public/index.html': '<h1>spa</h1>' });
+    const r = await buildSlug(app, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.contain('-----> Node.js app detected');
+  });
+
+  it('python wins over static for an app with requirements.txt and index.html', async () => {
+    const app = await makeApp({ 'requirements.txt': '', 'index.html': '<h1>docs</h1>' });
+    const r = await buildSlug(app, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.contain('-----> Python app detected');
+  });
+});
