@@ -7,8 +7,7 @@
  * blobs (docker load accepts gzipped layers).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { open, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +19,7 @@ import { HashingStream, hashFile, serialize, sha256, type Descriptor, type Image
 import { LAYER_GZIP_LEVEL } from './layer.js';
 import { MEDIA } from './media-types.js';
 import { OciLayout } from './oci-layout.js';
+import { keptTemp, makeTempDir, removeTemp, tempFile } from './temp.js';
 
 export type OpenedArchive =
   | { kind: 'layout'; layout: OciLayout; tag?: string; close: () => Promise<void> }
@@ -50,8 +50,8 @@ export async function openArchive(file: string, ref: string | undefined, kind: '
   } catch {
     throw new UserError(`${what}: ${file} does not exist`);
   }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'slugkit-image-'));
-  const close = () => rm(dir, { recursive: true, force: true });
+  const dir = await makeTempDir('slugkit-image-');
+  const close = () => removeTemp(dir);
   try {
     await extractArchive(input, dir, `${what} (${file})`);
     const hasLayout = await exists(path.join(dir, 'oci-layout'));
@@ -173,12 +173,13 @@ export function dockerLoadManifest(config: Descriptor, layers: Descriptor[], rep
  */
 export async function packArchive(stageDir: string, file: string): Promise<void> {
   const target = path.resolve(file);
-  const tmp = `${target}.${process.pid}.tmp`;
+  const tmp = tempFile(target);
   try {
     await pipeline(Readable.from(packTree(stageDir, { prefix: './' })), createWriteStream(tmp));
     await rename(tmp, target);
+    keptTemp(tmp);
   } catch (err) {
-    await rm(tmp, { force: true });
+    await removeTemp(tmp);
     const code = errnoCode(err);
     if (code === 'ENOENT') throw new UserError(`cannot write ${file}: its directory does not exist`);
     if (code === 'EACCES' || code === 'EROFS') throw new UserError(`cannot write ${file}: ${code}; choose a writable path`);

@@ -3,8 +3,6 @@
  * top of the run image, with a config that starts the runner, and the image
  * goes to a layout, an archive or a registry. No Docker daemon involved.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { createReadStream } from 'node:fs';
 import { UsageError } from '../../shared/errors.js';
@@ -21,6 +19,7 @@ import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { RegistryPool } from './registry.js';
+import { makeTempDir, removeTemp } from './temp.js';
 
 export { writeLayer } from './layer.js';
 
@@ -80,7 +79,7 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
 
   log.step(`Reading run image ${runRef.text}`);
   const run = await openImage(runRef, { platform, pool, role: 'run image' });
-  const work = await mkdtemp(path.join(os.tmpdir(), 'slugkit-layer-'));
+  const work = await makeTempDir('slugkit-layer-');
   try {
     log.info(`${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`);
     const family = familyFor(target, run.family);
@@ -122,7 +121,7 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
     if (opts.summary) opts.summary.image = summary;
     return summary;
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await removeTemp(work);
     await run.close();
   }
 }

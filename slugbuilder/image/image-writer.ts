@@ -4,8 +4,7 @@
  * first, the config next, and the manifest (or the tag in index.json) last,
  * so nothing ever points at a blob that is not there.
  */
-import { mkdtemp, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, rename, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { UserError, errnoCode } from '../../shared/errors.js';
@@ -17,6 +16,7 @@ import { prepareLayout, putBlob, putDocument, tagManifest, type OciLayout } from
 import type { Family } from './media-types.js';
 import type { ImageReference, RegistryReference } from './reference.js';
 import type { RegistryPool } from './registry.js';
+import { keptTemp, makeTempDir, removeTemp } from './temp.js';
 
 export interface WriteResult {
   digest: string;
@@ -83,7 +83,7 @@ async function writeLayoutImage(dir: string, tag: string, image: BuiltImage, tex
   const parent = path.dirname(target);
   let stage: string;
   try {
-    stage = await mkdtemp(path.join(parent, `.${path.basename(target)}.tmp-`));
+    stage = await makeTempDir(`.${path.basename(target)}.tmp-`, parent);
   } catch (err) {
     throw new UserError(`cannot write ${dir}: ${errnoCode(err) === 'ENOENT' ? 'its parent directory does not exist' : errnoCode(err)}`);
   }
@@ -93,15 +93,16 @@ async function writeLayoutImage(dir: string, tag: string, image: BuiltImage, tex
     await tagManifest(layout, manifestDescriptor(image), tag);
     await rmdir(target).catch(() => undefined);
     await rename(stage, target);
+    keptTemp(stage);
   } catch (err) {
-    await rm(stage, { recursive: true, force: true });
+    await removeTemp(stage);
     throw err;
   }
   return { digest: image.manifest.digest, reference: text };
 }
 
 async function writeArchiveImage(file: string, ref: string | undefined, image: BuiltImage, text: string): Promise<WriteResult> {
-  const stage = await mkdtemp(path.join(os.tmpdir(), 'slugkit-archive-'));
+  const stage = await makeTempDir('slugkit-archive-');
   try {
     const layout = await prepareLayout(stage, `image ${text}`);
     await copyBlobsInto(layout, image, `image ${text}`);
@@ -111,7 +112,7 @@ async function writeArchiveImage(file: string, ref: string | undefined, image: B
     await packArchive(stage, file);
     log.info(`docker load will name it ${repoTag}`);
   } finally {
-    await rm(stage, { recursive: true, force: true });
+    await removeTemp(stage);
   }
   return { digest: image.manifest.digest, reference: text };
 }

@@ -5,7 +5,7 @@
  * digest (sha256 of the gzip bytes) while the blob is written.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +13,7 @@ import { createGzip } from 'node:zlib';
 import { UserError, errnoCode, errorMessage } from '../../shared/errors.js';
 import { packTree } from '../../shared/tar-write.js';
 import { HashingStream } from './blobs.js';
+import { keptTemp, removeTemp, tempFile } from './temp.js';
 
 /** Pinned so the same zlib always gives the same blob bytes and digest. */
 export const LAYER_GZIP_LEVEL = 6;
@@ -41,7 +42,7 @@ export async function writeLayer(appDir: string, opts: LayerOptions): Promise<La
   const outFile = path.resolve(opts.outFile);
   await mkdir(path.dirname(outFile), { recursive: true });
   // Written beside the target and renamed, so a failure leaves no partial layer.
-  const tmp = `${outFile}.${process.pid}.tmp`;
+  const tmp = tempFile(outFile);
   const tarHash = new HashingStream();
   const gzHash = new HashingStream();
   try {
@@ -53,8 +54,9 @@ export async function writeLayer(appDir: string, opts: LayerOptions): Promise<La
       createWriteStream(tmp),
     );
     await rename(tmp, outFile);
+    keptTemp(tmp);
   } catch (err) {
-    await rm(tmp, { force: true });
+    await removeTemp(tmp);
     if (err instanceof UserError) throw err;
     const code = errnoCode(err);
     if (code === 'ENOSPC') throw new UserError(`no space left writing the image layer ${outFile}: free some disk space`);
