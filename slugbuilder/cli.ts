@@ -23,7 +23,8 @@ const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
 Source (default: stdin, tar or tar.gz):
   --source PATH|URL        a directory, a tarball, or an http(s) URL (env TAR_URL)
 Buildpacks (default: detect among the bundled ones):
-  --buildpack DIR          use this buildpack; repeat for several (env BUILDPACK_URL)
+  --buildpack DIR|URL      use this buildpack; repeat for several (env BUILDPACK_URL);
+                           a directory, a git URL with optional #ref, or a .tgz/.tar URL
 Build:
   -e, --env KEY=VALUE      config var for ENV_DIR; repeatable
   --env-file FILE          config vars from a dotenv file; repeatable
