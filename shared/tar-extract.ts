@@ -111,6 +111,10 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
   };
 
   const unpack = tarExtract({
+    // Synchronous file operations: when we stop at a bad entry, nothing is
+    // still in flight, so the caller can remove the target right away and no
+    // late write lands after it (or races its removal).
+    sync: true,
     cwd,
     preservePaths: false,
     preserveOwner: false,
@@ -122,7 +126,7 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
       const e = entry as ReadEntry;
       entries += 1;
       if (limits.maxFiles !== undefined && entries > limits.maxFiles) {
-        fail(`${what} has more than ${limits.maxFiles} entries: remove files or raise the limit (--max-files)`);
+        fail(`${what} has more than ${limits.maxFiles} entries: remove files or raise the limit`);
         return false;
       }
       // Devices, fifos and unknown types never reach the disk.
