@@ -60,13 +60,13 @@ describe('slugbuilder CLI image flags', function () {
     const res = await slugbuilder([...args, '--image', `oci-archive:${path.join(out, 'app.tar')}:myapp:v1`, '--app-uid', '2000', '--summary', path.join(out, 'summary.json')], source, env);
     expect(res.code, res.stderr).to.equal(0);
     expect(res.stdout.length).to.equal(0);
-    expect(res.stderr).to.include('-----> Writing the slug as an image layer');
+    expect(res.stderr).to.include('app/ owned by 2000:1000 (--app-uid and the default)');
     expect(res.stderr).to.match(/-----> Image digest sha256:[0-9a-f]{64}/);
     expect((await readdir(out)).sort()).to.deep.equal(['app.tar', 'layer.tar.gz', 'slug.tgz', 'summary.json']);
 
     const summary = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8'));
     const layer = await readFile(path.join(out, 'layer.tar.gz'));
-    expect(summary.layer).to.deep.equal({ path: path.join(out, 'layer.tar.gz'), digest: sha(layer), diffId: sha(gunzipSync(layer)), size: layer.length });
+    expect(summary.layer).to.deep.equal({ path: path.join(out, 'layer.tar.gz'), digest: sha(layer), diffId: sha(gunzipSync(layer)), size: layer.length, uid: 2000, gid: 1000 });
     expect(summary.image.reference).to.equal(`oci-archive:${path.join(out, 'app.tar')}:myapp:v1`);
     expect(summary.image.digest).to.match(/^sha256:[0-9a-f]{64}$/);
     expect(res.stderr).to.include(`-----> Image digest ${summary.image.digest}`);

@@ -24,6 +24,7 @@ import {
   skopeoInspect,
   startUnpacked,
   BUSYBOX,
+  writeRunImage,
   type RunImages,
 } from './helpers/image-fixtures.js';
 
@@ -92,7 +93,7 @@ describe('image export (OCI layout and archives)', function () {
     expect(sha(appLayer)).to.equal(manifest.layers[1].digest);
     expect(appLayer.length).to.equal(manifest.layers[1].size);
     expect(config.rootfs.diff_ids).to.deep.equal([run.v24.diffIds[0], sha(gunzipSync(appLayer))]);
-    expect(result.layer).to.deep.equal({ digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length });
+    expect(result.layer).to.deep.equal({ digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length, uid: 1000, gid: 1000 });
 
     expect(config.created).to.equal('1980-01-01T00:00:01Z');
     expect(config.config.WorkingDir).to.equal('/app');
@@ -137,6 +138,23 @@ describe('image export (OCI layout and archives)', function () {
       expect([st.uid, st.gid]).to.deep.equal([1500, 1600]);
       expect((await stat(path.join(rootfs, 'app'))).uid).to.equal(1500);
     }
+  });
+
+  it("owns /app by the run image's numeric User unless --app-uid/--app-gid say otherwise", async () => {
+    const layout = path.join(root, 'runner-user');
+    await writeRunImage(layout, '24', { layers: [path.join(root, 'rootfs-24')], version: '24', user: '1500:0' });
+    const fromUser = await exportImage(opts({ runImage: `oci:${layout}:24`, image: `oci:${path.join(root, 'owner-a')}:v1`, appUid: undefined, appGid: undefined }));
+    expect(fromUser.layer).to.include({ uid: 1500, gid: 0 });
+    expect(logs).to.include("app/ owned by 1500:0 (the run image's User 1500:0)");
+    const entries: Array<[string, number | undefined, number | undefined]> = [];
+    const manifest = JSON.parse((await blob(path.join(root, 'owner-a'), fromUser.digest)).toString());
+    await list({ file: path.join(root, 'owner-a', 'blobs/sha256', manifest.layers[1].digest.slice(7)), onReadEntry: (e) => entries.push([e.path, e.uid, e.gid]) });
+    expect(entries.every(([, uid, gid]) => uid === 1500 && gid === 0)).to.equal(true);
+    // The run image's User is kept: the runner starts as that user.
+    expect(JSON.parse((await blob(path.join(root, 'owner-a'), manifest.config.digest)).toString()).config.User).to.equal('1500:0');
+
+    const flagged = await exportImage(opts({ runImage: `oci:${layout}:24`, image: `oci:${path.join(root, 'owner-b')}:v1`, appUid: 2000, appGid: undefined }));
+    expect(flagged.layer).to.include({ uid: 2000, gid: 0 });
   });
 
   it('gives the same manifest digest for two builds of the same source, and a new one for a new SOURCE_DATE_EPOCH', async () => {

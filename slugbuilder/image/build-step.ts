@@ -15,9 +15,8 @@ import { exportImage } from './export.js';
 import { writeLayer } from './layer.js';
 import { parsePlatform } from './platform.js';
 import { parseReference } from './reference.js';
+import { DEFAULT_APP_GID, DEFAULT_APP_UID } from './config.js';
 
-export const DEFAULT_APP_UID = 1000;
-export const DEFAULT_APP_GID = 1000;
 
 /** The parseArgs option specs for the image flags, to merge into the CLI's own. */
 export const IMAGE_OPTIONS = {
@@ -35,7 +34,7 @@ export const IMAGE_USAGE = `Image (no Docker daemon needed):
   --run-image REF          base image: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, docker://HOST/NAME:TAG
   --image REF              write the app image: oci:DIR[:TAG], oci-archive:FILE (also docker-loadable), docker://HOST/NAME:TAG
   --platform OS/ARCH       platform to pick from a multi-platform run image (default linux/amd64)
-  --app-uid N, --app-gid N owner of /app in the image (default 1000:1000)
+  --app-uid N, --app-gid N owner of /app (default: the run image's numeric User, else 1000:1000)
   --insecure-registry HOST use plain HTTP for HOST (loopback hosts always do); repeatable
   slugbuilder rebase IMAGE --run-image NEW [--image OUT]   swap the run image under an app image
 `;
@@ -45,8 +44,9 @@ export interface ImageFlags {
   runImage?: string;
   image?: string;
   platform?: string;
-  appUid: number;
-  appGid: number;
+  /** Unset: decided by appOwner() from the run image (1000:1000 for --layer alone). */
+  appUid?: number;
+  appGid?: number;
   insecureRegistries: string[];
 }
 
@@ -60,8 +60,8 @@ type FlagValues = {
   'insecure-registry'?: string[];
 };
 
-function parseId(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
+function parseId(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) > 0x1fffff) throw new UsageError(`${flag} expects a numeric id (0 to 2097151), got "${value}"`);
   return Number(value);
 }
@@ -81,8 +81,8 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
     runImage: v['run-image'],
     image: v.image,
     platform: v.platform,
-    appUid: parseId(v['app-uid'], '--app-uid', DEFAULT_APP_UID),
-    appGid: parseId(v['app-gid'], '--app-gid', DEFAULT_APP_GID),
+    appUid: parseId(v['app-uid'], '--app-uid'),
+    appGid: parseId(v['app-gid'], '--app-gid'),
     insecureRegistries: v['insecure-registry'] ?? [],
   };
 }
@@ -99,14 +99,17 @@ export function imageStep(flags: ImageFlags, sourceVersion: string | undefined, 
   return {
     summary,
     async afterSlug(result) {
-      if (flags.layer) {
+      if (flags.layer && !flags.image) {
         log.step('Writing the slug as an image layer');
-        const layer = await writeLayer(result.appDir, { uid: flags.appUid, gid: flags.appGid, mtime: sourceDateEpoch(env), outFile: path.resolve(flags.layer) });
-        log.info(`${flags.layer}: ${formatSize(layer.size)}, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
-        summary.layer = { path: layer.path, digest: layer.digest, diffId: layer.diffId, size: layer.size };
+        const uid = flags.appUid ?? DEFAULT_APP_UID;
+        const gid = flags.appGid ?? DEFAULT_APP_GID;
+        const layer = await writeLayer(result.appDir, { uid, gid, mtime: sourceDateEpoch(env), outFile: path.resolve(flags.layer) });
+        log.info(`${flags.layer}: app/ owned by ${uid}:${gid}, ${formatSize(layer.size)}, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
+        summary.layer = { path: layer.path, digest: layer.digest, diffId: layer.diffId, size: layer.size, uid, gid };
       }
       if (flags.image && flags.runImage) {
-        await exportImage({
+        // With --image, --layer keeps the image's own app layer (owner from the run image).
+        const image = await exportImage({
           appDir: result.appDir,
           runImage: flags.runImage,
           image: flags.image,
@@ -116,9 +119,11 @@ export function imageStep(flags: ImageFlags, sourceVersion: string | undefined, 
           processTypes: result.processTypes,
           sourceVersion,
           insecureRegistries: flags.insecureRegistries,
+          layerFile: flags.layer,
           summary,
           env,
         });
+        if (flags.layer) summary.layer = { path: path.resolve(flags.layer), ...image.layer };
       }
     },
   };

@@ -47,6 +47,41 @@ export function setEnv(env: string[] | undefined, name: string, value: string): 
   return out;
 }
 
+/** Owner of the app layer when no flag says otherwise and the run image names none. */
+export const DEFAULT_APP_UID = 1000;
+export const DEFAULT_APP_GID = 1000;
+
+export interface AppOwner {
+  uid: number;
+  gid: number;
+  /** For the log: where the ids came from. */
+  source: string;
+}
+
+/**
+ * Who owns /app in the image: --app-uid/--app-gid when given, else the run
+ * image's numeric `User` (UID or UID:GID; a bare UID gets group 0, as Docker
+ * does for a user without a passwd entry), else 1000:1000. A named User
+ * cannot be resolved without reading the run image's /etc/passwd, so it falls
+ * back to the defaults with a warning.
+ */
+export function appOwner(runUser: string | undefined, uid: number | undefined, gid: number | undefined): AppOwner & { warning?: string } {
+  const user = (runUser ?? '').trim();
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(user);
+  const fromImage = numeric !== null && numeric[1] !== '0';
+  const fallback = fromImage
+    ? { uid: Number(numeric[1]), gid: Number(numeric[2] ?? 0), source: `the run image's User ${user}` }
+    : { uid: DEFAULT_APP_UID, gid: DEFAULT_APP_GID, source: 'the default' };
+  const flags = [uid !== undefined ? '--app-uid' : '', gid !== undefined ? '--app-gid' : ''].filter(Boolean);
+  const source = flags.length === 2 ? '--app-uid/--app-gid' : flags.length === 1 ? `${flags[0]} and ${fallback.source}` : fallback.source;
+  const owner = { uid: uid ?? fallback.uid, gid: gid ?? fallback.gid, source };
+  const named = user !== '' && !numeric && user !== 'root' && !user.startsWith('root:');
+  if (named && flags.length < 2) {
+    return { ...owner, warning: `run image User "${user}" is a name: /app is owned by ${owner.uid}:${owner.gid}; pass --app-uid and --app-gid to match it` };
+  }
+  return owner;
+}
+
 export interface AppLayerInfo {
   digest: string;
   diffId: string;

@@ -5,13 +5,14 @@
  */
 import path from 'node:path';
 import { createReadStream } from 'node:fs';
-import { UsageError } from '../../shared/errors.js';
+import { copyFile, rename } from 'node:fs/promises';
+import { UsageError, UserError, errnoCode, errorMessage } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
 import { formatSize } from '../../shared/tar-extract.js';
 import { sourceDateEpoch } from '../../shared/tar-write.js';
 import { shortDigest, type LayerBlob } from './blobs.js';
-import { assembleImage, buildAppConfig } from './config.js';
+import { appOwner, assembleImage, buildAppConfig } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { familyFor, writeImage } from './image-writer.js';
 import { writeLayer } from './layer.js';
@@ -19,7 +20,7 @@ import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { RegistryPool } from './registry.js';
-import { makeTempDir, removeTemp } from './temp.js';
+import { keptTemp, makeTempDir, removeTemp, tempFile } from './temp.js';
 
 export { writeLayer } from './layer.js';
 
@@ -30,8 +31,11 @@ export interface ExportOptions {
   image: string;
   /** OS/ARCH[/VARIANT]; an index in the run image resolves to linux/amd64 without it. */
   platform?: string;
-  appUid: number;
-  appGid: number;
+  /** Owner of /app; unset: the run image's numeric User, else 1000:1000 (see appOwner). */
+  appUid?: number;
+  appGid?: number;
+  /** Also keep the app layer at this path (the --layer flag), once the image is written. */
+  layerFile?: string;
   processTypes: ProcessTypes;
   sourceVersion?: string;
   insecureRegistries: string[];
@@ -45,7 +49,7 @@ export interface ImageSummary {
   digest: string;
   mediaType: string;
   platform: string;
-  layer: { digest: string; diffId: string; size: number };
+  layer: { digest: string; diffId: string; size: number; uid: number; gid: number };
   runImage: { reference: string; digest: string };
 }
 
@@ -60,6 +64,20 @@ export function runLayers(run: SourceImage): LayerBlob[] {
     origin: run.registry,
     label: `run image layer ${i + 1}/${total}`,
   }));
+}
+
+/** Copy the finished layer to the --layer path, through a temp name. */
+async function keepLayer(from: string, to: string): Promise<void> {
+  const target = path.resolve(to);
+  const tmp = tempFile(target);
+  try {
+    await copyFile(from, tmp);
+    await rename(tmp, target);
+    keptTemp(tmp);
+  } catch (err) {
+    await removeTemp(tmp);
+    throw new UserError(`cannot write the layer file ${to}: ${errnoCode(err) ?? errorMessage(err)}`);
+  }
 }
 
 /** OCI's standard base-image annotations (only written into OCI manifests). */
@@ -86,8 +104,10 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
 
     log.step('Writing the slug layer');
     const created = sourceDateEpoch(env);
-    const layer = await writeLayer(opts.appDir, { uid: opts.appUid, gid: opts.appGid, mtime: created, outFile: path.join(work, 'app-layer.tar.gz') });
-    log.info(`app/ owned by ${opts.appUid}:${opts.appGid}, ${formatSize(layer.size)} compressed, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
+    const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
+    if (owner.warning) log.warn(owner.warning);
+    const layer = await writeLayer(opts.appDir, { uid: owner.uid, gid: owner.gid, mtime: created, outFile: path.join(work, 'app-layer.tar.gz') });
+    log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${formatSize(layer.size)} compressed, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
 
     const config = buildAppConfig({
       runConfig: run.config,
@@ -109,13 +129,14 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
     log.step(`Writing image ${target.text}`);
     const result = await writeImage(target, built, pool);
     log.step(`Image digest ${result.digest}`);
+    if (opts.layerFile) await keepLayer(layer.path, opts.layerFile);
 
     const summary: ImageSummary = {
       reference: result.reference,
       digest: result.digest,
       mediaType: built.mediaType,
       platform: [config.os, config.architecture, config.variant].filter(Boolean).join('/'),
-      layer: { digest: layer.digest, diffId: layer.diffId, size: layer.size },
+      layer: { digest: layer.digest, diffId: layer.diffId, size: layer.size, uid: owner.uid, gid: owner.gid },
       runImage: { reference: runRef.text, digest: run.digest },
     };
     if (opts.summary) opts.summary.image = summary;

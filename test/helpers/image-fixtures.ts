@@ -63,6 +63,8 @@ export interface RunImageOptions {
   platforms?: Array<{ os: string; architecture: string; variant?: string }>;
   architecture?: string;
   version: string;
+  /** The config's User, e.g. "1500:0". */
+  user?: string;
 }
 
 export interface RunImageInfo {
@@ -113,6 +115,7 @@ export async function writeRunImage(layoutDir: string, tag: string, opts: RunIma
       config: {
         Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/root', 'RUN_IMAGE_VERSION=' + opts.version],
         Cmd: ['sh'],
+        ...(opts.user ? { User: opts.user } : {}),
         Labels: { 'org.example.run-image': opts.version },
       },
       rootfs: { type: 'layers', diff_ids: diffIds },
