@@ -123,9 +123,14 @@ export async function parseBuildArgs(argv: string[]): Promise<(BuildOptions & { 
   };
 }
 
+/** Set once SIGTERM/SIGINT arrived: the signal handler owns the exit from then on. */
+let interrupted = false;
+
 /** SIGTERM/SIGINT mid-build: stop the buildpack's whole group, clean up, exit 128+N. */
 function handleSignals(): void {
   const stop = (signal: NodeJS.Signals, code: number) => async () => {
+    if (interrupted) return;
+    interrupted = true;
     process.stderr.write(` !     Build interrupted by ${signal}\n`);
     killAllChildren('SIGTERM');
     // A short grace so buildpacks can tidy up, then nothing survives.
@@ -134,8 +139,9 @@ function handleSignals(): void {
     removeAllNow();
     process.exit(code);
   };
-  process.once('SIGTERM', stop('SIGTERM', 143));
-  process.once('SIGINT', stop('SIGINT', 130));
+  // on, not once: a second signal during the grace must not fall back to Node's default exit.
+  process.on('SIGTERM', stop('SIGTERM', 143));
+  process.on('SIGINT', stop('SIGINT', 130));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -147,7 +153,14 @@ async function main(argv: string[]): Promise<number> {
   }
   handleSignals();
   const step = opts.image ? imageStep(opts.image, opts.sourceVersion) : undefined;
-  await build(opts, step?.afterSlug);
+  try {
+    await build(opts, step?.afterSlug);
+  } catch (err) {
+    // The killed buildpack makes the build fail too; that failure must not
+    // print a second error line or exit 1 before the signal handler exits 143/130.
+    if (interrupted) await new Promise(() => undefined);
+    throw err;
+  }
   if (step && opts.summary) await addToSummary(opts.summary, step.summary);
   return 0;
 }
