@@ -7,11 +7,16 @@
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
 import { FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './buildpack-harness.js';
+
+async function sha256(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
+}
 
 async function pythonVersion(): Promise<string> {
   return (await execa('python3', ['-c', 'import platform; print(platform.python_version())'])).stdout.trim();
@@ -57,10 +62,11 @@ describe('buildpack python', function () {
     let build: Awaited<ReturnType<typeof buildSlug>>;
     let cacheDir: string;
     let version: string;
+    let src: string;
 
     before(async () => {
       version = await pythonVersion();
-      const src = await copyFixture('python-web');
+      src = await copyFixture('python-web');
       await makeWheel(src, 'greeting', '1.0.0', 'greet=greeting:main');
       // Pin the stack's own major.minor, as an app would.
       await writeFile(path.join(src, '.python-version'), version.split('.').slice(0, 2).join('.') + '\n');
@@ -94,6 +100,12 @@ describe('buildpack python', function () {
       } finally {
         await app.stop();
       }
+    });
+
+    it('gives a byte-identical slug when the same source is built again', async () => {
+      const again = await buildSlug(src, cacheDir);
+      expect(again.exitCode, again.stderr).to.equal(0);
+      expect(await sha256(again.slug)).to.equal(await sha256(build.slug));
     });
 
     it("runs the package's console script from the moved virtualenv", async () => {

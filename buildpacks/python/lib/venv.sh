@@ -47,6 +47,7 @@ make_venv_relocatable() {
   local venv=$1 build_dir=$2 activate
   link_interpreters "$venv"
   relocate_scripts "$venv"
+  "$venv/bin/python" "$(dirname "${BASH_SOURCE[0]}")/update_records.py" "$venv"
   info "console scripts find python next to themselves"
 
   # activate scripts: the venv is always $HOME/.heroku/python at runtime.
