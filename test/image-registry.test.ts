@@ -194,11 +194,12 @@ describe('image push to a registry', function () {
     );
   });
 
-  it('retries 503s and connection resets, and says so when the registry never recovers', async () => {
+  it('retries 503s and connection resets, follows relative upload Locations, and says so when the registry never recovers', async () => {
     const seen = new Set<string>();
     let faults = 0;
     // Each distinct request fails once, by turns with a 503 or a reset, before it is let through.
     const flaky = await proxy({
+      relativeLocation: true,
       fault: (req) => {
         const key = `${req.method} ${req.url}`;
         if (req.url === '/v2/' || seen.has(key)) return undefined;
@@ -230,6 +231,8 @@ describe('image push to a registry', function () {
     expect(new RegistryClient('127.0.0.1:5000', { env: {} }).base).to.equal('http://127.0.0.1:5000');
     expect(new RegistryClient('registry.example.com', { env: {} }).base).to.equal('https://registry.example.com');
     expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com:5000'] }).base).to.equal('http://registry.example.com:5000');
+    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com'] }).base).to.equal('http://registry.example.com:5000');
+    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com:6000'] }).base).to.equal('https://registry.example.com:5000');
   });
 
   it('serves HTTP after docker pull and docker run of the pushed image', async function () {

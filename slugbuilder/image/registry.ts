@@ -27,6 +27,13 @@ export function isLoopbackHost(host: string): boolean {
   return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
+/** `--insecure-registry myhost` covers myhost on any port; `myhost:5000` only that port. */
+function matchesHost(flag: string, host: string): boolean {
+  const f = flag.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+  const h = host.toLowerCase();
+  return f === h || (!/:\d+$/.test(f) && h.replace(/:\d+$/, '') === f);
+}
+
 /** Network failure code behind fetch's generic "fetch failed". */
 function causeCode(err: unknown): string | undefined {
   let e: unknown = err;
@@ -74,7 +81,7 @@ export class RegistryClient {
 
   constructor(host: string, opts: RegistryClientOptions = {}) {
     this.host = host;
-    const insecure = isLoopbackHost(host) || (opts.insecureRegistries ?? []).some((h) => h.toLowerCase() === host.toLowerCase());
+    const insecure = isLoopbackHost(host) || (opts.insecureRegistries ?? []).some((h) => matchesHost(h, host));
     // Like kaniko's --insecure-registry: those hosts are spoken to over plain HTTP.
     this.base = `${insecure ? 'http' : 'https'}://${host}`;
     this.credentials = findCredentials(host, opts.env ?? process.env);

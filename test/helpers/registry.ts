@@ -133,6 +133,8 @@ export interface ProxyOptions {
   auth?: { scheme: 'basic' | 'bearer'; username: string; password: string };
   /** Decide per request whether to fail it before it reaches the registry. */
   fault?: (req: http.IncomingMessage) => Fault;
+  /** Rewrite absolute Location headers to relative ones (the spec allows both). */
+  relativeLocation?: boolean;
 }
 
 export interface RunningProxy {
@@ -214,7 +216,9 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
     const [uhost, uport] = upstream.split(':');
     const forward = http.request({ host: uhost, port: Number(uport), method: req.method, path: url, headers }, (up) => {
       record(up.statusCode ?? 0);
-      res.writeHead(up.statusCode ?? 502, up.headers);
+      const headers = { ...up.headers };
+      if (opts.relativeLocation && typeof headers.location === 'string') headers.location = headers.location.replace(/^https?:\/\/[^/]+/, '');
+      res.writeHead(up.statusCode ?? 502, headers);
       up.pipe(res);
     });
     forward.on('error', () => {
