@@ -215,7 +215,9 @@ export class RegistryClient {
     let refreshed = false;
     for (;;) {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-      const authorization = await this.authorization(opts.scopes, false);
+      // Credentials only go to the registry itself, never to another origin a Location names.
+      const sameOrigin = new URL(url).origin === new URL(this.base).origin;
+      const authorization = sameOrigin ? await this.authorization(opts.scopes, false) : undefined;
       if (authorization) headers.authorization = authorization;
       const res = await this.fetchWithRetries(method, url, headers, opts.body, opts.what);
       if (res.status === 401) {
