@@ -14,7 +14,7 @@
  */
 import { execa, type Options, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
-import { cp, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { cp, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -214,4 +214,30 @@ export async function fetchWhenUp(url: string, timeoutMs = 60_000): Promise<{ st
     }
   }
   throw new Error(`${url} never answered: ${String(lastError)}`);
+}
+
+export interface SlugBuild {
+  exitCode: number | undefined;
+  stderr: string;
+  /** Size in bytes of what the builder wrote to stdout. */
+  slugBytes: number;
+}
+
+/**
+ * `git archive HEAD | docker run -i --rm <builder> [dockerArgs...] > slugFile`,
+ * with the app directory committed into a throwaway repository first.
+ */
+export async function buildSlugWithDocker(appDir: string, slugFile: string, dockerArgs: string[] = []): Promise<SlugBuild> {
+  const repo = await gitRepoOf(appDir);
+  try {
+    const result = await execa('git', ['archive', 'HEAD'], { cwd: repo, buffer: false }).pipe(
+      dockerBinary(),
+      ['run', '-i', '--rm', ...dockerArgs, BUILDER_IMAGE],
+      { stdout: { file: slugFile }, reject: false, timeout: 300_000 },
+    );
+    const { size } = await stat(slugFile);
+    return { exitCode: result.exitCode, stderr: String(result.stderr), slugBytes: size };
+  } finally {
+    await rm(repo, { recursive: true, force: true });
+  }
 }
