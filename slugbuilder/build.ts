@@ -16,6 +16,7 @@ import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
 import { formatSize } from '../shared/tar-extract.js';
 import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type Buildpack } from './buildpacks.js';
+import { withCacheDir } from './cache-lock.js';
 import { compileAll, runAppHook, type CompileContext } from './compiler.js';
 import { detect } from './detector.js';
 import { putSlug, publishFile, streamToStdout, writeSummary } from './outputs.js';
@@ -95,10 +96,15 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
 
   const chosen = await chooseBuildpacks(opts, { work, buildDir, env });
 
-  const ctx: CompileContext = { buildDir, cacheDir: opts.cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
-  await runAppHook('pre-compile', [], ctx);
-  const exports = await compileAll(chosen, ctx);
-  await runAppHook('post-compile', exports, ctx);
+  // Compile holds the cache dir's lock and works on a private copy that is
+  // published only on success: concurrent builds sharing a cache run their
+  // compiles one at a time, and a failed or killed build leaves the cache as it was.
+  await withCacheDir(opts.cacheDir, async (cacheDir) => {
+    const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
+    await runAppHook('pre-compile', [], ctx);
+    const exports = await compileAll(chosen, ctx);
+    await runAppHook('post-compile', exports, ctx);
+  });
 
   const last = chosen[chosen.length - 1];
   const released = await release(last, buildDir, env, opts.timeoutMs);
