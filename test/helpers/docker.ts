@@ -56,6 +56,9 @@ export async function dockerUnavailableReason(): Promise<string | undefined> {
     reject: false,
     timeout: 20_000,
   });
+  if (result.failed && (result as { code?: string }).code === 'ENOENT') {
+    return `no docker CLI (${dockerBinary()}): install Docker (Debian: apt-get install docker.io)`;
+  }
   if (result.failed) {
     const detail = String(result.stderr || result.message).split('\n')[0];
     return `docker daemon not reachable (${detail})`;
