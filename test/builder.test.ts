@@ -232,7 +232,7 @@ describe('slugbuilder', function () {
       await writeFile(path.join(envDir, 'FROM_DIR'), 'dir value');
       const bp = await makeBuildpack({
         compile: [
-          'echo "build=$(basename "$1") cache=$2"',
+          'echo "build=$(basename "$1") cache seed=$(cat "$2/seed")"',
           // Config var values are redacted from the log, so compare them here.
           '[ "$(cat "$3/FROM_FLAG")" = "flag value" ] && [ "$(cat "$3/FROM_FILE")" = "file value" ] && [ "$(cat "$3/FROM_DIR")" = "dir value" ] && echo "config vars ok"',
           'echo "leak: $(cat "$3/FROM_FLAG")"',
@@ -242,13 +242,15 @@ describe('slugbuilder', function () {
           'echo "FROM_FLAG in env: ${FROM_FLAG:-no}"',
         ].join('\n'),
       });
+      await mkdir(cacheDir, { recursive: true });
+      await writeFile(path.join(cacheDir, 'seed'), 'planted');
       const app = await makeApp(HELLO);
       const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '-e', 'FROM_FLAG=flag value', '--env-file', envFile, '--stack', 'heroku-22'], {
         input: await tarOf(app),
         env: { ...process.env, ENV_DIR: envDir, SOURCE_VERSION: 'deadbeef' },
       });
       expect(res.exitCode, res.stderr).to.equal(0);
-      expect(res.stderr).to.include(`       build=app cache=${cacheDir}`);
+      expect(res.stderr).to.include('       build=app cache seed=planted');
       expect(res.stderr).to.include('       config vars ok');
       expect(res.stderr).to.include('       leak: [REDACTED]');
       expect(res.stderr).not.to.include('flag value');
