@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { execa, type Options } from 'execa';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readlink, rm, writeFile, readFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +100,9 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
     expect(await readdir(join(store, 'hello'))).to.have.members([`${sha}.tgz`, 'current']);
     expect(await bareRef('main')).to.equal(sha);
+    // Readable as any file the hook's user creates (umask), not mktemp's 0600.
+    const umask = parseInt(String((await execa('sh', ['-c', 'umask'])).stdout), 8);
+    expect((await stat(slug)).mode & 0o777).to.equal(0o666 & ~umask);
   });
 
   it('a push no buildpack can build is rejected: the ref, current and the store stay as they were', async function () {
