@@ -2,7 +2,9 @@
 # (daemon + a client with BuildKit built in) and debootstrap, which the tests
 # use to make their own base images since Docker Hub is unreachable here.
 # Sourced by .ci/run (set -euo pipefail, apt_install defined); idempotent.
-apt_install docker.io debootstrap
+# debian-archive-keyring: debootstrap only recommends it, and apt_install skips
+# recommends; without it the bookworm Release file cannot be verified.
+apt_install docker.io debootstrap debian-archive-keyring
 
 if ! docker info >/dev/null 2>&1; then
   # No systemd on these machines: run dockerd directly, in the background, so
