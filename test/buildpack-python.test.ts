@@ -8,14 +8,22 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { create as tarCreate } from 'tar';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
+import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './buildpack-harness.js';
 
 async function sha256(file: string): Promise<string> {
   return createHash('sha256').update(await readFile(file)).digest('hex');
+}
+
+async function streamToBuffer(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
 }
 
 async function pythonVersion(): Promise<string> {
@@ -63,24 +71,38 @@ describe('buildpack python', function () {
     let cacheDir: string;
     let version: string;
     let src: string;
+    let index: TestHttpServer;
 
     before(async () => {
       version = await pythonVersion();
       src = await copyFixture('python-web');
       await makeWheel(src, 'greeting', '1.0.0', 'greet=greeting:main');
+      // shout is a source distribution on a package page, as on an index:
+      // pip downloads and builds it once, then its cache in CACHE_DIR has the wheel.
+      const sdist = await streamToBuffer(tarCreate({ cwd: path.join(src, 'vendor'), gzip: true, portable: true }, ['shout-1.0.0']));
+      index = await startHttpServer(
+        serveFiles({
+          '/': { body: '<a href="shout-1.0.0.tar.gz">shout-1.0.0.tar.gz</a>\n', contentType: 'text/html' },
+          '/shout-1.0.0.tar.gz': { body: sdist, contentType: 'application/gzip' },
+        }),
+      );
+      await appendFile(path.join(src, 'requirements.txt'), `--find-links ${index.origin}/\nshout==1.0.0\n`);
       // Pin the stack's own major.minor, as an app would.
       await writeFile(path.join(src, '.python-version'), version.split('.').slice(0, 2).join('.') + '\n');
       cacheDir = path.join(await tempDir('slugkit-pip-cache-'), 'cache');
       build = await buildSlug(src, cacheDir);
     });
+    after(async () => index && (await index.close()));
 
     it('builds a virtualenv in .heroku/python with the requirements installed', async () => {
       expect(build.exitCode, build.stderr).to.equal(0);
       expect(build.stderr).to.contain('-----> Python app detected');
       expect(build.stderr).to.contain(`satisfied by ${version}`);
       expect(build.stderr).to.contain('-----> Creating a virtualenv in .heroku/python');
-      expect(build.stderr).to.contain('       Successfully installed greeting-1.0.0');
-      expect(existsSync(path.join(cacheDir, 'pip')), 'pip cache dir in CACHE_DIR').to.equal(true);
+      expect(build.stderr).to.contain('       Successfully installed greeting-1.0.0 shout-1.0.0');
+      expect(build.stderr).to.contain('Building wheel for shout');
+      expect(build.stderr).to.match(/Stored in directory: \S+\/pip\/wheels\//);
+      expect(index.count('/shout-1.0.0.tar.gz')).to.equal(1);
       const entries = await slugEntries(build.slug);
       expect(entries).to.include('.heroku/python/bin/python');
       expect(entries).to.include('.profile.d/python.sh');
@@ -93,6 +115,7 @@ describe('buildpack python', function () {
         expect(res.status).to.equal(200);
         const body = await res.json();
         expect(body.greeting).to.equal('Hello, slugkit, from the greeting package');
+        expect(body.shout).to.equal('BUILT FROM AN SDIST!');
         const venv = path.join(app.appDir, '.heroku/python');
         expect(body.prefix).to.equal(venv);
         expect(body.virtual_env).to.equal(venv);
@@ -102,9 +125,12 @@ describe('buildpack python', function () {
       }
     });
 
-    it('gives a byte-identical slug when the same source is built again', async () => {
+    it('a warm rebuild reuses the wheel pip built, and gives a byte-identical slug', async () => {
       const again = await buildSlug(src, cacheDir);
       expect(again.exitCode, again.stderr).to.equal(0);
+      expect(again.stderr).to.contain('Using cached shout-1.0.0-py3-none-any.whl');
+      expect(again.stderr).not.to.contain('Building wheel for shout');
+      expect(index.count('/shout-1.0.0.tar.gz')).to.equal(1, 'the sdist was not downloaded again');
       expect(await sha256(again.slug)).to.equal(await sha256(build.slug));
     });
 
