@@ -165,6 +165,14 @@ describe('buildpack nodejs', function () {
     expect(r.stderr).to.match(/package\.json is not valid JSON \(.*\): fix it and push again/);
   });
 
+  it('fails the build, naming the script, when the build script fails', async () => {
+    const src = await makeApp({ 'package.json': JSON.stringify({ name: 'broken-build', version: '1.0.0', scripts: { build: 'exit 3' } }) });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode).to.equal(1);
+    expect(r.stderr).to.contain('the build script failed (output above): fix it in package.json and push again');
+    expect(existsSync(r.slug)).to.equal(false);
+  });
+
   it('uses npm install without a lockfile, and heroku-postbuild instead of build', async () => {
     const src = await makeApp({
       'package.json': JSON.stringify({

@@ -150,6 +150,15 @@ describe('buildpack python', function () {
     expect(existsSync(r.slug)).to.equal(false, 'no slug after a failed build');
   });
 
+  it('fails with one clear line when a requirement cannot be installed', async () => {
+    const src = await makeApp({ 'requirements.txt': '--no-index\nno-such-package==1.0\n' });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode).to.equal(1);
+    expect(r.stderr).to.contain('No matching distribution found for no-such-package==1.0');
+    expect(r.stderr).to.contain('pip install -r requirements.txt failed (output above)');
+    expect(existsSync(r.slug)).to.equal(false);
+  });
+
   it('fails clearly when .python-version is not a version', async () => {
     const src = await makeApp({ 'requirements.txt': '', '.python-version': 'pypy3.10\n' });
     const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
