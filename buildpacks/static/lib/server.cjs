@@ -174,7 +174,7 @@ function serve(config) {
       .pipe(res);
   }
 
-  return http.createServer((req, res) => {
+  function handle(req, res) {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return send(req, res, 405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }, 'Method Not Allowed\n');
     }
@@ -201,6 +201,17 @@ function serve(config) {
     }
     if (!stat.isFile()) return notFound(req, res);
     sendFile(req, res, file, stat);
+  }
+
+  return http.createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch (err) {
+      // e.g. a file removed between lookup and stat: one request fails, not the server.
+      process.stderr.write(`static: ${req.method} ${req.url}: ${err.message}\n`);
+      if (!res.headersSent) send(req, res, 500, { 'Content-Type': 'text/plain; charset=utf-8' }, 'Internal Server Error\n');
+      else res.destroy();
+    }
   });
 }
 
