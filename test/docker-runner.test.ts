@@ -187,6 +187,25 @@ describe('Dockerfile.runner (real Docker)', function () {
     expect(String(client.stdout)).to.equal('/app run.1 1500');
   });
 
+  it('reaps orphaned processes as PID 1 (no --init needed)', async function () {
+    this.timeout(120_000);
+    // Three background processes whose parent shell exits at once: the kernel
+    // hands them to PID 1 (slugrunner), which must wait() for them when they
+    // end, or they stay zombies (state Z) for the container's whole life.
+    // The loop ends as soon as none is left at all, so it takes no fixed time;
+    // only a PID 1 that never reaps runs it out (10 s) and reports "ZZZ".
+    const script = [
+      'for i in 1 2 3; do (timeout 0.3 sleep 5 &); done',
+      'orphans() { for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; case $s in *"(timeout) "*) s=${s#*) }; printf %s "${s%% *}";; esac; done; }',
+      'for i in $(seq 1 100); do left=$(orphans); [ -z "$left" ] && break; sleep 0.1; done',
+      'echo "orphans left: ${left:-none}"',
+    ].join('\n');
+    const run = runContainer('reap', [], ['run', script], helloSlug);
+    const client = await run.client;
+    expect(client.exitCode, String(client.stderr)).to.equal(0);
+    expect(String(client.stdout)).to.equal('orphans left: none');
+  });
+
   it('runs with an arbitrary UID in group 0 (docker run --user 12345:0, as OpenShift does)', async function () {
     this.timeout(180_000);
     const run = runContainer('uid', ['--user', '12345:0', '-p', '127.0.0.1::5000'], ['start', 'web'], helloSlug);
