@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { makeApp, removeTempDirs, tempDir } from './helpers/cli.js';
+import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
 import { BUILDPACKS, buildSlug } from './buildpack-harness.js';
 
 async function orderFile(): Promise<string[]> {
@@ -73,6 +73,23 @@ describe('bundled buildpacks', function () {
     const r = await buildSlug(app, path.join(await tempDir(), 'cache'));
     expect(r.exitCode, r.stderr).to.equal(0);
     expect(r.stderr).to.contain('-----> Node.js app detected');
+  });
+
+  it('nodejs then python in .buildpacks: both compile, and the dyno has both environments', async () => {
+    const app = await makeApp({
+      '.buildpacks': `${path.join(BUILDPACKS, 'nodejs')}\n${path.join(BUILDPACKS, 'python')}\n`,
+      'package.json': JSON.stringify({ name: 'assets', version: '1.0.0', scripts: { build: 'node -e "require(\'fs\').writeFileSync(\'assets.txt\', \'from node\')"' } }),
+      'requirements.txt': '',
+      'Procfile': 'web: python -m http.server $PORT\n',
+    });
+    const r = await buildSlug(app, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.contain('-----> Running build script');
+    expect(r.stderr).to.contain('-----> Creating a virtualenv in .heroku/python');
+    const appDir = path.join(await tempDir('slugkit-dyno-'), 'app');
+    const run = await runRunner(['--app-dir', appDir, '--slug', r.slug, 'run', 'echo "$NODE_ENV $VIRTUAL_ENV $(cat assets.txt)"']);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.stdout.toString().trim()).to.equal(`production ${appDir}/.heroku/python from node`);
   });
 
   it('python wins over static for an app with requirements.txt and index.html', async () => {
