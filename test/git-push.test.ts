@@ -175,6 +175,14 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await bareRef('feature')).to.equal(feature);
   });
 
+  it('deploys main to a fresh repository whose HEAD still names master', async function () {
+    await execa('git', ['symbolic-ref', 'HEAD', 'refs/heads/master'], { cwd: bare });
+    const sha = await head();
+    const result = await push();
+    expect(result.exitCode, result.all).to.equal(0);
+    expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
+  });
+
   it('takes its settings from git config in the bare repository', async function () {
     const otherStore = join(work, 'configured-store');
     await execa('git', ['config', 'slugkit.store', otherStore], { cwd: bare });
