@@ -198,6 +198,23 @@ export async function p3Start(s: Setup): Promise<Row> {
       theirs.push(b);
     }
   }
+  // Where the extra time goes: each step of a start alone, in a fresh process.
+  const step = async (label: string, run: () => Promise<Run>) => {
+    const r: Run[] = [];
+    for (let i = 0; i < Math.max(3, Math.min(10, s.times.p3)); i++) r.push(await run());
+    return `${label}: ${seconds(median(r.map((x) => x.wallMs)))} wall, ${seconds(median(r.map((x) => x.cpuMs)))} CPU`;
+  };
+  const runner = cli(s, 'slugrunner');
+  const breakdown = [
+    await step('`node -e 0` (bare Node start-up)', () => timed('node', ['-e', '0'])),
+    await step('`slugrunner --help` (start-up + loading its modules)', () => timed('node', [runner, '--help'])),
+    await step('`slugrunner types` on an unpacked app (+ reading Procfile and .release)', () => timed('node', [runner, '--app-dir', unpacked, 'types'])),
+    await step('`slugrunner --slug FILE types` into an empty dir (+ unpacking)', async () => {
+      fresh(appDir);
+      return timed('node', [runner, '--app-dir', appDir, '--slug', s.minimalSlug, '-q', 'types']);
+    }),
+    await step('`slugrunner run true` on an unpacked app (+ the dyno shell)', () => timed('node', [runner, '--app-dir', unpacked, '-q', 'run', 'true'])),
+  ];
   rmSync(appDir, { recursive: true, force: true });
   const extra = median(ours) - median(theirs);
   return {
@@ -212,6 +229,7 @@ export async function p3Start(s: Setup): Promise<Row> {
       `slugrunner runs (ms): ${ours.map((x) => x.toFixed(0)).join(', ')}`,
       `bash -c runs (ms): ${theirs.map((x) => x.toFixed(0)).join(', ')}`,
       'slugrunner here unpacks the slug into an empty app dir on every start, as a fresh dyno does; the baseline starts from an already unpacked dir.',
+      ...breakdown,
     ],
   };
 }
