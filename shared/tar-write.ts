@@ -26,6 +26,11 @@ export interface PackOptions {
   mtime?: Date;
   /** Relative POSIX paths (no leading './') to leave out, with everything below them. */
   exclude?: (relPath: string) => boolean;
+  /**
+   * Group-writable modes (0775/0664): for image layers owned by group 0, so an
+   * arbitrary UID in group 0 (OpenShift) can write where the owner can.
+   */
+  groupWritable?: boolean;
   /** Called once per entry; lets callers count files or enforce limits. */
   onEntry?: (relPath: string, size: number) => void;
 }
@@ -84,8 +89,9 @@ export async function* packTree(root: string, opts: PackOptions = {}): AsyncGene
 async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffer> {
   const prefix = opts.prefix ?? './';
   const base = { uid: opts.uid ?? 0, gid: opts.gid ?? 0, mtime: opts.mtime ?? DEFAULT_MTIME, uname: '', gname: '' };
+  const [dirMode, execMode, fileMode] = opts.groupWritable ? [0o775, 0o775, 0o664] : [0o755, 0o755, 0o644];
 
-  yield* headerBlocks({ ...base, path: prefix, type: 'Directory', mode: 0o755, size: 0 });
+  yield* headerBlocks({ ...base, path: prefix, type: 'Directory', mode: dirMode, size: 0 });
 
   async function* walk(rel: string): AsyncGenerator<Buffer> {
     const dir = path.join(root, rel);
@@ -98,7 +104,7 @@ async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffe
       const entryPath = prefix + childRel;
       if (st.isDirectory()) {
         opts.onEntry?.(childRel, 0);
-        yield* headerBlocks({ ...base, path: entryPath + '/', type: 'Directory', mode: 0o755, size: 0 });
+        yield* headerBlocks({ ...base, path: entryPath + '/', type: 'Directory', mode: dirMode, size: 0 });
         yield* walk(childRel);
       } else if (st.isSymbolicLink()) {
         opts.onEntry?.(childRel, 0);
@@ -106,7 +112,7 @@ async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffe
         yield* headerBlocks({ ...base, path: entryPath, type: 'SymbolicLink', mode: 0o777, size: 0, linkpath: target });
       } else if (st.isFile()) {
         opts.onEntry?.(childRel, st.size);
-        const mode = st.mode & 0o111 ? 0o755 : 0o644;
+        const mode = st.mode & 0o111 ? execMode : fileMode;
         yield* headerBlocks({ ...base, path: entryPath, type: 'File', mode, size: st.size });
         yield* fileBody(full, st.size);
       }

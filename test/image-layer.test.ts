@@ -50,6 +50,16 @@ describe('image layer (writeLayer)', () => {
     expect(await readdir(path.join(dir, 'out'))).to.deep.equal(['layer.tar.gz']);
   });
 
+  it('makes the app group-writable when group 0 owns it, so an arbitrary UID in group 0 can write (OpenShift)', async () => {
+    const result = await writeLayer(app, { uid: 1500, gid: 0, mtime: new Date(0), outFile: path.join(dir, 'group0.tar.gz') });
+    const modes: Record<string, number | undefined> = {};
+    await list({ file: result.path, onReadEntry: (e) => (modes[e.path] = e.mode) });
+    expect(modes['app/']).to.equal(0o775);
+    expect(modes['app/public/']).to.equal(0o775);
+    expect(modes['app/Procfile']).to.equal(0o664);
+    expect(modes['app/bin-run.sh']).to.equal(0o775);
+  });
+
   it('is byte-identical for the same tree, owner and mtime', async () => {
     const opts = { uid: 1000, gid: 1000, mtime: new Date(Date.UTC(1980, 0, 1, 0, 0, 1)) };
     const a = await writeLayer(app, { ...opts, outFile: path.join(dir, 'a.tar.gz') });

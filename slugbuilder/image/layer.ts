@@ -9,8 +9,8 @@ import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { UserError, errnoCode, errorMessage } from '../../shared/errors.js';
+import { createParallelGzip } from '../../shared/pgzip.js';
 import { packTree } from '../../shared/tar-write.js';
 import { HashingStream } from './blobs.js';
 import { keptTemp, removeTemp, tempFile } from './temp.js';
@@ -47,9 +47,10 @@ export async function writeLayer(appDir: string, opts: LayerOptions): Promise<La
   const gzHash = new HashingStream();
   try {
     await pipeline(
-      Readable.from(packTree(appDir, { prefix: 'app/', uid: opts.uid, gid: opts.gid, mtime: opts.mtime })),
+      // Group 0 ownership means "any UID in group 0 runs this" (OpenShift): let the group write too.
+      Readable.from(packTree(appDir, { prefix: 'app/', uid: opts.uid, gid: opts.gid, mtime: opts.mtime, groupWritable: opts.gid === 0 })),
       tarHash,
-      createGzip({ level: LAYER_GZIP_LEVEL }),
+      createParallelGzip({ level: LAYER_GZIP_LEVEL }),
       gzHash,
       createWriteStream(tmp),
     );
