@@ -9,15 +9,28 @@ export const INDENT = '       ';
 export const ERROR_PREFIX = ' !     ';
 
 const secrets = new Set<string>();
+/** Longest first, so a secret that contains another is replaced whole, not in pieces. */
+let ordered: string[] = [];
+
+/** Lines of a multi-line secret shorter than this are left alone (a lone "}" or "---" is no secret). */
+const MIN_LINE_SECRET = 6;
 
 /** Register values (config vars, URL credentials) that must never be printed. */
 export function redact(...values: Array<string | undefined>): void {
-  for (const v of values) if (v && v.length >= 3) secrets.add(v);
+  for (const v of values) {
+    if (!v || v.length < 3) continue;
+    secrets.add(v);
+    // Output is scrubbed line by line, so a multi-line value (a key file) is also registered per line.
+    if (/[\r\n]/.test(v)) {
+      for (const line of v.split(/\r?\n/)) if (line.trim().length >= MIN_LINE_SECRET) secrets.add(line);
+    }
+  }
+  ordered = [...secrets].sort((a, b) => b.length - a.length);
 }
 
 export function scrub(text: string): string {
   let out = text;
-  for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
+  for (const s of ordered) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
   return out;
 }
 
