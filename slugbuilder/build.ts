@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { forget, removeOnExit } from '../shared/cleanup.js';
 import { UserError } from '../shared/errors.js';
 import { writeEnvDir, type EnvVars } from '../shared/env-dir.js';
+import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
 import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
@@ -61,6 +62,9 @@ export interface BuildResult {
 export type AfterSlug = (result: BuildResult) => Promise<void>;
 
 export async function build(opts: BuildOptions, afterSlug?: AfterSlug): Promise<BuildResult> {
+  // URL credentials are secrets from the first line on: a buildpack may print
+  // its environment long before the upload names PUT_URL.
+  for (const url of [opts.source, opts.putUrl, ...opts.buildpacks]) if (url) displayUrl(url);
   const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
   removeOnExit(work);
   try {
@@ -93,6 +97,10 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
   };
   if (opts.sourceVersion) env.SOURCE_VERSION = opts.sourceVersion;
   else delete env.SOURCE_VERSION;
+  // Buildpacks and the app's hooks are untrusted code: they get neither the
+  // upload URL (which could overwrite stored slugs) nor the source URL's credentials.
+  delete env.PUT_URL;
+  delete env.TAR_URL;
 
   const chosen = await chooseBuildpacks(opts, { work, buildDir, env });
 
