@@ -49,3 +49,19 @@ export async function writeEnvDir(dir: string, vars: EnvVars): Promise<void> {
     await writeFile(path.join(dir, name), value, { mode: 0o600 });
   }
 }
+
+/** Names that say their value is a credential, whatever it looks like. */
+const SECRET_NAME = /(SECRET|TOKEN|PASS|PWD|KEY|AUTH|CREDENTIAL|PRIVATE|SIGNATURE|CERT|SALT|DSN|(^|_)URL$)/i;
+/** Values that are settings, not secrets: plain words, numbers, booleans (NODE_ENV=production, WEB_CONCURRENCY=4). */
+const PLAIN_SETTING = /^([A-Za-z]+|[0-9.]+)$/;
+
+/**
+ * The config var values to keep out of every log line. Redacting a plain word
+ * such as "http" or "production" would blank it all over the build output,
+ * so those are kept unless the variable's name says it is a credential.
+ */
+export function secretValues(vars: EnvVars): string[] {
+  return Object.entries(vars)
+    .filter(([name, value]) => SECRET_NAME.test(name) || !PLAIN_SETTING.test(value))
+    .map(([, value]) => value);
+}

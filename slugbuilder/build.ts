@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { forget, removeOnExit } from '../shared/cleanup.js';
 import { UserError } from '../shared/errors.js';
-import { writeEnvDir, type EnvVars } from '../shared/env-dir.js';
+import { secretValues, writeEnvDir, type EnvVars } from '../shared/env-dir.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
 import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
@@ -84,7 +84,7 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
   await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
   await applySlugignore(buildDir);
 
-  redact(...Object.values(opts.configVars));
+  redact(...secretValues(opts.configVars));
   await writeEnvDir(envDir, opts.configVars);
 
   const env: NodeJS.ProcessEnv = {

@@ -261,6 +261,17 @@ describe('slugbuilder', function () {
       expect(res.stderr).to.include('       FROM_FLAG in env: no');
     });
 
+    it('redacts credential-like config values from the log but leaves plain settings readable', async () => {
+      const bp = await makeBuildpack({ compile: 'echo "loglevel=$(cat "$3/NPM_CONFIG_LOGLEVEL") token=$(cat "$3/API_TOKEN") dsn=$(cat "$3/SENTRY")"; echo "fetching over http"' });
+      const res = await runBuilder(
+        ['--buildpack', bp, '--cache-dir', cacheDir, '-e', 'NPM_CONFIG_LOGLEVEL=http', '-e', 'API_TOKEN=abc', '-e', 'SENTRY=https://k3y@sentry.example/42'],
+        { input: await tarOf(await makeApp(HELLO)) },
+      );
+      expect(res.exitCode, res.stderr).to.equal(0);
+      expect(res.stderr).to.include('       loglevel=http token=[REDACTED] dsn=[REDACTED]');
+      expect(res.stderr).to.include('       fetching over http');
+    });
+
     it('keeps CACHE_DIR between builds', async () => {
       const bp = await makeBuildpack({ compile: 'n=$(cat "$2/count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$2/count"; echo "build number $n"' });
       const app = await makeApp(HELLO);
