@@ -127,6 +127,10 @@ export async function p2Unpack(s: Setup, slug: string): Promise<Row> {
       fresh(dir);
       return timed('node', [child(s), 'extract', slug, dir]);
     }),
+    await stage('floor: Node gunzip + node-tar parse + one mkdir per dir, open/write/close per file, no checks', async () => {
+      fresh(dir);
+      return timed('node', [child(s), 'extract-floor', slug, dir]);
+    }),
   ];
   rmSync(dir, { recursive: true, force: true });
   return {
