@@ -177,6 +177,15 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
     expect(existsSync(run.outFile)).to.equal(true);
   });
 
+  it('--help states the limits and their defaults', async () => {
+    const r = await execa('node', [BUILDER, '--help'], { reject: false, stdin: 'ignore' });
+    expect(r.exitCode).to.equal(0);
+    expect(String(r.stderr)).to.match(/--max-source-size SIZE .*default 2G/);
+    expect(String(r.stderr)).to.match(/--max-files N .*default 200000/);
+    expect(String(r.stderr)).to.match(/--max-slug-size SIZE .*default 500M; warns from 300M/);
+    expect(String(r.stderr)).to.match(/--timeout DURATION .*default 15m/);
+  });
+
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
     it(`${signal} mid-compile stops the buildpack's whole process group, removes temp dirs and exits ${code}`, async () => {
       const dir = await mkdtemp(path.join(root, 'case-'));
@@ -253,6 +262,23 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
         stdin: 'ignore',
       });
       await expectCleanFailure({ exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp }, /no space left on the device while writing the slug/);
+    });
+
+    it('while the source is unpacked: a named error and nothing left in TMPDIR', async () => {
+      const dir = await mkdtemp(path.join(root, 'case-'));
+      const tmp = path.join(mnt as string, 'tmp-unpack');
+      await mkdir(tmp);
+      const outFile = path.join(dir, 'out', 'slug.tgz');
+      await mkdir(path.dirname(outFile));
+      const bp = await writeBuildpack(path.join(dir, 'bp'), { compile: 'true' });
+      const source = path.join(dir, 'source.tar');
+      await writeFile(source, tar(file('Procfile', 'web: x\n'), file('big.bin', Buffer.alloc(6 * 1024 * 1024, 7))));
+      const result = await execa('node', [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile], {
+        env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+        reject: false,
+        stdin: 'ignore',
+      });
+      await expectCleanFailure({ exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp }, /no space left on the device while unpacking source/);
     });
 
     it('as the -o target: the copy into place fails with a named error and no partial file', async () => {
