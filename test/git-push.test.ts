@@ -203,6 +203,17 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await bareRef('main')).to.equal('');
   });
 
+  it('is shellcheck-clean', async function () {
+    const shellcheck = await execa('shellcheck', ['--version'], { reject: false });
+    if (shellcheck.failed) {
+      if (process.env.CI) throw new Error('shellcheck is not installed (apt-get install shellcheck)');
+      console.log('      skipping: shellcheck is not installed (apt-get install shellcheck)');
+      this.skip();
+    }
+    const result = await execa('shellcheck', [HOOK], { reject: false, all: true });
+    expect(result.exitCode, result.all).to.equal(0);
+  });
+
   describe('with the builder image (SLUGBUILDER="docker run -i --rm ...")', function () {
     before(async function () {
       this.timeout(1_500_000);
