@@ -27,6 +27,7 @@ import {
 
 const HELLO = join(REPO_ROOT, 'examples/hello');
 const SIGTERM_APP = join(REPO_ROOT, 'test/fixtures/docker/sigterm-app');
+const PYTHON_APP = join(REPO_ROOT, 'test/fixtures/docker/python-app');
 
 /** A foreground `docker run` (attached, as a user types it), still running. */
 interface RunningContainer {
@@ -139,6 +140,20 @@ describe('Dockerfile.runner (real Docker)', function () {
     const client = await run.client;
     expect(String(client.stdout)).to.include('sigterm-app: got SIGTERM, exiting 42');
     expect(client.exitCode).to.equal(42);
+  });
+
+  it('builds and serves a Python app: the python buildpack in the builder, the stack python3 in the runner', async function () {
+    this.timeout(300_000);
+    const slug = join(work, 'python.tgz');
+    const build = await buildSlugWithDocker(PYTHON_APP, slug);
+    expect(build.exitCode, build.stderr).to.equal(0);
+    expect(build.stderr).to.include('-----> Python app detected');
+    const run = runContainer('python', ['-p', '127.0.0.1::5000'], ['start', 'web'], slug);
+    const port = await publishedPort(run.name, 5000);
+    const response = await fetchWhenUp(`http://127.0.0.1:${port}/`);
+    expect(response.status).to.equal(200);
+    expect(response.body).to.equal('python 3 from /app/.heroku/python\n');
+    await docker(['stop', run.name]);
   });
 
   it('starts the slug from SLUG_URL served by an HTTP server on the host', async function () {

@@ -13,6 +13,7 @@
  * slugkit images cheap to rebuild on every test run.
  */
 import { execa, type Options, type ResultPromise } from 'execa';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,13 +23,16 @@ import { fileURLToPath } from 'node:url';
 /** Repository root: this file runs from dist/test/helpers/. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-export const STACK_IMAGE = process.env.SLUGKIT_TEST_STACK_IMAGE ?? 'slugkit-test/stack:bookworm';
-export const NODE_IMAGE = process.env.SLUGKIT_TEST_NODE_IMAGE ?? 'slugkit-test/node:20';
+/** Debian packages the test stack carries; Heroku's stacks ship all of them. */
+const STACK_PACKAGES = ['bash', 'git', 'python3', 'python3-venv', 'libstdc++6', 'ca-certificates', 'procps'];
+/** The tag names the package list, so changing the list makes a new image. */
+const STACK_TAG = `bookworm-${createHash('sha256').update(STACK_PACKAGES.join(',')).digest('hex').slice(0, 8)}`;
+
+export const STACK_IMAGE = process.env.SLUGKIT_TEST_STACK_IMAGE ?? `slugkit-test/stack:${STACK_TAG}`;
+export const NODE_IMAGE = process.env.SLUGKIT_TEST_NODE_IMAGE ?? `slugkit-test/node:20-${STACK_TAG}`;
 export const BUILDER_IMAGE = 'slugkit-test/slugbuilder:dev';
 export const RUNNER_IMAGE = 'slugkit-test/slugrunner:dev';
 
-/** Debian packages the test stack carries; Heroku's stacks ship all of them. */
-const STACK_PACKAGES = ['bash', 'git', 'python3', 'libstdc++6', 'ca-certificates', 'procps'];
 const LOCAL_CA_DIR = '/usr/local/share/ca-certificates';
 const DEBIAN_MIRROR = process.env.DEBOOTSTRAP_MIRROR ?? 'http://deb.debian.org/debian';
 
