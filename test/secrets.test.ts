@@ -24,6 +24,8 @@ const RUNNER = path.join(repoRoot, 'bin', 'slugrunner');
 const SECRETS = {
   envDir: 'envdir-s3cret-4f1a9c',
   flag: 'flag-s3cret-77b2e0',
+  // A plain word: redacted because its name says it is a credential (shared/env-dir.ts secretValues).
+  plainWordToken: 'hunterhunterhunter',
   envFile: 'envfile-s3cret-c3d9a1',
   multiLine: ['-----BEGIN TEST KEY-----', 'multiline-s3cret-line-one-8e21', 'multiline-s3cret-line-two-5d0f', '-----END TEST KEY-----'],
   // Contains another secret: must be replaced whole, not in pieces.
@@ -41,6 +43,7 @@ function needles(): string[] {
   const list = [
     SECRETS.envDir,
     SECRETS.flag,
+    SECRETS.plainWordToken,
     SECRETS.envFile,
     ...SECRETS.multiLine.filter((l) => l.includes('s3cret')),
     SECRETS.superset,
@@ -143,7 +146,7 @@ echo '--- {}'` });
     const summary = path.join(dir, 'summary.json');
     const r = await execa(
       'node',
-      [BUILDER, '--cache-dir', path.join(dir, 'cache'), '-e', `FLAG_SECRET=${SECRETS.flag}`, '-e', `SUPERSET_SECRET=${SECRETS.superset}`, '--env-file', envFile, '--summary', summary, ...args],
+      [BUILDER, '--cache-dir', path.join(dir, 'cache'), '-e', `FLAG_SECRET=${SECRETS.flag}`, '-e', `SUPERSET_SECRET=${SECRETS.superset}`, '-e', `DEPLOY_TOKEN=${SECRETS.plainWordToken}`, '--env-file', envFile, '--summary', summary, ...args],
       {
         env: { ENV_DIR: envDir, TMPDIR: dir, SLUGBUILDER_CACHE_DIR: path.join(dir, 'bp-cache'), TAR_URL: '', PUT_URL: '', BUILDPACK_URL: '', ...env },
         reject: false,
@@ -171,6 +174,7 @@ echo '--- {}'` });
     expect(b.everything).to.include('FLAG_SECRET=[REDACTED]');
     expect(b.everything).to.include('ENVDIR_SECRET=[REDACTED]');
     expect(b.everything).to.include('SUPERSET_SECRET=[REDACTED]');
+    expect(b.everything).to.include('DEPLOY_TOKEN=[REDACTED]');
     expect(b.everything).to.include('[REDACTED]');
     expectNoLeaks(b, 'successful build');
     expect(slugBytes.length).to.be.greaterThan(0);
