@@ -114,7 +114,7 @@ describe('Dockerfile.runner (real Docker)', function () {
     expect(response.status).to.equal(200);
     expect(response.body).to.equal('Hello from slugkit! (dyno web.1, GET /)\n');
 
-    // slugrunner itself is PID 1 (no --init), running as the image's unprivileged user.
+    // slugrunner's entry point is PID 1 (no --init), running as the image's unprivileged user.
     const first = await pid1(run.name);
     expect(first.cmdline).to.include('slugrunner');
     expect(first.uid).to.equal(1500);
