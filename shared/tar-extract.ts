@@ -280,7 +280,8 @@ function describeProblem(what: string, code: string, message: string, data: unkn
   const info = (data ?? {}) as { entry?: { path?: string }; path?: string; code?: string; header?: { path?: string } };
   const entryPath = info.entry?.path ?? info.path ?? info.header?.path;
   const named = entryPath === undefined ? '' : ` "${printable(entryPath)}"`;
-  message = message.replace(/^TAR_[A-Z_]+: /, '');
+  // node's own messages can span lines and quote the attacker's bytes: keep one short, printable line.
+  message = printable(String(message).split('\n')[0].replace(/^TAR_[A-Z_]+: /, ''), 160);
   const errno = info.code && /^E[A-Z]+$/.test(info.code) ? info.code : undefined;
   if (errno === 'ENOSPC') return `no space left on the device while unpacking ${what}: free some space and try again`;
   if (errno) return `${what}: cannot unpack entry${named}: ${ERRNO_TEXT[errno] ?? errno}`;
@@ -306,7 +307,7 @@ const ERRNO_TEXT: Record<string, string> = {
 function describeError(what: string, err: unknown): string {
   const code = errnoCode(err);
   const tarCode = err && typeof err === 'object' && 'tarCode' in err ? String((err as { tarCode: unknown }).tarCode) : undefined;
-  const message = errorMessage(err).split('\n')[0];
+  const message = printable(errorMessage(err).split('\n')[0], 160);
   if (code === 'ENOSPC') return `no space left on the device while unpacking ${what}: free some space and try again`;
   if (code === 'Z_BUF_ERROR') return `${what} is truncated: the gzip stream ends early`;
   if (code?.startsWith('Z_')) return `${what} is damaged: ${message}`;
@@ -315,8 +316,8 @@ function describeError(what: string, err: unknown): string {
 }
 
 /** Entry names come from the attacker: no control characters, no endless lines in our one-line errors. */
-function printable(name: string): string {
+function printable(name: string, max = 80): string {
   // eslint-disable-next-line no-control-regex
   const clean = name.replace(/[\u0000-\u001f\u007f]/g, '?');
-  return clean.length > 80 ? `${clean.slice(0, 40)}...${clean.slice(-37)}` : clean;
+  return clean.length > max ? `${clean.slice(0, max / 2)}...${clean.slice(-(max / 2 - 3))}` : clean;
 }

@@ -5,10 +5,29 @@
  * written outside the target.
  */
 import { expect } from 'chai';
-import { runFuzz } from './fuzz/harness.js';
+import { FuzzBench, runFuzz } from './fuzz/harness.js';
+import { fuzzInput } from './fuzz/generate.js';
+
+/** (seed, index) of inputs a long run once failed on, kept as regressions. */
+const REGRESSIONS: Array<[number, number, string]> = [
+  // A path with a NUL byte: node's error quoted it over several lines; the error must stay one line.
+  [1, 15822, 'NUL byte in a path'],
+];
 
 describe('extractor fuzzing (short run)', function () {
   this.timeout(120_000);
+
+  for (const [seed, index, what] of REGRESSIONS) {
+    it(`regression: seed ${seed} input ${index} (${what})`, async () => {
+      const bench = new FuzzBench();
+      try {
+        const outcome = await bench.run(index, fuzzInput(seed, index, { outside: bench.sentinel }));
+        expect(typeof outcome === 'string' ? outcome : `${outcome.kind}: ${outcome.detail}`).to.be.oneOf(['extracted', 'rejected']);
+      } finally {
+        bench.dispose();
+      }
+    });
+  }
 
   for (const seed of [1, 20261128]) {
     it(`600 generated and mutated archives (seed ${seed}): only safe results and clean errors`, async () => {
