@@ -26,7 +26,7 @@ const COUNTER_COMPILE = `
 cache=$2
 n=$(cat "$cache/counter" 2>/dev/null || echo 0)
 # Widen the window in which two unlocked builds would read the same value.
-sleep 0.3
+sleep 0.5
 n=$((n + 1))
 mkdir -p "$cache/files"
 half=$((${CACHE_FILES} / 2))
