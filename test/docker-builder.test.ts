@@ -12,6 +12,7 @@ import { list as tarList, type ReadEntry } from 'tar';
 import {
   BUILDER_IMAGE,
   REPO_ROOT,
+  STACK_IMAGE,
   buildSlugWithDocker,
   buildSlugkitImages,
   docker,
@@ -62,6 +63,22 @@ describe('Dockerfile.builder (real Docker)', function () {
     expect(modules).not.to.include.members(['typescript']);
     expect(modules).not.to.include('mocha');
     expect(buildpacks).to.include.members(['nodejs', 'procfile']);
+  });
+
+  it('sends docker build only what the images need (.dockerignore)', async function () {
+    this.timeout(300_000);
+    const tag = `slugkit-test/context:${process.pid}`;
+    try {
+      await docker(['build', '-q', '-f', join(REPO_ROOT, 'test/fixtures/docker/context.Dockerfile'),
+        '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '-t', tag, REPO_ROOT]);
+      const listing = await docker(['run', '--rm', tag, 'sh', '-c', 'ls -A /context; du -sk /context']);
+      const lines = String(listing.stdout).trim().split('\n');
+      const kilobytes = Number(lines.pop()?.split(/\s+/)[0]);
+      expect(lines).to.have.members(['bin', 'buildpacks', 'package-lock.json', 'package.json', 'shared', 'slugbuilder', 'slugrunner', 'tsconfig.json']);
+      expect(kilobytes).to.be.below(10_000);
+    } finally {
+      await docker(['rmi', '-f', tag], { reject: false });
+    }
   });
 
   it('git archive HEAD | docker run -i --rm slugbuilder > slug.tgz builds examples/hello with no flags or mounts', async function () {
