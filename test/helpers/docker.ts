@@ -4,8 +4,9 @@
  * Machines here reach only the npm registry and Debian's apt mirrors (no
  * Docker Hub), so the tests make their own base images and pass them as the
  * Dockerfiles' build ARGs:
- *  - a "stack" image: debootstrap'd Debian bookworm with what the stacks need
- *    (bash, git, python3, libstdc++ for node), imported with `docker import`;
+ *  - a "stack" image: debootstrap'd Debian bookworm with what the images need
+ *    from a stack (bash, git, python3 with venv, libstdc++ for node), made
+ *    into an image with `docker import`;
  *  - a "node" image: that stack plus this machine's own `node` and `npm`, laid
  *    out where the official node images keep them (/usr/local/bin/node,
  *    /usr/local/lib/node_modules/npm).
@@ -23,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 /** Repository root: this file runs from dist/test/helpers/. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** Debian packages the test stack carries; Heroku's stacks ship all of them. */
+/** Debian packages the test stack carries: what docs/docker.md asks of a stack image. */
 const STACK_PACKAGES = ['bash', 'git', 'python3', 'python3-venv', 'libstdc++6', 'ca-certificates', 'procps'];
 /** The tag names the package list, so changing the list makes a new image. */
 const STACK_TAG = `bookworm-${createHash('sha256').update(STACK_PACKAGES.join(',')).digest('hex').slice(0, 8)}`;
