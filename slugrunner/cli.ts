@@ -32,27 +32,47 @@ Options:
   -h, --help           show this help
 `;
 
+const OPTIONS = {
+  'app-dir': { type: 'string' },
+  slug: { type: 'string' },
+  grace: { type: 'string' },
+  'max-slug-size': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * Split argv at the subcommand: everything after `run` is the command itself,
+ * so `slugrunner run bash -c 'rake db:migrate'` needs no `--`.
+ */
+function splitAtRun(argv: string[]): { options: string[]; runWords?: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') return { options: argv };
+    if (arg.startsWith('-')) {
+      const name = arg.replace(/^--?/, '').split('=')[0];
+      const takesValue = Object.entries(OPTIONS).some(([long, o]) => o.type === 'string' && long === name);
+      if (takesValue && !arg.includes('=')) i += 1;
+      continue;
+    }
+    if (arg !== 'run') return { options: argv };
+    const words = argv.slice(i + 1);
+    return { options: argv.slice(0, i + 1), runWords: words[0] === '--' ? words.slice(1) : words };
+  }
+  return { options: argv };
+}
+
 async function main(argv: string[]): Promise<number> {
+  const { options, runWords } = splitAtRun(argv);
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        'app-dir': { type: 'string' },
-        slug: { type: 'string' },
-        grace: { type: 'string' },
-        'max-slug-size': { type: 'string' },
-        quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    parsed = parseArgs({ args: options, allowPositionals: true, strict: true, options: OPTIONS });
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split('\n')[0]} (see slugrunner --help)`);
   }
   const v = parsed.values;
-  const [command, ...rest] = parsed.positionals;
+  const [command, ...positionals] = parsed.positionals;
+  const rest = runWords ?? positionals;
   if (v.help || !command) {
     process.stderr.write(USAGE);
     return v.help ? 0 : 2;

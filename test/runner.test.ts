@@ -149,6 +149,12 @@ describe('slugrunner', function () {
     expect(res.stdout.toString()).to.equal('a b|$HOME|');
   });
 
+  it('takes everything after run as the command, dashes included', async () => {
+    const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), '--slug', slug, 'run', 'bash', '-c', 'echo "dashed $1"', 'x', 'ok']);
+    expect(res.exitCode, res.stderr).to.equal(0);
+    expect(res.stdout.toString()).to.equal('dashed ok\n');
+  });
+
   it('forwards SIGTERM to the app and exits with its code', async () => {
     const appDir = path.join(await tempDir(), 'app');
     const port = await freePort();
