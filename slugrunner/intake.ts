@@ -8,9 +8,8 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { UserError } from '../shared/errors.js';
-import { displayUrl, download } from '../shared/http.js';
 import { log } from '../shared/log.js';
-import { extractArchive, type ExtractLimits } from '../shared/tar-extract.js';
+import type { ExtractLimits } from '../shared/tar-extract.js';
 
 export interface IntakeOptions {
   appDir: string;
@@ -56,6 +55,8 @@ export async function intakeSlug(opts: IntakeOptions): Promise<string> {
     input = createReadStream(opts.slugFile);
     what = `slug ${opts.slugFile}`;
   } else if (opts.slugUrl) {
+    // Loaded only when needed: a start from a populated app dir skips them (start-up time).
+    const { displayUrl, download } = await import('../shared/http.js');
     input = await download(opts.slugUrl, 'SLUG_URL');
     what = `slug from ${displayUrl(opts.slugUrl)}`;
   } else if (!opts.stdin.isTTY) {
@@ -78,6 +79,7 @@ export async function intakeSlug(opts: IntakeOptions): Promise<string> {
   }
   await mkdir(appDir, { recursive: true });
   if (!opts.quiet) log.step(`Unpacking ${what}`);
+  const { extractArchive } = await import('../shared/tar-extract.js');
   try {
     await extractArchive(input, appDir, what, opts.limits);
   } catch (err) {
