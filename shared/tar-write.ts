@@ -4,8 +4,7 @@
  * option and its portable mode drops directory mtimes. Every header field is
  * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
  */
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Header, Pax, type HeaderData } from 'tar';
 
@@ -57,7 +56,7 @@ function headerBlocks(data: HeaderData): Buffer[] {
 /** Small pieces (headers, small files) are joined into chunks of about this size. */
 const CHUNK = 256 * 1024;
 /** Files up to this size are read in one call; larger ones are streamed. */
-const SMALL_FILE = 64 * 1024;
+const SMALL_FILE = 1024 * 1024;
 
 /**
  * Yields the archive as buffers of about 256 KB, reading each file once as it
@@ -93,14 +92,18 @@ async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffe
 
   yield* headerBlocks({ ...base, path: prefix, type: 'Directory', mode: dirMode, size: 0 });
 
+  // Metadata calls and small reads are synchronous on purpose: a slug is
+  // mostly thousands of small files, and a thread-pool round trip per call
+  // costs more than the call, while the pool is busy deflating (measured in
+  // docs/BENCHMARKS.md, P1). Large files still stream.
   async function* walk(rel: string): AsyncGenerator<Buffer> {
     const dir = path.join(root, rel);
-    const names = (await readdir(dir)).sort(byteOrder);
+    const names = readdirSync(dir).sort(byteOrder);
     for (const name of names) {
       const childRel = rel ? `${rel}/${name}` : name;
       if (opts.exclude?.(childRel)) continue;
       const full = path.join(root, childRel);
-      const st = await lstat(full);
+      const st = lstatSync(full);
       const entryPath = prefix + childRel;
       if (st.isDirectory()) {
         opts.onEntry?.(childRel, 0);
@@ -108,7 +111,7 @@ async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffe
         yield* walk(childRel);
       } else if (st.isSymbolicLink()) {
         opts.onEntry?.(childRel, 0);
-        const target = await readlink(full);
+        const target = readlinkSync(full);
         yield* headerBlocks({ ...base, path: entryPath, type: 'SymbolicLink', mode: 0o777, size: 0, linkpath: target });
       } else if (st.isFile()) {
         opts.onEntry?.(childRel, st.size);
@@ -128,7 +131,7 @@ async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffe
 async function* fileBody(full: string, size: number): AsyncGenerator<Buffer> {
   let seen = 0;
   if (size > 0 && size <= SMALL_FILE) {
-    const body = await readFile(full);
+    const body = readFileSync(full);
     seen = body.length;
     yield body;
   } else if (size > 0) {
