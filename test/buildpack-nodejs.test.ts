@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ROOT, freePort, makeApp, removeTempDirs, tempDir } from './helpers/cli.js';
@@ -130,7 +130,31 @@ describe('buildpack nodejs', function () {
       }
     });
 
-    it('a warm rebuild takes every package from the cache and fetches nothing', async () => {
+    it('a warm rebuild with the same lockfile restores node_modules from the cache and fetches nothing', async () => {
+      // npm's proxy points at a closed local port: any network fetch would fail the build.
+      const deadProxy = `http://127.0.0.1:${await freePort()}`;
+      const warm = await buildSlug(await copyFixture('nodejs-build'), cacheDir, {
+        NPM_CONFIG_PROXY: deadProxy,
+        NPM_CONFIG_HTTPS_PROXY: deadProxy,
+        NPM_CONFIG_FETCH_RETRIES: '0',
+      });
+      expect(warm.exitCode, warm.stderr).to.equal(0);
+      expect(warm.stderr).to.contain('node_modules restored from the cache');
+      expect(warm.stderr).not.to.contain('lockfile found: npm ci');
+      expect(warm.stderr).to.contain('       build script ran');
+      expect(await cacheContents(cacheDir)).to.deep.equal(cacheAfterCold, 'the cache is unchanged');
+      const app = await startWeb({ slug: warm.slug });
+      try {
+        expect(await (await fetch(app.origin + '/')).json()).to.include({ build: 'built with is-number: true', devDependencyPresent: false });
+      } finally {
+        await app.stop();
+      }
+    });
+
+    it('without a cached node_modules, a warm rebuild runs npm ci taking every package from the npm cache', async () => {
+      // As after a lockfile change: only the npm cache is left to help.
+      await rm(path.join(cacheDir, 'node_modules'), { recursive: true, force: true });
+      await rm(path.join(cacheDir, 'node_modules.key'), { force: true });
       // npm's proxy points at a closed local port: any network fetch would fail the build.
       const deadProxy = `http://127.0.0.1:${await freePort()}`;
       const warm = await buildSlug(await copyFixture('nodejs-build'), cacheDir, {
