@@ -8,8 +8,14 @@
  *  - cap the unpacked bytes (hardlinks count as the bytes they will cost),
  *    the raw tar stream (a tiny gzip can expand to terabytes, and node-tar
  *    would buffer whatever follows the end marker) and the entry count;
- *  - refuse archives without an end-of-archive marker (a cut-off download).
+ *  - refuse archives without an end-of-archive marker (a cut-off download);
+ *  - create symlinks last, with their targets exactly as archived: node-tar
+ *    would rewrite `/usr/bin/python3` to `usr/bin/python3`, breaking real
+ *    slugs (virtualenvs, vendored tools), and once every file is written no
+ *    later entry can be written through a link.
  */
+import { lstatSync, mkdirSync, realpathSync, symlinkSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -104,6 +110,8 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
   let fatal: string | undefined;
   // Sizes of the regular files so far, so a hardlink counts as the bytes it will cost in the slug.
   const fileSizes = new Map<string, number>();
+  // Symlinks to create once everything else is on disk: path -> target, in archive order.
+  const symlinks = new Map<string, string>();
   const fail = (message: string) => {
     if (fatal) return;
     fatal = message;
@@ -139,6 +147,20 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
         fail(tooBig(what, limits.maxBytes));
         return false;
       }
+      const name = normalise(e.path);
+      // Symlinks are made last, so an entry below one would land in a plain
+      // directory here, where tar would have written through the link: refuse.
+      const through = symlinkAbove(symlinks, name) ?? (e.type === 'Link' ? symlinkAt(symlinks, normalise(String(e.linkpath ?? ''))) : undefined);
+      if (through !== undefined) {
+        fail(`${what} has an unsafe entry "${printable(name)}": it goes through the symbolic link "${printable(through)}"; refusing to unpack it`);
+        return false;
+      }
+      // A later entry at the same path replaces an earlier symlink, as in tar itself.
+      symlinks.delete(name);
+      if (e.type === 'SymbolicLink') {
+        symlinks.set(name, String(e.linkpath ?? ''));
+        return false;
+      }
       // No setuid, setgid or sticky bits: untrusted input gets plain permissions.
       if (e.mode !== undefined) e.mode &= 0o777;
       return true;
@@ -170,7 +192,56 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
   if (fatal) throw new UserError(fatal);
   if (!sawEnd) throw new UserError(`${what} is truncated: it ends without the end-of-archive marker`);
   if (entries === 0) throw new UserError(`${what} holds no entries: expected at least one file`);
+  createSymlinks(cwd, what, symlinks);
   return result;
+}
+
+/** The pending symlink that is a parent of `name`, if any. */
+function symlinkAbove(symlinks: Map<string, string>, name: string): string | undefined {
+  for (let i = name.indexOf('/'); i > 0; i = name.indexOf('/', i + 1)) {
+    if (symlinks.has(name.slice(0, i))) return name.slice(0, i);
+  }
+  return undefined;
+}
+
+/** The pending symlink at `name` or above it, if any (a hardlink's target). */
+function symlinkAt(symlinks: Map<string, string>, name: string): string | undefined {
+  return symlinks.has(name) ? name : symlinkAbove(symlinks, name);
+}
+
+/**
+ * Creates the archive's symlinks inside `cwd`. A link's own path must stay in
+ * `cwd` with no symlink among its parents (the links made just before it
+ * included); its target is kept as archived, since a link points, it does
+ * not write. A link may replace a file or an earlier link, never a directory.
+ */
+function createSymlinks(cwd: string, what: string, symlinks: Map<string, string>): void {
+  const root = realpathSync(cwd);
+  for (const [name, target] of symlinks) {
+    const parts = name.split('/');
+    if (name === '' || parts.includes('..') || parts.includes('.')) {
+      throw new UserError(`${what} has an unsafe entry "${printable(name)}": a symlink path must stay inside the archive; refusing to unpack it`);
+    }
+    if (target === '' || target.includes('\0')) throw new UserError(`${what} has an unsafe entry "${printable(name)}": empty or invalid symlink target`);
+    // Walk the parents one by one: mkdir must never follow a link out of cwd.
+    let parent = root;
+    for (const part of parts.slice(0, -1)) {
+      parent = path.join(parent, part);
+      const st = lstatSync(parent, { throwIfNoEntry: false });
+      if (!st) mkdirSync(parent, { mode: 0o755 });
+      else if (!st.isDirectory()) {
+        throw new UserError(`${what} has an unsafe entry "${printable(name)}": a parent of it is a symlink or a file; refusing to unpack it`);
+      }
+    }
+    const full = path.join(parent, parts[parts.length - 1]);
+    const existing = lstatSync(full, { throwIfNoEntry: false });
+    if (existing?.isDirectory()) {
+      // Entries were written where this link stands: in the archive they went through it.
+      throw new UserError(`${what} has an unsafe entry "${printable(name)}": a symlink would replace a directory other entries were written into; refusing to unpack it`);
+    }
+    if (existing) unlinkSync(full);
+    symlinkSync(target, full);
+  }
 }
 
 /** The node-tar Unpack surface we use (its types name it a Minipass writer). */

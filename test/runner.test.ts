@@ -2,7 +2,7 @@
  * slugrunner end to end: slugs built by the real slugbuilder, started by the
  * real slugrunner, talked to over HTTP on 127.0.0.1.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { freePort, makeApp, makeBuildpack, removeTempDirs, runBuilder, runRunner, spawnRunner, tarOf, tempDir, waitForFile, waitForHttp } from './helpers/cli.js';
@@ -179,6 +179,19 @@ describe('slugrunner', function () {
     expect(result.exitCode).to.equal(137);
     // The app got SIGTERM first, then could not survive SIGKILL.
     expect(await readFile(signalFile, 'utf8')).to.equal('SIGTERM');
+  });
+
+  it('keeps absolute and relative symlink targets as built (virtualenvs, vendored tools)', async () => {
+    const app = await makeApp({ Procfile: 'web: true\n', 'lib/real.txt': 'real\n' });
+    await mkdir(path.join(app, 'bin'));
+    await symlink('/usr/bin/env', path.join(app, 'bin/env'));
+    await symlink('../lib/real.txt', path.join(app, 'bin/real'));
+    const bp = await makeBuildpack({ compile: 'true' });
+    const built = await runBuilder(['--buildpack', bp, '--cache-dir', path.join(await tempDir(), 'cache')], { input: await tarOf(app) });
+    expect(built.exitCode, built.stderr).to.equal(0);
+    const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), 'run', 'readlink bin/env; readlink bin/real; cat bin/real'], { input: built.stdout });
+    expect(res.exitCode, res.stderr).to.equal(0);
+    expect(res.stdout.toString()).to.equal('/usr/bin/env\n../lib/real.txt\nreal\n');
   });
 
   it('refuses to unpack over a directory that holds no slug', async () => {
