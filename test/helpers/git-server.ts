@@ -73,14 +73,10 @@ export class GitFixture {
   }
 }
 
-/** A port nobody listens on right now (the kernel picks it; we release it at once). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** One free-port helper for every test server. */
+import { freePort } from './cli.js';
+
+export { freePort };
 
 async function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
