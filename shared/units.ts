@@ -19,3 +19,9 @@ export function parseDuration(value: string, flag: string): number {
   if (!(ms > 0)) throw new UsageError(`${flag} must be greater than zero`);
   return ms;
 }
+
+export function parseCount(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} expects a positive whole number, got "${value}"`);
+  return n;
+}

@@ -12,7 +12,7 @@ import { parseAssignment, readEnvDir, readEnvFile, type EnvVars } from '../share
 import { UsageError } from '../shared/errors.js';
 import { runCli } from '../shared/cli-run.js';
 import { sourceDateEpoch } from '../shared/tar-write.js';
-import { parseDuration, parseSize } from '../shared/units.js';
+import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { build, type BuildOptions } from './build.js';
 import { killAllChildren } from './child.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, addToSummary, imageStep, parseImageFlags, type ImageFlags } from './image/build-step.js';
@@ -94,8 +94,7 @@ export async function parseBuildArgs(argv: string[]): Promise<(BuildOptions & { 
   const image = parseImageFlags(v);
   const toStdout = !v.output && !putUrl && !image?.image;
   if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a slug to a terminal: redirect stdout or use -o FILE');
-  const maxFiles = v['max-files'] ? Number(v['max-files']) : 200_000;
-  if (!Number.isInteger(maxFiles) || maxFiles <= 0) throw new UsageError('--max-files expects a positive whole number');
+  const maxFiles = v['max-files'] ? parseCount(v['max-files'], '--max-files') : 200_000;
   const maxSlugBytes = v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 500 * 1024 ** 2;
   const cacheRoot = defaultCacheRoot();
   const bpFromEnv = env.BUILDPACK_URL ? [env.BUILDPACK_URL] : [];

@@ -11,7 +11,7 @@ import { runCli } from '../shared/cli-run.js';
 import { UsageError, UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
 import { isProcessTypeName } from '../shared/procfile.js';
-import { parseDuration, parseSize } from '../shared/units.js';
+import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
 import { intakeSlug } from './intake.js';
 import { commandFromWords, launch } from './launcher.js';
@@ -28,6 +28,7 @@ Options:
   --slug FILE          unpack this slug
   --grace DURATION     time between SIGTERM and SIGKILL on stop (default 30s)
   --max-slug-size SIZE largest unpacked slug (default 2G)
+  --max-files N        most entries in the slug (default 200000)
   -q, --quiet          no unpack messages
   -h, --help           show this help
 `;
@@ -37,6 +38,7 @@ const OPTIONS = {
   slug: { type: 'string' },
   grace: { type: 'string' },
   'max-slug-size': { type: 'string' },
+  'max-files': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -88,7 +90,10 @@ async function main(argv: string[]): Promise<number> {
     slugFile: v.slug,
     slugUrl: process.env.SLUG_URL || undefined,
     stdin: process.stdin,
-    limits: { maxBytes: v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 2 * 1024 ** 3 },
+    limits: {
+      maxBytes: v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 2 * 1024 ** 3,
+      maxFiles: v['max-files'] ? parseCount(v['max-files'], '--max-files') : 200_000,
+    },
     quiet: Boolean(v.quiet),
   });
   const app = await readAppInfo(appDir);

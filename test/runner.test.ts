@@ -2,7 +2,7 @@
  * slugrunner end to end: slugs built by the real slugbuilder, started by the
  * real slugrunner, talked to over HTTP on 127.0.0.1.
  */
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { freePort, makeApp, makeBuildpack, removeTempDirs, runBuilder, runRunner, spawnRunner, tarOf, tempDir, waitForFile, waitForHttp } from './helpers/cli.js';
@@ -206,6 +206,14 @@ describe('slugrunner', function () {
     const res = await runRunner(['--app-dir', path.join(await tempDir(), 'empty'), 'start', 'web']);
     expect(res.exitCode).to.equal(1);
     expect(res.stderr).to.match(/^ !     no slug: pipe one on stdin, set SLUG_URL, or pass --slug FILE/m);
+  });
+
+  it('refuses a slug with more entries than --max-files, leaving the app dir empty', async () => {
+    const appDir = path.join(await tempDir(), 'app');
+    const res = await runRunner(['--app-dir', appDir, '--slug', slug, '--max-files', '3', 'run', 'true']);
+    expect(res.exitCode).to.equal(1);
+    expect(res.stderr).to.match(/^ !     slug .+ has more than 3 entries: remove files or raise the limit$/m);
+    expect(await readdir(appDir)).to.deep.equal([]);
   });
 
   it('exits 2 on a usage error', async () => {
