@@ -1,7 +1,9 @@
 /**
  * `npm run demo`: build a bundled example app into a slug with the real
  * slugbuilder CLI, start it with the real slugrunner on a free port, print
- * the HTTP response, and stop it. Usage: npm run demo [-- examples/<app>]
+ * the HTTP response, and stop it. The default app, examples/node-express,
+ * goes through the nodejs buildpack and installs Express from the npm
+ * registry. Usage: npm run demo [-- examples/<app>]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const appDir = path.resolve(root, process.argv[2] ?? 'examples/hello');
+const appDir = path.resolve(root, process.argv[2] ?? 'examples/node-express');
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return new Promise((resolve, reject) => {
