@@ -58,8 +58,8 @@ export interface BuildResult {
   appDir: string;
 }
 
-/** What a step after the slug (image export) may still do with the app dir. */
-export type AfterSlug = (result: BuildResult) => Promise<void>;
+/** What a step after the slug (image export) may still do with the app dir; it returns entries for --summary. */
+export type AfterSlug = (result: BuildResult) => Promise<Record<string, unknown>>;
 
 export async function build(opts: BuildOptions, afterSlug?: AfterSlug): Promise<BuildResult> {
   // URL credentials are secrets from the first line on: a buildpack may print
@@ -131,8 +131,8 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
     release: released,
     appDir: buildDir,
   };
-  if (afterSlug) await afterSlug(result);
-  await deliver(result, opts);
+  const extraSummary = afterSlug ? await afterSlug(result) : {};
+  await deliver(result, opts, extraSummary);
   return result;
 }
 
@@ -180,7 +180,7 @@ async function discoverProcessTypes(buildDir: string, released: Release): Promis
   return { ...defaults, ...declared };
 }
 
-async function deliver(result: BuildResult, opts: BuildOptions): Promise<void> {
+async function deliver(result: BuildResult, opts: BuildOptions, extraSummary: Record<string, unknown>): Promise<void> {
   const { slug } = result;
   if (opts.putUrl) await putSlug(slug, opts.putUrl);
   if (opts.output) await publishFile(slug, path.resolve(opts.output));
@@ -192,6 +192,7 @@ async function deliver(result: BuildResult, opts: BuildOptions): Promise<void> {
       process_types: result.processTypes,
       stack: opts.stack,
       source_version: opts.sourceVersion ?? null,
+      ...extraSummary,
     });
   }
 }

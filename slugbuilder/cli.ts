@@ -15,7 +15,7 @@ import { sourceDateEpoch } from '../shared/tar-write.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { build, type BuildOptions } from './build.js';
 import { killAllChildren } from './child.js';
-import { IMAGE_OPTIONS, IMAGE_USAGE, addToSummary, imageStep, parseImageFlags, type ImageFlags } from './image/build-step.js';
+import { IMAGE_OPTIONS, IMAGE_USAGE, imageStep, parseImageFlags, type ImageFlags } from './image/build-step.js';
 import { rebaseCommand } from './image/rebase.js';
 
 const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
@@ -160,7 +160,6 @@ async function main(argv: string[]): Promise<number> {
     if (interrupted) await new Promise(() => undefined);
     throw err;
   }
-  if (step && opts.summary) await addToSummary(opts.summary, step.summary);
   return 0;
 }
 

@@ -3,7 +3,6 @@
  * flags, then (once the slug is built) write the layer file and/or export
  * the image from the built app dir, and add the image to --summary.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
@@ -88,17 +87,14 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
 }
 
 export interface ImageStep {
-  /** Pass to build() as its afterSlug hook. */
-  afterSlug(result: { appDir: string; processTypes: ProcessTypes }): Promise<void>;
-  /** What to merge into --summary once the build wrote it. */
-  summary: Record<string, unknown>;
+  /** Pass to build() as its afterSlug hook; resolves to the image and layer entries for --summary. */
+  afterSlug(result: { appDir: string; processTypes: ProcessTypes }): Promise<Record<string, unknown>>;
 }
 
 export function imageStep(flags: ImageFlags, sourceVersion: string | undefined, env: NodeJS.ProcessEnv = process.env): ImageStep {
-  const summary: Record<string, unknown> = {};
   return {
-    summary,
     async afterSlug(result) {
+      const summary: Record<string, unknown> = {};
       if (flags.layer && !flags.image) {
         log.step('Writing the slug as an image layer');
         const uid = flags.appUid ?? DEFAULT_APP_UID;
@@ -125,15 +121,7 @@ export function imageStep(flags: ImageFlags, sourceVersion: string | undefined, 
         });
         if (flags.layer) summary.layer = { path: path.resolve(flags.layer), ...image.layer };
       }
+      return summary;
     },
   };
-}
-
-/** Add the image (and layer) entries to the JSON summary the build already wrote. */
-export async function addToSummary(file: string, extra: Record<string, unknown>): Promise<void> {
-  if (Object.keys(extra).length === 0) return;
-  const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify({ ...doc, ...extra }, null, 2) + '\n');
-  await rename(tmp, file);
 }
