@@ -18,17 +18,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { cp, mkdir, open, readFile, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { cp, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { forget, removeOnExit } from '../shared/cleanup.js';
-import { errnoCode } from '../shared/errors.js';
-import { log } from '../shared/log.js';
+import { acquireLock } from '../shared/file-lock.js';
 
-/** How often the holder touches its lock, and how old a heartbeat may get before the lock counts as abandoned. */
-export const HEARTBEAT_MS = 10_000;
-export const STALE_AFTER_MS = 6 * HEARTBEAT_MS;
-const POLL_MS = 100;
+
+const CACHE_LOCK_MESSAGES = {
+  waiting: (who: string) => `Waiting for another build using this cache (${who})`,
+  takingOver: (who: string) => `Taking over the cache lock of ${who}, which is gone`,
+};
 
 export interface CacheLockPaths {
   lock: string;
@@ -49,7 +48,7 @@ export function cacheLockPaths(cacheDir: string): CacheLockPaths {
 export async function withCacheDir<T>(cacheDir: string, compile: (privateCacheDir: string) => Promise<T>): Promise<T> {
   await mkdir(cacheDir, { recursive: true });
   const paths = cacheLockPaths(cacheDir);
-  const release = await acquire(paths.lock);
+  const release = await acquireLock(paths.lock, CACHE_LOCK_MESSAGES);
   const staging = `${paths.scratchPrefix}staging-${process.pid}-${randomBytes(4).toString('hex')}`;
   removeOnExit(staging);
   try {
@@ -99,69 +98,3 @@ async function exists(p: string): Promise<boolean> {
   return stat(p).then(() => true, () => false);
 }
 
-/** Takes the lock, waiting for a live holder; returns the release function. */
-export async function acquire(lockFile: string): Promise<() => Promise<void>> {
-  const owner = `${hostname()} ${process.pid} ${randomBytes(4).toString('hex')}\n`;
-  let announced = false;
-  for (;;) {
-    try {
-      const handle = await open(lockFile, 'wx');
-      await handle.writeFile(owner);
-      await handle.close();
-      break;
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw err;
-    }
-    const holder = await staleHolder(lockFile);
-    if (holder.stale) {
-      log.info(`Taking over the cache lock of ${holder.who}, which is gone`);
-      await rm(lockFile, { force: true });
-      continue;
-    }
-    if (!announced) {
-      log.info(`Waiting for another build using this cache (${holder.who})`);
-      announced = true;
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-  // From here on a signal exit removes the lock too (shared/cleanup runs on SIGTERM/SIGINT).
-  removeOnExit(lockFile);
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    utimes(lockFile, now, now).catch(() => undefined);
-  }, HEARTBEAT_MS);
-  heartbeat.unref();
-  return async () => {
-    clearInterval(heartbeat);
-    forget(lockFile);
-    // Only remove the lock if it is still ours (a takeover could have replaced it).
-    const current = await readFile(lockFile, 'utf8').catch(() => '');
-    if (current === owner) await rm(lockFile, { force: true });
-  };
-}
-
-/** Whether the lock's holder is gone: a dead pid on this host, or a heartbeat older than STALE_AFTER_MS. */
-async function staleHolder(lockFile: string): Promise<{ stale: boolean; who: string }> {
-  let content: string;
-  let mtimeMs: number;
-  try {
-    content = await readFile(lockFile, 'utf8');
-    mtimeMs = (await stat(lockFile)).mtimeMs;
-  } catch {
-    return { stale: false, who: 'a build that just finished' }; // gone already: the next open will tell
-  }
-  const [host, pidText] = content.trim().split(' ');
-  if (!host || !pidText) {
-    // Being written right now, or left empty by a crash between create and write.
-    return { stale: Date.now() - mtimeMs > STALE_AFTER_MS, who: 'an unknown build' };
-  }
-  const who = `pid ${pidText} on ${host}`;
-  if (Date.now() - mtimeMs > STALE_AFTER_MS) return { stale: true, who };
-  if (host !== hostname()) return { stale: false, who };
-  try {
-    process.kill(Number(pidText), 0);
-    return { stale: false, who };
-  } catch (err) {
-    return { stale: errnoCode(err) === 'ESRCH', who };
-  }
-}

@@ -15,11 +15,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { removeOnExit } from '../../shared/cleanup.js';
 import { UserError, errnoCode } from '../../shared/errors.js';
+import { acquireLock } from '../../shared/file-lock.js';
 import { log } from '../../shared/log.js';
 
 export interface CacheMeta {
@@ -94,9 +95,8 @@ export class CacheEntry {
   }
 
   /**
-   * Hold the entry's lock while `fn` runs. The lock is a file created with
-   * O_EXCL holding our host and pid; a lock whose process is gone on this
-   * host is stale and taken over, so a killed build never wedges the cache.
+   * Hold the entry's lock while `fn` runs (shared/file-lock.ts: a stale lock
+   * of a dead or frozen build is taken over, so a killed build never wedges the cache).
    */
   async withLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -108,59 +108,15 @@ export class CacheEntry {
       }
       throw err;
     }
-    const lockFile = path.join(this.dir, 'lock');
-    const owner = `${hostname()} ${process.pid} ${randomBytes(4).toString('hex')}\n`;
-    let announced = false;
-    for (;;) {
-      try {
-        const handle = await open(lockFile, 'wx');
-        await handle.writeFile(owner);
-        await handle.close();
-        break;
-      } catch (err) {
-        // The entry dir can vanish under us when someone clears the cache: make it again.
-        if (errnoCode(err) === 'ENOENT') {
-          await mkdir(this.dir, { recursive: true });
-          continue;
-        }
-        if (errnoCode(err) !== 'EEXIST') throw err;
-      }
-      if (await isStale(lockFile)) {
-        await rm(lockFile, { force: true });
-        continue;
-      }
-      if (!announced) {
-        log.info(`Waiting for another build that is fetching ${what}`);
-        announced = true;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const release = await acquireLock(path.join(this.dir, 'lock'), {
+      waiting: (who) => `Waiting for another build that is fetching ${what} (${who})`,
+      takingOver: (who) => `Taking over the buildpack cache lock of ${who}, which is gone`,
+    });
     try {
       return await fn();
     } finally {
-      // Only remove the lock if it is still ours (a stale-lock takeover could have replaced it).
-      const current = await readFile(lockFile, 'utf8').catch(() => '');
-      if (current === owner) await rm(lockFile, { force: true });
+      await release();
     }
-  }
-}
-
-async function isStale(lockFile: string): Promise<boolean> {
-  let content: string;
-  try {
-    content = await readFile(lockFile, 'utf8');
-  } catch {
-    return false; // gone already: the next open will tell
-  }
-  const [host, pidText] = content.trim().split(' ');
-  if (!host || !pidText) return false; // being written right now
-  if (host !== hostname()) return false; // cannot check another machine's processes: wait
-  const pid = Number(pidText);
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return errnoCode(err) === 'ESRCH';
   }
 }
 
