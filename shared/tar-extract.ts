@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract as tarExtract, type ReadEntry } from 'tar';
+import { Header, Pax, extract as tarExtract, type ReadEntry } from 'tar';
 import { UserError, errnoCode, errorMessage } from './errors.js';
 
 export interface ExtractLimits {
@@ -32,6 +32,8 @@ export interface ExtractLimits {
 export interface ExtractResult {
   files: number;
   bytes: number;
+  /** The commit `git archive` records in its pax global header, when the archive has one. */
+  commit?: string;
 }
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
@@ -183,9 +185,10 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
   });
 
   const sink = unpack as unknown as NodeJS.WritableStream;
+  const commitReader = new GitArchiveCommit();
   try {
-    if (gzip) await pipeline(source, createGunzip(), guard, sink);
-    else await pipeline(source, guard, sink);
+    if (gzip) await pipeline(source, createGunzip(), guard, commitReader, sink);
+    else await pipeline(source, guard, commitReader, sink);
   } catch (err) {
     if (!fatal) fatal = err instanceof UserError ? err.message : describeError(what, err);
   }
@@ -193,7 +196,49 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
   if (!sawEnd) throw new UserError(`${what} is truncated: it ends without the end-of-archive marker`);
   if (entries === 0) throw new UserError(`${what} holds no entries: expected at least one file`);
   createSymlinks(cwd, what, symlinks);
+  if (commitReader.commit) result.commit = commitReader.commit;
   return result;
+}
+
+/**
+ * Reads the commit id `git archive` writes into a leading pax global header
+ * (`comment=<sha>`), so `git archive HEAD | slugbuilder` knows its
+ * SOURCE_VERSION without being told. Passes every byte through unchanged.
+ */
+class GitArchiveCommit extends Transform {
+  commit?: string;
+  private head: Buffer[] | undefined = [];
+  private headLength = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.head) {
+      this.head.push(chunk);
+      this.headLength += chunk.length;
+      // A header block plus a one-block body holds git's record (52 bytes).
+      if (this.headLength >= 1024) this.read1024();
+    }
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.head) this.read1024();
+    done();
+  }
+
+  private read1024(): void {
+    const block = Buffer.concat(this.head ?? []);
+    this.head = undefined;
+    // Only a pax global header ('g') can carry it; anything else is node-tar's to judge.
+    if (block.length < 1024 || block[156] !== 0x67) return;
+    try {
+      const header = new Header(block.subarray(0, 512));
+      if (!header.cksumValid || header.type !== 'GlobalExtendedHeader' || !header.size || header.size > 512) return;
+      const comment = Pax.parse(block.subarray(512, 512 + header.size).toString('utf8'), undefined, true).comment;
+      if (comment && /^([0-9a-f]{40}|[0-9a-f]{64})$/.test(comment)) this.commit = comment;
+    } catch {
+      // A malformed header carries no commit; the extraction reports what is wrong with it.
+    }
+  }
 }
 
 /** The pending symlink that is a parent of `name`, if any. */

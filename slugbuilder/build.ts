@@ -56,6 +56,7 @@ export interface BuildResult {
   processTypes: ProcessTypes;
   release: Release;
   appDir: string;
+  sourceVersion?: string;
 }
 
 /** What a step after the slug (image export) may still do with the app dir; it returns entries for --summary. */
@@ -81,7 +82,9 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
   const home = path.join(work, 'home');
   await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home), mkdir(opts.cacheDir, { recursive: true })]);
 
-  await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
+  const sourceInfo = await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
+  // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
+  const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
 
   redact(...secretValues(opts.configVars));
@@ -95,7 +98,7 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
     HOME: home,
     APP_DIR: buildDir,
   };
-  if (opts.sourceVersion) env.SOURCE_VERSION = opts.sourceVersion;
+  if (sourceVersion) env.SOURCE_VERSION = sourceVersion;
   else delete env.SOURCE_VERSION;
   // Buildpacks and the app's hooks are untrusted code: they get neither the
   // upload URL (which could overwrite stored slugs) nor the source URL's credentials.
@@ -130,6 +133,7 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
     processTypes,
     release: released,
     appDir: buildDir,
+    sourceVersion,
   };
   const extraSummary = afterSlug ? await afterSlug(result) : {};
   await deliver(result, opts, extraSummary);
@@ -191,7 +195,7 @@ async function deliver(result: BuildResult, opts: BuildOptions, extraSummary: Re
       buildpacks: result.buildpacks,
       process_types: result.processTypes,
       stack: opts.stack,
-      source_version: opts.sourceVersion ?? null,
+      source_version: result.sourceVersion ?? null,
       ...extraSummary,
     });
   }

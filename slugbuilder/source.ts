@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { UserError } from '../shared/errors.js';
 import { displayUrl, download, isHttpUrl } from '../shared/http.js';
 import { log } from '../shared/log.js';
-import { extractArchive, formatSize, type ExtractLimits } from '../shared/tar-extract.js';
+import { extractArchive, formatSize, type ExtractLimits, type ExtractResult } from '../shared/tar-extract.js';
 
 export interface SourceSpec {
   /** `--source` value or TAR_URL; undefined means stdin. */
@@ -18,18 +18,21 @@ export interface SourceSpec {
   limits: ExtractLimits;
 }
 
-export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<void> {
+/** What the source itself says: the commit of a `git archive` tarball. */
+export interface SourceInfo {
+  commit?: string;
+}
+
+export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<SourceInfo> {
   const { source } = spec;
   if (source === undefined) {
     if (spec.stdin.isTTY) throw new UserError('no source: pipe a tarball on stdin (git archive HEAD | slugbuilder) or use --source PATH|URL');
     log.step('Receiving source from stdin');
-    report(await extractArchive(spec.stdin, buildDir, 'source on stdin', spec.limits));
-    return;
+    return report(await extractArchive(spec.stdin, buildDir, 'source on stdin', spec.limits));
   }
   if (isHttpUrl(source)) {
     log.step(`Fetching source from ${displayUrl(source)}`);
-    report(await extractArchive(await download(source, 'source URL'), buildDir, 'source archive', spec.limits));
-    return;
+    return report(await extractArchive(await download(source, 'source URL'), buildDir, 'source archive', spec.limits));
   }
   const info = await stat(source).catch(() => {
     throw new UserError(`source ${source} does not exist: give a directory, a tarball or an http(s) URL`);
@@ -38,12 +41,13 @@ export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<
     log.step(`Copying source from ${source}`);
     // verbatimSymlinks keeps links as links: a link must not pull in files from outside the app.
     await cp(source, buildDir, { recursive: true, verbatimSymlinks: true, filter: (src) => path.resolve(src) !== path.resolve(source, '.git') });
-    return;
+    return {};
   }
   log.step(`Reading source from ${source}`);
-  report(await extractArchive(createReadStream(source), buildDir, `source ${source}`, spec.limits));
+  return report(await extractArchive(createReadStream(source), buildDir, `source ${source}`, spec.limits));
 }
 
-function report(result: { files: number; bytes: number }): void {
-  log.info(`${result.files} entries, ${formatSize(result.bytes)}`);
+function report(result: ExtractResult): SourceInfo {
+  log.info(`${result.files} entries, ${formatSize(result.bytes)}${result.commit ? `, git commit ${result.commit}` : ''}`);
+  return { commit: result.commit };
 }

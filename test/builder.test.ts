@@ -7,6 +7,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { list as tarList, type ReadEntry } from 'tar';
 import { Readable } from 'node:stream';
 import { makeApp, makeBuildpack, removeTempDirs, runBuilder, tarOf, tempDir } from './helpers/cli.js';
@@ -176,6 +177,28 @@ describe('slugbuilder', function () {
         expect(res.stderr.split('\n').filter((l) => l.startsWith(' !     '))).to.deep.equal([` !     ${message}`]);
       });
     }
+
+    it('takes SOURCE_VERSION from the commit git archive records, unless one is given', async () => {
+      const repo = await makeApp(HELLO);
+      const git = (...args: string[]) => execa('git', ['-C', repo, '-c', 'user.email=t@example.com', '-c', 'user.name=t', ...args], { encoding: 'buffer', stripFinalNewline: false });
+      await git('init', '-q');
+      await git('add', '.');
+      await git('commit', '-qm', 'app');
+      const sha = Buffer.from((await git('rev-parse', 'HEAD')).stdout as Uint8Array).toString().trim();
+      const bp = await makeBuildpack({ compile: 'echo "SOURCE_VERSION=${SOURCE_VERSION:-unset}"' });
+      const summary = path.join(await tempDir(), 'summary.json');
+      for (const format of ['tar', 'tar.gz']) {
+        const archive = Buffer.from((await git('archive', `--format=${format}`, 'HEAD')).stdout as Uint8Array);
+        const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '--summary', summary], { input: archive });
+        expect(res.exitCode, res.stderr).to.equal(0);
+        expect(res.stderr).to.include(`       SOURCE_VERSION=${sha}`);
+        expect(JSON.parse(await readFile(summary, 'utf8')).source_version).to.equal(sha);
+      }
+      const told = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '--source-version', 'v42'], { input: Buffer.from((await git('archive', 'HEAD')).stdout as Uint8Array) });
+      expect(told.stderr).to.include('       SOURCE_VERSION=v42');
+      const plain = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(repo) });
+      expect(plain.stderr).to.include('       SOURCE_VERSION=unset');
+    });
 
     it('names an unreachable source URL in one line', async () => {
       const server = await startHttpServer(serveFiles({}));

@@ -88,7 +88,7 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
 
 export interface ImageStep {
   /** Pass to build() as its afterSlug hook; resolves to the image and layer entries for --summary. */
-  afterSlug(result: { appDir: string; processTypes: ProcessTypes }): Promise<Record<string, unknown>>;
+  afterSlug(result: { appDir: string; processTypes: ProcessTypes; sourceVersion?: string }): Promise<Record<string, unknown>>;
 }
 
 export function imageStep(flags: ImageFlags, sourceVersion: string | undefined, env: NodeJS.ProcessEnv = process.env): ImageStep {
@@ -113,7 +113,7 @@ export function imageStep(flags: ImageFlags, sourceVersion: string | undefined, 
           appUid: flags.appUid,
           appGid: flags.appGid,
           processTypes: result.processTypes,
-          sourceVersion,
+          sourceVersion: result.sourceVersion ?? sourceVersion,
           insecureRegistries: flags.insecureRegistries,
           layerFile: flags.layer,
           summary,
