@@ -241,6 +241,28 @@ class GitArchiveCommit extends Transform {
   }
 }
 
+/** One link of createSymlinks: parents checked and made without following links, then the link itself. */
+function makeSymlink(root: string, parts: string[], target: string, what: string, name: string): void {
+  // Walk the parents one by one: mkdir must never follow a link out of cwd.
+  let parent = root;
+  for (const part of parts.slice(0, -1)) {
+    parent = path.join(parent, part);
+    const st = lstatSync(parent, { throwIfNoEntry: false });
+    if (!st) mkdirSync(parent, { mode: 0o755 });
+    else if (!st.isDirectory()) {
+      throw new UserError(`${what} has an unsafe entry "${printable(name)}": a parent of it is a symlink or a file; refusing to unpack it`);
+    }
+  }
+  const full = path.join(parent, parts[parts.length - 1]);
+  const existing = lstatSync(full, { throwIfNoEntry: false });
+  if (existing?.isDirectory()) {
+    // Entries were written where this link stands: in the archive they went through it.
+    throw new UserError(`${what} has an unsafe entry "${printable(name)}": a symlink would replace a directory other entries were written into; refusing to unpack it`);
+  }
+  if (existing) unlinkSync(full);
+  symlinkSync(target, full);
+}
+
 /** The pending symlink that is a parent of `name`, if any. */
 function symlinkAbove(symlinks: Map<string, string>, name: string): string | undefined {
   for (let i = name.indexOf('/'); i > 0; i = name.indexOf('/', i + 1)) {
@@ -268,24 +290,15 @@ function createSymlinks(cwd: string, what: string, symlinks: Map<string, string>
       throw new UserError(`${what} has an unsafe entry "${printable(name)}": a symlink path must stay inside the archive; refusing to unpack it`);
     }
     if (target === '' || target.includes('\0')) throw new UserError(`${what} has an unsafe entry "${printable(name)}": empty or invalid symlink target`);
-    // Walk the parents one by one: mkdir must never follow a link out of cwd.
-    let parent = root;
-    for (const part of parts.slice(0, -1)) {
-      parent = path.join(parent, part);
-      const st = lstatSync(parent, { throwIfNoEntry: false });
-      if (!st) mkdirSync(parent, { mode: 0o755 });
-      else if (!st.isDirectory()) {
-        throw new UserError(`${what} has an unsafe entry "${printable(name)}": a parent of it is a symlink or a file; refusing to unpack it`);
-      }
+    try {
+      makeSymlink(root, parts, target, what, name);
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      // The file system's own refusals (a name too long, no space) name the entry too.
+      const code = errnoCode(err);
+      if (code === 'ENOSPC') throw new UserError(`no space left on the device while unpacking ${what}: free some space and try again`);
+      throw new UserError(`${what}: cannot unpack entry "${printable(name)}": ${(code && ERRNO_TEXT[code]) ?? code ?? printable(errorMessage(err), 160)}`);
     }
-    const full = path.join(parent, parts[parts.length - 1]);
-    const existing = lstatSync(full, { throwIfNoEntry: false });
-    if (existing?.isDirectory()) {
-      // Entries were written where this link stands: in the archive they went through it.
-      throw new UserError(`${what} has an unsafe entry "${printable(name)}": a symlink would replace a directory other entries were written into; refusing to unpack it`);
-    }
-    if (existing) unlinkSync(full);
-    symlinkSync(target, full);
   }
 }
 
