@@ -7,19 +7,38 @@ import { Readable } from 'node:stream';
 import { UserError, errorMessage } from './errors.js';
 import { redact } from './log.js';
 
-/** The URL as it may be printed: no user or password. */
+/**
+ * Remove and redact the user-info part of a URL. For http(s), git and file
+ * URLs all of it goes: `https://TOKEN@host` puts the secret in the user name.
+ * For ssh the user name is an account (`git`), not a secret, so it stays and
+ * only a password would be hidden.
+ */
+export function withoutCredentials(url: URL): { display: string; username: string; password: string } {
+  const username = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  const shown = new URL(url.href);
+  // A lone user name is a token (`https://TOKEN@host/...`); with a password, the password is.
+  if (password) redact(password, url.password);
+  else if (username && url.protocol !== 'ssh:') redact(username, url.username);
+  if (url.protocol !== 'ssh:') shown.username = '';
+  shown.password = '';
+  return { display: shown.href, username, password };
+}
+
+/** The URL as it may be printed: no credentials. */
 export function displayUrl(raw: string): string {
   try {
-    const u = new URL(raw);
-    if (u.username || u.password) {
-      redact(decodeURIComponent(u.password), u.password);
-      u.username = '';
-      u.password = '';
-    }
-    return u.toString();
+    return withoutCredentials(new URL(raw)).display;
   } catch {
     return raw.replace(/\/\/[^@/]*@/, '//');
   }
+}
+
+/** An HTTP Basic authorization header value, itself registered as a secret. */
+export function basicAuthorization(username: string, password: string): string {
+  const value = 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
+  redact(value, value.slice('Basic '.length));
+  return value;
 }
 
 export function isHttpUrl(value: string): boolean {
@@ -31,10 +50,8 @@ function splitCredentials(raw: string): { url: string; headers: Record<string, s
   const u = new URL(raw);
   const headers: Record<string, string> = {};
   if (u.username || u.password) {
-    const user = decodeURIComponent(u.username);
-    const pass = decodeURIComponent(u.password);
-    redact(pass);
-    headers.authorization = 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
+    const { username, password } = withoutCredentials(u);
+    headers.authorization = basicAuthorization(username, password);
     u.username = '';
     u.password = '';
   }

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { UserError } from '../../shared/errors.js';
-import { redact } from '../../shared/log.js';
+import { basicAuthorization, withoutCredentials } from '../../shared/http.js';
 
 export type BuildpackSource = 'git' | 'tarball';
 
@@ -72,29 +72,6 @@ function isTarballPath(pathname: string): boolean {
   return TARBALL_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
-/**
- * Remove and redact the user-info part of a URL. For http(s), git and file
- * URLs all of it goes: `https://TOKEN@host` puts the secret in the user name.
- * For ssh the user name is an account (`git`), not a secret, so it stays and
- * only a password would be hidden.
- */
-function withoutCredentials(url: URL): { display: string; username: string; password: string } {
-  const username = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
-  const shown = new URL(url.href);
-  if (url.protocol === 'ssh:') {
-    if (password) redact(password, url.password);
-    shown.password = '';
-  } else {
-    // A lone user name is a token (`https://TOKEN@host/...`); with a password, the password is.
-    if (password) redact(password, url.password);
-    else if (username) redact(username, url.username);
-    shown.username = '';
-    shown.password = '';
-  }
-  return { display: shown.href, username, password };
-}
-
 export function parseBuildpackSpec(spec: string): BuildpackSpec {
   const trimmed = spec.trim();
   const { base, ref } = splitRef(trimmed);
@@ -125,9 +102,7 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
           throw new UserError(`Buildpack ${display}#${ref}: a tarball URL cannot take a #ref; drop it, or point at a git repository`);
         }
         const name = stripExtension(lastSegment(url.pathname), TARBALL_EXTENSIONS) || url.hostname;
-        const authorization =
-          username || password ? 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64') : undefined;
-        if (authorization) redact(authorization, authorization.slice('Basic '.length));
+        const authorization = username || password ? basicAuthorization(username, password) : undefined;
         const fetchUrl = new URL(url.href);
         fetchUrl.username = '';
         fetchUrl.password = '';
