@@ -49,10 +49,6 @@ export function formatSize(bytes: number): string {
  * Peek at the first bytes so an empty input, or one that is neither gzip nor
  * tar, fails with one clear line before anything is written.
  */
-export async function sniffArchive(input: Readable, what: string): Promise<Readable> {
-  return (await sniff(input, what)).stream;
-}
-
 async function sniff(input: Readable, what: string): Promise<{ stream: Readable; gzip: boolean }> {
   const iterator = input[Symbol.asyncIterator]();
   const head: Buffer[] = [];

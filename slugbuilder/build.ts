@@ -80,7 +80,8 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
   const buildDir = path.join(work, 'app');
   const envDir = path.join(work, 'env');
   const home = path.join(work, 'home');
-  await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home), mkdir(opts.cacheDir, { recursive: true })]);
+  // The cache dir is made by withCacheDir, under its lock.
+  await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home)]);
 
   const sourceInfo = await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
