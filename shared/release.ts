@@ -3,7 +3,7 @@
  * a bare `---`, `--- {}` or a full document; all are valid. Anything that is
  * not a mapping of the known shapes is an error naming what was wrong.
  */
-import { parse } from 'yaml';
+import { createRequire } from 'node:module';
 import { UserError } from './errors.js';
 import type { ProcessTypes } from './procfile.js';
 
@@ -30,10 +30,24 @@ function stringMap(value: unknown, field: string, origin: string): Record<string
 }
 
 /** `origin` names the source in errors, e.g. "bin/release of buildpack nodejs". */
+/** What buildpacks print when they have nothing to release: no YAML parser needed. */
+const NOTHING_RELEASED = /^\s*(---\s*)?(\{\s*\}\s*)?$/;
+
+/**
+ * yaml is loaded on first real use: it is most of slugrunner's start-up cost,
+ * and most slugs' releases are empty.
+ */
+let yamlParse: typeof import('yaml').parse | undefined;
+function loadYaml(): typeof import('yaml').parse {
+  yamlParse ??= (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse;
+  return yamlParse;
+}
+
 export function parseRelease(text: string, origin: string): Release {
+  if (NOTHING_RELEASED.test(text)) return emptyRelease();
   let doc: unknown;
   try {
-    doc = parse(text, { prettyErrors: false });
+    doc = loadYaml()(text, { prettyErrors: false });
   } catch (err) {
     const first = (err instanceof Error ? err.message : String(err)).split('\n')[0];
     throw new UserError(`${origin} printed invalid YAML: ${first}`);

@@ -6,7 +6,7 @@
 import { access, constants, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../shared/errors.js';
-import { parseRelease, emptyRelease, type Release } from '../shared/release.js';
+import { parseRelease, type Release } from '../shared/release.js';
 import type { Buildpack } from './buildpacks.js';
 import { runScript } from './child.js';
 
@@ -19,7 +19,7 @@ export async function release(bp: Buildpack, buildDir: string, env: NodeJS.Proce
     if (result.exitCode !== 0) throw new UserError(`bin/release of buildpack ${bp.name} failed (exit ${result.exitCode ?? result.signal})`);
     yamlText = result.stdout;
   }
-  const parsed = yamlText.trim() ? parseRelease(yamlText, `bin/release of buildpack ${bp.name}`) : emptyRelease();
+  const parsed = parseRelease(yamlText, `bin/release of buildpack ${bp.name}`);
   await writeFile(path.join(buildDir, '.release'), yamlText.trim() ? yamlText.replace(/\n*$/, '\n') : '--- {}\n');
   return parsed;
 }

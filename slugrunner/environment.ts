@@ -6,10 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
-import type { Release } from '../shared/release.js';
-
-/** What buildpacks print when they have nothing to release: no YAML parser needed. */
-const EMPTY_RELEASE = /^\s*(---\s*)?(\{\s*\}\s*)?$/;
+import { parseRelease, type Release } from '../shared/release.js';
 
 export interface AppInfo {
   release: Release;
@@ -19,10 +16,7 @@ export interface AppInfo {
 
 export async function readAppInfo(appDir: string): Promise<AppInfo> {
   const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
-  // yaml is loaded only for a real release document: it is most of the runner's start-up cost.
-  const release = EMPTY_RELEASE.test(releaseText)
-    ? { addons: [], config_vars: {}, default_process_types: {} }
-    : (await import('../shared/release.js')).parseRelease(releaseText, `${appDir}/.release`);
+  const release = parseRelease(releaseText, `${appDir}/.release`);
   const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
   return { release, processTypes: { ...release.default_process_types, ...parseProcfile(procfileText) } };
 }
