@@ -1,26 +1,22 @@
 /**
- * Safe extraction of untrusted archives (source tarballs, slugs) with node-tar.
- * node-tar already refuses `..`, links that climb out and writing through
- * symlinks, and turns absolute paths into relative ones; on top of that we:
+ * Safe extraction of untrusted archives (source tarballs, slugs): node-tar's
+ * Parser reads the tar, DiskWriter (tar-unpack.ts) writes each entry inside
+ * the target and never through a link. This module decides what an archive
+ * may hold:
  *  - stop at the first unsafe or broken entry (one error line, nothing used);
  *  - skip device, fifo and unknown entries, never restore owners, and strip
  *    setuid/setgid/sticky bits;
  *  - cap the unpacked bytes (hardlinks count as the bytes they will cost),
  *    the raw tar stream (a tiny gzip can expand to terabytes, and node-tar
  *    would buffer whatever follows the end marker) and the entry count;
- *  - refuse archives without an end-of-archive marker (a cut-off download);
- *  - create symlinks last, with their targets exactly as archived: node-tar
- *    would rewrite `/usr/bin/python3` to `usr/bin/python3`, breaking real
- *    slugs (virtualenvs, vendored tools), and once every file is written no
- *    later entry can be written through a link.
+ *  - refuse archives without an end-of-archive marker (a cut-off download).
  */
-import { lstatSync, mkdirSync, realpathSync, symlinkSync, unlinkSync } from 'node:fs';
-import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Header, Pax, extract as tarExtract, type ReadEntry } from 'tar';
+import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { UserError, errnoCode, errorMessage } from './errors.js';
+import { DiskWriter, ERRNO_TEXT, printable } from './tar-unpack.js';
 
 export interface ExtractLimits {
   /** Largest total of file sizes, in bytes. */
@@ -99,79 +95,58 @@ function looksLikeV7Header(block: Buffer): boolean {
  * unsafe; the caller removes `cwd` then, so nothing half-unpacked is used.
  *
  * The stream runs: sniff -> gunzip (ours, so we can count what it yields) ->
- * ArchiveGuard (byte budget, end-of-archive tracking) -> node-tar's Unpack.
+ * ArchiveGuard (byte budget, end-of-archive tracking) -> node-tar's Parser,
+ * whose entries DiskWriter (tar-unpack.ts) puts on disk synchronously: when
+ * we stop at a bad entry nothing is still in flight, so the caller can remove
+ * the target right away and no late write lands after it.
  */
 export async function extractArchive(input: Readable, cwd: string, what: string, limits: ExtractLimits = {}): Promise<ExtractResult> {
   const { stream: source, gzip } = await sniff(input, what);
   const result: ExtractResult = { files: 0, bytes: 0 };
+  const writer = new DiskWriter(cwd, what);
   let entries = 0;
   let fatal: string | undefined;
-  // Sizes of the regular files so far, so a hardlink counts as the bytes it will cost in the slug.
-  const fileSizes = new Map<string, number>();
-  // Symlinks to create once everything else is on disk: path -> target, in archive order.
-  const symlinks = new Map<string, string>();
   const fail = (message: string) => {
     if (fatal) return;
     fatal = message;
-    unpack.abort(new Error(message));
+    writer.abort();
+    parser.abort(new Error(message));
   };
 
-  const unpack = tarExtract({
-    // Synchronous file operations: when we stop at a bad entry, nothing is
-    // still in flight, so the caller can remove the target right away and no
-    // late write lands after it (or races its removal).
-    sync: true,
-    cwd,
-    preservePaths: false,
-    preserveOwner: false,
-    unlink: false,
-    // Our gunzip already ran: a second gzip layer inside is refused by ArchiveGuard.
-    zstd: false,
-    brotli: false,
-    filter: (_path: string, entry: unknown) => {
-      const e = entry as ReadEntry;
-      entries += 1;
-      if (limits.maxFiles !== undefined && entries > limits.maxFiles) {
-        fail(`${what} has more than ${limits.maxFiles} entries: remove files or raise the limit`);
-        return false;
-      }
-      // Devices, fifos and unknown types never reach the disk.
-      if (!ALLOWED_TYPES.has(e.type)) return false;
-      const size = e.type === 'Link' ? (fileSizes.get(normalise(String(e.linkpath))) ?? 0) : (e.size ?? 0);
-      if (e.type !== 'Link' && e.type !== 'SymbolicLink' && e.type !== 'Directory') fileSizes.set(normalise(e.path), size);
+  const onEntry = (entry: ReadEntry) => {
+    if (fatal) return void entry.resume();
+    entries += 1;
+    if (limits.maxFiles !== undefined && entries > limits.maxFiles) {
+      fail(`${what} has more than ${limits.maxFiles} entries: remove files or raise the limit`);
+      return void entry.resume();
+    }
+    // Devices, fifos and unknown types never reach the disk.
+    if (!ALLOWED_TYPES.has(entry.type)) return void entry.resume();
+    try {
+      const planned = writer.plan(entry);
       result.files += 1;
-      result.bytes += size;
-      if (limits.maxBytes !== undefined && result.bytes > limits.maxBytes) {
-        fail(tooBig(what, limits.maxBytes));
-        return false;
-      }
-      const name = normalise(e.path);
-      // Symlinks are made last, so an entry below one would land in a plain
-      // directory here, where tar would have written through the link: refuse.
-      const through = symlinkAbove(symlinks, name) ?? (e.type === 'Link' ? symlinkAt(symlinks, normalise(String(e.linkpath ?? ''))) : undefined);
-      if (through !== undefined) {
-        fail(`${what} has an unsafe entry "${printable(name)}": it goes through the symbolic link "${printable(through)}"; refusing to unpack it`);
-        return false;
-      }
-      // A later entry at the same path replaces an earlier symlink, as in tar itself.
-      symlinks.delete(name);
-      if (e.type === 'SymbolicLink') {
-        symlinks.set(name, String(e.linkpath ?? ''));
-        return false;
-      }
+      result.bytes += planned.bytes;
+      if (limits.maxBytes !== undefined && result.bytes > limits.maxBytes) throw new UserError(tooBig(what, limits.maxBytes));
       // No setuid, setgid or sticky bits: untrusted input gets plain permissions.
-      if (e.mode !== undefined) e.mode &= 0o777;
-      return true;
+      if (entry.mode !== undefined) entry.mode &= 0o777;
+      writer.write(entry, planned, fail);
+    } catch (err) {
+      fail(err instanceof UserError ? err.message : describeError(what, err));
+      entry.resume();
+    }
+  };
+
+  const parser = new Parser({
+    onReadEntry: onEntry,
+    onwarn: (code: string, message: string | Error, data: unknown) => {
+      if (code === 'TAR_ENTRY_INFO') return;
+      fail(describeProblem(what, code, String(message instanceof Error ? message.message : message), data));
     },
-    onwarn: (code: string, message: string, data: unknown) => {
-      if (code === 'TAR_ENTRY_INFO') return; // e.g. a leading "/" stripped: the entry lands inside cwd
-      fail(describeProblem(what, code, message, data));
-    },
-  } as Parameters<typeof tarExtract>[0]) as unknown as Unpack;
+  });
 
   let sawEnd = false;
-  unpack.on('nullBlock', () => (sawEnd = true));
-  unpack.on('eof', () => (sawEnd = true));
+  parser.on('nullBlock', () => (sawEnd = true));
+  parser.on('eof', () => (sawEnd = true));
   const guard = new ArchiveGuard({
     what,
     checkTarHeader: gzip,
@@ -180,21 +155,28 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
     afterEnd: () => sawEnd,
   });
 
-  const sink = unpack as unknown as NodeJS.WritableStream;
+  const sink = parser as unknown as NodeJS.WritableStream;
   const commitReader = new GitArchiveCommit();
   try {
-    if (gzip) await pipeline(source, createGunzip(), guard, commitReader, sink);
+    // 256 KiB output chunks: a quarter as many thread-pool round trips as the
+    // default 64 KiB, which is most of gunzip's cost on a large slug.
+    if (gzip) await pipeline(source, createGunzip({ chunkSize: GUNZIP_CHUNK }), guard, commitReader, sink);
     else await pipeline(source, guard, commitReader, sink);
   } catch (err) {
     if (!fatal) fatal = err instanceof UserError ? err.message : describeError(what, err);
   }
-  if (fatal) throw new UserError(fatal);
+  if (fatal) {
+    writer.abort();
+    throw new UserError(fatal);
+  }
   if (!sawEnd) throw new UserError(`${what} is truncated: it ends without the end-of-archive marker`);
   if (entries === 0) throw new UserError(`${what} holds no entries: expected at least one file`);
-  createSymlinks(cwd, what, symlinks);
+  writer.finish();
   if (commitReader.commit) result.commit = commitReader.commit;
   return result;
 }
+
+const GUNZIP_CHUNK = 256 * 1024;
 
 /**
  * Reads the commit id `git archive` writes into a leading pax global header
@@ -237,82 +219,12 @@ class GitArchiveCommit extends Transform {
   }
 }
 
-/** One link of createSymlinks: parents checked and made without following links, then the link itself. */
-function makeSymlink(root: string, parts: string[], target: string, what: string, name: string): void {
-  // Walk the parents one by one: mkdir must never follow a link out of cwd.
-  let parent = root;
-  for (const part of parts.slice(0, -1)) {
-    parent = path.join(parent, part);
-    const st = lstatSync(parent, { throwIfNoEntry: false });
-    if (!st) mkdirSync(parent, { mode: 0o755 });
-    else if (!st.isDirectory()) {
-      throw new UserError(`${what} has an unsafe entry "${printable(name)}": a parent of it is a symlink or a file; refusing to unpack it`);
-    }
-  }
-  const full = path.join(parent, parts[parts.length - 1]);
-  const existing = lstatSync(full, { throwIfNoEntry: false });
-  if (existing?.isDirectory()) {
-    // Entries were written where this link stands: in the archive they went through it.
-    throw new UserError(`${what} has an unsafe entry "${printable(name)}": a symlink would replace a directory other entries were written into; refusing to unpack it`);
-  }
-  if (existing) unlinkSync(full);
-  symlinkSync(target, full);
-}
-
-/** The pending symlink that is a parent of `name`, if any. */
-function symlinkAbove(symlinks: Map<string, string>, name: string): string | undefined {
-  for (let i = name.indexOf('/'); i > 0; i = name.indexOf('/', i + 1)) {
-    if (symlinks.has(name.slice(0, i))) return name.slice(0, i);
-  }
-  return undefined;
-}
-
-/** The pending symlink at `name` or above it, if any (a hardlink's target). */
-function symlinkAt(symlinks: Map<string, string>, name: string): string | undefined {
-  return symlinks.has(name) ? name : symlinkAbove(symlinks, name);
-}
-
-/**
- * Creates the archive's symlinks inside `cwd`. A link's own path must stay in
- * `cwd` with no symlink among its parents (the links made just before it
- * included); its target is kept as archived, since a link points, it does
- * not write. A link may replace a file or an earlier link, never a directory.
- */
-function createSymlinks(cwd: string, what: string, symlinks: Map<string, string>): void {
-  const root = realpathSync(cwd);
-  for (const [name, target] of symlinks) {
-    const parts = name.split('/');
-    if (name === '' || parts.includes('..') || parts.includes('.')) {
-      throw new UserError(`${what} has an unsafe entry "${printable(name)}": a symlink path must stay inside the archive; refusing to unpack it`);
-    }
-    if (target === '' || target.includes('\0')) throw new UserError(`${what} has an unsafe entry "${printable(name)}": empty or invalid symlink target`);
-    try {
-      makeSymlink(root, parts, target, what, name);
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      // The file system's own refusals (a name too long, no space) name the entry too.
-      const code = errnoCode(err);
-      if (code === 'ENOSPC') throw new UserError(`no space left on the device while unpacking ${what}: free some space and try again`);
-      throw new UserError(`${what}: cannot unpack entry "${printable(name)}": ${(code && ERRNO_TEXT[code]) ?? code ?? printable(errorMessage(err), 160)}`);
-    }
-  }
-}
-
-/** The node-tar Unpack surface we use (its types name it a Minipass writer). */
-interface Unpack extends NodeJS.EventEmitter {
-  abort(error: Error): void;
-}
-
 /** Budget on the unpacked tar stream beyond the file bytes: headers, PAX records, padding. */
 const HEADER_SLACK = 1024 * 1024;
 const PER_ENTRY_SLACK = 8 * 1024;
 
 function tooBig(what: string, maxBytes: number): string {
   return `${what} expands to more than ${formatSize(maxBytes)}: make it smaller or raise the limit`;
-}
-
-function normalise(p: string): string {
-  return p.replace(/^(\.?\/)+/, '').replace(/\/+$/, '');
 }
 
 /**
@@ -417,18 +329,6 @@ function describeProblem(what: string, code: string, message: string, data: unkn
   return `${what} is damaged: ${message}`;
 }
 
-const ERRNO_TEXT: Record<string, string> = {
-  ENAMETOOLONG: 'name too long for the filesystem',
-  ENOENT: 'its link target does not exist in the archive',
-  ENOTEMPTY: 'it would replace a directory that is not empty',
-  ENOTDIR: 'a parent of it is not a directory',
-  EEXIST: 'it already exists',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EISDIR: 'it would replace a directory',
-  ELOOP: 'too many levels of symbolic links',
-};
-
 function describeError(what: string, err: unknown): string {
   const code = errnoCode(err);
   const tarCode = err && typeof err === 'object' && 'tarCode' in err ? String((err as { tarCode: unknown }).tarCode) : undefined;
@@ -438,11 +338,4 @@ function describeError(what: string, err: unknown): string {
   if (code?.startsWith('Z_')) return `${what} is damaged: ${message}`;
   if (tarCode) return describeProblem(what, tarCode, message, err);
   return `${what} is damaged: ${message}`;
-}
-
-/** Entry names come from the attacker: no control characters, no endless lines in our one-line errors. */
-function printable(name: string, max = 80): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = name.replace(/[\u0000-\u001f\u007f]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max / 2)}...${clean.slice(-(max / 2 - 3))}` : clean;
 }
