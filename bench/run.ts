@@ -9,7 +9,7 @@ import { cpus, loadavg, availableParallelism } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, type Setup } from './cases.js';
+import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, removeSetAside, type Row, type Setup } from './cases.js';
 import { ensureTree } from './data.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
 import { haveGnuTime } from './measure.js';
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
     `goals met: ${rows.filter((r) => r.met === 'yes').map((r) => r.id).join(', ') || 'none'}; not met: ${rows.filter((r) => r.met === 'no').map((r) => r.id).join(', ') || 'none'}; pending: ${rows.filter((r) => r.met === 'pending').map((r) => r.id).join(', ') || 'none'}`,
   ];
   process.stdout.write(out.join('\n') + '\n');
+  removeSetAside();
 }
 
 await main();
