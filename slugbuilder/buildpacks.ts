@@ -4,9 +4,10 @@
  * file into their own directory, and the bundled ones may sit read-only in
  * an image.
  */
-import { cp, readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { copyTree } from '../shared/copy-tree.js';
 import { UserError } from '../shared/errors.js';
 import { displayUrl } from '../shared/http.js';
 import { resolveBuildpack } from './buildpack-fetch.js';
@@ -71,7 +72,7 @@ export async function prepareBuildpack(spec: string, opts: ResolveOptions): Prom
   const name = path.basename(path.resolve(source));
   counter += 1;
   const dir = path.join(opts.workDir, 'buildpacks', `${counter}-${name}`);
-  await cp(source, dir, { recursive: true, verbatimSymlinks: true, filter: (src) => path.basename(src) !== '.git' });
+  await copyTree(source, dir, { skip: (rel) => path.basename(rel) === '.git' });
   return { name, dir, origin: displayUrl(spec) };
 }
 

@@ -17,10 +17,10 @@
  * holder removes staging dirs that killed builds left behind.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { cp, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { forget, removeOnExit } from '../shared/cleanup.js';
+import { copyTree } from '../shared/copy-tree.js';
 import { acquireLock } from '../shared/file-lock.js';
 
 
@@ -53,7 +53,7 @@ export async function withCacheDir<T>(cacheDir: string, compile: (privateCacheDi
   removeOnExit(staging);
   try {
     await removeLeftovers(paths, staging);
-    await cp(cacheDir, staging, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, mode: fsConstants.COPYFILE_FICLONE });
+    await copyTree(cacheDir, staging, { preserveTimestamps: true });
     const result = await compile(staging);
     await publish(cacheDir, staging, paths);
     return result;

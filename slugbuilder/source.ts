@@ -3,9 +3,9 @@
  * tar.gz, told apart by its bytes), a local directory or tarball, or a URL.
  */
 import { createReadStream } from 'node:fs';
-import { cp, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { copyTree } from '../shared/copy-tree.js';
 import { UserError } from '../shared/errors.js';
 import { displayUrl, download, isHttpUrl } from '../shared/http.js';
 import { log } from '../shared/log.js';
@@ -39,8 +39,8 @@ export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<
   });
   if (info.isDirectory()) {
     log.step(`Copying source from ${source}`);
-    // verbatimSymlinks keeps links as links: a link must not pull in files from outside the app.
-    await cp(source, buildDir, { recursive: true, verbatimSymlinks: true, filter: (src) => path.resolve(src) !== path.resolve(source, '.git') });
+    // Links stay links: a link must not pull in files from outside the app.
+    await copyTree(source, buildDir, { skip: (rel) => rel === '.git' });
     return {};
   }
   log.step(`Reading source from ${source}`);

@@ -15,9 +15,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { copyTree } from '../../shared/copy-tree.js';
 import { removeOnExit } from '../../shared/cleanup.js';
 import { UserError, errnoCode } from '../../shared/errors.js';
 import { acquireLock } from '../../shared/file-lock.js';
@@ -139,7 +140,7 @@ export async function copyForBuild(tree: string, name: string): Promise<string> 
     process.once('exit', removeBuildCopies);
   }
   const dir = path.join(parent, name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack');
-  await cp(tree, dir, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  await copyTree(tree, dir, { preserveTimestamps: true });
   return dir;
 }
 
