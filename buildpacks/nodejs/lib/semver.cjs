@@ -3,6 +3,7 @@
 // buildpack must run on a bare stack image).
 //
 //   node semver.cjs VERSION RANGE   exit 0: satisfies, 1: does not, 2: range not understood
+//   require('./semver.cjs').satisfies(VERSION, RANGE)   true, false, or null (not understood)
 //
 // Understood: exact and partial versions (20, 20.1, 20.x, *), comparators
 // (>= > <= < =), caret (^), tilde (~ and ~>), hyphen ranges (1.2 - 3),
@@ -109,10 +110,14 @@ function satisfies(versionText, range) {
   return alternatives.some((tests) => tests.every((t) => holds(v, t)));
 }
 
-const [version, range] = process.argv.slice(2);
-if (version === undefined || range === undefined) {
-  console.error('usage: semver.cjs VERSION RANGE');
-  process.exit(2);
+module.exports = { satisfies };
+
+if (require.main === module) {
+  const [version, range] = process.argv.slice(2);
+  if (version === undefined || range === undefined) {
+    console.error('usage: semver.cjs VERSION RANGE');
+    process.exit(2);
+  }
+  const result = satisfies(version, range);
+  process.exit(result === null ? 2 : result ? 0 : 1);
 }
-const result = satisfies(version, range);
-process.exit(result === null ? 2 : result ? 0 : 1);

@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// Everything bin/compile needs to know about the app and the runtime, from
+// one node process: each node start costs about 0.1 s, and compile used to
+// start ten of them (package.json questions, semver checks, npm --version).
+//
+//   node inspect.cjs APP_DIR
+//
+// Prints NUL-terminated KEY VALUE pairs, so no string from package.json is
+// ever read as shell (bash: mapfile -d ''). The first pair is "status ok", or
+// "status error" followed by "message <one line for the user>". Keys:
+//
+//   node_version, npm_version        the stack's versions ("20.20.2"); npm_version is "" if unknown
+//   engines_node, engines_npm        the ranges package.json asks for ("" when absent)
+//   engines_node_check, ..._npm_check  "" (no range), satisfied, mismatch, or invalid (not understood)
+//   script:NAME                      yes/no for heroku-prebuild, heroku-postbuild, build, heroku-cleanup
+//   lockfile                         npm-shrinkwrap.json, package-lock.json (npm's order), or ""
+//   lockfile_sha256                  of the lockfile's bytes
+//   lockfile_dev                     yes: some package is "dev" or "devOptional"; no: none is
+//                                    (lockfileVersion 2 or 3); unknown: older or unreadable lockfile
+'use strict';
+const { execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { readPackageJson, getText, hasScript } = require('./package-json.cjs');
+const { satisfies } = require('./semver.cjs');
+
+const SCRIPTS = ['heroku-prebuild', 'heroku-postbuild', 'build', 'heroku-cleanup'];
+
+/**
+ * The version of the npm that bash would run: the first executable `npm` on
+ * PATH, followed through its symlinks to npm's own package.json. Only when
+ * that fails (a wrapper script, say) is `npm --version` asked, which costs a
+ * second node start.
+ */
+function npmVersion() {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir === '') continue;
+    const candidate = path.join(dir, 'npm');
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (!fs.statSync(candidate).isFile()) continue;
+    } catch {
+      continue;
+    }
+    try {
+      // /usr/bin/npm -> /usr/lib/node_modules/npm/bin/npm-cli.js: npm's package.json is one or two levels up.
+      let dir = path.dirname(fs.realpathSync(candidate));
+      for (let up = 0; up < 2; up++, dir = path.dirname(dir)) {
+        const found = readNpmPackage(path.join(dir, 'package.json'));
+        if (found) return found;
+      }
+    } catch {
+      // fall through to asking npm
+    }
+    break;
+  }
+  try {
+    return execFileSync('npm', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+function readNpmPackage(file) {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return pkg && pkg.name === 'npm' && typeof pkg.version === 'string' ? pkg.version : null;
+  } catch {
+    return null;
+  }
+}
+
+function engineCheck(range, version) {
+  if (range === '') return '';
+  const result = satisfies(version, range);
+  return result === null ? 'invalid' : result ? 'satisfied' : 'mismatch';
+}
+
+/** The lockfile npm ci would use, its hash, and whether it lists any devDependency. */
+function lockfileFacts(appDir) {
+  for (const name of ['npm-shrinkwrap.json', 'package-lock.json']) {
+    let bytes;
+    try {
+      bytes = fs.readFileSync(path.join(appDir, name));
+    } catch {
+      continue;
+    }
+    const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+    let dev = 'unknown';
+    try {
+      const lock = JSON.parse(bytes.toString('utf8'));
+      // lockfileVersion 2 and 3 flag every package in `packages`; version 1 has no such map.
+      if ([2, 3].includes(lock.lockfileVersion) && lock.packages && typeof lock.packages === 'object') {
+        const entries = Object.values(lock.packages);
+        dev = entries.some((p) => p && (p.dev === true || p.devOptional === true)) ? 'yes' : 'no';
+      }
+    } catch {
+      // npm ci reports a broken lockfile better than we could
+    }
+    return { lockfile: name, lockfile_sha256: sha256, lockfile_dev: dev };
+  }
+  return { lockfile: '', lockfile_sha256: '', lockfile_dev: 'unknown' };
+}
+
+function inspect(appDir) {
+  const { pkg, error } = readPackageJson(path.join(appDir, 'package.json'));
+  if (error) return { status: 'error', message: error };
+  const facts = { status: 'ok', node_version: process.version.replace(/^v/, ''), npm_version: npmVersion() };
+  for (const name of ['node', 'npm']) {
+    const range = getText(pkg, `engines.${name}`);
+    facts[`engines_${name}`] = range;
+    facts[`engines_${name}_check`] = engineCheck(range, facts[`${name}_version`]);
+  }
+  for (const name of SCRIPTS) facts[`script:${name}`] = hasScript(pkg, name) ? 'yes' : 'no';
+  return { ...facts, ...lockfileFacts(appDir) };
+}
+
+const [appDir] = process.argv.slice(2);
+if (appDir === undefined) {
+  console.error('usage: inspect.cjs APP_DIR');
+  process.exit(2);
+}
+// A package.json string may hold "\u0000": dropped, so the pairs stay aligned.
+const out = Object.entries(inspect(appDir)).map(([k, v]) => `${k}\0${String(v).replaceAll('\0', '')}\0`);
+process.stdout.write(out.join(''));
