@@ -10,9 +10,38 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ROOT, freePort, makeApp, removeTempDirs, tempDir } from './helpers/cli.js';
-import { BUILDPACKS, buildSlug, copyFixture, listFiles, runScript, startWeb } from './buildpack-harness.js';
+import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, listFiles, runScript, slugEntries, startWeb } from './buildpack-harness.js';
 
 const nodeVersion = process.version.slice(1);
+const PRUNE_SKIPPED = '       skipped: package-lock.json lists no devDependencies and no build script ran, so there is nothing to prune';
+
+/**
+ * An app depending on ms, with the nodejs-build fixture's real lockfile:
+ * is-number stays a devDependency (flagged as `devFlag` in the lockfile)
+ * unless `dev` is false, which drops it from package.json and the lockfile.
+ */
+async function lockedApp(opts: { dev: boolean; devFlag?: 'dev' | 'devOptional'; scripts?: Record<string, string> }): Promise<string> {
+  const lock = JSON.parse(await readFile(path.join(FIXTURES, 'nodejs-build/package-lock.json'), 'utf8'));
+  const pkg: Record<string, unknown> = { name: 'prune-check', version: '1.0.0', scripts: opts.scripts ?? {}, dependencies: { ms: '2.1.3' } };
+  lock.name = lock.packages[''].name = pkg.name;
+  if (opts.dev) {
+    pkg.devDependencies = { 'is-number': '7.0.0' };
+    if (opts.devFlag === 'devOptional') {
+      delete lock.packages['node_modules/is-number'].dev;
+      lock.packages['node_modules/is-number'].devOptional = true;
+    }
+  } else {
+    delete lock.packages[''].devDependencies;
+    delete lock.packages['node_modules/is-number'];
+  }
+  delete lock.packages[''].engines;
+  return makeApp({ 'package.json': JSON.stringify(pkg, null, 2), 'package-lock.json': JSON.stringify(lock, null, 2) });
+}
+
+/** The slug's node_modules packages (top level). */
+async function slugPackages(slug: string): Promise<string[]> {
+  return (await slugEntries(slug)).filter((e) => /^node_modules\/[^/.][^/]*$/.test(e)).sort();
+}
 
 /** The npm cache's content and index files (npm also keeps its debug logs beside them). */
 async function cacheContents(cacheDir: string): Promise<string[]> {
@@ -222,6 +251,102 @@ describe('buildpack nodejs', function () {
     } finally {
       await app.stop();
     }
+  });
+
+  describe('npm prune, skipped only when it would remove nothing', () => {
+    it('is skipped, cold and warm, for a lockfile without devDependencies when no build script ran', async () => {
+      const cacheDir = path.join(await tempDir(), 'cache');
+      const src = await lockedApp({ dev: false });
+      const cold = await buildSlug(src, cacheDir);
+      expect(cold.exitCode, cold.stderr).to.equal(0);
+      expect(cold.stderr).to.contain('       lockfile found: npm ci');
+      expect(cold.stderr).to.contain(`-----> Pruning devDependencies\n${PRUNE_SKIPPED}\n`);
+      expect(await slugPackages(cold.slug)).to.deep.equal(['node_modules/ms']);
+
+      const warm = await buildSlug(src, cacheDir);
+      expect(warm.exitCode, warm.stderr).to.equal(0);
+      expect(warm.stderr).to.contain('node_modules restored from the cache');
+      expect(warm.stderr).to.contain(PRUNE_SKIPPED);
+      expect(await slugEntries(warm.slug)).to.deep.equal(await slugEntries(cold.slug));
+    });
+
+    it('still runs, cold and warm, when the lockfile has a devDependency: it is gone from the slug', async () => {
+      const cacheDir = path.join(await tempDir(), 'cache');
+      const src = await lockedApp({ dev: true });
+      for (const round of ['cold', 'warm']) {
+        const r = await buildSlug(src, cacheDir);
+        expect(r.exitCode, r.stderr).to.equal(0);
+        expect(r.stderr).to.contain(round === 'cold' ? 'lockfile found: npm ci' : 'node_modules restored from the cache');
+        expect(r.stderr).to.contain('-----> Pruning devDependencies');
+        expect(r.stderr).not.to.contain('skipped:');
+        expect(await slugPackages(r.slug), round).to.deep.equal(['node_modules/ms']);
+      }
+    });
+
+    it('still runs when the lockfile flags a package devOptional', async () => {
+      const r = await buildSlug(await lockedApp({ dev: true, devFlag: 'devOptional' }), path.join(await tempDir(), 'cache'));
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('-----> Pruning devDependencies');
+      expect(r.stderr).not.to.contain('skipped:');
+      expect(await slugPackages(r.slug)).to.deep.equal(['node_modules/ms']);
+    });
+
+    it('still runs after a build script, which may have installed packages', async () => {
+      const src = await lockedApp({ dev: false, scripts: { build: 'echo build ran' } });
+      const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('-----> Running build script');
+      expect(r.stderr).to.contain('-----> Pruning devDependencies');
+      expect(r.stderr).not.to.contain('skipped:');
+    });
+  });
+
+  describe('runtime versions and engines', () => {
+    let npmVersion: string;
+    before(async () => {
+      npmVersion = (await execa('npm', ['--version'])).stdout.trim();
+    });
+
+    /** An app without dependencies (npm install fetches nothing) and the given engines. */
+    const enginesApp = (engines: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      makeApp({ 'package.json': JSON.stringify({ name: 'engines-check', version: '1.0.0', engines, ...extra }) });
+
+    it("reports the stack's node and npm versions and accepts satisfied ranges, numbers included", async () => {
+      const major = Number(nodeVersion.split('.')[0]);
+      const r = await buildSlug(await enginesApp({ node: major, npm: '>=7' }), path.join(await tempDir(), 'cache'));
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain(`-----> Checking the Node.js runtime\n       node ${nodeVersion}, npm ${npmVersion} (from the stack image)\n`);
+      expect(r.stderr).to.contain(`       engines.node "${major}" is satisfied by ${nodeVersion}`);
+      expect(r.stderr).to.contain(`       engines.npm ">=7" is satisfied by ${npmVersion}`);
+    });
+
+    it('fails naming the engines.npm range asked for and the npm found', async () => {
+      const r = await buildSlug(await enginesApp({ npm: '1.x' }), path.join(await tempDir(), 'cache'));
+      expect(r.exitCode).to.equal(1);
+      expect(r.stderr).to.contain(
+        ` !     package.json engines.npm asks for "1.x" but this stack has npm ${npmVersion}: change engines.npm or build on a stack image with a matching npm`,
+      );
+      expect(existsSync(r.slug)).to.equal(false);
+    });
+
+    it('fails on a range it does not understand, printing it as text, never running it', async () => {
+      const marker = path.join(await tempDir(), 'pwned');
+      const range = `$(touch ${marker}) \`touch ${marker}\` >=18`;
+      const r = await buildSlug(await enginesApp({ node: range }), path.join(await tempDir(), 'cache'));
+      expect(r.exitCode).to.equal(1);
+      expect(r.stderr).to.contain(`package.json engines.node "${range}" is not a version range slugkit understands`);
+      expect(existsSync(marker)).to.equal(false);
+    });
+
+    it('reads package.json again after heroku-prebuild, which may rewrite it', async () => {
+      const addBuild = "const f=require('fs');const p=JSON.parse(f.readFileSync('package.json'));p.scripts.build='echo added-by-prebuild';f.writeFileSync('package.json',JSON.stringify(p))";
+      const src = await enginesApp({}, { scripts: { 'heroku-prebuild': `node -e "${addBuild}"` } });
+      const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('-----> Running heroku-prebuild script');
+      expect(r.stderr).to.contain('-----> Running build script');
+      expect(r.stderr).to.contain('added-by-prebuild');
+    });
   });
 
   it('builds and serves the node-express example (a real dependency from the npm registry)', async () => {
