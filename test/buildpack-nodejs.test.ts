@@ -6,10 +6,10 @@
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { ROOT, freePort, makeApp, removeTempDirs, tempDir } from './helpers/cli.js';
+import { ROOT, freePort, makeApp, removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
 import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, listFiles, runScript, slugEntries, startWeb } from './buildpack-harness.js';
 
 const nodeVersion = process.version.slice(1);
@@ -116,6 +116,36 @@ describe('buildpack nodejs', function () {
         expect(r.exitCode).to.equal(expected);
       });
     }
+  });
+
+  describe("npm's version (lib/inspect.cjs)", () => {
+    /** inspect.cjs's answers for an empty app, with `binDir` first on PATH. */
+    async function inspectWith(binDir: string): Promise<Record<string, string>> {
+      const app = await makeApp({ 'package.json': '{}' });
+      const env = { PATH: `${binDir}${path.delimiter}${process.env.PATH}` };
+      const r = await execa('node', [path.join(BUILDPACKS, 'nodejs/lib/inspect.cjs'), app], { env, encoding: 'utf8' });
+      const fields = r.stdout.split('\0');
+      const facts: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) facts[fields[i]] = fields[i + 1];
+      return facts;
+    }
+
+    it('is read from the package.json of the npm that PATH finds, through its symlink', async () => {
+      const root = await tempDir();
+      await writeTree(root, {
+        'lib/node_modules/npm/package.json': '{"name": "npm", "version": "1.2.3"}',
+        'lib/node_modules/npm/bin/npm-cli.js': { content: '#!/bin/sh\necho 9.9.9\n', mode: 0o755 },
+      });
+      await mkdir(path.join(root, 'bin'));
+      await symlink('../lib/node_modules/npm/bin/npm-cli.js', path.join(root, 'bin/npm'));
+      expect(await inspectWith(path.join(root, 'bin'))).to.include({ status: 'ok', npm_version: '1.2.3' });
+    });
+
+    it('is asked of npm --version when npm is a wrapper script', async () => {
+      const root = await tempDir();
+      await writeTree(root, { 'bin/npm': { content: '#!/bin/sh\necho 9.9.9\n', mode: 0o755 } });
+      expect(await inspectWith(path.join(root, 'bin'))).to.include({ status: 'ok', npm_version: '9.9.9' });
+    });
   });
 
   describe('building and running an app', () => {
