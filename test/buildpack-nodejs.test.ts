@@ -300,6 +300,19 @@ describe('buildpack nodejs', function () {
       expect(await slugEntries(warm.slug)).to.deep.equal(await slugEntries(cold.slug));
     });
 
+    it('a package.json changed without its lockfile is not hidden by the cached node_modules: npm ci says so', async () => {
+      const cacheDir = path.join(await tempDir(), 'cache');
+      const src = await lockedApp({ dev: false });
+      expect((await buildSlug(src, cacheDir)).exitCode).to.equal(0);
+      const pkg = JSON.parse(await readFile(path.join(src, 'package.json'), 'utf8'));
+      pkg.dependencies['is-number'] = '7.0.0';
+      await writeFile(path.join(src, 'package.json'), JSON.stringify(pkg));
+      const r = await buildSlug(src, cacheDir);
+      expect(r.exitCode).to.equal(1);
+      expect(r.stderr).not.to.contain('node_modules restored from the cache');
+      expect(r.stderr).to.contain('npm ci failed (output above): if package-lock.json is out of sync with package.json');
+    });
+
     it('still runs, cold and warm, when the lockfile has a devDependency: it is gone from the slug', async () => {
       const cacheDir = path.join(await tempDir(), 'cache');
       const src = await lockedApp({ dev: true });

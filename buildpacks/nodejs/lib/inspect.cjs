@@ -17,6 +17,7 @@
 //   lockfile_sha256                  of the lockfile's bytes
 //   lockfile_dev                     yes: some package is "dev" or "devOptional"; no: none is
 //                                    (lockfileVersion 2 or 3); unknown: older or unreadable lockfile
+//   deps_sha256                      of package.json's fields that npm ci checks the lockfile against
 'use strict';
 const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -26,6 +27,19 @@ const { readPackageJson, getText, hasScript } = require('./package-json.cjs');
 const { satisfies } = require('./semver.cjs');
 
 const SCRIPTS = ['heroku-prebuild', 'heroku-postbuild', 'build', 'heroku-cleanup'];
+// What npm ci builds its tree from besides the lockfile: when these change and
+// the lockfile does not, the two are out of sync and npm ci must say so.
+const DEPENDENCY_FIELDS = [
+  'dependencies',
+  'devDependencies',
+  'optionalDependencies',
+  'peerDependencies',
+  'peerDependenciesMeta',
+  'bundleDependencies',
+  'bundledDependencies',
+  'overrides',
+  'workspaces',
+];
 
 /**
  * The version of the npm that bash would run: the first executable `npm` on
@@ -113,6 +127,8 @@ function inspect(appDir) {
     facts[`engines_${name}_check`] = engineCheck(range, facts[`${name}_version`]);
   }
   for (const name of SCRIPTS) facts[`script:${name}`] = hasScript(pkg, name) ? 'yes' : 'no';
+  const deps = DEPENDENCY_FIELDS.map((field) => [field, pkg[field] ?? null]);
+  facts.deps_sha256 = crypto.createHash('sha256').update(JSON.stringify(deps)).digest('hex');
   return { ...facts, ...lockfileFacts(appDir) };
 }
 
