@@ -284,7 +284,7 @@ describe('buildpack nodejs', function () {
   });
 
   describe('npm prune, skipped only when it would remove nothing', () => {
-    it('is skipped, cold and warm, for a lockfile without devDependencies when no build script ran', async () => {
+    it('is skipped, cold, warm and with NODE_MODULES_CACHE=false, for a lockfile without devDependencies when no build script ran', async () => {
       const cacheDir = path.join(await tempDir(), 'cache');
       const src = await lockedApp({ dev: false });
       const cold = await buildSlug(src, cacheDir);
@@ -298,6 +298,12 @@ describe('buildpack nodejs', function () {
       expect(warm.stderr).to.contain('node_modules restored from the cache');
       expect(warm.stderr).to.contain(PRUNE_SKIPPED);
       expect(await slugEntries(warm.slug)).to.deep.equal(await slugEntries(cold.slug));
+
+      const uncached = await buildSlug(src, cacheDir, { NODE_MODULES_CACHE: 'false' });
+      expect(uncached.exitCode, uncached.stderr).to.equal(0);
+      expect(uncached.stderr).to.contain('       NODE_MODULES_CACHE=false: starting from an empty npm cache\n       lockfile found: npm ci\n');
+      expect(uncached.stderr).to.contain(PRUNE_SKIPPED);
+      expect(await slugEntries(uncached.slug)).to.deep.equal(await slugEntries(cold.slug));
     });
 
     it('a package.json changed without its lockfile is not hidden by the cached node_modules: npm ci says so', async () => {
