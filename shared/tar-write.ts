@@ -4,8 +4,7 @@
  * option and its portable mode drops directory mtimes. Every header field is
  * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
  */
-import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
+import { closeSync, createReadStream, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { Header, Pax, type HeaderData } from 'tar';
 
 /** 1980-01-01T00:00:01Z: what CNB tools use when SOURCE_DATE_EPOCH is unset. */
@@ -37,11 +36,6 @@ export interface PackOptions {
 const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
-/** Byte-wise name order, identical on every machine and locale. */
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
-
 function headerBlocks(data: HeaderData): Buffer[] {
   const header = new Header(data);
   const needPax = header.encode();
@@ -53,96 +47,139 @@ function headerBlocks(data: HeaderData): Buffer[] {
   return blocks;
 }
 
-/** Small pieces (headers, small files) are joined into chunks of about this size. */
+/** The archive is yielded in chunks of this size (the last one shorter). */
 const CHUNK = 256 * 1024;
-/** Files up to this size are read in one call; larger ones are streamed. */
-const SMALL_FILE = 1024 * 1024;
+/** Files up to this size are read straight into the chunk; larger ones are streamed. */
+const SMALL_FILE = CHUNK;
 
 /**
- * Yields the archive as buffers of about 256 KB, reading each file once as it
- * goes, so memory stays flat whatever the tree's size. Joining the 512-byte
- * headers and small files keeps per-chunk stream overhead off the hot path.
+ * Fills fixed-size chunks: headers are copied in and small files are read
+ * straight into them, so a tree of thousands of small files costs one
+ * allocation per 256 KB rather than one per file and per header.
  */
-export async function* packTree(root: string, opts: PackOptions = {}): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  for await (const piece of tarPieces(root, opts)) {
-    if (piece.length >= CHUNK) {
-      if (pendingBytes) yield Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      yield piece;
-      continue;
-    }
-    pending.push(piece);
-    pendingBytes += piece.length;
-    if (pendingBytes >= CHUNK) {
-      yield Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
+class ChunkFiller {
+  private chunk = Buffer.allocUnsafe(CHUNK);
+  private used = 0;
+  /** Full chunks, ready to be yielded. */
+  readonly ready: Buffer[] = [];
+
+  append(bytes: Buffer): void {
+    let from = 0;
+    while (from < bytes.length) {
+      const n = bytes.copy(this.chunk, this.used, from);
+      from += n;
+      this.used += n;
+      if (this.used === CHUNK) this.flush();
     }
   }
-  if (pendingBytes) yield Buffer.concat(pending, pendingBytes);
+
+  /** Reads a whole file of `size` bytes (at most CHUNK) into the chunk. */
+  appendFile(full: string, size: number): void {
+    if (this.used + size > CHUNK) this.flush();
+    const fd = openSync(full, 'r');
+    try {
+      // The file may have changed since it was listed: exactly `size` bytes, or an error.
+      if (fstatSync(fd).size !== size) throw new Error(`${full} changed size while it was being archived`);
+      let got = 0;
+      while (got < size) {
+        const n = readSync(fd, this.chunk, this.used + got, size - got, null);
+        if (n === 0) throw new Error(`${full} changed size while it was being archived`);
+        got += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.used += size;
+    if (this.used === CHUNK) this.flush();
+  }
+
+  /** Moves what is filled so far to `ready` (a partial chunk only before a streamed file or at the end). */
+  flush(): void {
+    if (this.used === 0) return;
+    this.ready.push(this.used === CHUNK ? this.chunk : this.chunk.subarray(0, this.used));
+    this.chunk = Buffer.allocUnsafe(CHUNK);
+    this.used = 0;
+  }
 }
 
-async function* tarPieces(root: string, opts: PackOptions): AsyncGenerator<Buffer> {
+/**
+ * Yields the archive as buffers of 256 KB, reading each file once as it
+ * goes, so memory stays flat whatever the tree's size.
+ *
+ * Metadata calls and small reads are synchronous on purpose, and the walk is
+ * one loop rather than nested generators: a slug is mostly thousands of small
+ * files, and a thread-pool round trip or a generator hop per file costs more
+ * than the file, while the pool is busy deflating (docs/BENCHMARKS.md, P1).
+ * Large files still stream.
+ */
+export async function* packTree(root: string, opts: PackOptions = {}): AsyncGenerator<Buffer> {
   const prefix = opts.prefix ?? './';
   const base = { uid: opts.uid ?? 0, gid: opts.gid ?? 0, mtime: opts.mtime ?? DEFAULT_MTIME, uname: '', gname: '' };
   const [dirMode, execMode, fileMode] = opts.groupWritable ? [0o775, 0o775, 0o664] : [0o755, 0o755, 0o644];
+  const out = new ChunkFiller();
+  const header = (data: HeaderData) => {
+    for (const block of headerBlocks({ ...base, ...data })) out.append(block);
+  };
 
-  yield* headerBlocks({ ...base, path: prefix, type: 'Directory', mode: dirMode, size: 0 });
-
-  // Metadata calls and small reads are synchronous on purpose: a slug is
-  // mostly thousands of small files, and a thread-pool round trip per call
-  // costs more than the call, while the pool is busy deflating (measured in
-  // docs/BENCHMARKS.md, P1). Large files still stream.
-  async function* walk(rel: string): AsyncGenerator<Buffer> {
-    const dir = path.join(root, rel);
-    const names = readdirSync(dir).sort(byteOrder);
-    for (const name of names) {
-      const childRel = rel ? `${rel}/${name}` : name;
-      if (opts.exclude?.(childRel)) continue;
-      const full = path.join(root, childRel);
-      const st = lstatSync(full);
-      const entryPath = prefix + childRel;
-      if (st.isDirectory()) {
-        opts.onEntry?.(childRel, 0);
-        yield* headerBlocks({ ...base, path: entryPath + '/', type: 'Directory', mode: dirMode, size: 0 });
-        yield* walk(childRel);
-      } else if (st.isSymbolicLink()) {
-        opts.onEntry?.(childRel, 0);
-        const target = readlinkSync(full);
-        yield* headerBlocks({ ...base, path: entryPath, type: 'SymbolicLink', mode: 0o777, size: 0, linkpath: target });
-      } else if (st.isFile()) {
-        opts.onEntry?.(childRel, st.size);
-        const mode = st.mode & 0o111 ? execMode : fileMode;
-        yield* headerBlocks({ ...base, path: entryPath, type: 'File', mode, size: st.size });
-        yield* fileBody(full, st.size);
-      }
-      // Sockets, fifos and devices have no place in a slug: left out.
+  header({ path: prefix, type: 'Directory', mode: dirMode, size: 0 });
+  // Depth-first in byte order: each level is a sorted list of names and where we are in it.
+  const stack: Array<{ rel: string; names: string[]; next: number }> = [{ rel: '', names: sortedNames(root), next: 0 }];
+  while (stack.length > 0) {
+    const level = stack[stack.length - 1];
+    if (level.next === level.names.length) {
+      stack.pop();
+      continue;
     }
+    const name = level.names[level.next++];
+    const rel = level.rel ? `${level.rel}/${name}` : name;
+    if (opts.exclude?.(rel)) continue;
+    const full = `${root}/${rel}`;
+    const st = lstatSync(full);
+    const entryPath = prefix + rel;
+    if (st.isDirectory()) {
+      opts.onEntry?.(rel, 0);
+      header({ path: entryPath + '/', type: 'Directory', mode: dirMode, size: 0 });
+      stack.push({ rel, names: sortedNames(full), next: 0 });
+    } else if (st.isSymbolicLink()) {
+      opts.onEntry?.(rel, 0);
+      header({ path: entryPath, type: 'SymbolicLink', mode: 0o777, size: 0, linkpath: readlinkSync(full) });
+    } else if (st.isFile()) {
+      opts.onEntry?.(rel, st.size);
+      header({ path: entryPath, type: 'File', mode: st.mode & 0o111 ? execMode : fileMode, size: st.size });
+      if (st.size <= SMALL_FILE) {
+        out.appendFile(full, st.size);
+      } else {
+        out.flush();
+        yield* out.ready.splice(0);
+        yield* streamFile(full, st.size);
+      }
+      const pad = (BLOCK - (st.size % BLOCK)) % BLOCK;
+      if (pad) out.append(ZERO_BLOCK.subarray(0, pad));
+    }
+    // Sockets, fifos and devices have no place in a slug: left out.
+    if (out.ready.length > 0) yield* out.ready.splice(0);
   }
-
-  yield* walk('');
-  yield ZERO_BLOCK;
-  yield ZERO_BLOCK;
+  out.append(ZERO_BLOCK);
+  out.append(ZERO_BLOCK);
+  out.flush();
+  yield* out.ready.splice(0);
 }
 
-async function* fileBody(full: string, size: number): AsyncGenerator<Buffer> {
+/** A directory's names in byte order, the same on every machine and locale. */
+function sortedNames(dir: string): string[] {
+  return readdirSync(dir)
+    .map((name) => ({ name, key: Buffer.from(name) }))
+    .sort((a, b) => Buffer.compare(a.key, b.key))
+    .map((e) => e.name);
+}
+
+async function* streamFile(full: string, size: number): AsyncGenerator<Buffer> {
   let seen = 0;
-  if (size > 0 && size <= SMALL_FILE) {
-    const body = readFileSync(full);
-    seen = body.length;
-    yield body;
-  } else if (size > 0) {
-    for await (const chunk of createReadStream(full, { highWaterMark: 256 * 1024 })) {
-      const buf = chunk as Buffer;
-      seen += buf.length;
-      if (seen > size) throw new Error(`${full} grew while it was being archived`);
-      yield buf;
-    }
+  for await (const chunk of createReadStream(full, { highWaterMark: CHUNK })) {
+    const buf = chunk as Buffer;
+    seen += buf.length;
+    if (seen > size) throw new Error(`${full} grew while it was being archived`);
+    yield buf;
   }
   if (seen !== size) throw new Error(`${full} changed size while it was being archived`);
-  const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-  if (pad) yield ZERO_BLOCK.subarray(0, pad);
 }
