@@ -23,7 +23,9 @@ COPY tsconfig.json ./
 COPY shared shared
 COPY slugbuilder slugbuilder
 COPY slugrunner slugrunner
-RUN npx tsc -p tsconfig.json \
+COPY scripts scripts
+# tsc, then each CLI bundled into one file (scripts/bundle.ts): start-up time.
+RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM ${STACK_IMAGE}

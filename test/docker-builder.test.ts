@@ -62,6 +62,7 @@ describe('Dockerfile.builder (real Docker)', function () {
     expect(modules).to.include.members(['tar', 'execa', 'yaml']);
     expect(modules).not.to.include.members(['typescript']);
     expect(modules).not.to.include('mocha');
+    expect(modules).not.to.include('esbuild');
     expect(buildpacks).to.include.members(['nodejs', 'procfile']);
   });
 
@@ -74,7 +75,7 @@ describe('Dockerfile.builder (real Docker)', function () {
       const listing = await docker(['run', '--rm', tag, 'sh', '-c', 'ls -A /context; du -sk /context']);
       const lines = String(listing.stdout).trim().split('\n');
       const kilobytes = Number(lines.pop()?.split(/\s+/)[0]);
-      expect(lines).to.have.members(['bin', 'buildpacks', 'package-lock.json', 'package.json', 'shared', 'slugbuilder', 'slugrunner', 'tsconfig.json']);
+      expect(lines).to.have.members(['bin', 'buildpacks', 'package-lock.json', 'package.json', 'scripts', 'shared', 'slugbuilder', 'slugrunner', 'tsconfig.json']);
       expect(kilobytes).to.be.below(10_000);
     } finally {
       await docker(['rmi', '-f', tag], { reject: false });
