@@ -3,7 +3,6 @@
  * a bare `---`, `--- {}` or a full document; all are valid. Anything that is
  * not a mapping of the known shapes is an error naming what was wrong.
  */
-import { createRequire } from 'node:module';
 import { UserError } from './errors.js';
 import type { ProcessTypes } from './procfile.js';
 
@@ -35,19 +34,21 @@ const NOTHING_RELEASED = /^\s*(---\s*)?(\{\s*\}\s*)?$/;
 
 /**
  * yaml is loaded on first real use: it is most of slugrunner's start-up cost,
- * and most slugs' releases are empty.
+ * and many slugs' releases are empty. A dynamic import (rather than a
+ * require) lets the CLI bundle carry yaml and still run it only when needed.
  */
 let yamlParse: typeof import('yaml').parse | undefined;
-function loadYaml(): typeof import('yaml').parse {
-  yamlParse ??= (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse;
+async function loadYaml(): Promise<typeof import('yaml').parse> {
+  yamlParse ??= (await import('yaml')).parse;
   return yamlParse;
 }
 
-export function parseRelease(text: string, origin: string): Release {
+export async function parseRelease(text: string, origin: string): Promise<Release> {
   if (NOTHING_RELEASED.test(text)) return emptyRelease();
+  const parse = await loadYaml();
   let doc: unknown;
   try {
-    doc = loadYaml()(text, { prettyErrors: false });
+    doc = parse(text, { prettyErrors: false });
   } catch (err) {
     const first = (err instanceof Error ? err.message : String(err)).split('\n')[0];
     throw new UserError(`${origin} printed invalid YAML: ${first}`);

@@ -19,7 +19,7 @@ export async function release(bp: Buildpack, buildDir: string, env: NodeJS.Proce
     if (result.exitCode !== 0) throw new UserError(`bin/release of buildpack ${bp.name} failed (exit ${result.exitCode ?? result.signal})`);
     yamlText = result.stdout;
   }
-  const parsed = parseRelease(yamlText, `bin/release of buildpack ${bp.name}`);
+  const parsed = await parseRelease(yamlText, `bin/release of buildpack ${bp.name}`);
   await writeFile(path.join(buildDir, '.release'), yamlText.trim() ? yamlText.replace(/\n*$/, '\n') : '--- {}\n');
   return parsed;
 }

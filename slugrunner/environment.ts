@@ -16,7 +16,7 @@ export interface AppInfo {
 
 export async function readAppInfo(appDir: string): Promise<AppInfo> {
   const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
-  const release = parseRelease(releaseText, `${appDir}/.release`);
+  const release = await parseRelease(releaseText, `${appDir}/.release`);
   const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
   return { release, processTypes: { ...release.default_process_types, ...parseProcfile(procfileText) } };
 }
