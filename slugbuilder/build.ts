@@ -17,7 +17,7 @@ import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
 import { formatSize } from '../shared/tar-extract.js';
 import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type Buildpack } from './buildpacks.js';
-import { withCacheDir } from './cache-lock.js';
+import { settleCacheRemovals, withCacheDir } from './cache-lock.js';
 import { compileAll, runAppHook, type CompileContext } from './compiler.js';
 import { detect } from './detector.js';
 import { putSlug, publishFile, streamToStdout, writeSummary } from './outputs.js';
@@ -138,6 +138,7 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
   };
   const extraSummary = afterSlug ? await afterSlug(result) : {};
   await deliver(result, opts, extraSummary);
+  await settleCacheRemovals();
   return result;
 }
 

@@ -64,7 +64,16 @@ export async function withCacheDir<T>(cacheDir: string, compile: (privateCacheDi
   }
 }
 
-/** Swap `staging` in as `cacheDir`. Only the lock holder gets here, so the short gap between the renames is never seen. */
+/** Removals of retired caches still running; settleCacheRemovals waits for them. */
+const removals = new Set<Promise<void>>();
+
+/**
+ * Swap `staging` in as `cacheDir`. Only the lock holder gets here, so the
+ * short gap between the renames is never seen. The retired cache (thousands
+ * of files for a node_modules cache) is removed in the background while the
+ * build releases and compresses its slug; its name carries our pid, so no
+ * other build touches it while we live.
+ */
 async function publish(cacheDir: string, staging: string, paths: CacheLockPaths): Promise<void> {
   const retired = `${paths.scratchPrefix}old-${process.pid}-${randomBytes(4).toString('hex')}`;
   await rename(cacheDir, retired);
@@ -74,7 +83,19 @@ async function publish(cacheDir: string, staging: string, paths: CacheLockPaths)
     await rename(retired, cacheDir);
     throw err;
   }
-  await rm(retired, { recursive: true, force: true });
+  removeOnExit(retired);
+  const removal: Promise<void> = rm(retired, { recursive: true, force: true })
+    .catch(() => undefined) // a leftover is removed by the next build that takes the lock
+    .finally(() => {
+      forget(retired);
+      removals.delete(removal);
+    });
+  removals.add(removal);
+}
+
+/** Waits until every retired cache this process published over is gone. */
+export async function settleCacheRemovals(): Promise<void> {
+  await Promise.all([...removals]);
 }
 
 /** Staging and retired dirs of builds that were killed; and a cache a kill left mid-swap is put back. */
@@ -89,6 +110,8 @@ async function removeLeftovers(paths: CacheLockPaths, keep: string): Promise<voi
   for (const name of names) {
     const full = path.join(parent, name);
     if (full === keep || !(name.startsWith(`${prefix}staging-`) || name.startsWith(`${prefix}old-`))) continue;
+    // A live build may still be removing the cache it retired: leave that to it.
+    if (name.startsWith(`${prefix}old-`) && isAlive(Number(name.slice(prefix.length + 4).split('-')[0]))) continue;
     // An orphaned buildpack of a killed build may still be writing there: best effort.
     await rm(full, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -98,3 +121,12 @@ async function exists(p: string): Promise<boolean> {
   return stat(p).then(() => true, () => false);
 }
 
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
