@@ -44,7 +44,7 @@ export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<
     return {};
   }
   log.step(`Reading source from ${source}`);
-  return report(await extractArchive(createReadStream(source), buildDir, `source ${source}`, spec.limits));
+  return report(await extractArchive(createReadStream(source, { highWaterMark: 1024 * 1024 }), buildDir, `source ${source}`, spec.limits));
 }
 
 function report(result: ExtractResult): SourceInfo {

@@ -52,7 +52,8 @@ export async function intakeSlug(opts: IntakeOptions): Promise<string> {
     await stat(opts.slugFile).catch(() => {
       throw new UserError(`slug ${opts.slugFile} does not exist`);
     });
-    input = createReadStream(opts.slugFile);
+    // Large reads: each chunk becomes one gunzip job on the thread pool (see tar-extract.ts).
+    input = createReadStream(opts.slugFile, { highWaterMark: 1024 * 1024 });
     what = `slug ${opts.slugFile}`;
   } else if (opts.slugUrl) {
     // Loaded only when needed: a start from a populated app dir skips them (start-up time).
