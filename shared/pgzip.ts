@@ -38,7 +38,12 @@ export interface ParallelGzipOptions {
 /** Deflate's window: the most a match can reach back, so the dictionary size. */
 const WINDOW = 32 * 1024;
 const EMPTY = Buffer.alloc(0);
-export const DEFAULT_BLOCK_SIZE = 256 * 1024;
+/**
+ * 1 MiB: each block but the first is primed with the 32 KiB before it, which
+ * deflate must hash again; at 256 KiB that was an eighth more input and cost
+ * 10-15% more CPU on the P1 tree than 1 MiB blocks (and a slightly larger slug).
+ */
+export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 
 /** Blocks cut ahead of the deflaters, so a freed thread never waits for input to be read. */
 const READY_BLOCKS = 2;
