@@ -4,6 +4,7 @@
  * table (stdout) with notes; progress goes to stderr.
  *
  *   BENCH_QUICK=1 npm run bench   small data and fewer repeats, for a smoke run
+ *   npm run bench -- P1 P5        only the named measurements
  */
 import { cpus, loadavg, availableParallelism } from 'node:os';
 import { mkdirSync } from 'node:fs';
@@ -69,12 +70,17 @@ async function main(): Promise<void> {
     progress(`${id}: ${row.slugkit} vs ${row.baseline} = ${row.ratio} (goal ${row.goal}: ${row.met})`);
     rows.push(row);
   };
-  await step('P1', () => p1SlugWriter(s));
-  await step('P2', () => p2Unpack(s, path.join(s.work, 'p1-slug.tgz')));
-  await step('P3', () => p3Start(s));
-  await step('P4', () => p4Build(s));
-  await step('P5', () => p5Memory(s));
-  await step('P6', () => p6Rebuild(s));
+  // `npm run bench -- P2 P5` runs only those (P2 needs P1's slug from an earlier run).
+  const only = process.argv.slice(2).map((id) => id.toUpperCase());
+  const cases: Array<[string, () => Promise<Row>]> = [
+    ['P1', () => p1SlugWriter(s)],
+    ['P2', () => p2Unpack(s, path.join(s.work, 'p1-slug.tgz'))],
+    ['P3', () => p3Start(s)],
+    ['P4', () => p4Build(s)],
+    ['P5', () => p5Memory(s)],
+    ['P6', () => p6Rebuild(s)],
+  ];
+  for (const [id, run] of cases) if (only.length === 0 || only.includes(id)) await step(id, run);
 
   const out = [
     `slugkit benchmarks${quick ? ' (BENCH_QUICK=1: small data, few repeats)' : ''}, ${started.toISOString()}`,
