@@ -24,6 +24,11 @@ import { DEFAULT_MTIME, packTree } from '../shared/tar-write.js';
 
 const [job, a, b] = process.argv.slice(2);
 
+// The same read and gunzip sizes as slugrunner's --slug FILE (shared/tar-extract.ts).
+const MiB = 1024 * 1024;
+const slugFile = (file: string) => createReadStream(file, { highWaterMark: MiB });
+const gunzip = () => createGunzip({ chunkSize: MiB });
+
 function sink(): Writable {
   return new Writable({
     write(_chunk, _enc, cb) {
@@ -40,14 +45,14 @@ switch (job) {
     await pipeline(Readable.from(packTree(a, { prefix: './', mtime: DEFAULT_MTIME, exclude: (rel) => rel === '.git' })), process.stdout);
     break;
   case 'extract':
-    await extractArchive(createReadStream(a), b, 'slug');
+    await extractArchive(slugFile(a), b, 'slug');
     break;
   case 'gunzip':
-    await pipeline(createReadStream(a), createGunzip(), sink());
+    await pipeline(slugFile(a), gunzip(), sink());
     break;
   case 'list': {
     const parser = new Parser({ onReadEntry: (entry) => entry.resume() });
-    await pipeline(createReadStream(a), createGunzip(), parser);
+    await pipeline(slugFile(a), gunzip(), parser);
     break;
   }
   case 'extract-floor': {
@@ -67,7 +72,7 @@ switch (job) {
         }
       },
     });
-    await pipeline(createReadStream(a), createGunzip(), parser as unknown as NodeJS.WritableStream);
+    await pipeline(slugFile(a), gunzip(), parser as unknown as NodeJS.WritableStream);
     break;
   }
   default:
