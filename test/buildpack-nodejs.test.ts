@@ -10,7 +10,7 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ROOT, freePort, makeApp, removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
-import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, listFiles, runScript, slugEntries, startWeb } from './buildpack-harness.js';
+import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './buildpack-harness.js';
 
 const nodeVersion = process.version.slice(1);
 const PRUNE_SKIPPED = '       skipped: package-lock.json lists no devDependencies and no build script ran, so there is nothing to prune';
@@ -43,9 +43,14 @@ async function slugPackages(slug: string): Promise<string[]> {
   return (await slugEntries(slug)).filter((e) => /^node_modules\/[^/.][^/]*$/.test(e)).sort();
 }
 
-/** The npm cache's content and index files (npm also keeps its debug logs beside them). */
+/** The npm cache's content and index files, as saved in CACHE_DIR/npm.tar. */
 async function cacheContents(cacheDir: string): Promise<string[]> {
-  return (await listFiles(path.join(cacheDir, 'npm'))).filter((f) => f.startsWith('_cacache/'));
+  const { stdout } = await execa('tar', ['-tf', path.join(cacheDir, 'npm.tar')]);
+  return stdout
+    .split('\n')
+    .map((f) => f.replace(/^\.\//, ''))
+    .filter((f) => f.startsWith('_cacache/') && !f.endsWith('/'))
+    .sort();
 }
 
 describe('buildpack nodejs', function () {
@@ -168,7 +173,7 @@ describe('buildpack nodejs', function () {
       expect(cold.stderr).to.contain('-----> Running build script');
       expect(cold.stderr).to.contain('       build script ran');
       expect(cold.stderr).to.contain('-----> Pruning devDependencies');
-      expect(cacheAfterCold.filter((f) => f.startsWith('_cacache/content-v2/'))).to.have.length.greaterThan(0, 'tarballs cached in CACHE_DIR/npm');
+      expect(cacheAfterCold.filter((f) => f.startsWith('_cacache/content-v2/'))).to.have.length.greaterThan(0, 'tarballs cached in CACHE_DIR/npm.tar');
     });
 
     it('runs npm start on $PORT with NODE_ENV=production and without devDependencies', async () => {
