@@ -218,7 +218,7 @@ describe('buildpack nodejs', function () {
     it('without a cached node_modules, a warm rebuild runs npm ci taking every package from the npm cache', async () => {
       // As after a lockfile change: only the npm cache is left to help.
       await rm(path.join(cacheDir, 'node_modules.tar'), { force: true });
-      await rm(path.join(cacheDir, 'node_modules.key'), { force: true });
+      await rm(path.join(cacheDir, 'node_modules.tar.key'), { force: true });
       // npm's proxy points at a closed local port: any network fetch would fail the build.
       const deadProxy = `http://127.0.0.1:${await freePort()}`;
       const warm = await buildSlug(await copyFixture('nodejs-build'), cacheDir, {
