@@ -4,8 +4,8 @@
  * the target and never through a link. This module decides what an archive
  * may hold:
  *  - stop at the first unsafe or broken entry (one error line, nothing used);
- *  - skip device, fifo and unknown entries, never restore owners, and strip
- *    setuid/setgid/sticky bits;
+ *  - skip device, fifo and unknown entries (DiskWriter never restores
+ *    owners and strips setuid/setgid/sticky bits);
  *  - cap the unpacked bytes (hardlinks count as the bytes they will cost),
  *    the raw tar stream (a tiny gzip can expand to terabytes, and node-tar
  *    would buffer whatever follows the end marker) and the entry count;
@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { UserError, errnoCode, errorMessage } from './errors.js';
-import { DiskWriter, ERRNO_TEXT, printable } from './tar-unpack.js';
+import { DiskWriter, printable } from './tar-unpack.js';
 
 export interface ExtractLimits {
   /** Largest total of file sizes, in bytes. */
@@ -127,8 +127,6 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
       result.files += 1;
       result.bytes += planned.bytes;
       if (limits.maxBytes !== undefined && result.bytes > limits.maxBytes) throw new UserError(tooBig(what, limits.maxBytes));
-      // No setuid, setgid or sticky bits: untrusted input gets plain permissions.
-      if (entry.mode !== undefined) entry.mode &= 0o777;
       writer.write(entry, planned, fail);
     } catch (err) {
       fail(err instanceof UserError ? err.message : describeError(what, err));
@@ -329,17 +327,16 @@ function isZeroBlock(block: Buffer): boolean {
   return block.length >= 512 && block.subarray(0, 512).every((b) => b === 0);
 }
 
-/** What we tell the user about one of node-tar's warnings, all of which stop the unpack. */
+/**
+ * What we tell the user about one of node-tar's Parser warnings, all of which
+ * stop the unpack. (File-system errors are DiskWriter's to describe.)
+ */
 function describeProblem(what: string, code: string, message: string, data: unknown): string {
-  const info = (data ?? {}) as { entry?: { path?: string }; path?: string; code?: string; header?: { path?: string } };
+  const info = (data ?? {}) as { entry?: { path?: string }; path?: string; header?: { path?: string } };
   const entryPath = info.entry?.path ?? info.path ?? info.header?.path;
   const named = entryPath === undefined ? '' : ` "${printable(entryPath)}"`;
   // node's own messages can span lines and quote the attacker's bytes: keep one short, printable line.
   message = printable(String(message).split('\n')[0].replace(/^TAR_[A-Z_]+: /, ''), 160);
-  const errno = info.code && /^E[A-Z]+$/.test(info.code) ? info.code : undefined;
-  if (errno === 'ENOSPC') return `no space left on the device while unpacking ${what}: free some space and try again`;
-  if (errno) return `${what}: cannot unpack entry${named}: ${ERRNO_TEXT[errno] ?? errno}`;
-  if (code === 'TAR_ENTRY_ERROR') return `${what} has an unsafe entry${named}: ${message}; refusing to unpack it`;
   if (code === 'TAR_BAD_ARCHIVE' && /truncated/i.test(message)) return `${what} is truncated: ${message}`;
   if (code === 'TAR_BAD_ARCHIVE') return `${what} is not a usable tar archive: ${message}`;
   if (code === 'TAR_ENTRY_INVALID') return `${what} is damaged: ${message}${named}`;
@@ -350,7 +347,6 @@ function describeError(what: string, err: unknown): string {
   const code = errnoCode(err);
   const tarCode = err && typeof err === 'object' && 'tarCode' in err ? String((err as { tarCode: unknown }).tarCode) : undefined;
   const message = printable(errorMessage(err).split('\n')[0], 160);
-  if (code === 'ENOSPC') return `no space left on the device while unpacking ${what}: free some space and try again`;
   if (code === 'Z_BUF_ERROR') return `${what} is truncated: the gzip stream ends early`;
   if (code?.startsWith('Z_')) return `${what} is damaged: ${message}`;
   if (tarCode) return describeProblem(what, tarCode, message, err);

@@ -15,8 +15,8 @@
  *    their targets exactly as archived, so no entry can go through one.
  *    (node-tar would rewrite `/usr/bin/python3` to `usr/bin/python3`,
  *    breaking virtualenvs and vendored tools in real slugs.)
- *  - no owners are restored; setuid, setgid and sticky bits are dropped by
- *    the caller; the process umask applies, as with a non-root `tar -x`.
+ *  - no owners are restored, setuid, setgid and sticky bits are dropped, and
+ *    the process umask applies, as with a non-root `tar -x`.
  * Every method throws a UserError naming the archive and the entry.
  */
 import {
@@ -124,10 +124,8 @@ export class DiskWriter {
 
   /** Once every entry is written: directory times, then the symlinks. */
   finish(): void {
-    // Deepest first, so setting a child does not disturb its parent's mtime;
-    // no symlink exists yet, so nothing set here can be followed out.
-    for (const name of [...this.dirTimes.keys()].sort((a, b) => b.length - a.length)) {
-      const { atime, mtime } = this.dirTimes.get(name)!;
+    // No symlink exists yet, so nothing set here can be followed out.
+    for (const [name, { atime, mtime }] of this.dirTimes) {
       try {
         utimesSync(this.abs(name), atime, mtime);
       } catch {
@@ -154,7 +152,7 @@ export class DiskWriter {
   private writeDirectory(entry: ReadEntry, name: string): void {
     this.ensureParent(name);
     // Owner rwx always, as node-tar does, so a mode-0 directory cannot block its own entries.
-    const mode = (entry.mode ? entry.mode & 0o777 : 0o777) | 0o700;
+    const mode = (((entry.mode ?? 0) & 0o777) || 0o777) | 0o700;
     if (!this.dirs.has(name)) {
       this.attempt(name, () => {
         this.makeDir(name, mode, () => {
@@ -339,7 +337,7 @@ export class DiskWriter {
   }
 }
 
-export const ERRNO_TEXT: Record<string, string> = {
+const ERRNO_TEXT: Record<string, string> = {
   ENAMETOOLONG: 'name too long for the filesystem',
   ENOENT: 'its link target does not exist in the archive',
   ENOTEMPTY: 'it would replace a directory that is not empty',
