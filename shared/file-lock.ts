@@ -89,10 +89,15 @@ async function staleHolder(lockFile: string): Promise<{ stale: boolean; who: str
   const who = `pid ${pidText} on ${host}`;
   if (Date.now() - mtimeMs > STALE_AFTER_MS) return { stale: true, who };
   if (host !== hostname()) return { stale: false, who };
+  return { stale: !processExists(Number(pidText)), who };
+}
+
+/** Whether a process with this pid runs on this host (one we may not signal still counts). */
+export function processExists(pid: number): boolean {
   try {
-    process.kill(Number(pidText), 0);
-    return { stale: false, who };
+    process.kill(pid, 0);
+    return true;
   } catch (err) {
-    return { stale: errnoCode(err) === 'ESRCH', who };
+    return errnoCode(err) !== 'ESRCH';
   }
 }

@@ -21,7 +21,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { forget, removeOnExit } from '../shared/cleanup.js';
 import { copyTree } from '../shared/copy-tree.js';
-import { acquireLock } from '../shared/file-lock.js';
+import { acquireLock, processExists } from '../shared/file-lock.js';
 
 
 const CACHE_LOCK_MESSAGES = {
@@ -111,7 +111,7 @@ async function removeLeftovers(paths: CacheLockPaths, keep: string): Promise<voi
     const full = path.join(parent, name);
     if (full === keep || !(name.startsWith(`${prefix}staging-`) || name.startsWith(`${prefix}old-`))) continue;
     // A live build may still be removing the cache it retired: leave that to it.
-    if (name.startsWith(`${prefix}old-`) && isAlive(Number(name.slice(prefix.length + 4).split('-')[0]))) continue;
+    if (name.startsWith(`${prefix}old-`) && processExists(Number(name.slice(prefix.length + 4).split('-')[0]))) continue;
     // An orphaned buildpack of a killed build may still be writing there: best effort.
     await rm(full, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -119,14 +119,4 @@ async function removeLeftovers(paths: CacheLockPaths, keep: string): Promise<voi
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(() => true, () => false);
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
