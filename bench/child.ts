@@ -12,22 +12,21 @@
  *       directory, open/write/close per file). No safety checks at all: only
  *       for our own generated slug, to show what unpacking could cost.
  */
-import { closeSync, createReadStream, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser } from 'tar';
 import { writeSlug } from '../slugbuilder/slug.js';
-import { extractArchive } from '../shared/tar-extract.js';
+import { ARCHIVE_CHUNK, extractArchive, openArchiveFile } from '../shared/tar-extract.js';
 import { DEFAULT_MTIME, packTree } from '../shared/tar-write.js';
 
 const [job, a, b] = process.argv.slice(2);
 
-// The same read and gunzip sizes as slugrunner's --slug FILE (shared/tar-extract.ts).
-const MiB = 1024 * 1024;
-const slugFile = (file: string) => createReadStream(file, { highWaterMark: MiB });
-const gunzip = () => createGunzip({ chunkSize: MiB });
+// The same read and gunzip sizes as slugrunner's --slug FILE.
+const slugFile = openArchiveFile;
+const gunzip = () => createGunzip({ chunkSize: ARCHIVE_CHUNK });
 
 function sink(): Writable {
   return new Writable({

@@ -11,6 +11,7 @@
  *    would buffer whatever follows the end marker) and the entry count;
  *  - refuse archives without an end-of-archive marker (a cut-off download).
  */
+import { createReadStream } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -158,7 +159,7 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
   try {
     // 1 MiB output chunks: a sixteenth of the thread-pool round trips of the
     // default 64 KiB, each one a turn of the main thread that gunzip waits for.
-    if (gzip) await pipeline(source, createGunzip({ chunkSize: GUNZIP_CHUNK }), new HandOff(), guard, commitReader, sink);
+    if (gzip) await pipeline(source, createGunzip({ chunkSize: ARCHIVE_CHUNK }), new HandOff(), guard, commitReader, sink);
     else await pipeline(source, guard, commitReader, sink);
   } catch (err) {
     if (!fatal) fatal = err instanceof UserError ? err.message : describeError(what, err);
@@ -174,7 +175,13 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
   return result;
 }
 
-const GUNZIP_CHUNK = 1024 * 1024;
+/** gunzip's output chunk, and the read size for archive files (each read becomes one gunzip job). */
+export const ARCHIVE_CHUNK = 1024 * 1024;
+
+/** An archive file opened for extractArchive, read in ARCHIVE_CHUNK pieces. */
+export function openArchiveFile(file: string): Readable {
+  return createReadStream(file, { highWaterMark: ARCHIVE_CHUNK });
+}
 
 /**
  * Passes chunks on in a later turn of the event loop. Without it, gunzip's
@@ -185,7 +192,7 @@ const GUNZIP_CHUNK = 1024 * 1024;
 class HandOff extends Transform {
   constructor() {
     // Room for a few chunks, so gunzip can run ahead while files are written.
-    super({ writableHighWaterMark: 4 * GUNZIP_CHUNK });
+    super({ writableHighWaterMark: 4 * ARCHIVE_CHUNK });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {

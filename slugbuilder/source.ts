@@ -2,14 +2,13 @@
  * Source intake: put the app's source into the build dir, from stdin (tar or
  * tar.gz, told apart by its bytes), a local directory or tarball, or a URL.
  */
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { copyTree } from '../shared/copy-tree.js';
 import { UserError } from '../shared/errors.js';
 import { displayUrl, download, isHttpUrl } from '../shared/http.js';
 import { log } from '../shared/log.js';
-import { extractArchive, formatSize, type ExtractLimits, type ExtractResult } from '../shared/tar-extract.js';
+import { extractArchive, formatSize, openArchiveFile, type ExtractLimits, type ExtractResult } from '../shared/tar-extract.js';
 
 export interface SourceSpec {
   /** `--source` value or TAR_URL; undefined means stdin. */
@@ -44,7 +43,7 @@ export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<
     return {};
   }
   log.step(`Reading source from ${source}`);
-  return report(await extractArchive(createReadStream(source, { highWaterMark: 1024 * 1024 }), buildDir, `source ${source}`, spec.limits));
+  return report(await extractArchive(openArchiveFile(source), buildDir, `source ${source}`, spec.limits));
 }
 
 function report(result: ExtractResult): SourceInfo {

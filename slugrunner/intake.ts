@@ -3,7 +3,6 @@
  * already populated (a mounted app, or an image with the app layer) is used
  * as it is when no slug arrives.
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -52,8 +51,8 @@ export async function intakeSlug(opts: IntakeOptions): Promise<string> {
     await stat(opts.slugFile).catch(() => {
       throw new UserError(`slug ${opts.slugFile} does not exist`);
     });
-    // Large reads: each chunk becomes one gunzip job on the thread pool (see tar-extract.ts).
-    input = createReadStream(opts.slugFile, { highWaterMark: 1024 * 1024 });
+    const { openArchiveFile } = await import('../shared/tar-extract.js');
+    input = openArchiveFile(opts.slugFile);
     what = `slug ${opts.slugFile}`;
   } else if (opts.slugUrl) {
     // Loaded only when needed: a start from a populated app dir skips them (start-up time).
