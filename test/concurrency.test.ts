@@ -86,11 +86,16 @@ describe('concurrent builds sharing one cache dir', function () {
     return (await readdir(path.dirname(cacheDir))).filter((n) => n !== path.basename(cacheDir));
   }
 
-  it('eight builds at once: build numbers 1..8, all slugs correct, cache consistent at 8', async () => {
-    const dir = await mkdtemp(path.join(root, 'eight-'));
-    const cacheDir = path.join(dir, 'caches', 'shared');
+  /** A fresh case dir: the shared cache dir inside it (not made) and an empty TMPDIR for the builds. */
+  async function caseDirs(label: string): Promise<{ dir: string; cacheDir: string; tmp: string }> {
+    const dir = await mkdtemp(path.join(root, `${label}-`));
     const tmp = path.join(dir, 'tmp');
     await mkdir(tmp);
+    return { dir, cacheDir: path.join(dir, 'caches', 'shared'), tmp };
+  }
+
+  it('eight builds at once: build numbers 1..8, all slugs correct, cache consistent at 8', async () => {
+    const { dir, cacheDir, tmp } = await caseDirs('eight');
     const outs = Array.from({ length: 8 }, (_, i) => path.join(dir, `slug-${i}.tgz`));
     const results = await Promise.all(outs.map((out) => startBuild(cacheDir, out, tmp)));
     for (const r of results) expect(r.exitCode, String(r.stderr)).to.equal(0);
@@ -109,10 +114,7 @@ describe('concurrent builds sharing one cache dir', function () {
   });
 
   it('a build SIGKILLed mid-compile leaves the cache as it was, and the next build takes over its lock', async () => {
-    const dir = await mkdtemp(path.join(root, 'killed-'));
-    const cacheDir = path.join(dir, 'caches', 'shared');
-    const tmp = path.join(dir, 'tmp');
-    await mkdir(tmp);
+    const { dir, cacheDir, tmp } = await caseDirs('killed');
 
     const first = await startBuild(cacheDir, path.join(dir, 'first.tgz'), tmp);
     expect(first.exitCode, String(first.stderr)).to.equal(0);
@@ -150,10 +152,7 @@ describe('concurrent builds sharing one cache dir', function () {
   });
 
   it('a lock whose heartbeat stopped long ago is stale even if its pid lives', async () => {
-    const dir = await mkdtemp(path.join(root, 'aged-'));
-    const cacheDir = path.join(dir, 'caches', 'shared');
-    const tmp = path.join(dir, 'tmp');
-    await mkdir(tmp);
+    const { dir, cacheDir, tmp } = await caseDirs('aged');
     await mkdir(cacheDir, { recursive: true });
     // Our own pid: alive, but the lock has not been touched for ten minutes.
     await writeFile(cacheLock(cacheDir), `${hostname()} ${process.pid} abcd\n`);
@@ -166,10 +165,7 @@ describe('concurrent builds sharing one cache dir', function () {
   });
 
   it('a live, fresh lock makes the build wait until it is released', async () => {
-    const dir = await mkdtemp(path.join(root, 'held-'));
-    const cacheDir = path.join(dir, 'caches', 'shared');
-    const tmp = path.join(dir, 'tmp');
-    await mkdir(tmp);
+    const { dir, cacheDir, tmp } = await caseDirs('held');
     await mkdir(cacheDir, { recursive: true });
     await writeFile(cacheLock(cacheDir), `${hostname()} ${process.pid} abcd\n`);
     const waiting = startBuild(cacheDir, path.join(dir, 'slug.tgz'), tmp);
