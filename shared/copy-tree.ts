@@ -11,7 +11,7 @@
  * pulls in files from outside the tree); sockets, fifos and devices are not
  * copied; modes are kept, and so are times when asked.
  */
-import { chmodSync, constants, copyFileSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync, utimesSync, type Dirent } from 'node:fs';
+import { chmodSync, constants, copyFileSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync, utimesSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
@@ -28,9 +28,10 @@ const BATCH = 256;
 /** Copies the contents of `from` into `to` (made if missing). */
 export async function copyTree(from: string, to: string, opts: CopyTreeOptions = {}): Promise<void> {
   const madeRoot = mkdirSync(to, { recursive: true }) !== undefined;
-  // Directory modes and times are set last, deepest first: a read-only
-  // directory must still take its entries, and each entry changes its mtime.
-  const dirs: Array<{ src: string; dst: string; setMode: boolean }> = [{ src: from, dst: to, setMode: madeRoot }];
+  // Directory modes and times are set last, children before their parent (the
+  // walk lists them in that order): a read-only directory must still take its
+  // entries, and each entry changes its mtime.
+  const dirs: Array<{ src: string; dst: string; setMode: boolean }> = [];
   let sinceYield = 0;
   const walk = async (src: string, dst: string, relative: string): Promise<void> => {
     for (const entry of readdirSync(src, { withFileTypes: true }) as Dirent[]) {
@@ -57,14 +58,19 @@ export async function copyTree(from: string, to: string, opts: CopyTreeOptions =
     }
   };
   await walk(from, to, '');
-  for (const { src, dst, setMode } of dirs.reverse()) {
-    if (setMode) chmodSync(dst, statSync(src).mode & 0o7777);
-    if (opts.preserveTimestamps) copyTimes(src, dst, utimesSync);
+  dirs.push({ src: from, dst: to, setMode: madeRoot });
+  for (const { src, dst, setMode } of dirs) {
+    const st = statSync(src);
+    if (setMode) chmodSync(dst, st.mode & 0o7777);
+    if (opts.preserveTimestamps) setTimes(dst, st, utimesSync);
   }
 }
 
-function copyTimes(src: string, dst: string, set: (p: string, atime: number, mtime: number) => void, link = false): void {
-  const st = link ? lstatSync(src) : statSync(src);
+function copyTimes(src: string, dst: string, set: typeof utimesSync, link = false): void {
+  setTimes(dst, link ? lstatSync(src) : statSync(src), set);
+}
+
+function setTimes(dst: string, st: Stats, set: typeof utimesSync): void {
   // Seconds as a fraction keep the sub-millisecond part a Date would drop.
   set(dst, st.atimeMs / 1000, st.mtimeMs / 1000);
 }
