@@ -75,6 +75,7 @@ class ChunkFiller {
 
   /** Reads a whole file of `size` bytes (at most CHUNK) into the chunk. */
   appendFile(full: string, size: number): void {
+    if (size === 0) return; // an empty file is its header alone: nothing to open
     if (this.used + size > CHUNK) this.flush();
     const fd = openSync(full, 'r');
     try {
