@@ -28,7 +28,6 @@ function stringMap(value: unknown, field: string, origin: string): Record<string
   return out;
 }
 
-/** `origin` names the source in errors, e.g. "bin/release of buildpack nodejs". */
 /** What buildpacks print when they have nothing to release: no YAML parser needed. */
 const NOTHING_RELEASED = /^\s*(---\s*)?(\{\s*\}\s*)?$/;
 
@@ -43,6 +42,7 @@ async function loadYaml(): Promise<typeof import('yaml').parse> {
   return yamlParse;
 }
 
+/** `origin` names the source in errors, e.g. "bin/release of buildpack nodejs". */
 export async function parseRelease(text: string, origin: string): Promise<Release> {
   if (NOTHING_RELEASED.test(text)) return emptyRelease();
   const parse = await loadYaml();
