@@ -17,6 +17,7 @@ import {
   buildSlugkitImages,
   docker,
   gitRepoOf,
+  imageConfig,
   requireDocker,
 } from './helpers/docker.js';
 
@@ -44,8 +45,7 @@ describe('Dockerfile.builder (real Docker)', function () {
   });
 
   it('is configured as documented: slugbuilder entrypoint, unprivileged user, /cache as the cache dir', async function () {
-    const inspect = await docker(['image', 'inspect', '--format', '{{json .Config}}', BUILDER_IMAGE]);
-    const config = JSON.parse(String(inspect.stdout));
+    const config = await imageConfig(BUILDER_IMAGE);
     expect(config.Entrypoint).to.deep.equal(['slugbuilder']);
     expect(config.User).to.match(/^\d+:0$/);
     expect(config.User).not.to.match(/^0:/);

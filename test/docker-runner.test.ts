@@ -20,6 +20,7 @@ import {
   docker,
   dockerBinary,
   fetchWhenUp,
+  imageConfig,
   publishedPort,
   removeContainers,
   requireDocker,
@@ -96,8 +97,7 @@ describe('Dockerfile.runner (real Docker)', function () {
   });
 
   it('is configured as documented: slugrunner entrypoint, "start web", /app, unprivileged user', async function () {
-    const inspect = await docker(['image', 'inspect', '--format', '{{json .Config}}', RUNNER_IMAGE]);
-    const config = JSON.parse(String(inspect.stdout));
+    const config = await imageConfig(RUNNER_IMAGE);
     expect(config.Entrypoint).to.deep.equal(['slugrunner']);
     expect(config.Cmd).to.deep.equal(['start', 'web']);
     expect(config.WorkingDir).to.equal('/app');

@@ -88,6 +88,12 @@ export async function requireDocker(context: Mocha.Context): Promise<void> {
   context.skip();
 }
 
+/** An image's Config (Entrypoint, Cmd, User, Env, WorkingDir, ...) as docker inspect reports it. */
+export async function imageConfig(tag: string): Promise<Record<string, unknown> & { Env?: string[] }> {
+  const inspect = await docker(['image', 'inspect', '--format', '{{json .Config}}', tag]);
+  return JSON.parse(String(inspect.stdout));
+}
+
 export async function imageExists(tag: string): Promise<boolean> {
   const result = await execa(dockerBinary(), ['image', 'inspect', '--format', '{{.Id}}', tag], { reject: false });
   return !result.failed;
