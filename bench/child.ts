@@ -4,7 +4,7 @@
  *
  *   node dist/bench/child.js write-slug TREE OUT   slugbuilder's slug writer (writeSlug)
  *   node dist/bench/child.js write-tar TREE        the uncompressed slug tar, on stdout
- *   node dist/bench/child.js extract SLUG DIR      shared/tar-extract's extractArchive
+ *   node dist/bench/child.js extract SLUG DIR      shared/tar/extract.ts's extractArchive
  *   node dist/bench/child.js gunzip SLUG           Node's gunzip alone, output dropped
  *   node dist/bench/child.js list SLUG             gunzip + tar parse, nothing written
  *   node dist/bench/child.js extract-floor SLUG DIR
@@ -19,8 +19,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser } from 'tar';
 import { writeSlug } from '../slugbuilder/slug.js';
-import { ARCHIVE_CHUNK, extractArchive, openArchiveFile } from '../shared/tar-extract.js';
-import { DEFAULT_MTIME, packTree } from '../shared/tar-write.js';
+import { ARCHIVE_CHUNK, extractArchive, openArchiveFile } from '../shared/tar/extract.js';
+import { DEFAULT_MTIME, packTree } from '../shared/tar/pack.js';
 
 const [job, a, b] = process.argv.slice(2);
 

@@ -26,3 +26,12 @@ export function parseProcfile(text: string): ProcessTypes {
 export function isProcessTypeName(name: string): boolean {
   return TYPE_NAME.test(name);
 }
+
+/**
+ * The one rule for which command a process type runs: each source overrides
+ * the ones before it. Callers pass buildpack defaults in chain order, then the
+ * app's Procfile, so a later buildpack wins and the Procfile wins over all.
+ */
+export function mergeProcessTypes(...sources: ProcessTypes[]): ProcessTypes {
+  return Object.assign({}, ...sources) as ProcessTypes;
+}

@@ -13,18 +13,18 @@ import { UserError } from '../shared/errors.js';
 import { secretValues, writeEnvDir, type EnvVars } from '../shared/env-dir.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
-import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
+import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
-import { formatSize } from '../shared/tar-extract.js';
-import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type Buildpack } from './buildpacks.js';
-import { settleCacheRemovals, withCacheDir } from './cache-lock.js';
-import { compileAll, runAppHook, type CompileContext } from './compiler.js';
-import { detect } from './detector.js';
-import { putSlug, publishFile, streamToStdout, writeSummary } from './outputs.js';
-import { release } from './releaser.js';
-import { applySlugignore } from './slugignore.js';
+import { formatSize } from '../shared/tar/extract.js';
+import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type Buildpack } from './buildpacks/prepare.js';
+import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
+import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
+import { detect } from './buildpacks/classic/detect.js';
+import { putSlug, publishFile, streamToStdout, writeSummary } from './outputs/slug.js';
+import { release } from './buildpacks/classic/release.js';
+import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
-import { intakeSource } from './source.js';
+import { intakeSource } from './source/intake.js';
 
 export interface BuildOptions {
   /** `--source` or TAR_URL; undefined reads stdin. */
@@ -183,7 +183,7 @@ async function discoverProcessTypes(buildDir: string, released: Release): Promis
   if (procfileText !== undefined) log.info(`Procfile declares types -> ${Object.keys(declared).join(', ') || '(none)'}`);
   const defaults = released.default_process_types;
   log.info(`Default types for buildpack -> ${Object.keys(defaults).join(', ') || '(none)'}`);
-  return { ...defaults, ...declared };
+  return mergeProcessTypes(defaults, declared);
 }
 
 async function deliver(result: BuildResult, opts: BuildOptions, extraSummary: Record<string, unknown>): Promise<void> {

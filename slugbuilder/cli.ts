@@ -11,12 +11,12 @@ import { removeAllNow } from '../shared/cleanup.js';
 import { parseAssignment, readEnvDir, readEnvFile, type EnvVars } from '../shared/env-dir.js';
 import { UsageError } from '../shared/errors.js';
 import { runCli } from '../shared/cli-run.js';
-import { sourceDateEpoch } from '../shared/tar-write.js';
+import { sourceDateEpoch } from '../shared/tar/pack.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { build, type BuildOptions } from './build.js';
-import { killAllChildren } from './child.js';
-import { IMAGE_OPTIONS, IMAGE_USAGE, imageStep, parseImageFlags, type ImageFlags } from './image/build-step.js';
-import { rebaseCommand } from './image/rebase.js';
+import { killAllChildren } from './buildpacks/run-script.js';
+import { IMAGE_OPTIONS, IMAGE_USAGE, imageStep, parseImageFlags, type ImageFlags } from './outputs/image.js';
+import { rebaseCommand } from './cli/rebase.js';
 
 const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
 

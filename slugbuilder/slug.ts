@@ -10,8 +10,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError, errnoCode } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
-import { formatSize } from '../shared/tar-extract.js';
-import { packTree } from '../shared/tar-write.js';
+import { formatSize } from '../shared/tar/extract.js';
+import { packTree } from '../shared/tar/pack.js';
 
 export const GZIP_LEVEL = 6;
 

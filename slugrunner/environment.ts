@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseProcfile, type ProcessTypes } from '../shared/procfile.js';
+import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import { parseRelease, type Release } from '../shared/release.js';
 
 export interface AppInfo {
@@ -18,7 +18,7 @@ export async function readAppInfo(appDir: string): Promise<AppInfo> {
   const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
   const release = await parseRelease(releaseText, `${appDir}/.release`);
   const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
-  return { release, processTypes: { ...release.default_process_types, ...parseProcfile(procfileText) } };
+  return { release, processTypes: mergeProcessTypes(release.default_process_types, parseProcfile(procfileText)) };
 }
 
 export function dynoEnvironment(base: NodeJS.ProcessEnv, appDir: string, dyno: string, release: Release): NodeJS.ProcessEnv {

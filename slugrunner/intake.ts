@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
-import type { ExtractLimits } from '../shared/tar-extract.js';
+import type { ExtractLimits } from '../shared/tar/extract.js';
 
 export interface IntakeOptions {
   appDir: string;
@@ -51,7 +51,7 @@ export async function intakeSlug(opts: IntakeOptions): Promise<string> {
     await stat(opts.slugFile).catch(() => {
       throw new UserError(`slug ${opts.slugFile} does not exist`);
     });
-    const { openArchiveFile } = await import('../shared/tar-extract.js');
+    const { openArchiveFile } = await import('../shared/tar/extract.js');
     input = openArchiveFile(opts.slugFile);
     what = `slug ${opts.slugFile}`;
   } else if (opts.slugUrl) {
@@ -79,7 +79,7 @@ export async function intakeSlug(opts: IntakeOptions): Promise<string> {
   }
   await mkdir(appDir, { recursive: true });
   if (!opts.quiet) log.step(`Unpacking ${what}`);
-  const { extractArchive } = await import('../shared/tar-extract.js');
+  const { extractArchive } = await import('../shared/tar/extract.js');
   try {
     await extractArchive(input, appDir, what, opts.limits);
   } catch (err) {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
-import { removeBuildCopies, resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack } from '../slugbuilder/buildpack-fetch.js';
+import { removeBuildCopies, resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack } from '../slugbuilder/buildpacks/fetch/resolve.js';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { GitFixture, fakeSsh, freePort, gitHttpBackend, startGitDaemon, type GitDaemon } from './helpers/git-server.js';

@@ -10,7 +10,7 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ROOT, freePort, makeApp, removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
-import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './buildpack-harness.js';
+import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './helpers/buildpack-harness.js';
 
 const nodeVersion = process.version.slice(1);
 const PRUNE_SKIPPED = '       skipped: package-lock.json lists no devDependencies and no build script ran, so there is nothing to prune';

@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
-import { FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './buildpack-harness.js';
+import { FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './helpers/buildpack-harness.js';
 
 async function sha256(file: string): Promise<string> {
   return createHash('sha256').update(await readFile(file)).digest('hex');

@@ -9,7 +9,7 @@ import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
-import { BUILDPACKS, buildSlug } from './buildpack-harness.js';
+import { BUILDPACKS, buildSlug } from './helpers/buildpack-harness.js';
 
 async function orderFile(): Promise<string[]> {
   const text = await readFile(path.join(BUILDPACKS, 'order'), 'utf8');

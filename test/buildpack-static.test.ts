@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
-import { buildSlug, copyFixture, rawRequest, runScript, startWeb, type RunningApp } from './buildpack-harness.js';
+import { buildSlug, copyFixture, rawRequest, runScript, startWeb, type RunningApp } from './helpers/buildpack-harness.js';
 
 describe('buildpack static', function () {
   this.timeout(120_000);

@@ -2,7 +2,7 @@
  * Builds sharing one `--cache-dir`, through the real CLI. The test buildpack
  * reads a counter from CACHE_DIR, waits a little (so unlocked builds would
  * overlap), and writes the counter + 1 into the cache (20 files) and into the
- * app. With the per-cache lock and the atomic publish (slugbuilder/cache-lock.ts):
+ * app. With the per-cache lock and the atomic publish (slugbuilder/buildpacks/cache-dir.ts):
  *  - eight builds at once each see a different, whole cache: their build
  *    numbers are exactly 1..8 and the cache ends at 8 in every file;
  *  - a build SIGKILLed half way through writing its cache leaves the

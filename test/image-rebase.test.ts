@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
-import { rebaseImage } from '../slugbuilder/image/rebase.js';
+import { rebaseImage } from '../slugbuilder/cli/rebase.js';
 import {
   execFileP,
   fetchWhenReady,

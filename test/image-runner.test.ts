@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setLogSink } from '../shared/log.js';
 import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
-import { rebaseImage } from '../slugbuilder/image/rebase.js';
+import { rebaseImage } from '../slugbuilder/cli/rebase.js';
 import { buildSlugkitImages, containerName, docker, removeContainers, requireDocker, RUNNER_IMAGE } from './helpers/docker.js';
 import { execFileP, fetchWhenReady, requireTools } from './helpers/image-fixtures.js';
 import { freePort, startRegistry, type RunningRegistry } from './helpers/registry.js';

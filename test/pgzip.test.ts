@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { createParallelGzip, gzipHeader, type ParallelGzipOptions } from '../shared/pgzip.js';
-import { packTree } from '../shared/tar-write.js';
+import { packTree } from '../shared/tar/pack.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SMALL_BLOCK = 32 * 1024;

@@ -3,14 +3,14 @@
  * entries replace earlier ones as in GNU tar, hardlinks share their file,
  * odd modes and times come out as a non-root `tar -x` would leave them.
  * (Hostile input is test/hostile.test.ts; this is the ordinary semantics of
- * shared/tar-unpack.ts, through extractArchive, the one entry point.)
+ * shared/tar/disk-writer.ts, through extractArchive, the one entry point.)
  */
 import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
-import { extractArchive } from '../shared/tar-extract.js';
+import { extractArchive } from '../shared/tar/extract.js';
 import { TYPE, dir, file, gzip, hardlink, header, symlink, tar } from './fixtures/hostile/tar-blocks.js';
 
 const roots: string[] = [];
@@ -36,7 +36,7 @@ async function failure(bytes: Buffer): Promise<string> {
   throw new Error('expected the archive to be refused');
 }
 
-describe('unpacking (shared/tar-unpack.ts)', () => {
+describe('unpacking (shared/tar/disk-writer.ts)', () => {
   after(() => {
     for (const root of roots) {
       // A mode-0 or read-only directory must not stop the clean-up.

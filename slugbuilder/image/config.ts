@@ -5,8 +5,8 @@
  * is SOURCE_DATE_EPOCH or 1980-01-01T00:00:01Z, so the same source and run
  * image give the same manifest digest.
  */
-import { readFileSync } from 'node:fs';
 import { UserError } from '../../shared/errors.js';
+import { slugkitVersion } from '../../shared/package.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
 import { serialize, type BuiltImage, type Descriptor, type HistoryEntry, type ImageConfig, type ImageManifest, type LayerBlob } from './blobs.js';
 import { MEDIA, layerTypeFor, type Family } from './media-types.js';
@@ -24,21 +24,6 @@ export const APP_DIR = '/app';
 export const ENTRYPOINT = ['slugrunner'];
 export const CMD = ['start', 'web'];
 export const LAYER_CREATED_BY = 'slugbuilder: slug layer (app/)';
-
-let cachedVersion: string | undefined;
-/** slugkit's own version, from package.json two levels above dist/slugbuilder/image. */
-export function slugkitVersion(): string {
-  if (cachedVersion) return cachedVersion;
-  for (const rel of ['../../../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'slugkit' && pkg.version) return (cachedVersion = pkg.version);
-    } catch {
-      // try the next candidate
-    }
-  }
-  return (cachedVersion = 'unknown');
-}
 
 /** `Env` with one variable set, its earlier definition (if any) replaced in place. */
 export function setEnv(env: string[] | undefined, name: string, value: string): string[] {

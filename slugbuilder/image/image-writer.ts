@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { UserError, errnoCode } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
-import { formatSize } from '../../shared/tar-extract.js';
+import { formatSize } from '../../shared/tar/extract.js';
 import { HashingStream, shortDigest, type BuiltImage, type Descriptor } from './blobs.js';
 import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
 import { prepareLayout, putBlob, putDocument, tagManifest, type OciLayout } from './oci-layout.js';

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError, errnoCode, errorMessage } from '../../shared/errors.js';
 import { createParallelGzip } from '../../shared/pgzip.js';
-import { packTree } from '../../shared/tar-write.js';
+import { packTree } from '../../shared/tar/pack.js';
 import { HashingStream } from './blobs.js';
 import { keptTemp, removeTemp, tempFile } from './temp.js';
 

@@ -1,5 +1,5 @@
 /**
- * The fuzzer's checks. Each input is extracted by shared/tar-extract.ts into
+ * The fuzzer's checks. Each input is extracted by shared/tar/extract.ts into
  * `base/root/target`, beside `base/root/sentinel`. Allowed outcomes:
  *  - a safe result: extracted, nothing dangerous inside the target;
  *  - a clean error: a UserError with a one-line message.
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
-import { extractArchive } from '../../shared/tar-extract.js';
+import { extractArchive } from '../../shared/tar/extract.js';
 import { fuzzInput } from './generate.js';
 
 export const FUZZ_LIMITS = { maxBytes: 1024 * 1024, maxFiles: 200 };

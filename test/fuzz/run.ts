@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz`: the seeded mutational fuzzer over shared/tar-extract.ts.
+ * `npm run fuzz`: the seeded mutational fuzzer over shared/tar/extract.ts.
  *   npm run fuzz                         100,000 inputs, seed 1
  *   npm run fuzz -- --seed 7 --count 5000
  * Prints progress every 10,000 inputs; on any crash, hang, escape or unsafe

@@ -6,10 +6,10 @@ import { createReadStream } from 'node:fs';
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { UserError, errnoCode } from '../shared/errors.js';
-import { displayUrl, upload } from '../shared/http.js';
-import { log } from '../shared/log.js';
-import type { SlugInfo } from './slug.js';
+import { UserError, errnoCode } from '../../shared/errors.js';
+import { displayUrl, upload } from '../../shared/http.js';
+import { log } from '../../shared/log.js';
+import type { SlugInfo } from '../slug.js';
 
 /** Move the temp slug to FILE atomically; across filesystems, copy then rename. */
 export async function publishFile(slug: SlugInfo, target: string): Promise<void> {

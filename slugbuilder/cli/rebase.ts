@@ -8,14 +8,14 @@
 import { parseArgs } from 'node:util';
 import { UsageError, UserError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
-import { shortDigest, type HistoryEntry, type ImageConfig, type LayerBlob } from './blobs.js';
-import { LABELS, assembleImage } from './config.js';
-import { baseAnnotations, runLayers } from './export.js';
-import { openImage, type SourceImage } from './image-source.js';
-import { familyFor, writeImage } from './image-writer.js';
-import { formatPlatform, parsePlatform } from './platform.js';
-import { parseReference } from './reference.js';
-import { RegistryPool } from './registry.js';
+import { shortDigest, type HistoryEntry, type ImageConfig, type LayerBlob } from '../image/blobs.js';
+import { LABELS, assembleImage } from '../image/config.js';
+import { baseAnnotations, runLayers } from '../image/export.js';
+import { openImage, type SourceImage } from '../image/image-source.js';
+import { familyFor, writeImage } from '../image/image-writer.js';
+import { formatPlatform, parsePlatform } from '../image/platform.js';
+import { parseReference } from '../image/reference.js';
+import { RegistryPool } from '../image/registry.js';
 
 export const REBASE_USAGE = `usage: slugbuilder rebase IMAGE --run-image NEW [--image OUT] [--platform OS/ARCH] [--insecure-registry HOST]...
   IMAGE and NEW: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG

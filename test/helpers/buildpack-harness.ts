@@ -8,7 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
 import { list as tarList } from 'tar';
-import { ROOT, freePort, runBuilder, spawnRunner, tempDir, waitForHttp } from './helpers/cli.js';
+import { ROOT, freePort, runBuilder, spawnRunner, tempDir, waitForHttp } from './cli.js';
 
 export const BUILDPACKS = path.join(ROOT, 'buildpacks');
 export const FIXTURES = path.join(ROOT, 'test/fixtures/apps');

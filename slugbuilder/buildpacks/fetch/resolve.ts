@@ -15,16 +15,16 @@
  * the cache is used as it is and nothing is fetched.
  */
 import { rm } from 'node:fs/promises';
-import { log } from '../shared/log.js';
-import { UserError } from '../shared/errors.js';
-import { CacheEntry, copyForBuild, type CacheMeta } from './fetch/cache.js';
-import { checkoutTree, fetchCommit } from './fetch/git.js';
-import { cacheKey, describe, parseBuildpackSpec, type BuildpackSpec } from './fetch/spec.js';
-import { downloadTarball } from './fetch/tarball.js';
-import { validateBuildpack } from './fetch/validate.js';
+import { log } from '../../../shared/log.js';
+import { UserError } from '../../../shared/errors.js';
+import { CacheEntry, copyForBuild, type CacheMeta } from './cache.js';
+import { checkoutTree, fetchCommit } from './git.js';
+import { cacheKey, describe, parseBuildpackSpec, type BuildpackSpec } from './spec.js';
+import { downloadTarball } from './tarball.js';
+import { validateBuildpack } from './validate.js';
 
-export { parseBuildpackSpec } from './fetch/spec.js';
-export { removeBuildCopies } from './fetch/cache.js';
+export { parseBuildpackSpec } from './spec.js';
+export { removeBuildCopies } from './cache.js';
 
 export interface ResolvedBuildpack {
   /** A private, writable copy for this build (removed when the process exits). */

@@ -7,14 +7,14 @@ import path from 'node:path';
 import { UsageError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
-import { formatSize } from '../../shared/tar-extract.js';
-import { sourceDateEpoch } from '../../shared/tar-write.js';
-import { shortDigest } from './blobs.js';
-import { exportImage } from './export.js';
-import { writeLayer } from './layer.js';
-import { parsePlatform } from './platform.js';
-import { parseReference } from './reference.js';
-import { DEFAULT_APP_GID, DEFAULT_APP_UID } from './config.js';
+import { formatSize } from '../../shared/tar/extract.js';
+import { sourceDateEpoch } from '../../shared/tar/pack.js';
+import { shortDigest } from '../image/blobs.js';
+import { exportImage } from '../image/export.js';
+import { writeLayer } from '../image/layer.js';
+import { parsePlatform } from '../image/platform.js';
+import { parseReference } from '../image/reference.js';
+import { DEFAULT_APP_GID, DEFAULT_APP_UID } from '../image/config.js';
 
 
 /** The parseArgs option specs for the image flags, to merge into the CLI's own. */

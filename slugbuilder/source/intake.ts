@@ -4,11 +4,11 @@
  */
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { copyTree } from '../shared/copy-tree.js';
-import { UserError } from '../shared/errors.js';
-import { displayUrl, download, isHttpUrl } from '../shared/http.js';
-import { log } from '../shared/log.js';
-import { extractArchive, formatSize, openArchiveFile, type ExtractLimits, type ExtractResult } from '../shared/tar-extract.js';
+import { copyTree } from '../../shared/copy-tree.js';
+import { UserError } from '../../shared/errors.js';
+import { displayUrl, download, isHttpUrl } from '../../shared/http.js';
+import { log } from '../../shared/log.js';
+import { extractArchive, formatSize, openArchiveFile, type ExtractLimits, type ExtractResult } from '../../shared/tar/extract.js';
 
 export interface SourceSpec {
   /** `--source` value or TAR_URL; undefined means stdin. */

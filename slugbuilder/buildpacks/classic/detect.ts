@@ -4,8 +4,8 @@
  */
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
-import type { Buildpack } from './buildpacks.js';
-import { runScript } from './child.js';
+import type { Buildpack } from '../prepare.js';
+import { runScript } from '../run-script.js';
 
 export interface Detection {
   detected: boolean;

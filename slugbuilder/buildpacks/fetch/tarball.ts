@@ -8,9 +8,9 @@ import { lstat, readdir, rename, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { UserError, errorMessage } from '../../shared/errors.js';
-import { log } from '../../shared/log.js';
-import { extractArchive, formatSize } from '../../shared/tar-extract.js';
+import { UserError, errorMessage } from '../../../shared/errors.js';
+import { log } from '../../../shared/log.js';
+import { extractArchive, formatSize } from '../../../shared/tar/extract.js';
 import { describe, type BuildpackSpec } from './spec.js';
 
 /** Buildpacks are scripts: anything near these sizes is not one. */

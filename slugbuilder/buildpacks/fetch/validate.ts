@@ -8,7 +8,7 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../../shared/errors.js';
+import { UserError } from '../../../shared/errors.js';
 
 export async function validateBuildpack(dir: string, where: string): Promise<void> {
   const compile = path.join(dir, 'bin', 'compile');

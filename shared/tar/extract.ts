@@ -1,6 +1,6 @@
 /**
  * Safe extraction of untrusted archives (source tarballs, slugs): node-tar's
- * Parser reads the tar, DiskWriter (tar-unpack.ts) writes each entry inside
+ * Parser reads the tar, DiskWriter (disk-writer.ts) writes each entry inside
  * the target and never through a link. This module decides what an archive
  * may hold:
  *  - stop at the first unsafe or broken entry (one error line, nothing used);
@@ -16,8 +16,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
-import { UserError, errnoCode, errorMessage } from './errors.js';
-import { DiskWriter, printable } from './tar-unpack.js';
+import { UserError, errnoCode, errorMessage } from '../errors.js';
+import { DiskWriter, printable } from './disk-writer.js';
 
 export interface ExtractLimits {
   /** Largest total of file sizes, in bytes. */
@@ -97,7 +97,7 @@ function looksLikeV7Header(block: Buffer): boolean {
  *
  * The stream runs: sniff -> gunzip (ours, so we can count what it yields) ->
  * ArchiveGuard (byte budget, end-of-archive tracking) -> node-tar's Parser,
- * whose entries DiskWriter (tar-unpack.ts) puts on disk synchronously: when
+ * whose entries DiskWriter (disk-writer.ts) puts on disk synchronously: when
  * we stop at a bad entry nothing is still in flight, so the caller can remove
  * the target right away and no late write lands after it.
  */

@@ -5,10 +5,10 @@
  */
 import { access, constants, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../shared/errors.js';
-import { parseRelease, type Release } from '../shared/release.js';
-import type { Buildpack } from './buildpacks.js';
-import { runScript } from './child.js';
+import { UserError } from '../../../shared/errors.js';
+import { parseRelease, type Release } from '../../../shared/release.js';
+import type { Buildpack } from '../prepare.js';
+import { runScript } from '../run-script.js';
 
 export async function release(bp: Buildpack, buildDir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Release> {
   const script = path.join(bp.dir, 'bin', 'release');

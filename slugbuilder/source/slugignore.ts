@@ -6,7 +6,7 @@
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import ignore from 'ignore';
-import { log } from '../shared/log.js';
+import { log } from '../../shared/log.js';
 
 export async function applySlugignore(buildDir: string): Promise<number> {
   let text: string;

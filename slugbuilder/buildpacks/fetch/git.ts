@@ -11,7 +11,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { UserError } from '../../shared/errors.js';
+import { UserError } from '../../../shared/errors.js';
 import { isCommitSha, type BuildpackSpec, describe } from './spec.js';
 
 /** Environment for every git we run: never prompt (there is no one to answer), never read stdin. */

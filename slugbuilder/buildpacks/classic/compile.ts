@@ -5,10 +5,10 @@
  */
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../shared/errors.js';
-import { log } from '../shared/log.js';
-import type { Buildpack } from './buildpacks.js';
-import { runScript } from './child.js';
+import { UserError } from '../../../shared/errors.js';
+import { log } from '../../../shared/log.js';
+import type { Buildpack } from '../prepare.js';
+import { runScript } from '../run-script.js';
 
 export interface CompileContext {
   buildDir: string;

@@ -18,11 +18,11 @@ import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { copyTree } from '../../shared/copy-tree.js';
-import { removeOnExit } from '../../shared/cleanup.js';
-import { UserError, errnoCode } from '../../shared/errors.js';
-import { acquireLock } from '../../shared/file-lock.js';
-import { log } from '../../shared/log.js';
+import { copyTree } from '../../../shared/copy-tree.js';
+import { removeOnExit } from '../../../shared/cleanup.js';
+import { UserError, errnoCode } from '../../../shared/errors.js';
+import { acquireLock } from '../../../shared/file-lock.js';
+import { log } from '../../../shared/log.js';
 
 export interface CacheMeta {
   url: string;

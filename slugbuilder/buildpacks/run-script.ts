@@ -5,7 +5,7 @@
  */
 import { finished } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
-import { BuildpackOutput } from '../shared/log.js';
+import { BuildpackOutput } from '../../shared/log.js';
 
 const running = new Set<number>();
 

@@ -1,6 +1,6 @@
 /**
  * Puts the entries that node-tar's Parser reads onto disk, inside one
- * directory, without ever writing outside it. tar-extract.ts decides what an
+ * directory, without ever writing outside it. extract.ts decides what an
  * archive may hold (limits, entry types); this module decides where and how
  * each entry lands:
  *  - names: a leading "/" is dropped, "." parts are ignored, any ".." part,
@@ -36,7 +36,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import type { ReadEntry } from 'tar';
-import { UserError, errnoCode, errorMessage } from './errors.js';
+import { UserError, errnoCode, errorMessage } from '../errors.js';
 
 /** node-tar's own default: deeper names are refused rather than walked. */
 const MAX_DEPTH = 1024;

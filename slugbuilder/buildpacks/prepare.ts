@@ -6,11 +6,11 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { copyTree } from '../shared/copy-tree.js';
-import { UserError } from '../shared/errors.js';
-import { displayUrl } from '../shared/http.js';
-import { resolveBuildpack } from './buildpack-fetch.js';
+import { copyTree } from '../../shared/copy-tree.js';
+import { packageRoot } from '../../shared/package.js';
+import { UserError } from '../../shared/errors.js';
+import { displayUrl } from '../../shared/http.js';
+import { resolveBuildpack } from './fetch/resolve.js';
 
 export interface Buildpack {
   /** Short name for logs: the directory's name, or detect's answer once known. */
@@ -21,8 +21,8 @@ export interface Buildpack {
   origin: string;
 }
 
-/** `buildpacks/` at the package root (dist/slugbuilder/ -> ../../buildpacks). */
-export const BUNDLED_DIR = fileURLToPath(new URL('../../buildpacks/', import.meta.url));
+/** `buildpacks/` at the package root. */
+export const BUNDLED_DIR = path.join(packageRoot(), 'buildpacks');
 
 async function isDirectory(p: string): Promise<boolean> {
   return stat(p).then((s) => s.isDirectory(), () => false);

@@ -7,8 +7,8 @@
  * is built from `display`, the URL without them.
  */
 import { createHash } from 'node:crypto';
-import { UserError } from '../../shared/errors.js';
-import { basicAuthorization, withoutCredentials } from '../../shared/http.js';
+import { UserError } from '../../../shared/errors.js';
+import { basicAuthorization, withoutCredentials } from '../../../shared/http.js';
 
 export type BuildpackSource = 'git' | 'tarball';
 

@@ -19,9 +19,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { forget, removeOnExit } from '../shared/cleanup.js';
-import { copyTree } from '../shared/copy-tree.js';
-import { acquireLock, processExists } from '../shared/file-lock.js';
+import { forget, removeOnExit } from '../../shared/cleanup.js';
+import { copyTree } from '../../shared/copy-tree.js';
+import { acquireLock, processExists } from '../../shared/file-lock.js';
 
 
 const CACHE_LOCK_MESSAGES = {
