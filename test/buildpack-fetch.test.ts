@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
-import { removeBuildCopies, resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack } from '../slugbuilder/buildpacks/fetch/resolve.js';
+import { resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack, type ResolveOptions } from '../slugbuilder/buildpacks/fetch/resolve.js';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { GitFixture, fakeSsh, freePort, gitHttpBackend, startGitDaemon, type GitDaemon } from './helpers/git-server.js';
@@ -44,7 +44,7 @@ async function versionOf(bp: ResolvedBuildpack): Promise<string> {
 /** The one-line UserError a failing resolve throws. */
 async function failure(spec: string, cacheDir: string, offline = false): Promise<UserError> {
   try {
-    await resolveBuildpack(spec, { cacheDir, offline });
+    await fetchBuildpack(spec, { cacheDir, offline });
   } catch (err) {
     expect(err, String(err)).to.be.instanceOf(UserError);
     const message = (err as UserError).message;
@@ -82,6 +82,13 @@ async function allText(dir: string): Promise<string> {
   return out;
 }
 
+/** Each resolve gets its own new target dir, as each build's workspace does. */
+let copies = 0;
+const copiesRoot = mkdtemp(path.join(tmpdir(), 'slugkit-bpcopies-'));
+async function fetchBuildpack(spec: string, opts: Omit<ResolveOptions, 'into'>): Promise<ResolvedBuildpack> {
+  return resolveBuildpack(spec, { ...opts, into: path.join(await copiesRoot, String(++copies), 'bp') });
+}
+
 describe('buildpacks from URLs (resolveBuildpack)', function () {
   let root: string;
   let repo: GitFixture;
@@ -99,8 +106,8 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
   });
   after(async () => {
     restoreLog();
-    removeBuildCopies();
     await rm(root, { recursive: true, force: true });
+    await rm(await copiesRoot, { recursive: true, force: true });
   });
   beforeEach(captureLog);
   afterEach(restoreLog);
@@ -142,17 +149,17 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
     it('checks out the default branch, a branch, an annotated tag and a sha that is not a tip', async () => {
       const cache = await freshCache();
-      const main = await resolveBuildpack(url(), { cacheDir: cache });
+      const main = await fetchBuildpack(url(), { cacheDir: cache });
       expect(await versionOf(main)).to.equal('v2');
       expect(main).to.include({ name: 'bp', url: url(), commit: v2 });
       expect(main.ref).to.equal(undefined);
-      expect(await versionOf(await resolveBuildpack(`${url()}#stable`, { cacheDir: cache }))).to.equal('v1');
-      const tagged = await resolveBuildpack(`${url()}#v1.0`, { cacheDir: cache });
+      expect(await versionOf(await fetchBuildpack(`${url()}#stable`, { cacheDir: cache }))).to.equal('v1');
+      const tagged = await fetchBuildpack(`${url()}#v1.0`, { cacheDir: cache });
       expect(await versionOf(tagged)).to.equal('v1');
       expect(tagged).to.include({ ref: 'v1.0', commit: v1 });
-      expect(await versionOf(await resolveBuildpack(`${url()}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url()}#${v1}`, { cacheDir: cache }))).to.equal('v1');
       // An abbreviated sha is found too (by fetching the history).
-      expect(await versionOf(await resolveBuildpack(`${url()}#${v1.slice(0, 10)}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url()}#${v1.slice(0, 10)}`, { cacheDir: cache }))).to.equal('v1');
       expect(logged).to.include(`-----> Fetching buildpack ${url()}#stable`);
       // The checkout carries no .git and keeps the executable bits.
       expect(await exists(path.join(main.dir, '.git'))).to.equal(false);
@@ -163,10 +170,10 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const cache = await freshCache();
       const clone = path.join(root, 'srv', 'moving.git');
       await execa('git', ['clone', '--quiet', '--bare', repo.bare, clone]);
-      await resolveBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
+      await fetchBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
       await rename(clone, `${clone}.gone`);
       captureLog();
-      const again = await resolveBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
+      const again = await fetchBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
       expect(await versionOf(again)).to.equal('v1');
       expect(logged).to.include('-----> Using cached buildpack');
       await rm(`${clone}.gone`, { recursive: true, force: true });
@@ -185,9 +192,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
     it('gives each build its own writable copy, so an export never reaches the cache', async () => {
       const cache = await freshCache();
-      const first = await resolveBuildpack(`${url()}#${v2}`, { cacheDir: cache });
+      const first = await fetchBuildpack(`${url()}#${v2}`, { cacheDir: cache });
       await writeFile(path.join(first.dir, 'export'), 'export FROM_FIRST=1\n');
-      const second = await resolveBuildpack(`${url()}#${v2}`, { cacheDir: cache });
+      const second = await fetchBuildpack(`${url()}#${v2}`, { cacheDir: cache });
       expect(second.dir).to.not.equal(first.dir);
       expect(await exists(path.join(second.dir, 'export'))).to.equal(false);
     });
@@ -207,14 +214,14 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('refetches a branch: a pushed commit shows up in the next resolve', async () => {
       const cache = await freshCache();
       const spec = `${daemon.base}/moving.git#main`;
-      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('d1');
+      expect(await versionOf(await fetchBuildpack(spec, { cacheDir: cache }))).to.equal('d1');
       const d2 = await moving.commit(buildpackFiles('d2'), 'd2');
       await moving.push();
-      const again = await resolveBuildpack(spec, { cacheDir: cache });
+      const again = await fetchBuildpack(spec, { cacheDir: cache });
       expect(await versionOf(again)).to.equal('d2');
       expect(again.commit).to.equal(d2);
       // No ref means the default branch, fetched again the same way.
-      expect(await versionOf(await resolveBuildpack(`${daemon.base}/moving.git`, { cacheDir: cache }))).to.equal('d2');
+      expect(await versionOf(await fetchBuildpack(`${daemon.base}/moving.git`, { cacheDir: cache }))).to.equal('d2');
     });
 
     it('resolves a cached sha with the daemon stopped; a cached branch only offline', async () => {
@@ -222,18 +229,18 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const own = await startGitDaemon(path.join(root, 'srv'));
       const sha = `${own.base}/bp.git#${v1}`;
       const branch = `${own.base}/bp.git#main`;
-      expect(await versionOf(await resolveBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
-      expect(await versionOf(await resolveBuildpack(branch, { cacheDir: cache }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(branch, { cacheDir: cache }))).to.equal('v2');
       expect(own.log()).to.match(/Connection from 127\.0\.0\.1/);
       await own.close();
 
-      expect(await versionOf(await resolveBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
       // A branch is always asked for again, so without its server it fails in one line...
       expect((await failure(branch, cache)).message).to.equal(
         `Buildpack ${branch}: cannot reach the host (connection failed); check the URL and that the server is up`,
       );
       // ...unless the build is offline, which takes the cache as it is.
-      expect(await versionOf(await resolveBuildpack(branch, { cacheDir: cache, offline: true }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(branch, { cacheDir: cache, offline: true }))).to.equal('v2');
       const uncached = `${own.base}/bp.git#stable`;
       expect((await failure(uncached, cache, true)).message).to.equal(
         `Buildpack ${uncached} is not in the buildpack cache and the build is offline; run one build with network access first`,
@@ -254,7 +261,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('lets two concurrent builds resolve the same branch', async () => {
       const cache = await freshCache();
       const spec = `${daemon.base}/moving.git#main`;
-      const [a, b] = await Promise.all([resolveBuildpack(spec, { cacheDir: cache }), resolveBuildpack(spec, { cacheDir: cache })]);
+      const [a, b] = await Promise.all([fetchBuildpack(spec, { cacheDir: cache }), fetchBuildpack(spec, { cacheDir: cache })]);
       expect(await versionOf(a)).to.equal(await versionOf(b));
       expect(a.dir).to.not.equal(b.dir);
       await access(path.join(a.dir, 'bin', 'compile'));
@@ -277,22 +284,22 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('fetches branch, tag and sha; a cached sha makes no request', async () => {
       const cache = await freshCache();
       const url = `${server.origin}/bp.git`;
-      expect(await versionOf(await resolveBuildpack(`${url}#stable`, { cacheDir: cache }))).to.equal('v1');
-      expect(await versionOf(await resolveBuildpack(`${url}#v1.0`, { cacheDir: cache }))).to.equal('v1');
-      expect(await versionOf(await resolveBuildpack(url, { cacheDir: cache }))).to.equal('v2');
-      expect(await versionOf(await resolveBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url}#stable`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url}#v1.0`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(url, { cacheDir: cache }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
       const seen = server.requests.length;
       expect(seen).to.be.greaterThan(0);
-      expect(await versionOf(await resolveBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
       expect(server.requests.length).to.equal(seen);
       // A branch, by contrast, asks the server again.
-      await resolveBuildpack(`${url}#stable`, { cacheDir: cache });
+      await fetchBuildpack(`${url}#stable`, { cacheDir: cache });
       expect(server.requests.length).to.be.greaterThan(seen);
     });
 
     it('uses credentials from the URL and never shows them', async () => {
       const cache = await freshCache();
-      const bp = await resolveBuildpack(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#stable`, { cacheDir: cache });
+      const bp = await fetchBuildpack(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#stable`, { cacheDir: cache });
       expect(await versionOf(bp)).to.equal('v1');
       expect(bp.url).to.equal(`${secured.origin}/bp.git`);
       const unknown = await failure(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#nope`, cache);
@@ -331,14 +338,14 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       process.env.GIT_SSH_COMMAND = ssh.command;
       const cache = await freshCache();
 
-      const viaUrl = await resolveBuildpack(`ssh://git@buildpacks.example:2222${repo.bare}#stable`, { cacheDir: cache });
+      const viaUrl = await fetchBuildpack(`ssh://git@buildpacks.example:2222${repo.bare}#stable`, { cacheDir: cache });
       expect(await versionOf(viaUrl)).to.equal('v1');
       expect(viaUrl.url).to.equal(`ssh://git@buildpacks.example:2222${repo.bare}`);
       let args = (await readFile(ssh.argsFile, 'utf8')).split('\n');
       expect(args).to.include.members(['-p', '2222', 'git@buildpacks.example', `git-upload-pack '${repo.bare}'`]);
 
       await rm(ssh.argsFile);
-      const scp = await resolveBuildpack(`deploy@buildpacks.example:${repo.bare}#${v1}`, { cacheDir: cache });
+      const scp = await fetchBuildpack(`deploy@buildpacks.example:${repo.bare}#${v1}`, { cacheDir: cache });
       expect(await versionOf(scp)).to.equal('v1');
       expect(scp.name).to.equal('bp');
       args = (await readFile(ssh.argsFile, 'utf8')).split('\n');
@@ -371,7 +378,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
     it('downloads with progress, strips the top directory, and never asks twice', async () => {
       const cache = await freshCache();
-      const bp = await resolveBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
+      const bp = await fetchBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
       expect(await versionOf(bp)).to.equal('t1');
       expect(bp).to.include({ name: 'bp-1.0', url: `${server.origin}/bp-1.0.tgz` });
       expect(await readdir(bp.dir)).to.have.members(['bin', 'VERSION']);
@@ -381,7 +388,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       expect(server.count('/bp-1.0.tgz')).to.equal(1);
 
       captureLog();
-      const again = await resolveBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
+      const again = await fetchBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
       expect(await versionOf(again)).to.equal('t1');
       expect(server.count('/bp-1.0.tgz')).to.equal(1);
       expect(logged).to.include(`-----> Using cached buildpack ${server.origin}/bp-1.0.tgz\n`);
@@ -390,9 +397,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
     it('takes plain .tar, archives without a top directory, and git-archive (GitHub) tarballs', async () => {
       const cache = await freshCache();
-      expect(await versionOf(await resolveBuildpack(url('/flat.tar'), { cacheDir: cache }))).to.equal('flat');
-      expect(await versionOf(await resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }))).to.equal('flatgz');
-      const github = await resolveBuildpack(url('/github-style.tar.gz'), { cacheDir: cache });
+      expect(await versionOf(await fetchBuildpack(url('/flat.tar'), { cacheDir: cache }))).to.equal('flat');
+      expect(await versionOf(await fetchBuildpack(url('/flat.tar.gz'), { cacheDir: cache }))).to.equal('flatgz');
+      const github = await fetchBuildpack(url('/github-style.tar.gz'), { cacheDir: cache });
       expect(await versionOf(github)).to.equal('v1');
       expect(await readdir(github.dir)).to.have.members(['bin', 'VERSION']);
       await access(path.join(github.dir, 'bin', 'compile'), 1);
@@ -402,8 +409,8 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const cache = await freshCache();
       const before = server.count('/flat.tar.gz');
       const [a, b] = await Promise.all([
-        resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
-        resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
+        fetchBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
+        fetchBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
       ]);
       expect(await versionOf(a)).to.equal('flatgz');
       expect(await versionOf(b)).to.equal('flatgz');
@@ -454,7 +461,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('takes over a lock left by a build that died', async () => {
       const cache = await freshCache();
       const spec = `file://${repo.bare}#${v2}`;
-      await resolveBuildpack(spec, { cacheDir: cache });
+      await fetchBuildpack(spec, { cacheDir: cache });
       const [entry] = await readdir(path.join(cache, 'buildpacks'));
       // A real process that has exited: its pid is free.
       const dead = execa('true');
@@ -462,7 +469,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       await dead;
       const { hostname } = await import('node:os');
       await writeFile(path.join(cache, 'buildpacks', entry, 'lock'), `${hostname()} ${pid} dead\n`);
-      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(spec, { cacheDir: cache }))).to.equal('v2');
       expect(await exists(path.join(cache, 'buildpacks', entry, 'lock'))).to.equal(false);
     });
   });
