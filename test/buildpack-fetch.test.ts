@@ -6,6 +6,7 @@
  * tarballs from a Node HTTP server.
  */
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -120,11 +121,15 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
         ['https://github.com/heroku/heroku-buildpack-nodejs', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs', 'heroku-buildpack-nodejs', undefined],
         ['https://github.com/heroku/heroku-buildpack-nodejs.git#v200', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs.git', 'heroku-buildpack-nodejs', 'v200'],
         ['https://user:s3cr3tpass@example.com/x/bp.tgz', 'tarball', 'https://example.com/x/bp.tgz', 'bp', undefined],
-        ['http://example.com/bp-1.2.tar.gz?sig=1', 'tarball', 'http://example.com/bp-1.2.tar.gz?sig=1', 'bp-1.2', undefined],
+        ['http://example.com/bp-1.2.tar.gz?sig=1', 'tarball', 'http://example.com/bp-1.2.tar.gz?sig=…', 'bp-1.2', undefined],
         ['http://example.com/bp.tar', 'tarball', 'http://example.com/bp.tar', 'bp', undefined],
         ['https://tok3nvalue@example.com/repo.git#main', 'git', 'https://example.com/repo.git', 'repo', 'main'],
         ['git://127.0.0.1:9418/bp.git#stable', 'git', 'git://127.0.0.1:9418/bp.git', 'bp', 'stable'],
         ['file:///srv/buildpacks/ruby.git', 'git', 'file:///srv/buildpacks/ruby.git', 'ruby', undefined],
+        ['file:///srv/buildpacks/ruby-1.0.tgz', 'tarball', 'file:///srv/buildpacks/ruby-1.0.tgz', 'ruby-1.0', undefined],
+        ['/srv/buildpacks/go.tar.gz', 'tarball', '/srv/buildpacks/go.tar.gz', 'go', undefined],
+        ['./packs/php.tar', 'tarball', './packs/php.tar', 'php', undefined],
+        ['https://store.example/bp.tgz?X-Amz-Credential=AKIA1234%2Fx&X-Amz-Signature=abcdef0123456789', 'tarball', 'https://store.example/bp.tgz?X-Amz-Credential=…&X-Amz-Signature=…', 'bp', undefined],
         ['ssh://git@example.com:2222/owner/pack.git#abc', 'git', 'ssh://git@example.com:2222/owner/pack.git', 'pack', 'abc'],
         ['git@example.com:owner/pack.git#v1', 'git', 'git@example.com:owner/pack.git', 'pack', 'v1'],
       ];
@@ -356,10 +361,10 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
   describe('tarballs over HTTP', () => {
     let server: TestHttpServer;
+    let served: Record<string, Uint8Array>;
     before(async () => {
       const work = await mkdtemp(path.join(root, 'tarballs-'));
-      server = await startHttpServer(
-        requireBasicAuth('deploy', 'secret', serveFiles({
+      served = {
           '/bp-1.0.tgz': await makeTarball(work, buildpackFiles('t1'), 'heroku-buildpack-test-1.0'),
           '/flat.tar': await makeTarball(work, buildpackFiles('flat'), undefined, false),
           '/flat.tar.gz': await makeTarball(work, buildpackFiles('flatgz')),
@@ -368,10 +373,10 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
             await execa('git', ['archive', '--format=tar.gz', '--prefix=heroku-buildpack-bp-abc1234/', 'v1.0'], { cwd: repo.work, encoding: 'buffer' })
           ).stdout,
           '/no-compile.tgz': await makeTarball(work, { 'bin/detect': '#!/bin/sh\n', 'README.md': 'hi\n' }, 'pack'),
-          '/not-a-tarball.tgz': '<html>this is a login page</html>\n',
+          '/not-a-tarball.tgz': Buffer.from('<html>this is a login page</html>\n'),
           '/truncated.tgz': (await makeTarball(work, buildpackFiles('t'), 'x')).subarray(0, 60),
-        })),
-      );
+      };
+      server = await startHttpServer(requireBasicAuth('deploy', 'secret', serveFiles(served)));
     });
     after(async () => server?.close());
     const url = (p: string, password = 'secret') => `http://deploy:${password}@127.0.0.1:${server.port}${p}`;
@@ -380,7 +385,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const cache = await freshCache();
       const bp = await fetchBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
       expect(await versionOf(bp)).to.equal('t1');
-      expect(bp).to.include({ name: 'bp-1.0', url: `${server.origin}/bp-1.0.tgz` });
+      expect(bp).to.include({ name: 'bp-1.0', url: `${server.origin}/bp-1.0.tgz`, sha256: createHash('sha256').update(served['/bp-1.0.tgz']).digest('hex') });
       expect(await readdir(bp.dir)).to.have.members(['bin', 'VERSION']);
       expect(logged).to.include(`-----> Fetching buildpack ${server.origin}/bp-1.0.tgz\n`);
       expect(logged).to.match(/^ {7}Downloading \d+B\n/m);
@@ -390,6 +395,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       captureLog();
       const again = await fetchBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
       expect(await versionOf(again)).to.equal('t1');
+      expect(again.sha256).to.equal(bp.sha256);
       expect(server.count('/bp-1.0.tgz')).to.equal(1);
       expect(logged).to.include(`-----> Using cached buildpack ${server.origin}/bp-1.0.tgz\n`);
       expect(logged + (await allText(cache))).to.not.include('secret');
@@ -447,6 +453,74 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       // Nothing half-fetched was left to be mistaken for a buildpack later.
       const entries = await readdir(path.join(cache, 'buildpacks'));
       for (const entry of entries) expect(await readdir(path.join(cache, 'buildpacks', entry))).to.deep.equal([]);
+    });
+  });
+
+  describe('tarballs on this machine (file:// and a path)', () => {
+    it('reads a file:// tarball and a plain .tgz path as tarballs, every build afresh, with their sha256', async () => {
+      const work = await mkdtemp(path.join(root, 'local-tgz-'));
+      const archive = path.join(work, 'bp.tgz');
+      const first = await makeTarball(work, buildpackFiles('l1'), 'bp-1');
+      await writeFile(archive, first);
+      const cache = await freshCache();
+      const viaUrl = await fetchBuildpack(`file://${archive}`, { cacheDir: cache });
+      expect(await versionOf(viaUrl)).to.equal('l1');
+      expect(viaUrl).to.include({ name: 'bp', url: `file://${archive}`, sha256: createHash('sha256').update(first).digest('hex') });
+      expect(logged).to.include(`-----> Reading buildpack file://${archive}\n`);
+
+      // A changed file is picked up: a local tarball is never served from the cache.
+      const second = await makeTarball(work, buildpackFiles('l2'));
+      await writeFile(archive, second);
+      const relative = path.relative(process.cwd(), archive);
+      const viaPath = await fetchBuildpack(relative, { cacheDir: cache });
+      expect(await versionOf(viaPath)).to.equal('l2');
+      expect(viaPath).to.include({ url: relative, sha256: createHash('sha256').update(second).digest('hex') });
+      expect(await exists(path.join(cache, 'buildpacks'))).to.equal(false);
+
+      expect((await failure(`file://${work}/missing.tgz`, cache)).message).to.equal(`Buildpack file://${work}/missing.tgz: cannot read ${work}/missing.tgz (ENOENT); check the path`);
+      expect((await failure(`${archive}#v1`, cache)).message).to.match(/a tarball cannot take a #ref/);
+    });
+
+    it("shows git's own reason in one line when a file:// URL is not a repository", async () => {
+      const work = await mkdtemp(path.join(root, 'not-git-'));
+      await writeFile(path.join(work, 'bp.zip'), 'PK not a repository\n');
+      const { message } = await failure(`file://${work}/bp.zip`, await freshCache());
+      expect(message).to.equal(`Buildpack file://${work}/bp.zip: git fetch failed: invalid gitfile format: ${work}/bp.zip`);
+    });
+  });
+
+  describe('a repository whose HEAD names no branch', () => {
+    // `git init --bare` without -b names master; the developer pushed main (or more).
+    async function danglingRepo(name: string, branches: string[]): Promise<{ url: string; commit: string }> {
+      const dir = await mkdtemp(path.join(root, `dangling-${name}-`));
+      const fixture = await GitFixture.create(dir, name);
+      const commit = await fixture.commit(buildpackFiles(name), name);
+      for (const b of branches.filter((b) => b !== 'main')) await fixture.branch(b);
+      if (!branches.includes('main')) {
+        await fixture.switchTo(branches[0]);
+        await execa('git', ['-C', fixture.work, 'branch', '-D', 'main']);
+      }
+      await fixture.push();
+      await execa('git', ['-C', fixture.bare, 'symbolic-ref', 'HEAD', 'refs/heads/master']);
+      return { url: `file://${fixture.bare}`, commit };
+    }
+
+    it('uses the only branch, or main when it is the one usual name, and says so', async () => {
+      const only = await danglingRepo('only', ['main']);
+      const bp = await fetchBuildpack(only.url, { cacheDir: await freshCache() });
+      expect(bp).to.include({ commit: only.commit });
+      expect(await versionOf(bp)).to.equal('only');
+      expect(logged).to.include("The repository's HEAD names no existing branch; using main\n");
+
+      const several = await danglingRepo('several', ['main', 'dev', 'stable']);
+      expect(await fetchBuildpack(several.url, { cacheDir: await freshCache() })).to.include({ commit: several.commit });
+    });
+
+    it('lists the branches when it cannot choose', async () => {
+      const other = await danglingRepo('other', ['dev', 'stable']);
+      const { message } = await failure(other.url, await freshCache());
+      expect(message).to.equal(`Buildpack ${other.url}: the repository's HEAD names no existing branch; add #BRANCH to the URL (branches: dev, stable)`);
+      expect(await versionOf(await fetchBuildpack(`${other.url}#stable`, { cacheDir: await freshCache() }))).to.equal('other');
     });
   });
 
