@@ -606,6 +606,25 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       expect(first.stderr + first.stdout + second.stderr + second.stdout).to.not.include('secret');
     });
 
+    it('builds with a tarball from a file:// URL and from a path, and fails in one line for a file:// that is not git', async () => {
+      const work = await mkdtemp(path.join(root, 'cli-local-'));
+      const archive = path.join(work, 'local-pack.tar.gz');
+      await writeFile(archive, await makeTarball(work, buildpackFiles('from-file'), 'local-pack'));
+      for (const spec of [`file://${archive}`, archive]) {
+        const result = await build(['--buildpack', spec]);
+        expect(result.exitCode, result.stderr).to.equal(0);
+        expect(result.builtBy).to.equal('from-file');
+        expect(result.stderr).to.include(`-----> Reading buildpack ${spec}\n`);
+      }
+      await writeFile(path.join(work, 'pack.zip'), 'not a repository\n');
+      const bad = await build(['--buildpack', `file://${work}/pack.zip`]);
+      expect(bad.exitCode).to.equal(1);
+      expect(bad.slugExists).to.equal(false);
+      expect(bad.stderr.split('\n').filter((l) => l.startsWith(' !     '))).to.deep.equal([
+        ` !     Buildpack file://${work}/pack.zip: git fetch failed: invalid gitfile format: ${work}/pack.zip`,
+      ]);
+    });
+
     it('fails with one line and exit 1 for a ref that does not exist, leaving no slug', async () => {
       const result = await build(['--buildpack', `git://u:secret@127.0.0.1:${daemon.port}/bp.git#no-such-tag`]);
       expect(result.exitCode).to.equal(1);
