@@ -74,7 +74,7 @@ export class RegistryClient {
   /** GET /v2/: learns whether and how the registry wants us to authenticate. */
   async ping(): Promise<void> {
     if (this.pinged) return;
-    const res = await this.fetchWithRetries('GET', `${this.base}/v2/`, {}, undefined, `reaching registry ${this.host}`);
+    const res = await this.exchange('GET', `${this.base}/v2/`, {}, undefined, `reaching registry ${this.host}`);
     if (res.status === 401) {
       this.challenge = parseChallenge(res.headers.get('www-authenticate'));
       await res.body?.cancel();
@@ -203,7 +203,7 @@ export class RegistryClient {
       const sameOrigin = new URL(url).origin === new URL(this.base).origin;
       const authorization = sameOrigin ? await this.authorization(opts.scopes, false) : undefined;
       if (authorization) headers.authorization = authorization;
-      const res = await this.fetchWithRetries(method, url, headers, opts.body, opts.what);
+      const res = await this.exchange(method, url, headers, opts.body, opts.what);
       if (res.status === 401) {
         await res.body?.cancel();
         const challenge = parseChallenge(res.headers.get('www-authenticate')) ?? this.challenge;
@@ -265,7 +265,7 @@ export class RegistryClient {
     for (const scope of scopes) url.searchParams.append('scope', scope);
     const headers: Record<string, string> = {};
     if (this.credentials) headers.authorization = basicHeader(this.credentials);
-    const res = await this.fetchWithRetries('GET', url.href, headers, undefined, `getting a token from ${url.origin}`);
+    const res = await this.exchange('GET', url.href, headers, undefined, `getting a token from ${url.origin}`);
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw this.credentialsError(`a ${scopes.join(' ')} token`);
@@ -284,7 +284,7 @@ export class RegistryClient {
   }
 
   /** One HTTP exchange through the shared transport (its retry policy), with registry wording for failures. */
-  private async fetchWithRetries(
+  private async exchange(
     method: string,
     url: string,
     headers: Record<string, string>,
