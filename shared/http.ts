@@ -1,135 +1,267 @@
 /**
- * Streaming HTTP with Node's fetch: TAR_URL and SLUG_URL downloads, PUT_URL
- * uploads. Credentials inside URLs are redacted from every message, and
- * transient failures (connection errors, 429, 5xx) are retried with backoff.
+ * The one HTTP transport, over Node's fetch: TAR_URL and SLUG_URL downloads,
+ * PUT_URL uploads, buildpack tarballs and the registry client all go through
+ * `request()`, with one retry policy. URLs are printed only through
+ * `displayUrl()`: no user-info, and query values replaced by `…` (presigned
+ * URLs carry their signature there).
  */
 import { Readable } from 'node:stream';
 import { UserError, errorMessage } from './errors.js';
 import { redact } from './log.js';
 
+/** What stands in for a query value in a printed URL. */
+export const HIDDEN = '…';
+
+/** Query values shorter than this (`v=2`, `X-Amz-Expires=3600`) are no secret and stay readable in buildpack output. */
+const MIN_QUERY_SECRET = 8;
+
+export interface UrlParts {
+  /** As it may be printed: no user-info, query names without their values. */
+  display: string;
+  /** For git and fetch: no user-info, the query as given. Never printed. */
+  bare: string;
+  username: string;
+  password: string;
+}
+
 /**
- * Remove and redact the user-info part of a URL. For http(s), git and file
- * URLs all of it goes: `https://TOKEN@host` puts the secret in the user name.
- * For ssh the user name is an account (`git`), not a secret, so it stays and
- * only a password would be hidden.
+ * Split a URL into what may be printed and what is secret, registering the
+ * secrets with redact(). For http(s), git and file URLs all user-info goes:
+ * `https://TOKEN@host` puts the secret in the user name. For ssh the user
+ * name is an account (`git`), not a secret, so it stays.
  */
-export function withoutCredentials(url: URL): { display: string; username: string; password: string } {
+export function withoutCredentials(url: URL): UrlParts {
   const username = decodeURIComponent(url.username);
   const password = decodeURIComponent(url.password);
-  const shown = new URL(url.href);
   // A lone user name is a token (`https://TOKEN@host/...`); with a password, the password is.
   if (password) redact(password, url.password);
   else if (username && url.protocol !== 'ssh:') redact(username, url.username);
-  if (url.protocol !== 'ssh:') shown.username = '';
-  shown.password = '';
-  return { display: shown.href, username, password };
+  const bare = new URL(url.href);
+  if (url.protocol !== 'ssh:') bare.username = '';
+  bare.password = '';
+  const shown = new URL(bare.href);
+  shown.search = '';
+  shown.hash = '';
+  let display = shown.href;
+  if (url.search.length > 1) {
+    const names = url.search.slice(1).split('&').filter(Boolean).map((pair) => {
+      const eq = pair.indexOf('=');
+      // A bare item (`?SECRETTOKEN`) may itself be the secret.
+      if (eq < 0) {
+        registerQueryValue(pair);
+        return HIDDEN;
+      }
+      registerQueryValue(pair.slice(eq + 1));
+      return `${pair.slice(0, eq)}=${HIDDEN}`;
+    });
+    display += `?${names.join('&')}`;
+  }
+  return { display: display + url.hash, bare: bare.href, username, password };
 }
 
-/** The URL as it may be printed: no credentials. */
+function registerQueryValue(raw: string): void {
+  if (raw.length < MIN_QUERY_SECRET) return;
+  let decoded = raw;
+  try {
+    decoded = decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    // a malformed escape: the raw form is what would be printed anyway
+  }
+  redact(raw, decoded);
+}
+
+/** The URL as it may be printed: no credentials, no query values. */
 export function displayUrl(raw: string): string {
   try {
     return withoutCredentials(new URL(raw)).display;
   } catch {
-    return raw.replace(/\/\/[^@/]*@/, '//');
+    return raw.replace(/\/\/[^@/]*@/, '//').replace(/\?.*$/, `?${HIDDEN}`);
   }
 }
 
 /** An HTTP Basic authorization header value, itself registered as a secret. */
 export function basicAuthorization(username: string, password: string): string {
-  const value = 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
-  redact(value, value.slice('Basic '.length));
-  return value;
+  const encoded = Buffer.from(`${username}:${password}`).toString('base64');
+  redact(encoded);
+  return `Basic ${encoded}`;
 }
 
 export function isHttpUrl(value: string): boolean {
   return /^https?:\/\//i.test(value);
 }
 
-/** fetch() refuses URLs with credentials: move them into a Basic header. */
-function splitCredentials(raw: string): { url: string; headers: Record<string, string> } {
-  const u = new URL(raw);
-  const headers: Record<string, string> = {};
-  if (u.username || u.password) {
-    const { username, password } = withoutCredentials(u);
-    headers.authorization = basicAuthorization(username, password);
-    u.username = '';
-    u.password = '';
+export interface RequestTarget {
+  /** The URL fetch gets: user-info moved out (fetch refuses it), query kept. */
+  url: string;
+  /** `Basic ...` when the URL carried user-info. */
+  authorization?: string;
+  display: string;
+}
+
+/** fetch() refuses URLs with credentials: move them into a Basic header. Throws a plain Error for an invalid URL. */
+export function splitCredentials(raw: string): RequestTarget {
+  const parts = withoutCredentials(new URL(raw));
+  const authorization = parts.username || parts.password ? basicAuthorization(parts.username, parts.password) : undefined;
+  return { url: parts.bare, authorization, display: parts.display };
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The root cause behind fetch's "fetch failed", in a few words; URLs in it lose their credentials. */
+export function describeNetworkError(err: unknown): string {
+  const code = networkCode(err);
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'name not found';
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
+  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'connection timed out';
+  if (code) return code;
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return errorMessage(e).replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1');
+}
+
+/** The system or undici error code behind a fetch failure, a few causes deep. */
+export function networkCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    if ('code' in e && typeof e.code === 'string') return e.code;
+    e = (e as { cause?: unknown }).cause;
   }
-  return { url: u.toString(), headers };
+  return undefined;
 }
 
+/** A request that never got an HTTP answer, after every attempt. */
+export class NetworkError extends Error {
+  constructor(
+    readonly code: string | undefined,
+    readonly description: string,
+  ) {
+    super(description);
+    this.name = 'NetworkError';
+  }
+}
+
+/** The retry policy: the same for every caller. */
+export const RETRY = { attempts: 4, backoffMs: 250, maxRetryAfterMs: 10_000 };
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** Network failures that another attempt cannot fix. */
+const FINAL_CODES = new Set(['ENOTFOUND', 'ERR_TLS_CERT_ALTNAME_INVALID', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO']);
 
-export interface RetryOptions {
-  attempts?: number;
-  /** First backoff in ms; doubles each time. */
-  backoffMs?: number;
+export function isRetryableStatus(status: number): boolean {
+  return RETRY_STATUS.has(status);
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export type RequestBody = Buffer | Readable;
 
-/** The root cause of a fetch failure ("fetch failed" alone says nothing). */
-function networkCause(err: unknown): string {
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-  const code = cause && typeof cause === 'object' && 'code' in cause ? String(cause.code) : '';
-  return code ? `${code}` : errorMessage(cause);
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /**
+   * Called once per attempt, so a retried upload sends the whole body again.
+   * A body that cannot be made again must not be passed here.
+   */
+  body?: () => RequestBody | Promise<RequestBody>;
+}
+
+/** `Retry-After` in seconds or as an HTTP date; undefined when absent or unusable. */
+function retryAfterMs(res: Response): number | undefined {
+  const value = res.headers.get('retry-after');
+  if (!value) return undefined;
+  const seconds = Number(value);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, RETRY.maxRetryAfterMs) : undefined;
 }
 
 /**
- * One request with retries on connection errors and retryable statuses.
- * Returns the first OK response; throws the last problem as one line.
+ * One HTTP request with the retry policy: 408, 429 and 5xx answers and
+ * network errors are retried with doubling backoff (or the server's
+ * Retry-After), up to RETRY.attempts in all. Returns the last response,
+ * whatever its status, for the caller to judge; throws NetworkError when no
+ * attempt got an answer. `url` must not carry user-info (see splitCredentials).
  */
-async function requestWithRetries(rawUrl: string, what: string, init: (headers: Record<string, string>) => RequestInit, retry: RetryOptions): Promise<Response> {
-  const shown = displayUrl(rawUrl);
-  let target: { url: string; headers: Record<string, string> };
+export async function request(url: string, opts: RequestOptions = {}): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    const last = attempt >= RETRY.attempts;
+    const backoff = RETRY.backoffMs * 2 ** (attempt - 1);
+    let stream: Readable | undefined;
+    let res: Response;
+    try {
+      const init: RequestInit & { duplex?: 'half' } = { method: opts.method ?? 'GET', headers: opts.headers ?? {}, redirect: 'follow' };
+      if (opts.body) {
+        const body = await opts.body();
+        if (Buffer.isBuffer(body)) {
+          init.body = new Uint8Array(body) as unknown as BodyInit;
+        } else {
+          stream = body;
+          init.body = Readable.toWeb(body) as unknown as BodyInit;
+          init.duplex = 'half';
+        }
+      }
+      res = await fetch(url, init);
+    } catch (err) {
+      stream?.destroy();
+      if (err instanceof UserError) throw err;
+      const code = networkCode(err);
+      if (last || (code && FINAL_CODES.has(code))) throw new NetworkError(code, describeNetworkError(err));
+      await sleep(backoff);
+      continue;
+    }
+    if (last || !RETRY_STATUS.has(res.status)) return res;
+    stream?.destroy();
+    await res.body?.cancel().catch(() => undefined);
+    await sleep(retryAfterMs(res) ?? backoff);
+  }
+}
+
+/**
+ * A request to a URL that may carry credentials, judged for the simple
+ * callers (downloads and uploads): any non-2xx answer or network failure
+ * becomes one line naming `what` and the URL as it may be printed.
+ */
+async function requestOk(rawUrl: string, what: string, opts: RequestOptions): Promise<Response> {
+  let target: RequestTarget;
   try {
     target = splitCredentials(rawUrl);
   } catch {
-    throw new UserError(`${what} ${shown} is not a valid URL`);
+    throw new UserError(`${what} ${displayUrl(rawUrl)} is not a valid URL`);
   }
-  const attempts = retry.attempts ?? 4;
-  let lastProblem = '';
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) await sleep((retry.backoffMs ?? 250) * 2 ** (attempt - 2));
-    let res: Response;
-    try {
-      res = await fetch(target.url, init(target.headers));
-    } catch (err) {
-      lastProblem = `cannot reach ${shown} (${networkCause(err)})`;
-      continue;
-    }
-    if (res.ok) return res;
-    await res.body?.cancel();
-    lastProblem = `${shown} answered HTTP ${res.status}`;
-    if (!RETRY_STATUS.has(res.status)) break;
+  const headers = { ...(opts.headers ?? {}), ...(target.authorization ? { authorization: target.authorization } : {}) };
+  let res: Response;
+  try {
+    res = await request(target.url, { ...opts, headers });
+  } catch (err) {
+    if (err instanceof NetworkError) throw new UserError(`${what}: cannot reach ${target.display} (${err.description}); check the URL and that the server is up`);
+    throw err;
   }
-  throw new UserError(`${what}: ${lastProblem}; check the URL and that the server is up`);
+  if (res.ok) return res;
+  await res.body?.cancel().catch(() => undefined);
+  const hint =
+    res.status === 401 || res.status === 403
+      ? 'check the credentials (or the signature and expiry of a presigned URL)'
+      : res.status === 404
+        ? 'check the URL'
+        : 'check the URL and that the server is up';
+  throw new UserError(`${what}: ${target.display} answered HTTP ${res.status}; ${hint}`);
 }
 
 /**
  * GET a URL as a stream. `what` names it in errors ("SLUG_URL", "source URL").
  * Only the connection and status are retried: once bytes flow, the caller
- * owns the stream.
+ * owns the stream. `onResponse` sees the headers first (e.g. for a length).
  */
-export async function download(rawUrl: string, what: string, retry: RetryOptions = {}): Promise<Readable> {
-  const res = await requestWithRetries(rawUrl, what, (headers) => ({ headers, redirect: 'follow' }), retry);
+export async function download(rawUrl: string, what: string, onResponse?: (res: Response) => void): Promise<Readable> {
+  const res = await requestOk(rawUrl, what, {});
   if (!res.body) throw new UserError(`${what}: ${displayUrl(rawUrl)} sent an empty response`);
+  onResponse?.(res);
   return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
 }
 
 /** Streamed PUT of a file, as the classic slugbuilder does with PUT_URL; `body` is called once per attempt. */
-export async function upload(rawUrl: string, body: () => Readable, size: number, what: string, retry: RetryOptions = {}): Promise<void> {
-  const res = await requestWithRetries(
-    rawUrl,
-    `${what} upload`,
-    (headers) =>
-      ({
-        method: 'PUT',
-        headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(size) },
-        body: Readable.toWeb(body()) as unknown as BodyInit,
-        duplex: 'half',
-      }) as RequestInit,
-    retry,
-  );
-  await res.body?.cancel();
+export async function upload(rawUrl: string, body: () => Readable, size: number, what: string): Promise<void> {
+  const res = await requestOk(rawUrl, `${what} upload`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+    body,
+  });
+  await res.body?.cancel().catch(() => undefined);
 }

@@ -207,7 +207,7 @@ describe('slugbuilder', function () {
       const res = await runBuilder(['--source', url, '--buildpack', noop, '--cache-dir', cacheDir]);
       expect(res.exitCode).to.equal(1);
       expect(res.stdout.length).to.equal(0);
-      expect(res.stderr).to.match(/ !     source URL: cannot reach http:\/\/127\.0\.0\.1:\d+\/missing\.tgz \(ECONNREFUSED\)/);
+      expect(res.stderr).to.match(/ !     source URL: cannot reach http:\/\/127\.0\.0\.1:\d+\/missing\.tgz \(connection refused\)/);
     });
 
     it('removes .slugignore matches before any buildpack runs', async () => {

@@ -6,13 +6,14 @@
  * tarballs from a Node HTTP server.
  */
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
-import { removeBuildCopies, resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack } from '../slugbuilder/buildpacks/fetch/resolve.js';
+import { resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack, type ResolveOptions } from '../slugbuilder/buildpacks/fetch/resolve.js';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { GitFixture, fakeSsh, freePort, gitHttpBackend, startGitDaemon, type GitDaemon } from './helpers/git-server.js';
@@ -44,7 +45,7 @@ async function versionOf(bp: ResolvedBuildpack): Promise<string> {
 /** The one-line UserError a failing resolve throws. */
 async function failure(spec: string, cacheDir: string, offline = false): Promise<UserError> {
   try {
-    await resolveBuildpack(spec, { cacheDir, offline });
+    await fetchBuildpack(spec, { cacheDir, offline });
   } catch (err) {
     expect(err, String(err)).to.be.instanceOf(UserError);
     const message = (err as UserError).message;
@@ -82,6 +83,13 @@ async function allText(dir: string): Promise<string> {
   return out;
 }
 
+/** Each resolve gets its own new target dir, as each build's workspace does. */
+let copies = 0;
+const copiesRoot = mkdtemp(path.join(tmpdir(), 'slugkit-bpcopies-'));
+async function fetchBuildpack(spec: string, opts: Omit<ResolveOptions, 'into'>): Promise<ResolvedBuildpack> {
+  return resolveBuildpack(spec, { ...opts, into: path.join(await copiesRoot, String(++copies), 'bp') });
+}
+
 describe('buildpacks from URLs (resolveBuildpack)', function () {
   let root: string;
   let repo: GitFixture;
@@ -99,8 +107,8 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
   });
   after(async () => {
     restoreLog();
-    removeBuildCopies();
     await rm(root, { recursive: true, force: true });
+    await rm(await copiesRoot, { recursive: true, force: true });
   });
   beforeEach(captureLog);
   afterEach(restoreLog);
@@ -113,11 +121,15 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
         ['https://github.com/heroku/heroku-buildpack-nodejs', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs', 'heroku-buildpack-nodejs', undefined],
         ['https://github.com/heroku/heroku-buildpack-nodejs.git#v200', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs.git', 'heroku-buildpack-nodejs', 'v200'],
         ['https://user:s3cr3tpass@example.com/x/bp.tgz', 'tarball', 'https://example.com/x/bp.tgz', 'bp', undefined],
-        ['http://example.com/bp-1.2.tar.gz?sig=1', 'tarball', 'http://example.com/bp-1.2.tar.gz?sig=1', 'bp-1.2', undefined],
+        ['http://example.com/bp-1.2.tar.gz?sig=1', 'tarball', 'http://example.com/bp-1.2.tar.gz?sig=…', 'bp-1.2', undefined],
         ['http://example.com/bp.tar', 'tarball', 'http://example.com/bp.tar', 'bp', undefined],
         ['https://tok3nvalue@example.com/repo.git#main', 'git', 'https://example.com/repo.git', 'repo', 'main'],
         ['git://127.0.0.1:9418/bp.git#stable', 'git', 'git://127.0.0.1:9418/bp.git', 'bp', 'stable'],
         ['file:///srv/buildpacks/ruby.git', 'git', 'file:///srv/buildpacks/ruby.git', 'ruby', undefined],
+        ['file:///srv/buildpacks/ruby-1.0.tgz', 'tarball', 'file:///srv/buildpacks/ruby-1.0.tgz', 'ruby-1.0', undefined],
+        ['/srv/buildpacks/go.tar.gz', 'tarball', '/srv/buildpacks/go.tar.gz', 'go', undefined],
+        ['./packs/php.tar', 'tarball', './packs/php.tar', 'php', undefined],
+        ['https://store.example/bp.tgz?X-Amz-Credential=AKIA1234%2Fx&X-Amz-Signature=abcdef0123456789', 'tarball', 'https://store.example/bp.tgz?X-Amz-Credential=…&X-Amz-Signature=…', 'bp', undefined],
         ['ssh://git@example.com:2222/owner/pack.git#abc', 'git', 'ssh://git@example.com:2222/owner/pack.git', 'pack', 'abc'],
         ['git@example.com:owner/pack.git#v1', 'git', 'git@example.com:owner/pack.git', 'pack', 'v1'],
       ];
@@ -142,17 +154,17 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
     it('checks out the default branch, a branch, an annotated tag and a sha that is not a tip', async () => {
       const cache = await freshCache();
-      const main = await resolveBuildpack(url(), { cacheDir: cache });
+      const main = await fetchBuildpack(url(), { cacheDir: cache });
       expect(await versionOf(main)).to.equal('v2');
       expect(main).to.include({ name: 'bp', url: url(), commit: v2 });
       expect(main.ref).to.equal(undefined);
-      expect(await versionOf(await resolveBuildpack(`${url()}#stable`, { cacheDir: cache }))).to.equal('v1');
-      const tagged = await resolveBuildpack(`${url()}#v1.0`, { cacheDir: cache });
+      expect(await versionOf(await fetchBuildpack(`${url()}#stable`, { cacheDir: cache }))).to.equal('v1');
+      const tagged = await fetchBuildpack(`${url()}#v1.0`, { cacheDir: cache });
       expect(await versionOf(tagged)).to.equal('v1');
       expect(tagged).to.include({ ref: 'v1.0', commit: v1 });
-      expect(await versionOf(await resolveBuildpack(`${url()}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url()}#${v1}`, { cacheDir: cache }))).to.equal('v1');
       // An abbreviated sha is found too (by fetching the history).
-      expect(await versionOf(await resolveBuildpack(`${url()}#${v1.slice(0, 10)}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url()}#${v1.slice(0, 10)}`, { cacheDir: cache }))).to.equal('v1');
       expect(logged).to.include(`-----> Fetching buildpack ${url()}#stable`);
       // The checkout carries no .git and keeps the executable bits.
       expect(await exists(path.join(main.dir, '.git'))).to.equal(false);
@@ -163,10 +175,10 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const cache = await freshCache();
       const clone = path.join(root, 'srv', 'moving.git');
       await execa('git', ['clone', '--quiet', '--bare', repo.bare, clone]);
-      await resolveBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
+      await fetchBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
       await rename(clone, `${clone}.gone`);
       captureLog();
-      const again = await resolveBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
+      const again = await fetchBuildpack(`file://${clone}#${v1}`, { cacheDir: cache });
       expect(await versionOf(again)).to.equal('v1');
       expect(logged).to.include('-----> Using cached buildpack');
       await rm(`${clone}.gone`, { recursive: true, force: true });
@@ -185,9 +197,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
     it('gives each build its own writable copy, so an export never reaches the cache', async () => {
       const cache = await freshCache();
-      const first = await resolveBuildpack(`${url()}#${v2}`, { cacheDir: cache });
+      const first = await fetchBuildpack(`${url()}#${v2}`, { cacheDir: cache });
       await writeFile(path.join(first.dir, 'export'), 'export FROM_FIRST=1\n');
-      const second = await resolveBuildpack(`${url()}#${v2}`, { cacheDir: cache });
+      const second = await fetchBuildpack(`${url()}#${v2}`, { cacheDir: cache });
       expect(second.dir).to.not.equal(first.dir);
       expect(await exists(path.join(second.dir, 'export'))).to.equal(false);
     });
@@ -207,14 +219,14 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('refetches a branch: a pushed commit shows up in the next resolve', async () => {
       const cache = await freshCache();
       const spec = `${daemon.base}/moving.git#main`;
-      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('d1');
+      expect(await versionOf(await fetchBuildpack(spec, { cacheDir: cache }))).to.equal('d1');
       const d2 = await moving.commit(buildpackFiles('d2'), 'd2');
       await moving.push();
-      const again = await resolveBuildpack(spec, { cacheDir: cache });
+      const again = await fetchBuildpack(spec, { cacheDir: cache });
       expect(await versionOf(again)).to.equal('d2');
       expect(again.commit).to.equal(d2);
       // No ref means the default branch, fetched again the same way.
-      expect(await versionOf(await resolveBuildpack(`${daemon.base}/moving.git`, { cacheDir: cache }))).to.equal('d2');
+      expect(await versionOf(await fetchBuildpack(`${daemon.base}/moving.git`, { cacheDir: cache }))).to.equal('d2');
     });
 
     it('resolves a cached sha with the daemon stopped; a cached branch only offline', async () => {
@@ -222,18 +234,18 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const own = await startGitDaemon(path.join(root, 'srv'));
       const sha = `${own.base}/bp.git#${v1}`;
       const branch = `${own.base}/bp.git#main`;
-      expect(await versionOf(await resolveBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
-      expect(await versionOf(await resolveBuildpack(branch, { cacheDir: cache }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(branch, { cacheDir: cache }))).to.equal('v2');
       expect(own.log()).to.match(/Connection from 127\.0\.0\.1/);
       await own.close();
 
-      expect(await versionOf(await resolveBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(sha, { cacheDir: cache }))).to.equal('v1');
       // A branch is always asked for again, so without its server it fails in one line...
       expect((await failure(branch, cache)).message).to.equal(
         `Buildpack ${branch}: cannot reach the host (connection failed); check the URL and that the server is up`,
       );
       // ...unless the build is offline, which takes the cache as it is.
-      expect(await versionOf(await resolveBuildpack(branch, { cacheDir: cache, offline: true }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(branch, { cacheDir: cache, offline: true }))).to.equal('v2');
       const uncached = `${own.base}/bp.git#stable`;
       expect((await failure(uncached, cache, true)).message).to.equal(
         `Buildpack ${uncached} is not in the buildpack cache and the build is offline; run one build with network access first`,
@@ -254,7 +266,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('lets two concurrent builds resolve the same branch', async () => {
       const cache = await freshCache();
       const spec = `${daemon.base}/moving.git#main`;
-      const [a, b] = await Promise.all([resolveBuildpack(spec, { cacheDir: cache }), resolveBuildpack(spec, { cacheDir: cache })]);
+      const [a, b] = await Promise.all([fetchBuildpack(spec, { cacheDir: cache }), fetchBuildpack(spec, { cacheDir: cache })]);
       expect(await versionOf(a)).to.equal(await versionOf(b));
       expect(a.dir).to.not.equal(b.dir);
       await access(path.join(a.dir, 'bin', 'compile'));
@@ -277,22 +289,22 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('fetches branch, tag and sha; a cached sha makes no request', async () => {
       const cache = await freshCache();
       const url = `${server.origin}/bp.git`;
-      expect(await versionOf(await resolveBuildpack(`${url}#stable`, { cacheDir: cache }))).to.equal('v1');
-      expect(await versionOf(await resolveBuildpack(`${url}#v1.0`, { cacheDir: cache }))).to.equal('v1');
-      expect(await versionOf(await resolveBuildpack(url, { cacheDir: cache }))).to.equal('v2');
-      expect(await versionOf(await resolveBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url}#stable`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url}#v1.0`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(url, { cacheDir: cache }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
       const seen = server.requests.length;
       expect(seen).to.be.greaterThan(0);
-      expect(await versionOf(await resolveBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
+      expect(await versionOf(await fetchBuildpack(`${url}#${v1}`, { cacheDir: cache }))).to.equal('v1');
       expect(server.requests.length).to.equal(seen);
       // A branch, by contrast, asks the server again.
-      await resolveBuildpack(`${url}#stable`, { cacheDir: cache });
+      await fetchBuildpack(`${url}#stable`, { cacheDir: cache });
       expect(server.requests.length).to.be.greaterThan(seen);
     });
 
     it('uses credentials from the URL and never shows them', async () => {
       const cache = await freshCache();
-      const bp = await resolveBuildpack(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#stable`, { cacheDir: cache });
+      const bp = await fetchBuildpack(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#stable`, { cacheDir: cache });
       expect(await versionOf(bp)).to.equal('v1');
       expect(bp.url).to.equal(`${secured.origin}/bp.git`);
       const unknown = await failure(`http://deploy:secret@127.0.0.1:${secured.port}/bp.git#nope`, cache);
@@ -331,14 +343,14 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       process.env.GIT_SSH_COMMAND = ssh.command;
       const cache = await freshCache();
 
-      const viaUrl = await resolveBuildpack(`ssh://git@buildpacks.example:2222${repo.bare}#stable`, { cacheDir: cache });
+      const viaUrl = await fetchBuildpack(`ssh://git@buildpacks.example:2222${repo.bare}#stable`, { cacheDir: cache });
       expect(await versionOf(viaUrl)).to.equal('v1');
       expect(viaUrl.url).to.equal(`ssh://git@buildpacks.example:2222${repo.bare}`);
       let args = (await readFile(ssh.argsFile, 'utf8')).split('\n');
       expect(args).to.include.members(['-p', '2222', 'git@buildpacks.example', `git-upload-pack '${repo.bare}'`]);
 
       await rm(ssh.argsFile);
-      const scp = await resolveBuildpack(`deploy@buildpacks.example:${repo.bare}#${v1}`, { cacheDir: cache });
+      const scp = await fetchBuildpack(`deploy@buildpacks.example:${repo.bare}#${v1}`, { cacheDir: cache });
       expect(await versionOf(scp)).to.equal('v1');
       expect(scp.name).to.equal('bp');
       args = (await readFile(ssh.argsFile, 'utf8')).split('\n');
@@ -349,10 +361,10 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
   describe('tarballs over HTTP', () => {
     let server: TestHttpServer;
+    let served: Record<string, Uint8Array>;
     before(async () => {
       const work = await mkdtemp(path.join(root, 'tarballs-'));
-      server = await startHttpServer(
-        requireBasicAuth('deploy', 'secret', serveFiles({
+      served = {
           '/bp-1.0.tgz': await makeTarball(work, buildpackFiles('t1'), 'heroku-buildpack-test-1.0'),
           '/flat.tar': await makeTarball(work, buildpackFiles('flat'), undefined, false),
           '/flat.tar.gz': await makeTarball(work, buildpackFiles('flatgz')),
@@ -361,19 +373,19 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
             await execa('git', ['archive', '--format=tar.gz', '--prefix=heroku-buildpack-bp-abc1234/', 'v1.0'], { cwd: repo.work, encoding: 'buffer' })
           ).stdout,
           '/no-compile.tgz': await makeTarball(work, { 'bin/detect': '#!/bin/sh\n', 'README.md': 'hi\n' }, 'pack'),
-          '/not-a-tarball.tgz': '<html>this is a login page</html>\n',
+          '/not-a-tarball.tgz': Buffer.from('<html>this is a login page</html>\n'),
           '/truncated.tgz': (await makeTarball(work, buildpackFiles('t'), 'x')).subarray(0, 60),
-        })),
-      );
+      };
+      server = await startHttpServer(requireBasicAuth('deploy', 'secret', serveFiles(served)));
     });
     after(async () => server?.close());
     const url = (p: string, password = 'secret') => `http://deploy:${password}@127.0.0.1:${server.port}${p}`;
 
     it('downloads with progress, strips the top directory, and never asks twice', async () => {
       const cache = await freshCache();
-      const bp = await resolveBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
+      const bp = await fetchBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
       expect(await versionOf(bp)).to.equal('t1');
-      expect(bp).to.include({ name: 'bp-1.0', url: `${server.origin}/bp-1.0.tgz` });
+      expect(bp).to.include({ name: 'bp-1.0', url: `${server.origin}/bp-1.0.tgz`, sha256: createHash('sha256').update(served['/bp-1.0.tgz']).digest('hex') });
       expect(await readdir(bp.dir)).to.have.members(['bin', 'VERSION']);
       expect(logged).to.include(`-----> Fetching buildpack ${server.origin}/bp-1.0.tgz\n`);
       expect(logged).to.match(/^ {7}Downloading \d+B\n/m);
@@ -381,8 +393,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       expect(server.count('/bp-1.0.tgz')).to.equal(1);
 
       captureLog();
-      const again = await resolveBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
+      const again = await fetchBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
       expect(await versionOf(again)).to.equal('t1');
+      expect(again.sha256).to.equal(bp.sha256);
       expect(server.count('/bp-1.0.tgz')).to.equal(1);
       expect(logged).to.include(`-----> Using cached buildpack ${server.origin}/bp-1.0.tgz\n`);
       expect(logged + (await allText(cache))).to.not.include('secret');
@@ -390,9 +403,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
     it('takes plain .tar, archives without a top directory, and git-archive (GitHub) tarballs', async () => {
       const cache = await freshCache();
-      expect(await versionOf(await resolveBuildpack(url('/flat.tar'), { cacheDir: cache }))).to.equal('flat');
-      expect(await versionOf(await resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }))).to.equal('flatgz');
-      const github = await resolveBuildpack(url('/github-style.tar.gz'), { cacheDir: cache });
+      expect(await versionOf(await fetchBuildpack(url('/flat.tar'), { cacheDir: cache }))).to.equal('flat');
+      expect(await versionOf(await fetchBuildpack(url('/flat.tar.gz'), { cacheDir: cache }))).to.equal('flatgz');
+      const github = await fetchBuildpack(url('/github-style.tar.gz'), { cacheDir: cache });
       expect(await versionOf(github)).to.equal('v1');
       expect(await readdir(github.dir)).to.have.members(['bin', 'VERSION']);
       await access(path.join(github.dir, 'bin', 'compile'), 1);
@@ -402,8 +415,8 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const cache = await freshCache();
       const before = server.count('/flat.tar.gz');
       const [a, b] = await Promise.all([
-        resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
-        resolveBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
+        fetchBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
+        fetchBuildpack(url('/flat.tar.gz'), { cacheDir: cache }),
       ]);
       expect(await versionOf(a)).to.equal('flatgz');
       expect(await versionOf(b)).to.equal('flatgz');
@@ -443,6 +456,74 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     });
   });
 
+  describe('tarballs on this machine (file:// and a path)', () => {
+    it('reads a file:// tarball and a plain .tgz path as tarballs, every build afresh, with their sha256', async () => {
+      const work = await mkdtemp(path.join(root, 'local-tgz-'));
+      const archive = path.join(work, 'bp.tgz');
+      const first = await makeTarball(work, buildpackFiles('l1'), 'bp-1');
+      await writeFile(archive, first);
+      const cache = await freshCache();
+      const viaUrl = await fetchBuildpack(`file://${archive}`, { cacheDir: cache });
+      expect(await versionOf(viaUrl)).to.equal('l1');
+      expect(viaUrl).to.include({ name: 'bp', url: `file://${archive}`, sha256: createHash('sha256').update(first).digest('hex') });
+      expect(logged).to.include(`-----> Reading buildpack file://${archive}\n`);
+
+      // A changed file is picked up: a local tarball is never served from the cache.
+      const second = await makeTarball(work, buildpackFiles('l2'));
+      await writeFile(archive, second);
+      const relative = path.relative(process.cwd(), archive);
+      const viaPath = await fetchBuildpack(relative, { cacheDir: cache });
+      expect(await versionOf(viaPath)).to.equal('l2');
+      expect(viaPath).to.include({ url: relative, sha256: createHash('sha256').update(second).digest('hex') });
+      expect(await exists(path.join(cache, 'buildpacks'))).to.equal(false);
+
+      expect((await failure(`file://${work}/missing.tgz`, cache)).message).to.equal(`Buildpack file://${work}/missing.tgz: cannot read ${work}/missing.tgz (ENOENT); check the path`);
+      expect((await failure(`${archive}#v1`, cache)).message).to.match(/a tarball cannot take a #ref/);
+    });
+
+    it("shows git's own reason in one line when a file:// URL is not a repository", async () => {
+      const work = await mkdtemp(path.join(root, 'not-git-'));
+      await writeFile(path.join(work, 'bp.zip'), 'PK not a repository\n');
+      const { message } = await failure(`file://${work}/bp.zip`, await freshCache());
+      expect(message).to.equal(`Buildpack file://${work}/bp.zip: git fetch failed: invalid gitfile format: ${work}/bp.zip`);
+    });
+  });
+
+  describe('a repository whose HEAD names no branch', () => {
+    // `git init --bare` without -b names master; the developer pushed main (or more).
+    async function danglingRepo(name: string, branches: string[]): Promise<{ url: string; commit: string }> {
+      const dir = await mkdtemp(path.join(root, `dangling-${name}-`));
+      const fixture = await GitFixture.create(dir, name);
+      const commit = await fixture.commit(buildpackFiles(name), name);
+      for (const b of branches.filter((b) => b !== 'main')) await fixture.branch(b);
+      if (!branches.includes('main')) {
+        await fixture.switchTo(branches[0]);
+        await execa('git', ['-C', fixture.work, 'branch', '-D', 'main']);
+      }
+      await fixture.push();
+      await execa('git', ['-C', fixture.bare, 'symbolic-ref', 'HEAD', 'refs/heads/master']);
+      return { url: `file://${fixture.bare}`, commit };
+    }
+
+    it('uses the only branch, or main when it is the one usual name, and says so', async () => {
+      const only = await danglingRepo('only', ['main']);
+      const bp = await fetchBuildpack(only.url, { cacheDir: await freshCache() });
+      expect(bp).to.include({ commit: only.commit });
+      expect(await versionOf(bp)).to.equal('only');
+      expect(logged).to.include("The repository's HEAD names no existing branch; using main\n");
+
+      const several = await danglingRepo('several', ['main', 'dev', 'stable']);
+      expect(await fetchBuildpack(several.url, { cacheDir: await freshCache() })).to.include({ commit: several.commit });
+    });
+
+    it('lists the branches when it cannot choose', async () => {
+      const other = await danglingRepo('other', ['dev', 'stable']);
+      const { message } = await failure(other.url, await freshCache());
+      expect(message).to.equal(`Buildpack ${other.url}: the repository's HEAD names no existing branch; add #BRANCH to the URL (branches: dev, stable)`);
+      expect(await versionOf(await fetchBuildpack(`${other.url}#stable`, { cacheDir: await freshCache() }))).to.equal('other');
+    });
+  });
+
   describe('the cache lock', () => {
     it('names an unusable cache directory in one line', async () => {
       const notADir = path.join(await freshCache(), 'a-file');
@@ -454,7 +535,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('takes over a lock left by a build that died', async () => {
       const cache = await freshCache();
       const spec = `file://${repo.bare}#${v2}`;
-      await resolveBuildpack(spec, { cacheDir: cache });
+      await fetchBuildpack(spec, { cacheDir: cache });
       const [entry] = await readdir(path.join(cache, 'buildpacks'));
       // A real process that has exited: its pid is free.
       const dead = execa('true');
@@ -462,7 +543,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       await dead;
       const { hostname } = await import('node:os');
       await writeFile(path.join(cache, 'buildpacks', entry, 'lock'), `${hostname()} ${pid} dead\n`);
-      expect(await versionOf(await resolveBuildpack(spec, { cacheDir: cache }))).to.equal('v2');
+      expect(await versionOf(await fetchBuildpack(spec, { cacheDir: cache }))).to.equal('v2');
       expect(await exists(path.join(cache, 'buildpacks', entry, 'lock'))).to.equal(false);
     });
   });
@@ -523,6 +604,25 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       expect(second.builtBy).to.equal('from-tarball');
       expect(second.stderr).to.include(`-----> Using cached buildpack ${server.origin}/pack.tgz`);
       expect(first.stderr + first.stdout + second.stderr + second.stdout).to.not.include('secret');
+    });
+
+    it('builds with a tarball from a file:// URL and from a path, and fails in one line for a file:// that is not git', async () => {
+      const work = await mkdtemp(path.join(root, 'cli-local-'));
+      const archive = path.join(work, 'local-pack.tar.gz');
+      await writeFile(archive, await makeTarball(work, buildpackFiles('from-file'), 'local-pack'));
+      for (const spec of [`file://${archive}`, archive]) {
+        const result = await build(['--buildpack', spec]);
+        expect(result.exitCode, result.stderr).to.equal(0);
+        expect(result.builtBy).to.equal('from-file');
+        expect(result.stderr).to.include(`-----> Reading buildpack ${spec}\n`);
+      }
+      await writeFile(path.join(work, 'pack.zip'), 'not a repository\n');
+      const bad = await build(['--buildpack', `file://${work}/pack.zip`]);
+      expect(bad.exitCode).to.equal(1);
+      expect(bad.slugExists).to.equal(false);
+      expect(bad.stderr.split('\n').filter((l) => l.startsWith(' !     '))).to.deep.equal([
+        ` !     Buildpack file://${work}/pack.zip: git fetch failed: invalid gitfile format: ${work}/pack.zip`,
+      ]);
     });
 
     it('fails with one line and exit 1 for a ref that does not exist, leaving no slug', async () => {

@@ -214,14 +214,14 @@ describe('image push to a registry', function () {
 
     const down = await proxy({ fault: (req) => (req.url === '/v2/' ? undefined : 503) });
     expect(await failure({ runImage: `docker://${down.host}/runner:24`, image: `docker://${down.host}/down:v1` })).to.equal(
-      `registry ${down.host}: reading runner:24 failed after 5 attempts: UNAVAILABLE: injected by the test proxy`,
+      `registry ${down.host}: reading runner:24 failed after 4 attempts: UNAVAILABLE: injected by the test proxy`,
     );
   });
 
   it('refuses unreachable registries, unknown images and digest targets in one line', async () => {
     const port = await freePort();
     expect(await failure({ runImage: `docker://127.0.0.1:${port}/runner:24` })).to.equal(
-      `registry 127.0.0.1:${port}: reaching registry 127.0.0.1:${port} failed (ECONNREFUSED): is the registry running, and is the host:port right?`,
+      `registry 127.0.0.1:${port}: reaching registry 127.0.0.1:${port} failed (connection refused): is the registry running, and is the host:port right?`,
     );
     expect(await failure({ runImage: `docker://${registry!.host}/runner:nope` })).to.equal(`image ${registry!.host}/runner:nope not found: check the name and tag`);
     expect(await failure({ image: `docker://${registry!.host}/myapp@sha256:${'a'.repeat(64)}` })).to.match(/push to a tag, not a digest$/);

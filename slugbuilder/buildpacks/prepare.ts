@@ -10,15 +10,17 @@ import { copyTree } from '../../shared/copy-tree.js';
 import { packageRoot } from '../../shared/package.js';
 import { UserError } from '../../shared/errors.js';
 import { displayUrl } from '../../shared/http.js';
-import { resolveBuildpack } from './fetch/resolve.js';
+import { parseBuildpackSpec, resolveBuildpack } from './fetch/resolve.js';
 
 export interface Buildpack {
   /** Short name for logs: the directory's name, or detect's answer once known. */
   name: string;
   /** Working copy the scripts run from. */
   dir: string;
-  /** Where it came from, as it may be printed (no credentials). */
+  /** Where it came from, as it may be printed (no credentials, no query values). */
   origin: string;
+  /** What exactly was fetched: the git commit, or the tarball's sha256. Absent for a local directory. */
+  version?: { commit?: string; sha256?: string };
 }
 
 /** `buildpacks/` at the package root. */
@@ -63,22 +65,25 @@ export interface ResolveOptions {
 
 let counter = 0;
 
-/** Copy a local buildpack directory (or a fetched one) into the workspace. */
+/**
+ * The buildpack `spec` names, copied once into the workspace: a local
+ * directory as it is (without `.git`), anything else fetched through the
+ * buildpack cache, which copies its entry straight to the same place.
+ */
 export async function prepareBuildpack(spec: string, opts: ResolveOptions): Promise<Buildpack> {
-  const source = await locate(spec, opts);
-  if (!(await isDirectory(path.join(source, 'bin')))) {
-    throw new UserError(`buildpack ${displayUrl(spec)} has no bin/ directory: a buildpack needs bin/compile`);
-  }
-  const name = path.basename(path.resolve(source));
   counter += 1;
-  const dir = path.join(opts.workDir, 'buildpacks', `${counter}-${name}`);
-  await copyTree(source, dir, { skip: (rel) => path.basename(rel) === '.git' });
-  return { name, dir, origin: displayUrl(spec) };
-}
-
-/** A local directory as it is; anything else is a git or tarball URL, fetched through the buildpack cache. */
-async function locate(spec: string, opts: ResolveOptions): Promise<string> {
-  if (await isDirectory(spec)) return spec;
-  const fetched = await resolveBuildpack(spec, { cacheDir: opts.cacheRoot });
-  return fetched.dir;
+  const slot = (name: string) => path.join(opts.workDir, 'buildpacks', `${counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack'}`);
+  if (await isDirectory(spec)) {
+    if (!(await isDirectory(path.join(spec, 'bin')))) {
+      throw new UserError(`buildpack ${spec} has no bin/ directory: a buildpack needs bin/compile`);
+    }
+    const name = path.basename(path.resolve(spec));
+    const dir = slot(name);
+    await copyTree(spec, dir, { skip: (rel) => path.basename(rel) === '.git' });
+    return { name, dir, origin: spec };
+  }
+  const parsed = parseBuildpackSpec(spec);
+  const fetched = await resolveBuildpack(spec, { cacheDir: opts.cacheRoot, into: slot(parsed.name) });
+  const version = fetched.commit || fetched.sha256 ? { commit: fetched.commit, sha256: fetched.sha256 } : undefined;
+  return { name: fetched.name, dir: fetched.dir, origin: displayUrl(spec), ...(version ? { version } : {}) };
 }

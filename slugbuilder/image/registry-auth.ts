@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../shared/errors.js';
+import { basicAuthorization } from '../../shared/http.js';
 import { redact } from '../../shared/log.js';
 
 export interface Credentials {
@@ -71,9 +72,7 @@ export function findCredentials(host: string, env: NodeJS.ProcessEnv = process.e
 }
 
 export function basicHeader(creds: Credentials): string {
-  const value = Buffer.from(`${creds.username}:${creds.password}`).toString('base64');
-  redact(value);
-  return `Basic ${value}`;
+  return basicAuthorization(creds.username, creds.password);
 }
 
 /** Parse `Bearer realm="...",service="...",scope="a:b:pull,push"` (quoted values may hold commas). */

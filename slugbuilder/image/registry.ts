@@ -1,26 +1,20 @@
 /**
  * A client for the OCI distribution API over Node's fetch: ping, the
  * anonymous / Basic / Bearer-token auth dance, blob HEAD, GET, cross-repo
- * mount and streamed monolithic upload, manifest GET and PUT. Transient
- * failures (429, 5xx, connection resets) are retried with backoff; bodies
- * are re-opened for each attempt, so uploads can be retried too.
+ * mount and streamed monolithic upload, manifest GET and PUT. Requests go
+ * through shared/http.ts's transport and its retry policy; bodies are
+ * re-opened for each attempt, so uploads can be retried too.
  */
 import { Readable } from 'node:stream';
-import { UserError, errorMessage } from '../../shared/errors.js';
+import { UserError } from '../../shared/errors.js';
+import { NetworkError, RETRY, isRetryableStatus, request, type RequestBody } from '../../shared/http.js';
 import { redact } from '../../shared/log.js';
 import { sha256, type Descriptor } from './blobs.js';
 import { MANIFEST_ACCEPT } from './media-types.js';
 import { basicHeader, findCredentials, parseChallenge, type Challenge, type Credentials } from './registry-auth.js';
 
-const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
-const RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
-const ATTEMPTS = 5;
-const BACKOFF_MS = 200;
-const MAX_RETRY_AFTER_MS = 10_000;
 /** Manifests and configs are small JSON documents; refuse absurd ones. */
 const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function isLoopbackHost(host: string): boolean {
   const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
@@ -32,16 +26,6 @@ function matchesHost(flag: string, host: string): boolean {
   const f = flag.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
   const h = host.toLowerCase();
   return f === h || (!/:\d+$/.test(f) && h.replace(/:\d+$/, '') === f);
-}
-
-/** Network failure code behind fetch's generic "fetch failed". */
-function causeCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
-    if ('code' in e && typeof e.code === 'string') return e.code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
 }
 
 /** The registry's own error text (`{"errors":[{"code","message"}]}`), if any. */
@@ -59,7 +43,7 @@ async function registryErrorText(res: Response): Promise<string> {
 interface SendOptions {
   headers?: Record<string, string>;
   /** Opened again for every attempt, so a retried upload sends the whole body. */
-  body?: () => Promise<Readable | Buffer> | Readable | Buffer;
+  body?: () => Promise<RequestBody> | RequestBody;
   /** Token scopes this request needs (repository:NAME:pull,push ...). */
   scopes: string[];
   /** For messages: what we were doing. */
@@ -90,7 +74,7 @@ export class RegistryClient {
   /** GET /v2/: learns whether and how the registry wants us to authenticate. */
   async ping(): Promise<void> {
     if (this.pinged) return;
-    const res = await this.fetchWithRetries('GET', `${this.base}/v2/`, {}, undefined, `reaching registry ${this.host}`);
+    const res = await this.exchange('GET', `${this.base}/v2/`, {}, undefined, `reaching registry ${this.host}`);
     if (res.status === 401) {
       this.challenge = parseChallenge(res.headers.get('www-authenticate'));
       await res.body?.cancel();
@@ -219,7 +203,7 @@ export class RegistryClient {
       const sameOrigin = new URL(url).origin === new URL(this.base).origin;
       const authorization = sameOrigin ? await this.authorization(opts.scopes, false) : undefined;
       if (authorization) headers.authorization = authorization;
-      const res = await this.fetchWithRetries(method, url, headers, opts.body, opts.what);
+      const res = await this.exchange(method, url, headers, opts.body, opts.what);
       if (res.status === 401) {
         await res.body?.cancel();
         const challenge = parseChallenge(res.headers.get('www-authenticate')) ?? this.challenge;
@@ -281,7 +265,7 @@ export class RegistryClient {
     for (const scope of scopes) url.searchParams.append('scope', scope);
     const headers: Record<string, string> = {};
     if (this.credentials) headers.authorization = basicHeader(this.credentials);
-    const res = await this.fetchWithRetries('GET', url.href, headers, undefined, `getting a token from ${url.origin}`);
+    const res = await this.exchange('GET', url.href, headers, undefined, `getting a token from ${url.origin}`);
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw this.credentialsError(`a ${scopes.join(' ')} token`);
@@ -299,57 +283,27 @@ export class RegistryClient {
     return token;
   }
 
-  /** fetch with retries on 429/5xx and connection resets, with exponential backoff. */
-  private async fetchWithRetries(
+  /** One HTTP exchange through the shared transport (its retry policy), with registry wording for failures. */
+  private async exchange(
     method: string,
     url: string,
     headers: Record<string, string>,
     body: SendOptions['body'],
     what: string,
   ): Promise<Response> {
-    for (let attempt = 1; ; attempt++) {
-      let res: Response;
-      let stream: Readable | undefined;
-      try {
-        const init: RequestInit & { duplex?: 'half' } = { method, headers, redirect: 'follow' };
-        if (body) {
-          const b = await body();
-          if (Buffer.isBuffer(b)) {
-            init.body = new Uint8Array(b) as unknown as BodyInit;
-          } else {
-            stream = b;
-            init.body = Readable.toWeb(b) as unknown as ReadableStream;
-            init.duplex = 'half';
-          }
-        }
-        res = await fetch(url, init);
-      } catch (err) {
-        stream?.destroy();
-        const code = causeCode(err);
-        if (code && RETRY_CODES.has(code) && attempt < ATTEMPTS) {
-          await sleep(BACKOFF_MS * 2 ** (attempt - 1));
-          continue;
-        }
-        if (err instanceof UserError) throw err;
-        const hint = code === 'ECONNREFUSED' ? ': is the registry running, and is the host:port right?' : code === 'ENOTFOUND' ? ': unknown host' : '';
-        const tls = /EPROTO|SSL|TLS|wrong version/i.test(`${code} ${errorMessage((err as Error)?.cause ?? err)}`)
-          ? ': if this registry speaks plain HTTP, pass --insecure-registry ' + this.host
-          : '';
-        throw new UserError(`registry ${this.host}: ${what} failed (${code ?? errorMessage(err)})${hint}${tls}`);
-      }
-      if (RETRY_STATUS.has(res.status) && attempt < ATTEMPTS) {
-        stream?.destroy();
-        const retryAfter = Number(res.headers.get('retry-after'));
-        await res.body?.cancel();
-        const wait = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS) : BACKOFF_MS * 2 ** (attempt - 1);
-        await sleep(wait);
-        continue;
-      }
-      if (RETRY_STATUS.has(res.status)) {
-        throw new UserError(`registry ${this.host}: ${what} failed after ${ATTEMPTS} attempts: ${await registryErrorText(res)}`);
-      }
-      return res;
+    let res: Response;
+    try {
+      res = await request(url, { method, headers, body });
+    } catch (err) {
+      if (!(err instanceof NetworkError)) throw err;
+      const hint = err.code === 'ECONNREFUSED' ? ': is the registry running, and is the host:port right?' : '';
+      const tls = /EPROTO|SSL|TLS|wrong version/i.test(`${err.code} ${err.description}`) ? ': if this registry speaks plain HTTP, pass --insecure-registry ' + this.host : '';
+      throw new UserError(`registry ${this.host}: ${what} failed (${err.description})${hint}${tls}`);
     }
+    if (isRetryableStatus(res.status)) {
+      throw new UserError(`registry ${this.host}: ${what} failed after ${RETRY.attempts} attempts: ${await registryErrorText(res)}`);
+    }
+    return res;
   }
 }
 

@@ -2,7 +2,8 @@
  * Source intake: put the app's source into the build dir, from stdin (tar or
  * tar.gz, told apart by its bytes), a local directory or tarball, or a URL.
  */
-import { stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
@@ -38,12 +39,42 @@ export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<
   });
   if (info.isDirectory()) {
     log.step(`Copying source from ${source}`);
+    await checkDirectoryLimits(source, spec.limits);
     // Links stay links: a link must not pull in files from outside the app.
     await copyTree(source, buildDir, { skip: (rel) => rel === '.git' });
     return {};
   }
   log.step(`Reading source from ${source}`);
   return report(await extractArchive(openArchiveFile(source), buildDir, `source ${source}`, spec.limits));
+}
+
+/**
+ * The same limits a tarball source gets, checked before anything is copied:
+ * entries (files, directories, links; `.git` is not copied, so not counted)
+ * and the bytes of regular files.
+ */
+async function checkDirectoryLimits(dir: string, limits: ExtractLimits): Promise<void> {
+  let entries = 0;
+  let bytes = 0;
+  async function walk(rel: string): Promise<void> {
+    for (const entry of await readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+      if (childRel === '.git') continue;
+      entries += 1;
+      if (limits.maxFiles !== undefined && entries > limits.maxFiles) {
+        throw new UserError(`source ${dir} has more than ${limits.maxFiles} entries: remove files or raise --max-files`);
+      }
+      if (entry.isFile()) {
+        bytes += (await lstat(path.join(dir, childRel))).size;
+        if (limits.maxBytes !== undefined && bytes > limits.maxBytes) {
+          throw new UserError(`source ${dir} holds more than ${formatSize(limits.maxBytes)}: make it smaller or raise --max-source-size`);
+        }
+      } else if (entry.isDirectory()) {
+        await walk(childRel);
+      }
+    }
+  }
+  await walk('');
 }
 
 function report(result: ExtractResult): SourceInfo {

@@ -10,16 +10,13 @@
  *
  * Publishing is a rename of a fully written temp directory, and readers take
  * the same lock, so no build ever sees half a buildpack. Builds get their own
- * copy of `tree/` (see `copyForBuild`), because buildpacks may write into
- * their own directory (`export`) and must not change the cache.
+ * copy of `tree/` (see `copyOut`), because buildpacks may write into their
+ * own directory (`export`) and must not change the cache.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
-import { removeOnExit } from '../../../shared/cleanup.js';
 import { UserError, errnoCode } from '../../../shared/errors.js';
 import { acquireLock } from '../../../shared/file-lock.js';
 import { log } from '../../../shared/log.js';
@@ -30,6 +27,8 @@ export interface CacheMeta {
   source: 'git' | 'tarball';
   /** The commit `tree/` was checked out from (git only). */
   commit?: string;
+  /** The sha256 of the archive `tree/` was extracted from (tarball only). */
+  sha256?: string;
   /** True when the ref named a commit: such an entry never needs the network again. */
   pinned: boolean;
 }
@@ -82,6 +81,11 @@ export class CacheEntry {
     await rename(tmpMeta, this.metaFile);
   }
 
+  /** Copy `tree/` to `target` (a new directory, in the build's workspace). Only called while holding the lock. */
+  async copyOut(target: string): Promise<void> {
+    await copyTree(this.tree, target, { preserveTimestamps: true });
+  }
+
   /** Leftovers of a fetch that was killed half way. Only called while holding the lock. */
   async removeLeftovers(): Promise<void> {
     let names: string[] = [];
@@ -119,33 +123,4 @@ export class CacheEntry {
       await release();
     }
   }
-}
-
-const buildCopies = new Set<string>();
-let cleanupHooked = false;
-
-/**
- * A private, writable copy of a cached buildpack for one build. Buildpacks
- * write their `export` (and sometimes more) into their own directory; doing
- * that in the cache would leak one build's state into the next and race with
- * concurrent builds. Copies live in the system temp dir and are removed when
- * the process exits.
- */
-export async function copyForBuild(tree: string, name: string): Promise<string> {
-  const parent = await mkdtemp(path.join(tmpdir(), 'slugkit-buildpack-'));
-  buildCopies.add(parent);
-  removeOnExit(parent); // the CLIs also clean up on SIGTERM/SIGINT, where 'exit' hooks do not run
-  if (!cleanupHooked) {
-    cleanupHooked = true;
-    process.once('exit', removeBuildCopies);
-  }
-  const dir = path.join(parent, name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack');
-  await copyTree(tree, dir, { preserveTimestamps: true });
-  return dir;
-}
-
-/** Remove every per-build copy made so far (also runs at process exit). */
-export function removeBuildCopies(): void {
-  for (const dir of buildCopies) rmSync(dir, { recursive: true, force: true });
-  buildCopies.clear();
 }

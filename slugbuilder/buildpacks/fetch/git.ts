@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { UserError } from '../../../shared/errors.js';
+import { log } from '../../../shared/log.js';
 import { isCommitSha, type BuildpackSpec, describe } from './spec.js';
 
 /** Environment for every git we run: never prompt (there is no one to answer), never read stdin. */
@@ -80,10 +81,15 @@ export interface GitCheckout {
  */
 export async function fetchCommit(repo: string, spec: BuildpackSpec): Promise<GitCheckout> {
   const init = await git(['-c', `safe.directory=${repo}`, 'init', '--quiet', '--bare', repo]);
-  if (!init.ok) throw new UserError(`Cannot create the buildpack cache at ${repo}: ${lastLine(init.stderr)}`);
+  if (!init.ok) throw new UserError(`Cannot create the buildpack cache at ${repo}: ${gitReason(init.stderr)}`);
 
-  const wanted = spec.ref ?? 'HEAD';
-  const first = await fetchInto(repo, spec, [wanted], true);
+  let wanted = spec.ref ?? 'HEAD';
+  let first = await fetchInto(repo, spec, [wanted], true);
+  if (!first.ok && spec.ref === undefined && classify(first.stderr, spec).kind === 'unknown-ref') {
+    // HEAD names a branch nobody pushed (`git init --bare` says master, the user pushed main).
+    wanted = await defaultBranch(spec);
+    first = await fetchInto(repo, spec, [`refs/heads/${wanted}`], true);
+  }
   if (first.ok) {
     const commit = await revParse(repo, 'FETCH_HEAD^{commit}');
     if (commit) {
@@ -105,6 +111,30 @@ export async function fetchCommit(repo: string, spec: BuildpackSpec): Promise<Gi
   return { commit, pinned: true };
 }
 
+/**
+ * The branch to use when the remote's HEAD points at no branch: its only
+ * branch, or `main`/`master` when just one of them exists; otherwise the
+ * user has to choose, and the error lists what there is.
+ */
+async function defaultBranch(spec: BuildpackSpec): Promise<string> {
+  const listed = await git(['ls-remote', '--heads', '--end-of-options', spec.fetchUrl], await sshEnv(spec));
+  if (!listed.ok) throw classify(listed.stderr, spec).error;
+  const branches = listed.stdout
+    .split('\n')
+    .map((line) => /\trefs\/heads\/(.+)$/.exec(line)?.[1])
+    .filter((b): b is string => Boolean(b));
+  const where = `Buildpack ${describe(spec)}`;
+  if (branches.length === 0) throw new UserError(`${where}: the repository has no branches; push one, or name a tag or commit with #REF`);
+  const usual = branches.filter((b) => b === 'main' || b === 'master');
+  const chosen = branches.length === 1 ? branches[0] : usual.length === 1 ? usual[0] : undefined;
+  if (!chosen) {
+    const shown = branches.slice(0, 10).join(', ') + (branches.length > 10 ? ', ...' : '');
+    throw new UserError(`${where}: the repository's HEAD names no existing branch; add #BRANCH to the URL (branches: ${shown})`);
+  }
+  log.info(`The repository's HEAD names no existing branch; using ${chosen}`);
+  return chosen;
+}
+
 /** Write the files of `commit` into the empty directory `target` (no .git inside). */
 export async function checkoutTree(repo: string, commit: string, target: string): Promise<void> {
   // A private index file: the bare repository's own index is never touched, so
@@ -117,7 +147,7 @@ export async function checkoutTree(repo: string, commit: string, target: string)
       stdin: 'ignore',
       reject: false,
     });
-    if (result.exitCode !== 0) throw new UserError(`Cannot check out buildpack commit ${commit}: ${lastLine(String(result.stderr))}`);
+    if (result.exitCode !== 0) throw new UserError(`Cannot check out buildpack commit ${commit}: ${gitReason(String(result.stderr))}`);
   } finally {
     await rm(indexDir, { recursive: true, force: true });
   }
@@ -133,9 +163,16 @@ async function keep(repo: string, commit: string): Promise<void> {
   await git([...inRepo(repo), 'update-ref', 'refs/slugkit/fetched', commit]);
 }
 
-function lastLine(text: string): string {
+/**
+ * The line of git's stderr that says what went wrong: the first `fatal:` or
+ * `error:` that is not git's generic "Could not read from remote repository"
+ * (which comes with two lines of advice after it), else the first line.
+ */
+function gitReason(text: string): string {
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines[lines.length - 1] ?? 'unknown error';
+  const generic = /could not read from remote repository/i;
+  const line = lines.find((l) => /^(fatal|error):/i.test(l) && !generic.test(l)) ?? lines.find((l) => !generic.test(l)) ?? lines[0];
+  return line ? line.replace(/^(fatal|error):\s*/i, '') : 'unknown error';
 }
 
 type FailureKind = 'unreachable' | 'not-found' | 'unknown-ref' | 'auth' | 'other';
@@ -166,7 +203,7 @@ function classify(stderr: string, spec: BuildpackSpec): { kind: FailureKind; err
     kind = 'not-found';
     message = `${where}: not a git repository, or it does not exist; check the URL`;
   } else {
-    message = `${where}: git fetch failed: ${lastLine(text).replace(/^fatal:\s*/, '')}`;
+    message = `${where}: git fetch failed: ${gitReason(text)}`;
   }
   return { kind, error: new UserError(message) };
 }

@@ -4,30 +4,31 @@
  * buildpack chain can run.
  *
  *   spec.ts      what the spec is (git or tarball), its URL without credentials
- *   cache.ts     the cache entry, its lock, atomic publish, per-build copies
+ *   cache.ts     the cache entry, its lock, atomic publish, the copy out
  *   git.ts       shallow git fetch of a branch, tag or commit
- *   tarball.ts   streamed download with progress, extract, strip the top dir
+ *   tarball.ts   streamed download (or local read) with progress and sha256, extract, strip the top dir
  *   validate.ts  the result has an executable bin/compile
  *
  * Network rules: a commit sha (or a tarball) already in the cache is used
  * without touching the network; branches, tags and the default branch are
  * fetched again (git only downloads what changed). With `offline`, anything in
- * the cache is used as it is and nothing is fetched.
+ * the cache is used as it is and nothing is fetched. A tarball on this machine
+ * (a path or file: URL) is read again each time and never cached.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { log } from '../../../shared/log.js';
 import { UserError } from '../../../shared/errors.js';
-import { CacheEntry, copyForBuild, type CacheMeta } from './cache.js';
+import { CacheEntry, type CacheMeta } from './cache.js';
 import { checkoutTree, fetchCommit } from './git.js';
 import { cacheKey, describe, parseBuildpackSpec, type BuildpackSpec } from './spec.js';
 import { downloadTarball } from './tarball.js';
 import { validateBuildpack } from './validate.js';
 
 export { parseBuildpackSpec } from './spec.js';
-export { removeBuildCopies } from './cache.js';
 
 export interface ResolvedBuildpack {
-  /** A private, writable copy for this build (removed when the process exits). */
+  /** The build's own writable copy: `into` from the options. */
   dir: string;
   /** Repository or archive name, for log lines. */
   name: string;
@@ -37,6 +38,8 @@ export interface ResolvedBuildpack {
   ref?: string;
   /** The commit that was checked out (git buildpacks only). */
   commit?: string;
+  /** The sha256 of the archive (tarball buildpacks only). */
+  sha256?: string;
 }
 
 export interface ResolveOptions {
@@ -44,12 +47,26 @@ export interface ResolveOptions {
   cacheDir: string;
   /** Never touch the network: use the cache as it is, or fail. */
   offline?: boolean;
+  /**
+   * Where the build's copy goes (must not exist yet). Buildpacks write into
+   * their own directory (`export`), which must reach neither the cache nor
+   * another build, so each build gets its own copy, made once.
+   */
+  into: string;
 }
 
 export async function resolveBuildpack(spec: string, opts: ResolveOptions): Promise<ResolvedBuildpack> {
   const parsed = parseBuildpackSpec(spec);
   const entry = new CacheEntry(opts.cacheDir, cacheKey(parsed));
   const what = describe(parsed);
+  const resolved = { dir: opts.into, name: parsed.name, url: parsed.display, ref: parsed.ref };
+  if (parsed.local) {
+    log.step(`Reading buildpack ${what}`);
+    await mkdir(opts.into, { recursive: true });
+    const sha256 = await downloadTarball(parsed, opts.into).finally(() => rm(`${opts.into}.strip`, { recursive: true, force: true }));
+    await validateBuildpack(opts.into, `Buildpack ${what}`);
+    return { ...resolved, sha256 };
+  }
 
   return entry.withLock(what, async () => {
     await entry.removeLeftovers();
@@ -64,8 +81,9 @@ export async function resolveBuildpack(spec: string, opts: ResolveOptions): Prom
       log.step(`Fetching buildpack ${what}`);
       meta = await fetchIntoCache(parsed, entry, cached);
     }
-    const dir = await copyForBuild(entry.tree, parsed.name);
-    return { dir, name: parsed.name, url: parsed.display, ref: parsed.ref, commit: meta.commit };
+    await mkdir(path.dirname(opts.into), { recursive: true });
+    await entry.copyOut(opts.into);
+    return { ...resolved, commit: meta.commit, sha256: meta.sha256 };
   });
 }
 
@@ -75,7 +93,7 @@ async function fetchIntoCache(spec: BuildpackSpec, entry: CacheEntry, cached: Ca
   if (spec.source === 'tarball') {
     const meta: CacheMeta = { url: spec.display, source: 'tarball', pinned: true };
     await stageAndPublish(entry, meta, async (staged) => {
-      await downloadTarball(spec, staged);
+      meta.sha256 = await downloadTarball(spec, staged);
       await validateBuildpack(staged, where);
     });
     return meta;

@@ -7,6 +7,8 @@
  * is built from `display`, the URL without them.
  */
 import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { UserError } from '../../../shared/errors.js';
 import { basicAuthorization, withoutCredentials } from '../../../shared/http.js';
 
@@ -16,14 +18,18 @@ export interface BuildpackSpec {
   source: BuildpackSource;
   /** The URL to fetch from, credentials included: hand it to git or fetch only. */
   fetchUrl: string;
-  /** The URL without credentials: the only form that is printed or stored. */
+  /** The URL without credentials or query values: the only form that is printed or stored. */
   display: string;
+  /** The URL without credentials, query kept: the cache key is made from it (hashed), never printed. */
+  bare: string;
   /** Branch, tag or commit after `#`; undefined means the default branch. */
   ref?: string;
   /** A short human name: the repository or archive name. */
   name: string;
   /** Basic-auth header value for tarball downloads (Node's fetch refuses URLs with credentials). */
   authorization?: string;
+  /** A tarball read from this machine (file: URL or path): read again on each build, never cached. */
+  local?: boolean;
 }
 
 const TARBALL_EXTENSIONS = ['.tgz', '.tar.gz', '.tar'];
@@ -76,11 +82,18 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
   const trimmed = spec.trim();
   const { base, ref } = splitRef(trimmed);
 
-  const scp = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(base) ? null : SCP_LIKE.exec(base);
+  const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(base);
+  // A path to an archive on this machine (`./bp.tgz`, `/srv/bp.tar.gz`): a tarball, like its file: URL.
+  if (!hasScheme && isTarballPath(base) && !SCP_LIKE.test(base)) {
+    if (ref !== undefined) throw new UserError(`Buildpack ${base}#${ref}: a tarball cannot take a #ref; drop it, or point at a git repository`);
+    const fetchUrl = pathToFileURL(path.resolve(base)).href;
+    return { source: 'tarball', fetchUrl, display: base, bare: fetchUrl, ref, name: stripExtension(path.basename(base), TARBALL_EXTENSIONS) || 'buildpack', local: true };
+  }
+  const scp = hasScheme ? null : SCP_LIKE.exec(base);
   if (scp) {
     // git@host:owner/repo.git: handed to git (and so to ssh) exactly as written.
     const name = stripExtension(lastSegment(scp[3]), ['.git']) || scp[2];
-    return { source: 'git', fetchUrl: base, display: base, ref, name };
+    return { source: 'git', fetchUrl: base, display: base, bare: base, ref, name };
   }
 
   let url: URL;
@@ -91,7 +104,7 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
       `Buildpack '${safeForMessage(trimmed)}' is not a local directory, a git URL (https://, git://, file://, ssh://, git@host:path) or a tarball URL (.tgz, .tar.gz, .tar)`,
     );
   }
-  const { display, username, password } = withoutCredentials(url);
+  const { display, bare, username, password } = withoutCredentials(url);
 
   switch (url.protocol) {
     case 'http:':
@@ -103,24 +116,26 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
         }
         const name = stripExtension(lastSegment(url.pathname), TARBALL_EXTENSIONS) || url.hostname;
         const authorization = username || password ? basicAuthorization(username, password) : undefined;
-        const fetchUrl = new URL(url.href);
-        fetchUrl.username = '';
-        fetchUrl.password = '';
-        return { source: 'tarball', fetchUrl: fetchUrl.href, display, ref, name, authorization };
+        return { source: 'tarball', fetchUrl: bare, display, bare, ref, name, authorization };
       }
-      return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
+      return { source: 'git', fetchUrl: url.href, display, bare, ref, name: gitName(url) };
     }
     case 'git:':
       // The git protocol has no authentication: user-info would only be taken as part of the host name.
       if (!url.hostname) throw new UserError(`Buildpack ${display}: the URL has no host`);
-      return { source: 'git', fetchUrl: display, display, ref, name: gitName(url) };
+      return { source: 'git', fetchUrl: bare, display, bare, ref, name: gitName(url) };
     case 'ssh:':
     case 'git+ssh:':
     case 'ssh+git:':
       if (!url.hostname) throw new UserError(`Buildpack ${display}: the URL has no host`);
-      return { source: 'git', fetchUrl: url.href, display, ref, name: gitName(url) };
+      return { source: 'git', fetchUrl: url.href, display, bare, ref, name: gitName(url) };
     case 'file:':
-      return { source: 'git', fetchUrl: display, display, ref, name: gitName(url) };
+      if (isTarballPath(url.pathname)) {
+        if (ref !== undefined) throw new UserError(`Buildpack ${display}#${ref}: a tarball cannot take a #ref; drop it, or point at a git repository`);
+        const name = stripExtension(lastSegment(url.pathname), TARBALL_EXTENSIONS) || 'buildpack';
+        return { source: 'tarball', fetchUrl: bare, display, bare, ref, name, local: true };
+      }
+      return { source: 'git', fetchUrl: bare, display, bare, ref, name: gitName(url) };
     default:
       throw new UserError(
         `Buildpack ${display}: unsupported URL scheme '${url.protocol}'; use https://, http://, git://, file://, ssh://, git@host:path or a .tgz/.tar.gz/.tar URL`,
@@ -135,7 +150,7 @@ function gitName(url: URL): string {
 /** The cache entry name: sha256 of the credential-free URL and ref, so tokens never shape paths. */
 export function cacheKey(spec: BuildpackSpec): string {
   return createHash('sha256')
-    .update(spec.ref === undefined ? spec.display : `${spec.display}#${spec.ref}`)
+    .update(spec.ref === undefined ? spec.bare : `${spec.bare}#${spec.ref}`)
     .digest('hex');
 }
 

@@ -1,14 +1,19 @@
 /**
- * Fetching a buildpack tarball (.tgz, .tar.gz, .tar) over http(s) with Node's
- * fetch: streamed straight into the safe extractor, with download progress on
- * stderr, and the single top-level directory that GitHub-style archives wrap
+ * Fetching a buildpack tarball (.tgz, .tar.gz, .tar) over http(s) through the
+ * shared transport, or from a local file: streamed straight into the safe
+ * extractor, with download progress on stderr and the sha256 of the bytes,
+ * and the single top-level directory that GitHub-style archives wrap
  * everything in stripped off.
  */
-import { lstat, readdir, rename, rmdir } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, rename, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { UserError, errorMessage } from '../../../shared/errors.js';
+import { fileURLToPath } from 'node:url';
+import { UserError, errnoCode, errorMessage } from '../../../shared/errors.js';
+import { NetworkError, describeNetworkError, request } from '../../../shared/http.js';
 import { log } from '../../../shared/log.js';
 import { extractArchive, formatSize } from '../../../shared/tar/extract.js';
 import { describe, type BuildpackSpec } from './spec.js';
@@ -24,12 +29,16 @@ const LIMITS = { maxBytes: 1024 * 1024 * 1024, maxFiles: 200_000 };
 class DownloadProgress extends Transform {
   private received = 0;
   private nextMark: number;
-  constructor(private readonly total: number | undefined) {
+  constructor(
+    private readonly total: number | undefined,
+    private readonly hash: Hash,
+  ) {
     super();
     this.nextMark = total ? total / 4 : 10 * 1024 * 1024;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.received += chunk.length;
+    this.hash.update(chunk);
     while (this.received >= this.nextMark && (!this.total || this.received < this.total)) {
       if (this.total) {
         log.info(`Downloaded ${formatSize(this.received)} of ${formatSize(this.total)} (${Math.floor((100 * this.received) / this.total)}%)`);
@@ -47,17 +56,36 @@ class DownloadProgress extends Transform {
   }
 }
 
-/** Download `spec` and extract it into the empty directory `target`. */
-export async function downloadTarball(spec: BuildpackSpec, target: string): Promise<void> {
+/**
+ * Download (or, for file: URLs, read) `spec` and extract it into the empty
+ * directory `target`. Returns the sha256 of the archive's bytes, so a build
+ * can say exactly which tarball it ran.
+ */
+export async function downloadTarball(spec: BuildpackSpec, target: string): Promise<string> {
   const where = `Buildpack ${describe(spec)}`;
+  const { body, total } = spec.fetchUrl.startsWith('file:') ? await openLocal(spec.fetchUrl, where) : await openRemote(spec, where);
+  log.info(total ? `Downloading ${formatSize(total)}` : 'Downloading');
+  const hash = createHash('sha256');
+  const progress = new DownloadProgress(total, hash);
+  body.on('error', (err) => progress.destroy(new UserError(`${where}: download interrupted (${describeNetworkError(err)}); try again`)));
+  body.pipe(progress);
+  try {
+    await extractArchive(progress, target, where, LIMITS);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${where}: ${errorMessage(err)}`);
+  }
+  await stripSingleTopDirectory(target);
+  return hash.digest('hex');
+}
+
+async function openRemote(spec: BuildpackSpec, where: string): Promise<{ body: Readable; total?: number }> {
   let response: Response;
   try {
-    response = await fetch(spec.fetchUrl, {
-      headers: spec.authorization ? { authorization: spec.authorization } : {},
-      redirect: 'follow',
-    });
+    response = await request(spec.fetchUrl, { headers: spec.authorization ? { authorization: spec.authorization } : {} });
   } catch (err) {
-    throw new UserError(`${where}: cannot reach the host (${networkCause(err)}); check the URL and that the server is up`);
+    if (!(err instanceof NetworkError)) throw err;
+    throw new UserError(`${where}: cannot reach the host (${err.description}); check the URL and that the server is up`);
   }
   if (!response.ok) {
     await response.body?.cancel().catch(() => undefined);
@@ -70,31 +98,17 @@ export async function downloadTarball(spec: BuildpackSpec, target: string): Prom
     throw new UserError(`${where}: download failed with HTTP ${response.status} ${response.statusText}; ${hint}`.replace(/ ;/, ';'));
   }
   if (!response.body) throw new UserError(`${where}: the server sent an empty response`);
-
   const length = Number(response.headers.get('content-length'));
-  const total = Number.isFinite(length) && length > 0 ? length : undefined;
-  log.info(total ? `Downloading ${formatSize(total)}` : 'Downloading');
-  const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-  const progress = new DownloadProgress(total);
-  body.on('error', (err) => progress.destroy(new UserError(`${where}: download interrupted (${networkCause(err)}); try again`)));
-  body.pipe(progress);
-  try {
-    await extractArchive(progress, target, where, LIMITS);
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(`${where}: ${errorMessage(err)}`);
-  }
-  await stripSingleTopDirectory(target);
+  return { body: Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), total: Number.isFinite(length) && length > 0 ? length : undefined };
 }
 
-/** `fetch failed` hides the useful part in `cause`: ECONNREFUSED, ENOTFOUND... */
-function networkCause(err: unknown): string {
-  const cause = err && typeof err === 'object' && 'cause' in err ? (err as { cause?: unknown }).cause : undefined;
-  const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'name not found';
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  if (code) return code;
-  return errorMessage(cause ?? err).replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1');
+async function openLocal(url: string, where: string): Promise<{ body: Readable; total?: number }> {
+  const file = fileURLToPath(url);
+  const info = await stat(file).catch((err: unknown) => {
+    throw new UserError(`${where}: cannot read ${file} (${errnoCode(err) ?? errorMessage(err)}); check the path`);
+  });
+  if (!info.isFile()) throw new UserError(`${where}: ${file} is not a file; point at a .tgz, .tar.gz or .tar archive`);
+  return { body: createReadStream(file), total: info.size || undefined };
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
  * The one check a fetched directory must pass before it is cached: it is a
  * classic buildpack, i.e. it has an executable `bin/compile`. `bin/detect` is
- * not required here: a buildpack chosen explicitly (`--buildpack`,
- * `BUILDPACK_URL`) is never asked to detect, and for `.buildpacks` the chain
- * reports a missing detect as "did not detect", naming the buildpack.
+ * not required: a buildpack chosen explicitly (`--buildpack`, `BUILDPACK_URL`,
+ * `.buildpacks`) runs detect only to learn its name, and runs whether detect
+ * says yes, says no or is missing.
  */
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
