@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { forget, removeOnExit } from './cleanup.js';
+import { forget, removeOnExit } from './fs.js';
 import { errnoCode } from './errors.js';
 import { log } from './log.js';
 

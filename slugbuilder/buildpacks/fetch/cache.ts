@@ -16,10 +16,9 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
-import { removeOnExit } from '../../../shared/cleanup.js';
+import { forget, makeTempDir, writeAtomically } from '../../../shared/fs.js';
 import { UserError, errnoCode } from '../../../shared/errors.js';
 import { acquireLock } from '../../../shared/file-lock.js';
 import { log } from '../../../shared/log.js';
@@ -77,9 +76,7 @@ export class CacheEntry {
     }
     await rename(staged, this.tree);
     await rm(old, { recursive: true, force: true });
-    const tmpMeta = `${this.metaFile}.tmp`;
-    await writeFile(tmpMeta, JSON.stringify(meta, null, 2) + '\n');
-    await rename(tmpMeta, this.metaFile);
+    await writeAtomically(this.metaFile, 'the buildpack cache entry', (file) => writeFile(file, JSON.stringify(meta, null, 2) + '\n'));
   }
 
   /** Leftovers of a fetch that was killed half way. Only called while holding the lock. */
@@ -122,30 +119,27 @@ export class CacheEntry {
 }
 
 const buildCopies = new Set<string>();
-let cleanupHooked = false;
 
 /**
  * A private, writable copy of a cached buildpack for one build. Buildpacks
  * write their `export` (and sometimes more) into their own directory; doing
  * that in the cache would leak one build's state into the next and race with
  * concurrent builds. Copies live in the system temp dir and are removed when
- * the process exits.
+ * the process exits (shared/fs.ts temp dirs).
  */
 export async function copyForBuild(tree: string, name: string): Promise<string> {
-  const parent = await mkdtemp(path.join(tmpdir(), 'slugkit-buildpack-'));
+  const parent = await makeTempDir('slugkit-buildpack-');
   buildCopies.add(parent);
-  removeOnExit(parent); // the CLIs also clean up on SIGTERM/SIGINT, where 'exit' hooks do not run
-  if (!cleanupHooked) {
-    cleanupHooked = true;
-    process.once('exit', removeBuildCopies);
-  }
   const dir = path.join(parent, name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack');
   await copyTree(tree, dir, { preserveTimestamps: true });
   return dir;
 }
 
-/** Remove every per-build copy made so far (also runs at process exit). */
+/** Remove every per-build copy made so far (also done at process exit). */
 export function removeBuildCopies(): void {
-  for (const dir of buildCopies) rmSync(dir, { recursive: true, force: true });
+  for (const dir of buildCopies) {
+    rmSync(dir, { recursive: true, force: true });
+    forget(dir);
+  }
   buildCopies.clear();
 }
