@@ -316,7 +316,7 @@ describe('image export (OCI layout and archives)', function () {
     const junk = path.join(root, 'junk.tar');
     await writeFile(junk, 'this is not a tarball at all, not even close'.repeat(20));
     expect(await failure({ runImage: `oci-archive:${junk}`, image: `oci:${path.join(root, 'r5')}` })).to.match(/is not a tar or tar.gz archive$/);
-    expect(await failure({ image: `oci-archive:${path.join(root, 'no-such-dir', 'x.tar')}` })).to.equal(`cannot write ${path.join(root, 'no-such-dir', 'x.tar')}: its directory does not exist`);
+    expect(await failure({ image: `oci-archive:${path.join(root, 'no-such-dir', 'x.tar')}` })).to.equal(`cannot write --image ${path.join(root, 'no-such-dir', 'x.tar')}: the directory ${path.join(root, 'no-such-dir')} does not exist`);
     await writeFile(path.join(root, 'a-file'), 'x');
     expect(await failure({ image: `oci:${path.join(root, 'a-file')}:v1` })).to.match(/a-file is a file, not an OCI layout directory$/);
     const names = await readdir(root);
