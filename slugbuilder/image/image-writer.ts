@@ -54,7 +54,7 @@ export function familyFor(target: ImageReference, runFamily: Family): Family {
 export async function checkImageTarget(target: ImageReference, flag: string): Promise<void> {
   switch (target.kind) {
     case 'registry':
-      if (target.digest) throw new UsageError(`${flag} ${target.text}: push to a tag (docker://HOST/NAME:TAG), not a digest`);
+      if (target.digest) throw new UsageError(`${flag} ${target.text}: push to a tag, not a digest`);
       return;
     case 'oci-archive':
     case 'docker-archive':

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { makeTempDir, removeTemp, stageFile, type StagedFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ImageFlags } from '../cli/image-flags.js';
-import { DEFAULT_APP_GID, DEFAULT_APP_UID, type AppOwner } from '../image/config.js';
+import { appOwner, type AppOwner } from '../image/config.js';
 import { assembleAppImage, logLayer, type ExportPlan } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
 import { writeLayer, type LayerResult } from '../image/layer.js';
@@ -25,11 +25,7 @@ interface AppLayer {
 /** The --layer and --image outputs the flags ask for; `plan` is set with --image (read before the build, closed by the caller). */
 export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mtime: Date): Output[] {
   // With --image the run image decides the owner; --layer alone uses the flags or 1000:1000.
-  const owner: AppOwner = plan?.owner ?? {
-    uid: flags.appUid ?? DEFAULT_APP_UID,
-    gid: flags.appGid ?? DEFAULT_APP_GID,
-    source: flags.appUid !== undefined || flags.appGid !== undefined ? 'the flags' : 'the default',
-  };
+  const owner: AppOwner = plan?.owner ?? appOwner(undefined, flags.appUid, flags.appGid);
   let made: Promise<AppLayer> | undefined;
   const appLayer = (appDir: string): Promise<AppLayer> => (made ??= makeLayer(appDir, flags.layer, owner, mtime));
 
