@@ -2,7 +2,7 @@
  * What both CLIs do around their real work: turn a thrown error into one
  * line and an exit code, and clean up temp dirs on every way out.
  */
-import { removeAllNow } from './cleanup.js';
+import { removeAllNow } from './fs.js';
 import { UserError, errnoCode, errorMessage } from './errors.js';
 import { log, scrub } from './log.js';
 

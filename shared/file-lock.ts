@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { forget, removeOnExit } from './cleanup.js';
+import { forget, removeOnExit } from './fs.js';
 import { errnoCode } from './errors.js';
 import { log } from './log.js';
 
@@ -55,7 +55,7 @@ export async function acquireLock(lockFile: string, messages: LockMessages): Pro
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
-  // From here on a signal exit removes the lock too (shared/cleanup runs on SIGTERM/SIGINT).
+  // From here on a signal exit removes the lock too (shared/fs.ts temp paths are removed on SIGTERM/SIGINT).
   removeOnExit(lockFile);
   const heartbeat = setInterval(() => {
     const now = new Date();

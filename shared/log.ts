@@ -2,7 +2,7 @@
  * Heroku-style build and run output, always on stderr: stdout is reserved for
  * the artifact. Secret values registered with `redact` never leave this module.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 
 export const STEP = '-----> ';
 export const INDENT = '       ';
@@ -34,7 +34,22 @@ export function scrub(text: string): string {
   return out;
 }
 
-let sink: (text: string) => void = (text) => process.stderr.write(text);
+/**
+ * Set once stderr's reader went away (`slugbuilder 2>&1 | head`): from then
+ * on output is dropped, so the work finishes and cleans up as if nobody
+ * had stopped reading, instead of dying on EPIPE with temp dirs and locks left.
+ */
+let stderrGone = false;
+process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') stderrGone = true;
+  else throw err;
+});
+
+function toStderr(text: string): void {
+  if (!stderrGone && !process.stderr.destroyed) process.stderr.write(text);
+}
+
+let sink: (text: string) => void = toStderr;
 
 /** Tests and embedders can capture output; the CLIs never change it. */
 export function setLogSink(fn: (text: string) => void): void {
@@ -52,6 +67,16 @@ export const log = {
   error: (msg: string) => emit(ERROR_PREFIX + msg),
   raw: (line: string) => emit(line),
 };
+
+/** A stream into the log sink (for child output): it never fails, so a closed stderr never stalls the child. */
+export function logWritable(): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      sink(chunk.toString('utf8'));
+      done();
+    },
+  });
+}
 
 /** Buildpack output convention: headings and errors pass through, the rest is indented. */
 export function formatBuildpackLine(line: string): string {

@@ -1,14 +1,15 @@
 /**
  * One build, phase by phase: source -> .slugignore -> buildpack choice ->
- * compile -> release -> process types -> slug -> outputs. Each phase hands the
- * next plain data; the workspace is removed whatever happens.
+ * compile -> release -> process types -> slug. Each phase hands the next
+ * plain data. The result goes to the caller's `deliver` (the outputs) while
+ * the workspace still exists; it is removed whatever happens.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { forget, removeOnExit } from '../shared/cleanup.js';
+import { forget, removeOnExit } from '../shared/fs.js';
 import { UserError } from '../shared/errors.js';
 import { secretValues, writeEnvDir, type EnvVars } from '../shared/env-dir.js';
 import { displayUrl } from '../shared/http.js';
@@ -20,7 +21,6 @@ import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type Buildpack }
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
 import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
 import { detect } from './buildpacks/classic/detect.js';
-import { putSlug, publishFile, streamToStdout, writeSummary } from './outputs/slug.js';
 import { release } from './buildpacks/classic/release.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
@@ -38,10 +38,8 @@ export interface BuildOptions {
   configVars: EnvVars;
   stack: string;
   sourceVersion?: string;
-  output?: string;
+  /** Only so its credentials are redacted from the first line on; the CLI uploads. */
   putUrl?: string;
-  toStdout: boolean;
-  summary?: string;
   timeoutMs: number;
   mtime: Date;
   maxSourceBytes: number;
@@ -55,28 +53,30 @@ export interface BuildResult {
   buildpacks: Array<{ name: string; origin: string }>;
   processTypes: ProcessTypes;
   release: Release;
+  /** The built app dir (what the slug holds): there until `deliver` returns. */
   appDir: string;
   sourceVersion?: string;
+  stack: string;
 }
 
-/** What a step after the slug (image export) may still do with the app dir; it returns entries for --summary. */
-export type AfterSlug = (result: BuildResult) => Promise<Record<string, unknown>>;
+/** What happens to a finished build before its workspace goes: the outputs. */
+export type Deliver = (result: BuildResult) => Promise<void>;
 
-export async function build(opts: BuildOptions, afterSlug?: AfterSlug): Promise<BuildResult> {
+export async function build(opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
   // URL credentials are secrets from the first line on: a buildpack may print
   // its environment long before the upload names PUT_URL.
   for (const url of [opts.source, opts.putUrl, ...opts.buildpacks]) if (url) displayUrl(url);
   const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
   removeOnExit(work);
   try {
-    return await buildIn(work, opts, afterSlug);
+    return await buildIn(work, opts, deliver);
   } finally {
     await rm(work, { recursive: true, force: true });
     forget(work);
   }
 }
 
-async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug): Promise<BuildResult> {
+async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
   const buildDir = path.join(work, 'app');
   const envDir = path.join(work, 'env');
   const home = path.join(work, 'home');
@@ -135,9 +135,9 @@ async function buildIn(work: string, opts: BuildOptions, afterSlug?: AfterSlug):
     release: released,
     appDir: buildDir,
     sourceVersion,
+    stack: opts.stack,
   };
-  const extraSummary = afterSlug ? await afterSlug(result) : {};
-  await deliver(result, opts, extraSummary);
+  await deliver(result);
   await settleCacheRemovals();
   return result;
 }
@@ -184,21 +184,4 @@ async function discoverProcessTypes(buildDir: string, released: Release): Promis
   const defaults = released.default_process_types;
   log.info(`Default types for buildpack -> ${Object.keys(defaults).join(', ') || '(none)'}`);
   return mergeProcessTypes(defaults, declared);
-}
-
-async function deliver(result: BuildResult, opts: BuildOptions, extraSummary: Record<string, unknown>): Promise<void> {
-  const { slug } = result;
-  if (opts.putUrl) await putSlug(slug, opts.putUrl);
-  if (opts.output) await publishFile(slug, path.resolve(opts.output));
-  else if (opts.toStdout) await streamToStdout(slug);
-  if (opts.summary) {
-    await writeSummary(opts.summary, {
-      slug: { path: opts.output ? slug.path : null, size: slug.size, sha256: slug.sha256 },
-      buildpacks: result.buildpacks,
-      process_types: result.processTypes,
-      stack: opts.stack,
-      source_version: result.sourceVersion ?? null,
-      ...extraSummary,
-    });
-  }
 }

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { removeAllNow } from '../shared/cleanup.js';
+import { removeAllNow } from '../shared/fs.js';
 import { parseAssignment, readEnvDir, readEnvFile, type EnvVars } from '../shared/env-dir.js';
 import { UsageError } from '../shared/errors.js';
 import { runCli } from '../shared/cli-run.js';
@@ -15,8 +15,13 @@ import { sourceDateEpoch } from '../shared/tar/pack.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { build, type BuildOptions } from './build.js';
 import { killAllChildren } from './buildpacks/run-script.js';
-import { IMAGE_OPTIONS, IMAGE_USAGE, imageStep, parseImageFlags, type ImageFlags } from './outputs/image.js';
+import { IMAGE_OPTIONS, IMAGE_USAGE, parseImageFlags, type ImageFlags } from './cli/image-flags.js';
+import { preflight } from './cli/preflight.js';
 import { rebaseCommand } from './cli/rebase.js';
+import type { ExportPlan } from './image/export.js';
+import { deliverAll, type Output } from './outputs/deliver.js';
+import { imageOutputs } from './outputs/image.js';
+import { fileOutput, putOutput, stdoutOutput, summaryOutput } from './outputs/slug.js';
 
 const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
 
@@ -59,7 +64,29 @@ async function configVarsFrom(envDir: string | undefined, envFiles: string[], as
   return vars;
 }
 
-export async function parseBuildArgs(argv: string[]): Promise<(BuildOptions & { image?: ImageFlags }) | 'help'> {
+/** Where the build's results go: the CLI's side of a build. */
+export interface OutputFlags {
+  output?: string;
+  putUrl?: string;
+  toStdout: boolean;
+  summary?: string;
+  image?: ImageFlags;
+}
+
+export type BuildArgs = BuildOptions & { outputs: OutputFlags };
+
+function checkPutUrl(url: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  // The URL itself is not repeated: it usually carries a signature.
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new UsageError('--put-url (or PUT_URL) is not an http(s) URL');
+}
+
+export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -91,11 +118,13 @@ export async function parseBuildArgs(argv: string[]): Promise<(BuildOptions & { 
   if (v.help) return 'help';
   const env = process.env;
   const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
+  if (putUrl) checkPutUrl(putUrl);
   const image = parseImageFlags(v);
   const toStdout = !v.output && !putUrl && !image?.image;
   if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a slug to a terminal: redirect stdout or use -o FILE');
   const maxFiles = v['max-files'] ? parseCount(v['max-files'], '--max-files') : 200_000;
   const maxSlugBytes = v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 500 * 1024 ** 2;
+  if (maxSlugBytes <= 0) throw new UsageError('--max-slug-size must be greater than zero');
   const cacheRoot = defaultCacheRoot();
   const bpFromEnv = env.BUILDPACK_URL ? [env.BUILDPACK_URL] : [];
 
@@ -108,18 +137,29 @@ export async function parseBuildArgs(argv: string[]): Promise<(BuildOptions & { 
     configVars: await configVarsFrom(env.ENV_DIR || undefined, v['env-file'] ?? [], v.env ?? []),
     stack: v.stack ?? (env.STACK || 'heroku-24'),
     sourceVersion: v['source-version'] ?? (env.SOURCE_VERSION || undefined),
-    output: v.output,
     putUrl,
-    toStdout,
-    summary: v.summary,
     timeoutMs: v.timeout ? parseDuration(v.timeout, '--timeout') : 15 * 60_000,
     mtime: sourceDateEpoch(env),
     maxSourceBytes: v['max-source-size'] ? parseSize(v['max-source-size'], '--max-source-size') : 2 * 1024 ** 3,
     maxFiles,
     maxSlugBytes,
     warnSlugBytes: Math.min(300 * 1024 ** 2, Math.floor(maxSlugBytes * 0.6)),
-    image,
+    outputs: { output: v.output, putUrl, toStdout, summary: v.summary, image },
   };
+}
+
+/**
+ * The outputs, in staging order; deliverAll commits the irreversible ones
+ * (upload, push, stdout) first. --summary is last: it describes the others.
+ */
+function outputList(flags: OutputFlags, plan: ExportPlan | undefined, mtime: Date): Output[] {
+  const list: Output[] = [];
+  if (flags.putUrl) list.push(putOutput(flags.putUrl));
+  if (flags.toStdout) list.push(stdoutOutput());
+  if (flags.output) list.push(fileOutput(flags.output));
+  if (flags.image) list.push(...imageOutputs(flags.image, plan, mtime));
+  if (flags.summary) list.push(summaryOutput(flags.summary));
+  return list;
 }
 
 /** Set once SIGTERM/SIGINT arrived: the signal handler owns the exit from then on. */
@@ -151,14 +191,17 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   handleSignals();
-  const step = opts.image ? imageStep(opts.image, opts.sourceVersion) : undefined;
+  const plan = await preflight(opts.outputs, process.env);
   try {
-    await build(opts, step?.afterSlug);
+    const outputs = outputList(opts.outputs, plan, opts.mtime);
+    await build(opts, (result) => deliverAll(outputs, result));
   } catch (err) {
     // The killed buildpack makes the build fail too; that failure must not
     // print a second error line or exit 1 before the signal handler exits 143/130.
     if (interrupted) await new Promise(() => undefined);
     throw err;
+  } finally {
+    await plan?.close();
   }
   return 0;
 }

@@ -1,18 +1,20 @@
 /**
  * The slug: a deterministic gzip tar of the build dir, entries `./...`,
- * `.git` left out. Written to a temp file and hashed on the way, so nothing
- * is read twice and a failure never leaves a partial artifact behind.
+ * `.git` left out. One pipeline (tar -> gzip -> file, hashed on the way, so
+ * nothing is read twice) makes both the slug and the image layer
+ * (image/layer.ts); one pinned gzip level keeps both byte-stable.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UserError, errnoCode } from '../shared/errors.js';
+import { UserError, errnoCode, errorMessage } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
 import { formatSize } from '../shared/tar/extract.js';
-import { packTree } from '../shared/tar/pack.js';
+import { packTree, type PackOptions } from '../shared/tar/pack.js';
 
+/** Pinned so the same zlib always gives the same bytes and digests. */
 export const GZIP_LEVEL = 6;
 
 export interface SlugInfo {
@@ -27,17 +29,17 @@ export interface SlugOptions {
   maxBytes: number;
 }
 
-/** Counts and hashes the bytes that reach the file, and stops at the size limit. */
+/** Counts and hashes the bytes passing through; stops at `limit` when one is set. */
 class Meter extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
-  constructor(private readonly maxBytes: number) {
+  constructor(private readonly limit?: { maxBytes: number; error: () => Error }) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
-    if (this.bytes > this.maxBytes) {
-      done(new UserError(`slug is larger than the ${formatSize(this.maxBytes)} limit: remove files with .slugignore or raise --max-slug-size`));
+    if (this.limit && this.bytes > this.limit.maxBytes) {
+      done(this.limit.error());
       return;
     }
     this.hash.update(chunk);
@@ -52,16 +54,49 @@ export function createSlugCompressor(): Transform {
   return createParallelGzip({ level: GZIP_LEVEL });
 }
 
-export async function writeSlug(buildDir: string, file: string, opts: SlugOptions): Promise<SlugInfo> {
-  const meter = new Meter(opts.maxBytes);
-  const tar = Readable.from(packTree(buildDir, { prefix: './', mtime: opts.mtime, exclude: (rel) => rel === '.git' }), { objectMode: false });
+export interface CompressOptions {
+  pack: PackOptions;
+  /** For messages: "the slug", "the image layer". */
+  what: string;
+  /** Also hash the uncompressed tar (an image layer's diff_id). */
+  hashTar?: boolean;
+  /** Hard limit on the compressed size, and what to say when it is passed. */
+  limit?: { maxBytes: number; error: () => Error };
+}
+
+export interface CompressedTree {
+  /** Compressed size in bytes. */
+  size: number;
+  /** sha256 hex of the gzip bytes. */
+  sha256: string;
+  /** sha256 hex of the tar, with hashTar. */
+  tarSha256?: string;
+}
+
+/** Tar `dir`, gzip it into `file`; a failure removes `file`. */
+export async function compressTree(dir: string, file: string, opts: CompressOptions): Promise<CompressedTree> {
+  const tarMeter = opts.hashTar ? new Meter() : undefined;
+  const gzMeter = new Meter(opts.limit);
+  const stages: NodeJS.ReadWriteStream[] = [...(tarMeter ? [tarMeter] : []), createSlugCompressor(), gzMeter];
   try {
-    await pipeline(tar, createSlugCompressor(), meter, createWriteStream(file, { mode: 0o644 }));
+    await pipeline([Readable.from(packTree(dir, opts.pack), { objectMode: false }), ...stages, createWriteStream(file, { mode: 0o644 })]);
   } catch (err) {
     await rm(file, { force: true });
     if (err instanceof UserError) throw err;
-    if (errnoCode(err) === 'ENOSPC') throw new UserError(`no space left on the device while writing the slug to ${file}`);
+    const code = errnoCode(err);
+    if (code === 'ENOSPC') throw new UserError(`no space left on the device while writing ${opts.what} to ${file}: free some disk space`);
+    if (code === 'EACCES' || code === 'EROFS') throw new UserError(`cannot write ${opts.what} to ${file}: ${code}; choose a writable path`);
+    if (code) throw new UserError(`writing ${opts.what} failed: ${errorMessage(err)}`);
     throw err;
   }
-  return { path: file, size: meter.bytes, sha256: meter.hash.digest('hex') };
+  return { size: gzMeter.bytes, sha256: gzMeter.hash.digest('hex'), tarSha256: tarMeter?.hash.digest('hex') };
+}
+
+export async function writeSlug(buildDir: string, file: string, opts: SlugOptions): Promise<SlugInfo> {
+  const limit = {
+    maxBytes: opts.maxBytes,
+    error: () => new UserError(`slug is larger than the ${formatSize(opts.maxBytes)} limit: remove files with .slugignore or raise --max-slug-size`),
+  };
+  const out = await compressTree(buildDir, file, { pack: { prefix: './', mtime: opts.mtime, exclude: (rel) => rel === '.git' }, what: 'the slug', limit });
+  return { path: file, size: out.size, sha256: out.sha256 };
 }

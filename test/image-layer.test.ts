@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -23,6 +23,7 @@ describe('image layer (writeLayer)', () => {
 
   it('writes app/ entries owned by the app user, and digests that match the bytes', async () => {
     const mtime = new Date(Date.UTC(2020, 0, 2, 3, 4, 5));
+    await mkdir(path.join(dir, 'out'));
     const result = await writeLayer(app, { uid: 1234, gid: 2345, mtime, outFile: path.join(dir, 'out', 'layer.tar.gz') });
     const gz = await readFile(result.path);
     expect(result.size).to.equal(gz.length);

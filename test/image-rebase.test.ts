@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
-import { rebaseImage } from '../slugbuilder/cli/rebase.js';
+import { rebaseImage as rebaseParsed } from '../slugbuilder/image/rebase.js';
+import { parseReference } from '../slugbuilder/image/reference.js';
 import {
   execFileP,
   fetchWhenReady,
@@ -36,6 +37,11 @@ function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr:
     });
   });
 }
+
+
+/** rebaseImage with references written as text, as a user types them. */
+const rebaseImage = (o: { image: string; runImage: string; output?: string; insecureRegistries: string[] }) =>
+  rebaseParsed({ image: parseReference(o.image), runImage: parseReference(o.runImage), output: o.output ? parseReference(o.output) : undefined, insecureRegistries: o.insecureRegistries });
 
 describe('image rebase', function () {
   let root: string;

@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { setLogSink } from '../shared/log.js';
 import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
-import { rebaseImage } from '../slugbuilder/cli/rebase.js';
+import { rebaseImage as rebaseParsed } from '../slugbuilder/image/rebase.js';
+import { parseReference } from '../slugbuilder/image/reference.js';
 import { buildSlugkitImages, containerName, docker, removeContainers, requireDocker, RUNNER_IMAGE } from './helpers/docker.js';
 import { execFileP, fetchWhenReady, requireTools } from './helpers/image-fixtures.js';
 import { freePort, startRegistry, type RunningRegistry } from './helpers/registry.js';
@@ -19,6 +20,11 @@ import { freePort, startRegistry, type RunningRegistry } from './helpers/registr
 const SERVER = `const http = require('http');
 http.createServer((req, res) => res.end('hello from ' + process.env.DYNO + ' as ' + process.getuid() + '\\n')).listen(process.env.PORT);
 `;
+
+
+/** rebaseImage with references written as text, as a user types them. */
+const rebaseImage = (o: { image: string; runImage: string; output?: string; insecureRegistries: string[] }) =>
+  rebaseParsed({ image: parseReference(o.image), runImage: parseReference(o.runImage), output: o.output ? parseReference(o.output) : undefined, insecureRegistries: o.insecureRegistries });
 
 describe('image export onto the real runner image', function () {
   this.timeout(1_200_000);

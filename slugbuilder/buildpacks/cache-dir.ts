@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { forget, removeOnExit } from '../../shared/cleanup.js';
+import { forget, removeOnExit } from '../../shared/fs.js';
 import { copyTree } from '../../shared/copy-tree.js';
 import { acquireLock, processExists } from '../../shared/file-lock.js';
 

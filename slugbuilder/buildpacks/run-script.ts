@@ -5,7 +5,7 @@
  */
 import { finished } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
-import { BuildpackOutput } from '../../shared/log.js';
+import { BuildpackOutput, logWritable } from '../../shared/log.js';
 
 const running = new Set<number>();
 
@@ -57,7 +57,7 @@ export async function runScript(file: string, args: string[], opts: RunOptions):
     if (!stream) return;
     const formatter = new BuildpackOutput();
     formatters.push(formatter);
-    stream.pipe(formatter).pipe(process.stderr, { end: false });
+    stream.pipe(formatter).pipe(logWritable(), { end: false });
   };
   if (!opts.captureStdout) relay(child.stdout);
   relay(child.stderr);

@@ -7,7 +7,7 @@
  * blobs (docker load accepts gzipped layers).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readFile, rename, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,10 +16,10 @@ import { UserError, errnoCode, errorMessage } from '../../shared/errors.js';
 import { extractArchive } from '../../shared/tar/extract.js';
 import { packTree } from '../../shared/tar/pack.js';
 import { HashingStream, hashFile, serialize, sha256, type Descriptor, type ImageManifest } from './blobs.js';
-import { LAYER_GZIP_LEVEL } from './layer.js';
+import { GZIP_LEVEL } from '../slug.js';
 import { MEDIA } from './media-types.js';
 import { OciLayout } from './oci-layout.js';
-import { keptTemp, makeTempDir, removeTemp, tempFile } from './temp.js';
+import { exists, makeTempDir, removeTemp } from '../../shared/fs.js';
 
 export type OpenedArchive =
   | { kind: 'layout'; layout: OciLayout; tag?: string; close: () => Promise<void> }
@@ -33,13 +33,6 @@ interface DockerManifestEntry {
   Config: string;
   RepoTags?: string[] | null;
   Layers: string[];
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
 }
 
 export async function openArchive(file: string, ref: string | undefined, kind: 'oci-archive' | 'docker-archive', what: string): Promise<OpenedArchive> {
@@ -110,7 +103,7 @@ async function readDockerArchive(dir: string, ref: string | undefined, what: str
     if (!(await isGzip(layerFile))) {
       blobFile = path.join(dir, `slugkit-layer-${i}.tar.gz`);
       const tarHash = new HashingStream();
-      await pipeline(createReadStream(layerFile), tarHash, createGzip({ level: LAYER_GZIP_LEVEL }), createWriteStream(blobFile));
+      await pipeline(createReadStream(layerFile), tarHash, createGzip({ level: GZIP_LEVEL }), createWriteStream(blobFile));
       if (tarHash.digest() !== diffIds[i]) throw new UserError(`${what}: layer ${rel} does not match diff_id ${diffIds[i]}: the archive is damaged`);
     }
     const { digest, size } = await hashFile(blobFile);
@@ -167,23 +160,14 @@ export function dockerLoadManifest(config: Descriptor, layers: Descriptor[], rep
   return Buffer.from(JSON.stringify([{ Config: hex(config), RepoTags: [repoTag], Layers: layers.map(hex) }]));
 }
 
-/**
- * Tar up a staged layout directory into `file`: written beside it under a
- * temp name and renamed, so a failure leaves no partial archive.
- */
-export async function packArchive(stageDir: string, file: string): Promise<void> {
-  const target = path.resolve(file);
-  const tmp = tempFile(target);
+/** Tar up a staged layout directory into `file` (a staged path: the caller puts it in place); `named` is for messages. */
+export async function packArchive(stageDir: string, file: string, named: string): Promise<void> {
   try {
-    await pipeline(Readable.from(packTree(stageDir, { prefix: './' })), createWriteStream(tmp));
-    await rename(tmp, target);
-    keptTemp(tmp);
+    await pipeline(Readable.from(packTree(stageDir, { prefix: './' })), createWriteStream(file));
   } catch (err) {
-    await removeTemp(tmp);
     const code = errnoCode(err);
-    if (code === 'ENOENT') throw new UserError(`cannot write ${file}: its directory does not exist`);
-    if (code === 'EACCES' || code === 'EROFS') throw new UserError(`cannot write ${file}: ${code}; choose a writable path`);
-    if (code === 'ENOSPC') throw new UserError(`no space left writing ${file}`);
-    throw new UserError(`writing ${file} failed: ${errorMessage(err)}`);
+    if (code === 'EACCES' || code === 'EROFS') throw new UserError(`cannot write ${named}: ${code}; choose a writable path`);
+    if (code === 'ENOSPC') throw new UserError(`no space left writing ${named}`);
+    throw new UserError(`writing ${named} failed: ${errorMessage(err)}`);
   }
 }

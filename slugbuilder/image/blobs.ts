@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../../shared/errors.js';
+import { writeAtomically } from '../../shared/fs.js';
 
 export interface Platform {
   os: string;
@@ -112,18 +112,14 @@ export class HashingStream extends Transform {
  * its bytes match the descriptor: a run image is input we verify, not trust.
  */
 export async function saveVerifiedBlob(source: Readable, file: string, expected: Descriptor, what: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
   const hasher = new HashingStream();
-  try {
+  await writeAtomically(file, what, async (tmp) => {
     await pipeline(source, hasher, createWriteStream(tmp));
     const got = hasher.digest();
     if (got !== expected.digest || hasher.bytes !== expected.size) {
       throw new UserError(`${what}: blob ${expected.digest} arrived with digest ${got} and ${hasher.bytes} bytes (expected ${expected.size}): the image is damaged`);
     }
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  });
 }
 
 export async function hashFile(file: string): Promise<{ digest: string; size: number }> {

@@ -2,46 +2,53 @@
  * `slugbuilder --run-image REF --image REF`: the slug becomes one layer on
  * top of the run image, with a config that starts the runner, and the image
  * goes to a layout, an archive or a registry. No Docker daemon involved.
+ *
+ * In two halves: `planExport` checks the target and reads the run image
+ * before the build (a wrong run image fails in seconds, not after the
+ * compile), `assembleAppImage` adds the app layer once the build is done.
  */
-import path from 'node:path';
 import { createReadStream } from 'node:fs';
-import { copyFile, rename } from 'node:fs/promises';
-import { UsageError, UserError, errnoCode, errorMessage } from '../../shared/errors.js';
+import path from 'node:path';
+import { makeTempDir, removeTemp } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
 import { formatSize } from '../../shared/tar/extract.js';
-import { sourceDateEpoch } from '../../shared/tar/pack.js';
-import { shortDigest, type LayerBlob } from './blobs.js';
-import { appOwner, assembleImage, buildAppConfig } from './config.js';
+import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
+import { shortDigest, type BuiltImage, type LayerBlob, type Platform } from './blobs.js';
+import { appOwner, assembleImage, buildAppConfig, type AppOwner } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
-import { familyFor, writeImage } from './image-writer.js';
-import { writeLayer } from './layer.js';
+import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
+import { writeLayer, type LayerResult } from './layer.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { RegistryPool } from './registry.js';
-import { keptTemp, makeTempDir, removeTemp, tempFile } from './temp.js';
 
-export { writeLayer } from './layer.js';
-
-export interface ExportOptions {
-  /** The built app directory (what the slug holds, becomes /app). */
-  appDir: string;
-  runImage: string;
-  image: string;
+export interface PlanOptions {
   /** OS/ARCH[/VARIANT]; an index in the run image resolves to linux/amd64 without it. */
-  platform?: string;
+  platform?: Platform;
   /** Owner of /app; unset: the run image's numeric User, else 1000:1000 (see appOwner). */
   appUid?: number;
   appGid?: number;
-  /** Also keep the app layer at this path (the --layer flag), once the image is written. */
-  layerFile?: string;
+  insecureRegistries: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What an export needs that does not depend on the app: read once, used once. */
+export interface ExportPlan {
+  target: ImageReference;
+  runRef: ImageReference;
+  run: SourceImage;
+  pool: RegistryPool;
+  owner: AppOwner;
+  close(): Promise<void>;
+}
+
+export interface AppInput {
   processTypes: ProcessTypes;
   sourceVersion?: string;
-  insecureRegistries: string[];
-  /** Filled with an `image` entry for the CLI's --summary JSON. */
-  summary?: Record<string, unknown>;
-  env?: NodeJS.ProcessEnv;
+  /** SOURCE_DATE_EPOCH as the CLI read it: the image's `created` and the layer's mtimes. */
+  mtime: Date;
 }
 
 export interface ImageSummary {
@@ -52,8 +59,6 @@ export interface ImageSummary {
   layer: { digest: string; diffId: string; size: number; uid: number; gid: number };
   runImage: { reference: string; digest: string };
 }
-
-export interface ExportResult extends ImageSummary {}
 
 /** Run-image layers as blobs to copy, mount or skip. */
 export function runLayers(run: SourceImage): LayerBlob[] {
@@ -66,20 +71,6 @@ export function runLayers(run: SourceImage): LayerBlob[] {
   }));
 }
 
-/** Copy the finished layer to the --layer path, through a temp name. */
-async function keepLayer(from: string, to: string): Promise<void> {
-  const target = path.resolve(to);
-  const tmp = tempFile(target);
-  try {
-    await copyFile(from, tmp);
-    await rename(tmp, target);
-    keptTemp(tmp);
-  } catch (err) {
-    await removeTemp(tmp);
-    throw new UserError(`cannot write the layer file ${to}: ${errnoCode(err) ?? errorMessage(err)}`);
-  }
-}
-
 /** OCI's standard base-image annotations (only written into OCI manifests). */
 export function baseAnnotations(runRef: ImageReference, runDigest: string): Record<string, string> {
   const out: Record<string, string> = { 'org.opencontainers.image.base.digest': runDigest };
@@ -87,62 +78,90 @@ export function baseAnnotations(runRef: ImageReference, runDigest: string): Reco
   return out;
 }
 
-export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
-  const env = opts.env ?? process.env;
-  const target = parseReference(opts.image);
-  const runRef = parseReference(opts.runImage);
-  if (target.kind === 'registry' && target.digest) throw new UsageError(`--image ${opts.image}: push to a tag, not a digest`);
-  const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
-  const pool = new RegistryPool({ insecureRegistries: opts.insecureRegistries, env });
-
+/** Check where the image goes and read the run image; close() when done with it. */
+export async function planExport(target: ImageReference, runRef: ImageReference, opts: PlanOptions): Promise<ExportPlan> {
+  await checkImageTarget(target, '--image');
+  const pool = new RegistryPool({ insecureRegistries: opts.insecureRegistries, env: opts.env ?? process.env });
   log.step(`Reading run image ${runRef.text}`);
-  const run = await openImage(runRef, { platform, pool, role: 'run image' });
+  const run = await openImage(runRef, { platform: opts.platform, pool, role: 'run image' });
+  log.info(`${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`);
+  const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
+  if (owner.warning) log.warn(owner.warning);
+  return { target, runRef, run, pool, owner, close: () => run.close() };
+}
+
+/** The app image: the run image's layers plus `layer` (written by writeLayer with plan.owner). */
+export function assembleAppImage(plan: ExportPlan, layer: LayerResult, app: AppInput): { built: BuiltImage; summary: ImageSummary } {
+  const { run, runRef, owner } = plan;
+  const family = familyFor(plan.target, run.family);
+  const config = buildAppConfig({
+    runConfig: run.config,
+    runDigest: run.digest,
+    runReference: runRef.text,
+    layer,
+    processTypes: app.processTypes,
+    sourceVersion: app.sourceVersion,
+    created: app.mtime,
+  });
+  const appLayer: LayerBlob = {
+    descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
+    open: async () => createReadStream(layer.path),
+    label: 'app layer',
+  };
+  const built = assembleImage(family, config, [...runLayers(run), appLayer], baseAnnotations(runRef, run.digest));
+  const summary: ImageSummary = {
+    reference: plan.target.text,
+    digest: built.manifest.digest,
+    mediaType: built.mediaType,
+    platform: [config.os, config.architecture, config.variant].filter(Boolean).join('/'),
+    layer: { digest: layer.digest, diffId: layer.diffId, size: layer.size, uid: owner.uid, gid: owner.gid },
+    runImage: { reference: runRef.text, digest: run.digest },
+  };
+  return { built, summary };
+}
+
+export function logLayer(layer: LayerResult, owner: AppOwner): void {
+  log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${formatSize(layer.size)} compressed, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
+}
+
+export interface ExportOptions {
+  /** The built app directory (what the slug holds, becomes /app). */
+  appDir: string;
+  runImage: string;
+  image: string;
+  platform?: string;
+  appUid?: number;
+  appGid?: number;
+  insecureRegistries: string[];
+  env?: NodeJS.ProcessEnv;
+  processTypes: ProcessTypes;
+  sourceVersion?: string;
+  /** Default 1980-01-01T00:00:01Z, as without SOURCE_DATE_EPOCH. */
+  mtime?: Date;
+}
+
+/** The whole export in one call, for embedders and tests: the CLI runs the halves around the build. */
+export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
+  const plan = await planExport(parseReference(opts.image), parseReference(opts.runImage), {
+    platform: opts.platform ? parsePlatform(opts.platform) : undefined,
+    appUid: opts.appUid,
+    appGid: opts.appGid,
+    insecureRegistries: opts.insecureRegistries,
+    env: opts.env,
+  });
   const work = await makeTempDir('slugkit-layer-');
   try {
-    log.info(`${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`);
-    const family = familyFor(target, run.family);
-
     log.step('Writing the slug layer');
-    const created = sourceDateEpoch(env);
-    const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
-    if (owner.warning) log.warn(owner.warning);
-    const layer = await writeLayer(opts.appDir, { uid: owner.uid, gid: owner.gid, mtime: created, outFile: path.join(work, 'app-layer.tar.gz') });
-    log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${formatSize(layer.size)} compressed, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
-
-    const config = buildAppConfig({
-      runConfig: run.config,
-      runDigest: run.digest,
-      runReference: runRef.text,
-      layer,
-      processTypes: opts.processTypes,
-      sourceVersion: opts.sourceVersion,
-      created,
-    });
-    const appLayer: LayerBlob = {
-      descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
-      open: async () => createReadStream(layer.path),
-      label: 'app layer',
-    };
-    const annotations = baseAnnotations(runRef, run.digest);
-    const built = assembleImage(family, config, [...runLayers(run), appLayer], annotations);
-
-    log.step(`Writing image ${target.text}`);
-    const result = await writeImage(target, built, pool);
+    const mtime = opts.mtime ?? DEFAULT_MTIME;
+    const layer = await writeLayer(opts.appDir, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outFile: path.join(work, 'app-layer.tar.gz') });
+    logLayer(layer, plan.owner);
+    const { built, summary } = assembleAppImage(plan, layer, { processTypes: opts.processTypes, sourceVersion: opts.sourceVersion, mtime });
+    log.step(`Writing image ${plan.target.text}`);
+    const result = await writeImage(plan.target, built, plan.pool);
     log.step(`Image digest ${result.digest}`);
-    if (opts.layerFile) await keepLayer(layer.path, opts.layerFile);
-
-    const summary: ImageSummary = {
-      reference: result.reference,
-      digest: result.digest,
-      mediaType: built.mediaType,
-      platform: [config.os, config.architecture, config.variant].filter(Boolean).join('/'),
-      layer: { digest: layer.digest, diffId: layer.diffId, size: layer.size, uid: owner.uid, gid: owner.gid },
-      runImage: { reference: runRef.text, digest: run.digest },
-    };
-    if (opts.summary) opts.summary.image = summary;
-    return summary;
+    return { ...summary, digest: result.digest };
   } finally {
     await removeTemp(work);
-    await run.close();
+    await plan.close();
   }
 }

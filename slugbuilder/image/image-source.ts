@@ -11,7 +11,7 @@ import { openArchive } from './archive.js';
 import { INDEX_TYPES, MEDIA, familyOfManifest, type Family } from './media-types.js';
 import { OciLayout, REF_NAME } from './oci-layout.js';
 import { DEFAULT_PLATFORM, checkConfigPlatform, selectManifest } from './platform.js';
-import { parseReference, registryRef, type ImageReference } from './reference.js';
+import { registryRef, type ImageReference } from './reference.js';
 import type { RegistryPool } from './registry.js';
 
 export interface SourceImage {
@@ -38,8 +38,8 @@ export interface OpenOptions {
   role: string;
 }
 
-export async function openImage(refOrText: ImageReference | string, opts: OpenOptions): Promise<SourceImage> {
-  const ref = typeof refOrText === 'string' ? parseReference(refOrText) : refOrText;
+/** `ref` is parsed once, by the caller (the CLI flags). */
+export async function openImage(ref: ImageReference, opts: OpenOptions): Promise<SourceImage> {
   const what = `${opts.role} ${ref.text}`;
   switch (ref.kind) {
     case 'oci':

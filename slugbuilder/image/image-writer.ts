@@ -4,23 +4,37 @@
  * first, the config next, and the manifest (or the tag in index.json) last,
  * so nothing ever points at a blob that is not there.
  */
-import { readdir, rename, rmdir, writeFile } from 'node:fs/promises';
+import { readdir, rename, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { UserError, errnoCode } from '../../shared/errors.js';
+import { UsageError, UserError, errnoCode } from '../../shared/errors.js';
+import { checkWritableTarget, forget, makeTempDir, removeTemp, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import { formatSize } from '../../shared/tar/extract.js';
 import { HashingStream, shortDigest, type BuiltImage, type Descriptor } from './blobs.js';
 import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
-import { prepareLayout, putBlob, putDocument, tagManifest, type OciLayout } from './oci-layout.js';
+import { OciLayout, prepareLayout, putBlob, putDocument, tagManifest } from './oci-layout.js';
 import type { Family } from './media-types.js';
 import type { ImageReference, RegistryReference } from './reference.js';
 import type { RegistryPool } from './registry.js';
-import { keptTemp, makeTempDir, removeTemp } from './temp.js';
 
 export interface WriteResult {
   digest: string;
   reference: string;
+}
+
+/**
+ * An image written everywhere it can be without being seen: `commit` makes
+ * it visible (renames the layout or archive into place, tags it, or pushes),
+ * `discard` drops what was staged.
+ */
+export interface StagedImage {
+  digest: string;
+  reference: string;
+  /** A push: cannot be taken back once committed. */
+  remote: boolean;
+  commit(): Promise<WriteResult>;
+  discard(): Promise<void>;
 }
 
 /**
@@ -32,15 +46,46 @@ export function familyFor(target: ImageReference, runFamily: Family): Family {
   return target.kind === 'registry' ? runFamily : 'oci';
 }
 
-export async function writeImage(target: ImageReference, image: BuiltImage, pool: RegistryPool): Promise<WriteResult> {
+/**
+ * What can be checked about an image target before any work: a push names a
+ * tag, a layout dir is a layout or absent (or empty), an archive is a
+ * writable file path.
+ */
+export async function checkImageTarget(target: ImageReference, flag: string): Promise<void> {
   switch (target.kind) {
-    case 'oci':
-      return writeLayoutImage(target.dir, target.tag ?? 'latest', image, target.text);
+    case 'registry':
+      if (target.digest) throw new UsageError(`${flag} ${target.text}: push to a tag, not a digest`);
+      return;
     case 'oci-archive':
     case 'docker-archive':
-      return writeArchiveImage(target.file, target.ref, image, target.text);
+      await checkWritableTarget(target.file, flag);
+      return;
+    case 'oci': {
+      const dir = path.resolve(target.dir);
+      if (!(await isEmptyOrMissing(dir))) {
+        await OciLayout.open(dir, `${flag} ${target.text}`);
+        return;
+      }
+      const parent = await stat(path.dirname(dir)).catch(() => undefined);
+      if (!parent?.isDirectory()) throw new UserError(`cannot write ${flag} ${target.text}: the directory ${path.dirname(dir)} does not exist`);
+    }
+  }
+}
+
+export async function writeImage(target: ImageReference, image: BuiltImage, pool: RegistryPool): Promise<WriteResult> {
+  return (await stageImage(target, image, pool)).commit();
+}
+
+export async function stageImage(target: ImageReference, image: BuiltImage, pool: RegistryPool): Promise<StagedImage> {
+  const done = { digest: image.manifest.digest, reference: target.text };
+  switch (target.kind) {
+    case 'oci':
+      return stageLayoutImage(target.dir, target.tag ?? 'latest', image, target.text);
+    case 'oci-archive':
+    case 'docker-archive':
+      return stageArchiveImage(target.file, target.ref, image, target.text);
     case 'registry':
-      return pushImage(target, image, pool);
+      return { ...done, remote: true, commit: () => pushImage(target, image, pool), discard: async () => undefined };
   }
 }
 
@@ -69,21 +114,29 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
 }
 
 /**
- * An existing layout gains blobs and then a tag. A new one is built in a
- * sibling temp dir and renamed into place, so a failure leaves nothing.
+ * An existing layout gains blobs now (unreferenced until tagged) and its tag
+ * at commit. A new one is built in a sibling temp dir and renamed into place
+ * at commit, so a failure leaves nothing.
  */
-async function writeLayoutImage(dir: string, tag: string, image: BuiltImage, text: string): Promise<WriteResult> {
+async function stageLayoutImage(dir: string, tag: string, image: BuiltImage, text: string): Promise<StagedImage> {
   const target = path.resolve(dir);
+  const done = { digest: image.manifest.digest, reference: text };
   if (!(await isEmptyOrMissing(target))) {
     const layout = await prepareLayout(target, `image ${text}`);
     await copyBlobsInto(layout, image, `image ${text}`);
-    await tagManifest(layout, manifestDescriptor(image), tag);
-    return { digest: image.manifest.digest, reference: text };
+    return {
+      ...done,
+      remote: false,
+      commit: async () => {
+        await tagManifest(layout, manifestDescriptor(image), tag);
+        return done;
+      },
+      discard: async () => undefined,
+    };
   }
-  const parent = path.dirname(target);
   let stage: string;
   try {
-    stage = await makeTempDir(`.${path.basename(target)}.tmp-`, parent);
+    stage = await makeTempDir(`.${path.basename(target)}.tmp-`, path.dirname(target));
   } catch (err) {
     throw new UserError(`cannot write ${dir}: ${errnoCode(err) === 'ENOENT' ? 'its parent directory does not exist' : errnoCode(err)}`);
   }
@@ -91,17 +144,30 @@ async function writeLayoutImage(dir: string, tag: string, image: BuiltImage, tex
     const layout = await prepareLayout(stage, `image ${text}`);
     await copyBlobsInto(layout, image, `image ${text}`);
     await tagManifest(layout, manifestDescriptor(image), tag);
-    await rmdir(target).catch(() => undefined);
-    await rename(stage, target);
-    keptTemp(stage);
   } catch (err) {
     await removeTemp(stage);
     throw err;
   }
-  return { digest: image.manifest.digest, reference: text };
+  return {
+    ...done,
+    remote: false,
+    commit: async () => {
+      try {
+        await rmdir(target).catch(() => undefined);
+        await rename(stage, target);
+        forget(stage);
+      } catch (err) {
+        await removeTemp(stage);
+        throw new UserError(`cannot write ${dir}: ${errnoCode(err) ?? err}`);
+      }
+      return done;
+    },
+    discard: () => removeTemp(stage),
+  };
 }
 
-async function writeArchiveImage(file: string, ref: string | undefined, image: BuiltImage, text: string): Promise<WriteResult> {
+async function stageArchiveImage(file: string, ref: string | undefined, image: BuiltImage, text: string): Promise<StagedImage> {
+  const staged = await stageFile(file, `image ${text}`);
   const stage = await makeTempDir('slugkit-archive-');
   try {
     const layout = await prepareLayout(stage, `image ${text}`);
@@ -109,12 +175,24 @@ async function writeArchiveImage(file: string, ref: string | undefined, image: B
     await tagManifest(layout, manifestDescriptor(image), ref ?? 'latest');
     const repoTag = repoTagFor(file, ref);
     await writeFile(path.join(stage, 'manifest.json'), dockerLoadManifest(image.manifest.value.config, image.manifest.value.layers, repoTag));
-    await packArchive(stage, file);
+    await packArchive(stage, staged.path, file);
     log.info(`docker load will name it ${repoTag}`);
+  } catch (err) {
+    await staged.discard();
+    throw err;
   } finally {
     await removeTemp(stage);
   }
-  return { digest: image.manifest.digest, reference: text };
+  const done = { digest: image.manifest.digest, reference: text };
+  return {
+    ...done,
+    remote: false,
+    commit: async () => {
+      await staged.commit();
+      return done;
+    },
+    discard: () => staged.discard(),
+  };
 }
 
 /**
@@ -123,7 +201,8 @@ async function writeArchiveImage(file: string, ref: string | undefined, image: B
  * streamed upload. Then the config, then the manifest under the tag.
  */
 async function pushImage(target: RegistryReference, image: BuiltImage, pool: RegistryPool): Promise<WriteResult> {
-  if (!target.tag || target.digest) throw new UserError(`--image ${target.text}: push to a tag (docker://HOST/NAME:TAG), not a digest`);
+  // checkImageTarget refused digests; parseReference gives every other reference a tag.
+  const tag = target.tag ?? 'latest';
   const client = pool.get(target.host);
   const repo = target.repository;
   for (const layer of image.layers) {
@@ -154,7 +233,7 @@ async function pushImage(target: RegistryReference, image: BuiltImage, pool: Reg
     await client.blobUpload(repo, cfg, () => image.config.bytes);
     log.info(`config ${shortDigest(cfg.digest)} uploaded (${image.config.bytes.length} bytes)`);
   }
-  const digest = await client.manifestPut(repo, target.tag, image.manifest.bytes, image.mediaType);
-  log.info(`manifest ${shortDigest(digest)} pushed as ${target.host}/${repo}:${target.tag}`);
+  const digest = await client.manifestPut(repo, tag, image.manifest.bytes, image.mediaType);
+  log.info(`manifest ${shortDigest(digest)} pushed as ${target.host}/${repo}:${tag}`);
   return { digest, reference: target.text };
 }

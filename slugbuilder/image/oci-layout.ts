@@ -6,7 +6,8 @@
  * leaves a tag pointing at missing blobs.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { writeAtomically } from '../../shared/fs.js';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError, errnoCode } from '../../shared/errors.js';
@@ -124,9 +125,7 @@ export async function putBlob(layout: OciLayout, desc: Descriptor, open: () => P
 export async function putDocument(layout: OciLayout, bytes: Buffer): Promise<void> {
   const file = layout.blobPath(sha256(bytes));
   await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
+  await writeAtomically(file, 'an image blob', (tmp) => writeFile(tmp, bytes));
 }
 
 /**
@@ -138,12 +137,5 @@ export async function tagManifest(layout: OciLayout, manifest: Descriptor, tag: 
   const kept = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag);
   const entry: Descriptor = { ...manifest, annotations: { ...(manifest.annotations ?? {}), [REF_NAME]: tag } };
   const next: ImageIndex = { ...index, schemaVersion: 2, mediaType: index.mediaType ?? MEDIA.oci.index, manifests: [...kept, entry] };
-  const file = path.join(layout.dir, 'index.json');
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    await writeFile(tmp, serialize(next).bytes);
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  await writeAtomically(path.join(layout.dir, 'index.json'), 'the layout index', (tmp) => writeFile(tmp, serialize(next).bytes));
 }

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
+import { writeAtomically } from '../../../shared/fs.js';
 import { UserError, errnoCode } from '../../../shared/errors.js';
 import { acquireLock } from '../../../shared/file-lock.js';
 import { log } from '../../../shared/log.js';
@@ -76,9 +77,7 @@ export class CacheEntry {
     }
     await rename(staged, this.tree);
     await rm(old, { recursive: true, force: true });
-    const tmpMeta = `${this.metaFile}.tmp`;
-    await writeFile(tmpMeta, JSON.stringify(meta, null, 2) + '\n');
-    await rename(tmpMeta, this.metaFile);
+    await writeAtomically(this.metaFile, 'the buildpack cache entry', (file) => writeFile(file, JSON.stringify(meta, null, 2) + '\n'));
   }
 
   /** Copy `tree/` to `target` (a new directory, in the build's workspace). Only called while holding the lock. */

@@ -1,0 +1,230 @@
+/**
+ * File-system idioms the whole kit shares:
+ *  - temp paths removed however the process ends (success, error, SIGTERM/SIGINT,
+ *    which skip every `finally`, or a plain exit);
+ *  - writing a file the user named so that a failure leaves nothing behind.
+ *
+ * The target rule: a regular file or a missing path is written beside itself
+ * under a temp name and renamed into place; a character device, a FIFO or a
+ * socket is written in place (opened for writing, never created, truncated or
+ * replaced); a directory is refused. A symlink is followed: the file it points
+ * at is what the user named, so that file is replaced and the link stays. A
+ * dangling link creates its target, as a shell's `>` does, when the target's
+ * directory exists.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, createReadStream, rmSync, type Stats } from 'node:fs';
+import { access, copyFile, link, lstat, mkdtemp, open, readlink, rename, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { UsageError, UserError, errnoCode } from './errors.js';
+
+const registered = new Set<string>();
+let exitHooked = false;
+
+/** Remove `p` (file or dir) when the process ends, unless forgotten first. */
+export function removeOnExit(p: string): void {
+  registered.add(p);
+  if (!exitHooked) {
+    exitHooked = true;
+    process.once('exit', removeAllNow);
+  }
+}
+
+/** `p` was kept (renamed into place) or already removed: leave it alone at exit. */
+export function forget(p: string): void {
+  registered.delete(p);
+}
+
+/** Remove every registered path now; the signal handlers and runCli call this. */
+export function removeAllNow(): void {
+  for (const p of registered) {
+    try {
+      rmSync(p, { recursive: true, force: true });
+    } catch {
+      // best effort while exiting
+    }
+  }
+  registered.clear();
+}
+
+/** A new temp dir under `parent` (default: the system temp dir), removed at exit at the latest. */
+export async function makeTempDir(prefix: string, parent = os.tmpdir()): Promise<string> {
+  const dir = await mkdtemp(path.join(parent, prefix));
+  removeOnExit(dir);
+  return dir;
+}
+
+/** Remove a temp dir or file now (done with it, or it failed). */
+export async function removeTemp(p: string): Promise<void> {
+  await rm(p, { recursive: true, force: true });
+  forget(p);
+}
+
+export async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** What a named output path turns out to be, symlinks followed. */
+export type TargetKind = 'missing' | 'file' | 'stream' | 'directory';
+
+export interface ResolvedTarget {
+  /** The path that is written: the symlink's target when `named` is a link. */
+  path: string;
+  kind: TargetKind;
+  /** Set for kind 'stream': a socket is connected to, not opened. */
+  socket?: boolean;
+}
+
+function kindOf(st: Stats): TargetKind {
+  if (st.isDirectory()) return 'directory';
+  if (st.isFile()) return 'file';
+  return 'stream';
+}
+
+/** Follow `named` to the path that gets written, and say what is there. */
+export async function resolveTarget(named: string): Promise<ResolvedTarget> {
+  let current = path.resolve(named);
+  // Links are followed one at a time so a dangling one still yields the path it names.
+  for (let hops = 0; hops < 40; hops++) {
+    let st: Stats;
+    try {
+      st = await lstat(current);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return { path: current, kind: 'missing' };
+      throw err;
+    }
+    if (!st.isSymbolicLink()) return { path: current, kind: kindOf(st), socket: st.isSocket() || undefined };
+    current = path.resolve(path.dirname(current), await readlink(current));
+  }
+  throw new UserError(`${named}: too many levels of symbolic links`);
+}
+
+/**
+ * Check before a build that `named` can be written by `flag`: not a
+ * directory, and writable (or its directory is, when it is missing).
+ * Usage errors exit 2, file-system refusals exit 1.
+ */
+export async function checkWritableTarget(named: string, flag: string): Promise<ResolvedTarget> {
+  const target = await resolveTarget(named);
+  if (target.kind === 'directory') throw new UsageError(`${flag} ${named} is a directory: name a file to write`);
+  if (target.kind !== 'missing' && !target.socket) {
+    // A regular file is replaced by a rename in its directory; a device or FIFO is opened for writing.
+    const need = target.kind === 'file' ? path.dirname(target.path) : target.path;
+    await access(need, constants.W_OK).catch(() => {
+      throw new UserError(`cannot write ${flag} ${named}: ${need} is not writable; choose a writable path`);
+    });
+    return target;
+  }
+  if (target.socket) return target;
+  const dir = path.dirname(target.path);
+  let st: Stats;
+  try {
+    st = await stat(dir);
+  } catch {
+    throw new UserError(`cannot write ${flag} ${named}: the directory ${dir} does not exist`);
+  }
+  if (!st.isDirectory()) throw new UserError(`cannot write ${flag} ${named}: ${dir} is not a directory`);
+  await access(dir, constants.W_OK).catch(() => {
+    throw new UserError(`cannot write ${flag} ${named}: ${dir} is not writable; choose a writable path`);
+  });
+  return target;
+}
+
+/**
+ * A file being prepared for `named`: write to `path`, then `commit` puts it
+ * in place (a rename, or for a device/FIFO/socket a copy into it) and
+ * `discard` drops it. Until one of them runs, the staged file is a temp path
+ * removed at exit.
+ */
+export interface StagedFile {
+  /** Where to write the bytes now. */
+  readonly path: string;
+  /** The resolved path that `commit` writes: what --summary reports. */
+  readonly target: string;
+  /** A device, FIFO or socket: what commit writes there cannot be taken back. */
+  readonly inPlace: boolean;
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}
+
+/** Stage a write of `named`, described as `what` in errors ("the slug", "--summary"). */
+export async function stageFile(named: string, what: string): Promise<StagedFile> {
+  const target = await resolveTarget(named);
+  if (target.kind === 'directory') throw new UsageError(`${what} ${named} is a directory: name a file to write`);
+  if (target.kind === 'stream') {
+    // Nothing may be created beside a device: stage in the temp dir, copy in at commit.
+    const dir = await makeTempDir('slugkit-out-');
+    const staged = path.join(dir, 'staged');
+    return {
+      path: staged,
+      target: target.path,
+      inPlace: true,
+      commit: async () => {
+        try {
+          await pipeline(createReadStream(staged), await openInPlace(target));
+        } catch (err) {
+          throw new UserError(`cannot write ${what} to ${named}: ${errnoCode(err) ?? err}`);
+        } finally {
+          await removeTemp(dir);
+        }
+      },
+      discard: () => removeTemp(dir),
+    };
+  }
+  const staged = path.join(path.dirname(target.path), `.${path.basename(target.path)}.${process.pid}-${randomBytes(3).toString('hex')}.tmp`);
+  removeOnExit(staged);
+  return {
+    path: staged,
+    target: target.path,
+    inPlace: false,
+    commit: async () => {
+      try {
+        await rename(staged, target.path);
+        forget(staged);
+      } catch (err) {
+        await removeTemp(staged);
+        throw new UserError(`cannot write ${what} to ${named}: ${errnoCode(err) ?? err}`);
+      }
+    },
+    discard: () => removeTemp(staged),
+  };
+}
+
+/** A device or FIFO opened for writing as it is (no create, no truncate); a socket connected to. */
+async function openInPlace(target: ResolvedTarget): Promise<Writable> {
+  if (target.socket) return net.createConnection({ path: target.path });
+  const handle = await open(target.path, constants.O_WRONLY);
+  return handle.createWriteStream();
+}
+
+/** Fill a staged file with a copy of `source`: a hard link when it can be, else a copy. */
+export async function stageCopy(source: string, staged: StagedFile): Promise<void> {
+  try {
+    await link(source, staged.path);
+  } catch {
+    await copyFile(source, staged.path);
+  }
+}
+
+/**
+ * Write `named` all at once: `write(tmpPath)` produces it beside the
+ * target, then it is renamed (or copied into a device). A failure leaves
+ * nothing at `named`.
+ */
+export async function writeAtomically(named: string, what: string, write: (file: string) => Promise<void>): Promise<void> {
+  const staged = await stageFile(named, what);
+  try {
+    await write(staged.path);
+  } catch (err) {
+    await staged.discard();
+    throw err;
+  }
+  await staged.commit();
+}

@@ -1,0 +1,41 @@
+/**
+ * Outputs of a build, delivered all or nothing. Each output is a function of
+ * the build result that stages its artifact (a temp file beside the target,
+ * a staged image) and returns its --summary entry; only when every output
+ * staged cleanly are they committed. What cannot be taken back (a push, an
+ * upload, bytes sent to stdout or into a device) commits first, so that when
+ * it fails no local file has appeared yet; renames of staged files come last.
+ */
+import type { BuildResult } from '../build.js';
+
+export interface Delivery {
+  /** Entries this output adds to --summary. */
+  summary?: Record<string, unknown>;
+  /** Committing cannot be taken back (push, upload, stdout, a device). */
+  irreversible?: boolean;
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}
+
+/** `summary` holds the entries of the outputs staged before this one (the --summary output is last). */
+export type Output = (result: BuildResult, summary: Readonly<Record<string, unknown>>) => Promise<Delivery>;
+
+export async function deliverAll(outputs: Output[], result: BuildResult): Promise<void> {
+  const pending: Delivery[] = [];
+  const summary: Record<string, unknown> = {};
+  try {
+    for (const output of outputs) {
+      const staged = await output(result, summary);
+      pending.push(staged);
+      Object.assign(summary, staged.summary);
+    }
+    const ordered = [...pending.filter((d) => d.irreversible), ...pending.filter((d) => !d.irreversible)];
+    for (const d of ordered) {
+      await d.commit();
+      pending.splice(pending.indexOf(d), 1);
+    }
+  } catch (err) {
+    await Promise.allSettled(pending.map((d) => d.discard()));
+    throw err;
+  }
+}
