@@ -114,7 +114,7 @@ export async function removeStaleStaging(appDir: string): Promise<void> {
   const prefix = `.${path.basename(appDir)}.incoming-`;
   const parent = path.dirname(appDir);
   const names = await readdir(parent).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(path.join(parent, n), { recursive: true, force: true })));
+  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(path.join(parent, n), { recursive: true, force: true }).catch(() => undefined)));
 }
 
 /** Removes replaced app trees in which no process has its working dir; keeps them all when that cannot be told. */
@@ -129,7 +129,8 @@ export async function removeRetiredTrees(appDir: string): Promise<void> {
     const tree = await realpath(path.join(parent, name)).catch(() => undefined);
     if (!tree) continue;
     if (cwds.some((cwd) => cwd === tree || cwd.startsWith(tree + path.sep))) continue;
-    await rm(tree, { recursive: true, force: true });
+    // Best effort: what cannot be removed now is tried again by the next intake.
+    await rm(tree, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

@@ -96,7 +96,7 @@ function parseArgv(argv: string[]): Args {
     }
     // A value may start with a dash ("-" for stdin, "-5s"), but not look like another option.
     const value = long && eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || (value.startsWith('--') && !(long && eq > 0))) throw new UsageError(`--${name} needs a value: see slugrunner --help`);
+    if (!value || (value.startsWith('--') && !(long && eq > 0))) throw new UsageError(`--${name} needs a value: see slugrunner --help`);
     values[name] = value;
   }
   const [command, ...rest] = positionals;
@@ -120,19 +120,23 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'types' && rest.length > 0) throw new UsageError(`types takes no arguments, got "${rest[0]}"`);
   if (v.json && command !== 'types') throw new UsageError('--json goes with types: slugrunner types --json');
   const str = (name: string) => v[name] as string | undefined;
+  const parsed = <T>(name: string, parse: (value: string, flag: string) => T, fallback: T): T => {
+    const value = str(name);
+    return value === undefined ? fallback : parse(value, `--${name}`);
+  };
 
   const appDir = path.resolve(str('app-dir') ?? '/app');
-  const graceMs = str('grace') !== undefined ? parseDuration(str('grace')!, '--grace') : 30_000;
+  const graceMs = parsed('grace', parseDuration, 30_000);
   const { stdinTaken } = await intakeSlug({
     appDir,
     slugFile: str('slug'),
     slugUrl: process.env.SLUG_URL || undefined,
     stdin: process.stdin,
     limits: {
-      maxBytes: str('max-slug-size') !== undefined ? parseSize(str('max-slug-size')!, '--max-slug-size') : 2 * 1024 ** 3,
-      maxFiles: str('max-files') !== undefined ? parseCount(str('max-files')!, '--max-files') : 200_000,
+      maxBytes: parsed('max-slug-size', parseSize, 2 * 1024 ** 3),
+      maxFiles: parsed('max-files', parseCount, 200_000),
     },
-    lockTimeoutMs: str('lock-timeout') !== undefined ? parseDuration(str('lock-timeout')!, '--lock-timeout') : 5 * 60_000,
+    lockTimeoutMs: parsed('lock-timeout', parseDuration, 5 * 60_000),
     quiet: Boolean(v.quiet),
   });
   const app = await readAppInfo(appDir);

@@ -192,7 +192,7 @@ async function unpackInPlace(appDir: string, listing: AppDirListing, input: Read
     // The dir was empty: remove what this unpack put there, the marker last.
     await clear(appDir, ((await readdir(appDir).catch(() => [])) as string[]).filter((n) => n !== UNPACKING_MARKER && n !== IN_DIR_LOCK));
     await rm(marker, { force: true });
-    throw err;
+    throw fsError(err, appDir, 'write');
   }
   await rm(marker, { force: true });
 }

@@ -66,6 +66,7 @@ describe('slugrunner command line', function () {
     ['an unknown short option', ['-x', 'types'], 'unknown option -x: see slugrunner --help'],
     ['a negative --grace', ['--grace', '-5s', 'start'], '--grace expects a duration like 900, 90s or 15m, got "-5s"'],
     ['an option without its value', ['types', '--app-dir'], '--app-dir needs a value: see slugrunner --help'],
+    ['an empty value', ['--slug=', 'types'], '--slug needs a value: see slugrunner --help'],
     ['an option followed by another', ['--slug', '--app-dir', 'x', 'types'], '--slug needs a value: see slugrunner --help'],
     ['--slug twice', ['--slug', 'a.tgz', '--slug', 'b.tgz', 'types'], '--slug is given twice: pass it once'],
     ['--app-dir twice', ['--app-dir', 'a', 'types', '--app-dir=b'], '--app-dir is given twice: pass it once'],
