@@ -10,7 +10,7 @@ import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { forget, removeOnExit } from './fs.js';
-import { errnoCode } from './errors.js';
+import { UserError, errnoCode } from './errors.js';
 import { log } from './log.js';
 
 /** How often the holder touches its lock, and how old a heartbeat may get before the lock counts as abandoned. */
@@ -23,11 +23,14 @@ export interface LockMessages {
   waiting: (who: string) => string;
   /** Logged when a stale lock is taken over. */
   takingOver: (who: string) => string;
+  /** With a timeout: the one-line error when a live holder keeps the lock that long. */
+  timedOut?: (who: string) => string;
 }
 
-/** Takes the lock, waiting for a live holder; returns the release function. */
-export async function acquireLock(lockFile: string, messages: LockMessages): Promise<() => Promise<void>> {
+/** Takes the lock, waiting for a live holder (at most `timeoutMs`, when given); returns the release function. */
+export async function acquireLock(lockFile: string, messages: LockMessages, timeoutMs?: number): Promise<() => Promise<void>> {
   const owner = `${hostname()} ${process.pid} ${randomBytes(4).toString('hex')}\n`;
+  const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
   let announced = false;
   for (;;) {
     try {
@@ -49,6 +52,7 @@ export async function acquireLock(lockFile: string, messages: LockMessages): Pro
       await rm(lockFile, { force: true });
       continue;
     }
+    if (Date.now() >= deadline) throw new UserError((messages.timedOut ?? messages.waiting)(holder.who));
     if (!announced) {
       log.info(messages.waiting(holder.who));
       announced = true;

@@ -4,103 +4,147 @@
  *   slugrunner start web < slug.tgz
  *   SLUG_URL=https://store/app/v42.tgz slugrunner start web
  *   slugrunner run 'bash -c "rake db:migrate"'
+ *   slugrunner types --json
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { runCli } from '../shared/cli-run.js';
 import { UsageError, UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
+import { slugkitVersion } from '../shared/package.js';
 import { isProcessTypeName } from '../shared/procfile.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
+import { removeRetiredTrees, treeId } from './app-dir.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
 import { intakeSlug } from './intake.js';
 import { commandFromWords, launch } from './launcher.js';
 
 const USAGE = `Usage: slugrunner [options] start [TYPE]     run a process type (default web)
        slugrunner [options] run CMD [ARG...]   run a one-off command
-       slugrunner [options] types              list the process types
+       slugrunner [options] types [--json]     list the process types
 
-The slug comes from --slug FILE, SLUG_URL, or stdin; an app dir that is
-already populated is used as it is.
+The slug comes from --slug FILE, --slug - (stdin) or SLUG_URL. Without one,
+an app dir that holds an app is used as it is and stdin belongs to the
+process; only an empty (or absent) app dir takes a slug piped on stdin, and
+the process then gets an empty stdin.
 
 Options:
-  --app-dir DIR        where the app lives (default /app)
-  --slug FILE          unpack this slug
-  --grace DURATION     time between SIGTERM and SIGKILL on stop (default 30s)
-  --max-slug-size SIZE largest unpacked slug (default 2G)
-  --max-files N        most entries in the slug (default 200000)
-  -q, --quiet          no unpack messages
-  -h, --help           show this help
+  --app-dir DIR          where the app lives (default /app)
+  --slug FILE            unpack this slug (- for stdin), replacing the app
+  --grace DURATION       time between SIGTERM and SIGKILL on stop (default 30s)
+  --lock-timeout DURATION  longest wait for another runner unpacking into
+                         the same app dir (default 5m)
+  --max-slug-size SIZE   largest unpacked slug (default 2G)
+  --max-files N          most entries in the slug (default 200000)
+  --json                 types: print a JSON object, type -> command
+  -q, --quiet            no unpack messages
+  -h, --help             show this help
+  --version              show slugkit's and Node's versions
 `;
 
-const OPTIONS = {
-  'app-dir': { type: 'string' },
-  slug: { type: 'string' },
-  grace: { type: 'string' },
-  'max-slug-size': { type: 'string' },
-  'max-files': { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+const OPTIONS: Record<string, { value: boolean; short?: string }> = {
+  'app-dir': { value: true },
+  slug: { value: true },
+  grace: { value: true },
+  'lock-timeout': { value: true },
+  'max-slug-size': { value: true },
+  'max-files': { value: true },
+  json: { value: false },
+  quiet: { value: false, short: 'q' },
+  help: { value: false, short: 'h' },
+  version: { value: false },
+};
+
+interface Args {
+  values: Record<string, string | boolean | undefined>;
+  command?: string;
+  rest: string[];
+}
 
 /**
- * Split argv at the subcommand: everything after `run` is the command itself,
- * so `slugrunner run bash -c 'rake db:migrate'` needs no `--`.
+ * Options may come before or after the subcommand, but everything after
+ * `run` is the command itself, so `slugrunner run bash -c 'rake db:migrate'`
+ * needs no `--`. Each option is given at most once.
  */
-function splitAtRun(argv: string[]): { options: string[]; runWords?: string[] } {
+function parseArgv(argv: string[]): Args {
+  const values: Args['values'] = {};
+  const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--') return { options: argv };
-    if (arg.startsWith('-')) {
-      const name = arg.replace(/^--?/, '').split('=')[0];
-      const takesValue = Object.entries(OPTIONS).some(([long, o]) => o.type === 'string' && long === name);
-      if (takesValue && !arg.includes('=')) i += 1;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positionals.push(arg);
+      if (positionals.length === 1 && arg === 'run') {
+        const words = argv.slice(i + 1);
+        return { values, command: 'run', rest: words[0] === '--' ? words.slice(1) : words };
+      }
       continue;
     }
-    if (arg !== 'run') return { options: argv };
-    const words = argv.slice(i + 1);
-    return { options: argv.slice(0, i + 1), runWords: words[0] === '--' ? words.slice(1) : words };
+    const long = arg.startsWith('--');
+    const eq = arg.indexOf('=');
+    const given = long && eq > 0 ? arg.slice(0, eq) : arg;
+    const name = long ? given.slice(2) : Object.keys(OPTIONS).find((n) => OPTIONS[n].short === arg.slice(1));
+    const spec = name === undefined ? undefined : OPTIONS[name];
+    if (name === undefined || !spec) throw new UsageError(`unknown option ${given}: see slugrunner --help`);
+    if (values[name] !== undefined) throw new UsageError(`--${name} is given twice: pass it once`);
+    if (!spec.value) {
+      if (long && eq > 0) throw new UsageError(`--${name} takes no value`);
+      values[name] = true;
+      continue;
+    }
+    // A value may start with a dash ("-" for stdin, "-5s"), but not look like another option.
+    const value = long && eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (!value || (value.startsWith('--') && !(long && eq > 0))) throw new UsageError(`--${name} needs a value: see slugrunner --help`);
+    values[name] = value;
   }
-  return { options: argv };
+  const [command, ...rest] = positionals;
+  return { values, command, rest };
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { options, runWords } = splitAtRun(argv);
-  let parsed;
-  try {
-    parsed = parseArgs({ args: options, allowPositionals: true, strict: true, options: OPTIONS });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see slugrunner --help)`);
+  const { values: v, command, rest } = parseArgv(argv);
+  if (v.version) {
+    process.stdout.write(`slugrunner ${slugkitVersion()} (slugkit), Node.js ${process.version}\n`);
+    return 0;
   }
-  const v = parsed.values;
-  const [command, ...positionals] = parsed.positionals;
-  const rest = runWords ?? positionals;
-  if (v.help || !command) {
-    process.stderr.write(USAGE);
-    return v.help ? 0 : 2;
+  if (v.help || command === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
   }
+  if (!command) throw new UsageError('no command: use start, run or types (see slugrunner --help)');
   if (!['start', 'run', 'types'].includes(command)) throw new UsageError(`unknown command "${command}": use start, run or types`);
   if (command === 'run' && rest.length === 0) throw new UsageError('run needs a command, e.g. slugrunner run "rake db:migrate"');
   if (command === 'start' && rest.length > 1) throw new UsageError('start takes one process type, e.g. slugrunner start web');
+  if (command === 'types' && rest.length > 0) throw new UsageError(`types takes no arguments, got "${rest[0]}"`);
+  if (v.json && command !== 'types') throw new UsageError('--json goes with types: slugrunner types --json');
+  const str = (name: string) => v[name] as string | undefined;
+  const parsed = <T>(name: string, parse: (value: string, flag: string) => T, fallback: T): T => {
+    const value = str(name);
+    return value === undefined ? fallback : parse(value, `--${name}`);
+  };
 
-  const appDir = path.resolve(v['app-dir'] ?? '/app');
-  const graceMs = v.grace ? parseDuration(v.grace, '--grace') : 30_000;
-  await intakeSlug({
+  const appDir = path.resolve(str('app-dir') ?? '/app');
+  const graceMs = parsed('grace', parseDuration, 30_000);
+  const { stdinTaken } = await intakeSlug({
     appDir,
-    slugFile: v.slug,
+    slugFile: str('slug'),
     slugUrl: process.env.SLUG_URL || undefined,
     stdin: process.stdin,
     limits: {
-      maxBytes: v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 2 * 1024 ** 3,
-      maxFiles: v['max-files'] ? parseCount(v['max-files'], '--max-files') : 200_000,
+      maxBytes: parsed('max-slug-size', parseSize, 2 * 1024 ** 3),
+      maxFiles: parsed('max-files', parseCount, 200_000),
     },
+    lockTimeoutMs: parsed('lock-timeout', parseDuration, 5 * 60_000),
     quiet: Boolean(v.quiet),
   });
   const app = await readAppInfo(appDir);
   const known = Object.keys(app.processTypes).sort();
 
   if (command === 'types') {
-    for (const name of known) process.stdout.write(`${name}: ${app.processTypes[name]}\n`);
+    if (v.json) process.stdout.write(JSON.stringify(app.processTypes) + '\n');
+    else for (const name of Object.keys(app.processTypes)) process.stdout.write(`${name}: ${app.processTypes[name]}\n`);
     return 0;
   }
 
@@ -118,7 +162,11 @@ async function main(argv: string[]): Promise<number> {
     dyno = 'run.1';
   }
   if (!v.quiet) log.step(`Starting ${dyno}: ${processCommand}`);
-  return launch({ command: processCommand, appDir, env: dynoEnvironment(process.env, appDir, dyno, app.release), graceMs });
+  const tree = await treeId(appDir);
+  const code = await launch({ command: processCommand, appDir, env: dynoEnvironment(process.env, appDir, dyno, app.release), graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
+  // Another runner swapped a new slug in while this one ran: the old tree is this runner's to remove.
+  if ((await treeId(appDir)) !== tree) await removeRetiredTrees(appDir);
+  return code;
 }
 
 await runCli(() => main(process.argv.slice(2)));

@@ -26,6 +26,8 @@ export interface LaunchOptions {
   appDir: string;
   env: NodeJS.ProcessEnv;
   graceMs: number;
+  /** 'ignore' when the runner read the slug from stdin: the process gets an empty stdin, not the rest of the slug. */
+  stdin: 'inherit' | 'ignore';
 }
 
 /** `run echo 'a b'` as one command string, each word quoted as it was given. */
@@ -44,7 +46,7 @@ export function launch(opts: LaunchOptions): Promise<number> {
   const child = spawn('bash', ['-c', DYNO_SHELL, 'slugrunner', opts.command], {
     cwd: opts.appDir,
     env: opts.env,
-    stdio: 'inherit',
+    stdio: [opts.stdin, 'inherit', 'inherit'],
     detached: ownGroup,
   });
 

@@ -88,6 +88,9 @@ describe('image export onto the real runner image', function () {
     const { stdout } = await docker(['load', '-i', path.join(root, 'app.tar')]);
     expect(String(stdout)).to.include(`Loaded image: ${tag}`);
     expect(await serve(tag)).to.equal('hello from web.1 as 1500\n');
+    // /app holds the app, so stdin is the command's, not a new slug.
+    const piped = await docker(['run', '-i', '--rm', tag, 'run', 'cat; cat Procfile'], { input: 'data for cat\n' });
+    expect(String(piped.stdout)).to.equal('data for cat\nweb: node server.js');
   });
 
   it('docker pull + docker run of the pushed image, and again after a rebase onto a new runner', async () => {
