@@ -211,7 +211,7 @@ async function keepLaunchOnly(layersDir: string, bp: CnbRef): Promise<void> {
     keep.add(layer.name);
     keep.add(`${layer.name}.toml`);
   }
-  for (const name of await readdir(layersDir)) {
+  for (const name of await readdir(layersDir).catch(() => [] as string[])) {
     if (!keep.has(name)) await rm(path.join(layersDir, name), { recursive: true, force: true });
   }
 }
