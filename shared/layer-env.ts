@@ -1,0 +1,220 @@
+/**
+ * The environment Cloud Native Buildpack layers give, at build time (to later
+ * buildpacks) and at launch (to the app's processes), by the Buildpack API's
+ * rules. The builder and the runner both use it, so it imports nothing from
+ * either.
+ *
+ * Buildpacks are walked in group order and each buildpack's layers in
+ * alphabetical order; for each layer its path directories are prepended
+ * first, then its env files applied, as the lifecycle does.
+ */
+import { spawn } from 'node:child_process';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from './errors.js';
+import { parseToml } from './toml.js';
+
+export type Env = Record<string, string>;
+export type Phase = 'build' | 'launch';
+
+/** Layer sub-directories and the path variables they are prepended to. */
+export const LAYER_PATH_VARS: Record<Phase, ReadonlyArray<readonly [string, readonly string[]]>> = {
+  build: [
+    ['bin', ['PATH']],
+    ['lib', ['LD_LIBRARY_PATH', 'LIBRARY_PATH']],
+    ['include', ['CPATH']],
+    ['pkgconfig', ['PKG_CONFIG_PATH']],
+  ],
+  launch: [
+    ['bin', ['PATH']],
+    ['lib', ['LD_LIBRARY_PATH']],
+  ],
+};
+
+/** True when Buildpack API `api` ("0.9", "1") is at least `min`. */
+export function apiAtLeast(api: string, min: string): boolean {
+  const [a, b] = [api, min].map((v) => v.split('.').map((n) => Number(n)));
+  const major = (a[0] ?? 0) - (b[0] ?? 0);
+  return major !== 0 ? major > 0 : (a[1] ?? 0) >= (b[1] ?? 0);
+}
+
+function sorted(names: string[]): string[] {
+  return names.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+}
+
+async function isDir(p: string): Promise<boolean> {
+  return stat(p).then((s) => s.isDirectory(), () => false);
+}
+
+/** Names of the directories in `dir`, sorted; none when it is absent. */
+export async function subdirs(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const names: string[] = [];
+  for (const e of entries) {
+    if (e.isDirectory() || (e.isSymbolicLink() && (await isDir(path.join(dir, e.name))))) names.push(e.name);
+  }
+  return sorted(names);
+}
+
+function prefixed(value: string | undefined, delim: string): string {
+  return value ? delim + value : '';
+}
+
+/** Prepends `layerDir`'s bin/, lib/, ... to their variables, for the phase. */
+export async function addLayerPaths(env: Env, layerDir: string, phase: Phase): Promise<Env> {
+  const out = { ...env };
+  for (const [sub, vars] of LAYER_PATH_VARS[phase]) {
+    const dir = path.join(path.resolve(layerDir), sub);
+    if (!(await isDir(dir))) continue;
+    for (const name of vars) out[name] = dir + prefixed(out[name], path.delimiter);
+  }
+  return out;
+}
+
+/**
+ * Applies the env files in one directory. The variable is the file name up
+ * to the first dot; the rest picks the rule: none or `.override` sets,
+ * `.default` sets when empty, `.append`/`.prepend` join with the contents of
+ * `NAME.delim` (nothing when there is none). Contents are used verbatim.
+ */
+export async function applyEnvDir(env: Env, dir: string): Promise<Env> {
+  const out = { ...env };
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const files: string[] = [];
+  for (const e of entries) {
+    if (e.isFile() || (e.isSymbolicLink() && !(await isDir(path.join(dir, e.name))))) files.push(e.name);
+  }
+  const delim = async (name: string) => readFile(path.join(dir, `${name}.delim`), 'utf8').catch(() => '');
+  for (const file of sorted(files)) {
+    const dot = file.indexOf('.');
+    const name = dot < 0 ? file : file.slice(0, dot);
+    const rule = dot < 0 ? 'override' : file.slice(dot + 1);
+    if (!name) continue;
+    const value = await readFile(path.join(dir, file), 'utf8');
+    switch (rule) {
+      case 'override':
+        out[name] = value;
+        break;
+      case 'default':
+        if (!out[name]) out[name] = value;
+        break;
+      case 'prepend':
+        out[name] = value + prefixed(out[name], await delim(name));
+        break;
+      case 'append':
+        out[name] = out[name] ? out[name] + (await delim(name)) + value : value;
+        break;
+      default:
+        // `.delim` is read by the rules above; other suffixes mean nothing.
+        break;
+    }
+  }
+  return out;
+}
+
+/** What one build layer gives the buildpacks after it: paths, then env/ and env.build/. */
+export async function applyBuildLayer(env: Env, layerDir: string): Promise<Env> {
+  let out = await addLayerPaths(env, layerDir, 'build');
+  out = await applyEnvDir(out, path.join(layerDir, 'env'));
+  return applyEnvDir(out, path.join(layerDir, 'env.build'));
+}
+
+/** The build env after the given build layers (in the order the buildpacks made them). */
+export async function applyBuildLayers(env: Env, layerDirs: readonly string[]): Promise<Env> {
+  let out = { ...env };
+  for (const dir of layerDirs) out = await applyBuildLayer(out, dir);
+  return out;
+}
+
+/** What one launch layer gives a process: paths, then env/, env.launch/, env.launch/<process>/. */
+export async function applyLaunchLayer(env: Env, layerDir: string, processType?: string): Promise<Env> {
+  let out = await addLayerPaths(env, layerDir, 'launch');
+  out = await applyEnvDir(out, path.join(layerDir, 'env'));
+  out = await applyEnvDir(out, path.join(layerDir, 'env.launch'));
+  if (processType) out = await applyEnvDir(out, path.join(layerDir, 'env.launch', processType));
+  return out;
+}
+
+/**
+ * Launch layer directories in launch order: each buildpack's layers dir (in
+ * group order), its layer directories alphabetically.
+ */
+export async function launchLayerDirs(buildpackLayersDirs: readonly string[]): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const bpDir of buildpackLayersDirs) {
+    for (const name of await subdirs(bpDir)) dirs.push(path.join(bpDir, name));
+  }
+  return dirs;
+}
+
+/** The launch env for a process from the launch layers (see launchLayerDirs). */
+export async function launchEnv(env: Env, layerDirs: readonly string[], processType?: string): Promise<Env> {
+  let out = { ...env };
+  for (const dir of layerDirs) out = await applyLaunchLayer(out, dir, processType);
+  return out;
+}
+
+/**
+ * Config vars from `<platform>/env/NAME` for a buildpack's detect or build:
+ * a path variable (PATH, LD_LIBRARY_PATH, ...) gets the value prepended, any
+ * other variable is set to it.
+ */
+export async function applyPlatformEnv(env: Env, platformDir: string): Promise<Env> {
+  const out = { ...env };
+  const dir = path.join(platformDir, 'env');
+  const pathVars = new Set(LAYER_PATH_VARS.build.flatMap(([, vars]) => vars));
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of sorted(entries.filter((x) => x.isFile()).map((x) => x.name))) {
+    const value = await readFile(path.join(dir, e), 'utf8');
+    out[e] = pathVars.has(e) ? value + prefixed(out[e], path.delimiter) : value;
+  }
+  return out;
+}
+
+async function executables(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const files: string[] = [];
+  for (const e of entries) {
+    if (e.isFile() || (e.isSymbolicLink() && !(await isDir(path.join(dir, e.name))))) files.push(e.name);
+  }
+  return sorted(files).map((f) => path.join(dir, f));
+}
+
+/** Runs one exec.d executable with fd 3 a pipe and returns what it wrote there. */
+function runOneExecD(file: string, env: Env, cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [], { env, cwd, stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
+    const chunks: Buffer[] = [];
+    const fd3 = child.stdio[3] as NodeJS.ReadableStream | null;
+    fd3?.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', (err) => reject(new UserError(`exec.d ${file} cannot be run: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve(Buffer.concat(chunks).toString('utf8'));
+      else reject(new UserError(`exec.d ${file} failed (${signal ? `killed by ${signal}` : `exit ${code}`})`));
+    });
+  });
+}
+
+/**
+ * Runs the layers' exec.d executables at launch: first every layer's
+ * `exec.d/*`, then every layer's `exec.d/<process>/*` (layers in launch
+ * order, files alphabetically), each in the env so far with the app dir as
+ * its working dir. Each writes `NAME = "value"` TOML to fd 3; those values
+ * override the env before the next one runs.
+ */
+export async function runExecD(env: Env, layerDirs: readonly string[], opts: { appDir: string; processType?: string }): Promise<Env> {
+  let out = { ...env };
+  const dirs = layerDirs.map((d) => path.join(d, 'exec.d'));
+  if (opts.processType) dirs.push(...layerDirs.map((d) => path.join(d, 'exec.d', opts.processType!)));
+  for (const dir of dirs) {
+    for (const file of await executables(dir)) {
+      const text = await runOneExecD(file, out, opts.appDir);
+      const vars = parseToml(text, `exec.d ${file} output`);
+      for (const [name, value] of Object.entries(vars)) {
+        if (typeof value !== 'string') throw new UserError(`exec.d ${file} output: ${name} must be a string`);
+        out = { ...out, [name]: value };
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+/**
+ * Build phase for one Cloud Native Buildpack: restores its layers from the
+ * cache, runs `bin/build <layers> <platform> <plan>` in the app dir with the
+ * same paths in CNB_* variables, then reads the layers, launch.toml and
+ * build.toml it left. The caller runs the group in order, passing each
+ * buildpack the build layers the earlier ones made, and calls
+ * finalizeLayers (layers.ts) once all have run.
+ */
+import { access, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { forget, removeOnExit } from '../../../shared/fs.js';
+import { UserError } from '../../../shared/errors.js';
+import { apiAtLeast, applyBuildLayers, applyPlatformEnv, type Env } from '../../../shared/layer-env.js';
+import { toToml, type TomlTable } from '../../../shared/toml.js';
+import { runScript } from '../run-script.js';
+import { buildLayerDirs, collectLayers, restoreLayers, type CnbRef, type Layer } from './layers.js';
+import { readLaunchToml, readUnmet, type LaunchMetadata } from './launch-toml.js';
+
+export interface CnbBuildpack extends CnbRef {
+  /** The buildpack's root (buildpack.toml, bin/). */
+  dir: string;
+  /** buildpack.toml `clear-env`: config vars are not put in its environment. */
+  clearEnv?: boolean;
+}
+
+/** The build's target, given to API 0.10+ buildpacks as CNB_TARGET_*. */
+export interface CnbTarget {
+  os: string;
+  arch: string;
+  archVariant?: string;
+  distroName?: string;
+  distroVersion?: string;
+}
+
+/** One entry of a buildpack plan: a require whose name this buildpack provided. */
+export interface PlanEntry {
+  name: string;
+  metadata?: TomlTable;
+}
+
+export interface CnbBuildInput {
+  buildpack: CnbBuildpack;
+  appDir: string;
+  /** Holds env/NAME files with the config vars. */
+  platformDir: string;
+  /** The app's build cache; CNB layers are kept under .cnb/ in it. */
+  cacheDir?: string;
+  plan: PlanEntry[];
+  /** The clean build environment. */
+  env: Env;
+  /** Build layer dirs of the buildpacks before this one, in order (earlier results' buildLayers). */
+  earlierBuildLayers?: readonly string[];
+  target?: CnbTarget;
+  /** API 0.12 CNB_EXEC_ENV; production when not given. */
+  execEnv?: string;
+  /**
+   * Plan entry names a later buildpack of the group also provides: an entry
+   * this one leaves unmet goes on to that one. Any other unmet entry fails
+   * the build.
+   */
+  laterProvides?: readonly string[];
+  timeoutMs?: number;
+}
+
+export interface CnbBuildResult {
+  /** The layers it kept, by name. */
+  layers: Layer[];
+  /** Its build layer dirs: append to earlierBuildLayers for the next buildpack. */
+  buildLayers: string[];
+  launch: LaunchMetadata;
+  /** Entries it left unmet, for the next buildpack that provides them. */
+  unmet: PlanEntry[];
+}
+
+function label(bp: CnbRef): string {
+  return `buildpack ${bp.id}@${bp.version}`;
+}
+
+/** The buildpack plan file: `[[entries]] name` with `[entries.metadata]`. */
+export function planToml(entries: readonly PlanEntry[]): string {
+  if (entries.length === 0) return '';
+  return toToml({ entries: entries.map((e) => ({ name: e.name, metadata: e.metadata ?? {} })) });
+}
+
+function targetEnv(target: CnbTarget | undefined): Env {
+  if (!target) return {};
+  const vars: Array<[string, string | undefined]> = [
+    ['CNB_TARGET_OS', target.os],
+    ['CNB_TARGET_ARCH', target.arch],
+    ['CNB_TARGET_ARCH_VARIANT', target.archVariant],
+    ['CNB_TARGET_DISTRO_NAME', target.distroName],
+    ['CNB_TARGET_DISTRO_VERSION', target.distroVersion],
+  ];
+  return Object.fromEntries(vars.filter((v): v is [string, string] => Boolean(v[1])));
+}
+
+/**
+ * A classic buildpack's environment with what the CNBs before it made for
+ * build time (their build layers' paths and env files), so a CNB's build
+ * environment reaches later classic buildpacks too.
+ */
+export function classicBuildEnv(env: Env, earlierBuildLayers: readonly string[]): Promise<Env> {
+  return applyBuildLayers(env, earlierBuildLayers);
+}
+
+async function runBuild(input: CnbBuildInput, layersDir: string, planPath: string): Promise<void> {
+  const bp = input.buildpack;
+  const script = path.join(bp.dir, 'bin', 'build');
+  if (!(await access(script, constants.X_OK).then(() => true, () => false))) {
+    throw new UserError(`${label(bp)} has no executable bin/build`);
+  }
+  let env = await applyBuildLayers(input.env, input.earlierBuildLayers ?? []);
+  if (!bp.clearEnv) env = await applyPlatformEnv(env, input.platformDir);
+  // Both positional arguments and CNB_* variables: real buildpacks read either.
+  env = {
+    ...env,
+    CNB_BUILDPACK_DIR: bp.dir,
+    CNB_LAYERS_DIR: layersDir,
+    CNB_PLATFORM_DIR: input.platformDir,
+    CNB_BP_PLAN_PATH: planPath,
+  };
+  if (apiAtLeast(bp.api, '0.10')) env = { ...env, ...targetEnv(input.target) };
+  if (apiAtLeast(bp.api, '0.12')) env = { ...env, CNB_EXEC_ENV: input.execEnv ?? 'production' };
+
+  const result = await runScript(script, [layersDir, input.platformDir, planPath], {
+    env,
+    cwd: input.appDir,
+    timeoutMs: input.timeoutMs,
+  });
+  if (result.timedOut) throw new UserError(`${label(bp)}: bin/build timed out after ${Math.round((input.timeoutMs ?? 0) / 1000)} s (raise it with --timeout)`);
+  if (result.signal) throw new UserError(`${label(bp)}: bin/build was killed by ${result.signal}`);
+  if (result.exitCode !== 0) throw new UserError(`${label(bp)}: bin/build failed (exit ${result.exitCode})`);
+}
+
+/** Runs one CNB's build; see CnbBuildInput for what the caller threads through the group. */
+export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
+  const bp = input.buildpack;
+  const layersDir = await restoreLayers({ appDir: input.appDir, cacheDir: input.cacheDir, buildpack: bp });
+  const planDir = await mkdtemp(path.join(os.tmpdir(), 'slugkit-plan-'));
+  removeOnExit(planDir);
+  try {
+    const planPath = path.join(planDir, 'plan.toml');
+    await writeFile(planPath, planToml(input.plan));
+    await runBuild(input, layersDir, planPath);
+  } finally {
+    await rm(planDir, { recursive: true, force: true });
+    forget(planDir);
+  }
+
+  const layers = await collectLayers({ layersDir, cacheDir: input.cacheDir, buildpack: bp });
+  const unmetNames = await readUnmet(layersDir, bp, input.plan.map((e) => e.name));
+  const later = new Set(input.laterProvides ?? []);
+  const stranded = unmetNames.filter((n) => !later.has(n));
+  if (stranded.length) {
+    throw new UserError(`${label(bp)}: unmet build plan entries: ${stranded.join(', ')} (no later buildpack in the group provides them)`);
+  }
+  const launch = await readLaunchToml(layersDir, bp);
+  return {
+    layers,
+    buildLayers: buildLayerDirs(layers),
+    launch,
+    unmet: input.plan.filter((e) => unmetNames.includes(e.name)),
+  };
+}

@@ -1,0 +1,242 @@
+/**
+ * A Cloud Native Buildpack's layers: where they live, what comes back from
+ * the cache before its bin/build, what its `<layer>.toml` files say after it,
+ * and what is kept (in the cache, in the slug) once every buildpack has run.
+ *
+ * The app is built in place, so a buildpack's layers are
+ * `<appDir>/.layers/<id with / as _>/<layer>` and a slug of the app dir
+ * carries its launch layers. Between builds a buildpack's layers are kept in
+ * `<cacheDir>/.cnb/<id with / as _>/` as `<layer>/` + `<layer>.toml` (with its
+ * [types]) and `store.toml`. Cache layers come back with contents and
+ * metadata; launch-only layers (launch, not cache) with their metadata only,
+ * as the lifecycle restores them from the previous image. Their contents are
+ * kept too, so a buildpack that reuses one (launch = true, no directory) gets
+ * the previous build's copy, which the lifecycle would take from that image.
+ */
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { copyTree } from '../../../shared/copy-tree.js';
+import { UserError } from '../../../shared/errors.js';
+import { readTomlFile, toToml, type TomlTable } from '../../../shared/toml.js';
+
+export interface CnbRef {
+  id: string;
+  version: string;
+  api: string;
+}
+
+export interface Layer {
+  name: string;
+  /** Absolute path of the layer directory (it may not exist). */
+  dir: string;
+  launch: boolean;
+  build: boolean;
+  cache: boolean;
+  metadata: TomlTable;
+}
+
+/** Files in a buildpack's layers dir that are not layers. */
+const RESERVED = new Set(['launch', 'build', 'store']);
+
+export function escapeId(id: string): string {
+  return id.replace(/\//g, '_');
+}
+
+export function layersRoot(appDir: string): string {
+  return path.join(appDir, '.layers');
+}
+
+/** `<appDir>/.layers/<id with / as _>`: the buildpack's $1 and CNB_LAYERS_DIR. */
+export function buildpackLayersDir(appDir: string, id: string): string {
+  return path.join(layersRoot(appDir), escapeId(id));
+}
+
+/** `<cacheDir>/.cnb/<id with / as _>`: the buildpack's layers kept between builds. */
+export function buildpackCacheDir(cacheDir: string, id: string): string {
+  return path.join(cacheDir, '.cnb', escapeId(id));
+}
+
+function label(bp: CnbRef): string {
+  return `buildpack ${bp.id}@${bp.version}`;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+async function isDir(p: string): Promise<boolean> {
+  return stat(p).then((s) => s.isDirectory(), () => false);
+}
+
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Names of the `<layer>.toml` files in a layers dir (launch/build/store.toml left out), sorted. */
+async function layerTomlNames(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries
+    .filter((e) => e.isFile() && e.name.endsWith('.toml'))
+    .map((e) => e.name.slice(0, -'.toml'.length))
+    .filter((name) => name && !RESERVED.has(name))
+    .sort(byName);
+}
+
+function flag(types: unknown, key: string, file: string, bp: CnbRef): boolean {
+  if (types === undefined) return false;
+  if (typeof types !== 'object' || types === null || Array.isArray(types)) {
+    throw new UserError(`${label(bp)}: ${file}: [types] must be a table`);
+  }
+  const value = (types as TomlTable)[key];
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new UserError(`${label(bp)}: ${file}: types.${key} must be true or false`);
+  return value;
+}
+
+/** Reads one `<layer>.toml`; bad TOML fails with the file and line. */
+async function readLayerToml(layersDir: string, name: string, bp: CnbRef): Promise<Layer> {
+  const file = path.join(layersDir, `${name}.toml`);
+  const toml = (await readTomlFile(file, `${label(bp)}: ${file}`)) ?? {};
+  const metadata = toml.metadata;
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
+    throw new UserError(`${label(bp)}: ${file}: [metadata] must be a table`);
+  }
+  return {
+    name,
+    dir: path.join(layersDir, name),
+    launch: flag(toml.types, 'launch', file, bp),
+    build: flag(toml.types, 'build', file, bp),
+    cache: flag(toml.types, 'cache', file, bp),
+    metadata: (metadata as TomlTable | undefined) ?? {},
+  };
+}
+
+/** Every layer a buildpack's layers dir declares, by name. */
+export async function readLayers(layersDir: string, bp: CnbRef): Promise<Layer[]> {
+  const layers: Layer[] = [];
+  for (const name of await layerTomlNames(layersDir)) layers.push(await readLayerToml(layersDir, name, bp));
+  return layers;
+}
+
+/** Writes `<layer>.toml` as a buildpack finds a restored one: [metadata] only. */
+async function writeMetadataOnly(file: string, metadata: TomlTable): Promise<void> {
+  await writeFile(file, Object.keys(metadata).length ? toToml({ metadata }) : '');
+}
+
+/**
+ * Before a buildpack's bin/build: makes its layers dir and brings back from
+ * the cache its store.toml, its cache layers (contents and metadata) and
+ * the metadata of its launch-only layers. Returns the layers dir.
+ */
+export async function restoreLayers(opts: { appDir: string; cacheDir?: string; buildpack: CnbRef }): Promise<string> {
+  const { buildpack: bp } = opts;
+  const layersDir = buildpackLayersDir(opts.appDir, bp.id);
+  await mkdir(layersDir, { recursive: true });
+  if (!opts.cacheDir) return layersDir;
+  const kept = buildpackCacheDir(opts.cacheDir, bp.id);
+  if (!(await isDir(kept))) return layersDir;
+  if (await exists(path.join(kept, 'store.toml'))) {
+    // Read to check it, then written as it was.
+    const store = await readTomlFile(path.join(kept, 'store.toml'));
+    await writeFile(path.join(layersDir, 'store.toml'), store ? toToml(store) : '');
+  }
+  for (const layer of await readLayers(kept, bp)) {
+    if (layer.cache) {
+      if (!(await isDir(layer.dir))) continue;
+      await copyTree(layer.dir, path.join(layersDir, layer.name), { preserveTimestamps: true });
+    } else if (!layer.launch) {
+      continue;
+    }
+    await writeMetadataOnly(path.join(layersDir, `${layer.name}.toml`), layer.metadata);
+  }
+  return layersDir;
+}
+
+/**
+ * After a buildpack's bin/build: reads its layers. A layer with no type set
+ * is dropped (its directory removed). A launch layer left without a
+ * directory reuses the previous build's copy, or fails when there is none.
+ * Returns the layers that are kept, by name.
+ */
+export async function collectLayers(opts: { layersDir: string; cacheDir?: string; buildpack: CnbRef }): Promise<Layer[]> {
+  const { buildpack: bp, layersDir } = opts;
+  const kept: Layer[] = [];
+  for (const layer of await readLayers(layersDir, bp)) {
+    if (!layer.launch && !layer.build && !layer.cache) {
+      await rm(layer.dir, { recursive: true, force: true });
+      continue;
+    }
+    if (layer.launch && !(await isDir(layer.dir))) {
+      const previous = opts.cacheDir ? path.join(buildpackCacheDir(opts.cacheDir, bp.id), layer.name) : undefined;
+      if (!previous || !(await isDir(previous))) {
+        throw new UserError(
+          `${label(bp)}: launch layer ${layer.name} has no directory and no earlier build to reuse it from; create ${layer.dir}`,
+        );
+      }
+      await copyTree(previous, layer.dir, { preserveTimestamps: true });
+    }
+    kept.push(layer);
+  }
+  return kept;
+}
+
+/** The build layers' directories, by name: what the buildpacks after this one see. */
+export function buildLayerDirs(layers: readonly Layer[]): string[] {
+  return layers.filter((l) => l.build).map((l) => l.dir);
+}
+
+/** Saves a buildpack's cache and launch layers (contents and full `<layer>.toml`) and store.toml. */
+async function saveToCache(layersDir: string, cacheDir: string, bp: CnbRef): Promise<void> {
+  const target = buildpackCacheDir(cacheDir, bp.id);
+  const next = `${target}.next`;
+  await rm(next, { recursive: true, force: true });
+  await mkdir(next, { recursive: true });
+  for (const layer of await readLayers(layersDir, bp)) {
+    if (!(layer.cache || layer.launch) || !(await isDir(layer.dir))) continue;
+    await copyTree(layer.dir, path.join(next, layer.name), { preserveTimestamps: true });
+    const types = { launch: layer.launch, build: layer.build, cache: layer.cache };
+    await writeFile(path.join(next, `${layer.name}.toml`), toToml({ types, metadata: layer.metadata }));
+  }
+  const store = await readTomlFile(path.join(layersDir, 'store.toml'), `${label(bp)}: ${path.join(layersDir, 'store.toml')}`);
+  if (store) await writeFile(path.join(next, 'store.toml'), toToml(store));
+  await rm(target, { recursive: true, force: true });
+  await rename(next, target);
+}
+
+/** Leaves only launch.toml and the launch layers (directory and `<layer>.toml`) in a layers dir. */
+async function keepLaunchOnly(layersDir: string, bp: CnbRef): Promise<void> {
+  const keep = new Set(['launch.toml']);
+  for (const layer of await readLayers(layersDir, bp)) {
+    if (!layer.launch) continue;
+    keep.add(layer.name);
+    keep.add(`${layer.name}.toml`);
+  }
+  for (const name of await readdir(layersDir).catch(() => [] as string[])) {
+    if (!keep.has(name)) await rm(path.join(layersDir, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Once every buildpack of the build has run (build layers feed the later
+ * ones, so nothing is removed before): saves each buildpack's cache and
+ * launch layers and store.toml to the cache, drops the kept layers of
+ * buildpacks no longer in the build, removes everything but launch layers
+ * and launch.toml from the app, and writes `<appDir>/.layers/group.toml`
+ * (the buildpacks in order, with their API) for the runner.
+ */
+export async function finalizeLayers(opts: { appDir: string; cacheDir?: string; buildpacks: readonly CnbRef[] }): Promise<void> {
+  const root = layersRoot(opts.appDir);
+  if (opts.cacheDir) {
+    for (const bp of opts.buildpacks) await saveToCache(buildpackLayersDir(opts.appDir, bp.id), opts.cacheDir, bp);
+    const ran = new Set(opts.buildpacks.map((bp) => escapeId(bp.id)));
+    const cnbCache = path.join(opts.cacheDir, '.cnb');
+    for (const name of await readdir(cnbCache).catch(() => [] as string[])) {
+      if (!ran.has(name)) await rm(path.join(cnbCache, name), { recursive: true, force: true });
+    }
+  }
+  for (const bp of opts.buildpacks) await keepLaunchOnly(buildpackLayersDir(opts.appDir, bp.id), bp);
+  if (opts.buildpacks.length === 0) return;
+  await mkdir(root, { recursive: true });
+  const group = opts.buildpacks.map((bp) => ({ id: bp.id, version: bp.version, api: bp.api }));
+  await writeFile(path.join(root, 'group.toml'), toToml({ group }));
+}
