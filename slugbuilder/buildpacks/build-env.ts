@@ -26,7 +26,9 @@ export const NETWORK_VARS = [
 ] as const;
 
 /** Set by slugbuilder for every build; --pass-env cannot replace them. */
-const BUILD_VARS = new Set(['STACK', 'SOURCE_VERSION', 'REQUEST_ID', 'HOME', 'APP_DIR', 'BUILD_DIR', 'CACHE_DIR', 'ENV_DIR', 'PUT_URL', 'TAR_URL']);
+const BUILD_VARS = new Set(['STACK', 'SOURCE_VERSION', 'REQUEST_ID', 'HOME', 'APP_DIR', 'BUILD_DIR', 'CACHE_DIR', 'ENV_DIR']);
+/** Buildpacks are untrusted: the upload URL could overwrite stored slugs, the source URL carries credentials. */
+const WITHHELD = new Set(['PUT_URL', 'TAR_URL']);
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -34,6 +36,7 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function checkPassEnv(names: string[]): string[] {
   for (const name of names) {
     if (!NAME.test(name)) throw new UsageError(`--pass-env expects a variable name, got "${name}"`);
+    if (WITHHELD.has(name)) throw new UsageError(`--pass-env ${name}: buildpacks never get PUT_URL or TAR_URL (they are untrusted code)`);
     if (BUILD_VARS.has(name)) throw new UsageError(`--pass-env ${name}: slugbuilder sets ${name} for buildpacks itself; set a config var with -e instead`);
   }
   return names;
