@@ -48,7 +48,7 @@ COPY buildpacks /opt/slugkit/buildpacks
 # --user UID:0 (OpenShift) can build too.
 RUN ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && ln -sf ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
- && printf '#!/bin/sh\nexec node /opt/slugkit/dist/slugbuilder/cli.js "$@"\n' > /usr/local/bin/slugbuilder \
+ && printf '#!/bin/sh\nexec node -- /opt/slugkit/dist/slugbuilder/cli.js "$@"\n' > /usr/local/bin/slugbuilder \
  && chmod 0755 /usr/local/bin/slugbuilder \
  && useradd --uid "$SLUGKIT_UID" --gid 0 --home-dir /home/slugkit --create-home --shell /bin/bash slugkit \
  && mkdir -p /cache \

@@ -14,7 +14,7 @@
  * code imports dynamically (yaml, node-tar in the runner) are in the bundle
  * but run only when first needed.
  */
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -37,4 +37,6 @@ for (const cli of ['slugbuilder', 'slugrunner']) {
   });
   // tsc's source map describes the file the bundle replaced.
   rmSync(`${file}.map`, { force: true });
+  // Runnable as it is, through its #! line, the way npm's bin link runs it.
+  chmodSync(file, 0o755);
 }

@@ -22,7 +22,8 @@ export async function runCli(main: () => Promise<number>): Promise<never> {
 
 function reportError(err: unknown): number {
   if (err instanceof UserError) {
-    log.error(err.message);
+    if (err.explained) log.step(err.message);
+    else log.error(err.message);
     return err.exitCode;
   }
   const code = errnoCode(err);

@@ -6,6 +6,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { UsageError, UserError } from './errors.js';
+import { withoutCredentials } from './http.js';
 
 export type EnvVars = Record<string, string>;
 
@@ -14,7 +15,10 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function parseAssignment(text: string): [string, string] {
   const eq = text.indexOf('=');
   const name = eq < 0 ? text : text.slice(0, eq);
-  if (eq < 0 || !NAME.test(name)) throw new UsageError(`-e expects KEY=VALUE with a valid variable name, got "${name}"`);
+  // The value is never echoed: it may be a secret.
+  if (name === '') throw new UsageError('-e needs KEY=VALUE, got no variable name before "=": write it as NAME=VALUE');
+  if (!NAME.test(name)) throw new UsageError(`-e ${name}=...: "${name}" is not a variable name (letters, digits and _, not starting with a digit)`);
+  if (eq < 0) throw new UsageError(`-e ${name} has no value: write it as ${name}=VALUE`);
   return [name, text.slice(eq + 1)];
 }
 
@@ -50,18 +54,51 @@ export async function writeEnvDir(dir: string, vars: EnvVars): Promise<void> {
   }
 }
 
-/** Names that say their value is a credential, whatever it looks like. */
-const SECRET_NAME = /(SECRET|TOKEN|PASS|PWD|KEY|AUTH|CREDENTIAL|PRIVATE|SIGNATURE|CERT|SALT|DSN|(^|_)URL$)/i;
-/** Values that are settings, not secrets: plain words, numbers, booleans (NODE_ENV=production, WEB_CONCURRENCY=4). */
-const PLAIN_SETTING = /^([A-Za-z]+|[0-9.]+)$/;
+/**
+ * A config var holds a secret when a part of its name (split at "_") ends in
+ * KEY, SECRET, TOKEN, PASSWORD, PASSWD, PASSPHRASE or CREDENTIAL(S), or is
+ * PASS, PWD, AUTH, PRIVATE, DSN, SALT or SIGNATURE: API_KEY, DB_PASSWORD,
+ * GITHUBTOKEN, SENTRY_DSN, but not AUTHOR or PASSENGER_COUNT.
+ */
+const SECRET_PART = /^(.*(KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?)|KEYS|SECRETS|TOKENS|PASS|PWD|AUTH|PRIVATE|DSN|SALT|SIGNATURE)$/;
+
+/** Shorter secret values are not redacted: hiding "node" or "pw" would blank ordinary words all over the log. */
+export const MIN_SECRET_LENGTH = 6;
+
+export function isSecretName(name: string): boolean {
+  return name.toUpperCase().split('_').some((part) => SECRET_PART.test(part));
+}
+
+/** URLs inside a value (DATABASE_URL, a list of mirrors): their credentials are secrets whatever the name. */
+const URL_IN_TEXT = /[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s,;'"<>]+/g;
+
+export interface ConfigVarSecrets {
+  /** Values to redact. */
+  values: string[];
+  /** Names of secret-named vars whose value is too short to redact. */
+  tooShort: string[];
+}
 
 /**
- * The config var values to keep out of every log line. Redacting a plain word
- * such as "http" or "production" would blank it all over the build output,
- * so those are kept unless the variable's name says it is a credential.
+ * The config var values to keep out of every log line: whole values of
+ * secret-named vars (at least MIN_SECRET_LENGTH characters), and the
+ * credentials of every URL in any value. Other values are settings
+ * (NODE_ENV=production, GREETING=hello) and print as they are.
  */
-export function secretValues(vars: EnvVars): string[] {
-  return Object.entries(vars)
-    .filter(([name, value]) => SECRET_NAME.test(name) || !PLAIN_SETTING.test(value))
-    .map(([, value]) => value);
+export function configVarSecrets(vars: EnvVars): ConfigVarSecrets {
+  const found: ConfigVarSecrets = { values: [], tooShort: [] };
+  for (const [name, value] of Object.entries(vars)) {
+    // withoutCredentials registers a URL's credentials with redact() itself.
+    for (const url of value.match(URL_IN_TEXT) ?? []) {
+      try {
+        withoutCredentials(new URL(url));
+      } catch {
+        // not a URL after all
+      }
+    }
+    if (!isSecretName(name)) continue;
+    if (value.trim().length >= MIN_SECRET_LENGTH) found.values.push(value);
+    else if (value !== '') found.tooShort.push(name);
+  }
+  return found;
 }

@@ -4,10 +4,17 @@
  */
 export class UserError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
+  /**
+   * The cause and its fix are already on screen as the ` !     ` line a
+   * buildpack printed last: this message closes the log as a heading
+   * instead, so a failed build shows one error line, not two.
+   */
+  readonly explained: boolean;
+  constructor(message: string, exitCode = 1, opts: { explained?: boolean } = {}) {
     super(message);
     this.name = 'UserError';
     this.exitCode = exitCode;
+    this.explained = opts.explained ?? false;
   }
 }
 

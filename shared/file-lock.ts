@@ -75,6 +75,13 @@ export async function acquireLock(lockFile: string, messages: LockMessages, time
   };
 }
 
+/** Who holds the lock, when a live build does (undefined when it is free or stale). */
+export async function liveHolder(lockFile: string): Promise<string | undefined> {
+  if (!(await stat(lockFile).then(() => true, () => false))) return undefined;
+  const holder = await staleHolder(lockFile);
+  return holder.stale ? undefined : holder.who;
+}
+
 /** Whether the lock's holder is gone: a dead pid on this host, or a heartbeat older than STALE_AFTER_MS. */
 async function staleHolder(lockFile: string): Promise<{ stale: boolean; who: string }> {
   let content: string;

@@ -91,15 +91,23 @@ export function formatBuildpackLine(line: string): string {
  */
 export class BuildpackOutput extends Transform {
   private pending = '';
+  /** `onLine` sees each line as the child printed it (run-script notes whether the last one was an error). */
+  constructor(private readonly onLine?: (line: string) => void) {
+    super();
+  }
+  private line(line: string): void {
+    this.onLine?.(line);
+    this.push(scrub(formatBuildpackLine(line)) + '\n');
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     const text = this.pending + chunk.toString('utf8');
     const lines = text.split(/\r?\n/);
     this.pending = lines.pop() ?? '';
-    for (const line of lines) this.push(scrub(formatBuildpackLine(line)) + '\n');
+    for (const line of lines) this.line(line);
     done();
   }
   override _flush(done: TransformCallback): void {
-    if (this.pending) this.push(scrub(formatBuildpackLine(this.pending)) + '\n');
+    if (this.pending) this.line(this.pending);
     done();
   }
 }

@@ -11,17 +11,17 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { forget, removeOnExit } from '../shared/fs.js';
 import { UserError } from '../shared/errors.js';
-import { secretValues, writeEnvDir, type EnvVars } from '../shared/env-dir.js';
+import { configVarSecrets, MIN_SECRET_LENGTH, writeEnvDir, type EnvVars } from '../shared/env-dir.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
 import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
 import { formatSize } from '../shared/tar/extract.js';
-import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type Buildpack } from './buildpacks/prepare.js';
+import { buildEnvironment } from './buildpacks/build-env.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
+import { chooseBuildpacks, type ChosenBuildpack } from './buildpacks/choose.js';
 import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
-import { detect } from './buildpacks/classic/detect.js';
-import { release } from './buildpacks/classic/release.js';
+import { releaseAll } from './buildpacks/classic/release.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
 import { intakeSource } from './source/intake.js';
@@ -36,6 +36,8 @@ export interface BuildOptions {
   /** Root of slugkit's own caches (fetched buildpacks). */
   cacheRoot: string;
   configVars: EnvVars;
+  /** Names from slugbuilder's environment handed to buildpacks as they are (`--pass-env`). */
+  passEnv: string[];
   stack: string;
   sourceVersion?: string;
   /** Only so its credentials are redacted from the first line on; the CLI uploads. */
@@ -80,33 +82,33 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   const buildDir = path.join(work, 'app');
   const envDir = path.join(work, 'env');
   const home = path.join(work, 'home');
+  const tmpDir = path.join(work, 'tmp');
   // The cache dir is made by withCacheDir, under its lock.
-  await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home)]);
+  await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home), mkdir(tmpDir)]);
 
   const sourceInfo = await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
 
-  redact(...secretValues(opts.configVars));
+  const secrets = configVarSecrets(opts.configVars);
+  redact(...secrets.values);
+  for (const name of secrets.tooShort) log.info(`${name} is shorter than ${MIN_SECRET_LENGTH} characters: too short to redact, it may appear in this log`);
   await writeEnvDir(envDir, opts.configVars);
 
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    STACK: opts.stack,
-    REQUEST_ID: randomUUID(),
-    // A scratch HOME: tools that write to ~ must not pollute the slug or the operator's home.
-    HOME: home,
-    APP_DIR: buildDir,
-  };
-  if (sourceVersion) env.SOURCE_VERSION = sourceVersion;
-  else delete env.SOURCE_VERSION;
-  // Buildpacks and the app's hooks are untrusted code: they get neither the
-  // upload URL (which could overwrite stored slugs) nor the source URL's credentials.
-  delete env.PUT_URL;
-  delete env.TAR_URL;
+  const env = buildEnvironment({
+    stack: opts.stack,
+    sourceVersion,
+    requestId: randomUUID(),
+    home,
+    tmpDir,
+    appDir: buildDir,
+    passEnv: opts.passEnv,
+    host: process.env,
+    nodePath: process.execPath,
+  });
 
-  const chosen = await chooseBuildpacks(opts, { work, buildDir, env });
+  const chosen = await chooseBuildpacks({ buildpacks: opts.buildpacks, buildDir, env, workDir: work, cacheRoot: opts.cacheRoot });
 
   // Compile holds the cache dir's lock and works on a private copy that is
   // published only on success: concurrent builds sharing a cache run their
@@ -118,9 +120,8 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
     await runAppHook('post-compile', exports, ctx);
   });
 
-  const last = chosen[chosen.length - 1];
-  const released = await release(last, buildDir, env, opts.timeoutMs);
-  const processTypes = await discoverProcessTypes(buildDir, released);
+  const released = await releaseAll(chosen, { buildDir, env, timeoutMs: opts.timeoutMs });
+  const processTypes = await discoverProcessTypes(buildDir, released, chosen);
 
   log.step('Compressing...');
   const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), { mtime: opts.mtime, maxBytes: opts.maxSlugBytes });
@@ -142,46 +143,13 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   return result;
 }
 
-interface ChoiceContext {
-  work: string;
-  buildDir: string;
-  env: NodeJS.ProcessEnv;
-}
-
-async function chooseBuildpacks(opts: BuildOptions, c: ChoiceContext): Promise<Buildpack[]> {
-  const resolve = { workDir: c.work, cacheRoot: opts.cacheRoot };
-  const explicit = opts.buildpacks.length > 0 ? opts.buildpacks : await appBuildpackList(c.buildDir);
-  if (explicit.length > 0) {
-    const chosen: Buildpack[] = [];
-    for (const spec of explicit) {
-      const bp = await prepareBuildpack(spec, resolve);
-      const found = await detect(bp, c.buildDir, c.env);
-      bp.name = found.name;
-      // An explicitly chosen buildpack runs even when its detect says no, as on Heroku.
-      log.step(found.detected ? `${found.name} app detected` : `Using buildpack ${bp.origin}`);
-      chosen.push(bp);
-    }
-    return chosen;
-  }
-  for (const dir of await bundledBuildpacks()) {
-    const bp = await prepareBuildpack(dir, resolve);
-    const found = await detect(bp, c.buildDir, c.env);
-    if (found.detected) {
-      bp.name = found.name;
-      log.step(`${found.name} app detected`);
-      return [bp];
-    }
-  }
-  log.step('Unable to select a buildpack');
-  throw new UserError('no buildpack detected this app: add a Procfile, or choose one with --buildpack or BUILDPACK_URL');
-}
-
-async function discoverProcessTypes(buildDir: string, released: Release): Promise<ProcessTypes> {
+/** The merged buildpack defaults, then the app's Procfile over all of them. */
+async function discoverProcessTypes(buildDir: string, released: Release, chosen: ChosenBuildpack[]): Promise<ProcessTypes> {
   log.step('Discovering process types');
   const procfileText = await readFile(path.join(buildDir, 'Procfile'), 'utf8').catch(() => undefined);
   const declared = procfileText === undefined ? {} : parseProcfile(procfileText);
   if (procfileText !== undefined) log.info(`Procfile declares types -> ${Object.keys(declared).join(', ') || '(none)'}`);
   const defaults = released.default_process_types;
-  log.info(`Default types for buildpack -> ${Object.keys(defaults).join(', ') || '(none)'}`);
+  log.info(`Default types for buildpack${chosen.length > 1 ? 's' : ''} -> ${Object.keys(defaults).join(', ') || '(none)'}`);
   return mergeProcessTypes(defaults, declared);
 }

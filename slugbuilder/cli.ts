@@ -1,8 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 /**
  * slugbuilder: a source tarball in, a slug out.
  *   git archive HEAD | slugbuilder > slug.tgz
  * Logs go to stderr; stdout carries only the slug.
+ *
+ * The "--" in the #! line stops Node 20 from taking our --env-file for its own
+ * (it reads the flag even after the script name, and exits 9 on a missing file).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -11,17 +14,23 @@ import { removeAllNow } from '../shared/fs.js';
 import { parseAssignment, readEnvDir, readEnvFile, type EnvVars } from '../shared/env-dir.js';
 import { UsageError } from '../shared/errors.js';
 import { runCli } from '../shared/cli-run.js';
+import { slugkitVersion } from '../shared/package.js';
 import { sourceDateEpoch } from '../shared/tar/pack.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { build, type BuildOptions } from './build.js';
+import { checkPassEnv } from './buildpacks/build-env.js';
+import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
 import { killAllChildren } from './buildpacks/run-script.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, parseImageFlags, type ImageFlags } from './cli/image-flags.js';
 import { preflight } from './cli/preflight.js';
+import { CACHE_USAGE, cacheCommand } from './cli/cache.js';
 import { rebaseCommand } from './cli/rebase.js';
 import type { ExportPlan } from './image/export.js';
 import { deliverAll, type Output } from './outputs/deliver.js';
 import { imageOutputs } from './outputs/image.js';
 import { fileOutput, putOutput, stdoutOutput, summaryOutput } from './outputs/slug.js';
+
+const DEFAULT_STACK = 'heroku-24';
 
 const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
 
@@ -33,8 +42,12 @@ Buildpacks (default: detect among the bundled ones):
 Build:
   -e, --env KEY=VALUE      config var for ENV_DIR; repeatable
   --env-file FILE          config vars from a dotenv file; repeatable
-  --cache-dir DIR          CACHE_DIR kept between builds (default ~/.cache/slugkit/cache)
-  --stack NAME             STACK for buildpacks (default heroku-24)
+  --pass-env NAME          hand this variable of slugbuilder's environment to
+                           buildpacks (they get a clean one); repeatable
+  --app NAME               the app being built: keys the default cache (env SLUGBUILDER_APP)
+  --cache-dir DIR          CACHE_DIR kept between builds (default ~/.cache/slugkit/apps/NAME
+                           with --app, else ~/.cache/slugkit/cache)
+  --stack NAME             STACK for buildpacks (default ${DEFAULT_STACK})
   --source-version REV     SOURCE_VERSION for buildpacks (env SOURCE_VERSION)
   --timeout DURATION       stop a buildpack after this long (default 15m)
 Output (default: stdout when it is not a terminal):
@@ -46,7 +59,8 @@ Limits:
   --max-files N            most entries in the source (default 200000)
   --max-slug-size SIZE     largest compressed slug (default 500M; warns from 300M)
   -h, --help               show this help
-` + IMAGE_USAGE;
+  --version                show slugkit's and Node's versions and the default stack
+` + IMAGE_USAGE + '\n' + CACHE_USAGE;
 
 function defaultCacheRoot(): string {
   const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
@@ -86,36 +100,52 @@ function checkPutUrl(url: string): void {
   if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new UsageError('--put-url (or PUT_URL) is not an http(s) URL');
 }
 
-export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'> {
+const BUILD_OPTIONS = {
+  source: { type: 'string' },
+  buildpack: { type: 'string', multiple: true },
+  env: { type: 'string', short: 'e', multiple: true },
+  'env-file': { type: 'string', multiple: true },
+  'pass-env': { type: 'string', multiple: true },
+  app: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  stack: { type: 'string' },
+  'source-version': { type: 'string' },
+  timeout: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  'put-url': { type: 'string' },
+  summary: { type: 'string' },
+  'max-source-size': { type: 'string' },
+  'max-files': { type: 'string' },
+  'max-slug-size': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  ...IMAGE_OPTIONS,
+} as const;
+
+/** parseArgs keeps the last of a repeated option silently: one that takes a single value given twice is a mistake. */
+function rejectRepeats(tokens: Array<{ kind: string; name?: string; rawName?: string }>): void {
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || !t.name) continue;
+    const spec = (BUILD_OPTIONS as Record<string, { multiple?: boolean }>)[t.name];
+    if (!spec || spec.multiple) continue;
+    const shown = t.rawName && t.rawName !== `--${t.name}` ? `${t.rawName} (--${t.name})` : `--${t.name}`;
+    if (seen.has(t.name)) throw new UsageError(`${shown} was given more than once: give it once (see slugbuilder --help)`);
+    seen.add(t.name);
+  }
+}
+
+export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help' | 'version'> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: {
-        source: { type: 'string' },
-        buildpack: { type: 'string', multiple: true },
-        env: { type: 'string', short: 'e', multiple: true },
-        'env-file': { type: 'string', multiple: true },
-        'cache-dir': { type: 'string' },
-        stack: { type: 'string' },
-        'source-version': { type: 'string' },
-        timeout: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        'put-url': { type: 'string' },
-        summary: { type: 'string' },
-        'max-source-size': { type: 'string' },
-        'max-files': { type: 'string' },
-        'max-slug-size': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        ...IMAGE_OPTIONS,
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: false, tokens: true, options: BUILD_OPTIONS });
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split('\n')[0]} (see slugbuilder --help)`);
   }
+  rejectRepeats(parsed.tokens);
   const v = parsed.values;
   if (v.help) return 'help';
+  if (v.version) return 'version';
   const env = process.env;
   const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
   if (putUrl) checkPutUrl(putUrl);
@@ -126,16 +156,19 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   const maxSlugBytes = v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 500 * 1024 ** 2;
   if (maxSlugBytes <= 0) throw new UsageError('--max-slug-size must be greater than zero');
   const cacheRoot = defaultCacheRoot();
+  const app = v.app !== undefined ? checkAppName(v.app, '--app') : env.SLUGBUILDER_APP ? checkAppName(env.SLUGBUILDER_APP, 'SLUGBUILDER_APP') : undefined;
+  const passEnv = checkPassEnv(v['pass-env'] ?? []);
   const bpFromEnv = env.BUILDPACK_URL ? [env.BUILDPACK_URL] : [];
 
   return {
     source: v.source ?? (env.TAR_URL || undefined),
     stdin: process.stdin,
     buildpacks: v.buildpack && v.buildpack.length > 0 ? v.buildpack : bpFromEnv,
-    cacheDir: path.resolve(v['cache-dir'] ?? path.join(cacheRoot, 'cache')),
+    cacheDir: path.resolve(v['cache-dir'] ?? defaultCacheDir(cacheRoot, app)),
     cacheRoot,
     configVars: await configVarsFrom(env.ENV_DIR || undefined, v['env-file'] ?? [], v.env ?? []),
-    stack: v.stack ?? (env.STACK || 'heroku-24'),
+    passEnv,
+    stack: v.stack ?? (env.STACK || DEFAULT_STACK),
     sourceVersion: v['source-version'] ?? (env.SOURCE_VERSION || undefined),
     putUrl,
     timeoutMs: v.timeout ? parseDuration(v.timeout, '--timeout') : 15 * 60_000,
@@ -185,9 +218,14 @@ function handleSignals(): void {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'rebase') return rebaseCommand(argv.slice(1));
+  if (argv[0] === 'cache') return cacheCommand(argv.slice(1), defaultCacheRoot());
   const opts = await parseBuildArgs(argv);
   if (opts === 'help') {
-    process.stderr.write(USAGE);
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (opts === 'version') {
+    process.stdout.write(`slugbuilder (slugkit) ${slugkitVersion()}\nnode ${process.version}\ndefault stack ${DEFAULT_STACK}\n`);
     return 0;
   }
   handleSignals();

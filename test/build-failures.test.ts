@@ -127,9 +127,14 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
     {
       name: 'no buildpack detects the app',
       source: tar(file('README.md', 'nothing to detect\n')),
-      message: /no buildpack detected this app/,
+      message: /no buildpack detected this app: add a package\.json \(Node\.js\), requirements\.txt or pyproject\.toml \(Python\), index\.html \(static site\) or a Procfile to it, or a \.buildpacks file .*--buildpack or BUILDPACK_URL/,
     },
-    { name: 'compile exits non-zero', buildpack: { compile: 'echo compiling; exit 3' }, message: /failed to compile \(exit 3\)/ },
+    { name: 'compile exits non-zero', buildpack: { compile: 'echo compiling; exit 3' }, message: /failed to compile \(exit 3\): its output above says why$/ },
+    {
+      name: 'compile fails with its own error line: that line is the only one',
+      buildpack: { compile: 'echo compiling; echo " !     the widget is missing: add widget.txt to the app" >&2; exit 1' },
+      message: /^ ! {5}the widget is missing: add widget\.txt to the app$/,
+    },
     { name: 'compile is killed by a signal', buildpack: { compile: 'echo compiling; kill -KILL $$' }, message: /killed by SIGKILL/ },
     {
       name: 'release prints invalid YAML',
@@ -180,10 +185,10 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
   it('--help states the limits and their defaults', async () => {
     const r = await execa('node', [BUILDER, '--help'], { reject: false, stdin: 'ignore' });
     expect(r.exitCode).to.equal(0);
-    expect(String(r.stderr)).to.match(/--max-source-size SIZE .*default 2G/);
-    expect(String(r.stderr)).to.match(/--max-files N .*default 200000/);
-    expect(String(r.stderr)).to.match(/--max-slug-size SIZE .*default 500M; warns from 300M/);
-    expect(String(r.stderr)).to.match(/--timeout DURATION .*default 15m/);
+    expect(String(r.stdout)).to.match(/--max-source-size SIZE .*default 2G/);
+    expect(String(r.stdout)).to.match(/--max-files N .*default 200000/);
+    expect(String(r.stdout)).to.match(/--max-slug-size SIZE .*default 500M; warns from 300M/);
+    expect(String(r.stdout)).to.match(/--timeout DURATION .*default 15m/);
   });
 
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {

@@ -257,18 +257,18 @@ describe('slugbuilder', function () {
         compile: [
           'echo "build=$(basename "$1") cache seed=$(cat "$2/seed")"',
           // Config var values are redacted from the log, so compare them here.
-          '[ "$(cat "$3/FROM_FLAG")" = "flag value" ] && [ "$(cat "$3/FROM_FILE")" = "file value" ] && [ "$(cat "$3/FROM_DIR")" = "dir value" ] && echo "config vars ok"',
-          'echo "leak: $(cat "$3/FROM_FLAG")"',
+          '[ "$(cat "$3/FLAG_TOKEN")" = "flag-value" ] && [ "$(cat "$3/FROM_FILE")" = "file value" ] && [ "$(cat "$3/FROM_DIR")" = "dir value" ] && echo "config vars ok"',
+          'echo "leak: $(cat "$3/FLAG_TOKEN")"',
           'echo "MULTI lines=$(wc -l < "$3/MULTI")"',
           'echo "STACK=$STACK SOURCE_VERSION=$SOURCE_VERSION"',
           'echo "REQUEST_ID=${REQUEST_ID:+set} HOME=${HOME:+set} APP_DIR_is_build=$([ "$APP_DIR" = "$1" ] && echo yes)"',
-          'echo "FROM_FLAG in env: ${FROM_FLAG:-no}"',
+          'echo "FLAG_TOKEN in env: ${FLAG_TOKEN:-no}"',
         ].join('\n'),
       });
       await mkdir(cacheDir, { recursive: true });
       await writeFile(path.join(cacheDir, 'seed'), 'planted');
       const app = await makeApp(HELLO);
-      const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '-e', 'FROM_FLAG=flag value', '--env-file', envFile, '--stack', 'heroku-22'], {
+      const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '-e', 'FLAG_TOKEN=flag-value', '--env-file', envFile, '--stack', 'heroku-22'], {
         input: await tarOf(app),
         env: { ...process.env, ENV_DIR: envDir, SOURCE_VERSION: 'deadbeef' },
       });
@@ -276,23 +276,41 @@ describe('slugbuilder', function () {
       expect(res.stderr).to.include('       build=app cache seed=planted');
       expect(res.stderr).to.include('       config vars ok');
       expect(res.stderr).to.include('       leak: [REDACTED]');
-      expect(res.stderr).not.to.include('flag value');
+      expect(res.stderr).not.to.include('flag-value');
       expect(res.stderr).to.include('       MULTI lines=1');
       expect(res.stderr).to.include('       STACK=heroku-22 SOURCE_VERSION=deadbeef');
       expect(res.stderr).to.include('       REQUEST_ID=set HOME=set APP_DIR_is_build=yes');
       // Config vars reach buildpacks through ENV_DIR only, as on Heroku.
-      expect(res.stderr).to.include('       FROM_FLAG in env: no');
+      expect(res.stderr).to.include('       FLAG_TOKEN in env: no');
     });
 
-    it('redacts credential-like config values from the log but leaves plain settings readable', async () => {
-      const bp = await makeBuildpack({ compile: 'echo "loglevel=$(cat "$3/NPM_CONFIG_LOGLEVEL") token=$(cat "$3/API_TOKEN") dsn=$(cat "$3/SENTRY")"; echo "fetching over http"' });
+    it('redacts secret-named config values and URL credentials, and leaves other values and ordinary words readable', async () => {
+      const bp = await makeBuildpack({
+        compile: 'for f in "$3"/*; do echo "$(basename "$f")=$(cat "$f")"; done; echo "the node runtime says hello over http"',
+      });
       const res = await runBuilder(
-        ['--buildpack', bp, '--cache-dir', cacheDir, '-e', 'NPM_CONFIG_LOGLEVEL=http', '-e', 'API_TOKEN=abc', '-e', 'SENTRY=https://k3y@sentry.example/42'],
+        [
+          '--buildpack', bp, '--cache-dir', cacheDir,
+          '-e', 'DB_PASSWORD=hunter2-pw', '-e', 'GITHUBTOKEN=ghp-0a1b2c3d', '-e', 'SENTRY=https://k3y-public@sentry.example/42',
+          '-e', 'DATABASE_URL=postgres://app:db-pa55word@db.internal/app',
+          '-e', 'GREETING=hello', '-e', 'NPM_CONFIG_LOGLEVEL=http', '-e', 'API_KEY=node', '-e', 'AUTHOR=jane-the-author',
+        ],
         { input: await tarOf(await makeApp(HELLO)) },
       );
       expect(res.exitCode, res.stderr).to.equal(0);
-      expect(res.stderr).to.include('       loglevel=http token=[REDACTED] dsn=[REDACTED]');
-      expect(res.stderr).to.include('       fetching over http');
+      // Hidden: values of secret-named vars, and the credentials of any URL.
+      expect(res.stderr).to.include('       DB_PASSWORD=[REDACTED]\n');
+      expect(res.stderr).to.include('       GITHUBTOKEN=[REDACTED]\n');
+      expect(res.stderr).to.include('       SENTRY=https://[REDACTED]@sentry.example/42\n');
+      expect(res.stderr).to.include('       DATABASE_URL=postgres://app:[REDACTED]@db.internal/app\n');
+      for (const secret of ['hunter2-pw', 'ghp-0a1b2c3d', 'k3y-public', 'db-pa55word']) expect(res.stderr).to.not.include(secret);
+      // Readable: settings, names that merely contain a secret word, and a value too short to redact (with a note saying so).
+      expect(res.stderr).to.include('       GREETING=hello\n');
+      expect(res.stderr).to.include('       NPM_CONFIG_LOGLEVEL=http\n');
+      expect(res.stderr).to.include('       AUTHOR=jane-the-author\n');
+      expect(res.stderr).to.include('       API_KEY=node\n');
+      expect(res.stderr).to.include('       API_KEY is shorter than 6 characters: too short to redact, it may appear in this log\n');
+      expect(res.stderr).to.include('       the node runtime says hello over http\n');
     });
 
     it('keeps CACHE_DIR between builds', async () => {
@@ -316,7 +334,7 @@ describe('slugbuilder', function () {
       const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(await makeApp(HELLO)) });
       expect(res.exitCode).to.equal(1);
       expect(res.stdout.length).to.equal(0);
-      expect(res.stderr).to.match(/^ !     Buildpack Broken failed to compile \(exit 3\)$/m);
+      expect(res.stderr).to.match(/^ !     Buildpack Broken failed to compile \(exit 3\): its output above says why$/m);
     });
 
     it('sources each buildpack export before the next one compiles', async () => {
@@ -325,7 +343,7 @@ describe('slugbuilder', function () {
       const res = await runBuilder(['--buildpack', first, '--buildpack', second, '--cache-dir', cacheDir], { input: await tarOf(await makeApp({ 'a.txt': 'a' })) });
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stderr).to.include('       FIRST_TOOL=ready');
-      expect(res.stderr).to.include('Default types for buildpack -> web');
+      expect(res.stderr).to.include('Default types for buildpacks -> web');
     });
 
     it('runs the app hooks bin/pre-compile and bin/post-compile around the buildpacks', async () => {

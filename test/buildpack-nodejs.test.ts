@@ -253,6 +253,28 @@ describe('buildpack nodejs', function () {
     expect(r.stderr).to.match(/package\.json is not valid JSON \(.*\): fix it and push again/);
   });
 
+  it("an out-of-sync lockfile fails with npm's own error and the fix, without npm's usage text, and one error line", async () => {
+    // Local file: dependencies, so npm needs no registry to find the mismatch.
+    const lock = {
+      name: 'drifted', version: '1.0.0', lockfileVersion: 3, requires: true,
+      packages: { '': { name: 'drifted', version: '1.0.0', dependencies: { a: 'file:a' } }, a: { version: '1.0.0' }, 'node_modules/a': { resolved: 'a', link: true } },
+    };
+    const src = await makeApp({
+      'package.json': JSON.stringify({ name: 'drifted', version: '1.0.0', dependencies: { a: 'file:a', b: 'file:b' } }),
+      'package-lock.json': JSON.stringify(lock),
+      'a/package.json': '{"name": "a", "version": "1.0.0"}',
+      'b/package.json': '{"name": "b", "version": "1.0.0"}',
+    });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(r.stderr).to.match(/npm error `npm ci` can only install packages when your package\.json and package-lock\.json .* are in sync/);
+    expect(r.stderr).to.include('npm error Missing: b@1.0.0 from lock file');
+    expect(r.stderr).to.not.match(/Usage:|Clean install a project|--install-strategy|npm help ci|A complete log of this run/);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith(' !     '));
+    expect(errors, r.stderr).to.deep.equal([' !     npm ci failed (output above): if package-lock.json is out of sync with package.json, run npm install and commit the lockfile']);
+    expect(r.stderr.split('\n').length, r.stderr).to.be.below(40);
+  });
+
   it('fails the build, naming the script, when the build script fails', async () => {
     const src = await makeApp({ 'package.json': JSON.stringify({ name: 'broken-build', version: '1.0.0', scripts: { build: 'exit 3' } }) });
     const r = await buildSlug(src, path.join(await tempDir(), 'cache'));

@@ -27,7 +27,9 @@ async function streamToBuffer(stream: AsyncIterable<Uint8Array>): Promise<Buffer
 }
 
 async function pythonVersion(): Promise<string> {
-  return (await execa('python3', ['-c', 'import platform; print(platform.python_version())'])).stdout.trim();
+  // The stack's python3, as buildpacks find it on their PATH (docs/buildpacks.md), not a pyenv shim of the test's own PATH.
+  const stackPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  return (await execa('python3', ['-c', 'import platform; print(platform.python_version())'], { env: { PATH: stackPath }, extendEnv: false })).stdout.trim();
 }
 
 /** Builds a wheel of `src/vendor/<pkg>` into `src/wheels/`. */

@@ -47,6 +47,21 @@ describe('bundled buildpacks', function () {
     expect(order.slice(0, 3)).to.deep.equal(['nodejs', 'python', 'static']);
   });
 
+  it('lib/output.sh and lib/env.sh are byte-identical copies wherever a buildpack has them, and say so', async () => {
+    for (const lib of ['output.sh', 'env.sh']) {
+      const copies: Array<[string, string]> = [];
+      for (const bp of await orderFile()) {
+        const text = await readFile(path.join(BUILDPACKS, bp, 'lib', lib), 'utf8').catch(() => undefined);
+        if (text !== undefined) copies.push([bp, text]);
+      }
+      expect(copies.map(([bp]) => bp), lib).to.deep.equal(['nodejs', 'python', 'static']);
+      for (const [bp, text] of copies) {
+        expect(text, `${bp}/lib/${lib}`).to.equal(copies[0][1]);
+        expect(text.split('\n')[1], `${bp}/lib/${lib}`).to.match(/^# One of three identical copies .* on purpose:$/);
+      }
+    }
+  });
+
   it('each has executable bin/detect, bin/compile and bin/release', async () => {
     for (const bp of await orderFile()) {
       for (const script of ['detect', 'compile', 'release']) {

@@ -60,7 +60,9 @@ describe('concurrent builds sharing one cache dir', function () {
   });
 
   function startBuild(cacheDir: string, out: string, tmp: string, extraEnv: Record<string, string> = {}): ResultPromise {
-    return execa('node', [BUILDER, '--source', source, '--buildpack', buildpack, '--cache-dir', cacheDir, '-o', out], {
+    // The buildpack reads extraEnv: buildpacks get only what --pass-env names.
+    const passEnv = Object.keys(extraEnv).flatMap((name) => ['--pass-env', name]);
+    return execa('node', [BUILDER, '--source', source, '--buildpack', buildpack, '--cache-dir', cacheDir, '-o', out, ...passEnv], {
       env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '', ...extraEnv },
       reject: false,
       stdin: 'ignore',

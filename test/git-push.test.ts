@@ -100,6 +100,8 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
     expect(await readdir(join(store, 'hello'))).to.have.members([`${sha}.tgz`, 'current']);
     expect(await bareRef('main')).to.equal(sha);
+    // The hook names the app, so it gets a build cache of its own.
+    expect(await readdir(join(work, 'cache', 'apps'))).to.deep.equal(['hello']);
     // Readable as any file the hook's user creates (umask), not mktemp's 0600.
     const umask = parseInt(String((await execa('sh', ['-c', 'umask'])).stdout), 8);
     expect((await stat(slug)).mode & 0o777).to.equal(0o666 & ~umask);

@@ -183,7 +183,7 @@ echo '--- {}'` });
   it('a local buildpack printing everything from detect, compile and release leaks nothing', async () => {
     const source = path.join(root, 'source.tgz');
     await writeFile(source, gzip(tar(file('Procfile', 'web: echo hi\n'), file('marker', 'm\n'))));
-    const b = await slugbuilder(['--source', source, '--buildpack', buildpack, '--put-url', url('put', SECRETS.putPassword, '/upload')], { ENV_DIR_FOR_DETECT: envDir });
+    const b = await slugbuilder(['--source', source, '--buildpack', buildpack, '--pass-env', 'ENV_DIR_FOR_DETECT', '--put-url', url('put', SECRETS.putPassword, '/upload')], { ENV_DIR_FOR_DETECT: envDir });
     expect(b.exitCode, b.everything).to.equal(0);
     expect(b.everything).to.include('MULTI_LINE_KEY=');
     expectNoLeaks(b, 'local loud buildpack');

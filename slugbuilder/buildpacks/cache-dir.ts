@@ -21,13 +21,63 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { forget, removeOnExit } from '../../shared/fs.js';
 import { copyTree } from '../../shared/copy-tree.js';
-import { acquireLock, processExists } from '../../shared/file-lock.js';
-
+import { UsageError, UserError } from '../../shared/errors.js';
+import { acquireLock, liveHolder, processExists } from '../../shared/file-lock.js';
 
 const CACHE_LOCK_MESSAGES = {
   waiting: (who: string) => `Waiting for another build using this cache (${who})`,
   takingOver: (who: string) => `Taking over the cache lock of ${who}, which is gone`,
 };
+
+/** An app name is one plain path component (the git-push hook's rule). */
+const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export function checkAppName(name: string, from: string): string {
+  if (!APP_NAME.test(name)) throw new UsageError(`${from} "${name}" is not an app name: use letters, digits, . _ - (starting with a letter or digit)`);
+  return name;
+}
+
+/**
+ * The default CACHE_DIR: `<root>/apps/<app>` per app, so apps neither evict
+ * each other's caches nor wait for each other's builds; `<root>/cache`
+ * for builds that name no app.
+ */
+export function defaultCacheDir(cacheRoot: string, app?: string): string {
+  return app ? path.join(cacheRoot, 'apps', app) : path.join(cacheRoot, 'cache');
+}
+
+/** Every default cache dir below the root: the shared one and each app's. */
+export async function defaultCacheDirs(cacheRoot: string): Promise<string[]> {
+  const apps = await readdir(path.join(cacheRoot, 'apps')).catch(() => [] as string[]);
+  return [defaultCacheDir(cacheRoot), ...apps.filter((n) => APP_NAME.test(n)).sort().map((n) => defaultCacheDir(cacheRoot, n))];
+}
+
+/**
+ * Removes a cache dir with its staging and retired copies, under its lock so
+ * no build starts on it meanwhile. A build holding the lock is not waited for:
+ * the clear is refused. Returns whether there was a cache to remove.
+ */
+export async function clearCacheDir(cacheDir: string, label: string): Promise<boolean> {
+  const paths = cacheLockPaths(cacheDir);
+  const holder = await liveHolder(paths.lock);
+  if (holder) throw new UserError(`${label} is in use by a build (${holder}): clear it when the build has finished`);
+  const parent = path.dirname(cacheDir);
+  const prefix = path.basename(paths.scratchPrefix);
+  const names = await readdir(parent).catch(() => [] as string[]);
+  const existed = names.includes(path.basename(cacheDir));
+  if (!existed && !names.some((n) => n.startsWith(prefix))) return false;
+  const release = await acquireLock(paths.lock, CACHE_LOCK_MESSAGES);
+  try {
+    for (const name of names) {
+      if (name === path.basename(cacheDir) || ((name.startsWith(`${prefix}staging-`) || name.startsWith(`${prefix}old-`)))) {
+        await rm(path.join(parent, name), { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await release();
+  }
+  return existed;
+}
 
 export interface CacheLockPaths {
   lock: string;

@@ -13,7 +13,7 @@ import { displayUrl } from '../../shared/http.js';
 import { parseBuildpackSpec, resolveBuildpack } from './fetch/resolve.js';
 
 export interface Buildpack {
-  /** Short name for logs: the directory's name, or detect's answer once known. */
+  /** The directory's name (choose.ts names the chosen buildpack after its detect). */
   name: string;
   /** Working copy the scripts run from. */
   dir: string;

@@ -5,7 +5,8 @@
  */
 import { finished } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
-import { BuildpackOutput, logWritable } from '../../shared/log.js';
+import { UserError } from '../../shared/errors.js';
+import { BuildpackOutput, ERROR_PREFIX, logWritable } from '../../shared/log.js';
 
 const running = new Set<number>();
 
@@ -33,6 +34,8 @@ export interface RunResult {
   signal?: string;
   timedOut: boolean;
   stdout: string;
+  /** The last non-blank line the script printed was a ` !     ` error line: it said why it failed. */
+  endedWithError: boolean;
 }
 
 export async function runScript(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
@@ -53,9 +56,13 @@ export async function runScript(file: string, args: string[], opts: RunOptions):
   if (pid !== undefined) running.add(pid);
 
   const formatters: BuildpackOutput[] = [];
+  let endedWithError = false;
+  const noteLine = (line: string) => {
+    if (line.trim() !== '') endedWithError = line.startsWith(ERROR_PREFIX);
+  };
   const relay = (stream: NodeJS.ReadableStream | null | undefined) => {
     if (!stream) return;
-    const formatter = new BuildpackOutput();
+    const formatter = new BuildpackOutput(noteLine);
     formatters.push(formatter);
     stream.pipe(formatter).pipe(logWritable(), { end: false });
   };
@@ -85,6 +92,7 @@ export async function runScript(file: string, args: string[], opts: RunOptions):
       signal: result.signal,
       timedOut,
       stdout: typeof result.stdout === 'string' ? result.stdout : '',
+      endedWithError,
     };
   } finally {
     if (timer) clearTimeout(timer);
@@ -98,4 +106,41 @@ export async function runScript(file: string, args: string[], opts: RunOptions):
       running.delete(pid);
     }
   }
+}
+
+export interface ScriptContext {
+  buildDir: string;
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+}
+
+/**
+ * bash sources each earlier `export` file, then execs the script, so the
+ * script inherits what they exported without us parsing shell.
+ */
+const SOURCE_EXPORTS_THEN_EXEC = 'n=$1; shift; for ((i = 0; i < n; i++)); do . "$1" || exit 1; shift; done; exec "$@"';
+
+/**
+ * Runs one script (a bin/compile, an app hook) with the earlier buildpacks'
+ * `export` files sourced. `what` names it in errors ("Buildpack nodejs"), and
+ * `failed` is the verb for a non-zero exit ("failed to compile").
+ */
+export async function runWithExports(exports: string[], script: string, args: string[], ctx: ScriptContext, what: string, failed = 'failed'): Promise<void> {
+  const result = await runScript('bash', ['-c', SOURCE_EXPORTS_THEN_EXEC, 'slugbuilder', String(exports.length), ...exports, script, ...args], {
+    env: ctx.env,
+    cwd: ctx.buildDir,
+    timeoutMs: ctx.timeoutMs,
+  });
+  if (result.timedOut) throw new UserError(`${what} timed out after ${formatDuration(ctx.timeoutMs)} (raise it with --timeout)`);
+  if (result.signal) throw new UserError(`${what} was killed by ${result.signal}`);
+  if (result.exitCode !== 0) {
+    // A script whose last words were its own ` !     ` line has named the cause and the fix.
+    if (result.endedWithError) throw new UserError(`${what} ${failed} (exit ${result.exitCode})`, 1, { explained: true });
+    throw new UserError(`${what} ${failed} (exit ${result.exitCode}): its output above says why`);
+  }
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} minute${ms === 60_000 ? '' : 's'}`;
+  return `${Math.round(ms / 1000)} s`;
 }

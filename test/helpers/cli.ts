@@ -82,7 +82,8 @@ export interface CliOptions {
 }
 
 export async function runCli(file: string, args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  const result = await execa(file === BUILDER ? process.execPath : file, file === BUILDER ? [file, ...args] : args, {
+  // "--" as in slugbuilder's #! line: Node 20 would otherwise take its --env-file for its own.
+  const result = await execa(file === BUILDER ? process.execPath : file, file === BUILDER ? ['--', file, ...args] : args, {
     input: opts.input,
     stdin: opts.input === undefined ? 'ignore' : undefined,
     env: opts.env,

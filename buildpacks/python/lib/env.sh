@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# One of three identical copies (buildpacks/{nodejs,python,static}/lib/env.sh), on purpose:
+# each buildpack stands alone when fetched by URL. Change all three (a test checks).
 # Config vars arrive in ENV_DIR as one file per variable. Like Heroku's
 # buildpacks, export all of them into the build except the few that would
 # break the build machine itself (PATH, the loader, the shell's HOME...).

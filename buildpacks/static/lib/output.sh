@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# One of three identical copies (buildpacks/{nodejs,python,static}/lib/output.sh), on purpose:
+# each buildpack stands alone when fetched by URL. Change all three (a test checks).
 # Heroku-style build output: headings start with "-----> ", details are
 # indented seven spaces, errors start with " !     " and end the build.
 

@@ -1,25 +1,53 @@
 /**
- * Release phase: `bin/release BUILD_DIR` prints YAML with process types and
- * config vars. The last buildpack's release is saved as BUILD_DIR/.release,
- * where slugrunner reads it.
+ * Release phase: every buildpack's `bin/release BUILD_DIR` prints YAML with
+ * default process types, config vars and addons. They are merged in chain
+ * order, a later buildpack winning, and the result is saved as
+ * BUILD_DIR/.release, where slugrunner reads it.
  */
 import { access, constants, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../shared/errors.js';
-import { parseRelease, type Release } from '../../../shared/release.js';
-import type { Buildpack } from '../prepare.js';
-import { runScript } from '../run-script.js';
+import { mergeProcessTypes } from '../../../shared/procfile.js';
+import { emptyRelease, parseRelease, type Release } from '../../../shared/release.js';
+import type { ChosenBuildpack } from '../choose.js';
+import { runScript, type ScriptContext } from '../run-script.js';
 
-export async function release(bp: Buildpack, buildDir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Release> {
+/** One buildpack's release; a buildpack without bin/release releases nothing. */
+export async function release(bp: ChosenBuildpack, ctx: ScriptContext): Promise<Release> {
   const script = path.join(bp.dir, 'bin', 'release');
-  let yamlText = '';
-  if (await access(script, constants.X_OK).then(() => true, () => false)) {
-    const result = await runScript(script, [buildDir], { env, cwd: buildDir, captureStdout: true, timeoutMs });
-    if (result.timedOut) throw new UserError(`bin/release of buildpack ${bp.name} timed out`);
-    if (result.exitCode !== 0) throw new UserError(`bin/release of buildpack ${bp.name} failed (exit ${result.exitCode ?? result.signal})`);
-    yamlText = result.stdout;
-  }
-  const parsed = await parseRelease(yamlText, `bin/release of buildpack ${bp.name}`);
-  await writeFile(path.join(buildDir, '.release'), yamlText.trim() ? yamlText.replace(/\n*$/, '\n') : '--- {}\n');
-  return parsed;
+  if (!(await access(script, constants.X_OK).then(() => true, () => false))) return emptyRelease();
+  const origin = `bin/release of buildpack ${bp.name}`;
+  const result = await runScript(script, [ctx.buildDir], { env: ctx.env, cwd: ctx.buildDir, captureStdout: true, timeoutMs: ctx.timeoutMs });
+  if (result.timedOut) throw new UserError(`${origin} timed out: fix the buildpack or raise --timeout`);
+  if (result.exitCode !== 0) throw new UserError(`${origin} failed (exit ${result.exitCode ?? result.signal}): its output above says why`);
+  return parseRelease(result.stdout, origin);
+}
+
+/** Later releases win per key; addons are the union, in first-seen order. */
+export function mergeReleases(releases: Release[]): Release {
+  return {
+    addons: [...new Set(releases.flatMap((r) => r.addons))],
+    config_vars: Object.assign({}, ...releases.map((r) => r.config_vars)) as Record<string, string>,
+    default_process_types: mergeProcessTypes(...releases.map((r) => r.default_process_types)),
+  };
+}
+
+/** Runs the chain's releases in order and writes the merged result to BUILD_DIR/.release. */
+export async function releaseAll(buildpacks: ChosenBuildpack[], ctx: ScriptContext): Promise<Release> {
+  const releases: Release[] = [];
+  for (const bp of buildpacks) releases.push(await release(bp, ctx));
+  const merged = mergeReleases(releases);
+  await writeFile(path.join(ctx.buildDir, '.release'), await releaseYaml(merged));
+  return merged;
+}
+
+/** The merged release as YAML, empty fields left out (`--- {}` when nothing was released). */
+async function releaseYaml(r: Release): Promise<string> {
+  const doc: Partial<Release> = {};
+  if (r.addons.length > 0) doc.addons = r.addons;
+  if (Object.keys(r.config_vars).length > 0) doc.config_vars = r.config_vars;
+  if (Object.keys(r.default_process_types).length > 0) doc.default_process_types = r.default_process_types;
+  if (Object.keys(doc).length === 0) return '--- {}\n';
+  const { stringify } = await import('yaml');
+  return `---\n${stringify(doc)}`;
 }
