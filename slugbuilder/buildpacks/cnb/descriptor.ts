@@ -16,9 +16,12 @@ const RESERVED_IDS = new Set(['config', 'app', 'sbom']);
 const ID_CHARS = /^[A-Za-z0-9./-]+$/;
 
 export interface GroupMember {
+  /** A CNB's id; for a member named by uri (builder files), the uri as written. */
   id: string;
   version?: string;
   optional: boolean;
+  /** Set when a builder file names the member by uri (how it names a classic buildpack). */
+  uri?: string;
 }
 
 export interface TargetDistro {
@@ -118,19 +121,22 @@ function tableArray(value: unknown, file: string, what: string): TomlTable[] {
 }
 
 /** An [[order]] list: groups of id/version/optional (buildpack.toml and builder.toml share it). */
-export function parseOrder(value: unknown, file: string): GroupMember[][] {
+export function parseOrder(value: unknown, file: string, allowUri = false): GroupMember[][] {
   return tableArray(value, file, 'order').map((entry, i) => {
     const group = tableArray(entry.group, file, 'order.group');
     if (group.length === 0) fail(file, `[[order]] ${i + 1} has no [[order.group]] members`);
-    return group.map((m) => parseMember(m, file, `[[order]] ${i + 1}: `));
+    return group.map((m) => parseMember(m, file, `[[order]] ${i + 1}: `, allowUri));
   });
 }
 
-function parseMember(m: TomlTable, file: string, where: string): GroupMember {
+function parseMember(m: TomlTable, file: string, where: string, allowUri: boolean): GroupMember {
   const id = optionalString(m, 'id', file, where);
-  if (!id) fail(file, `${where}a group member has no id`);
+  const uri = allowUri ? optionalString(m, 'uri', file, where) : undefined;
   const optional = m.optional ?? false;
   if (typeof optional !== 'boolean') fail(file, `${where}optional must be true or false`);
+  if (id && uri) fail(file, `${where}a group member has both id and uri: name it by one`);
+  if (uri) return { id: uri, uri, optional };
+  if (!id) fail(file, `${where}a group member has no id${allowUri ? ' (or uri, for a classic buildpack)' : ''}`);
   return { id, version: optionalString(m, 'version', file, where), optional };
 }
 
