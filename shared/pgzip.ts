@@ -106,7 +106,10 @@ class ParallelGzip extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     if (!Buffer.isBuffer(chunk)) chunk = Buffer.from(chunk as Uint8Array);
-    if (chunk.length === 0) return callback();
+    if (chunk.length === 0) {
+      callback();
+      return;
+    }
     this.crc = zlib.crc32(chunk, this.crc);
     this.totalLength += chunk.length;
     this.pending.push(chunk);

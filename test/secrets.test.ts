@@ -107,7 +107,7 @@ echo '--- {}'` });
       '/source.tgz': requireBasicAuth('tar', SECRETS.tarPassword, serveFiles({ '/source.tgz': source })),
       '/encoded.tgz': requireBasicAuth('tar', SECRETS.encodedPassword, serveFiles({ '/encoded.tgz': source })),
       '/buildpack.tgz': requireBasicAuth('bp', SECRETS.buildpackPassword, serveFiles({ '/buildpack.tgz': buildpackTarball })),
-      '/slug.tgz': requireBasicAuth('slug', SECRETS.slugPassword, (req, res) => {
+      '/slug.tgz': requireBasicAuth('slug', SECRETS.slugPassword, (_req, res) => {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         res.end(slugBytes[0]);
       }),

@@ -22,7 +22,6 @@ import { copyTree } from '../../../shared/copy-tree.js';
 import { removeOnExit } from '../../../shared/cleanup.js';
 import { UserError, errnoCode } from '../../../shared/errors.js';
 import { acquireLock } from '../../../shared/file-lock.js';
-import { log } from '../../../shared/log.js';
 
 export interface CacheMeta {
   url: string;
