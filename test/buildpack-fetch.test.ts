@@ -90,8 +90,8 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
   let v2: string;
 
   before(async function () {
-    requireTools(this, 'git');
     root = await mkdtemp(path.join(tmpdir(), 'slugkit-bpfetch-'));
+    requireTools(this, 'git');
     repo = await GitFixture.create(path.join(root, 'srv'), 'bp');
     v1 = await repo.commit(buildpackFiles('v1'), 'v1');
     await repo.tag('v1.0');
