@@ -1,5 +1,5 @@
 /**
- * The six measurements of issue 7. Each runs slugkit and its baseline on the
+ * The six measurements (P1-P6, docs/BENCHMARKS.md). Each runs slugkit and its baseline on the
  * same data in the same run, and returns one row of the table plus notes
  * that say where the time went.
  */

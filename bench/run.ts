@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the six measurements of issue 7, each against a baseline
+ * `npm run bench`: the six measurements of docs/BENCHMARKS.md, each against a baseline
  * measured in the same run on the same generated data, printed as a markdown
  * table (stdout) with notes; progress goes to stderr.
  *

@@ -5,9 +5,8 @@
  * what users run.
  *
  * Why: Node 20 loads ES modules one file at a time, and start-up is on every
- * build's and every dyno's critical path. execa alone is ~105 files and took
- * 100-150 ms to import; slugbuilder --help went from ~260 ms to ~150 ms
- * bundled (bare `node -e 0`: ~120 ms on the same machine).
+ * build's and every dyno's critical path; one file per CLI loads much faster
+ * (figures in docs/BENCHMARKS.md).
  *
  * Paths the code finds relative to its own file (bundled buildpacks,
  * package.json) still resolve: the bundle sits where cli.js did. Modules the

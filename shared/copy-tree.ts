@@ -1,8 +1,8 @@
 /**
  * Copies a directory tree: app sources, buildpacks and build caches. Node's
- * `fs.promises.cp` makes several async stat calls per entry and took 850 ms
- * for a 1,742-entry build cache that `cp -a` copies in 300 ms; this walks the
- * tree with synchronous calls (one `readdir` per directory, one `copyFile`
+ * `fs.promises.cp` makes several async stat calls per entry and is a few
+ * times slower than `cp -a` on a build cache (docs/BENCHMARKS.md); this walks
+ * the tree with synchronous calls (one `readdir` per directory, one `copyFile`
  * per file, which reflinks where the filesystem can) and yields to the event
  * loop every few hundred entries, so a lock's heartbeat keeps beating while
  * a large cache is copied.

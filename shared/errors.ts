@@ -1,6 +1,6 @@
 /**
  * Errors a user can cause. Each carries the one line we print and the exit
- * code we leave with (DESIGN.md: 0 ok, 1 build/run failure, 2 usage).
+ * code we leave with (0 ok, 1 build or run failure, 2 usage).
  */
 export class UserError extends Error {
   readonly exitCode: number;

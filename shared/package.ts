@@ -20,12 +20,18 @@ function locate(): PackageInfo {
   for (;;) {
     try {
       const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'slugkit') return (found = { root: dir, version: pkg.version ?? 'unknown' });
+      if (pkg.name === 'slugkit') {
+        found = { root: dir, version: pkg.version ?? 'unknown' };
+        return found;
+      }
     } catch {
       // not here: go up
     }
     const parent = path.dirname(dir);
-    if (parent === dir) return (found = { root: path.resolve(fileURLToPath(import.meta.url), '../../..'), version: 'unknown' });
+    if (parent === dir) {
+      found = { root: path.resolve(fileURLToPath(import.meta.url), '../../..'), version: 'unknown' };
+      return found;
+    }
     dir = parent;
   }
 }

@@ -39,10 +39,9 @@ export interface ParallelGzipOptions {
 const WINDOW = 32 * 1024;
 const EMPTY = Buffer.alloc(0);
 /**
- * 512 KiB: each block but the first is primed with the 32 KiB before it,
- * which deflate must hash again. Measured on the P1 tar: 256 KiB blocks cost
- * 10-15% more CPU than 512 KiB; 1 MiB costs the same CPU as 512 KiB but
- * 6 MB more peak memory on the 1 GB tree (114 vs 120 MB for the writer).
+ * Each block but the first is primed with the 32 KiB before it, which deflate
+ * must hash again: smaller blocks cost CPU, larger ones memory (figures in
+ * docs/BENCHMARKS.md, "The parallel gzip").
  */
 export const DEFAULT_BLOCK_SIZE = 512 * 1024;
 
@@ -106,7 +105,10 @@ class ParallelGzip extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     if (!Buffer.isBuffer(chunk)) chunk = Buffer.from(chunk as Uint8Array);
-    if (chunk.length === 0) return callback();
+    if (chunk.length === 0) {
+      callback();
+      return;
+    }
     this.crc = zlib.crc32(chunk, this.crc);
     this.totalLength += chunk.length;
     this.pending.push(chunk);

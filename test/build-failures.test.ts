@@ -6,18 +6,15 @@
  * `-o FILE --put-url URL`, with TMPDIR pointing at a dir the test owns.
  */
 import { expect } from 'chai';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { writeBuildpack, type BuildpackScripts } from './fixtures/hostile/buildpacks.js';
-import { file, tar } from './fixtures/hostile/tar-blocks.js';
+import { BUILDER, type BuildpackScripts, waitForFile, writeBuildpack } from './helpers/cli.js';
+import { file, tar } from './helpers/tar-blocks.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BUILDER = path.join(repoRoot, 'dist', 'slugbuilder', 'cli.js');
 const ERROR_LINE = /^ ! {5}/;
 
 const APP = tar(file('Procfile', 'web: echo hi\n'), file('README.md', '# app\n'));
@@ -47,16 +44,6 @@ function isProcessAlive(pid: number): boolean {
 async function survivors(pids: number[]): Promise<number[]> {
   for (let i = 0; i < 100 && pids.some(isProcessAlive); i++) await new Promise((resolve) => setTimeout(resolve, 50));
   return pids.filter(isProcessAlive);
-}
-
-/** Waits until `file` exists; the buildpack writes it when it reached the point under test. */
-async function waitForFile(file: string, child: ResultPromise): Promise<void> {
-  let exited = false;
-  void child.finally(() => (exited = true)).catch(() => undefined);
-  while (!existsSync(file)) {
-    if (exited) throw new Error(`slugbuilder ended before ${file} appeared`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('build failures: named error, non-zero exit, no artifact, no temp dirs', function () {
@@ -212,8 +199,8 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
         stdin: 'ignore',
         timeout: 60_000,
       });
-      await waitForFile(path.join(marks, 'grandchild'), child);
-      await waitForFile(path.join(marks, 'child'), child);
+      await waitForFile(path.join(marks, 'grandchild'), { child });
+      await waitForFile(path.join(marks, 'child'), { child });
       const pids = [Number(await readFile(path.join(marks, 'grandchild'), 'utf8')), Number(await readFile(path.join(marks, 'child'), 'utf8'))];
       expect(pids.every(isProcessAlive), 'buildpack processes running before the signal').to.equal(true);
       const putsBefore = server.requests.filter((r) => r.method === 'PUT').length;

@@ -8,51 +8,11 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { list as tarList, type ReadEntry } from 'tar';
-import { Readable } from 'node:stream';
-import { makeApp, makeBuildpack, removeTempDirs, runBuilder, tarOf, tempDir } from './helpers/cli.js';
+import { makeApp, makeBuildpack, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir } from './helpers/cli.js';
 import { serveFiles, startHttpServer } from './helpers/http-server.js';
+import { requireTools } from './helpers/tools.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-interface SlugEntry {
-  path: string;
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  uname: string;
-  body: string;
-}
-
-async function slugEntries(slug: Buffer): Promise<SlugEntry[]> {
-  const entries: SlugEntry[] = [];
-  const parser = tarList({
-    onReadEntry: (e: ReadEntry) => {
-      const chunks: Buffer[] = [];
-      e.on('data', (c: Buffer) => chunks.push(c));
-      e.on('end', () =>
-        entries.push({
-          path: e.path,
-          type: e.type,
-          mode: e.mode ?? -1,
-          uid: e.uid ?? -1,
-          gid: e.gid ?? -1,
-          mtime: e.mtime?.getTime() ?? -1,
-          uname: e.uname ?? '',
-          body: Buffer.concat(chunks).toString('utf8'),
-        }),
-      );
-    },
-  });
-  await new Promise<void>((resolve, reject) => {
-    parser.on('end', resolve);
-    parser.on('error', reject);
-    Readable.from([slug]).pipe(parser);
-  });
-  return entries;
-}
 
 const HELLO = {
   Procfile: 'web: node server.js\nworker: node worker.js\n',
@@ -178,7 +138,8 @@ describe('slugbuilder', function () {
       });
     }
 
-    it('takes SOURCE_VERSION from the commit git archive records, unless one is given', async () => {
+    it('takes SOURCE_VERSION from the commit git archive records, unless one is given', async function () {
+      requireTools(this, 'git');
       const repo = await makeApp(HELLO);
       const git = (...args: string[]) => execa('git', ['-C', repo, '-c', 'user.email=t@example.com', '-c', 'user.name=t', ...args], { encoding: 'buffer', stripFinalNewline: false });
       await git('init', '-q');

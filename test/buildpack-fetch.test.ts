@@ -18,6 +18,7 @@ import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { GitFixture, fakeSsh, freePort, gitHttpBackend, startGitDaemon, type GitDaemon } from './helpers/git-server.js';
 import { requireBasicAuth, serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { requireTools } from './helpers/tools.js';
 
 /** Everything the fetcher logs, as the user would see it on stderr. */
 let logged = '';
@@ -98,6 +99,7 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
 
   before(async function () {
     root = await mkdtemp(path.join(tmpdir(), 'slugkit-bpfetch-'));
+    requireTools(this, 'git');
     repo = await GitFixture.create(path.join(root, 'srv'), 'bp');
     v1 = await repo.commit(buildpackFiles('v1'), 'v1');
     await repo.tag('v1.0');

@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { ROOT, freePort, makeApp, removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
-import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './helpers/buildpack-harness.js';
+import { ROOT, freePort, makeApp, removeTempDirs, slugPaths, tempDir, writeTree } from './helpers/cli.js';
+import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, runScript, startWeb } from './helpers/buildpack-harness.js';
 
 const nodeVersion = process.version.slice(1);
 const PRUNE_SKIPPED = '       skipped: package-lock.json lists no devDependencies and no build script ran, so there is nothing to prune';
@@ -40,7 +40,7 @@ async function lockedApp(opts: { dev: boolean; devFlag?: 'dev' | 'devOptional'; 
 
 /** The slug's node_modules packages (top level). */
 async function slugPackages(slug: string): Promise<string[]> {
-  return (await slugEntries(slug)).filter((e) => /^node_modules\/[^/.][^/]*$/.test(e)).sort();
+  return (await slugPaths(slug)).filter((e) => /^node_modules\/[^/.][^/]*$/.test(e)).sort();
 }
 
 /** The npm cache's content and index files, as saved in CACHE_DIR/npm.tar. */
@@ -324,13 +324,13 @@ describe('buildpack nodejs', function () {
       expect(warm.exitCode, warm.stderr).to.equal(0);
       expect(warm.stderr).to.contain('node_modules restored from the cache');
       expect(warm.stderr).to.contain(PRUNE_SKIPPED);
-      expect(await slugEntries(warm.slug)).to.deep.equal(await slugEntries(cold.slug));
+      expect(await slugPaths(warm.slug)).to.deep.equal(await slugPaths(cold.slug));
 
       const uncached = await buildSlug(src, cacheDir, { NODE_MODULES_CACHE: 'false' });
       expect(uncached.exitCode, uncached.stderr).to.equal(0);
       expect(uncached.stderr).to.contain('       NODE_MODULES_CACHE=false: starting from an empty npm cache\n       lockfile found: npm ci\n');
       expect(uncached.stderr).to.contain(PRUNE_SKIPPED);
-      expect(await slugEntries(uncached.slug)).to.deep.equal(await slugEntries(cold.slug));
+      expect(await slugPaths(uncached.slug)).to.deep.equal(await slugPaths(cold.slug));
     });
 
     it('a package.json changed without its lockfile is not hidden by the cached node_modules: npm ci says so', async () => {

@@ -12,9 +12,10 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
-import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
+import { makeApp, removeTempDirs, runRunner, slugPaths, tempDir } from './helpers/cli.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
-import { FIXTURES, buildSlug, copyFixture, runScript, slugEntries, startWeb } from './helpers/buildpack-harness.js';
+import { FIXTURES, buildSlug, copyFixture, runScript, startWeb } from './helpers/buildpack-harness.js';
+import { requirePythonVenv } from './helpers/tools.js';
 
 async function sha256(file: string): Promise<string> {
   return createHash('sha256').update(await readFile(file)).digest('hex');
@@ -39,6 +40,9 @@ async function makeWheel(src: string, pkg: string, version: string, ...scripts: 
 
 describe('buildpack python', function () {
   this.timeout(240_000);
+  before(function () {
+    requirePythonVenv(this);
+  });
   after(removeTempDirs);
 
   describe('bin/detect and bin/release', () => {
@@ -107,7 +111,7 @@ describe('buildpack python', function () {
       expect(build.stderr).to.contain('Building wheel for shout');
       expect(build.stderr).to.match(/Stored in directory: \S+\/pip\/wheels\//);
       expect(index.count('/shout-1.0.0.tar.gz')).to.equal(1);
-      const entries = await slugEntries(build.slug);
+      const entries = await slugPaths(build.slug);
       expect(entries).to.include('.heroku/python/bin/python');
       expect(entries).to.include('.profile.d/python.sh');
     });
@@ -182,7 +186,7 @@ describe('buildpack python', function () {
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stderr).to.contain('-----> Running Django collectstatic');
       expect(r.stderr).to.match(/ {7}1 static files copied to/);
-      expect(await slugEntries(r.slug)).to.include('staticfiles/css/site.css');
+      expect(await slugPaths(r.slug)).to.include('staticfiles/css/site.css');
       const app = await startWeb({ slug: r.slug });
       try {
         const res = await fetch(app.origin + '/css/site.css');
@@ -197,7 +201,7 @@ describe('buildpack python', function () {
       const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { DISABLE_COLLECTSTATIC: '1' });
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stderr).to.contain('-----> Skipping Django collectstatic (DISABLE_COLLECTSTATIC=1)');
-      expect(await slugEntries(r.slug)).not.to.include('staticfiles/css/site.css');
+      expect(await slugPaths(r.slug)).not.to.include('staticfiles/css/site.css');
     });
 
     it('fails the build when collectstatic fails, saying how to skip it', async () => {

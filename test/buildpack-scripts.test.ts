@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
 import { BUILDPACKS, buildSlug } from './helpers/buildpack-harness.js';
+import { requirePythonVenv } from './helpers/tools.js';
 
 async function orderFile(): Promise<string[]> {
   const text = await readFile(path.join(BUILDPACKS, 'order'), 'utf8');
@@ -90,7 +91,8 @@ describe('bundled buildpacks', function () {
     expect(r.stderr).to.contain('-----> Node.js app detected');
   });
 
-  it('nodejs then python in .buildpacks: both compile, and the dyno has both environments', async () => {
+  it('nodejs then python in .buildpacks: both compile, and the dyno has both environments', async function () {
+    requirePythonVenv(this);
     const app = await makeApp({
       '.buildpacks': `${path.join(BUILDPACKS, 'nodejs')}\n${path.join(BUILDPACKS, 'python')}\n`,
       'package.json': JSON.stringify({ name: 'assets', version: '1.0.0', scripts: { build: 'node -e "require(\'fs\').writeFileSync(\'assets.txt\', \'from node\')"' } }),
@@ -107,7 +109,8 @@ describe('bundled buildpacks', function () {
     expect(run.stdout.toString().trim()).to.equal(`production ${appDir}/.heroku/python from node`);
   });
 
-  it('python wins over static for an app with requirements.txt and index.html', async () => {
+  it('python wins over static for an app with requirements.txt and index.html', async function () {
+    requirePythonVenv(this);
     const app = await makeApp({ 'requirements.txt': '', 'index.html': '<h1>docs</h1>' });
     const r = await buildSlug(app, path.join(await tempDir(), 'cache'));
     expect(r.exitCode, r.stderr).to.equal(0);

@@ -14,12 +14,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { writeBuildpack } from './fixtures/hostile/buildpacks.js';
-import { file, tar } from './fixtures/hostile/tar-blocks.js';
+import { BUILDER, writeBuildpack } from './helpers/cli.js';
+import { file, tar } from './helpers/tar-blocks.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BUILDER = path.join(repoRoot, 'dist', 'slugbuilder', 'cli.js');
 const CACHE_FILES = 20;
 
 const COUNTER_COMPILE = `

@@ -8,10 +8,9 @@ import { execa } from 'execa';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { list as tarList, type ReadEntry } from 'tar';
+import { BUILDER, ROOT, slugPaths } from './helpers/cli.js';
 import {
   BUILDER_IMAGE,
-  REPO_ROOT,
   STACK_IMAGE,
   buildSlugWithDocker,
   buildSlugkitImages,
@@ -21,13 +20,7 @@ import {
   requireDocker,
 } from './helpers/docker.js';
 
-const HELLO = join(REPO_ROOT, 'examples/hello');
-
-async function slugPaths(file: string): Promise<string[]> {
-  const paths: string[] = [];
-  await tarList({ file, onReadEntry: (entry: ReadEntry) => void paths.push(entry.path) });
-  return paths;
-}
+const HELLO = join(ROOT, 'examples/hello');
 
 describe('Dockerfile.builder (real Docker)', function () {
   let work: string;
@@ -70,8 +63,8 @@ describe('Dockerfile.builder (real Docker)', function () {
     this.timeout(300_000);
     const tag = `slugkit-test/context:${process.pid}`;
     try {
-      await docker(['build', '-q', '-f', join(REPO_ROOT, 'test/fixtures/docker/context.Dockerfile'),
-        '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '-t', tag, REPO_ROOT]);
+      await docker(['build', '-q', '-f', join(ROOT, 'test/fixtures/docker/context.Dockerfile'),
+        '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '-t', tag, ROOT]);
       const listing = await docker(['run', '--rm', tag, 'sh', '-c', 'ls -A /context; du -sk /context']);
       const lines = String(listing.stdout).trim().split('\n');
       const kilobytes = Number(lines.pop()?.split(/\s+/)[0]);
@@ -89,7 +82,7 @@ describe('Dockerfile.builder (real Docker)', function () {
     expect(build.exitCode, build.stderr).to.equal(0);
     expect(build.stderr).to.match(/^-----> /m);
     const paths = await slugPaths(slug);
-    expect(paths).to.include.members(['./Procfile', './server.js', './.release']);
+    expect(paths).to.include.members(['Procfile', 'server.js', '.release']);
 
     // The same source through the host CLI gives the byte-identical slug:
     // the image adds nothing of its own to the artifact.
@@ -97,7 +90,7 @@ describe('Dockerfile.builder (real Docker)', function () {
     try {
       const hostSlug = join(work, 'hello-host.tgz');
       await execa('git', ['archive', 'HEAD'], { cwd: repo, buffer: false }).pipe(
-        process.execPath, [join(REPO_ROOT, 'dist/slugbuilder/cli.js')], { stdout: { file: hostSlug } },
+        process.execPath, [BUILDER], { stdout: { file: hostSlug } },
       );
       expect(Buffer.compare(await readFile(slug), await readFile(hostSlug))).to.equal(0);
     } finally {

@@ -11,8 +11,8 @@ import { createServer, type Server } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ROOT } from './helpers/cli.js';
 import {
-  REPO_ROOT,
   RUNNER_IMAGE,
   buildSlugWithDocker,
   buildSlugkitImages,
@@ -26,9 +26,9 @@ import {
   requireDocker,
 } from './helpers/docker.js';
 
-const HELLO = join(REPO_ROOT, 'examples/hello');
-const SIGTERM_APP = join(REPO_ROOT, 'test/fixtures/docker/sigterm-app');
-const PYTHON_APP = join(REPO_ROOT, 'test/fixtures/docker/python-app');
+const HELLO = join(ROOT, 'examples/hello');
+const SIGTERM_APP = join(ROOT, 'test/fixtures/docker/sigterm-app');
+const PYTHON_APP = join(ROOT, 'test/fixtures/docker/python-app');
 
 /** A foreground `docker run` (attached, as a user types it), still running. */
 interface RunningContainer {

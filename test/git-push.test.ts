@@ -10,21 +10,19 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat,
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { list as tarList, type ReadEntry } from 'tar';
-import { BUILDER_IMAGE, REPO_ROOT, buildSlugkitImages, dockerBinary, requireDocker } from './helpers/docker.js';
+import { BUILDER, ROOT, slugPaths } from './helpers/cli.js';
+import { BUILDER_IMAGE, buildSlugkitImages, dockerBinary, requireDocker } from './helpers/docker.js';
+import { requireTools } from './helpers/tools.js';
 
-const HOOK = join(REPO_ROOT, 'examples/git-push/pre-receive');
-const HELLO = join(REPO_ROOT, 'examples/hello');
+const HOOK = join(ROOT, 'examples/git-push/pre-receive');
+const HELLO = join(ROOT, 'examples/hello');
 const GIT_IDENTITY = ['-c', 'user.name=slugkit test', '-c', 'user.email=test@slugkit.invalid'];
-
-async function slugPaths(file: string): Promise<string[]> {
-  const paths: string[] = [];
-  await tarList({ file, onReadEntry: (entry: ReadEntry) => void paths.push(entry.path) });
-  return paths;
-}
 
 describe('git-push pipeline: examples/git-push/pre-receive', function () {
   this.timeout(180_000);
+  before(function () {
+    requireTools(this, 'git');
+  });
   let work: string;
   let bare: string;
   let clone: string;
@@ -60,7 +58,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     // `slugbuilder` on PATH, as `npm i -g slugkit` would provide it.
     await writeFile(
       join(binDir, 'slugbuilder'),
-      `#!/bin/sh\nexec "${process.execPath}" "${join(REPO_ROOT, 'dist/slugbuilder/cli.js')}" "$@"\n`,
+      `#!/bin/sh\nexec "${process.execPath}" "${BUILDER}" "$@"\n`,
     );
     await chmod(join(binDir, 'slugbuilder'), 0o755);
     pushEnv = {
@@ -96,7 +94,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(result.all).to.match(/^remote: -----> Compiled slug size is/m);
 
     const slug = join(store, 'hello', `${sha}.tgz`);
-    expect(await slugPaths(slug)).to.include.members(['./Procfile', './server.js', './.release']);
+    expect(await slugPaths(slug)).to.include.members(['Procfile', 'server.js', '.release']);
     expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
     expect(await readdir(join(store, 'hello'))).to.have.members([`${sha}.tgz`, 'current']);
     expect(await bareRef('main')).to.equal(sha);
@@ -230,7 +228,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
       });
       expect(result.exitCode, result.all).to.equal(0);
       expect(result.all).to.match(/^remote: -----> Node\.js app detected/m);
-      expect(await slugPaths(join(store, 'hello', `${sha}.tgz`))).to.include.members(['./Procfile', './server.js']);
+      expect(await slugPaths(join(store, 'hello', `${sha}.tgz`))).to.include.members(['Procfile', 'server.js']);
       expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
     });
   });

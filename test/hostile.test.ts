@@ -17,15 +17,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { INSPECT_COMPILE, writeBuildpack } from './fixtures/hostile/buildpacks.js';
-import { hostileCorpus, newNonce, type HostileCase } from './fixtures/hostile/corpus.js';
+import { INSPECT_COMPILE, hostileCorpus, newNonce, type HostileCase } from './fixtures/hostile/corpus.js';
 import { dangerousEntries, diffSnapshots, snapshotTree } from './fixtures/hostile/snapshot.js';
+import { BUILDER, RUNNER, writeBuildpack } from './helpers/cli.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BUILDER = path.join(repoRoot, 'dist', 'slugbuilder', 'cli.js');
-const RUNNER = path.join(repoRoot, 'bin', 'slugrunner');
 const ERROR_LINE = /^ ! {5}/;
 
 const MAX_BYTES = 1024 * 1024;

@@ -23,7 +23,8 @@ import {
   skopeoInspect,
   type RunImages,
 } from './helpers/image-fixtures.js';
-import { completedBlobUploads, freePort, hasCommand, startProxy, startRegistry, type RunningProxy, type RunningRegistry } from './helpers/registry.js';
+import { completedBlobUploads, freePort, startProxy, startRegistry, type RunningProxy, type RunningRegistry } from './helpers/registry.js';
+import { hasCommand } from './helpers/tools.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 

@@ -3,19 +3,19 @@
  * GNU tar and python3, on inputs that hit every block edge.
  */
 import { expect } from 'chai';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { createParallelGzip, gzipHeader, type ParallelGzipOptions } from '../shared/pgzip.js';
 import { packTree } from '../shared/tar/pack.js';
+import { ROOT } from './helpers/cli.js';
+import { requireTools } from './helpers/tools.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SMALL_BLOCK = 32 * 1024;
 
 /** Deterministic bytes that do not compress (xorshift32). */
@@ -77,14 +77,6 @@ function sha256(buf: Buffer): string {
 }
 
 /** A command the test needs; skipping is allowed locally but not in CI. */
-function requireCommand(ctx: Mocha.Context, command: string): void {
-  const found = spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
-  if (found) return;
-  if (process.env.CI) throw new Error(`${command} is not installed, and CI requires it for this test`);
-  console.log(`      (skipped: ${command} is not installed)`);
-  ctx.skip();
-}
-
 describe('parallel gzip (shared/pgzip)', function () {
   let work: string;
   before(() => {
@@ -166,14 +158,14 @@ describe('parallel gzip (shared/pgzip)', function () {
     });
 
     it('passes `gzip -t` and `gzip -dc` gives back the input', function () {
-      requireCommand(this, 'gzip');
+      requireTools(this, 'gzip');
       execFileSync('gzip', ['-t', gzFile]);
       const out = execFileSync('gzip', ['-dc', gzFile], { maxBuffer: 64 * 1024 * 1024 });
       expect(sha256(out)).to.equal(sha256(input));
     });
 
     it("is read by python3's gzip module", function () {
-      requireCommand(this, 'python3');
+      requireTools(this, 'python3');
       const script = 'import gzip,hashlib,sys; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())';
       const out = execFileSync('python3', ['-c', script, gzFile]).toString().trim();
       expect(out).to.equal(sha256(input));
@@ -204,7 +196,7 @@ describe('parallel gzip (shared/pgzip)', function () {
     });
 
     it('is listed and extracted by GNU tar', async function () {
-      requireCommand(this, 'tar');
+      requireTools(this, 'tar');
       const slug = path.join(work, 'slug.tgz');
       writeFileSync(slug, await collect(Readable.from(packTree(tree)), { blockSize: 64 * 1024 }));
       const listing = execFileSync('tar', ['-tzf', slug]).toString().trim().split('\n');
@@ -216,10 +208,11 @@ describe('parallel gzip (shared/pgzip)', function () {
     });
 
     it('stays within 1% of `gzip -6` on a real source tree', async function () {
-      requireCommand(this, 'gzip');
-      // Everything in node_modules but TypeScript: thousands of real JS, JSON and .d.ts files.
-      const modules = path.join(repoRoot, 'node_modules');
-      const exclude = (rel: string) => rel === 'typescript' || rel === '.cache';
+      requireTools(this, 'gzip');
+      // Everything in node_modules but TypeScript and the native binaries (esbuild, Biome):
+      // thousands of real JS, JSON and .d.ts files.
+      const modules = path.join(ROOT, 'node_modules');
+      const exclude = (rel: string) => ['typescript', '.cache', '@biomejs', '@esbuild'].includes(rel);
       const tarFile = path.join(work, 'modules.tar');
       writeFileSync(tarFile, Buffer.concat(await collectAll(packTree(modules, { exclude }))));
       const gnu = execFileSync('gzip', ['-6', '-c', tarFile], { maxBuffer: 256 * 1024 * 1024 });

@@ -17,10 +17,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { RUNNER, waitForFile } from './helpers/cli.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const RUNNER = path.join(repoRoot, 'bin', 'slugrunner');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -46,15 +44,6 @@ function processesWithMarker(marker: string): number[] {
 async function survivorsOf(marker: string): Promise<number[]> {
   for (let i = 0; i < 100 && processesWithMarker(marker).length > 0; i++) await sleep(50);
   return processesWithMarker(marker);
-}
-
-async function waitFor(file: string, child: ResultPromise): Promise<void> {
-  let ended = false;
-  void child.finally(() => (ended = true)).catch(() => undefined);
-  while (!existsSync(file)) {
-    if (ended) throw new Error(`the runner ended before ${file} appeared`);
-    await sleep(20);
-  }
 }
 
 /** The host pid of the namespace's PID 1 (the child of `unshare --fork`). */
@@ -142,7 +131,7 @@ describe('slugrunner as a process supervisor', function () {
       ].join(' ');
       const app = `exec node -e '${js}'`;
       const child = runner(['--grace', '60s', 'run', app], { pid1, env: { [marker]: '1' } });
-      await waitFor(ready, child);
+      await waitForFile(ready, { child });
       const target = pid1 ? await namespaceInit(child.pid as number) : (child.pid as number);
 
       for (let round = 0; round < 100; round++) {
@@ -173,7 +162,7 @@ describe('slugrunner as a process supervisor', function () {
       const got = path.join(dir, 'got-term');
       const app = `trap 'echo term > ${got}' TERM; echo ready > ${ready}; while :; do sleep 0.05; done`;
       const child = runner(['--grace', '1s', 'run', app], { pid1, env: { [marker]: '1' } });
-      await waitFor(ready, child);
+      await waitForFile(ready, { child });
       const target = pid1 ? await namespaceInit(child.pid as number) : (child.pid as number);
       process.kill(target, 'SIGTERM');
       const r = await child;

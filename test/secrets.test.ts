@@ -12,14 +12,10 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { writeBuildpack } from './fixtures/hostile/buildpacks.js';
-import { file, gzip, tar } from './fixtures/hostile/tar-blocks.js';
+import { BUILDER, RUNNER, writeBuildpack } from './helpers/cli.js';
+import { file, gzip, tar } from './helpers/tar-blocks.js';
 import { requireBasicAuth, serveFiles, startHttpServer, type Handler, type TestHttpServer } from './helpers/http-server.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BUILDER = path.join(repoRoot, 'dist', 'slugbuilder', 'cli.js');
-const RUNNER = path.join(repoRoot, 'bin', 'slugrunner');
 
 const SECRETS = {
   envDir: 'envdir-s3cret-4f1a9c',
@@ -107,7 +103,7 @@ echo '--- {}'` });
       '/source.tgz': requireBasicAuth('tar', SECRETS.tarPassword, serveFiles({ '/source.tgz': source })),
       '/encoded.tgz': requireBasicAuth('tar', SECRETS.encodedPassword, serveFiles({ '/encoded.tgz': source })),
       '/buildpack.tgz': requireBasicAuth('bp', SECRETS.buildpackPassword, serveFiles({ '/buildpack.tgz': buildpackTarball })),
-      '/slug.tgz': requireBasicAuth('slug', SECRETS.slugPassword, (req, res) => {
+      '/slug.tgz': requireBasicAuth('slug', SECRETS.slugPassword, (_req, res) => {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         res.end(slugBytes[0]);
       }),

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { extractArchive } from '../shared/tar/extract.js';
-import { TYPE, dir, file, gzip, hardlink, header, symlink, tar } from './fixtures/hostile/tar-blocks.js';
+import { TYPE, dir, file, gzip, hardlink, header, symlink, tar } from './helpers/tar-blocks.js';
 
 const roots: string[] = [];
 

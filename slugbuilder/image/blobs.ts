@@ -124,7 +124,7 @@ export async function saveVerifiedBlob(source: Readable, file: string, expected:
 
 export async function hashFile(file: string): Promise<{ digest: string; size: number }> {
   const hasher = new HashingStream();
-  await pipeline(createReadStream(file), hasher, async function* (source) {
+  await pipeline(createReadStream(file), hasher, async (source: AsyncIterable<Buffer>) => {
     for await (const _ of source) {
       // drain: only the hash matters
     }

@@ -20,7 +20,7 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 /** What an OCI layout's ref.name annotation may hold (OCI image-layout spec). */
-const REF_NAME = /^[A-Za-z0-9_.:\/@+-]+$/;
+const REF_NAME = /^[A-Za-z0-9_.:/@+-]+$/;
 
 const FORMS = 'oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG';
 
@@ -64,7 +64,7 @@ function parseRegistry(text: string): RegistryReference {
     path = path.slice(0, lastColon);
     if (!TAG.test(tag)) throw new UsageError(`image reference ${text}: "${tag}" is not a valid tag`);
   }
-  if (!path || !path.split('/').every((c) => COMPONENT.test(c))) {
+  if (path === '' || !path.split('/').every((c) => COMPONENT.test(c))) {
     throw new UsageError(`image reference ${text}: "${path}" is not a valid repository name (lowercase letters, digits, and . _ - /)`);
   }
   if (!tag && !digest) tag = 'latest';

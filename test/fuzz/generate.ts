@@ -8,7 +8,7 @@
  * and an index reproduce an input exactly.
  */
 import { gzipSync } from 'node:zlib';
-import { BLOCK, TYPE, body, end, gnuLong, header, pax, type RawHeader } from '../fixtures/hostile/tar-blocks.js';
+import { BLOCK, TYPE, body, end, gnuLong, header, pax, type RawHeader } from '../helpers/tar-blocks.js';
 
 /** mulberry32: small, fast, and good enough to drive a fuzzer. */
 export class Rng {

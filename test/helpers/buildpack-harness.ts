@@ -7,7 +7,6 @@ import { cp, readdir } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
-import { list as tarList } from 'tar';
 import { ROOT, freePort, runBuilder, spawnRunner, tempDir, waitForHttp } from './cli.js';
 
 export const BUILDPACKS = path.join(ROOT, 'buildpacks');
@@ -32,13 +31,6 @@ export async function buildSlug(source: string, cacheDir: string, config: Record
   const env = Object.entries(config).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
   const result = await runBuilder(['--source', source, '-o', slug, '--cache-dir', cacheDir, ...env]);
   return { exitCode: result.exitCode, stderr: result.stderr, slug };
-}
-
-/** Entry names in a slug, without the leading "./". */
-export async function slugEntries(slug: string): Promise<string[]> {
-  const names: string[] = [];
-  await tarList({ file: slug, onReadEntry: (e) => names.push(e.path.replace(/^\.\//, '').replace(/\/$/, '')) });
-  return names;
 }
 
 export interface RunningApp {

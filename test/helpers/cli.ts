@@ -3,15 +3,18 @@
  * buildpacks written to temp dirs, tarballs made with node-tar, free ports and
  * HTTP polling. Nothing here stands in for the product's own code.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { create as tarCreate } from 'tar';
+import { execa, type ResultPromise } from 'execa';
+import { type ReadEntry, create as tarCreate, list as tarList } from 'tar';
 
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The repository root: this file runs from dist/test/helpers/. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BUILDER = path.join(ROOT, 'dist/slugbuilder/cli.js');
 export const RUNNER = path.join(ROOT, 'bin/slugrunner');
 
@@ -50,15 +53,32 @@ export interface BuildpackScripts {
   release?: string;
 }
 
-/** A tiny bash buildpack; each script body runs under `set -euo pipefail`. */
-export async function makeBuildpack(scripts: BuildpackScripts, name = 'testpack'): Promise<string> {
-  const dir = path.join(await tempDir('slugkit-bp-'), name);
+/** Writes each given phase as DIR/bin/PHASE, a bash script whose body runs under `set -euo pipefail`. */
+async function writeScripts(dir: string, scripts: BuildpackScripts): Promise<string> {
   const files: Record<string, FileSpec> = {};
   for (const [phase, body] of Object.entries(scripts)) {
     if (body !== undefined) files[`bin/${phase}`] = { content: `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, mode: 0o755 };
   }
+  await mkdir(path.join(dir, 'bin'), { recursive: true });
   await writeTree(dir, files);
   return dir;
+}
+
+/** A buildpack named `name` in a fresh temp dir, holding only the phases given. */
+export async function makeBuildpack(scripts: BuildpackScripts, name = 'testpack'): Promise<string> {
+  return writeScripts(path.join(await tempDir('slugkit-bp-'), name), scripts);
+}
+
+/**
+ * A complete buildpack written into `dir`: a phase not given detects as "Test",
+ * compiles nothing, or releases a web process type.
+ */
+export async function writeBuildpack(dir: string, scripts: BuildpackScripts): Promise<string> {
+  return writeScripts(dir, {
+    detect: scripts.detect ?? 'echo Test',
+    compile: scripts.compile ?? 'true',
+    release: scripts.release ?? "cat <<'YAML'\n---\ndefault_process_types:\n  web: echo web\nYAML",
+  });
 }
 
 /** The app dir as a tarball, as `git archive` would pipe it. */
@@ -130,12 +150,64 @@ export async function waitForHttp(url: string, timeoutMs = 15_000): Promise<Resp
   throw new Error(`${url} did not answer within ${timeoutMs} ms: ${String(last)}`);
 }
 
-export async function waitForFile(file: string, timeoutMs = 10_000): Promise<void> {
-  const { access } = await import('node:fs/promises');
+/**
+ * Waits until `file` exists (a test process writes it once it reached the point
+ * under test); fails early when `child`, the process expected to write it, ends.
+ */
+export async function waitForFile(file: string, opts: { child?: ResultPromise; timeoutMs?: number } = {}): Promise<void> {
+  const { child, timeoutMs = 30_000 } = opts;
+  let exited = false;
+  void child?.finally(() => (exited = true)).catch(() => undefined);
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await access(file).then(() => true, () => false)) return;
-    await new Promise((r) => setTimeout(r, 25));
+  while (!existsSync(file)) {
+    if (exited) throw new Error(`the process ended before ${file} appeared`);
+    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`${file} did not appear within ${timeoutMs} ms`);
+}
+
+export interface SlugEntry {
+  path: string;
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  uname: string;
+  body: string;
+}
+
+/** Every entry of a slug (its bytes, or the path of a slug file), with metadata and contents. */
+export async function slugEntries(slug: Buffer | string): Promise<SlugEntry[]> {
+  const bytes = typeof slug === 'string' ? await readFile(slug) : slug;
+  const entries: SlugEntry[] = [];
+  const parser = tarList({
+    onReadEntry: (e: ReadEntry) => {
+      const chunks: Buffer[] = [];
+      e.on('data', (c: Buffer) => chunks.push(c));
+      e.on('end', () =>
+        entries.push({
+          path: e.path,
+          type: e.type,
+          mode: e.mode ?? -1,
+          uid: e.uid ?? -1,
+          gid: e.gid ?? -1,
+          mtime: e.mtime?.getTime() ?? -1,
+          uname: e.uname ?? '',
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    parser.on('end', resolve);
+    parser.on('error', reject);
+    Readable.from([bytes]).pipe(parser);
+  });
+  return entries;
+}
+
+/** Entry names in a slug, without the leading "./" or a directory's trailing "/". */
+export async function slugPaths(slug: Buffer | string): Promise<string[]> {
+  return (await slugEntries(slug)).map((e) => e.path.replace(/^\.\//, '').replace(/\/$/, ''));
 }

@@ -18,11 +18,8 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** Repository root: this file runs from dist/test/helpers/. */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+import { join } from 'node:path';
+import { ROOT } from './cli.js';
 
 /** Debian packages the test stack carries: what docs/docker.md asks of a stack image. */
 const STACK_PACKAGES = ['bash', 'git', 'python3', 'python3-venv', 'libstdc++6', 'ca-certificates', 'procps'];
@@ -144,7 +141,7 @@ export async function ensureNodeImage(): Promise<void> {
     const npmRoot = (await execa('npm', ['root', '-g'])).stdout.trim();
     await cp(join(npmRoot, 'npm'), join(context, 'npm'), { recursive: true, verbatimSymlinks: true });
     await docker(
-      ['build', '-q', '-f', join(REPO_ROOT, 'test/fixtures/docker/node-image.Dockerfile'),
+      ['build', '-q', '-f', join(ROOT, 'test/fixtures/docker/node-image.Dockerfile'),
         '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '-t', NODE_IMAGE, context],
       { timeout: 600_000 },
     );
@@ -166,9 +163,9 @@ export function buildSlugkitImages(): Promise<void> {
     await ensureNodeImage();
     for (const [dockerfile, tag] of [['Dockerfile.builder', BUILDER_IMAGE], ['Dockerfile.runner', RUNNER_IMAGE]]) {
       const result = await docker(
-        ['build', '-f', join(REPO_ROOT, dockerfile),
+        ['build', '-f', join(ROOT, dockerfile),
           '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '--build-arg', `NODE_IMAGE=${NODE_IMAGE}`,
-          '-t', tag, REPO_ROOT],
+          '-t', tag, ROOT],
         { reject: false, timeout: 900_000, all: true },
       );
       if (result.failed) throw new Error(`docker build -f ${dockerfile} failed:\n${String(result.all).slice(-4000)}`);

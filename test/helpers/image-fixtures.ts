@@ -13,7 +13,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { create as tarCreate } from 'tar';
-import { freePort, hasCommand } from './registry.js';
+import { freePort } from './registry.js';
+import { hasCommand, requireTools, skipOrFail } from './tools.js';
 
 export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const APPLETS = ['sh', 'cat', 'sed', 'head', 'httpd', 'env', 'ls', 'echo', 'id', 'sleep', 'test', '['];
@@ -166,24 +167,10 @@ export async function makeApp(dir: string, page = 'hello from slugkit\n'): Promi
 
 export const execFileP = promisify(execFile);
 
-/**
- * Skip (printing why) when a tool is missing, but fail under CI, where
- * .ci/setup.d/30-registry.sh installs everything these tests need.
- */
-export function requireTools(ctx: Mocha.Context, ...tools: string[]): void {
-  const missing = tools.filter((t) => !hasCommand(t));
-  if (missing.length === 0) return;
-  const reason = `needs ${missing.join(', ')} (apt-get install docker-registry skopeo umoci busybox-static apache2-utils)`;
-  if (process.env.CI) throw new Error(`CI is set but this test ${reason}`);
-  console.log(`      skipped: ${reason}`);
-  ctx.skip();
-}
+export { requireTools };
 
 export function requireRoot(ctx: Mocha.Context, why: string): void {
-  if (process.getuid?.() === 0) return;
-  if (process.env.CI) throw new Error(`CI is set but this test needs root (${why})`);
-  console.log(`      skipped: needs root (${why})`);
-  ctx.skip();
+  if (process.getuid?.() !== 0) skipOrFail(ctx, `needs root (${why})`);
 }
 
 export async function dockerAvailable(): Promise<boolean> {
@@ -197,10 +184,7 @@ export async function dockerAvailable(): Promise<boolean> {
 }
 
 export function requireDocker(ctx: Mocha.Context, ok: boolean): void {
-  if (ok) return;
-  if (process.env.CI) throw new Error('CI is set but no Docker daemon answers (the containers CI step starts dockerd)');
-  console.log('      skipped: no Docker daemon answers `docker info`');
-  ctx.skip();
+  if (!ok) skipOrFail(ctx, 'needs a Docker daemon that answers `docker info` (.ci/setup.d/40-docker.sh starts one)');
 }
 
 /** GET until the server answers, or give up after `tries` attempts. */

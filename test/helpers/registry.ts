@@ -23,15 +23,6 @@ export interface RunningRegistry {
   stop(): Promise<void>;
 }
 
-export function hasCommand(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** One free-port helper for every test server. */
 import { freePort } from './cli.js';
 

@@ -20,7 +20,6 @@ import { copyTree } from '../../../shared/copy-tree.js';
 import { writeAtomically } from '../../../shared/fs.js';
 import { UserError, errnoCode } from '../../../shared/errors.js';
 import { acquireLock } from '../../../shared/file-lock.js';
-import { log } from '../../../shared/log.js';
 
 export interface CacheMeta {
   url: string;

@@ -106,7 +106,7 @@ export async function fetchCommit(repo: string, spec: BuildpackSpec): Promise<Gi
   const full = await fetchInto(repo, spec, ['+refs/heads/*:refs/slugkit/heads/*', '+refs/tags/*:refs/slugkit/tags/*'], false);
   if (!full.ok) throw classify(full.stderr, spec).error;
   const commit = await revParse(repo, `${spec.ref}^{commit}`);
-  if (!commit || !commit.startsWith(spec.ref.toLowerCase())) throw failure.error;
+  if (!commit?.startsWith(spec.ref.toLowerCase())) throw failure.error;
   await keep(repo, commit);
   return { commit, pinned: true };
 }
