@@ -75,7 +75,7 @@ describe('per-app build caches', function () {
     const marks = await tempDir();
     const waiting = await makeBuildpack({ compile: `${COUNTER}\ntouch "${marks}/compiling"\nwhile [ ! -f "${marks}/go" ]; do sleep 0.05; done` });
     const building = execa(process.execPath, [BUILDER, '--source', app, '--buildpack', waiting, '--app', 'shop', '-o', path.join(marks, 's.tgz')], { env: env(), reject: false, stdin: 'ignore' });
-    await waitForFile(path.join(marks, 'compiling'), 30_000);
+    await waitForFile(path.join(marks, 'compiling'), { timeoutMs: 30_000 });
     const refused = await runBuilder(['cache', 'clear', '--app', 'shop'], { env: env() });
     await writeFile(path.join(marks, 'go'), '');
     const built = await building;

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gzip, file, tar } from './fixtures/hostile/tar-blocks.js';
+import { gzip, file, tar } from './helpers/tar-blocks.js';
 import { makeApp, makeBuildpack, removeTempDirs, runBuilder, runRunner, tarOf, tempDir } from './helpers/cli.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 
