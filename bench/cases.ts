@@ -16,7 +16,7 @@ export interface Row {
   baseline: string;
   ratio: string;
   goal: string;
-  met: 'yes' | 'no' | 'pending';
+  met: 'yes' | 'no' | 'pending' | 'skipped';
   notes: string[];
 }
 
@@ -33,7 +33,7 @@ export interface Setup {
   times: { p1: number; p2: number; p3: number; p4: number; p6: number };
 }
 
-const cli = (s: Setup, name: 'slugbuilder' | 'slugrunner') => path.join(s.repo, 'dist', name, 'cli.js');
+export const cli = (s: Setup, name: 'slugbuilder' | 'slugrunner') => path.join(s.repo, 'dist', name, 'cli.js');
 const child = (s: Setup) => path.join(s.repo, 'dist', 'bench', 'child.js');
 
 /**
@@ -45,7 +45,7 @@ const child = (s: Setup) => path.join(s.repo, 'dist', 'bench', 'child.js');
  */
 const setAside: string[] = [];
 
-function fresh(dir: string): string {
+export function fresh(dir: string): string {
   if (existsSync(dir)) {
     const aside = `${dir}.aside-${process.pid}-${setAside.length}`;
     renameSync(dir, aside);
@@ -59,7 +59,7 @@ export function removeSetAside(): void {
   for (const dir of setAside.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-function ratioText(r: number): string {
+export function ratioText(r: number): string {
   return `${r.toFixed(2)}×`;
 }
 

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the six measurements of docs/BENCHMARKS.md, each against a baseline
+ * `npm run bench`: the measurements of docs/BENCHMARKS.md (P1-P8), each against a baseline
  * measured in the same run on the same generated data, printed as a markdown
  * table (stdout) with notes; progress goes to stderr.
  *
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, removeSetAside, type Row, type Setup } from './cases.js';
 import { ensureTree } from './data.js';
+import { p7Push, p8Image, stopImageBench } from './images.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
 import { haveGnuTime } from './measure.js';
 
@@ -79,8 +80,14 @@ async function main(): Promise<void> {
     ['P4', () => p4Build(s)],
     ['P5', () => p5Memory(s)],
     ['P6', () => p6Rebuild(s)],
+    ['P7', () => p7Push(s)],
+    ['P8', () => p8Image(s)],
   ];
-  for (const [id, run] of cases) if (only.length === 0 || only.includes(id)) await step(id, run);
+  try {
+    for (const [id, run] of cases) if (only.length === 0 || only.includes(id)) await step(id, run);
+  } finally {
+    await stopImageBench();
+  }
 
   const out = [
     `slugkit benchmarks${quick ? ' (BENCH_QUICK=1: small data, few repeats)' : ''}, ${started.toISOString()}`,
@@ -93,7 +100,7 @@ async function main(): Promise<void> {
     'notes:',
     ...rows.flatMap((r) => r.notes.map((n) => `- ${r.id} ${n}`)),
     '',
-    `goals met: ${rows.filter((r) => r.met === 'yes').map((r) => r.id).join(', ') || 'none'}; not met: ${rows.filter((r) => r.met === 'no').map((r) => r.id).join(', ') || 'none'}; pending: ${rows.filter((r) => r.met === 'pending').map((r) => r.id).join(', ') || 'none'}`,
+    `goals met: ${rows.filter((r) => r.met === 'yes').map((r) => r.id).join(', ') || 'none'}; not met: ${rows.filter((r) => r.met === 'no').map((r) => r.id).join(', ') || 'none'}; pending: ${rows.filter((r) => r.met === 'pending').map((r) => r.id).join(', ') || 'none'}; skipped: ${rows.filter((r) => r.met === 'skipped').map((r) => r.id).join(', ') || 'none'}`,
   ];
   process.stdout.write(out.join('\n') + '\n');
   removeSetAside();

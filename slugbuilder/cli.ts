@@ -7,6 +7,7 @@
  * The "--" in the #! line stops Node 20 from taking our --env-file for its own
  * (it reads the flag even after the script name, and exits 9 on a missing file).
  */
+import { fstatSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,7 +18,8 @@ import { runCli } from '../shared/cli-run.js';
 import { slugkitVersion } from '../shared/package.js';
 import { sourceDateEpoch } from '../shared/tar/pack.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
-import { build, type BuildOptions } from './build.js';
+import { build, type BuildOptions, type BuildResult } from './build.js';
+import { fromSlug } from './from-slug.js';
 import { checkPassEnv } from './buildpacks/build-env.js';
 import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
 import { killAllChildren } from './buildpacks/run-script.js';
@@ -36,6 +38,8 @@ const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
 
 Source (default: stdin, tar or tar.gz):
   --source PATH|URL        a directory, a tarball, or an http(s) URL (env TAR_URL)
+  --slug FILE              no build: a slug built earlier goes to --image/--layer
+                           (no source, no buildpacks)
 Buildpacks (default: detect among the bundled ones):
   --buildpack DIR|URL      use this buildpack; repeat for several (env BUILDPACK_URL);
                            a directory, a git URL with optional #ref, or a .tgz/.tar URL
@@ -87,7 +91,30 @@ export interface OutputFlags {
   image?: ImageFlags;
 }
 
-export type BuildArgs = BuildOptions & { outputs: OutputFlags };
+/** `slug`: an already built slug (--slug FILE): no source, no buildpacks. */
+export type BuildArgs = BuildOptions & { outputs: OutputFlags; slug?: string };
+
+/** Flags that only mean something when a source is built. */
+const BUILD_ONLY_FLAGS = ['source', 'buildpack', 'env', 'env-file', 'pass-env', 'app', 'cache-dir', 'timeout'] as const;
+
+/** --slug takes the place of the source and the buildpacks: refuse what would be silently ignored. */
+function checkSlugFlags(v: Record<string, unknown>, image: ImageFlags | undefined): void {
+  for (const name of BUILD_ONLY_FLAGS) {
+    const value = v[name];
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    throw new UsageError(`--slug FILE builds nothing: --${name} does not apply (see slugbuilder --help)`);
+  }
+  if (!image?.image && !image?.layer) throw new UsageError('--slug FILE needs --image REF (with --run-image) or --layer FILE: the slug is already built');
+  // A source redirected from a file would be silently ignored.
+  let stdinFile = false;
+  try {
+    const st = fstatSync(0);
+    stdinFile = st.isFile() && st.size > 0;
+  } catch {
+    stdinFile = false;
+  }
+  if (stdinFile) throw new UsageError('--slug FILE builds nothing: a source on stdin does not apply (see slugbuilder --help)');
+}
 
 function checkPutUrl(url: string): void {
   let parsed: URL | undefined;
@@ -102,6 +129,7 @@ function checkPutUrl(url: string): void {
 
 const BUILD_OPTIONS = {
   source: { type: 'string' },
+  slug: { type: 'string' },
   buildpack: { type: 'string', multiple: true },
   env: { type: 'string', short: 'e', multiple: true },
   'env-file': { type: 'string', multiple: true },
@@ -150,7 +178,8 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
   if (putUrl) checkPutUrl(putUrl);
   const image = parseImageFlags(v);
-  const toStdout = !v.output && !putUrl && !image?.image;
+  if (v.slug !== undefined) checkSlugFlags(v, image);
+  const toStdout = v.slug === undefined && !v.output && !putUrl && !image?.image;
   if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a slug to a terminal: redirect stdout or use -o FILE');
   const maxFiles = v['max-files'] ? parseCount(v['max-files'], '--max-files') : 200_000;
   const maxSlugBytes = v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 500 * 1024 ** 2;
@@ -178,6 +207,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
     maxSlugBytes,
     warnSlugBytes: Math.min(300 * 1024 ** 2, Math.floor(maxSlugBytes * 0.6)),
     outputs: { output: v.output, putUrl, toStdout, summary: v.summary, image },
+    slug: v.slug,
   };
 }
 
@@ -232,7 +262,12 @@ async function main(argv: string[]): Promise<number> {
   const plan = await preflight(opts.outputs, process.env);
   try {
     const outputs = outputList(opts.outputs, plan, opts.mtime);
-    await build(opts, (result) => deliverAll(outputs, result));
+    const deliver = (result: BuildResult) => deliverAll(outputs, result);
+    if (opts.slug !== undefined) {
+      await fromSlug({ slug: opts.slug, sourceVersion: opts.sourceVersion, stack: opts.stack, maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles }, deliver);
+    } else {
+      await build(opts, deliver);
+    }
   } catch (err) {
     // The killed buildpack makes the build fail too; that failure must not
     // print a second error line or exit 1 before the signal handler exits 143/130.

@@ -96,6 +96,8 @@ describe('image export (OCI layout and archives)', function () {
     expect(appLayer.length).to.equal(manifest.layers[1].size);
     expect(config.rootfs.diff_ids).to.deep.equal([run.v24.diffIds[0], sha(gunzipSync(appLayer))]);
     expect(result.layer).to.deep.equal({ digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length, uid: 1000, gid: 1000 });
+    // An app with no dependency tree and no CNB launch layer stays one layer.
+    expect(result.layers).to.deep.equal([{ path: '/app', digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length }]);
 
     expect(config.created).to.equal('1980-01-01T00:00:01Z');
     expect(config.config.WorkingDir).to.equal('/app');
@@ -110,6 +112,7 @@ describe('image export (OCI layout and archives)', function () {
       'io.slugkit.run-image.reference': `oci:${run.layout}:24`,
       'io.slugkit.run-image.digest': run.v24.manifestDigest,
       'io.slugkit.run-image.top-layer': run.v24.diffIds[0],
+      'io.slugkit.layers': JSON.stringify([{ path: '/app', diffID: config.rootfs.diff_ids[1] }]),
     });
     expect(config.history).to.have.length(2);
     expect(config.history[1]).to.deep.equal({ created: '1980-01-01T00:00:01Z', created_by: 'slugbuilder: slug layer (app/)' });

@@ -1,6 +1,6 @@
 /**
- * The app image's config and manifest: the run image's config plus the slug
- * layer, a history entry, the runner as entrypoint, HOME=/app, and labels
+ * The app image's config and manifest: the run image's config plus the app's
+ * layers (app-layers.ts), a history entry each, the runner as entrypoint, HOME=/app, and labels
  * that record what rebase needs. Nothing here depends on the clock: `created`
  * is SOURCE_DATE_EPOCH or 1980-01-01T00:00:01Z, so the same source and run
  * image give the same manifest digest.
@@ -18,12 +18,21 @@ export const LABELS = {
   runImageReference: 'io.slugkit.run-image.reference',
   runImageDigest: 'io.slugkit.run-image.digest',
   runImageTopLayer: 'io.slugkit.run-image.top-layer',
+  layers: 'io.slugkit.layers',
 } as const;
+
+/** Labels under this prefix are slugkit's own: an app's (CNB launch.toml) labels cannot set them. */
+export const RESERVED_LABEL_PREFIX = 'io.slugkit.';
 
 export const APP_DIR = '/app';
 export const ENTRYPOINT = ['slugrunner'];
 export const CMD = ['start', 'web'];
 export const LAYER_CREATED_BY = 'slugbuilder: slug layer (app/)';
+
+/** The history line of one app layer: the rest of the app keeps the single-layer wording. */
+export function layerCreatedBy(imagePath: string): string {
+  return imagePath === APP_DIR ? LAYER_CREATED_BY : `slugbuilder: ${imagePath.slice(1)}/`;
+}
 
 /** `Env` with one variable set, its earlier definition (if any) replaced in place. */
 export function setEnv(env: string[] | undefined, name: string, value: string): string[] {
@@ -71,13 +80,18 @@ export interface AppLayerInfo {
   digest: string;
   diffId: string;
   size: number;
+  /** Where the layer's tree lands: /app for the rest of the app, /app/node_modules, ... */
+  imagePath: string;
 }
 
 export interface AppConfigInput {
   runConfig: ImageConfig;
   runDigest: string;
   runReference: string;
-  layer: AppLayerInfo;
+  /** The app's layers in image order (app-layers.ts), the rest of the app last. */
+  layers: AppLayerInfo[];
+  /** The app's own labels (CNB launch.toml [[labels]]): over the run image's, under slugkit's. */
+  appLabels?: Record<string, string>;
   processTypes: ProcessTypes;
   sourceVersion?: string;
   created: Date;
@@ -90,16 +104,18 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
   if (runDiffIds.length === 0) throw new UserError(`run image ${input.runReference} has no layers: it needs at least a root filesystem`);
   const labels: Record<string, string> = {
     ...(run.config?.Labels ?? {}),
+    ...Object.fromEntries(Object.entries(input.appLabels ?? {}).filter(([k]) => !k.startsWith(RESERVED_LABEL_PREFIX))),
     [LABELS.processTypes]: JSON.stringify(sortedObject(input.processTypes)),
     [LABELS.version]: slugkitVersion(),
     [LABELS.runImageReference]: input.runReference,
     [LABELS.runImageDigest]: input.runDigest,
     [LABELS.runImageTopLayer]: runDiffIds[runDiffIds.length - 1],
+    [LABELS.layers]: JSON.stringify(input.layers.map((l) => ({ path: l.imagePath, diffID: l.diffId }))),
   };
   if (input.sourceVersion) labels[LABELS.sourceVersion] = input.sourceVersion;
   else delete labels[LABELS.sourceVersion];
 
-  const history: HistoryEntry[] = [...(run.history ?? []), { created, created_by: LAYER_CREATED_BY }];
+  const history: HistoryEntry[] = [...(run.history ?? []), ...input.layers.map((l) => ({ created, created_by: layerCreatedBy(l.imagePath) }))];
   return {
     ...run,
     created,
@@ -111,7 +127,7 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
       WorkingDir: APP_DIR,
       Labels: labels,
     },
-    rootfs: { type: 'layers', diff_ids: [...runDiffIds, input.layer.diffId] },
+    rootfs: { type: 'layers', diff_ids: [...runDiffIds, ...input.layers.map((l) => l.diffId)] },
     history,
   };
 }

@@ -1,24 +1,26 @@
 /**
- * `slugbuilder --run-image REF --image REF`: the slug becomes one layer on
- * top of the run image, with a config that starts the runner, and the image
- * goes to a layout, an archive or a registry. No Docker daemon involved.
+ * `slugbuilder --run-image REF --image REF`: the built app becomes layers on
+ * top of the run image (split by app-layers.ts: dependency trees and CNB
+ * launch layers each their own, then the rest of the app), with a config
+ * that starts the runner, and the image goes to a layout, an archive or a
+ * registry. No Docker daemon involved.
  *
  * In two halves: `planExport` checks the target and reads the run image
  * before the build (a wrong run image fails in seconds, not after the
- * compile), `assembleAppImage` adds the app layer once the build is done.
+ * compile), `assembleAppImage` adds the app layers once the build is done.
  */
 import { createReadStream } from 'node:fs';
-import path from 'node:path';
 import { makeTempDir, removeTemp } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
 import { formatSize } from '../../shared/tar/extract.js';
 import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
 import { shortDigest, type BuiltImage, type LayerBlob, type Platform } from './blobs.js';
+import type { LayerResult } from './layer.js';
 import { appOwner, assembleImage, buildAppConfig, type AppOwner } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
-import { writeLayer, type LayerResult } from './layer.js';
+import { writeAppLayers, type AppLayer } from './app-layers.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { parseReference, type ImageReference } from './reference.js';
@@ -46,6 +48,8 @@ export interface ExportPlan {
 
 export interface AppInput {
   processTypes: ProcessTypes;
+  /** The app's labels (CNB launch.toml [[labels]]); slugkit's own io.slugkit.* ones win. */
+  labels?: Record<string, string>;
   sourceVersion?: string;
   /** SOURCE_DATE_EPOCH as the CLI read it: the image's `created` and the layer's mtimes. */
   mtime: Date;
@@ -56,7 +60,10 @@ export interface ImageSummary {
   digest: string;
   mediaType: string;
   platform: string;
+  /** The top layer: the rest of the app (the whole app when nothing was split off). */
   layer: { digest: string; diffId: string; size: number; uid: number; gid: number };
+  /** Every app layer in image order, the rest of the app last. */
+  layers: Array<{ path: string; digest: string; diffId: string; size: number }>;
   runImage: { reference: string; digest: string };
 }
 
@@ -90,31 +97,34 @@ export async function planExport(target: ImageReference, runRef: ImageReference,
   return { target, runRef, run, pool, owner, close: () => run.close() };
 }
 
-/** The app image: the run image's layers plus `layer` (written by writeLayer with plan.owner). */
-export function assembleAppImage(plan: ExportPlan, layer: LayerResult, app: AppInput): { built: BuiltImage; summary: ImageSummary } {
+/** The app image: the run image's layers plus the app's (written by writeAppLayers with plan.owner). */
+export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppInput): { built: BuiltImage; summary: ImageSummary } {
   const { run, runRef, owner } = plan;
   const family = familyFor(plan.target, run.family);
   const config = buildAppConfig({
     runConfig: run.config,
     runDigest: run.digest,
     runReference: runRef.text,
-    layer,
+    layers,
+    appLabels: app.labels,
     processTypes: app.processTypes,
     sourceVersion: app.sourceVersion,
     created: app.mtime,
   });
-  const appLayer: LayerBlob = {
+  const appLayers: LayerBlob[] = layers.map((layer) => ({
     descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
     open: async () => createReadStream(layer.path),
-    label: 'app layer',
-  };
-  const built = assembleImage(family, config, [...runLayers(run), appLayer], baseAnnotations(runRef, run.digest));
+    label: layer.kind === 'app' ? 'app layer' : `${layer.kind} ${layer.imagePath}`,
+  }));
+  const built = assembleImage(family, config, [...runLayers(run), ...appLayers], baseAnnotations(runRef, run.digest));
+  const top = layers[layers.length - 1];
   const summary: ImageSummary = {
     reference: plan.target.text,
     digest: built.manifest.digest,
     mediaType: built.mediaType,
     platform: [config.os, config.architecture, config.variant].filter(Boolean).join('/'),
-    layer: { digest: layer.digest, diffId: layer.diffId, size: layer.size, uid: owner.uid, gid: owner.gid },
+    layer: { digest: top.digest, diffId: top.diffId, size: top.size, uid: owner.uid, gid: owner.gid },
+    layers: layers.map((l) => ({ path: l.imagePath, digest: l.digest, diffId: l.diffId, size: l.size })),
     runImage: { reference: runRef.text, digest: run.digest },
   };
   return { built, summary };
@@ -122,6 +132,11 @@ export function assembleAppImage(plan: ExportPlan, layer: LayerResult, app: AppI
 
 export function logLayer(layer: LayerResult, owner: AppOwner): void {
   log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${formatSize(layer.size)} compressed, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
+}
+
+export function logAppLayers(layers: AppLayer[], owner: AppOwner): void {
+  log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${layers.length} layer${layers.length === 1 ? '' : 's'}`);
+  for (const l of layers) log.info(`${l.imagePath} ${formatSize(l.size)} compressed, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`);
 }
 
 export interface ExportOptions {
@@ -135,6 +150,7 @@ export interface ExportOptions {
   insecureRegistries: string[];
   env?: NodeJS.ProcessEnv;
   processTypes: ProcessTypes;
+  labels?: Record<string, string>;
   sourceVersion?: string;
   /** Default 1980-01-01T00:00:01Z, as without SOURCE_DATE_EPOCH. */
   mtime?: Date;
@@ -151,11 +167,11 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
   });
   const work = await makeTempDir('slugkit-layer-');
   try {
-    log.step('Writing the slug layer');
+    log.step('Writing the app layers');
     const mtime = opts.mtime ?? DEFAULT_MTIME;
-    const layer = await writeLayer(opts.appDir, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outFile: path.join(work, 'app-layer.tar.gz') });
-    logLayer(layer, plan.owner);
-    const { built, summary } = assembleAppImage(plan, layer, { processTypes: opts.processTypes, sourceVersion: opts.sourceVersion, mtime });
+    const layers = await writeAppLayers(opts.appDir, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outDir: work });
+    logAppLayers(layers, plan.owner);
+    const { built, summary } = assembleAppImage(plan, layers, { processTypes: opts.processTypes, labels: opts.labels, sourceVersion: opts.sourceVersion, mtime });
     log.step(`Writing image ${plan.target.text}`);
     const result = await writeImage(plan.target, built, plan.pool);
     log.step(`Image digest ${result.digest}`);

@@ -1,6 +1,6 @@
 /**
- * The slug as an image layer: the app tree under `app/`, owned by the
- * runner's app user, with one fixed mtime. Made by the slug's own pipeline
+ * The slug as an image layer: the app tree (or the part of it app-layers.ts
+ * picks) under `app/`, owned by the runner's app user, with one fixed mtime. Made by the slug's own pipeline
  * (slug.ts), which yields both the diff_id (sha256 of the tar) and the
  * digest (sha256 of the gzip bytes) in one pass.
  */
@@ -14,6 +14,8 @@ export interface LayerOptions {
   mtime: Date;
   /** Written as is; the caller stages it (shared/fs.ts) when it is a user's path. */
   outFile: string;
+  /** Relative paths left out with all below them (the split of app-layers.ts); none: the whole app. */
+  exclude?: (relPath: string) => boolean;
 }
 
 export interface LayerResult {
@@ -33,7 +35,7 @@ export async function writeLayer(appDir: string, opts: LayerOptions): Promise<La
   const outFile = path.resolve(opts.outFile);
   const out = await compressTree(appDir, outFile, {
     // Group 0 ownership means "any UID in group 0 runs this" (OpenShift): let the group write too.
-    pack: { prefix: 'app/', uid: opts.uid, gid: opts.gid, mtime: opts.mtime, groupWritable: opts.gid === 0 },
+    pack: { prefix: 'app/', uid: opts.uid, gid: opts.gid, mtime: opts.mtime, groupWritable: opts.gid === 0, exclude: opts.exclude },
     what: 'the image layer',
     hashTar: true,
   });

@@ -1,20 +1,26 @@
 /**
- * The image outputs of a build: `--layer FILE` (the slug as an image layer)
- * and `--image REF` (that layer on the run image). Both use one layer,
- * written once: into the staged --layer file when there is one, else into a
- * temp dir for the image alone.
+ * The image outputs of a build: `--layer FILE` (the whole slug as one image
+ * layer) and `--image REF` (the app on the run image, in the layers
+ * app-layers.ts splits it into). When the split leaves the app in one layer,
+ * that layer is the --layer file's bytes and is written once.
  */
 import path from 'node:path';
 import { makeTempDir, removeTemp, stageFile, type StagedFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
+import type { BuildResult } from '../build.js';
 import type { ImageFlags } from '../cli/image-flags.js';
-import { appOwner, type AppOwner } from '../image/config.js';
-import { assembleAppImage, logLayer, type ExportPlan } from '../image/export.js';
+import { imagePathOf, planAppLayers, writeAppLayers, type AppLayer } from '../image/app-layers.js';
+import { readAppLabels } from '../image/app-metadata.js';
+import { RESERVED_LABEL_PREFIX, appOwner, type AppOwner } from '../image/config.js';
+import { assembleAppImage, logAppLayers, logLayer, type ExportPlan } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
 import { writeLayer, type LayerResult } from '../image/layer.js';
 import type { Delivery, Output } from './deliver.js';
 
-interface AppLayer {
+/** A build result may carry the labels of the chain's CNBs (launch.toml [[labels]]). */
+export type ImageBuildResult = BuildResult & { labels?: Record<string, string> };
+
+interface WholeLayer {
   layer: LayerResult;
   /** The --layer file, when asked for. */
   staged?: StagedFile;
@@ -22,17 +28,28 @@ interface AppLayer {
   tempDir?: string;
 }
 
+/** The app's labels: metadata.toml's [[labels]], then the build result's; slugkit's own prefix refused with a warning. */
+async function labelsOf(result: ImageBuildResult): Promise<Record<string, string>> {
+  const labels = { ...(await readAppLabels(result.appDir)), ...(result.labels ?? {}) };
+  for (const key of Object.keys(labels)) {
+    if (!key.startsWith(RESERVED_LABEL_PREFIX)) continue;
+    log.warn(`Warning: label ${key} is left out: ${RESERVED_LABEL_PREFIX}* labels are slugkit's own`);
+    delete labels[key];
+  }
+  return labels;
+}
+
 /** The --layer and --image outputs the flags ask for; `plan` is set with --image (read before the build, closed by the caller). */
 export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mtime: Date): Output[] {
   // With --image the run image decides the owner; --layer alone uses the flags or 1000:1000.
   const owner: AppOwner = plan?.owner ?? appOwner(undefined, flags.appUid, flags.appGid);
-  let made: Promise<AppLayer> | undefined;
-  const appLayer = (appDir: string): Promise<AppLayer> => (made ??= makeLayer(appDir, flags.layer, owner, mtime));
+  let made: Promise<WholeLayer> | undefined;
+  const wholeLayer = (appDir: string): Promise<WholeLayer> => (made ??= makeWholeLayer(appDir, flags.layer, owner, mtime));
 
   const outputs: Output[] = [];
   if (flags.layer) {
     outputs.push(async (result) => {
-      const { layer, staged } = await appLayer(result.appDir);
+      const { layer, staged } = await wholeLayer(result.appDir);
       const s = staged!;
       return {
         summary: { layer: { path: s.target, digest: layer.digest, diffId: layer.diffId, size: layer.size, uid: owner.uid, gid: owner.gid } },
@@ -43,13 +60,26 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
     });
   }
   if (plan) {
-    outputs.push(async (result): Promise<Delivery> => {
-      const { layer, tempDir } = await appLayer(result.appDir);
+    outputs.push(async (result: ImageBuildResult): Promise<Delivery> => {
+      let tempDir: string | undefined;
       const dropTemp = async () => {
         if (tempDir) await removeTemp(tempDir);
       };
       try {
-        const { built, summary } = assembleAppImage(plan, layer, { processTypes: result.processTypes, sourceVersion: result.sourceVersion, mtime });
+        const labels = await labelsOf(result);
+        let layers: AppLayer[];
+        const parts = await planAppLayers(result.appDir);
+        if (parts.length === 1) {
+          const whole = await wholeLayer(result.appDir);
+          tempDir = whole.tempDir;
+          layers = [{ ...whole.layer, imagePath: imagePathOf(''), kind: 'app' }];
+        } else {
+          log.step('Writing the app layers');
+          tempDir = await makeTempDir('slugkit-layers-');
+          layers = await writeAppLayers(result.appDir, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir });
+          logAppLayers(layers, owner);
+        }
+        const { built, summary } = assembleAppImage(plan, layers, { processTypes: result.processTypes, labels, sourceVersion: result.sourceVersion, mtime });
         log.step(`Writing image ${plan.target.text}`);
         const staged = await stageImage(plan.target, built, plan.pool);
         return {
@@ -77,7 +107,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
   return outputs;
 }
 
-async function makeLayer(appDir: string, named: string | undefined, owner: AppOwner, mtime: Date): Promise<AppLayer> {
+async function makeWholeLayer(appDir: string, named: string | undefined, owner: AppOwner, mtime: Date): Promise<WholeLayer> {
   log.step('Writing the slug layer');
   let staged: StagedFile | undefined;
   let tempDir: string | undefined;

@@ -109,6 +109,8 @@ export interface ProxiedRequest {
   method: string;
   url: string;
   status: number;
+  /** Request body bytes the proxy passed on to the registry. */
+  bytes: number;
 }
 
 export type Fault = 'reset' | number | undefined;
@@ -145,7 +147,8 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
 
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
-    const record = (status: number) => requests.push({ method: req.method ?? '', url, status });
+    let bytes = 0;
+    const record = (status: number) => requests.push({ method: req.method ?? '', url, status, bytes });
 
     if (url.startsWith('/token')) {
       // Token endpoint of the Bearer flow: Basic credentials in, a token for the asked scopes out.
@@ -209,6 +212,7 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
       record(502);
       res.destroy();
     });
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
     req.pipe(forward);
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -222,6 +226,11 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
         server.close(() => resolve());
       }),
   };
+}
+
+/** Body bytes the registry was sent in blob uploads (PATCH and PUT), whatever the client believes it sent. */
+export function uploadedBytes(requests: ProxiedRequest[]): number {
+  return requests.filter((r) => (r.method === 'PUT' || r.method === 'PATCH') && r.url.includes('/blobs/uploads/')).reduce((n, r) => n + r.bytes, 0);
 }
 
 /** Blob uploads the registry completed: PUTs with a digest that got 201. */

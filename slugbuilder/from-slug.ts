@@ -1,0 +1,65 @@
+/**
+ * `slugbuilder --slug FILE`: a slug built earlier (a pipeline that stores
+ * slugs) goes to the outputs without a source or a buildpack: it is unpacked
+ * safely (shared/tar/extract.ts) into a workspace of its own and handed on as
+ * a BuildResult, as a build would. The workspace goes whatever happens.
+ */
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { forget, removeOnExit } from '../shared/fs.js';
+import { UserError } from '../shared/errors.js';
+import { log } from '../shared/log.js';
+import { mergeProcessTypes, parseProcfile } from '../shared/procfile.js';
+import { parseRelease } from '../shared/release.js';
+import { extractArchive, formatSize, openArchiveFile } from '../shared/tar/extract.js';
+import { hashFile } from './image/blobs.js';
+import type { BuildResult, Deliver } from './build.js';
+
+export interface FromSlugOptions {
+  /** The slug file (tar.gz of an app dir, as slugbuilder writes it). */
+  slug: string;
+  sourceVersion?: string;
+  stack: string;
+  /** Limits on what the slug unpacks to. */
+  maxBytes: number;
+  maxFiles: number;
+}
+
+export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise<BuildResult> {
+  const file = path.resolve(opts.slug);
+  const st = await stat(file).catch(() => undefined);
+  if (!st) throw new UserError(`--slug ${opts.slug} does not exist: give the path of a slug (tar.gz) slugbuilder wrote`);
+  if (!st.isFile()) throw new UserError(`--slug ${opts.slug} is not a file: give the path of a slug (tar.gz)`);
+  const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
+  removeOnExit(work);
+  try {
+    const appDir = path.join(work, 'app');
+    await mkdir(appDir, { mode: 0o755 });
+    log.step(`Reading slug ${opts.slug} (${formatSize(st.size)})`);
+    const unpacked = await extractArchive(openArchiveFile(file), appDir, `slug ${opts.slug}`, { maxBytes: opts.maxBytes, maxFiles: opts.maxFiles });
+    log.info(`${unpacked.files} entries, ${formatSize(unpacked.bytes)}`);
+    const { digest, size } = await hashFile(file);
+
+    const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
+    const release = await parseRelease(releaseText, `the slug's .release`);
+    const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
+    const processTypes = mergeProcessTypes(release.default_process_types, parseProcfile(procfileText));
+    log.info(`Process types -> ${Object.keys(processTypes).join(', ') || '(none)'}`);
+
+    const result: BuildResult = {
+      slug: { path: file, size, sha256: digest.slice('sha256:'.length) },
+      buildpacks: [],
+      processTypes,
+      release,
+      appDir,
+      sourceVersion: opts.sourceVersion,
+      stack: opts.stack,
+    };
+    await deliver(result);
+    return result;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    forget(work);
+  }
+}

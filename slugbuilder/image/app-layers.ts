@@ -1,0 +1,136 @@
+/**
+ * How an app image's app is cut into layers, so a code-only change pushes
+ * only the small top layer. The rule, in layer order:
+ *
+ *  1. the dependency trees buildpacks make, at the top of the app, in the
+ *     order of DEPENDENCY_TREES, whichever buildpack made them;
+ *  2. every CNB launch layer `.layers/<bp>/<layer>/` whose `<layer>.toml`
+ *     says `[types] launch = true`: buildpacks in the order of
+ *     `.layers/config/metadata.toml` [[buildpacks]], then any others by name;
+ *     a buildpack's layers by name;
+ *  3. the rest of the app (its code, the `<layer>.toml`, launch.toml and
+ *     metadata.toml files, and any tree above that is empty or not a real
+ *     directory).
+ *
+ * A tree gets its own layer only when it is a directory (no symlink on the
+ * way) with at least one entry. Each layer repeats the directory entries
+ * above its tree with the same owner, mode and mtime, so the layers never
+ * disagree and unchanged content gives an unchanged digest.
+ */
+import { lstat, readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseToml } from '../../shared/toml.js';
+import { listedBuildpackDirs } from './app-metadata.js';
+import type { LayerResult } from './layer.js';
+import { writeLayer } from './layer.js';
+
+export const DEPENDENCY_TREES = ['.apt', '.heroku/node', '.heroku/python', 'vendor/bundle', 'node_modules'] as const;
+
+/** One layer of the app: `tree` relative to the app dir, '' for the rest of the app. */
+export interface AppLayerPart {
+  tree: string;
+  kind: 'dependencies' | 'launch layer' | 'app';
+}
+
+export interface AppLayer extends LayerResult {
+  /** Path inside the image: /app, /app/node_modules, /app/.layers/example_node/node. */
+  imagePath: string;
+  kind: AppLayerPart['kind'];
+}
+
+export const IMAGE_APP_DIR = '/app';
+
+export function imagePathOf(tree: string): string {
+  return tree ? `${IMAGE_APP_DIR}/${tree}` : IMAGE_APP_DIR;
+}
+
+function byBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** A real directory (every component of `rel` a directory, not a symlink) holding at least one entry. */
+async function nonEmptyTree(appDir: string, rel: string): Promise<boolean> {
+  let at = appDir;
+  for (const part of rel.split('/')) {
+    at = path.join(at, part);
+    const st = await lstat(at).catch(() => undefined);
+    if (!st?.isDirectory()) return false;
+  }
+  return (await readdir(at)).length > 0;
+}
+
+async function readToml(file: string): Promise<Record<string, unknown> | undefined> {
+  // The builder checked these files; one that no longer parses only loses its own layer.
+  try {
+    return parseToml(await readFile(file, 'utf8'), file);
+  } catch {
+    return undefined;
+  }
+}
+
+async function launchLayers(appDir: string): Promise<string[]> {
+  const layersDir = path.join(appDir, '.layers');
+  if (!(await nonEmptyTree(appDir, '.layers'))) return [];
+  const dirs = (await readdir(layersDir, { withFileTypes: true })).filter((e) => e.isDirectory() && e.name !== 'config').map((e) => e.name);
+  const listed = (await listedBuildpackDirs(appDir).catch(() => [])).filter((name, i, all) => dirs.includes(name) && all.indexOf(name) === i);
+  const order = [...listed, ...dirs.filter((d) => !listed.includes(d)).sort(byBytes)];
+  const trees: string[] = [];
+  for (const bp of order) {
+    const names = (await readdir(path.join(layersDir, bp))).sort(byBytes);
+    for (const name of names) {
+      if (!name.endsWith('.toml') || ['launch.toml', 'build.toml', 'store.toml'].includes(name)) continue;
+      const layer = name.slice(0, -'.toml'.length);
+      const toml = await readToml(path.join(layersDir, bp, name));
+      const types = toml?.types as Record<string, unknown> | undefined;
+      if (types?.launch !== true) continue;
+      const tree = `.layers/${bp}/${layer}`;
+      if (await nonEmptyTree(appDir, tree)) trees.push(tree);
+    }
+  }
+  return trees;
+}
+
+/** The layers of `appDir` by the rule above; the last is always the rest of the app. */
+export async function planAppLayers(appDir: string): Promise<AppLayerPart[]> {
+  const parts: AppLayerPart[] = [];
+  for (const tree of DEPENDENCY_TREES) if (await nonEmptyTree(appDir, tree)) parts.push({ tree, kind: 'dependencies' });
+  for (const tree of await launchLayers(appDir)) parts.push({ tree, kind: 'launch layer' });
+  parts.push({ tree: '', kind: 'app' });
+  return parts;
+}
+
+/** What packTree leaves out for one part: outside its tree, or (for the rest) the other parts' trees. */
+export function excludeFor(part: AppLayerPart, parts: readonly AppLayerPart[]): (rel: string) => boolean {
+  if (part.tree === '') {
+    const split = new Set(parts.map((p) => p.tree).filter(Boolean));
+    return (rel) => split.has(rel);
+  }
+  const tree = part.tree;
+  // Keep the directories above the tree and everything in it.
+  return (rel) => !(rel === tree || tree.startsWith(rel + '/') || rel.startsWith(tree + '/'));
+}
+
+export interface AppLayersOptions {
+  uid: number;
+  gid: number;
+  mtime: Date;
+  /** Directory the layer files go into (a temp dir of the caller's). */
+  outDir: string;
+}
+
+/** Write every layer of the app into `outDir`, in image order. */
+export async function writeAppLayers(appDir: string, opts: AppLayersOptions): Promise<AppLayer[]> {
+  const parts = await planAppLayers(appDir);
+  const out: AppLayer[] = [];
+  for (const [i, part] of parts.entries()) {
+    const layer = await writeLayer(appDir, {
+      uid: opts.uid,
+      gid: opts.gid,
+      mtime: opts.mtime,
+      outFile: path.join(opts.outDir, `app-layer-${i}.tar.gz`),
+      exclude: excludeFor(part, parts),
+    });
+    out.push({ ...layer, imagePath: imagePathOf(part.tree), kind: part.kind });
+  }
+  return out;
+}
