@@ -2,5 +2,5 @@
 import { stringify } from 'yaml';
 
 export function toYamlStream(objects: object[]): string {
-  return objects.map((o) => stringify(o, { lineWidth: 0, minContentWidth: 0 })).join('---\n');
+  return objects.map((o) => stringify(o, { lineWidth: 0, minContentWidth: 0, aliasDuplicateObjects: false })).join('---\n');
 }
