@@ -100,6 +100,11 @@ export function dockerRunFor(spec: IPodSpec, name: string, image: string, uid: n
     if (vol?.emptyDir) {
       tmpfs.push(m.mountPath);
       args.push('--tmpfs', `${m.mountPath}:rw,exec,mode=1777`);
+    } else if (vol?.secret?.optional && !secrets[vol.secret.secretName ?? '']) {
+      // An optional Secret that does not exist is mounted as an empty dir.
+      args.push('--tmpfs', `${m.mountPath}:ro`);
+    } else if (vol) {
+      throw new Error(`volume ${vol.name}: only emptyDir and absent optional Secrets are emulated`);
     }
   }
   for (const from of c.envFrom ?? []) {
