@@ -19,6 +19,7 @@ import type { Release } from '../shared/release.js';
 import { formatSize } from '../shared/tar/extract.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
+import { packCache, restoreCache, uploadCache, type CacheUrls } from './buildpacks/cache-url.js';
 import { chooseBuildpacks, type ChosenBuildpack } from './buildpacks/choose.js';
 import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
 import { releaseAll } from './buildpacks/classic/release.js';
@@ -33,6 +34,8 @@ export interface BuildOptions {
   /** Explicit buildpacks (`--buildpack`, BUILDPACK_URL); empty means detect. */
   buildpacks: string[];
   cacheDir: string;
+  /** `--cache-url`: CACHE_DIR fetched from there before compile, stored back after a successful build. */
+  cacheUrls?: CacheUrls;
   /** Root of slugkit's own caches (fetched buildpacks). */
   cacheRoot: string;
   configVars: EnvVars;
@@ -67,7 +70,7 @@ export type Deliver = (result: BuildResult) => Promise<void>;
 export async function build(opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
   // URL credentials are secrets from the first line on: a buildpack may print
   // its environment long before the upload names PUT_URL.
-  for (const url of [opts.source, opts.putUrl, ...opts.buildpacks]) if (url) displayUrl(url);
+  for (const url of [opts.source, opts.putUrl, opts.cacheUrls?.get, opts.cacheUrls?.put, ...opts.buildpacks]) if (url) displayUrl(url);
   const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
   removeOnExit(work);
   try {
@@ -113,11 +116,14 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   // Compile holds the cache dir's lock and works on a private copy that is
   // published only on success: concurrent builds sharing a cache run their
   // compiles one at a time, and a failed or killed build leaves the cache as it was.
-  await withCacheDir(opts.cacheDir, async (cacheDir) => {
+  const packedCache = path.join(work, 'cache.tgz');
+  const cacheSize = await withCacheDir(opts.cacheDir, async (cacheDir) => {
+    if (opts.cacheUrls) await restoreCache(opts.cacheUrls.get, cacheDir);
     const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
     await runAppHook('pre-compile', [], ctx);
     const exports = await compileAll(chosen, ctx);
     await runAppHook('post-compile', exports, ctx);
+    return opts.cacheUrls ? packCache(cacheDir, packedCache, opts.mtime) : 0;
   });
 
   const released = await releaseAll(chosen, { buildDir, env, timeoutMs: opts.timeoutMs });
@@ -139,6 +145,7 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
     stack: opts.stack,
   };
   await deliver(result);
+  if (opts.cacheUrls) await uploadCache(opts.cacheUrls.put, packedCache, cacheSize);
   await settleCacheRemovals();
   return result;
 }

@@ -27,6 +27,7 @@ import { IMAGE_OPTIONS, IMAGE_USAGE, parseImageFlags, type ImageFlags } from './
 import { preflight } from './cli/preflight.js';
 import { CACHE_USAGE, cacheCommand } from './cli/cache.js';
 import { rebaseCommand } from './cli/rebase.js';
+import { manifestsCommand } from './cli/manifests.js';
 import type { ExportPlan } from './image/export.js';
 import { deliverAll, type Output } from './outputs/deliver.js';
 import { imageOutputs } from './outputs/image.js';
@@ -51,6 +52,10 @@ Build:
   --app NAME               the app being built: keys the default cache (env SLUGBUILDER_APP)
   --cache-dir DIR          CACHE_DIR kept between builds (default ~/.cache/slugkit/apps/NAME
                            with --app, else ~/.cache/slugkit/cache)
+  --cache-url URL          fetch CACHE_DIR as a tar.gz from URL before the build (404: none yet)
+                           and PUT it back after a successful build (env CACHE_URL)
+  --cache-put-url URL      PUT the cache here instead (env CACHE_PUT_URL): for stores that
+                           sign GET and PUT apart, like S3
   --stack NAME             STACK for buildpacks (default ${DEFAULT_STACK})
   --source-version REV     SOURCE_VERSION for buildpacks (env SOURCE_VERSION)
   --timeout DURATION       stop a buildpack after this long (default 15m)
@@ -64,7 +69,7 @@ Limits:
   --max-slug-size SIZE     largest compressed slug (default 500M; warns from 300M)
   -h, --help               show this help
   --version                show slugkit's and Node's versions and the default stack
-` + IMAGE_USAGE + '\n' + CACHE_USAGE;
+` + IMAGE_USAGE + '\n' + CACHE_USAGE + '\nslugbuilder manifests [build] ...  Kubernetes YAML for an app or a build Job (see slugbuilder manifests --help)\n';
 
 function defaultCacheRoot(): string {
   const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
@@ -95,7 +100,7 @@ export interface OutputFlags {
 export type BuildArgs = BuildOptions & { outputs: OutputFlags; slug?: string };
 
 /** Flags that only mean something when a source is built. */
-const BUILD_ONLY_FLAGS = ['source', 'buildpack', 'env', 'env-file', 'pass-env', 'app', 'cache-dir', 'timeout'] as const;
+const BUILD_ONLY_FLAGS = ['source', 'buildpack', 'env', 'env-file', 'pass-env', 'app', 'cache-dir', 'cache-url', 'cache-put-url', 'timeout'] as const;
 
 /** --slug takes the place of the source and the buildpacks: refuse what would be silently ignored. */
 function checkSlugFlags(v: Record<string, unknown>, image: ImageFlags | undefined): void {
@@ -116,7 +121,7 @@ function checkSlugFlags(v: Record<string, unknown>, image: ImageFlags | undefine
   if (stdinFile) throw new UsageError('--slug FILE builds nothing: a source on stdin does not apply (see slugbuilder --help)');
 }
 
-function checkPutUrl(url: string): void {
+function checkPutUrl(url: string, flag = '--put-url (or PUT_URL)'): void {
   let parsed: URL | undefined;
   try {
     parsed = new URL(url);
@@ -124,7 +129,7 @@ function checkPutUrl(url: string): void {
     parsed = undefined;
   }
   // The URL itself is not repeated: it usually carries a signature.
-  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new UsageError('--put-url (or PUT_URL) is not an http(s) URL');
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new UsageError(`${flag} is not an http(s) URL`);
 }
 
 const BUILD_OPTIONS = {
@@ -136,6 +141,8 @@ const BUILD_OPTIONS = {
   'pass-env': { type: 'string', multiple: true },
   app: { type: 'string' },
   'cache-dir': { type: 'string' },
+  'cache-url': { type: 'string' },
+  'cache-put-url': { type: 'string' },
   stack: { type: 'string' },
   'source-version': { type: 'string' },
   timeout: { type: 'string' },
@@ -179,6 +186,11 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   if (putUrl) checkPutUrl(putUrl);
   const image = parseImageFlags(v);
   if (v.slug !== undefined) checkSlugFlags(v, image);
+  const cacheGet = v['cache-url'] ?? (env.CACHE_URL || undefined);
+  const cachePut = v['cache-put-url'] ?? (env.CACHE_PUT_URL || undefined);
+  if (cachePut && !cacheGet) throw new UsageError('--cache-put-url (or CACHE_PUT_URL) needs --cache-url (or CACHE_URL), where the cache is fetched from');
+  if (cacheGet) checkPutUrl(cacheGet, '--cache-url (or CACHE_URL)');
+  if (cachePut) checkPutUrl(cachePut, '--cache-put-url (or CACHE_PUT_URL)');
   const toStdout = v.slug === undefined && !v.output && !putUrl && !image?.image;
   if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a slug to a terminal: redirect stdout or use -o FILE');
   const maxFiles = v['max-files'] ? parseCount(v['max-files'], '--max-files') : 200_000;
@@ -194,6 +206,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
     stdin: process.stdin,
     buildpacks: v.buildpack && v.buildpack.length > 0 ? v.buildpack : bpFromEnv,
     cacheDir: path.resolve(v['cache-dir'] ?? defaultCacheDir(cacheRoot, app)),
+    cacheUrls: cacheGet ? { get: cacheGet, put: cachePut ?? cacheGet } : undefined,
     cacheRoot,
     configVars: await configVarsFrom(env.ENV_DIR || undefined, v['env-file'] ?? [], v.env ?? []),
     passEnv,
@@ -248,6 +261,7 @@ function handleSignals(): void {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'rebase') return rebaseCommand(argv.slice(1));
+  if (argv[0] === 'manifests') return manifestsCommand(argv.slice(1));
   if (argv[0] === 'cache') return cacheCommand(argv.slice(1), defaultCacheRoot());
   const opts = await parseBuildArgs(argv);
   if (opts === 'help') {

@@ -1,0 +1,79 @@
+/**
+ * A build cache kept in object storage (`--cache-url`), so a build can run on
+ * any machine: before compile the cache's tar.gz is fetched and unpacked into
+ * CACHE_DIR (404: no cache yet); after a successful build CACHE_DIR is packed
+ * and PUT back. The URLs are usually presigned (S3 signs GET and PUT apart,
+ * hence a separate PUT URL); they are printed only through displayUrl().
+ */
+import { createReadStream } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../../shared/errors.js';
+import { NetworkError, displayUrl, request, splitCredentials, upload } from '../../shared/http.js';
+import { log } from '../../shared/log.js';
+import { extractArchive, formatSize } from '../../shared/tar/extract.js';
+import { Readable } from 'node:stream';
+import { compressTree } from '../slug.js';
+
+export interface CacheUrls {
+  get: string;
+  put: string;
+}
+
+/** A cache is the buildpacks' own files: generous limits, but limits (it is unpacked like any download). */
+const LIMITS = { maxBytes: 10 * 1024 ** 3, maxFiles: 1_000_000 };
+
+/**
+ * Replace the contents of `cacheDir` with the stored cache. A missing cache
+ * (404) or one that cannot be unpacked leaves an empty cache dir: the build
+ * runs cold, as after `slugbuilder cache clear`. A store that cannot be
+ * reached, or refuses (403: an expired signature), fails the build: a cache
+ * URL that never works should not go unnoticed.
+ */
+export async function restoreCache(url: string, cacheDir: string): Promise<void> {
+  const target = splitCredentials(url);
+  log.step(`Restoring the build cache from ${target.display}`);
+  let res: Response;
+  try {
+    res = await request(target.url, { headers: target.authorization ? { authorization: target.authorization } : {} });
+  } catch (err) {
+    if (err instanceof NetworkError) throw new UserError(`cache URL: cannot reach ${target.display} (${err.description}); check --cache-url and that the store is up`);
+    throw err;
+  }
+  await emptyDir(cacheDir);
+  if (res.status === 404) {
+    await res.body?.cancel().catch(() => undefined);
+    log.info('No stored cache yet: building without one');
+    return;
+  }
+  if (!res.ok || !res.body) {
+    await res.body?.cancel().catch(() => undefined);
+    const hint = res.status === 401 || res.status === 403 ? 'check the signature and expiry of the presigned URL' : 'check --cache-url and that the store is up';
+    throw new UserError(`cache URL: ${target.display} answered HTTP ${res.status}; ${hint}`);
+  }
+  try {
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    const got = await extractArchive(body, cacheDir, 'the stored build cache', LIMITS);
+    log.info(`Restored ${got.files} files (${formatSize(got.bytes)})`);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    await emptyDir(cacheDir);
+    log.warn(`Ignoring the stored build cache: ${err.message}`);
+  }
+}
+
+/** Pack `cacheDir` into `file` (called on the cache a successful compile published). */
+export async function packCache(cacheDir: string, file: string, mtime: Date): Promise<number> {
+  const packed = await compressTree(cacheDir, file, { pack: { prefix: './', mtime }, what: 'the build cache' });
+  return packed.size;
+}
+
+/** PUT the packed cache: only once the whole build has succeeded and its outputs are delivered. */
+export async function uploadCache(url: string, file: string, size: number): Promise<void> {
+  log.step(`Storing the build cache at ${displayUrl(url)} (${formatSize(size)})`);
+  await upload(url, () => createReadStream(file), size, 'cache URL');
+}
+
+async function emptyDir(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) await rm(path.join(dir, name), { recursive: true, force: true });
+}
