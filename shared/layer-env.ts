@@ -5,8 +5,10 @@
  * either.
  *
  * Buildpacks are walked in group order and each buildpack's layers in
- * alphabetical order; for each layer its path directories are prepended
- * first, then its env files applied, as the lifecycle does.
+ * alphabetical order. At build time each layer is done completely (paths,
+ * then env files) before the next; at launch the lifecycle's launcher
+ * prepends the path directories of all of a buildpack's layers first, then
+ * applies their env files, and so does launchEnv.
  */
 import { spawn } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -147,10 +149,27 @@ export async function launchLayerDirs(buildpackLayersDirs: readonly string[]): P
   return dirs;
 }
 
-/** The launch env for a process from the launch layers (see launchLayerDirs). */
+/**
+ * The launch env for a process from the launch layers (see launchLayerDirs).
+ * Consecutive layers of one buildpack (one parent dir) are taken together:
+ * all their bin/ and lib/ first, then their env files, as the launcher does,
+ * so an env file can build on any of its buildpack's path directories.
+ */
 export async function launchEnv(env: Env, layerDirs: readonly string[], processType?: string): Promise<Env> {
   let out = { ...env };
-  for (const dir of layerDirs) out = await applyLaunchLayer(out, dir, processType);
+  for (let i = 0; i < layerDirs.length; ) {
+    const parent = path.dirname(path.resolve(layerDirs[i]));
+    let end = i;
+    while (end < layerDirs.length && path.dirname(path.resolve(layerDirs[end])) === parent) end++;
+    const group = layerDirs.slice(i, end);
+    for (const dir of group) out = await addLayerPaths(out, dir, 'launch');
+    for (const dir of group) {
+      out = await applyEnvDir(out, path.join(dir, 'env'));
+      out = await applyEnvDir(out, path.join(dir, 'env.launch'));
+      if (processType) out = await applyEnvDir(out, path.join(dir, 'env.launch', processType));
+    }
+    i = end;
+  }
   return out;
 }
 
@@ -195,6 +214,13 @@ function runOneExecD(file: string, env: Env, cwd: string): Promise<string> {
   });
 }
 
+export interface ExecDOptions {
+  appDir: string;
+  processType?: string;
+  /** Variables only the exec.d executables of this layer see (CNB_EXEC_ENV for API 0.12). */
+  extraEnv?: (layerDir: string) => Env | undefined;
+}
+
 /**
  * Runs the layers' exec.d executables at launch: first every layer's
  * `exec.d/*`, then every layer's `exec.d/<process>/*` (layers in launch
@@ -202,13 +228,14 @@ function runOneExecD(file: string, env: Env, cwd: string): Promise<string> {
  * its working dir. Each writes `NAME = "value"` TOML to fd 3; those values
  * override the env before the next one runs.
  */
-export async function runExecD(env: Env, layerDirs: readonly string[], opts: { appDir: string; processType?: string }): Promise<Env> {
+export async function runExecD(env: Env, layerDirs: readonly string[], opts: ExecDOptions): Promise<Env> {
   let out = { ...env };
-  const dirs = layerDirs.map((d) => path.join(d, 'exec.d'));
-  if (opts.processType) dirs.push(...layerDirs.map((d) => path.join(d, 'exec.d', opts.processType!)));
-  for (const dir of dirs) {
+  const dirs = layerDirs.map((d) => [d, path.join(d, 'exec.d')]);
+  if (opts.processType) dirs.push(...layerDirs.map((d) => [d, path.join(d, 'exec.d', opts.processType!)]));
+  for (const [layerDir, dir] of dirs) {
+    const extra = opts.extraEnv?.(layerDir) ?? {};
     for (const file of await executables(dir)) {
-      const text = await runOneExecD(file, out, opts.appDir);
+      const text = await runOneExecD(file, { ...out, ...extra }, opts.appDir);
       const vars = parseToml(text, `exec.d ${file} output`);
       for (const [name, value] of Object.entries(vars)) {
         if (typeof value !== 'string') throw new UserError(`exec.d ${file} output: ${name} must be a string`);

@@ -2,25 +2,31 @@
 /**
  * slugrunner: unpack a slug and run one of its processes as a dyno would.
  *   slugrunner start web < slug.tgz
+ *   slugrunner start web -- --port 8080   (a CNB process: replaces its args)
  *   SLUG_URL=https://store/app/v42.tgz slugrunner start web
  *   slugrunner run 'bash -c "rake db:migrate"'
  *   slugrunner types --json
  */
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli } from '../shared/cli-run.js';
 import { UsageError, UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
 import { slugkitVersion } from '../shared/package.js';
-import { isProcessTypeName } from '../shared/procfile.js';
+import { mergeProcessTypes } from '../shared/procfile.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
 import { intakeSlug } from './intake.js';
-import { commandFromWords, launch } from './launcher.js';
+import { commandFromWords, launch, quoteWords, type Start } from './launcher.js';
 
-const USAGE = `Usage: slugrunner [options] start [TYPE]     run a process type (default web)
+const USAGE = `Usage: slugrunner [options] start [TYPE] [-- ARG...]  run a process type
        slugrunner [options] run CMD [ARG...]   run a one-off command
        slugrunner [options] types [--json]     list the process types
+
+start runs TYPE, by default the Cloud Native Buildpack process marked
+default, else web. ARGs after -- replace a CNB process's args (for other
+processes they are appended to the command line).
 
 The slug comes from --slug FILE, --slug - (stdin) or SLUG_URL. Without one,
 an app dir that holds an app is used as it is and stdin belongs to the
@@ -58,6 +64,8 @@ interface Args {
   values: Record<string, string | boolean | undefined>;
   command?: string;
   rest: string[];
+  /** What came after a `--` that followed the command: the process's arguments. */
+  extra: string[];
 }
 
 /**
@@ -68,17 +76,19 @@ interface Args {
 function parseArgv(argv: string[]): Args {
   const values: Args['values'] = {};
   const positionals: string[] = [];
+  let extra: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
+      if (positionals.length === 0) positionals.push(...argv.slice(i + 1));
+      else extra = argv.slice(i + 1);
       break;
     }
     if (!arg.startsWith('-') || arg === '-') {
       positionals.push(arg);
       if (positionals.length === 1 && arg === 'run') {
         const words = argv.slice(i + 1);
-        return { values, command: 'run', rest: words[0] === '--' ? words.slice(1) : words };
+        return { values, command: 'run', rest: words[0] === '--' ? words.slice(1) : words, extra };
       }
       continue;
     }
@@ -100,11 +110,11 @@ function parseArgv(argv: string[]): Args {
     values[name] = value;
   }
   const [command, ...rest] = positionals;
-  return { values, command, rest };
+  return { values, command, rest, extra };
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values: v, command, rest } = parseArgv(argv);
+  const { values: v, command, rest, extra } = parseArgv(argv);
   if (v.version) {
     process.stdout.write(`slugrunner ${slugkitVersion()} (slugkit), Node.js ${process.version}\n`);
     return 0;
@@ -116,8 +126,8 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError('no command: use start, run or types (see slugrunner --help)');
   if (!['start', 'run', 'types'].includes(command)) throw new UsageError(`unknown command "${command}": use start, run or types`);
   if (command === 'run' && rest.length === 0) throw new UsageError('run needs a command, e.g. slugrunner run "rake db:migrate"');
-  if (command === 'start' && rest.length > 1) throw new UsageError('start takes one process type, e.g. slugrunner start web');
-  if (command === 'types' && rest.length > 0) throw new UsageError(`types takes no arguments, got "${rest[0]}"`);
+  if (command === 'start' && rest.length > 1) throw new UsageError('start takes one process type; pass its arguments after --, e.g. slugrunner start web -- --port 8080');
+  if (command === 'types' && rest.length + extra.length > 0) throw new UsageError(`types takes no arguments, got "${[...rest, ...extra][0]}"`);
   if (v.json && command !== 'types') throw new UsageError('--json goes with types: slugrunner types --json');
   const str = (name: string) => v[name] as string | undefined;
   const parsed = <T>(name: string, parse: (value: string, flag: string) => T, fallback: T): T => {
@@ -140,33 +150,57 @@ async function main(argv: string[]): Promise<number> {
     quiet: Boolean(v.quiet),
   });
   const app = await readAppInfo(appDir);
-  const known = Object.keys(app.processTypes).sort();
+  // Only an app built by Cloud Native Buildpacks loads their launch code (and the TOML parser).
+  const cnbLaunch = app.cnb ? await import('./cnb-launch.js') : undefined;
+  const cnb = cnbLaunch && { ...cnbLaunch, app: await cnbLaunch.readCnbApp(appDir) };
+  // The Procfile wins over a CNB process, which wins over the release's defaults.
+  const processTypes = mergeProcessTypes(app.release.default_process_types, cnb ? cnb.cnbCommandLines(cnb.app) : {}, app.procfile);
 
   if (command === 'types') {
-    if (v.json) process.stdout.write(JSON.stringify(app.processTypes) + '\n');
-    else for (const name of Object.keys(app.processTypes)) process.stdout.write(`${name}: ${app.processTypes[name]}\n`);
+    if (v.json) process.stdout.write(JSON.stringify(processTypes) + '\n');
+    else for (const name of Object.keys(processTypes)) process.stdout.write(`${name}: ${processTypes[name]}\n`);
     return 0;
   }
 
-  let processCommand: string;
+  let start: Start;
+  let display: string;
+  let cwd = appDir;
+  let type: string | undefined;
   let dyno: string;
   if (command === 'start') {
-    const type = rest[0] ?? 'web';
-    if (!isProcessTypeName(type) || !(type in app.processTypes)) {
+    type = rest[0] ?? cnb?.app.defaultType ?? 'web';
+    if (!Object.hasOwn(processTypes, type)) {
+      const known = Object.keys(processTypes).sort();
       throw new UserError(`unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`);
     }
-    processCommand = app.processTypes[type];
+    const profiles = cnb ? await cnb.layerProfiles(cnb.app, type) : [];
+    if (cnb && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.app.processes, type)) {
+      ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], extra, profiles));
+    } else {
+      display = extra.length ? `${processTypes[type]} ${quoteWords(extra)}` : processTypes[type];
+      start = { shell: display, profiles };
+    }
     dyno = `${type}.1`;
   } else {
-    processCommand = commandFromWords(rest);
+    display = commandFromWords(rest);
+    start = { shell: display, profiles: cnb ? await cnb.layerProfiles(cnb.app) : [] };
     dyno = 'run.1';
   }
-  if (!v.quiet) log.step(`Starting ${dyno}: ${processCommand}`);
+  if (cwd !== appDir && !(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
+    throw new UserError(`process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`);
+  }
+  let env = dynoEnvironment(process.env, appDir, dyno, app.release);
+  if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
+  if (!v.quiet) log.step(`Starting ${dyno}: ${display}`);
   const tree = await treeId(appDir);
-  const code = await launch({ command: processCommand, appDir, env: dynoEnvironment(process.env, appDir, dyno, app.release), graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
+  const code = await launch({ start, appDir, cwd, env, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
   // Another runner swapped a new slug in while this one ran: the old tree is this runner's to remove.
   if ((await treeId(appDir)) !== tree) await removeRetiredTrees(appDir);
   return code;
+}
+
+function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 await runCli(() => main(process.argv.slice(2)));

@@ -3,22 +3,31 @@
  * defaults to 5000, DYNO names the process, and release config_vars fill in
  * only what the platform has not already set.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import { parseRelease, type Release } from '../shared/release.js';
 
+/** Where the builder leaves a Cloud Native Buildpack app's processes and buildpacks. */
+export const CNB_METADATA = path.join('.layers', 'config', 'metadata.toml');
+
 export interface AppInfo {
   release: Release;
+  procfile: ProcessTypes;
   /** Procfile first, then the release's default_process_types. */
   processTypes: ProcessTypes;
+  /** The app was built by Cloud Native Buildpacks (it has their launch metadata). */
+  cnb: boolean;
 }
 
 export async function readAppInfo(appDir: string): Promise<AppInfo> {
   const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
   const release = await parseRelease(releaseText, `${appDir}/.release`);
   const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
-  return { release, processTypes: mergeProcessTypes(release.default_process_types, parseProcfile(procfileText)) };
+  const procfile = parseProcfile(procfileText);
+  const cnb = existsSync(path.join(appDir, CNB_METADATA));
+  return { release, procfile, processTypes: mergeProcessTypes(release.default_process_types, procfile), cnb };
 }
 
 export function dynoEnvironment(base: NodeJS.ProcessEnv, appDir: string, dyno: string, release: Release): NodeJS.ProcessEnv {
