@@ -126,7 +126,7 @@ describe('hostile archives through slugbuilder and slugrunner', function () {
     const slugOut = path.join(caseDir, 'out', 'slug.tgz');
     const report = path.join(caseDir, 'out', 'report.txt');
     if (builder) {
-      const args = [BUILDER, '--buildpack', inspectBuildpack, '--cache-dir', path.join(caseDir, 'cache'), ...LIMIT_FLAGS, '-o', slugOut];
+      const args = [BUILDER, '--buildpack', inspectBuildpack, '--pass-env', 'HOSTILE_REPORT', '--cache-dir', path.join(caseDir, 'cache'), ...LIMIT_FLAGS, '-o', slugOut];
       const env = { TMPDIR: path.join(caseDir, 'tmp'), HOSTILE_REPORT: report, TAR_URL: '', PUT_URL: '', BUILDPACK_URL: '' };
       let stdinFile: string | undefined;
       if (channel === 'builder-file') args.push('--source', input);
