@@ -13,7 +13,7 @@
  * directory exists.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, rmSync, type Stats } from 'node:fs';
+import { constants, createReadStream, createWriteStream, rmSync, type Stats } from 'node:fs';
 import { access, copyFile, link, lstat, mkdtemp, open, readlink, rename, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -80,6 +80,8 @@ export interface ResolvedTarget {
   kind: TargetKind;
   /** Set for kind 'stream': a socket is connected to, not opened. */
   socket?: boolean;
+  /** Set for kind 'stream' when `named` is one of this process's open files (/dev/stdout): written through the fd. */
+  fd?: number;
 }
 
 function kindOf(st: Stats): TargetKind {
@@ -101,7 +103,18 @@ export async function resolveTarget(named: string): Promise<ResolvedTarget> {
       throw err;
     }
     if (!st.isSymbolicLink()) return { path: current, kind: kindOf(st), socket: st.isSocket() || undefined };
-    current = path.resolve(path.dirname(current), await readlink(current));
+    const link = await readlink(current);
+    // /dev/stdout -> /proc/self/fd/1 -> "pipe:[123]": a /proc magic link names no path, but opening it
+    // reaches the open file, so a pipe or terminal behind it is written in place.
+    // A socket (what a parent process's pipe often is) cannot be opened by path: write to our own fd.
+    if (!path.isAbsolute(link) && /^[a-z_]+:/.test(link) && current.startsWith('/proc/')) {
+      const own = new RegExp(`^/proc/(?:self|${process.pid})/fd/(\\d+)$`).exec(current);
+      if (own) return { path: current, kind: 'stream', fd: Number(own[1]) };
+      const behind = await stat(current);
+      if (behind.isFIFO() || behind.isCharacterDevice()) return { path: current, kind: 'stream' };
+      throw new UserError(`${named} is a ${link.split(':')[0]} of another process: name a file, a FIFO or a terminal to write`);
+    }
+    current = path.resolve(path.dirname(current), link);
   }
   throw new UserError(`${named}: too many levels of symbolic links`);
 }
@@ -114,6 +127,7 @@ export async function resolveTarget(named: string): Promise<ResolvedTarget> {
 export async function checkWritableTarget(named: string, flag: string): Promise<ResolvedTarget> {
   const target = await resolveTarget(named);
   if (target.kind === 'directory') throw new UsageError(`${flag} ${named} is a directory: name a file to write`);
+  if (target.fd !== undefined) return target;
   if (target.kind !== 'missing' && !target.socket) {
     // A regular file is replaced by a rename in its directory; a device or FIFO is opened for writing.
     const need = target.kind === 'file' ? path.dirname(target.path) : target.path;
@@ -199,6 +213,7 @@ export async function stageFile(named: string, what: string): Promise<StagedFile
 
 /** A device or FIFO opened for writing as it is (no create, no truncate); a socket connected to. */
 async function openInPlace(target: ResolvedTarget): Promise<Writable> {
+  if (target.fd !== undefined) return createWriteStream('', { fd: target.fd, autoClose: false });
   if (target.socket) return net.createConnection({ path: target.path });
   const handle = await open(target.path, constants.O_WRONLY);
   return handle.createWriteStream();

@@ -99,6 +99,15 @@ describe('builder outputs', function () {
       expect(await readFile(path.join(dir, 'real', 'new.tgz'))).to.deep.equal(bytes);
       expect((await readdir(path.join(dir, 'real'))).sort()).to.deep.equal(['new.tgz', 'slug.tgz']);
     });
+
+    it('writes --summary /dev/stdout into the pipe behind it (a /proc magic link, no path)', async () => {
+      const dir = await tempDir();
+      const res = await build(['-o', path.join(dir, 'slug.tgz'), '--summary', '/dev/stdout']);
+      expect(res.exitCode, res.stderr).to.equal(0);
+      const summary = JSON.parse(String(res.stdout));
+      expect(summary.slug.sha256).to.equal(sha(await readFile(path.join(dir, 'slug.tgz'))));
+      expect(await readdir(dir)).to.deep.equal(['slug.tgz']);
+    });
   });
 
   describe('checked before any buildpack runs', () => {
