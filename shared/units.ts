@@ -1,4 +1,4 @@
-/** Human sizes and durations on the command line: "500M", "1G", "15m", "90s". */
+/** Human sizes and durations, read from the command line ("500M", "1G", "15m", "90s") and printed in logs. */
 import { UsageError } from './errors.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
@@ -24,4 +24,18 @@ export function parseCount(value: string, flag: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} expects a positive whole number, got "${value}"`);
   return n;
+}
+
+/** A byte count as the logs print it: 7B, 1.5K, 12.0M, 2.1G. */
+export function formatSize(bytes: number): string {
+  if (bytes >= 1024 * 1024 * 1024) return `${(bytes / 1024 ** 3).toFixed(1)}G`;
+  if (bytes >= 1024 * 1024) return `${(bytes / 1024 ** 2).toFixed(1)}M`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)}K`;
+  return `${bytes}B`;
+}
+
+/** A timeout as the logs print it: "15 minutes", "90 s". */
+export function formatDuration(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} minute${ms === 60_000 ? '' : 's'}`;
+  return `${Math.round(ms / 1000)} s`;
 }

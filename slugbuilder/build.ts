@@ -16,7 +16,6 @@ import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
 import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
-import { formatSize } from '../shared/tar/extract.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
 import { packCache, restoreCache, uploadCache, type CacheUrls } from './buildpacks/cache-url.js';
@@ -26,6 +25,7 @@ import { releaseAll } from './buildpacks/classic/release.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
 import { intakeSource } from './source/intake.js';
+import { formatSize } from '../shared/units.js';
 
 export interface BuildOptions {
   /** `--source` or TAR_URL; undefined reads stdin. */

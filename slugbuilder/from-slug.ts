@@ -12,9 +12,10 @@ import { UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
 import { mergeProcessTypes, parseProcfile } from '../shared/procfile.js';
 import { parseRelease } from '../shared/release.js';
-import { extractArchive, formatSize, openArchiveFile } from '../shared/tar/extract.js';
+import { extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { hashFile } from './image/blobs.js';
 import type { BuildResult, Deliver } from './build.js';
+import { formatSize } from '../shared/units.js';
 
 export interface FromSlugOptions {
   /** The slug file (tar.gz of an app dir, as slugbuilder writes it). */

@@ -11,8 +11,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError, errnoCode, errorMessage } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
-import { formatSize } from '../shared/tar/extract.js';
 import { packTree, type PackOptions } from '../shared/tar/pack.js';
+import { formatSize } from '../shared/units.js';
 
 /** Pinned so the same zlib always gives the same bytes and digests. */
 export const GZIP_LEVEL = 6;

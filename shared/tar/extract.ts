@@ -16,6 +16,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
+import { formatSize } from '../units.js';
 import { UserError, errnoCode, errorMessage } from '../errors.js';
 import { DiskWriter, printable } from './disk-writer.js';
 
@@ -34,13 +35,6 @@ export interface ExtractResult {
 }
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
-
-export function formatSize(bytes: number): string {
-  if (bytes >= 1024 * 1024 * 1024) return `${(bytes / 1024 ** 3).toFixed(1)}G`;
-  if (bytes >= 1024 * 1024) return `${(bytes / 1024 ** 2).toFixed(1)}M`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)}K`;
-  return `${bytes}B`;
-}
 
 /**
  * Peek at the first bytes so an empty input, or one that is neither gzip nor

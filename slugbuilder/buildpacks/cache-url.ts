@@ -11,9 +11,10 @@ import path from 'node:path';
 import { UserError } from '../../shared/errors.js';
 import { NetworkError, displayUrl, request, splitCredentials, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
-import { extractArchive, formatSize } from '../../shared/tar/extract.js';
+import { extractArchive } from '../../shared/tar/extract.js';
 import { Readable } from 'node:stream';
 import { compressTree } from '../slug.js';
+import { formatSize } from '../../shared/units.js';
 
 export interface CacheUrls {
   get: string;

@@ -6,6 +6,7 @@
 import { finished } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
 import { UserError } from '../../shared/errors.js';
+import { formatDuration } from '../../shared/units.js';
 import { BuildpackOutput, ERROR_PREFIX, logWritable } from '../../shared/log.js';
 
 const running = new Set<number>();
@@ -140,7 +141,3 @@ export async function runWithExports(exports: string[], script: string, args: st
   }
 }
 
-function formatDuration(ms: number): string {
-  if (ms % 60_000 === 0) return `${ms / 60_000} minute${ms === 60_000 ? '' : 's'}`;
-  return `${Math.round(ms / 1000)} s`;
-}

@@ -13,7 +13,6 @@ import { createReadStream } from 'node:fs';
 import { makeTempDir, removeTemp } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
-import { formatSize } from '../../shared/tar/extract.js';
 import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
 import { shortDigest, type BuiltImage, type LayerBlob, type Platform } from './blobs.js';
 import type { LayerResult } from './layer.js';
@@ -25,6 +24,7 @@ import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { RegistryPool } from './registry.js';
+import { formatSize } from '../../shared/units.js';
 
 export interface PlanOptions {
   /** OS/ARCH[/VARIANT]; an index in the run image resolves to linux/amd64 without it. */

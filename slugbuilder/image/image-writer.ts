@@ -10,13 +10,13 @@ import { pipeline } from 'node:stream/promises';
 import { UsageError, UserError, errnoCode } from '../../shared/errors.js';
 import { checkWritableTarget, forget, makeTempDir, removeTemp, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
-import { formatSize } from '../../shared/tar/extract.js';
 import { HashingStream, shortDigest, type BuiltImage, type Descriptor } from './blobs.js';
 import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
 import { OciLayout, prepareLayout, putBlob, putDocument, tagManifest } from './oci-layout.js';
 import type { Family } from './media-types.js';
 import type { ImageReference, RegistryReference } from './reference.js';
 import type { RegistryPool } from './registry.js';
+import { formatSize } from '../../shared/units.js';
 
 export interface WriteResult {
   digest: string;

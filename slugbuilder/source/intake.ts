@@ -9,7 +9,8 @@ import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
 import { displayUrl, download, isHttpUrl } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
-import { extractArchive, formatSize, openArchiveFile, type ExtractLimits, type ExtractResult } from '../../shared/tar/extract.js';
+import { extractArchive, openArchiveFile, type ExtractLimits, type ExtractResult } from '../../shared/tar/extract.js';
+import { formatSize } from '../../shared/units.js';
 
 export interface SourceSpec {
   /** `--source` value or TAR_URL; undefined means stdin. */

@@ -15,8 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { UserError, errnoCode, errorMessage } from '../../../shared/errors.js';
 import { NetworkError, describeNetworkError, request } from '../../../shared/http.js';
 import { log } from '../../../shared/log.js';
-import { extractArchive, formatSize } from '../../../shared/tar/extract.js';
+import { extractArchive } from '../../../shared/tar/extract.js';
 import { describe, type BuildpackSpec } from './spec.js';
+import { formatSize } from '../../../shared/units.js';
 
 /** Buildpacks are scripts: anything near these sizes is not one. */
 const LIMITS = { maxBytes: 1024 * 1024 * 1024, maxFiles: 200_000 };
