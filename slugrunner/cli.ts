@@ -15,10 +15,13 @@ import { isProcessTypeName } from '../shared/procfile.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
+import { parseFormation, planDynos, runFormation } from './formation.js';
 import { intakeSlug } from './intake.js';
 import { commandFromWords, launch } from './launcher.js';
 
 const USAGE = `Usage: slugrunner [options] start [TYPE]     run a process type (default web)
+       slugrunner [options] start TYPE TYPE...  run several side by side, as foreman does
+       slugrunner [options] start --formation web=2,worker=1
        slugrunner [options] run CMD [ARG...]   run a one-off command
        slugrunner [options] types [--json]     list the process types
 
@@ -30,6 +33,7 @@ the process then gets an empty stdin.
 Options:
   --app-dir DIR          where the app lives (default /app)
   --slug FILE            unpack this slug (- for stdin), replacing the app
+  --formation SPEC       start: how many of each type, TYPE=COUNT[,...]
   --grace DURATION       time between SIGTERM and SIGKILL on stop (default 30s)
   --lock-timeout DURATION  longest wait for another runner unpacking into
                          the same app dir (default 5m)
@@ -45,6 +49,7 @@ const OPTIONS: Record<string, { value: boolean; short?: string }> = {
   'app-dir': { value: true },
   slug: { value: true },
   grace: { value: true },
+  formation: { value: true },
   'lock-timeout': { value: true },
   'max-slug-size': { value: true },
   'max-files': { value: true },
@@ -116,7 +121,8 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError('no command: use start, run or types (see slugrunner --help)');
   if (!['start', 'run', 'types'].includes(command)) throw new UsageError(`unknown command "${command}": use start, run or types`);
   if (command === 'run' && rest.length === 0) throw new UsageError('run needs a command, e.g. slugrunner run "rake db:migrate"');
-  if (command === 'start' && rest.length > 1) throw new UsageError('start takes one process type, e.g. slugrunner start web');
+  if (v.formation !== undefined && command !== 'start') throw new UsageError('--formation goes with start: slugrunner start --formation web=2,worker=1');
+  const formation = command === 'start' && (rest.length > 1 || v.formation !== undefined) ? parseFormation(rest, v.formation as string) : undefined;
   if (command === 'types' && rest.length > 0) throw new UsageError(`types takes no arguments, got "${rest[0]}"`);
   if (v.json && command !== 'types') throw new UsageError('--json goes with types: slugrunner types --json');
   const str = (name: string) => v[name] as string | undefined;
@@ -146,6 +152,14 @@ async function main(argv: string[]): Promise<number> {
     if (v.json) process.stdout.write(JSON.stringify(app.processTypes) + '\n');
     else for (const name of Object.keys(app.processTypes)) process.stdout.write(`${name}: ${app.processTypes[name]}\n`);
     return 0;
+  }
+
+  if (formation) {
+    const dynos = planDynos(formation, app.processTypes, Number(process.env.PORT) || 5000);
+    const formationTree = await treeId(appDir);
+    const code = await runFormation({ dynos, appDir, app, graceMs, quiet: Boolean(v.quiet) });
+    if ((await treeId(appDir)) !== formationTree) await removeRetiredTrees(appDir);
+    return code;
   }
 
   let processCommand: string;

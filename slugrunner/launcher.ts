@@ -4,7 +4,7 @@
  * the process and `$VARS` and `#` behave as on Heroku. Signals to the runner
  * go to the whole process group; after the grace period the group is killed.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 
 /**
@@ -87,4 +87,12 @@ export function launch(opts: LaunchOptions): Promise<number> {
       else resolve(code ?? 1);
     });
   });
+}
+
+/**
+ * One process of a formation: the dyno shell in a process group of its own,
+ * stdio as the caller wants it. The caller signals it with `-child.pid`.
+ */
+export function spawnInGroup(opts: { command: string; appDir: string; env: NodeJS.ProcessEnv; stdio: StdioOptions }): ChildProcess {
+  return spawn('bash', ['-c', DYNO_SHELL, 'slugrunner', opts.command], { cwd: opts.appDir, env: opts.env, stdio: opts.stdio, detached: true });
 }
