@@ -5,9 +5,10 @@
  * `displayUrl()`: no user-info, and query values replaced by `…` (presigned
  * URLs carry their signature there).
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { UserError, errorMessage } from './errors.js';
-import { redact } from './log.js';
+import { log, redact } from './log.js';
+import { formatSize } from './units.js';
 
 /** What stands in for a query value in a printed URL. */
 export const HIDDEN = '…';
@@ -253,7 +254,9 @@ export async function download(rawUrl: string, what: string, onResponse?: (res: 
   const res = await requestOk(rawUrl, what, {});
   if (!res.body) throw new UserError(`${what}: ${displayUrl(rawUrl)} sent an empty response`);
   onResponse?.(res);
-  return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  const length = Number(res.headers.get('content-length')) || undefined;
+  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  return body.pipe(withProgress(body, `${what} download`, length));
 }
 
 /** Streamed PUT of a file, as the classic slugbuilder does with PUT_URL; `body` is called once per attempt. */
@@ -261,7 +264,45 @@ export async function upload(rawUrl: string, body: () => Readable, size: number,
   const res = await requestOk(rawUrl, `${what} upload`, {
     method: 'PUT',
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-    body,
+    body: () => {
+      const stream = body();
+      return stream.pipe(withProgress(stream, `${what} upload`, size));
+    },
   });
   await res.body?.cancel().catch(() => undefined);
+}
+
+/** How often a long transfer reports: once a second for a person at a terminal, every 10 s in a log. */
+export function progressIntervalMs(tty = Boolean(process.stderr.isTTY)): number {
+  return tty ? 1000 : 10_000;
+}
+
+/**
+ * A pass-through that counts the bytes of `source` and, while they flow,
+ * logs how far it got and the rate at most every progressIntervalMs(). A
+ * transfer shorter than one interval prints nothing. Errors of `source`
+ * are passed on.
+ */
+export function withProgress(source: Readable, what: string, total?: number): Transform {
+  const started = Date.now();
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const timer = setInterval(() => {
+    const seconds = (Date.now() - started) / 1000;
+    const rate = formatSize(Math.round(bytes / Math.max(seconds, 0.001)));
+    log.info(`${what}: ${formatSize(bytes)}${total ? ` of ${formatSize(total)}` : ''} (${rate}/s)`);
+  }, progressIntervalMs());
+  timer.unref();
+  const stop = () => clearInterval(timer);
+  meter.on('end', stop);
+  meter.on('close', stop);
+  meter.on('error', stop);
+  source.on('error', (err) => meter.destroy(err));
+  meter.on('close', () => source.destroy());
+  return meter;
 }

@@ -24,6 +24,7 @@ import { compileAll, runAppHook, type CompileContext } from './buildpacks/classi
 import { releaseAll } from './buildpacks/classic/release.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
+import { StepTimer } from './step-timer.js';
 import { intakeSource } from './source/intake.js';
 import { formatSize } from '../shared/units.js';
 
@@ -82,6 +83,7 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
 }
 
 async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
+  const timer = new StepTimer();
   const buildDir = path.join(work, 'app');
   const envDir = path.join(work, 'env');
   const home = path.join(work, 'home');
@@ -93,6 +95,7 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
+  timer.mark('source');
 
   const secrets = configVarSecrets(opts.configVars);
   redact(...secrets.values);
@@ -112,6 +115,7 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   });
 
   const chosen = await chooseBuildpacks({ buildpacks: opts.buildpacks, buildDir, env, workDir: work, cacheRoot: opts.cacheRoot });
+  timer.mark('detect');
 
   // Compile holds the cache dir's lock and works on a private copy that is
   // published only on success: concurrent builds sharing a cache run their
@@ -125,15 +129,18 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
     await runAppHook('post-compile', exports, ctx);
     return opts.cacheUrls ? packCache(cacheDir, packedCache, opts.mtime) : 0;
   });
+  timer.mark('compile');
 
   const released = await releaseAll(chosen, { buildDir, env, timeoutMs: opts.timeoutMs });
   const processTypes = await discoverProcessTypes(buildDir, released, chosen);
+  timer.mark('release');
 
   log.step('Compressing...');
   const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), { mtime: opts.mtime, maxBytes: opts.maxSlugBytes });
   log.info('Done: slug built');
   log.step(`Compiled slug size is ${formatSize(slug.size)}`);
   if (slug.size > opts.warnSlugBytes) log.warn(`Warning: your slug size (${formatSize(slug.size)}) exceeds the soft limit (${formatSize(opts.warnSlugBytes)}), which may slow start-up`);
+  timer.mark('compress');
 
   const result: BuildResult = {
     slug,
@@ -146,6 +153,8 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   };
   await deliver(result);
   if (opts.cacheUrls) await uploadCache(opts.cacheUrls.put, packedCache, cacheSize);
+  timer.mark('outputs');
+  log.step(`Build steps took: ${timer.summary()}`);
   await settleCacheRemovals();
   return result;
 }

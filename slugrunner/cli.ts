@@ -17,10 +17,13 @@ import { mergeProcessTypes } from '../shared/procfile.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
+import { parseFormation, planDynos, runFormation } from './formation.js';
 import { intakeSlug } from './intake.js';
 import { commandFromWords, launch, quoteWords, type Start } from './launcher.js';
 
 const USAGE = `Usage: slugrunner [options] start [TYPE] [-- ARG...]  run a process type
+       slugrunner [options] start TYPE TYPE...  run several side by side, as foreman does
+       slugrunner [options] start --formation web=2,worker=1
        slugrunner [options] run CMD [ARG...]   run a one-off command
        slugrunner [options] types [--json]     list the process types
 
@@ -36,6 +39,7 @@ the process then gets an empty stdin.
 Options:
   --app-dir DIR          where the app lives (default /app)
   --slug FILE            unpack this slug (- for stdin), replacing the app
+  --formation SPEC       start: how many of each type, TYPE=COUNT[,...]
   --grace DURATION       time between SIGTERM and SIGKILL on stop (default 30s)
   --lock-timeout DURATION  longest wait for another runner unpacking into
                          the same app dir (default 5m)
@@ -51,6 +55,7 @@ const OPTIONS: Record<string, { value: boolean; short?: string }> = {
   'app-dir': { value: true },
   slug: { value: true },
   grace: { value: true },
+  formation: { value: true },
   'lock-timeout': { value: true },
   'max-slug-size': { value: true },
   'max-files': { value: true },
@@ -126,7 +131,9 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError('no command: use start, run or types (see slugrunner --help)');
   if (!['start', 'run', 'types'].includes(command)) throw new UsageError(`unknown command "${command}": use start, run or types`);
   if (command === 'run' && rest.length === 0) throw new UsageError('run needs a command, e.g. slugrunner run "rake db:migrate"');
-  if (command === 'start' && rest.length > 1) throw new UsageError('start takes one process type; pass its arguments after --, e.g. slugrunner start web -- --port 8080');
+  if (v.formation !== undefined && command !== 'start') throw new UsageError('--formation goes with start: slugrunner start --formation web=2,worker=1');
+  const formation = command === 'start' && (rest.length > 1 || v.formation !== undefined) ? parseFormation(rest, v.formation as string | undefined) : undefined;
+  if (formation && extra.length > 0) throw new UsageError('arguments after -- go with one process type, not a formation');
   if (command === 'types' && rest.length + extra.length > 0) throw new UsageError(`types takes no arguments, got "${[...rest, ...extra][0]}"`);
   if (v.json && command !== 'types') throw new UsageError('--json goes with types: slugrunner types --json');
   const str = (name: string) => v[name] as string | undefined;
@@ -162,38 +169,47 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  let start: Start;
-  let display: string;
-  let cwd = appDir;
-  let type: string | undefined;
-  let dyno: string;
-  if (command === 'start') {
-    type = rest[0] ?? cnb?.app.defaultType ?? 'web';
-    if (!Object.hasOwn(processTypes, type)) {
-      const known = Object.keys(processTypes).sort();
-      throw new UserError(`unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`);
-    }
-    const profiles = cnb ? await cnb.layerProfiles(cnb.app, type) : [];
-    if (cnb && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.app.processes, type)) {
-      ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], extra, profiles));
+  /** Which command a process type runs and how: the Procfile wins over a CNB process, which wins over the release. */
+  const prepare = async (type: string | undefined, args: string[], base: NodeJS.ProcessEnv, dyno: string) => {
+    let start: Start;
+    let display: string;
+    let cwd = appDir;
+    if (type !== undefined) {
+      if (!Object.hasOwn(processTypes, type)) {
+        const known = Object.keys(processTypes).sort();
+        throw new UserError(`unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`);
+      }
+      const profiles = cnb ? await cnb.layerProfiles(cnb.app, type) : [];
+      if (cnb && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.app.processes, type)) {
+        ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], args, profiles));
+      } else {
+        display = args.length ? `${processTypes[type]} ${quoteWords(args)}` : processTypes[type];
+        start = { shell: display, profiles };
+      }
     } else {
-      display = extra.length ? `${processTypes[type]} ${quoteWords(extra)}` : processTypes[type];
-      start = { shell: display, profiles };
+      display = commandFromWords(args);
+      start = { shell: display, profiles: cnb ? await cnb.layerProfiles(cnb.app) : [] };
     }
-    dyno = `${type}.1`;
-  } else {
-    display = commandFromWords(rest);
-    start = { shell: display, profiles: cnb ? await cnb.layerProfiles(cnb.app) : [] };
-    dyno = 'run.1';
-  }
-  if (cwd !== appDir && !(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
-    throw new UserError(`process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`);
-  }
-  let env = dynoEnvironment(process.env, appDir, dyno, app.release);
-  if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
-  if (!v.quiet) log.step(`Starting ${dyno}: ${display}`);
+    if (cwd !== appDir && !(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
+      throw new UserError(`process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`);
+    }
+    let env = dynoEnvironment(base, appDir, dyno, app.release);
+    if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
+    return { start, display, cwd, env };
+  };
+
   const tree = await treeId(appDir);
-  const code = await launch({ start, appDir, cwd, env, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
+  let code: number;
+  if (formation) {
+    const dynos = planDynos(formation, processTypes, Number(process.env.PORT) || 5000);
+    code = await runFormation({ dynos, appDir, graceMs, quiet: Boolean(v.quiet), prepare: (d, base) => prepare(d.type, [], base, d.name) });
+  } else {
+    const type = command === 'start' ? (rest[0] ?? cnb?.app.defaultType ?? 'web') : undefined;
+    const dyno = type !== undefined ? `${type}.1` : 'run.1';
+    const { start, display, cwd, env } = await prepare(type, command === 'start' ? extra : rest, process.env, dyno);
+    if (!v.quiet) log.step(`Starting ${dyno}: ${display}`);
+    code = await launch({ start, appDir, cwd, env, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
+  }
   // Another runner swapped a new slug in while this one ran: the old tree is this runner's to remove.
   if ((await treeId(appDir)) !== tree) await removeRetiredTrees(appDir);
   return code;

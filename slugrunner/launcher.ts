@@ -8,7 +8,7 @@
  * its own group: signals to the runner go to the whole group, and after the
  * grace period the group is killed.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 
 /**
@@ -60,11 +60,19 @@ export function quoteWords(words: string[]): string {
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
 
-/** Runs the process to its end and resolves with the exit code the runner should use. */
-export function launch(opts: LaunchOptions): Promise<number> {
-  // A separate group lets us signal everything the app starts; an interactive
-  // one-off (a TTY on stdin) stays in the terminal's foreground group instead.
-  const ownGroup = !process.stdin.isTTY;
+/** What a process is started from, for one dyno or each of a formation's. */
+export interface SpawnOptions {
+  start: Start;
+  appDir: string;
+  cwd?: string;
+  env: NodeJS.ProcessEnv;
+  stdio: StdioOptions;
+  /** Its own process group, so the whole group can be signalled. */
+  ownGroup: boolean;
+}
+
+/** Starts the process: the dyno shell for a command line, the argv itself for a direct one. */
+export function spawnProcess(opts: SpawnOptions): { child: ChildProcess; file: string; direct: boolean } {
   const cwd = opts.cwd ?? opts.appDir;
   const direct = 'argv' in opts.start;
   const [file, args] =
@@ -74,9 +82,18 @@ export function launch(opts: LaunchOptions): Promise<number> {
   const child = spawn(file, args, {
     cwd: direct ? cwd : opts.appDir,
     env: direct ? { ...opts.env, PWD: cwd } : opts.env,
-    stdio: [opts.stdin, 'inherit', 'inherit'],
-    detached: ownGroup,
+    stdio: opts.stdio,
+    detached: opts.ownGroup,
   });
+  return { child, file, direct };
+}
+
+/** Runs the process to its end and resolves with the exit code the runner should use. */
+export function launch(opts: LaunchOptions): Promise<number> {
+  // A separate group lets us signal everything the app starts; an interactive
+  // one-off (a TTY on stdin) stays in the terminal's foreground group instead.
+  const ownGroup = !process.stdin.isTTY;
+  const { child, file, direct } = spawnProcess({ ...opts, stdio: [opts.stdin, 'inherit', 'inherit'], ownGroup });
 
   const signalGroup = (signal: NodeJS.Signals) => {
     if (child.pid === undefined) return;

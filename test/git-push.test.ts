@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { execa, type Options } from 'execa';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +61,8 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
       `#!/bin/sh\nexec "${process.execPath}" "${BUILDER}" "$@"\n`,
     );
     await chmod(join(binDir, 'slugbuilder'), 0o755);
+    await symlink(join(ROOT, 'bin/slugrunner'), join(binDir, 'slugrunner'));
+    await symlink(join(ROOT, 'examples/git-push/slugkit-app'), join(binDir, 'slugkit-app'));
     pushEnv = {
       ...process.env,
       PATH: `${binDir}:${process.env.PATH}`,
@@ -85,18 +87,24 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('a good push shows the build log, stores <store>/<app>/<sha>.tgz, points current at it and moves the ref', async function () {
+  it('a good push shows the build log, stores release v1 with its summary, points current at it and moves the ref', async function () {
     const sha = await head();
     const result = await push();
     expect(result.exitCode, result.all).to.equal(0);
     expect(result.all).to.include(`remote: -----> Building hello from main at ${sha.slice(0, 12)}`);
     expect(result.all).to.match(/^remote: -----> Node\.js app detected/m);
     expect(result.all).to.match(/^remote: -----> Compiled slug size is/m);
+    expect(result.all).to.include(`remote:        release v1: ${join(store, 'hello', 'releases/v1/slug.tgz')}`);
 
-    const slug = join(store, 'hello', `${sha}.tgz`);
+    const slug = join(store, 'hello', 'releases/v1/slug.tgz');
     expect(await slugPaths(slug)).to.include.members(['Procfile', 'server.js', '.release']);
-    expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
-    expect(await readdir(join(store, 'hello'))).to.have.members([`${sha}.tgz`, 'current']);
+    expect(await readlink(join(store, 'hello', 'current'))).to.equal('releases/v1/slug.tgz');
+    expect(await readdir(join(store, 'hello'))).to.have.members(['releases', 'current', 'repo', '.lock']);
+    expect(await readdir(join(store, 'hello', 'releases', 'v1'))).to.have.members(['slug.tgz', 'summary.json', 'info']);
+    const summary = JSON.parse(await readFile(join(store, 'hello', 'releases/v1/summary.json'), 'utf8'));
+    expect(summary.source_version).to.equal(sha);
+    expect(summary.process_types).to.deep.equal({ web: 'node server.js' });
+    expect(await readFile(join(store, 'hello', 'releases/v1/info'), 'utf8')).to.match(new RegExp(`^sha=${sha}\nbranch=main\ncreated=\\d{4}-`));
     expect(await bareRef('main')).to.equal(sha);
     // The hook names the app, so it gets a build cache of its own.
     expect(await readdir(join(work, 'cache', 'apps'))).to.deep.equal(['hello']);
@@ -118,9 +126,10 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(result.all).to.include('[remote rejected] main -> main (pre-receive hook declined)');
 
     expect(await bareRef('main')).to.equal(good);
-    expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${good}.tgz`);
+    expect(await readlink(join(store, 'hello', 'current'))).to.equal('releases/v1/slug.tgz');
     // No slug for the broken commit, and no temp file left behind.
-    expect(await readdir(join(store, 'hello'))).to.have.members([`${good}.tgz`, 'current']);
+    expect(await readdir(join(store, 'hello'))).to.have.members(['releases', 'current', 'repo', '.lock']);
+    expect(await readdir(join(store, 'hello', 'releases'))).to.deep.equal(['v1']);
   });
 
   it('streams the build log to the client while the build runs', async function () {
@@ -169,9 +178,9 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     const second = await push(['origin', 'feature'], { SLUGKIT_RESTART: restart });
     expect(second.exitCode, second.all).to.equal(0);
 
-    expect(await readdir(join(store, 'hello'))).to.have.members([`${main}.tgz`, `${feature}.tgz`, 'current']);
-    expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${main}.tgz`);
-    expect(await readFile(restartLog, 'utf8')).to.equal(`restart hello ${main} ${join(store, 'hello', `${main}.tgz`)}\n`);
+    expect(await readdir(join(store, 'hello'))).to.have.members(['releases', `${feature}.tgz`, `${feature}.json`, 'current', 'repo', '.lock']);
+    expect(await readlink(join(store, 'hello', 'current'))).to.equal('releases/v1/slug.tgz');
+    expect(await readFile(restartLog, 'utf8')).to.equal(`restart hello ${main} ${join(store, 'hello', 'releases/v1/slug.tgz')}\n`);
     expect(await bareRef('feature')).to.equal(feature);
   });
 
@@ -180,7 +189,8 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     const sha = await head();
     const result = await push();
     expect(result.exitCode, result.all).to.equal(0);
-    expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
+    expect(await readlink(join(store, 'hello', 'current'))).to.equal('releases/v1/slug.tgz');
+    expect(await readFile(join(store, 'hello', 'releases/v1/info'), 'utf8')).to.include(`sha=${sha}\n`);
   });
 
   it('takes its settings from git config in the bare repository', async function () {
@@ -192,7 +202,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     delete env.SLUG_STORE;
     const result = await execa('git', ['push', 'origin', 'main'], { cwd: clone, env, reject: false, all: true });
     expect(result.exitCode, result.all).to.equal(0);
-    expect(existsSync(join(otherStore, 'web-app', `${sha}.tgz`))).to.equal(true);
+    expect(await readFile(join(otherStore, 'web-app', 'releases/v1/info'), 'utf8')).to.include(`sha=${sha}\n`);
     expect(existsSync(store)).to.equal(false);
   });
 
@@ -203,14 +213,14 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await bareRef('main')).to.equal('');
   });
 
-  it('is shellcheck-clean', async function () {
+  it('pre-receive and slugkit-app are shellcheck-clean', async function () {
     const shellcheck = await execa('shellcheck', ['--version'], { reject: false });
     if (shellcheck.failed) {
       if (process.env.CI) throw new Error('shellcheck is not installed (apt-get install shellcheck)');
       console.log('      skipping: shellcheck is not installed (apt-get install shellcheck)');
       this.skip();
     }
-    const result = await execa('shellcheck', [HOOK], { reject: false, all: true });
+    const result = await execa('shellcheck', [HOOK, join(ROOT, 'examples/git-push/slugkit-app')], { reject: false, all: true });
     expect(result.exitCode, result.all).to.equal(0);
   });
 
@@ -223,13 +233,16 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
 
     it('builds through the container and stores the slug', async function () {
       const sha = await head();
+      // The store is mounted at its own path, so --summary and ENV_DIR name the same files inside.
+      const user = `${process.getuid?.()}:${process.getgid?.()}`;
       const result = await push(['origin', 'main'], {
-        SLUGBUILDER: `${dockerBinary()} run -i --rm -e SOURCE_VERSION ${BUILDER_IMAGE}`,
+        SLUGBUILDER: `${dockerBinary()} run -i --rm -e SOURCE_VERSION -e ENV_DIR -v ${store}:${store} --user ${user} ${BUILDER_IMAGE}`,
       });
       expect(result.exitCode, result.all).to.equal(0);
       expect(result.all).to.match(/^remote: -----> Node\.js app detected/m);
-      expect(await slugPaths(join(store, 'hello', `${sha}.tgz`))).to.include.members(['Procfile', 'server.js']);
-      expect(await readlink(join(store, 'hello', 'current'))).to.equal(`${sha}.tgz`);
+      expect(await slugPaths(join(store, 'hello', 'releases/v1/slug.tgz'))).to.include.members(['Procfile', 'server.js']);
+      expect(JSON.parse(await readFile(join(store, 'hello', 'releases/v1/summary.json'), 'utf8')).source_version).to.equal(sha);
+      expect(await readlink(join(store, 'hello', 'current'))).to.equal('releases/v1/slug.tgz');
     });
   });
 });
