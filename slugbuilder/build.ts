@@ -22,6 +22,7 @@ import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
 import { chooseBuildpacks, type ChosenBuildpack } from './buildpacks/choose.js';
 import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
 import { releaseAll } from './buildpacks/classic/release.js';
+import { claimAppDir, type AppDir } from './source/app-dir.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
 import { intakeSource } from './source/intake.js';
@@ -33,6 +34,8 @@ export interface BuildOptions {
   /** Explicit buildpacks (`--buildpack`, BUILDPACK_URL); empty means detect. */
   buildpacks: string[];
   cacheDir: string;
+  /** `--app-dir`: where the app is built in place; default /app in the builder image, else a temp dir. */
+  appDir?: string;
   /** Root of slugkit's own caches (fetched buildpacks). */
   cacheRoot: string;
   configVars: EnvVars;
@@ -70,21 +73,24 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   for (const url of [opts.source, opts.putUrl, ...opts.buildpacks]) if (url) displayUrl(url);
   const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
   removeOnExit(work);
+  let appDir: AppDir | undefined;
   try {
-    return await buildIn(work, opts, deliver);
+    appDir = await claimAppDir(opts.appDir, work);
+    return await buildIn(work, appDir, opts, deliver);
   } finally {
+    await appDir?.release();
     await rm(work, { recursive: true, force: true });
     forget(work);
   }
 }
 
-async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
-  const buildDir = path.join(work, 'app');
+async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
+  const buildDir = appDir.dir;
   const envDir = path.join(work, 'env');
   const home = path.join(work, 'home');
   const tmpDir = path.join(work, 'tmp');
   // The cache dir is made by withCacheDir, under its lock.
-  await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home), mkdir(tmpDir)]);
+  await Promise.all([mkdir(home), mkdir(tmpDir)]);
 
   const sourceInfo = await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.

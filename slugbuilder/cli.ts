@@ -20,6 +20,7 @@ import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { build, type BuildOptions } from './build.js';
 import { checkPassEnv } from './buildpacks/build-env.js';
 import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
+import { checkAppDir } from './source/app-dir.js';
 import { killAllChildren } from './buildpacks/run-script.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, parseImageFlags, type ImageFlags } from './cli/image-flags.js';
 import { preflight } from './cli/preflight.js';
@@ -44,6 +45,8 @@ Build:
   --env-file FILE          config vars from a dotenv file; repeatable
   --pass-env NAME          hand this variable of slugbuilder's environment to
                            buildpacks (they get a clean one); repeatable
+  --app-dir DIR            build the app in place in DIR (absent or empty; default /app
+                           when it is empty and writable, else a temp dir)
   --app NAME               the app being built: keys the default cache (env SLUGBUILDER_APP)
   --cache-dir DIR          CACHE_DIR kept between builds (default ~/.cache/slugkit/apps/NAME
                            with --app, else ~/.cache/slugkit/cache)
@@ -107,6 +110,7 @@ const BUILD_OPTIONS = {
   'env-file': { type: 'string', multiple: true },
   'pass-env': { type: 'string', multiple: true },
   app: { type: 'string' },
+  'app-dir': { type: 'string' },
   'cache-dir': { type: 'string' },
   stack: { type: 'string' },
   'source-version': { type: 'string' },
@@ -164,6 +168,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
     source: v.source ?? (env.TAR_URL || undefined),
     stdin: process.stdin,
     buildpacks: v.buildpack && v.buildpack.length > 0 ? v.buildpack : bpFromEnv,
+    appDir: v['app-dir'] !== undefined ? await checkAppDir(v['app-dir']) : undefined,
     cacheDir: path.resolve(v['cache-dir'] ?? defaultCacheDir(cacheRoot, app)),
     cacheRoot,
     configVars: await configVarsFrom(env.ENV_DIR || undefined, v['env-file'] ?? [], v.env ?? []),

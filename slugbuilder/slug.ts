@@ -13,6 +13,7 @@ import { UserError, errnoCode, errorMessage } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
 import { formatSize } from '../shared/tar/extract.js';
 import { packTree, type PackOptions } from '../shared/tar/pack.js';
+import { APP_DIR_MARKER } from './source/app-dir.js';
 
 /** Pinned so the same zlib always gives the same bytes and digests. */
 export const GZIP_LEVEL = 6;
@@ -97,6 +98,6 @@ export async function writeSlug(buildDir: string, file: string, opts: SlugOption
     maxBytes: opts.maxBytes,
     error: () => new UserError(`slug is larger than the ${formatSize(opts.maxBytes)} limit: remove files with .slugignore or raise --max-slug-size`),
   };
-  const out = await compressTree(buildDir, file, { pack: { prefix: './', mtime: opts.mtime, exclude: (rel) => rel === '.git' }, what: 'the slug', limit });
+  const out = await compressTree(buildDir, file, { pack: { prefix: './', mtime: opts.mtime, exclude: (rel) => rel === '.git' || rel === APP_DIR_MARKER }, what: 'the slug', limit });
   return { path: file, size: out.size, sha256: out.sha256 };
 }

@@ -89,7 +89,7 @@ class Detector {
   private async classic(bp: OrderBuildpack): Promise<DetectOutcome> {
     const passed = this.opts.detectClassic
       ? await this.opts.detectClassic(bp)
-      : (await classicDetect({ name: bp.id, dir: bp.dir, origin: bp.id }, this.opts.appDir, this.opts.env)).detected;
+      : (await classicDetect(bp.dir, this.opts.appDir, this.opts.env)).detected;
     return passed ? { status: 'pass', plan: EMPTY_PLAN, output: '' } : { status: 'fail', output: '' };
   }
 
