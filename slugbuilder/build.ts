@@ -19,8 +19,10 @@ import type { Release } from '../shared/release.js';
 import { formatSize } from '../shared/tar/extract.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
-import { chooseBuildpacks, type ChosenBuildpack } from './buildpacks/choose.js';
-import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
+import { compileChain } from './buildpacks/chain.js';
+import { chooseBuildpacks, type ClassicMember, type GroupMemberBuildpack } from './buildpacks/choose.js';
+import { runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
+import { buildTarget, cnbTarget } from './buildpacks/cnb/detect.js';
 import { releaseAll } from './buildpacks/classic/release.js';
 import { claimAppDir, type AppDir } from './source/app-dir.js';
 import { applySlugignore } from './source/slugignore.js';
@@ -101,6 +103,9 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   redact(...secrets.values);
   for (const name of secrets.tooShort) log.info(`${name} is shorter than ${MIN_SECRET_LENGTH} characters: too short to redact, it may appear in this log`);
   await writeEnvDir(envDir, opts.configVars);
+  // The CNB platform dir: env/ holds the same config vars, one file each.
+  const platformDir = path.join(work, 'platform');
+  await writeEnvDir(path.join(platformDir, 'env'), opts.configVars);
 
   const env = buildEnvironment({
     stack: opts.stack,
@@ -114,7 +119,21 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
     nodePath: process.execPath,
   });
 
-  const chosen = await chooseBuildpacks({ buildpacks: opts.buildpacks, buildDir, env, workDir: work, cacheRoot: opts.cacheRoot });
+  const target = await buildTarget();
+  const chosen = await chooseBuildpacks({
+    buildpacks: opts.buildpacks,
+    buildDir,
+    env,
+    workDir: work,
+    cacheRoot: opts.cacheRoot,
+    platformDir,
+    scratchDir: path.join(work, 'detect'),
+    platform: { stack: opts.stack, target },
+    timeoutMs: opts.timeoutMs,
+  });
+  if (!appDir.stable && chosen.some((m) => m.kind === 'cnb')) {
+    log.warn(`Warning: building in ${buildDir}, a temporary dir: absolute paths Cloud Native Buildpacks write will not hold at run time; pass --app-dir (and the same slugrunner --app-dir)`);
+  }
 
   // Compile holds the cache dir's lock and works on a private copy that is
   // published only on success: concurrent builds sharing a cache run their
@@ -122,11 +141,11 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   await withCacheDir(opts.cacheDir, async (cacheDir) => {
     const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
     await runAppHook('pre-compile', [], ctx);
-    const exports = await compileAll(chosen, ctx);
+    const { exports } = await compileChain(chosen, { ...ctx, platformDir, target: cnbTarget(target) });
     await runAppHook('post-compile', exports, ctx);
   });
 
-  const released = await releaseAll(chosen, { buildDir, env, timeoutMs: opts.timeoutMs });
+  const released = await releaseAll(chosen.filter((m): m is ClassicMember => m.kind === 'classic'), { buildDir, env, timeoutMs: opts.timeoutMs });
   const processTypes = await discoverProcessTypes(buildDir, released, chosen);
 
   log.step('Compressing...');
@@ -150,7 +169,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
 }
 
 /** The merged buildpack defaults, then the app's Procfile over all of them. */
-async function discoverProcessTypes(buildDir: string, released: Release, chosen: ChosenBuildpack[]): Promise<ProcessTypes> {
+async function discoverProcessTypes(buildDir: string, released: Release, chosen: GroupMemberBuildpack[]): Promise<ProcessTypes> {
   log.step('Discovering process types');
   const procfileText = await readFile(path.join(buildDir, 'Procfile'), 'utf8').catch(() => undefined);
   const declared = procfileText === undefined ? {} : parseProcfile(procfileText);

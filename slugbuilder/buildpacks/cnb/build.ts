@@ -61,6 +61,8 @@ export interface CnbBuildInput {
    */
   laterProvides?: readonly string[];
   timeoutMs?: number;
+  /** `export` files of earlier classic buildpacks: sourced before bin/build, as for a classic compile. */
+  exports?: readonly string[];
 }
 
 export interface CnbBuildResult {
@@ -72,6 +74,9 @@ export interface CnbBuildResult {
   /** Entries it left unmet, for the next buildpack that provides them. */
   unmet: PlanEntry[];
 }
+
+/** The same bash helper run-script.ts's runWithExports uses: source each export file, then exec. */
+const SOURCE_EXPORTS_THEN_EXEC = 'n=$1; shift; for ((i = 0; i < n; i++)); do . "$1" || exit 1; shift; done; exec "$@"';
 
 function label(bp: CnbRef): string {
   return `buildpack ${bp.id}@${bp.version}`;
@@ -123,7 +128,12 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
   if (apiAtLeast(bp.api, '0.10')) env = { ...env, ...targetEnv(input.target) };
   if (apiAtLeast(bp.api, '0.12')) env = { ...env, CNB_EXEC_ENV: input.execEnv ?? 'production' };
 
-  const result = await runScript(script, [layersDir, input.platformDir, planPath], {
+  // A classic buildpack's `export` reaches later CNBs as it reaches later classic ones.
+  const exports = input.exports ?? [];
+  const [file, args] = exports.length === 0
+    ? [script, [layersDir, input.platformDir, planPath]]
+    : ['bash', ['-c', SOURCE_EXPORTS_THEN_EXEC, 'slugbuilder', String(exports.length), ...exports, script, layersDir, input.platformDir, planPath]];
+  const result = await runScript(file, args, {
     env,
     cwd: input.appDir,
     timeoutMs: input.timeoutMs,

@@ -49,6 +49,11 @@ export async function buildTarget(given: Partial<BuildTarget> = {}, osRelease = 
   };
 }
 
+/** The same target in the shape bin/build's CNB_TARGET_* are made from. */
+export function cnbTarget(t: BuildTarget): import('./build.js').CnbTarget {
+  return { os: t.os, arch: t.arch, archVariant: t.variant, distroName: t.distro?.name, distroVersion: t.distro?.version };
+}
+
 /** What a build offers buildpacks to match against. */
 export interface PlatformInfo {
   /** The stack (--stack), matched against [[stacks]] before Buildpack API 0.10. */
