@@ -19,11 +19,10 @@ import type { Release } from '../shared/release.js';
 import { formatSize } from '../shared/tar/extract.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
-import { compileChain } from './buildpacks/chain.js';
-import { chooseBuildpacks, type ClassicMember, type GroupMemberBuildpack } from './buildpacks/choose.js';
+import { compileChain, releaseChain, type ChainResult } from './buildpacks/chain.js';
+import { chooseBuildpacks, type GroupMemberBuildpack } from './buildpacks/choose.js';
 import { runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
 import { buildTarget, cnbTarget } from './buildpacks/cnb/detect.js';
-import { releaseAll } from './buildpacks/classic/release.js';
 import { claimAppDir, type AppDir } from './source/app-dir.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
@@ -57,13 +56,34 @@ export interface BuildOptions {
 
 export interface BuildResult {
   slug: SlugInfo;
-  buildpacks: Array<{ name: string; origin: string }>;
+  buildpacks: BuildpackSummary[];
+  /** launch.toml labels of the group's CNBs (a later one winning a key), for the image config. */
+  labels: Array<{ key: string; value: string }>;
   processTypes: ProcessTypes;
   release: Release;
   /** The built app dir (what the slug holds): there until `deliver` returns. */
   appDir: string;
   sourceVersion?: string;
   stack: string;
+}
+
+/** A buildpack of the chain as --summary lists it. */
+export interface BuildpackSummary {
+  name: string;
+  origin: string;
+  kind: 'classic' | 'cnb';
+  id?: string;
+  version?: string;
+  api?: string;
+  commit?: string;
+  sha256?: string;
+}
+
+function summaryEntry(m: GroupMemberBuildpack): BuildpackSummary {
+  const fetched = { ...(m.version?.commit ? { commit: m.version.commit } : {}), ...(m.version?.sha256 ? { sha256: m.version.sha256 } : {}) };
+  if (m.kind === 'classic') return { name: m.name, origin: m.origin, kind: 'classic', ...fetched };
+  const d = m.descriptor;
+  return { name: m.name, origin: m.origin, kind: 'cnb', id: d.id, ...(d.version ? { version: d.version } : {}), api: d.api, ...fetched };
 }
 
 /** What happens to a finished build before its workspace goes: the outputs. */
@@ -138,14 +158,15 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   // Compile holds the cache dir's lock and works on a private copy that is
   // published only on success: concurrent builds sharing a cache run their
   // compiles one at a time, and a failed or killed build leaves the cache as it was.
+  let chain: ChainResult | undefined;
   await withCacheDir(opts.cacheDir, async (cacheDir) => {
     const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
     await runAppHook('pre-compile', [], ctx);
-    const { exports } = await compileChain(chosen, { ...ctx, platformDir, target: cnbTarget(target) });
-    await runAppHook('post-compile', exports, ctx);
+    chain = await compileChain(chosen, { ...ctx, platformDir, target: cnbTarget(target) });
+    await runAppHook('post-compile', chain.exports, ctx);
   });
 
-  const released = await releaseAll(chosen.filter((m): m is ClassicMember => m.kind === 'classic'), { buildDir, env, timeoutMs: opts.timeoutMs });
+  const { release: released, labels } = await releaseChain(chosen, chain!.launch, { buildDir, env, timeoutMs: opts.timeoutMs });
   const processTypes = await discoverProcessTypes(buildDir, released, chosen);
 
   log.step('Compressing...');
@@ -156,7 +177,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
 
   const result: BuildResult = {
     slug,
-    buildpacks: chosen.map((bp) => ({ name: bp.name, origin: bp.origin })),
+    buildpacks: chosen.map(summaryEntry),
+    labels,
     processTypes,
     release: released,
     appDir: buildDir,

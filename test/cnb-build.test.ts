@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { buildCnb, classicBuildEnv, type CnbBuildInput, type CnbBuildpack } from '../slugbuilder/buildpacks/cnb/build.js';
 import { buildpackCacheDir, buildpackLayersDir, finalizeLayers } from '../slugbuilder/buildpacks/cnb/layers.js';
@@ -124,9 +124,7 @@ TOML`);
       await finalizeLayers({ appDir: ws.appDir, cacheDir: ws.cacheDir, buildpacks: [bp] });
       expect(await readFile(path.join(layersDir, 'web/bin/hello'), 'utf8')).to.equal('#!/bin/sh\necho hello\n');
       expect(existsSync(path.join(layersDir, 'launch.toml'))).to.equal(true);
-      expect(parseToml(await readFile(path.join(ws.appDir, '.layers/group.toml'), 'utf8'), 'group')).to.deep.equal({
-        group: [{ id: 'example/web', version: '0.0.1', api: '0.8' }],
-      });
+      expect(await readdir(path.join(ws.appDir, '.layers'))).to.deep.equal(['example_web']);
     });
 
     it('a failing bin/build is one line with the buildpack id, version and exit code', async () => {

@@ -86,4 +86,108 @@ describe('classic and CNB buildpacks in one chain (slugbuilder CLI)', function (
       expect(await exists(path.join(b.slug, '.layers/test_tools/tools'))).to.equal(false);
     });
   });
+
+  describe('one family per Buildpack API range, through a whole build', () => {
+    it('0.8: a string command, direct, working-dir; rendered as shell lines in .release', async () => {
+      const bp = await cnb({
+        id: 'test/old',
+        api: '0.8',
+        build: [
+          'mkdir -p "$1/web"; printf "[types]\\nlaunch = true\\n" > "$1/web.toml"',
+          `cat > "$1/launch.toml" <<'TOML'`,
+          '[[processes]]',
+          'type = "web"',
+          'command = "echo hi && sleep 1"',
+          '[[processes]]',
+          'type = "worker"',
+          'command = "/bin/echo"',
+          'args = ["a b"]',
+          'direct = true',
+          'working-dir = "/srv"',
+          'TOML',
+        ].join('\n'),
+      });
+      const b = await build({ 'index.txt': 'x' }, ['--buildpack', bp]);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect((await release(b.slug)).default_process_types).to.deep.equal({ web: 'echo hi && sleep 1', worker: "/bin/echo 'a b'" });
+      const md = await metadata(b.slug);
+      expect(md.buildpacks).to.deep.equal([{ id: 'test/old', version: '0.0.1', api: '0.8' }]);
+      expect(md.processes).to.deep.equal([
+        { type: 'web', command: ['echo hi && sleep 1'], args: [], direct: false, default: false, 'buildpack-id': 'test/old', 'buildpack-api': '0.8' },
+        { type: 'worker', command: ['/bin/echo'], args: ['a b'], direct: true, default: false, 'working-dir': '/srv', 'buildpack-id': 'test/old', 'buildpack-api': '0.8' },
+      ]);
+      // The launch layer is in the slug, at the path the build used.
+      expect(await readdir(path.join(b.slug, '.layers/test_old'))).to.deep.equal(['launch.toml', 'web', 'web.toml']);
+    });
+
+    it('0.9+: array commands exec\'d directly; a later classic buildpack wins a type, the Procfile is over all', async () => {
+      const bp = await cnb({
+        id: 'test/modern',
+        api: '0.9',
+        build: [
+          `cat > "$1/launch.toml" <<'TOML'`,
+          '[[processes]]',
+          'type = "web"',
+          'command = ["node", "server.js"]',
+          'args = ["--port", "5000"]',
+          'default = true',
+          '[[processes]]',
+          'type = "worker"',
+          'command = ["run-worker"]',
+          '[[labels]]',
+          'key = "org.example.team"',
+          'value = "web"',
+          'TOML',
+        ].join('\n'),
+      });
+      const classic = await makeBuildpack({ compile: 'true', release: 'printf -- "---\\ndefault_process_types:\\n  worker: classic-worker\\n"' }, 'late');
+      const summary = path.join(await tempDir(), 'summary.json');
+      const b = await build({ Procfile: 'clock: ./clock\n' }, ['--buildpack', bp, '--buildpack', classic, '--summary', summary]);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect((await release(b.slug)).default_process_types).to.deep.equal({ web: 'node server.js --port 5000', worker: 'classic-worker' });
+      const md = await metadata(b.slug);
+      expect(md.processes).to.deep.equal([
+        { type: 'web', command: ['node', 'server.js'], args: ['--port', '5000'], direct: true, default: true, 'buildpack-id': 'test/modern', 'buildpack-api': '0.9' },
+      ]);
+      expect(md.labels).to.deep.equal([{ key: 'org.example.team', value: 'web' }]);
+      const json = JSON.parse(await readFile(summary, 'utf8'));
+      expect(json.process_types).to.deep.equal({ web: 'node server.js --port 5000', worker: 'classic-worker', clock: './clock' });
+      expect(json.buildpacks.map((x: { kind: string; id?: string; api?: string }) => [x.kind, x.id, x.api])).to.deep.equal([['cnb', 'test/modern', '0.9'], ['classic', undefined, undefined]]);
+    });
+
+    it('0.10+: detect and build get CNB_TARGET_* and both positional arguments and CNB_* paths', async () => {
+      const bp = await cnb({
+        id: 'test/targets',
+        api: '0.10',
+        extraToml: '[[targets]]\nos = "linux"',
+        detect: '[ -n "$CNB_TARGET_OS" ] && [ "$1" = "$CNB_PLATFORM_DIR" ] && [ "$2" = "$CNB_BUILD_PLAN_PATH" ]',
+        build: '[ "$1" = "$CNB_LAYERS_DIR" ] && [ "$2" = "$CNB_PLATFORM_DIR" ] && [ "$3" = "$CNB_BP_PLAN_PATH" ]; echo "$CNB_TARGET_OS/$CNB_TARGET_ARCH ${CNB_EXEC_ENV:-none} $(cat "$2/env/GREETING")" > target',
+      });
+      const b = await build({ 'index.txt': 'x' }, ['--buildpack', bp, '-e', 'GREETING=hello-there']);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect(await readFile(path.join(b.slug, 'target'), 'utf8')).to.match(/^linux\/(amd64|arm64|[a-z0-9]+) none hello-there\n$/);
+    });
+
+    it('0.12: CNB_EXEC_ENV is production and exec-env is kept with the process', async () => {
+      const bp = await cnb({
+        id: 'test/execenv',
+        api: '0.12',
+        build: [
+          'echo "$CNB_EXEC_ENV" > exec-env',
+          `cat > "$1/launch.toml" <<'TOML'`,
+          '[[processes]]',
+          'type = "web"',
+          'command = ["serve"]',
+          'exec-env = ["production"]',
+          'TOML',
+        ].join('\n'),
+      });
+      const b = await build({ 'index.txt': 'x' }, ['--buildpack', bp]);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect(await readFile(path.join(b.slug, 'exec-env'), 'utf8')).to.equal('production\n');
+      expect((await metadata(b.slug)).processes).to.deep.equal([
+        { type: 'web', command: ['serve'], args: [], direct: true, default: false, 'exec-env': ['production'], 'buildpack-id': 'test/execenv', 'buildpack-api': '0.12' },
+      ]);
+    });
+  });
 });

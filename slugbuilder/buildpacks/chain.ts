@@ -13,7 +13,11 @@ import type { CnbMember, GroupMemberBuildpack } from './choose.js';
 import { compileOne, type CompileContext } from './classic/compile.js';
 import { buildCnb, classicBuildEnv, type CnbTarget } from './cnb/build.js';
 import { finalizeLayers, type CnbRef } from './cnb/layers.js';
-import type { LaunchMetadata } from './cnb/launch-toml.js';
+import type { CnbProcess, LaunchMetadata } from './cnb/launch-toml.js';
+import { mergeLabels, shellCommand, writeLaunchMetadata } from './cnb/metadata.js';
+import { mergeReleases, release, writeRelease } from './classic/release.js';
+import { emptyRelease, type Release } from '../../shared/release.js';
+import type { ScriptContext } from './run-script.js';
 
 export interface ChainContext extends CompileContext {
   platformDir: string;
@@ -72,4 +76,43 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
   }
   await finalizeLayers({ appDir: ctx.buildDir, cacheDir: ctx.cacheDir, buildpacks: cnbRefs(group) });
   return { exports, launch };
+}
+
+/** What the chain releases: the merged .release and the launch metadata. */
+export interface ChainRelease {
+  release: Release;
+  labels: Array<{ key: string; value: string }>;
+}
+
+/**
+ * Classic bin/release and CNB launch.toml processes merged in chain order, a
+ * later buildpack winning a process type; writes `.release` (every type, CNB
+ * ones as shell lines) and `.layers/config/metadata.toml` (the CNB processes
+ * that won, the group's CNBs, the labels).
+ */
+export async function releaseChain(group: readonly GroupMemberBuildpack[], launch: Map<string, LaunchMetadata>, ctx: ScriptContext): Promise<ChainRelease> {
+  const releases: Release[] = [];
+  const winners = new Map<string, CnbProcess | undefined>();
+  for (const member of group) {
+    if (member.kind === 'classic') {
+      const r = await release(member, ctx);
+      for (const type of Object.keys(r.default_process_types)) winners.set(type, undefined);
+      releases.push(r);
+      continue;
+    }
+    const processes = launch.get(member.dir)?.processes ?? [];
+    const r = emptyRelease();
+    for (const p of processes) {
+      r.default_process_types[p.type] = shellCommand(p);
+      winners.set(p.type, p);
+    }
+    releases.push(r);
+  }
+  const merged = mergeReleases(releases);
+  await writeRelease(ctx.buildDir, merged);
+  const launches = group.flatMap((m) => (m.kind === 'cnb' ? [launch.get(m.dir) ?? { processes: [], labels: [], slices: [] }] : []));
+  const labels = mergeLabels(launches);
+  const processes = [...winners.values()].filter((p): p is CnbProcess => p !== undefined);
+  await writeLaunchMetadata(ctx.buildDir, { buildpacks: cnbRefs(group), processes, labels });
+  return { release: merged, labels };
 }
