@@ -20,7 +20,10 @@ import { formatSize } from '../shared/tar/extract.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
 import { compileChain, releaseChain, type ChainResult } from './buildpacks/chain.js';
-import { chooseBuildpacks, type GroupMemberBuildpack } from './buildpacks/choose.js';
+import { resolveUri, type BuilderFile } from './buildpacks/builder-file.js';
+import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
+import { appBuildpackList } from './buildpacks/prepare.js';
+import { applyProjectFilters, readProjectDescriptor, type ProjectDescriptor } from './source/project-descriptor.js';
 import { runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
 import { buildTarget, cnbTarget } from './buildpacks/cnb/detect.js';
 import { claimAppDir, type AppDir } from './source/app-dir.js';
@@ -32,8 +35,10 @@ export interface BuildOptions {
   /** `--source` or TAR_URL; undefined reads stdin. */
   source?: string;
   stdin: Readable & { isTTY?: boolean };
-  /** Explicit buildpacks (`--buildpack`, BUILDPACK_URL); empty means detect. */
+  /** Explicit buildpacks (`--buildpack`, BUILDPACK_URL); empty means project.toml, `.buildpacks`, then detect. */
   buildpacks: string[];
+  /** `--builder FILE`, read: its order replaces the bundled one, its [[build.env]] joins the config vars. */
+  builder?: BuilderFile;
   cacheDir: string;
   /** `--app-dir`: where the app is built in place; default /app in the builder image, else a temp dir. */
   appDir?: string;
@@ -118,14 +123,18 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
+  const project = await readProjectDescriptor(buildDir);
+  if (project) await applyProjectFilters(buildDir, project);
 
-  const secrets = configVarSecrets(opts.configVars);
+  // The builder's and project.toml's [[build.env]] are config vars too; -e and --env-file win.
+  const configVars: EnvVars = { ...envList(opts.builder?.env), ...envList(project?.env), ...opts.configVars };
+  const secrets = configVarSecrets(configVars);
   redact(...secrets.values);
   for (const name of secrets.tooShort) log.info(`${name} is shorter than ${MIN_SECRET_LENGTH} characters: too short to redact, it may appear in this log`);
-  await writeEnvDir(envDir, opts.configVars);
+  await writeEnvDir(envDir, configVars);
   // The CNB platform dir: env/ holds the same config vars, one file each.
   const platformDir = path.join(work, 'platform');
-  await writeEnvDir(path.join(platformDir, 'env'), opts.configVars);
+  await writeEnvDir(path.join(platformDir, 'env'), configVars);
 
   const env = buildEnvironment({
     stack: opts.stack,
@@ -141,7 +150,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
 
   const target = await buildTarget();
   const chosen = await chooseBuildpacks({
-    buildpacks: opts.buildpacks,
+    ...(await explicitList(opts.buildpacks, project, buildDir)),
+    builder: opts.builder,
     buildDir,
     env,
     workDir: work,
@@ -188,6 +198,23 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   await deliver(result);
   await settleCacheRemovals();
   return result;
+}
+
+function envList(list: Array<{ name: string; value: string }> | undefined): EnvVars {
+  return Object.fromEntries((list ?? []).map((e) => [e.name, e.value]));
+}
+
+/**
+ * The explicit buildpack list: the command line (--buildpack, BUILDPACK_URL),
+ * else project.toml's, which wins over `.buildpacks` (said in the log), else
+ * `.buildpacks` (read by choose.ts); empty means the builder's order.
+ */
+async function explicitList(given: string[], project: ProjectDescriptor | undefined, buildDir: string): Promise<{ buildpacks: ListedBuildpack[]; listedIn?: string }> {
+  if (given.length > 0) return { buildpacks: given };
+  if (!project || project.buildpacks.length === 0) return { buildpacks: [] };
+  if ((await appBuildpackList(buildDir)).length > 0) log.info('project.toml lists buildpacks: using them, not the ones in .buildpacks');
+  const buildpacks = project.buildpacks.map((b): ListedBuildpack => (b.uri ? resolveUri(b.uri, path.join(buildDir, 'project.toml')) : { id: b.id!, version: b.version }));
+  return { buildpacks, listedIn: 'project.toml' };
 }
 
 /** The merged buildpack defaults, then the app's Procfile over all of them. */

@@ -21,6 +21,7 @@ import { build, type BuildOptions } from './build.js';
 import { checkPassEnv } from './buildpacks/build-env.js';
 import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
 import { checkAppDir } from './source/app-dir.js';
+import { readBuilderFile } from './buildpacks/builder-file.js';
 import { killAllChildren } from './buildpacks/run-script.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, parseImageFlags, type ImageFlags } from './cli/image-flags.js';
 import { preflight } from './cli/preflight.js';
@@ -40,13 +41,15 @@ Source (default: stdin, tar or tar.gz):
 Buildpacks (default: detect among the bundled ones):
   --buildpack DIR|URL      use this buildpack; repeat for several (env BUILDPACK_URL);
                            a directory, a git URL with optional #ref, or a .tgz/.tar URL
+  --builder FILE           a builder.toml (pack's schema): its [[order]] replaces the
+                           bundled buildpacks' order; [stack] id, [run] image, [[build.env]]
+  --app-dir DIR            build the app in place in DIR (absent or empty; default /app
+                           when it is empty and writable, else a temp dir)
 Build:
   -e, --env KEY=VALUE      config var for ENV_DIR; repeatable
   --env-file FILE          config vars from a dotenv file; repeatable
   --pass-env NAME          hand this variable of slugbuilder's environment to
                            buildpacks (they get a clean one); repeatable
-  --app-dir DIR            build the app in place in DIR (absent or empty; default /app
-                           when it is empty and writable, else a temp dir)
   --app NAME               the app being built: keys the default cache (env SLUGBUILDER_APP)
   --cache-dir DIR          CACHE_DIR kept between builds (default ~/.cache/slugkit/apps/NAME
                            with --app, else ~/.cache/slugkit/cache)
@@ -106,6 +109,7 @@ function checkPutUrl(url: string): void {
 const BUILD_OPTIONS = {
   source: { type: 'string' },
   buildpack: { type: 'string', multiple: true },
+  builder: { type: 'string' },
   env: { type: 'string', short: 'e', multiple: true },
   'env-file': { type: 'string', multiple: true },
   'pass-env': { type: 'string', multiple: true },
@@ -153,7 +157,9 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   const env = process.env;
   const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
   if (putUrl) checkPutUrl(putUrl);
-  const image = parseImageFlags(v);
+  const builder = v.builder !== undefined ? await readBuilderFile(v.builder) : undefined;
+  // The builder's run image is the default base for --image.
+  const image = parseImageFlags(v.image && !v['run-image'] && builder?.runImage ? { ...v, 'run-image': builder.runImage } : v);
   const toStdout = !v.output && !putUrl && !image?.image;
   if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a slug to a terminal: redirect stdout or use -o FILE');
   const maxFiles = v['max-files'] ? parseCount(v['max-files'], '--max-files') : 200_000;
@@ -173,7 +179,9 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
     cacheRoot,
     configVars: await configVarsFrom(env.ENV_DIR || undefined, v['env-file'] ?? [], v.env ?? []),
     passEnv,
-    stack: v.stack ?? (env.STACK || DEFAULT_STACK),
+    builder,
+    // A builder's [stack] id beats STACK from the environment (the builder image sets one), not --stack.
+    stack: v.stack ?? builder?.stackId ?? (env.STACK || DEFAULT_STACK),
     sourceVersion: v['source-version'] ?? (env.SOURCE_VERSION || undefined),
     putUrl,
     timeoutMs: v.timeout ? parseDuration(v.timeout, '--timeout') : 15 * 60_000,

@@ -190,4 +190,86 @@ describe('classic and CNB buildpacks in one chain (slugbuilder CLI)', function (
       ]);
     });
   });
+
+  describe('builder.toml (--builder)', () => {
+    it('the first group fails detect, the second builds; [stack] id and [[build.env]] apply; a composite\'s optional member drops out', async () => {
+      const root = await tempDir('slugkit-builder-');
+      await writeCnb(path.join(root, 'ruby'), { id: 'test/ruby', api: '0.10', detect: '[ -f Gemfile ] || exit 100' });
+      await writeCnb(path.join(root, 'base'), {
+        id: 'test/base',
+        api: '0.10',
+        detect: detectWithPlan('[[provides]]\nname = "base"\n[[requires]]\nname = "base"\n[requires.metadata]\nflavour = "plain"'),
+        build: 'echo "stack=$STACK from-builder=$FROM_BUILDER" > base-ran; cp "$3" plan-seen',
+      });
+      await writeCnb(path.join(root, 'extra'), { id: 'test/extra', api: '0.10', detect: 'exit 100' });
+      await writeComposite(path.join(root, 'meta'), { id: 'test/meta', api: '0.10', order: [[{ id: 'test/base' }, { id: 'test/extra', optional: true }]] });
+      const file = path.join(root, 'builder.toml');
+      await writeFile(file, [
+        '[[buildpacks]]\nuri = "ruby"', '[[buildpacks]]\nuri = "base"', '[[buildpacks]]\nuri = "extra"', '[[buildpacks]]\nuri = "meta"',
+        '[[order]]\n[[order.group]]\nid = "test/ruby"',
+        '[[order]]\n[[order.group]]\nid = "test/meta"',
+        '[stack]\nid = "test-stack"',
+        '[[build.env]]\nname = "FROM_BUILDER"\nvalue = "yes"',
+      ].join('\n\n'));
+      const b = await build({ 'index.txt': 'x' }, ['--builder', file]);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect(b.res.stderr).to.match(/^-----> Detected buildpack test\/base@0\.0\.1$/m);
+      expect(b.res.stderr).not.to.match(/test\/extra/);
+      // The platform env (files) and the environment (not clear-env) both carry the builder's env.
+      expect(await readFile(path.join(b.slug, 'base-ran'), 'utf8')).to.equal('stack=test-stack from-builder=yes\n');
+      expect(parseTomlText(await readFile(path.join(b.slug, 'plan-seen'), 'utf8'))).to.deep.equal({ entries: [{ name: 'base', metadata: { flavour: 'plain' } }] });
+      expect(((await metadata(b.slug)).buildpacks as unknown[]).length).to.equal(1);
+    });
+
+    it('no group passes: one line listing the groups tried, exit 1, no slug', async () => {
+      const root = await tempDir('slugkit-builder-');
+      await writeCnb(path.join(root, 'a'), { id: 'test/a', api: '0.9', detect: 'exit 100' });
+      await writeCnb(path.join(root, 'b'), { id: 'test/b', api: '0.9', detect: detectWithPlan('[[requires]]\nname = "node"') });
+      const file = path.join(root, 'builder.toml');
+      await writeFile(file, '[[buildpacks]]\nuri = "a"\n[[buildpacks]]\nuri = "b"\n[[order]]\n[[order.group]]\nid = "test/a"\n[[order]]\n[[order.group]]\nid = "test/b"\n');
+      const b = await build({ 'index.txt': 'x' }, ['--builder', file]);
+      expect(b.res.exitCode).to.equal(1);
+      expect(oneErrorLine(b.res.stderr)).to.equal(
+        " !     no buildpack group passed detection (group 1: test/a@0.0.1 failed detect; group 2: plan unresolved: nothing at or before test/b@0.0.1 provides 'node'): check the app has what one of these buildpacks looks for, or choose buildpacks with --buildpack",
+      );
+      expect(await readdir(b.slug)).to.deep.equal([]);
+    });
+
+    it('its [[run.images]] image is the default --run-image for --image', async () => {
+      const root = await tempDir('slugkit-builder-');
+      const file = path.join(root, 'builder.toml');
+      const runImage = `oci:${path.join(root, 'no-such-layout')}`;
+      await writeFile(file, `[[order]]\n[[order.group]]\nuri = "${path.join(await tempDir(), 'unused')}"\n[[run.images]]\nimage = "${runImage}"\n`);
+      const r = await runBuilder(['--builder', file, '--image', `oci:${path.join(root, 'out')}`, '--app-dir', path.join(root, 'app')], { input: await tarOf(await makeApp({ a: 'b' })) });
+      expect(r.exitCode).not.to.equal(0);
+      expect(r.stderr).not.to.match(/needs --run-image/);
+      expect(oneErrorLine(r.stderr)).to.include(path.join(root, 'no-such-layout'));
+    });
+  });
+
+  describe('project.toml', () => {
+    it('[build] exclude applies before any buildpack; [[build.buildpacks]] is the app\'s list and wins over .buildpacks; [[build.env]] is a config var, -e wins', async () => {
+      const bp = await cnb({ id: 'test/lister', api: '0.9', build: 'ls -A > listing; echo "$(cat "$2/env/COLOUR") $(cat "$2/env/SHAPE")" > env-seen' });
+      const other = await makeBuildpack({ compile: 'touch "$1/wrong-buildpack"' }, 'other');
+      const b = await build({
+        'project.toml': `[[build.buildpacks]]\nuri = "${bp}"\n\n[build]\nexclude = ["secret/", "*.log"]\n\n[[build.env]]\nname = "COLOUR"\nvalue = "blue"\n[[build.env]]\nname = "SHAPE"\nvalue = "round"\n`,
+        '.buildpacks': `${other}\n`,
+        'keep.txt': 'k',
+        'debug.log': 'l',
+        'secret/key': 's',
+      }, ['-e', 'SHAPE=square']);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect(b.res.stderr).to.match(/project\.toml lists buildpacks: using them, not the ones in \.buildpacks/);
+      expect((await readFile(path.join(b.slug, 'listing'), 'utf8')).split('\n')).to.include.members(['keep.txt', 'project.toml']).and.not.include.members(['debug.log', 'secret']);
+      expect(await exists(path.join(b.slug, 'wrong-buildpack'))).to.equal(false);
+      expect(await readFile(path.join(b.slug, 'env-seen'), 'utf8')).to.equal('blue square\n');
+    });
+
+    it('[build] include keeps only the matching paths', async () => {
+      const bp = await cnb({ id: 'test/lister', api: '0.9', build: 'find . -path ./.layers -prune -o -type f -print | sort > ../listing-outside; mv ../listing-outside listing' });
+      const b = await build({ 'project.toml': `[[build.buildpacks]]\nuri = "${bp}"\n[build]\ninclude = ["src/", "project.toml"]\n`, 'src/a.js': 'a', 'other/b.js': 'b', 'top.txt': 't' }, []);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect(await readFile(path.join(b.slug, 'listing'), 'utf8')).to.equal('./project.toml\n./src/a.js\n');
+    });
+  });
 });

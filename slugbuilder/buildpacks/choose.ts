@@ -49,9 +49,12 @@ export type GroupMemberBuildpack = ClassicMember | CnbMember;
 /** A classic member, the shape the classic compile and release steps take. */
 export type ChosenBuildpack = ClassicMember;
 
+/** A buildpack of an explicit list: a spec (directory, URL), or a CNB id (and version) found in the builder. */
+export type ListedBuildpack = string | { id: string; version?: string };
+
 export interface ChooseOptions extends ResolveOptions {
   /** Explicit buildpacks (command line, project.toml); empty means the app's `.buildpacks`, then the builder's order. */
-  buildpacks: string[];
+  buildpacks: ListedBuildpack[];
   /** Where the explicit list came from, for the log. */
   listedIn?: string;
   /** The builder file; undefined: the bundled one. */
@@ -93,6 +96,13 @@ async function fetchBuilder(builder: BuilderFile, o: ResolveOptions): Promise<{ 
   return { fetched, origins };
 }
 
+/** The explicit list's members in the order they were listed. */
+function groupInOrder(explicit: ListedBuildpack[], bySpec: GroupMember[], byId: GroupMember[]): GroupMember[] {
+  let spec = 0;
+  let id = 0;
+  return explicit.map((e) => (typeof e === 'string' ? bySpec[spec++] : byId[id++]));
+}
+
 /** The one line for an explicit group that did not pass: the buildpack's own error first. */
 function explicitFailure(result: Awaited<ReturnType<typeof detectOrder>>): string {
   if (result.errors.length > 0) return result.errors[0].message;
@@ -123,7 +133,7 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
   });
 
   let result: Awaited<ReturnType<typeof detectOrder>>;
-  let explicit = o.buildpacks;
+  let explicit: ListedBuildpack[] = o.buildpacks;
   let listedIn = o.listedIn;
   if (explicit.length === 0) {
     explicit = await appBuildpackList(o.buildDir);
@@ -133,7 +143,12 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
     if (listedIn) log.info(`Using the buildpacks listed in ${listedIn}`);
     // Members named by id (a composite's) are found among the list and the builder's buildpacks.
     const listed: Array<{ member: GroupMember; found: OrderBuildpack }> = [];
+    const byId: GroupMember[] = [];
     for (const [i, spec] of explicit.entries()) {
+      if (typeof spec !== 'string') {
+        byId.push({ id: spec.id, version: spec.version, optional: false });
+        continue;
+      }
       const { bp, descriptor } = await prepare(spec, resolve);
       origins.set(bp.dir, bp);
       const found: OrderBuildpack = { id: descriptor?.id ?? `#${i + 1} ${bp.origin}`, version: descriptor?.version, dir: bp.dir, descriptor };
@@ -155,7 +170,7 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
       await detectClassic(bp);
       return true;
     };
-    result = await detectOrder([listed.map((l) => l.member)], opts(lookup, classic));
+    result = await detectOrder([groupInOrder(explicit, listed.map((l) => l.member), byId)], opts(lookup, classic));
     if (!result.group) throw new UserError(explicitFailure(result));
   } else {
     const { fetched, origins: more } = await fetchBuilder(builder, resolve);
