@@ -25,7 +25,7 @@ import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } fro
 import { appBuildpackList } from './buildpacks/prepare.js';
 import { applyProjectFilters, readProjectDescriptor, type ProjectDescriptor } from './source/project-descriptor.js';
 import { runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
-import { buildTarget, cnbTarget } from './buildpacks/cnb/detect.js';
+import { buildTarget } from './buildpacks/cnb/detect.js';
 import { claimAppDir, type AppDir } from './source/app-dir.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
@@ -172,7 +172,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   await withCacheDir(opts.cacheDir, async (cacheDir) => {
     const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
     await runAppHook('pre-compile', [], ctx);
-    chain = await compileChain(chosen, { ...ctx, platformDir, target: cnbTarget(target) });
+    chain = await compileChain(chosen, { ...ctx, platformDir, target });
     await runAppHook('post-compile', chain.exports, ctx);
   });
 

@@ -11,7 +11,8 @@ import { UserError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import type { CnbMember, GroupMemberBuildpack } from './choose.js';
 import { compileOne, type CompileContext } from './classic/compile.js';
-import { buildCnb, classicBuildEnv, type CnbTarget } from './cnb/build.js';
+import { buildCnb, classicBuildEnv } from './cnb/build.js';
+import type { BuildTarget } from './cnb/detect.js';
 import { finalizeLayers, type CnbRef } from './cnb/layers.js';
 import type { CnbProcess, LaunchMetadata } from './cnb/launch-toml.js';
 import { mergeLabels, shellCommand, writeLaunchMetadata } from './cnb/metadata.js';
@@ -21,7 +22,7 @@ import type { ScriptContext } from './run-script.js';
 
 export interface ChainContext extends CompileContext {
   platformDir: string;
-  target: CnbTarget;
+  target: BuildTarget;
 }
 
 export interface ChainResult {

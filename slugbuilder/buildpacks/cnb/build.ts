@@ -12,8 +12,9 @@ import path from 'node:path';
 import { forget, removeOnExit } from '../../../shared/fs.js';
 import { UserError } from '../../../shared/errors.js';
 import { apiAtLeast, applyBuildLayers, applyPlatformEnv, type Env } from '../../../shared/layer-env.js';
-import { toToml, type TomlTable } from '../../../shared/toml.js';
 import { runScript } from '../run-script.js';
+import { targetEnv, type BuildTarget } from './detect.js';
+import { buildpackPlanToml, type Require } from './plan.js';
 import { buildLayerDirs, collectLayers, restoreLayers, type CnbRef, type Layer } from './layers.js';
 import { readLaunchToml, readUnmet, type LaunchMetadata } from './launch-toml.js';
 
@@ -24,20 +25,8 @@ export interface CnbBuildpack extends CnbRef {
   clearEnv?: boolean;
 }
 
-/** The build's target, given to API 0.10+ buildpacks as CNB_TARGET_*. */
-export interface CnbTarget {
-  os: string;
-  arch: string;
-  archVariant?: string;
-  distroName?: string;
-  distroVersion?: string;
-}
-
 /** One entry of a buildpack plan: a require whose name this buildpack provided. */
-export interface PlanEntry {
-  name: string;
-  metadata?: TomlTable;
-}
+export type PlanEntry = Require;
 
 export interface CnbBuildInput {
   buildpack: CnbBuildpack;
@@ -51,7 +40,7 @@ export interface CnbBuildInput {
   env: Env;
   /** Build layer dirs of the buildpacks before this one, in order (earlier results' buildLayers). */
   earlierBuildLayers?: readonly string[];
-  target?: CnbTarget;
+  target?: BuildTarget;
   /** API 0.12 CNB_EXEC_ENV; production when not given. */
   execEnv?: string;
   /**
@@ -82,24 +71,6 @@ function label(bp: CnbRef): string {
   return `buildpack ${bp.id}@${bp.version}`;
 }
 
-/** The buildpack plan file: `[[entries]] name` with `[entries.metadata]`. */
-export function planToml(entries: readonly PlanEntry[]): string {
-  if (entries.length === 0) return '';
-  return toToml({ entries: entries.map((e) => ({ name: e.name, metadata: e.metadata ?? {} })) });
-}
-
-function targetEnv(target: CnbTarget | undefined): Env {
-  if (!target) return {};
-  const vars: Array<[string, string | undefined]> = [
-    ['CNB_TARGET_OS', target.os],
-    ['CNB_TARGET_ARCH', target.arch],
-    ['CNB_TARGET_ARCH_VARIANT', target.archVariant],
-    ['CNB_TARGET_DISTRO_NAME', target.distroName],
-    ['CNB_TARGET_DISTRO_VERSION', target.distroVersion],
-  ];
-  return Object.fromEntries(vars.filter((v): v is [string, string] => Boolean(v[1])));
-}
-
 /**
  * A classic buildpack's environment with what the CNBs before it made for
  * build time (their build layers' paths and env files), so a CNB's build
@@ -125,7 +96,7 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
     CNB_PLATFORM_DIR: input.platformDir,
     CNB_BP_PLAN_PATH: planPath,
   };
-  if (apiAtLeast(bp.api, '0.10')) env = { ...env, ...targetEnv(input.target) };
+  if (input.target) env = { ...env, ...targetEnv(bp.api, input.target) };
   if (apiAtLeast(bp.api, '0.12')) env = { ...env, CNB_EXEC_ENV: input.execEnv ?? 'production' };
 
   // A classic buildpack's `export` reaches later CNBs as it reaches later classic ones.
@@ -151,7 +122,7 @@ export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
   removeOnExit(planDir);
   try {
     const planPath = path.join(planDir, 'plan.toml');
-    await writeFile(planPath, planToml(input.plan));
+    await writeFile(planPath, buildpackPlanToml(input.plan));
     await runBuild(input, layersDir, planPath);
   } finally {
     await rm(planDir, { recursive: true, force: true });
