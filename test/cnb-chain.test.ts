@@ -20,6 +20,8 @@ interface Built {
   slug: string;
   appDir: string;
   cacheDir: string;
+  /** The -o file. */
+  out: string;
 }
 
 async function cnb(spec: CnbSpec): Promise<string> {
@@ -34,7 +36,7 @@ async function build(files: Record<string, FileSpec>, args: string[], opts: { ca
   const res = await runBuilder(['--app-dir', appDir, '--cache-dir', cacheDir, '-o', out, ...args], { input: await tarOf(app) });
   const slug = await tempDir('slugkit-slug-');
   if (res.exitCode === 0) await untar({ file: out, cwd: slug });
-  return { res, slug, appDir, cacheDir };
+  return { res, slug, appDir, cacheDir, out };
 }
 
 function oneErrorLine(stderr: string): string {
@@ -271,5 +273,112 @@ describe('classic and CNB buildpacks in one chain (slugbuilder CLI)', function (
       expect(b.res.exitCode, b.res.stderr).to.equal(0);
       expect(await readFile(path.join(b.slug, 'listing'), 'utf8')).to.equal('./project.toml\n./src/a.js\n');
     });
+  });
+
+  describe('plans, composites and the cache', () => {
+    it('an [[or]] alternative resolves the plan and bin/build gets the requirer\'s metadata', async () => {
+      const provider = await cnb({ id: 'test/node', api: '0.9', detect: detectWithPlan('[[provides]]\nname = "yarn"\n[[or]]\n[[or.provides]]\nname = "node"'), build: 'cp "$3" node-plan' });
+      const app = await cnb({ id: 'test/app', api: '0.9', detect: detectWithPlan('[[requires]]\nname = "node"\n[requires.metadata]\nversion = "20"') });
+      const b = await build({ 'index.txt': 'x' }, ['--buildpack', provider, '--buildpack', app]);
+      expect(b.res.exitCode, b.res.stderr).to.equal(0);
+      expect(parseTomlText(await readFile(path.join(b.slug, 'node-plan'), 'utf8'))).to.deep.equal({ entries: [{ name: 'node', metadata: { version: '20' } }] });
+    });
+
+    it('a cache layer comes back on the second build; a launch-only layer brings back its metadata alone', async () => {
+      const bp = await cnb({
+        id: 'test/cache',
+        api: '0.10',
+        build: [
+          'echo "deps-before=$(cat "$1/deps/stamp" 2>/dev/null || echo none) web-meta=$(grep -c built "$1/web.toml" 2>/dev/null || echo 0) web-dir=$([ -d "$1/web" ] && echo yes || echo no)" > seen',
+          'mkdir -p "$1/deps" "$1/web"; echo cached > "$1/deps/stamp"; echo page > "$1/web/index"',
+          'printf "[types]\\ncache = true\\n" > "$1/deps.toml"',
+          'printf "[types]\\nlaunch = true\\n[metadata]\\nbuilt = \\"yes\\"\\n" > "$1/web.toml"',
+        ].join('\n'),
+      });
+      const cacheDir = path.join(await tempDir(), 'cache');
+      const first = await build({ 'index.txt': 'x' }, ['--buildpack', bp], { cacheDir });
+      expect(first.res.exitCode, first.res.stderr).to.equal(0);
+      expect(await readFile(path.join(first.slug, 'seen'), 'utf8')).to.equal('deps-before=none web-meta=0 web-dir=no\n');
+      const second = await build({ 'index.txt': 'x' }, ['--buildpack', bp], { cacheDir });
+      expect(second.res.exitCode, second.res.stderr).to.equal(0);
+      expect(await readFile(path.join(second.slug, 'seen'), 'utf8')).to.equal('deps-before=cached web-meta=1 web-dir=no\n');
+      // The cache-only layer is in the cache, not the slug.
+      expect(await readdir(path.join(second.slug, '.layers/test_cache'))).to.deep.equal(['web', 'web.toml']);
+      expect(await readFile(path.join(cacheDir, '.cnb/test_cache/deps/stamp'), 'utf8')).to.equal('cached\n');
+    });
+  });
+
+  describe('the app dir', () => {
+    it('a classic build gives the same slug bytes whatever --app-dir is, and leaves the dir as it was found', async () => {
+      const bp = await makeBuildpack({ compile: 'echo built > "$1/out"' }, 'plain');
+      const app = await tarOf(await makeApp({ 'a.txt': 'a' }));
+      const slugs: string[] = [];
+      const absent = path.join(await tempDir(), 'deep/absent');
+      const existing = path.join(await tempDir(), 'existing');
+      await mkdir(existing);
+      for (const appDir of [absent, existing]) {
+        const out = path.join(await tempDir(), 's.tgz');
+        const r = await runBuilder(['--app-dir', appDir, '--buildpack', bp, '--cache-dir', path.join(await tempDir(), 'c'), '-o', out], { input: app, env: { SOURCE_DATE_EPOCH: '0' } });
+        expect(r.exitCode, r.stderr).to.equal(0);
+        slugs.push(out);
+      }
+      expect((await readFile(slugs[0])).equals(await readFile(slugs[1]))).to.equal(true);
+      expect(await exists(absent)).to.equal(false);
+      expect(await readdir(existing)).to.deep.equal([]);
+      const listing: string[] = [];
+      await untar({ file: slugs[0], cwd: await tempDir(), onReadEntry: (e) => listing.push(e.path) });
+      expect(listing.sort()).to.deep.equal(['./', './.release', './a.txt', './out']);
+    });
+
+    it('a non-empty --app-dir is a usage error before anything runs; a dir another build holds is refused', async () => {
+      const busy = await tempDir();
+      await writeFile(path.join(busy, 'file'), 'x');
+      const r = await runBuilder(['--app-dir', busy, '-o', path.join(await tempDir(), 's.tgz')], { input: await tarOf(await makeApp({ a: 'b' })) });
+      expect(r.exitCode).to.equal(2);
+      expect(oneErrorLine(r.stderr)).to.match(/--app-dir .* is not empty: the app is built in place/);
+      expect(await readdir(busy)).to.deep.equal(['file']);
+      const claimed = await tempDir();
+      await writeFile(path.join(claimed, '.slugbuilder-app-dir'), '');
+      const r2 = await runBuilder(['--app-dir', claimed, '-o', path.join(await tempDir(), 's.tgz')], { input: await tarOf(await makeApp({ a: 'b' })) });
+      expect(r2.exitCode).to.equal(2);
+      expect(oneErrorLine(r2.stderr)).to.match(/is in use by another build/);
+    });
+
+    it('without --app-dir and with a CNB in the group, a temp dir is used with a warning', async () => {
+      const bp = await cnb({ id: 'test/quiet', api: '0.9' });
+      const out = path.join(await tempDir(), 's.tgz');
+      // No /app on a test host is ever made or used: this build takes the temp-dir path when /app is absent.
+      if (await exists('/app')) return;
+      const r = await runBuilder(['--buildpack', bp, '--cache-dir', path.join(await tempDir(), 'c'), '-o', out], { input: await tarOf(await makeApp({ a: 'b' })) });
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.match(/absolute paths Cloud Native Buildpacks write will not hold at run time; pass --app-dir/);
+      expect(await exists('/app')).to.equal(false);
+    });
+  });
+
+  describe('errors: one line naming the buildpack, exit 1, no slug', () => {
+    const cases: Array<[string, () => Promise<string[]>, RegExp]> = [
+      ['a detect error gives its exit code', async () => [await cnb({ id: 'test/broken', api: '0.9', detect: 'exit 3' })], /^ ! {5}buildpack test\/broken@0\.0\.1: bin\/detect failed \(exit 3\)$/],
+      ['a failed build gives its exit code', async () => [await cnb({ id: 'test/fails', api: '0.9', build: 'exit 7' })], /^ ! {5}buildpack test\/fails@0\.0\.1: bin\/build failed \(exit 7\)$/],
+      ['bad TOML in launch.toml names the file and line', async () => [await cnb({ id: 'test/badtoml', api: '0.9', build: 'printf "[[processes]]\\ntype = \\n" > "$1/launch.toml"' })], /^ ! {5}buildpack test\/badtoml@0\.0\.1: .*\.layers\/test_badtoml\/launch\.toml.*line 2/],
+      ['unmet plan entries are named', async () => [
+        await cnb({ id: 'test/prov', api: '0.9', detect: detectWithPlan('[[provides]]\nname = "thing"\n[[requires]]\nname = "thing"'), build: 'printf "[[unmet]]\\nname = \\"thing\\"\\n" > "$1/build.toml"' }),
+      ], /^ ! {5}buildpack test\/prov@0\.0\.1: unmet build plan entries: thing/],
+      ['an unsupported API lists the supported ones', async () => [await cnb({ id: 'test/ancient', api: '0.6' })], /api "0\.6" is not a supported Buildpack API: slugkit supports 0\.7, 0\.8, 0\.9, 0\.10, 0\.11, 0\.12$/],
+      ['a stack mismatch names the buildpack and the stack', async () => [await cnb({ id: 'test/old-stack', api: '0.8', extraToml: '[[stacks]]\nid = "heroku-18"' })], /buildpack test\/old-stack@0\.0\.1 supports stacks heroku-18; this build is heroku-24$/],
+      ['a target mismatch names the buildpack and the targets', async () => [await cnb({ id: 'test/windows', api: '0.10', extraToml: '[[targets]]\nos = "windows"' })], /buildpack test\/windows@0\.0\.1 supports targets windows\/\*; this build is linux\//],
+      ['slices are refused', async () => [await cnb({ id: 'test/slices', api: '0.9', build: 'printf "[[slices]]\\npaths = [\\"a\\"]\\n" > "$1/launch.toml"' })], /^ ! {5}buildpack test\/slices@0\.0\.1: launch\.toml \[\[slices\]\] are not supported/],
+    ];
+    for (const [name, make, line] of cases) {
+      it(name, async () => {
+        const bps = await make();
+        const b = await build({ 'index.txt': 'x' }, [...bps.flatMap((d) => ['--buildpack', d]), '--stack', 'heroku-24']);
+        expect(b.res.exitCode, b.res.stderr).to.equal(1);
+        expect(oneErrorLine(b.res.stderr)).to.match(line);
+        expect(b.res.stderr.trimEnd().split('\n').at(-1)).to.match(/^ ! {5}/);
+        expect(await exists(b.appDir)).to.equal(false);
+        expect(await exists(b.out)).to.equal(false);
+      });
+    }
   });
 });

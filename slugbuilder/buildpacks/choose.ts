@@ -81,7 +81,13 @@ interface Prepared {
 
 async function prepare(spec: string, o: ResolveOptions): Promise<Prepared> {
   const bp = await prepareBuildpack(spec, o);
-  return { bp, descriptor: await readBuildpackDescriptor(bp.dir) };
+  try {
+    return { bp, descriptor: await readBuildpackDescriptor(bp.dir) };
+  } catch (err) {
+    // Named by where the user's buildpack came from, not the build's working copy.
+    if (err instanceof UserError) throw new UserError(err.message.split(bp.dir).join(bp.origin));
+    throw err;
+  }
 }
 
 /** Every [[buildpacks]] entry of a builder file, fetched. */
