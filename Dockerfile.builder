@@ -51,11 +51,13 @@ RUN ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && printf '#!/bin/sh\nexec node -- /opt/slugkit/dist/slugbuilder/cli.js "$@"\n' > /usr/local/bin/slugbuilder \
  && chmod 0755 /usr/local/bin/slugbuilder \
  && useradd --uid "$SLUGKIT_UID" --gid 0 --home-dir /home/slugkit --create-home --shell /bin/bash slugkit \
- && mkdir -p /cache \
- && chown "$SLUGKIT_UID:0" /cache /home/slugkit \
- && chmod 0775 /cache /home/slugkit \
+ && mkdir -p /cache /app \
+ && chown "$SLUGKIT_UID:0" /cache /app /home/slugkit \
+ && chmod 0775 /cache /app /home/slugkit \
  && node --version
 
+# /app: the empty dir apps are built in place in (slugbuilder's default
+# --app-dir), so absolute paths buildpacks write hold where slugrunner runs the app.
 # /cache: the build cache (buildpacks' CACHE_DIR). Mount a volume there to keep
 # it across builds: docker run -i --rm -v slugcache:/cache slugbuilder
 ENV STACK=${STACK} \

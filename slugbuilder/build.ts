@@ -19,9 +19,14 @@ import type { Release } from '../shared/release.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
 import { packCache, restoreCache, uploadCache, type CacheUrls } from './buildpacks/cache-url.js';
-import { chooseBuildpacks, type ChosenBuildpack } from './buildpacks/choose.js';
-import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
-import { releaseAll } from './buildpacks/classic/release.js';
+import { compileChain, releaseChain, type ChainResult } from './buildpacks/chain.js';
+import { resolveUri, type BuilderFile } from './buildpacks/builder-file.js';
+import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
+import { appBuildpackList } from './buildpacks/prepare.js';
+import { applyProjectFilters, readProjectDescriptor, type ProjectDescriptor } from './source/project-descriptor.js';
+import { runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
+import { buildTarget } from './buildpacks/cnb/detect.js';
+import { claimAppDir, type AppDir } from './source/app-dir.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
 import { StepTimer } from './step-timer.js';
@@ -32,11 +37,15 @@ export interface BuildOptions {
   /** `--source` or TAR_URL; undefined reads stdin. */
   source?: string;
   stdin: Readable & { isTTY?: boolean };
-  /** Explicit buildpacks (`--buildpack`, BUILDPACK_URL); empty means detect. */
+  /** Explicit buildpacks (`--buildpack`, BUILDPACK_URL); empty means project.toml, `.buildpacks`, then detect. */
   buildpacks: string[];
+  /** `--builder FILE`, read: its order replaces the bundled one, its [[build.env]] joins the config vars. */
+  builder?: BuilderFile;
   cacheDir: string;
   /** `--cache-url`: CACHE_DIR fetched from there before compile, stored back after a successful build. */
   cacheUrls?: CacheUrls;
+  /** `--app-dir`: where the app is built in place; default /app in the builder image, else a temp dir. */
+  appDir?: string;
   /** Root of slugkit's own caches (fetched buildpacks). */
   cacheRoot: string;
   configVars: EnvVars;
@@ -56,13 +65,32 @@ export interface BuildOptions {
 
 export interface BuildResult {
   slug: SlugInfo;
-  buildpacks: Array<{ name: string; origin: string }>;
+  buildpacks: BuildpackSummary[];
   processTypes: ProcessTypes;
   release: Release;
   /** The built app dir (what the slug holds): there until `deliver` returns. */
   appDir: string;
   sourceVersion?: string;
   stack: string;
+}
+
+/** A buildpack of the chain as --summary lists it. */
+export interface BuildpackSummary {
+  name: string;
+  origin: string;
+  kind: 'classic' | 'cnb';
+  id?: string;
+  version?: string;
+  api?: string;
+  commit?: string;
+  sha256?: string;
+}
+
+function summaryEntry(m: GroupMemberBuildpack): BuildpackSummary {
+  const fetched = { ...(m.version?.commit ? { commit: m.version.commit } : {}), ...(m.version?.sha256 ? { sha256: m.version.sha256 } : {}) };
+  if (m.kind === 'classic') return { name: m.name, origin: m.origin, kind: 'classic', ...fetched };
+  const d = m.descriptor;
+  return { name: m.name, origin: m.origin, kind: 'cnb', id: d.id, ...(d.version ? { version: d.version } : {}), api: d.api, ...fetched };
 }
 
 /** What happens to a finished build before its workspace goes: the outputs. */
@@ -74,33 +102,43 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   for (const url of [opts.source, opts.putUrl, opts.cacheUrls?.get, opts.cacheUrls?.put, ...opts.buildpacks]) if (url) displayUrl(url);
   const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
   removeOnExit(work);
+  let appDir: AppDir | undefined;
   try {
-    return await buildIn(work, opts, deliver);
+    appDir = await claimAppDir(opts.appDir, work);
+    return await buildIn(work, appDir, opts, deliver);
   } finally {
+    await appDir?.release();
     await rm(work, { recursive: true, force: true });
     forget(work);
   }
 }
 
-async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
+async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
   const timer = new StepTimer();
-  const buildDir = path.join(work, 'app');
+  const buildDir = appDir.dir;
   const envDir = path.join(work, 'env');
   const home = path.join(work, 'home');
   const tmpDir = path.join(work, 'tmp');
   // The cache dir is made by withCacheDir, under its lock.
-  await Promise.all([mkdir(buildDir, { mode: 0o755 }), mkdir(home), mkdir(tmpDir)]);
+  await Promise.all([mkdir(home), mkdir(tmpDir)]);
 
   const sourceInfo = await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
+  const project = await readProjectDescriptor(buildDir);
+  if (project) await applyProjectFilters(buildDir, project);
   timer.mark('source');
 
-  const secrets = configVarSecrets(opts.configVars);
+  // The builder's and project.toml's [[build.env]] are config vars too; -e and --env-file win.
+  const configVars: EnvVars = { ...envList(opts.builder?.env), ...envList(project?.env), ...opts.configVars };
+  const secrets = configVarSecrets(configVars);
   redact(...secrets.values);
   for (const name of secrets.tooShort) log.info(`${name} is shorter than ${MIN_SECRET_LENGTH} characters: too short to redact, it may appear in this log`);
-  await writeEnvDir(envDir, opts.configVars);
+  await writeEnvDir(envDir, configVars);
+  // The CNB platform dir: env/ holds the same config vars, one file each.
+  const platformDir = path.join(work, 'platform');
+  await writeEnvDir(path.join(platformDir, 'env'), configVars);
 
   const env = buildEnvironment({
     stack: opts.stack,
@@ -114,24 +152,40 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
     nodePath: process.execPath,
   });
 
-  const chosen = await chooseBuildpacks({ buildpacks: opts.buildpacks, buildDir, env, workDir: work, cacheRoot: opts.cacheRoot });
+  const target = await buildTarget();
+  const chosen = await chooseBuildpacks({
+    ...(await explicitList(opts.buildpacks, project, buildDir)),
+    builder: opts.builder,
+    buildDir,
+    env,
+    workDir: work,
+    cacheRoot: opts.cacheRoot,
+    platformDir,
+    scratchDir: path.join(work, 'detect'),
+    platform: { stack: opts.stack, target },
+    timeoutMs: opts.timeoutMs,
+  });
+  if (!appDir.stable && chosen.some((m) => m.kind === 'cnb')) {
+    log.warn(`Warning: building in ${buildDir}, a temporary dir: absolute paths Cloud Native Buildpacks write will not hold at run time; pass --app-dir (and the same slugrunner --app-dir)`);
+  }
   timer.mark('detect');
 
   // Compile holds the cache dir's lock and works on a private copy that is
   // published only on success: concurrent builds sharing a cache run their
   // compiles one at a time, and a failed or killed build leaves the cache as it was.
   const packedCache = path.join(work, 'cache.tgz');
+  let chain: ChainResult | undefined;
   const cacheSize = await withCacheDir(opts.cacheDir, async (cacheDir) => {
     if (opts.cacheUrls) await restoreCache(opts.cacheUrls.get, cacheDir);
     const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
     await runAppHook('pre-compile', [], ctx);
-    const exports = await compileAll(chosen, ctx);
-    await runAppHook('post-compile', exports, ctx);
+    chain = await compileChain(chosen, { ...ctx, platformDir, target });
+    await runAppHook('post-compile', chain.exports, ctx);
     return opts.cacheUrls ? packCache(cacheDir, packedCache, opts.mtime) : 0;
   });
   timer.mark('compile');
 
-  const released = await releaseAll(chosen, { buildDir, env, timeoutMs: opts.timeoutMs });
+  const { release: released } = await releaseChain(chosen, chain!.launch, { buildDir, env, timeoutMs: opts.timeoutMs });
   const processTypes = await discoverProcessTypes(buildDir, released, chosen);
   timer.mark('release');
 
@@ -144,7 +198,7 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
 
   const result: BuildResult = {
     slug,
-    buildpacks: chosen.map((bp) => ({ name: bp.name, origin: bp.origin })),
+    buildpacks: chosen.map(summaryEntry),
     processTypes,
     release: released,
     appDir: buildDir,
@@ -159,8 +213,25 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   return result;
 }
 
+function envList(list: Array<{ name: string; value: string }> | undefined): EnvVars {
+  return Object.fromEntries((list ?? []).map((e) => [e.name, e.value]));
+}
+
+/**
+ * The explicit buildpack list: the command line (--buildpack, BUILDPACK_URL),
+ * else project.toml's, which wins over `.buildpacks` (said in the log), else
+ * `.buildpacks` (read by choose.ts); empty means the builder's order.
+ */
+async function explicitList(given: string[], project: ProjectDescriptor | undefined, buildDir: string): Promise<{ buildpacks: ListedBuildpack[]; listedIn?: string }> {
+  if (given.length > 0) return { buildpacks: given };
+  if (!project || project.buildpacks.length === 0) return { buildpacks: [] };
+  if ((await appBuildpackList(buildDir)).length > 0) log.info('project.toml lists buildpacks: using them, not the ones in .buildpacks');
+  const buildpacks = project.buildpacks.map((b): ListedBuildpack => (b.uri ? resolveUri(b.uri, path.join(buildDir, 'project.toml')) : { id: b.id!, version: b.version }));
+  return { buildpacks, listedIn: 'project.toml' };
+}
+
 /** The merged buildpack defaults, then the app's Procfile over all of them. */
-async function discoverProcessTypes(buildDir: string, released: Release, chosen: ChosenBuildpack[]): Promise<ProcessTypes> {
+async function discoverProcessTypes(buildDir: string, released: Release, chosen: GroupMemberBuildpack[]): Promise<ProcessTypes> {
   log.step('Discovering process types');
   const procfileText = await readFile(path.join(buildDir, 'Procfile'), 'utf8').catch(() => undefined);
   const declared = procfileText === undefined ? {} : parseProcfile(procfileText);

@@ -22,6 +22,8 @@ import { build, type BuildOptions, type BuildResult } from './build.js';
 import { fromSlug } from './from-slug.js';
 import { checkPassEnv } from './buildpacks/build-env.js';
 import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
+import { checkAppDir } from './source/app-dir.js';
+import { readBuilderFile } from './buildpacks/builder-file.js';
 import { killAllChildren } from './buildpacks/run-script.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, parseImageFlags, type ImageFlags } from './cli/image-flags.js';
 import { preflight } from './cli/preflight.js';
@@ -44,6 +46,10 @@ Source (default: stdin, tar or tar.gz):
 Buildpacks (default: detect among the bundled ones):
   --buildpack DIR|URL      use this buildpack; repeat for several (env BUILDPACK_URL);
                            a directory, a git URL with optional #ref, or a .tgz/.tar URL
+  --builder FILE           a builder.toml (pack's schema): its [[order]] replaces the
+                           bundled buildpacks' order; [stack] id, [run] image, [[build.env]]
+  --app-dir DIR            build the app in place in DIR (absent or empty; default /app
+                           when it is empty and writable, else a temp dir)
 Build:
   -e, --env KEY=VALUE      config var for ENV_DIR; repeatable
   --env-file FILE          config vars from a dotenv file; repeatable
@@ -136,10 +142,12 @@ const BUILD_OPTIONS = {
   source: { type: 'string' },
   slug: { type: 'string' },
   buildpack: { type: 'string', multiple: true },
+  builder: { type: 'string' },
   env: { type: 'string', short: 'e', multiple: true },
   'env-file': { type: 'string', multiple: true },
   'pass-env': { type: 'string', multiple: true },
   app: { type: 'string' },
+  'app-dir': { type: 'string' },
   'cache-dir': { type: 'string' },
   'cache-url': { type: 'string' },
   'cache-put-url': { type: 'string' },
@@ -184,7 +192,9 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   const env = process.env;
   const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
   if (putUrl) checkPutUrl(putUrl);
-  const image = parseImageFlags(v);
+  const builder = v.builder !== undefined ? await readBuilderFile(v.builder) : undefined;
+  // The builder's run image is the default base for --image.
+  const image = parseImageFlags(v.image && !v['run-image'] && builder?.runImage ? { ...v, 'run-image': builder.runImage } : v);
   if (v.slug !== undefined) checkSlugFlags(v, image);
   const cacheGet = v['cache-url'] ?? (env.CACHE_URL || undefined);
   const cachePut = v['cache-put-url'] ?? (env.CACHE_PUT_URL || undefined);
@@ -205,12 +215,15 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
     source: v.source ?? (env.TAR_URL || undefined),
     stdin: process.stdin,
     buildpacks: v.buildpack && v.buildpack.length > 0 ? v.buildpack : bpFromEnv,
+    appDir: v['app-dir'] !== undefined ? await checkAppDir(v['app-dir']) : undefined,
     cacheDir: path.resolve(v['cache-dir'] ?? defaultCacheDir(cacheRoot, app)),
     cacheUrls: cacheGet ? { get: cacheGet, put: cachePut ?? cacheGet } : undefined,
     cacheRoot,
     configVars: await configVarsFrom(env.ENV_DIR || undefined, v['env-file'] ?? [], v.env ?? []),
     passEnv,
-    stack: v.stack ?? (env.STACK || DEFAULT_STACK),
+    builder,
+    // A builder's [stack] id beats STACK from the environment (the builder image sets one), not --stack.
+    stack: v.stack ?? builder?.stackId ?? (env.STACK || DEFAULT_STACK),
     sourceVersion: v['source-version'] ?? (env.SOURCE_VERSION || undefined),
     putUrl,
     timeoutMs: v.timeout ? parseDuration(v.timeout, '--timeout') : 15 * 60_000,

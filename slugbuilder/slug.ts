@@ -13,6 +13,7 @@ import { UserError, errnoCode, errorMessage } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
 import { packTree, type PackOptions } from '../shared/tar/pack.js';
 import { formatSize } from '../shared/units.js';
+import { APP_DIR_MARKER } from './source/app-dir.js';
 
 /** Pinned so the same zlib always gives the same bytes and digests. */
 export const GZIP_LEVEL = 6;
@@ -73,6 +74,11 @@ export interface CompressedTree {
   tarSha256?: string;
 }
 
+/** What a built app dir holds that is no part of the app: its git dir and the build's claim on the dir. */
+export function notInApp(rel: string): boolean {
+  return rel === '.git' || rel === APP_DIR_MARKER;
+}
+
 /** Tar `dir`, gzip it into `file`; a failure removes `file`. */
 export async function compressTree(dir: string, file: string, opts: CompressOptions): Promise<CompressedTree> {
   const tarMeter = opts.hashTar ? new Meter() : undefined;
@@ -97,6 +103,6 @@ export async function writeSlug(buildDir: string, file: string, opts: SlugOption
     maxBytes: opts.maxBytes,
     error: () => new UserError(`slug is larger than the ${formatSize(opts.maxBytes)} limit: remove files with .slugignore or raise --max-slug-size`),
   };
-  const out = await compressTree(buildDir, file, { pack: { prefix: './', mtime: opts.mtime, exclude: (rel) => rel === '.git' }, what: 'the slug', limit });
+  const out = await compressTree(buildDir, file, { pack: { prefix: './', mtime: opts.mtime, exclude: notInApp }, what: 'the slug', limit });
   return { path: file, size: out.size, sha256: out.sha256 };
 }

@@ -79,7 +79,7 @@ describe('slugbuilder', function () {
       const bytes = await readFile(slug);
       const json = JSON.parse(await readFile(summary, 'utf8'));
       expect(json.slug).to.deep.equal({ path: slug, size: bytes.length, sha256: sha256(bytes) });
-      expect(json.buildpacks).to.deep.equal([{ name: 'Noop', origin: noop }]);
+      expect(json.buildpacks).to.deep.equal([{ name: 'Noop', origin: noop, kind: 'classic' }]);
       expect(json.process_types).to.deep.equal({ web: 'node server.js', worker: 'node worker.js' });
       expect(json.stack).to.equal('heroku-24');
       expect(json.source_version).to.equal('abc123');

@@ -1,5 +1,5 @@
 /**
- * Every bundled buildpack as a whole: the detection order file, the classic
+ * Every bundled buildpack as a whole: the detection order (builder.toml), the classic
  * API's three executables, shellcheck-clean bash, and detection order on apps
  * that more than one buildpack would accept.
  */
@@ -8,13 +8,18 @@ import { constants } from 'node:fs';
 import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { parse as parseToml } from 'smol-toml';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
 import { BUILDPACKS, buildSlug } from './helpers/buildpack-harness.js';
 import { requirePythonVenv } from './helpers/tools.js';
 
+/** The groups of buildpacks/builder.toml, each one bundled buildpack named by uri, in detection order. */
 async function orderFile(): Promise<string[]> {
-  const text = await readFile(path.join(BUILDPACKS, 'order'), 'utf8');
-  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const builder = parseToml(await readFile(path.join(BUILDPACKS, 'builder.toml'), 'utf8')) as { order: Array<{ group: Array<{ uri: string }> }> };
+  return builder.order.map((o) => {
+    expect(o.group).to.have.length(1);
+    return o.group[0].uri;
+  });
 }
 
 async function hasShellcheck(): Promise<boolean> {
@@ -40,7 +45,7 @@ describe('bundled buildpacks', function () {
   this.timeout(180_000);
   after(removeTempDirs);
 
-  it('buildpacks/order lists every bundled buildpack once, with procfile last', async () => {
+  it('buildpacks/builder.toml orders every bundled buildpack once, with procfile last', async () => {
     const order = await orderFile();
     const dirs = (await readdir(BUILDPACKS, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
     expect([...order].sort()).to.deep.equal([...dirs].sort());

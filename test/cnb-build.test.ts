@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { buildCnb, classicBuildEnv, type CnbBuildInput, type CnbBuildpack } from '../slugbuilder/buildpacks/cnb/build.js';
 import { buildpackCacheDir, buildpackLayersDir, finalizeLayers } from '../slugbuilder/buildpacks/cnb/layers.js';
@@ -89,8 +89,8 @@ value = "example/web"
 [[slices]]
 paths = ["public/*", "assets"]
 TOML`);
-      const plan = [{ name: 'web', metadata: { version: '1.2', launch: true } }, { name: 'tools' }];
-      const target = { os: 'linux', arch: 'amd64', distroName: 'ubuntu', distroVersion: '24.04' };
+      const plan = [{ name: 'web', metadata: { version: '1.2', launch: true } }, { name: 'tools', metadata: {} }];
+      const target = { os: 'linux', arch: 'amd64', distro: { name: 'ubuntu', version: '24.04' } };
       const result = await buildCnb(input(bp, ws, { plan, target }));
 
       const layersDir = buildpackLayersDir(ws.appDir, 'example/web');
@@ -124,9 +124,7 @@ TOML`);
       await finalizeLayers({ appDir: ws.appDir, cacheDir: ws.cacheDir, buildpacks: [bp] });
       expect(await readFile(path.join(layersDir, 'web/bin/hello'), 'utf8')).to.equal('#!/bin/sh\necho hello\n');
       expect(existsSync(path.join(layersDir, 'launch.toml'))).to.equal(true);
-      expect(parseToml(await readFile(path.join(ws.appDir, '.layers/group.toml'), 'utf8'), 'group')).to.deep.equal({
-        group: [{ id: 'example/web', version: '0.0.1', api: '0.8' }],
-      });
+      expect(await readdir(path.join(ws.appDir, '.layers'))).to.deep.equal(['example_web']);
     });
 
     it('a failing bin/build is one line with the buildpack id, version and exit code', async () => {
@@ -222,7 +220,7 @@ mkdir -p "$L/stray"`;
 
   describe('build.toml unmet entries', () => {
     const UNMET = `printf '[[unmet]]\\nname = "node"\\n\\n[[unmet]]\\nname = "npm"\\n' > "$1/build.toml"`;
-    const plan = [{ name: 'node', metadata: { version: '20' } }, { name: 'npm' }, { name: 'yarn' }];
+    const plan = [{ name: 'node', metadata: { version: '20' } }, { name: 'npm', metadata: {} }, { name: 'yarn', metadata: {} }];
 
     it('fails with the names no later buildpack provides', async () => {
       const bp = await cnb('example/unmet', '0.9', UNMET);
@@ -237,7 +235,7 @@ mkdir -p "$L/stray"`;
     it('hands entries a later buildpack provides on, and rejects a name not in its plan', async () => {
       const bp = await cnb('example/unmet', '0.9', UNMET);
       const result = await buildCnb(input(bp, await workspace(), { plan, laterProvides: ['node', 'npm'] }));
-      expect(result.unmet).to.deep.equal([{ name: 'node', metadata: { version: '20' } }, { name: 'npm' }]);
+      expect(result.unmet).to.deep.equal([{ name: 'node', metadata: { version: '20' } }, { name: 'npm', metadata: {} }]);
       const file = path.join('.layers', 'example_stray', 'build.toml');
       const stray = await cnb('example/stray', '0.9', `printf '[[unmet]]\\nname = "ruby"\\n' > "$1/build.toml"`);
       const message = await failure(buildCnb(input(stray, await workspace(), { plan })));
@@ -266,7 +264,7 @@ printf 'launch-only' > "$1/tools/env.launch/MODE"`;
       const r1 = await buildCnb(input(first, ws, { env }));
       const tools = path.join(buildpackLayersDir(ws.appDir, first.id), 'tools');
       expect(r1.buildLayers).to.deep.equal([tools]);
-      const target = { os: 'linux', arch: 'arm64', distroName: 'ubuntu', distroVersion: '24.04' };
+      const target = { os: 'linux', arch: 'arm64', distro: { name: 'ubuntu', version: '24.04' } };
       await buildCnb(input(second, ws, { env, earlierBuildLayers: r1.buildLayers, target }));
       expect(await seen(path.join(ws.appDir, 'env.txt'))).to.deep.equal({
         PATH: `/platform/bin:${tools}/bin:${BASE_ENV.PATH}`,

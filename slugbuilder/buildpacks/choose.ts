@@ -1,28 +1,72 @@
 /**
- * Which buildpacks build the app. An explicit list (`--buildpack`,
- * BUILDPACK_URL, or the app's `.buildpacks` file) runs in full, in order, even
- * where a buildpack's detect says no, as on Heroku. Otherwise the bundled
- * buildpacks are tried in order and the first whose detect exits 0 wins.
+ * Which buildpacks build the app: one group of classic and Cloud Native
+ * Buildpacks, in chain order.
+ *
+ * An explicit list (`--buildpack`, BUILDPACK_URL, project.toml's buildpacks,
+ * the app's `.buildpacks`) is one group in that order. Its classic members
+ * run even where their detect says no, as on Heroku; its CNB members must
+ * pass detect and the group's plan must resolve, as pack requires of an
+ * explicit group (a composite expands to its order). Otherwise the builder
+ * file's order (`--builder`, else the bundled buildpacks/builder.toml) is
+ * detected and the first group that passes builds.
  */
 import { UserError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
-import { detect } from './classic/detect.js';
-import { appBuildpackList, bundledBuildpacks, prepareBuildpack, type ResolveOptions } from './prepare.js';
+import { readBuilderFile, builderLookup, type BuilderFile, type FetchedBuildpack } from './builder-file.js';
+import { detect as classicDetect } from './classic/detect.js';
+import { buildpackLabel, readBuildpackDescriptor, type BuildpackDescriptor, type GroupMember } from './cnb/descriptor.js';
+import type { PlatformInfo } from './cnb/detect.js';
+import { detectOrder, noGroupPassedMessage, type BuildpackLookup, type DetectOrderOptions, type OrderBuildpack } from './cnb/order.js';
+import type { Require } from './cnb/plan.js';
+import { appBuildpackList, BUNDLED_BUILDER, prepareBuildpack, type Buildpack, type ResolveOptions } from './prepare.js';
 
-export interface ChosenBuildpack {
-  /** What detect called it, else its directory's name. */
-  name: string;
+interface MemberBase {
   /** Where it came from, as it may be printed (no credentials). */
   origin: string;
   /** Working copy the scripts run from. */
   dir: string;
+  /** What exactly was fetched (git commit or tarball sha256); absent for a local directory. */
+  version?: Buildpack['version'];
 }
 
+export interface ClassicMember extends MemberBase {
+  kind: 'classic';
+  /** What detect called it, else its directory's name. */
+  name: string;
+}
+
+export interface CnbMember extends MemberBase {
+  kind: 'cnb';
+  /** id@version, for logs. */
+  name: string;
+  descriptor: BuildpackDescriptor;
+  /** The buildpack plan for its bin/build. */
+  plan: Require[];
+}
+
+export type GroupMemberBuildpack = ClassicMember | CnbMember;
+
+/** A classic member, the shape the classic compile and release steps take. */
+export type ChosenBuildpack = ClassicMember;
+
+/** A buildpack of an explicit list: a spec (directory, URL), or a CNB id (and version) found in the builder. */
+export type ListedBuildpack = string | { id: string; version?: string };
+
 export interface ChooseOptions extends ResolveOptions {
-  /** Explicit buildpacks from the command line; empty means the app's `.buildpacks`, then detection. */
-  buildpacks: string[];
+  /** Explicit buildpacks (command line, project.toml); empty means the app's `.buildpacks`, then the builder's order. */
+  buildpacks: ListedBuildpack[];
+  /** Where the explicit list came from, for the log. */
+  listedIn?: string;
+  /** The builder file; undefined: the bundled one. */
+  builder?: BuilderFile;
   buildDir: string;
   env: NodeJS.ProcessEnv;
+  /** Holds env/ with the config vars. */
+  platformDir: string;
+  /** Scratch space for detect's plan files. */
+  scratchDir: string;
+  platform: PlatformInfo;
+  timeoutMs?: number;
 }
 
 /** Said to whoever pushed an app no bundled buildpack recognises: the app-side fix first. */
@@ -30,29 +74,134 @@ export const NOTHING_DETECTED =
   'no buildpack detected this app: add a package.json (Node.js), requirements.txt or pyproject.toml (Python), index.html (static site) or a Procfile to it, ' +
   'or a .buildpacks file listing the buildpacks to use (slugbuilder users: or pass --buildpack or BUILDPACK_URL)';
 
-export async function chooseBuildpacks(o: ChooseOptions): Promise<ChosenBuildpack[]> {
+interface Prepared {
+  bp: Buildpack;
+  descriptor?: BuildpackDescriptor;
+}
+
+async function prepare(spec: string, o: ResolveOptions): Promise<Prepared> {
+  const bp = await prepareBuildpack(spec, o);
+  try {
+    return { bp, descriptor: await readBuildpackDescriptor(bp.dir) };
+  } catch (err) {
+    // Named by where the user's buildpack came from, not the build's working copy.
+    if (err instanceof UserError) throw new UserError(err.message.split(bp.dir).join(bp.origin));
+    throw err;
+  }
+}
+
+/** Every [[buildpacks]] entry of a builder file, fetched. */
+async function fetchBuilder(builder: BuilderFile, o: ResolveOptions): Promise<{ fetched: FetchedBuildpack[]; origins: Map<string, Buildpack> }> {
+  const fetched: FetchedBuildpack[] = [];
+  const origins = new Map<string, Buildpack>();
+  for (const entry of builder.buildpacks) {
+    const { bp, descriptor } = await prepare(entry.location, o);
+    fetched.push({ entry, dir: bp.dir, descriptor });
+    origins.set(bp.dir, { ...bp, origin: entry.uri });
+  }
+  return { fetched, origins };
+}
+
+/** The explicit list's members in the order they were listed. */
+function groupInOrder(explicit: ListedBuildpack[], bySpec: GroupMember[], byId: GroupMember[]): GroupMember[] {
+  let spec = 0;
+  let id = 0;
+  return explicit.map((e) => (typeof e === 'string' ? bySpec[spec++] : byId[id++]));
+}
+
+/** The one line for an explicit group that did not pass: the buildpack's own error first. */
+function explicitFailure(result: Awaited<ReturnType<typeof detectOrder>>): string {
+  if (result.errors.length > 0) return result.errors[0].message;
+  const reason = result.tried[0]?.replace(/^group 1: /, '') ?? 'no buildpack passed detect';
+  return `the buildpacks chosen for this app did not pass detection: ${reason}`;
+}
+
+export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBuildpack[]> {
   const resolve: ResolveOptions = { workDir: o.workDir, cacheRoot: o.cacheRoot };
-  const explicit = o.buildpacks.length > 0 ? o.buildpacks : await appBuildpackList(o.buildDir);
+  const bundled = o.builder === undefined;
+  const builder = o.builder ?? (await readBuilderFile(BUNDLED_BUILDER));
+  const classicNames = new Map<string, string>();
+  const origins = new Map<string, Buildpack>();
+  const detectClassic = async (bp: OrderBuildpack): Promise<boolean> => {
+    const found = await classicDetect(bp.dir, o.buildDir, o.env);
+    if (found.name) classicNames.set(bp.dir, found.name);
+    return found.detected;
+  };
+  const opts = (lookup: BuildpackLookup, classic: DetectOrderOptions['detectClassic']): DetectOrderOptions => ({
+    appDir: o.buildDir,
+    platformDir: o.platformDir,
+    scratchDir: o.scratchDir,
+    env: o.env,
+    platform: o.platform,
+    timeoutMs: o.timeoutMs,
+    lookup,
+    detectClassic: classic,
+  });
+
+  let result: Awaited<ReturnType<typeof detectOrder>>;
+  let explicit: ListedBuildpack[] = o.buildpacks;
+  let listedIn = o.listedIn;
+  if (explicit.length === 0) {
+    explicit = await appBuildpackList(o.buildDir);
+    if (explicit.length > 0) listedIn = '.buildpacks';
+  }
   if (explicit.length > 0) {
-    const chosen: ChosenBuildpack[] = [];
-    for (const spec of explicit) {
-      const bp = await prepareBuildpack(spec, resolve);
-      const found = await detect(bp.dir, o.buildDir, o.env);
-      const name = found.name ?? bp.name;
-      log.step(found.detected ? `${name} app detected` : `Using buildpack ${bp.origin}`);
-      chosen.push({ name, origin: bp.origin, dir: bp.dir });
+    if (listedIn) log.info(`Using the buildpacks listed in ${listedIn}`);
+    // Members named by id (a composite's) are found among the list and the builder's buildpacks.
+    const listed: Array<{ member: GroupMember; found: OrderBuildpack }> = [];
+    const byId: GroupMember[] = [];
+    for (const [i, spec] of explicit.entries()) {
+      if (typeof spec !== 'string') {
+        byId.push({ id: spec.id, version: spec.version, optional: false });
+        continue;
+      }
+      const { bp, descriptor } = await prepare(spec, resolve);
+      origins.set(bp.dir, bp);
+      const found: OrderBuildpack = { id: descriptor?.id ?? `#${i + 1} ${bp.origin}`, version: descriptor?.version, dir: bp.dir, descriptor };
+      listed.push({ member: { id: found.id, version: found.version, optional: false }, found });
     }
-    return chosen;
-  }
-  for (const dir of await bundledBuildpacks()) {
-    const bp = await prepareBuildpack(dir, resolve);
-    const found = await detect(bp.dir, o.buildDir, o.env);
-    if (found.detected) {
-      const name = found.name ?? bp.name;
-      log.step(`${name} app detected`);
-      return [{ name, origin: bp.origin, dir: bp.dir }];
+    let fromBuilder: BuildpackLookup | undefined;
+    const lookup: BuildpackLookup = async (m) => {
+      const hit = listed.find((l) => l.found.id === m.id && (!m.version || l.found.version === m.version));
+      if (hit) return hit.found;
+      if (!fromBuilder) {
+        const { fetched, origins: more } = await fetchBuilder(builder, resolve);
+        for (const [dir, bp] of more) origins.set(dir, bp);
+        fromBuilder = builderLookup({ ...builder, order: [] }, fetched);
+      }
+      return fromBuilder(m);
+    };
+    // An explicitly listed classic buildpack runs whatever its detect says.
+    const classic = async (bp: OrderBuildpack) => {
+      await detectClassic(bp);
+      return true;
+    };
+    result = await detectOrder([groupInOrder(explicit, listed.map((l) => l.member), byId)], opts(lookup, classic));
+    if (!result.group) throw new UserError(explicitFailure(result));
+  } else {
+    const { fetched, origins: more } = await fetchBuilder(builder, resolve);
+    for (const [dir, bp] of more) origins.set(dir, bp);
+    result = await detectOrder(builder.order, opts(builderLookup(builder, fetched), detectClassic));
+    if (!result.group) {
+      log.step('Unable to select a buildpack');
+      // The bundled buildpacks are all classic: the app-side hint says more than the groups tried.
+      throw new UserError(bundled && result.errors.length === 0 ? NOTHING_DETECTED : noGroupPassedMessage(result));
     }
   }
-  log.step('Unable to select a buildpack');
-  throw new UserError(NOTHING_DETECTED);
+  for (const e of result.errors) log.warn(`${e.message} (an optional buildpack, left out)`);
+
+  return result.group.map(({ buildpack, plan }) => {
+    const source = origins.get(buildpack.dir);
+    const base: MemberBase = { origin: source?.origin ?? buildpack.id, dir: buildpack.dir, ...(source?.version ? { version: source.version } : {}) };
+    const d = buildpack.descriptor;
+    if (d) {
+      const member: CnbMember = { ...base, kind: 'cnb', name: buildpackLabel(d), descriptor: d, plan };
+      log.step(`Detected buildpack ${member.name}`);
+      return member;
+    }
+    const detectedName = classicNames.get(buildpack.dir);
+    const name = detectedName ?? source?.name ?? buildpack.id;
+    log.step(detectedName ? `${name} app detected` : `Using buildpack ${base.origin}`);
+    return { ...base, kind: 'classic', name };
+  });
 }

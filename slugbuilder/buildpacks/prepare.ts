@@ -4,7 +4,7 @@
  * file into their own directory, and the bundled ones may sit read-only in
  * an image.
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../shared/copy-tree.js';
 import { packageRoot } from '../../shared/package.js';
@@ -30,21 +30,8 @@ async function isDirectory(p: string): Promise<boolean> {
   return stat(p).then((s) => s.isDirectory(), () => false);
 }
 
-/** Bundled buildpacks in detection order: `buildpacks/order` if present, else name order. */
-export async function bundledBuildpacks(root = BUNDLED_DIR): Promise<string[]> {
-  let names: string[];
-  try {
-    names = (await readFile(path.join(root, 'order'), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  } catch {
-    names = (await readdir(root)).sort();
-  }
-  const dirs: string[] = [];
-  for (const name of names) {
-    const dir = path.join(root, name);
-    if (await isDirectory(path.join(dir, 'bin'))) dirs.push(dir);
-  }
-  return dirs;
-}
+/** The bundled buildpacks' order, as a builder file: the default when no --builder is given. */
+export const BUNDLED_BUILDER = path.join(BUNDLED_DIR, 'builder.toml');
 
 /** A `.buildpacks` file in the app (heroku-buildpack-multi convention): one spec per line. */
 export async function appBuildpackList(buildDir: string): Promise<string[]> {
@@ -74,8 +61,10 @@ export async function prepareBuildpack(spec: string, opts: ResolveOptions): Prom
   counter += 1;
   const slot = (name: string) => path.join(opts.workDir, 'buildpacks', `${counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack'}`);
   if (await isDirectory(spec)) {
-    if (!(await isDirectory(path.join(spec, 'bin')))) {
-      throw new UserError(`buildpack ${spec} has no bin/ directory: a buildpack needs bin/compile`);
+    // A composite CNB has buildpack.toml and no bin/.
+    const composite = await stat(path.join(spec, 'buildpack.toml')).then((s) => s.isFile(), () => false);
+    if (!composite && !(await isDirectory(path.join(spec, 'bin')))) {
+      throw new UserError(`buildpack ${spec} has no bin/ directory: a buildpack needs bin/compile (or buildpack.toml, for a Cloud Native Buildpack)`);
     }
     const name = path.basename(path.resolve(spec));
     const dir = slot(name);

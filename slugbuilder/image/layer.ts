@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { UserError } from '../../shared/errors.js';
-import { compressTree } from '../slug.js';
+import { compressTree, notInApp } from '../slug.js';
 
 export interface LayerOptions {
   uid: number;
@@ -35,7 +35,7 @@ export async function writeLayer(appDir: string, opts: LayerOptions): Promise<La
   const outFile = path.resolve(opts.outFile);
   const out = await compressTree(appDir, outFile, {
     // Group 0 ownership means "any UID in group 0 runs this" (OpenShift): let the group write too.
-    pack: { prefix: 'app/', uid: opts.uid, gid: opts.gid, mtime: opts.mtime, groupWritable: opts.gid === 0, exclude: opts.exclude },
+    pack: { prefix: 'app/', uid: opts.uid, gid: opts.gid, mtime: opts.mtime, groupWritable: opts.gid === 0, exclude: (rel) => notInApp(rel) || (opts.exclude?.(rel) ?? false) },
     what: 'the image layer',
     hashTar: true,
   });

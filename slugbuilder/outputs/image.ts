@@ -17,8 +17,6 @@ import { stageImage } from '../image/image-writer.js';
 import { writeLayer, type LayerResult } from '../image/layer.js';
 import type { Delivery, Output } from './deliver.js';
 
-/** A build result may carry the labels of the chain's CNBs (launch.toml [[labels]]). */
-export type ImageBuildResult = BuildResult & { labels?: Record<string, string> };
 
 interface WholeLayer {
   layer: LayerResult;
@@ -28,9 +26,9 @@ interface WholeLayer {
   tempDir?: string;
 }
 
-/** The app's labels: metadata.toml's [[labels]], then the build result's; slugkit's own prefix refused with a warning. */
-async function labelsOf(result: ImageBuildResult): Promise<Record<string, string>> {
-  const labels = { ...(await readAppLabels(result.appDir)), ...(result.labels ?? {}) };
+/** The app's labels (the CNBs' launch.toml [[labels]], kept in metadata.toml); slugkit's own prefix refused with a warning. */
+async function labelsOf(result: BuildResult): Promise<Record<string, string>> {
+  const labels = await readAppLabels(result.appDir);
   for (const key of Object.keys(labels)) {
     if (!key.startsWith(RESERVED_LABEL_PREFIX)) continue;
     log.warn(`Warning: label ${key} is left out: ${RESERVED_LABEL_PREFIX}* labels are slugkit's own`);
@@ -60,7 +58,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
     });
   }
   if (plan) {
-    outputs.push(async (result: ImageBuildResult): Promise<Delivery> => {
+    outputs.push(async (result: BuildResult): Promise<Delivery> => {
       let tempDir: string | undefined;
       const dropTemp = async () => {
         if (tempDir) await removeTemp(tempDir);

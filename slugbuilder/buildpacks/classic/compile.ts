@@ -1,8 +1,8 @@
 /**
- * Compile phase of a chain: `bin/compile BUILD_DIR CACHE_DIR ENV_DIR` for each
- * buildpack in turn, each with the `export` files of the ones before it
- * sourced, so PATH and friends carry over (multi-buildpack contract); the
- * app's own `bin/pre-compile` and `bin/post-compile` around them.
+ * Compile of a classic buildpack: `bin/compile BUILD_DIR CACHE_DIR ENV_DIR`
+ * with the `export` files of the buildpacks before it sourced, so PATH and
+ * friends carry over (multi-buildpack contract; chain.ts runs the group);
+ * the app's own `bin/pre-compile` and `bin/post-compile` around the chain.
  */
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,19 +20,12 @@ async function isExecutable(file: string): Promise<boolean> {
   return access(file, constants.X_OK).then(() => true, () => false);
 }
 
-/** Runs every buildpack's compile, in order. Returns the export files for later steps. */
-export async function compileAll(buildpacks: ChosenBuildpack[], ctx: CompileContext): Promise<string[]> {
-  const exports: string[] = [];
-  for (const bp of buildpacks) {
-    const compile = path.join(bp.dir, 'bin', 'compile');
-    if (!(await isExecutable(compile))) throw new UserError(`buildpack ${bp.name} has no executable bin/compile: add one to the buildpack`);
-    if (buildpacks.length > 1) log.step(`Running buildpack ${bp.name}`);
-    // "failed to compile" is the classic wording operators grep their logs for.
-    await runWithExports(exports, compile, [ctx.buildDir, ctx.cacheDir, ctx.envDir], ctx, `Buildpack ${bp.name}`, 'failed to compile');
-    const exportFile = path.join(bp.dir, 'export');
-    if (await access(exportFile).then(() => true, () => false)) exports.push(exportFile);
-  }
-  return exports;
+/** Runs one classic buildpack's compile with the earlier `export` files sourced. */
+export async function compileOne(bp: ChosenBuildpack, exports: readonly string[], ctx: CompileContext): Promise<void> {
+  const compile = path.join(bp.dir, 'bin', 'compile');
+  if (!(await isExecutable(compile))) throw new UserError(`buildpack ${bp.name} has no executable bin/compile: add one to the buildpack`);
+  // "failed to compile" is the classic wording operators grep their logs for.
+  await runWithExports([...exports], compile, [ctx.buildDir, ctx.cacheDir, ctx.envDir], ctx, `Buildpack ${bp.name}`, 'failed to compile');
 }
 
 /** `bin/pre-compile` and `bin/post-compile` in the app itself (Heroku's Python convention, herokuish's hooks). */

@@ -1,8 +1,8 @@
 /**
  * Release phase: every buildpack's `bin/release BUILD_DIR` prints YAML with
  * default process types, config vars and addons. They are merged in chain
- * order, a later buildpack winning, and the result is saved as
- * BUILD_DIR/.release, where slugrunner reads it.
+ * order (with the CNBs' processes, chain.ts), a later buildpack winning, and
+ * the result is saved as BUILD_DIR/.release, where slugrunner reads it.
  */
 import { access, constants, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -32,13 +32,9 @@ export function mergeReleases(releases: Release[]): Release {
   };
 }
 
-/** Runs the chain's releases in order and writes the merged result to BUILD_DIR/.release. */
-export async function releaseAll(buildpacks: ChosenBuildpack[], ctx: ScriptContext): Promise<Release> {
-  const releases: Release[] = [];
-  for (const bp of buildpacks) releases.push(await release(bp, ctx));
-  const merged = mergeReleases(releases);
-  await writeFile(path.join(ctx.buildDir, '.release'), await releaseYaml(merged));
-  return merged;
+/** Writes the chain's merged release to BUILD_DIR/.release, where slugrunner reads it. */
+export async function writeRelease(buildDir: string, merged: Release): Promise<void> {
+  await writeFile(path.join(buildDir, '.release'), await releaseYaml(merged));
 }
 
 /** The merged release as YAML, empty fields left out (`--- {}` when nothing was released). */

@@ -12,8 +12,9 @@ import path from 'node:path';
 import { forget, removeOnExit } from '../../../shared/fs.js';
 import { UserError } from '../../../shared/errors.js';
 import { apiAtLeast, applyBuildLayers, applyPlatformEnv, type Env } from '../../../shared/layer-env.js';
-import { toToml, type TomlTable } from '../../../shared/toml.js';
 import { runScript } from '../run-script.js';
+import { targetEnv, type BuildTarget } from './detect.js';
+import { buildpackPlanToml, type Require } from './plan.js';
 import { buildLayerDirs, collectLayers, restoreLayers, type CnbRef, type Layer } from './layers.js';
 import { readLaunchToml, readUnmet, type LaunchMetadata } from './launch-toml.js';
 
@@ -24,20 +25,8 @@ export interface CnbBuildpack extends CnbRef {
   clearEnv?: boolean;
 }
 
-/** The build's target, given to API 0.10+ buildpacks as CNB_TARGET_*. */
-export interface CnbTarget {
-  os: string;
-  arch: string;
-  archVariant?: string;
-  distroName?: string;
-  distroVersion?: string;
-}
-
 /** One entry of a buildpack plan: a require whose name this buildpack provided. */
-export interface PlanEntry {
-  name: string;
-  metadata?: TomlTable;
-}
+export type PlanEntry = Require;
 
 export interface CnbBuildInput {
   buildpack: CnbBuildpack;
@@ -51,7 +40,7 @@ export interface CnbBuildInput {
   env: Env;
   /** Build layer dirs of the buildpacks before this one, in order (earlier results' buildLayers). */
   earlierBuildLayers?: readonly string[];
-  target?: CnbTarget;
+  target?: BuildTarget;
   /** API 0.12 CNB_EXEC_ENV; production when not given. */
   execEnv?: string;
   /**
@@ -61,6 +50,8 @@ export interface CnbBuildInput {
    */
   laterProvides?: readonly string[];
   timeoutMs?: number;
+  /** `export` files of earlier classic buildpacks: sourced before bin/build, as for a classic compile. */
+  exports?: readonly string[];
 }
 
 export interface CnbBuildResult {
@@ -73,26 +64,11 @@ export interface CnbBuildResult {
   unmet: PlanEntry[];
 }
 
+/** The same bash helper run-script.ts's runWithExports uses: source each export file, then exec. */
+const SOURCE_EXPORTS_THEN_EXEC = 'n=$1; shift; for ((i = 0; i < n; i++)); do . "$1" || exit 1; shift; done; exec "$@"';
+
 function label(bp: CnbRef): string {
   return `buildpack ${bp.id}@${bp.version}`;
-}
-
-/** The buildpack plan file: `[[entries]] name` with `[entries.metadata]`. */
-export function planToml(entries: readonly PlanEntry[]): string {
-  if (entries.length === 0) return '';
-  return toToml({ entries: entries.map((e) => ({ name: e.name, metadata: e.metadata ?? {} })) });
-}
-
-function targetEnv(target: CnbTarget | undefined): Env {
-  if (!target) return {};
-  const vars: Array<[string, string | undefined]> = [
-    ['CNB_TARGET_OS', target.os],
-    ['CNB_TARGET_ARCH', target.arch],
-    ['CNB_TARGET_ARCH_VARIANT', target.archVariant],
-    ['CNB_TARGET_DISTRO_NAME', target.distroName],
-    ['CNB_TARGET_DISTRO_VERSION', target.distroVersion],
-  ];
-  return Object.fromEntries(vars.filter((v): v is [string, string] => Boolean(v[1])));
 }
 
 /**
@@ -120,10 +96,15 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
     CNB_PLATFORM_DIR: input.platformDir,
     CNB_BP_PLAN_PATH: planPath,
   };
-  if (apiAtLeast(bp.api, '0.10')) env = { ...env, ...targetEnv(input.target) };
+  if (input.target) env = { ...env, ...targetEnv(bp.api, input.target) };
   if (apiAtLeast(bp.api, '0.12')) env = { ...env, CNB_EXEC_ENV: input.execEnv ?? 'production' };
 
-  const result = await runScript(script, [layersDir, input.platformDir, planPath], {
+  // A classic buildpack's `export` reaches later CNBs as it reaches later classic ones.
+  const exports = input.exports ?? [];
+  const [file, args] = exports.length === 0
+    ? [script, [layersDir, input.platformDir, planPath]]
+    : ['bash', ['-c', SOURCE_EXPORTS_THEN_EXEC, 'slugbuilder', String(exports.length), ...exports, script, layersDir, input.platformDir, planPath]];
+  const result = await runScript(file, args, {
     env,
     cwd: input.appDir,
     timeoutMs: input.timeoutMs,
@@ -141,7 +122,7 @@ export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
   removeOnExit(planDir);
   try {
     const planPath = path.join(planDir, 'plan.toml');
-    await writeFile(planPath, planToml(input.plan));
+    await writeFile(planPath, buildpackPlanToml(input.plan));
     await runBuild(input, layersDir, planPath);
   } finally {
     await rm(planDir, { recursive: true, force: true });

@@ -57,22 +57,14 @@ export interface BuildpackDescriptor {
   order: GroupMember[][];
 }
 
-/** Numeric comparison of "major.minor" Buildpack API versions: apiAtLeast('0.10', '0.9') is true. */
-export function apiAtLeast(api: string, min: string): boolean {
-  const [a1, a2] = api.split('.').map(Number);
-  const [b1, b2] = min.split('.').map(Number);
-  return a1 !== b1 ? a1 > b1 : a2 >= b2;
-}
+/** Shared with the runner, which reads launch layers per API too. */
+export { apiAtLeast } from '../../../shared/layer-env.js';
 
 /** How a buildpack is named in messages: id@version. */
 export function buildpackLabel(d: { id: string; version?: string }): string {
   return d.version ? `${d.id}@${d.version}` : d.id;
 }
 
-/** The directory name a buildpack's layers live under: its id with / as _. */
-export function layersDirName(id: string): string {
-  return id.replace(/\//g, '_');
-}
 
 async function exists(p: string): Promise<'file' | 'dir' | undefined> {
   return stat(p).then(

@@ -3,12 +3,13 @@
  * buildpack support this build's stack (Buildpack API before 0.10) or
  * target (os/arch/distro, 0.10 on)?
  */
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readEnvDir } from '../../../shared/env-dir.js';
 import { UserError } from '../../../shared/errors.js';
 import { runScript } from '../run-script.js';
-import { apiAtLeast, buildpackLabel, layersDirName, type BuildpackDescriptor, type Target } from './descriptor.js';
+import { apiAtLeast, applyPlatformEnv } from '../../../shared/layer-env.js';
+import { buildpackLabel, type BuildpackDescriptor, type Target } from './descriptor.js';
+import { escapeId } from './layers.js';
 import { parseBuildPlan, type BuildPlan } from './plan.js';
 
 /** The machine a build runs for, in OCI names (os linux, arch amd64/arm64). */
@@ -107,25 +108,6 @@ export function targetEnv(api: string, target: BuildTarget): Record<string, stri
   return env;
 }
 
-/** Variables the platform env prepends to instead of replacing, as the lifecycle does. */
-const PATH_LIKE = new Set(['PATH', 'LD_LIBRARY_PATH', 'LIBRARY_PATH', 'CPATH', 'PKG_CONFIG_PATH']);
-
-/**
- * `base` plus the config vars in `<platformDir>/env` (one file each), unless
- * the buildpack asked for clear-env. Path-like variables are prepended.
- */
-export async function withPlatformEnv(base: NodeJS.ProcessEnv, platformDir: string, clearEnv: boolean): Promise<NodeJS.ProcessEnv> {
-  const env = { ...base };
-  if (clearEnv) return env;
-  const envDir = path.join(platformDir, 'env');
-  const present = await readdir(envDir).then(() => true, () => false);
-  if (!present) return env;
-  for (const [name, value] of Object.entries(await readEnvDir(envDir))) {
-    env[name] = PATH_LIKE.has(name) && env[name] ? `${value}${path.delimiter}${env[name]}` : value;
-  }
-  return env;
-}
-
 export interface DetectContext {
   appDir: string;
   platformDir: string;
@@ -156,12 +138,13 @@ function failureLine(who: string, r: { exitCode?: number; signal?: string; timed
  */
 export async function detectCnb(d: BuildpackDescriptor, ctx: DetectContext): Promise<DetectOutcome> {
   const who = buildpackLabel(d);
-  const planDir = path.join(ctx.scratchDir, `${layersDirName(d.id)}@${d.version ?? ''}`);
+  const planDir = path.join(ctx.scratchDir, `${escapeId(d.id)}@${d.version ?? ''}`);
   await mkdir(planDir, { recursive: true });
   const planPath = path.join(planDir, 'plan.toml');
   await writeFile(planPath, '');
 
-  const env = await withPlatformEnv(ctx.env, ctx.platformDir, d.clearEnv);
+  const base = Object.fromEntries(Object.entries(ctx.env).filter((e): e is [string, string] => e[1] !== undefined));
+  const env: NodeJS.ProcessEnv = d.clearEnv ? base : await applyPlatformEnv(base, ctx.platformDir);
   Object.assign(env, {
     CNB_BUILDPACK_DIR: d.dir,
     CNB_PLATFORM_DIR: ctx.platformDir,

@@ -221,11 +221,10 @@ async function keepLaunchOnly(layersDir: string, bp: CnbRef): Promise<void> {
  * ones, so nothing is removed before): saves each buildpack's cache and
  * launch layers and store.toml to the cache, drops the kept layers of
  * buildpacks no longer in the build, removes everything but launch layers
- * and launch.toml from the app, and writes `<appDir>/.layers/group.toml`
- * (the buildpacks in order, with their API) for the runner.
+ * and launch.toml from the app. (The runner's metadata.toml is written
+ * after the release, metadata.ts.)
  */
 export async function finalizeLayers(opts: { appDir: string; cacheDir?: string; buildpacks: readonly CnbRef[] }): Promise<void> {
-  const root = layersRoot(opts.appDir);
   if (opts.cacheDir) {
     for (const bp of opts.buildpacks) await saveToCache(buildpackLayersDir(opts.appDir, bp.id), opts.cacheDir, bp);
     const ran = new Set(opts.buildpacks.map((bp) => escapeId(bp.id)));
@@ -235,8 +234,4 @@ export async function finalizeLayers(opts: { appDir: string; cacheDir?: string; 
     }
   }
   for (const bp of opts.buildpacks) await keepLaunchOnly(buildpackLayersDir(opts.appDir, bp.id), bp);
-  if (opts.buildpacks.length === 0) return;
-  await mkdir(root, { recursive: true });
-  const group = opts.buildpacks.map((bp) => ({ id: bp.id, version: bp.version, api: bp.api }));
-  await writeFile(path.join(root, 'group.toml'), toToml({ group }));
 }

@@ -73,9 +73,10 @@ export function parseBuildPlan(text: string, who: string): BuildPlan {
   }
 }
 
-/** The `$3` file of bin/build: `[[entries]] name` (+ version) + `[entries.metadata]`. */
-export function buildpackPlanToml(plan: Require[]): string {
-  return toToml({ entries: plan.map((r) => ({ ...r })) });
+/** The `$3` file of bin/build: `[[entries]] name` (+ version) + `[entries.metadata]`; empty for no entries. */
+export function buildpackPlanToml(plan: readonly Require[]): string {
+  if (plan.length === 0) return '';
+  return toToml({ entries: plan.map((r) => ({ ...r, metadata: r.metadata ?? {} })) });
 }
 
 /** A group member as the resolver sees it: a key, whether it may be dropped, its plan. */
