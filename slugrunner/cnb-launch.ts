@@ -11,27 +11,11 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../shared/errors.js';
 import { apiAtLeast, launchEnv, launchLayerDirs, runExecD, type Env } from '../shared/layer-env.js';
-import { readTomlFile, type TomlTable } from '../shared/toml.js';
-import { CNB_METADATA } from './environment.js';
+import { layersDirName, readLaunchMetadata, type LaunchBuildpack, type LaunchProcess } from '../shared/launch-metadata.js';
 import { quoteWords, type Start } from './launcher.js';
 
-export interface CnbBuildpack {
-  id: string;
-  version?: string;
-  api: string;
-}
-
-export interface CnbProcess {
-  type: string;
-  command: string[];
-  args: string[];
-  /** false: a shell process (API < 0.9 without `direct = true`). */
-  direct: boolean;
-  default: boolean;
-  workingDir?: string;
-  buildpackId?: string;
-  buildpackApi: string;
-}
+export type CnbBuildpack = LaunchBuildpack;
+export type CnbProcess = LaunchProcess;
 
 export interface CnbApp {
   appDir: string;
@@ -42,65 +26,21 @@ export interface CnbApp {
   defaultType?: string;
 }
 
-const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-
-/** Reads the app's metadata.toml; every problem is one line naming the file and the key. */
+/** Reads the app's launch metadata; every problem is one line naming the file and the key. */
 export async function readCnbApp(appDir: string): Promise<CnbApp> {
-  const file = path.join(appDir, CNB_METADATA);
-  const doc = (await readTomlFile(file)) ?? {};
-  const fail = (what: string): never => {
-    throw new UserError(`${file}: ${what}; rebuild the app`);
-  };
-  const tables = (key: string): TomlTable[] => {
-    const v = doc[key];
-    if (v === undefined) return [];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x))) fail(`${key} must be an array of tables`);
-    return v as TomlTable[];
-  };
-
-  const buildpacks: CnbBuildpack[] = tables('buildpacks').map((bp, i) => {
-    if (typeof bp.id !== 'string' || !bp.id) fail(`buildpacks[${i}].id must be a string`);
-    if (typeof bp.api !== 'string' || !/^\d+(\.\d+)?$/.test(bp.api)) fail(`buildpacks[${i}].api must be a version string like "0.10"`);
-    return { id: bp.id as string, version: typeof bp.version === 'string' ? bp.version : undefined, api: bp.api as string };
-  });
-
+  const meta = await readLaunchMetadata(appDir);
   const processes: Record<string, CnbProcess> = {};
   let defaultType: string | undefined;
-  tables('processes').forEach((p, i) => {
-    const where = `processes[${i}]`;
-    if (typeof p.type !== 'string' || !/^[A-Za-z0-9._-]+$/.test(p.type)) fail(`${where}.type must be letters, digits, ".", "_" or "-"`);
-    // Commands of API < 0.9 are strings; the builder stores them as [string], but take either.
-    const command = typeof p.command === 'string' ? [p.command] : p.command;
-    if (!isStrings(command) || command.length === 0 || command[0] === '') fail(`${where}.command must be a non-empty array of strings`);
-    if (p.args !== undefined && !isStrings(p.args)) fail(`${where}.args must be an array of strings`);
-    for (const key of ['direct', 'default'] as const) {
-      if (p[key] !== undefined && typeof p[key] !== 'boolean') fail(`${where}.${key} must be true or false`);
-    }
-    if (p['working-dir'] !== undefined && typeof p['working-dir'] !== 'string') fail(`${where}.working-dir must be a string`);
-    const buildpackId = typeof p['buildpack-id'] === 'string' ? p['buildpack-id'] : undefined;
-    const api = typeof p['buildpack-api'] === 'string' ? p['buildpack-api'] : buildpacks.find((bp) => bp.id === buildpackId)?.api;
-    if (!api) fail(`${where} names no buildpack-api and no listed buildpack-id`);
-    const type = p.type as string;
-    processes[type] = {
-      type,
-      command: command as string[],
-      args: (p.args as string[] | undefined) ?? [],
-      // From API 0.9 every process is direct; before, only one that says so.
-      direct: typeof p.direct === 'boolean' ? p.direct : apiAtLeast(api as string, '0.9'),
-      default: p.default === true,
-      workingDir: (p['working-dir'] as string | undefined) || undefined,
-      buildpackId,
-      buildpackApi: api as string,
-    };
-    if (p.default === true) defaultType = type;
-  });
-  return { appDir, buildpacks, processes, defaultType };
+  for (const p of meta?.processes ?? []) {
+    processes[p.type] = p;
+    if (p.default) defaultType = p.type;
+  }
+  return { appDir, buildpacks: meta?.buildpacks ?? [], processes, defaultType };
 }
 
-const escapeId = (id: string) => id.replace(/\//g, '_');
 
 function buildpackLayersDir(app: CnbApp, bp: CnbBuildpack): string {
-  return path.join(app.appDir, '.layers', escapeId(bp.id));
+  return path.join(app.appDir, '.layers', layersDirName(bp.id));
 }
 
 /**

@@ -9,7 +9,10 @@ import path from 'node:path';
 import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
 import { parseRelease, type Release } from '../shared/release.js';
 
-/** Where the builder leaves a Cloud Native Buildpack app's processes and buildpacks. */
+/**
+ * shared/launch-metadata.ts's LAUNCH_METADATA, said again here so that a
+ * classic start only checks for the file and loads no TOML parser.
+ */
 export const CNB_METADATA = path.join('.layers', 'config', 'metadata.toml');
 
 export interface AppInfo {

@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { removeTempDirs, RUNNER, runRunner, tempDir, waitForFile, writeTree, type FileSpec } from './helpers/cli.js';
+import { layersDirName } from '../shared/launch-metadata.js';
 
 const exe = (body: string): FileSpec => ({ content: `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, mode: 0o755 });
 
@@ -32,7 +33,6 @@ interface AppLayout {
   files?: Record<string, FileSpec>;
 }
 
-const escapeId = (id: string) => id.replace(/\//g, '_');
 
 /** Writes a built CNB app into `appDir`; every launch layer gets its `<layer>.toml`. */
 async function writeCnbApp(appDir: string, layout: AppLayout): Promise<string> {
@@ -40,7 +40,7 @@ async function writeCnbApp(appDir: string, layout: AppLayout): Promise<string> {
   const files: Record<string, FileSpec> = { '.release': '--- {}\n', ...layout.files };
   const metadata: string[] = [];
   for (const bp of layout.buildpacks) {
-    const bpDir = `.layers/${escapeId(bp.id)}`;
+    const bpDir = `.layers/${layersDirName(bp.id)}`;
     const layerNames = new Set<string>();
     for (const [rel, spec] of Object.entries(bp.layers ?? {})) {
       files[`${bpDir}/${rel}`] = spec;

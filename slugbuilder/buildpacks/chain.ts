@@ -15,7 +15,8 @@ import { buildCnb, classicBuildEnv } from './cnb/build.js';
 import type { BuildTarget } from './cnb/detect.js';
 import { finalizeLayers, type CnbRef } from './cnb/layers.js';
 import type { CnbProcess, LaunchMetadata } from './cnb/launch-toml.js';
-import { mergeLabels, shellCommand, writeLaunchMetadata } from './cnb/metadata.js';
+import { writeLaunchMetadata } from '../../shared/launch-metadata.js';
+import { mergeLabels, shellCommand } from './cnb/metadata.js';
 import { mergeReleases, release, writeRelease } from './classic/release.js';
 import { emptyRelease, type Release } from '../../shared/release.js';
 import type { ScriptContext } from './run-script.js';
@@ -114,6 +115,10 @@ export async function releaseChain(group: readonly GroupMemberBuildpack[], launc
   const launches = group.flatMap((m) => (m.kind === 'cnb' ? [launch.get(m.dir) ?? { processes: [], labels: [], slices: [] }] : []));
   const labels = mergeLabels(launches);
   const processes = [...winners.values()].filter((p): p is CnbProcess => p !== undefined);
-  await writeLaunchMetadata(ctx.buildDir, { buildpacks: cnbRefs(group), processes, labels });
+  await writeLaunchMetadata(ctx.buildDir, {
+    buildpacks: cnbRefs(group),
+    processes: processes.map(({ api, ...p }) => ({ ...p, buildpackApi: api })),
+    labels,
+  });
   return { release: merged, labels };
 }

@@ -9,7 +9,7 @@ import { UserError } from '../../../shared/errors.js';
 import { runScript } from '../run-script.js';
 import { apiAtLeast, applyPlatformEnv } from '../../../shared/layer-env.js';
 import { buildpackLabel, type BuildpackDescriptor, type Target } from './descriptor.js';
-import { escapeId } from './layers.js';
+import { layersDirName } from '../../../shared/launch-metadata.js';
 import { parseBuildPlan, type BuildPlan } from './plan.js';
 
 /** The machine a build runs for, in OCI names (os linux, arch amd64/arm64). */
@@ -138,7 +138,7 @@ function failureLine(who: string, r: { exitCode?: number; signal?: string; timed
  */
 export async function detectCnb(d: BuildpackDescriptor, ctx: DetectContext): Promise<DetectOutcome> {
   const who = buildpackLabel(d);
-  const planDir = path.join(ctx.scratchDir, `${escapeId(d.id)}@${d.version ?? ''}`);
+  const planDir = path.join(ctx.scratchDir, `${layersDirName(d.id)}@${d.version ?? ''}`);
   await mkdir(planDir, { recursive: true });
   const planPath = path.join(planDir, 'plan.toml');
   await writeFile(planPath, '');

@@ -17,6 +17,7 @@ import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
 import { UserError } from '../../../shared/errors.js';
+import { layersDirName } from '../../../shared/launch-metadata.js';
 import { readTomlFile, toToml, type TomlTable } from '../../../shared/toml.js';
 
 export interface CnbRef {
@@ -38,22 +39,18 @@ export interface Layer {
 /** Files in a buildpack's layers dir that are not layers. */
 const RESERVED = new Set(['launch', 'build', 'store']);
 
-export function escapeId(id: string): string {
-  return id.replace(/\//g, '_');
-}
-
 export function layersRoot(appDir: string): string {
   return path.join(appDir, '.layers');
 }
 
 /** `<appDir>/.layers/<id with / as _>`: the buildpack's $1 and CNB_LAYERS_DIR. */
 export function buildpackLayersDir(appDir: string, id: string): string {
-  return path.join(layersRoot(appDir), escapeId(id));
+  return path.join(layersRoot(appDir), layersDirName(id));
 }
 
 /** `<cacheDir>/.cnb/<id with / as _>`: the buildpack's layers kept between builds. */
 export function buildpackCacheDir(cacheDir: string, id: string): string {
-  return path.join(cacheDir, '.cnb', escapeId(id));
+  return path.join(cacheDir, '.cnb', layersDirName(id));
 }
 
 function label(bp: CnbRef): string {
@@ -227,7 +224,7 @@ async function keepLaunchOnly(layersDir: string, bp: CnbRef): Promise<void> {
 export async function finalizeLayers(opts: { appDir: string; cacheDir?: string; buildpacks: readonly CnbRef[] }): Promise<void> {
   if (opts.cacheDir) {
     for (const bp of opts.buildpacks) await saveToCache(buildpackLayersDir(opts.appDir, bp.id), opts.cacheDir, bp);
-    const ran = new Set(opts.buildpacks.map((bp) => escapeId(bp.id)));
+    const ran = new Set(opts.buildpacks.map((bp) => layersDirName(bp.id)));
     const cnbCache = path.join(opts.cacheDir, '.cnb');
     for (const name of await readdir(cnbCache).catch(() => [] as string[])) {
       if (!ran.has(name)) await rm(path.join(cnbCache, name), { recursive: true, force: true });

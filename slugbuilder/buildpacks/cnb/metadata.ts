@@ -1,21 +1,11 @@
 /**
- * The app's launch metadata, the contract between slugbuilder and
- * slugrunner: `<app>/.layers/config/metadata.toml` (the lifecycle's file
- * name) lists the group's CNBs, the CNB processes that won the chain's merge
- * and the image labels. Every process type also goes into `.release` as a
- * shell command line, so a classic runner can still start it.
+ * What the chain's CNB processes and labels become at release: every process
+ * type goes into `.release` as a shell command line, so a classic runner can
+ * still start it, and the labels merge in chain order. The launch metadata
+ * itself is shared/launch-metadata.ts.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { toToml } from '../../../shared/toml.js';
 import type { CnbProcess, LaunchMetadata } from './launch-toml.js';
-import { layersRoot, type CnbRef } from './layers.js';
 
-export interface LaunchInfo {
-  buildpacks: CnbRef[];
-  processes: CnbProcess[];
-  labels: Array<{ key: string; value: string }>;
-}
 
 /** A word as bash reads it back unchanged. */
 export function shellQuote(word: string): string {
@@ -34,34 +24,8 @@ export function shellCommand(p: CnbProcess): string {
 }
 
 /** Labels of the group in order, a later buildpack's value of a key winning. */
-export function mergeLabels(launches: readonly LaunchMetadata[]): LaunchInfo['labels'] {
+export function mergeLabels(launches: readonly LaunchMetadata[]): Array<{ key: string; value: string }> {
   const byKey = new Map<string, string>();
   for (const l of launches) for (const { key, value } of l.labels) byKey.set(key, value);
   return [...byKey].map(([key, value]) => ({ key, value }));
-}
-
-export function metadataFile(appDir: string): string {
-  return path.join(layersRoot(appDir), 'config', 'metadata.toml');
-}
-
-/** Writes `<app>/.layers/config/metadata.toml`; nothing when the group has no CNB. */
-export async function writeLaunchMetadata(appDir: string, info: LaunchInfo): Promise<void> {
-  if (info.buildpacks.length === 0) return;
-  const doc = {
-    buildpacks: info.buildpacks.map((bp) => ({ id: bp.id, version: bp.version, api: bp.api })),
-    processes: info.processes.map((p) => ({
-      type: p.type,
-      command: p.command,
-      args: p.args,
-      direct: p.direct,
-      default: p.default,
-      ...(p.workingDir ? { 'working-dir': p.workingDir } : {}),
-      ...(p.execEnv ? { 'exec-env': p.execEnv } : {}),
-      'buildpack-id': p.buildpackId,
-      'buildpack-api': p.api,
-    })),
-    labels: info.labels,
-  };
-  await mkdir(path.dirname(metadataFile(appDir)), { recursive: true });
-  await writeFile(metadataFile(appDir), toToml(doc));
 }

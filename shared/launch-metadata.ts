@@ -1,0 +1,131 @@
+/**
+ * The app's launch metadata, the contract between slugbuilder, the image
+ * writer and slugrunner: `<app>/.layers/config/metadata.toml` (the
+ * lifecycle's file name) lists the group's Cloud Native Buildpacks in chain
+ * order, the CNB processes that won the chain's merge and the image labels.
+ * The builder writes it after the chain; the image writer and the runner read
+ * it back, from the build dir, a slug or an image. An app built by classic
+ * buildpacks alone has none.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from './errors.js';
+import { apiAtLeast } from './layer-env.js';
+import { readTomlFile, toToml, type TomlTable } from './toml.js';
+
+export interface LaunchBuildpack {
+  id: string;
+  version?: string;
+  api: string;
+}
+
+export interface LaunchProcess {
+  type: string;
+  /** Always an array; a command of API < 0.9 is stored as [string]. */
+  command: string[];
+  args: string[];
+  /** false: run through bash (API < 0.9 without `direct = true`). */
+  direct: boolean;
+  default: boolean;
+  workingDir?: string;
+  /** API 0.12 `exec-env`: the execution environments the process is for. */
+  execEnv?: string[];
+  buildpackId?: string;
+  buildpackApi: string;
+}
+
+export interface LaunchMetadata {
+  buildpacks: LaunchBuildpack[];
+  /** In the order written; a type listed twice is the later entry's. */
+  processes: LaunchProcess[];
+  labels: Array<{ key: string; value: string }>;
+}
+
+/** Where it lives, relative to the app dir. */
+export const LAUNCH_METADATA = path.join('.layers', 'config', 'metadata.toml');
+
+/** A buildpack's directory name under `.layers/`: its id with `/` as `_`. */
+export function layersDirName(id: string): string {
+  return id.replace(/\//g, '_');
+}
+
+/** Writes the file; nothing when the group has no CNB. */
+export async function writeLaunchMetadata(appDir: string, meta: LaunchMetadata): Promise<void> {
+  if (meta.buildpacks.length === 0) return;
+  const doc = {
+    buildpacks: meta.buildpacks.map((bp) => ({ id: bp.id, ...(bp.version ? { version: bp.version } : {}), api: bp.api })),
+    processes: meta.processes.map((p) => ({
+      type: p.type,
+      command: p.command,
+      args: p.args,
+      direct: p.direct,
+      default: p.default,
+      ...(p.workingDir ? { 'working-dir': p.workingDir } : {}),
+      ...(p.execEnv ? { 'exec-env': p.execEnv } : {}),
+      ...(p.buildpackId ? { 'buildpack-id': p.buildpackId } : {}),
+      'buildpack-api': p.buildpackApi,
+    })),
+    labels: meta.labels,
+  };
+  const file = path.join(appDir, LAUNCH_METADATA);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, toToml(doc));
+}
+
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** Reads the file back; undefined when the app has none. Every problem is one line naming the file and the key. */
+export async function readLaunchMetadata(appDir: string): Promise<LaunchMetadata | undefined> {
+  const file = path.join(appDir, LAUNCH_METADATA);
+  const doc = await readTomlFile(file);
+  if (!doc) return undefined;
+  const fail = (what: string): never => {
+    throw new UserError(`${file}: ${what}; rebuild the app`);
+  };
+  const tables = (key: string): TomlTable[] => {
+    const v = doc[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x))) fail(`${key} must be an array of tables`);
+    return v as TomlTable[];
+  };
+
+  const buildpacks: LaunchBuildpack[] = tables('buildpacks').map((bp, i) => {
+    if (typeof bp.id !== 'string' || !bp.id) fail(`buildpacks[${i}].id must be a string`);
+    if (typeof bp.api !== 'string' || !/^\d+(\.\d+)?$/.test(bp.api)) fail(`buildpacks[${i}].api must be a version string like "0.10"`);
+    return { id: bp.id as string, version: typeof bp.version === 'string' ? bp.version : undefined, api: bp.api as string };
+  });
+
+  const processes = tables('processes').map((p, i): LaunchProcess => {
+    const where = `processes[${i}]`;
+    if (typeof p.type !== 'string' || !/^[A-Za-z0-9._-]+$/.test(p.type)) fail(`${where}.type must be letters, digits, ".", "_" or "-"`);
+    const command = typeof p.command === 'string' ? [p.command] : p.command;
+    if (!isStrings(command) || command.length === 0 || command[0] === '') fail(`${where}.command must be a non-empty array of strings`);
+    if (p.args !== undefined && !isStrings(p.args)) fail(`${where}.args must be an array of strings`);
+    for (const key of ['direct', 'default'] as const) {
+      if (p[key] !== undefined && typeof p[key] !== 'boolean') fail(`${where}.${key} must be true or false`);
+    }
+    if (p['working-dir'] !== undefined && typeof p['working-dir'] !== 'string') fail(`${where}.working-dir must be a string`);
+    if (p['exec-env'] !== undefined && !isStrings(p['exec-env'])) fail(`${where}.exec-env must be an array of strings`);
+    const buildpackId = typeof p['buildpack-id'] === 'string' ? p['buildpack-id'] : undefined;
+    const api = typeof p['buildpack-api'] === 'string' ? p['buildpack-api'] : buildpacks.find((bp) => bp.id === buildpackId)?.api;
+    if (!api) fail(`${where} names no buildpack-api and no listed buildpack-id`);
+    return {
+      type: p.type as string,
+      command: command as string[],
+      args: (p.args as string[] | undefined) ?? [],
+      // From API 0.9 every process is direct; before, only one that says so.
+      direct: typeof p.direct === 'boolean' ? p.direct : apiAtLeast(api as string, '0.9'),
+      default: p.default === true,
+      workingDir: (p['working-dir'] as string | undefined) || undefined,
+      execEnv: p['exec-env'] as string[] | undefined,
+      buildpackId,
+      buildpackApi: api as string,
+    };
+  });
+
+  const labels = tables('labels').map((l, i) => {
+    if (typeof l.key !== 'string' || l.key === '' || typeof l.value !== 'string') fail(`labels[${i}] needs a string key and value`);
+    return { key: l.key as string, value: l.value as string };
+  });
+  return { buildpacks, processes, labels };
+}
