@@ -23,6 +23,7 @@ import { packCache, restoreCache, uploadCache, type CacheUrls } from './buildpac
 import { chooseBuildpacks, type ChosenBuildpack } from './buildpacks/choose.js';
 import { compileAll, runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
 import { releaseAll } from './buildpacks/classic/release.js';
+import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
 import { intakeSource } from './source/intake.js';
@@ -127,6 +128,7 @@ async function buildIn(work: string, opts: BuildOptions, deliver: Deliver): Prom
   });
 
   const released = await releaseAll(chosen, { buildDir, env, timeoutMs: opts.timeoutMs });
+  await writeLaunchPlan(buildDir);
   const processTypes = await discoverProcessTypes(buildDir, released, chosen);
 
   log.step('Compressing...');

@@ -18,6 +18,7 @@ import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
 import { intakeSlug } from './intake.js';
+import { makeLaunchPlan, refreshLaunchPlan } from './launch-plan.js';
 import { commandFromWords, launch, quoteWords, type Start } from './launcher.js';
 
 const USAGE = `Usage: slugrunner [options] start [TYPE] [-- ARG...]  run a process type
@@ -173,27 +174,33 @@ async function main(argv: string[]): Promise<number> {
       const known = Object.keys(processTypes).sort();
       throw new UserError(`unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`);
     }
-    const profiles = cnb ? await cnb.layerProfiles(cnb.app, type) : [];
     if (cnb && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.app.processes, type)) {
-      ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], extra, profiles));
+      ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], extra));
     } else {
       display = extra.length ? `${processTypes[type]} ${quoteWords(extra)}` : processTypes[type];
-      start = { shell: display, profiles };
+      start = { shell: display };
     }
     dyno = `${type}.1`;
   } else {
     display = commandFromWords(rest);
-    start = { shell: display, profiles: cnb ? await cnb.layerProfiles(cnb.app) : [] };
+    start = { shell: display };
     dyno = 'run.1';
   }
   if (cwd !== appDir && !(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
     throw new UserError(`process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`);
   }
-  let env = dynoEnvironment(process.env, appDir, dyno, app.release);
-  if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
+  // The plan holds what bin/dyno.bash needs; kept on disk so the next start can skip Node.
+  const plan = await makeLaunchPlan(appDir);
+  await refreshLaunchPlan(appDir, plan);
+  // A plan bash cannot apply alone (exec.d, odd variable names): the environment is made here.
+  let env: NodeJS.ProcessEnv = process.env;
+  if (!plan.fast) {
+    env = dynoEnvironment(process.env, appDir, dyno, app.release);
+    if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
+  }
   if (!v.quiet) log.step(`Starting ${dyno}: ${display}`);
   const tree = await treeId(appDir);
-  const code = await launch({ start, appDir, cwd, env, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
+  const code = await launch({ start, appDir, cwd, type, dyno, plan: plan.bytes, env, envReady: !plan.fast, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
   // Another runner swapped a new slug in while this one ran: the old tree is this runner's to remove.
   if ((await treeId(appDir)) !== tree) await removeRetiredTrees(appDir);
   return code;
