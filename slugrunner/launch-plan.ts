@@ -27,7 +27,7 @@
 import { statSync } from 'node:fs';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { envDirOps, launchLayerDirs, type EnvOp } from '../shared/layer-env.js';
+import { type EnvOp, envDirOps, launchLayerDirs } from '../shared/layer-env.js';
 import { mergeProcessTypes } from '../shared/procfile.js';
 import { CNB_METADATA, readAppInfo } from './environment.js';
 
@@ -36,7 +36,32 @@ const MAGIC = 'slugkit-launch 1';
 const STAMPED = ['.release', 'Procfile', CNB_METADATA];
 
 /** Names bash exports without side effects; bin/dyno.bash checks the same list. */
-const BASH_SPECIAL = new Set(['EUID', 'PPID', 'SHELLOPTS', 'UID', 'RANDOM', 'SRANDOM', 'SECONDS', 'LINENO', 'EPOCHSECONDS', 'EPOCHREALTIME', 'HISTCMD', 'FUNCNAME', 'GROUPS', 'IFS', 'PS4', 'SHLVL', 'PWD', 'OLDPWD', 'OPTIND', 'OPTARG', 'DIRSTACK', 'PIPESTATUS', 'COMP_WORDBREAKS', '_']);
+const BASH_SPECIAL = new Set([
+  'EUID',
+  'PPID',
+  'SHELLOPTS',
+  'UID',
+  'RANDOM',
+  'SRANDOM',
+  'SECONDS',
+  'LINENO',
+  'EPOCHSECONDS',
+  'EPOCHREALTIME',
+  'HISTCMD',
+  'FUNCNAME',
+  'GROUPS',
+  'IFS',
+  'PS4',
+  'SHLVL',
+  'PWD',
+  'OLDPWD',
+  'OPTIND',
+  'OPTARG',
+  'DIRSTACK',
+  'PIPESTATUS',
+  'COMP_WORDBREAKS',
+  '_',
+]);
 export function shellSettable(name: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && !BASH_SPECIAL.has(name) && !/^(BASH|__dyno_|__slug_)/.test(name);
 }
@@ -142,7 +167,10 @@ async function layerOps(layers: string[], rel: (p: string) => string): Promise<{
 
 async function subdirNames(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isDirectory() || (e.isSymbolicLink() && isDirSync(path.join(dir, e.name)))).map((e) => e.name).sort();
+  return entries
+    .filter((e) => e.isDirectory() || (e.isSymbolicLink() && isDirSync(path.join(dir, e.name))))
+    .map((e) => e.name)
+    .sort();
 }
 
 /** Whether any launch layer has exec.d executables (for any process). */

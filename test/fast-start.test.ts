@@ -6,13 +6,14 @@
  * on stderr), a stale plan falls back to Node which refreshes it, hostile
  * values stay data, and signals, grace, exit codes and PID 1 reaping hold.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BUILDER, makeApp, makeBuildpack, removeTempDirs, RUNNER, tarOf, tempDir, waitForFile, writeTree } from './helpers/cli.js';
-import { buildSlugkitImages, containerName, docker, removeContainers, requireDocker, RUNNER_IMAGE } from './helpers/docker.js';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { BUILDER, makeApp, makeBuildpack, RUNNER, removeTempDirs, tarOf, tempDir, waitForFile, writeTree } from './helpers/cli.js';
+import { buildSlugkitImages, containerName, docker, RUNNER_IMAGE, removeContainers, requireDocker } from './helpers/docker.js';
 
 const FAST = 'slugrunner: fast start';
 const NODE = 'slugrunner: node start';
@@ -42,7 +43,10 @@ async function buildApp(procfile: string, vars: Record<string, string> = {}): Pr
   });
   const out = await tempDir();
   const slug = path.join(out, 'slug.tgz');
-  const r = await execa(process.execPath, ['--', BUILDER, '--buildpack', buildpack, '-o', slug], { input: await tarOf(source), reject: false });
+  const r = await execa(process.execPath, ['--', BUILDER, '--buildpack', buildpack, '-o', slug], {
+    input: await tarOf(source),
+    reject: false,
+  });
   expect(r.exitCode, r.stderr).to.equal(0);
   const appDir = path.join(out, 'app');
   await mkdir(appDir);
@@ -61,7 +65,10 @@ describe('slugrunner: the fast start', function () {
   describe('a slug built by slugbuilder', () => {
     let appDir: string;
     before(async () => {
-      appDir = await buildApp('web: printf "%s|%s|%s|%s|%s|" "$GREETING" "$PORT" "$DYNO" "$HOME" "$FROM_PROFILE"; pwd; exit 3\nworker: echo worker\n', { GREETING: 'hello', PORT: '1234' });
+      appDir = await buildApp(
+        'web: printf "%s|%s|%s|%s|%s|" "$GREETING" "$PORT" "$DYNO" "$HOME" "$FROM_PROFILE"; pwd; exit 3\nworker: echo worker\n',
+        { GREETING: 'hello', PORT: '1234' },
+      );
     });
 
     it('carries a launch plan, and bin/slugrunner starts from it without Node', async () => {
@@ -128,9 +135,24 @@ describe('slugrunner: the fast start', function () {
 
   describe('hostile values', () => {
     it('config vars with quotes, $(...), backticks and newlines reach the process byte for byte, and nothing runs', async () => {
-      const appDir = await buildApp(`web: ${Object.keys(HOSTILE).map((k) => `printf '%s\\0' "$${k}"`).join('; ')}\n`, HOSTILE);
-      for (const args of [['-q', 'start', 'web'], ['-q', '--max-files', '100', 'start', 'web']]) {
-        const r = await execa(RUNNER, ['--app-dir', appDir, ...args], { env: BASE_ENV, extendEnv: false, reject: false, stdin: 'ignore', cwd: appDir, encoding: 'buffer' });
+      const appDir = await buildApp(
+        `web: ${Object.keys(HOSTILE)
+          .map((k) => `printf '%s\\0' "$${k}"`)
+          .join('; ')}\n`,
+        HOSTILE,
+      );
+      for (const args of [
+        ['-q', 'start', 'web'],
+        ['-q', '--max-files', '100', 'start', 'web'],
+      ]) {
+        const r = await execa(RUNNER, ['--app-dir', appDir, ...args], {
+          env: BASE_ENV,
+          extendEnv: false,
+          reject: false,
+          stdin: 'ignore',
+          cwd: appDir,
+          encoding: 'buffer',
+        });
         expect(r.exitCode).to.equal(0);
         expect(Buffer.from(r.stdout).toString().split('\0').slice(0, -1)).to.deep.equal(Object.values(HOSTILE));
         expect(Buffer.from(r.stderr).toString()).to.include(args.length === 3 ? FAST : NODE);
@@ -144,7 +166,21 @@ describe('slugrunner: the fast start', function () {
       const release = await readFile(path.join(appDir, '.release'));
       const procfile = await readFile(path.join(appDir, 'Procfile'));
       const pwned = path.join(appDir, 'PWNED');
-      const fields: (string | Buffer)[] = ['slugkit-launch 1', 'fast', 'stamp', '.release', '1', release, 'stamp', 'Procfile', '1', procfile, 'stamp', '.layers/config/metadata.toml', '0'];
+      const fields: (string | Buffer)[] = [
+        'slugkit-launch 1',
+        'fast',
+        'stamp',
+        '.release',
+        '1',
+        release,
+        'stamp',
+        'Procfile',
+        '1',
+        procfile,
+        'stamp',
+        '.layers/config/metadata.toml',
+        '0',
+      ];
       fields.push('var', `a[$(touch ${pwned})]`, 'x', 'var', 'PATH[$(touch ${pwned})]', 'y');
       fields.push('env', '', 'override', `b[$(touch ${pwned})]`, 'v', '');
       fields.push('proc', 'web', 'echo web', 'direct', '', `$(touch ${pwned})`, 'echo', 'web');
@@ -185,7 +221,10 @@ describe('slugrunner: the fast start', function () {
       await waitForFile(ready);
       const pid = Number((await readFile(ready, 'utf8')).trim());
       const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const [, ppid, pgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+      const [, ppid, pgid] = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number);
       expect(ppid, 'bash is the parent').to.equal(child.pid);
       expect(pgid, 'its own group').to.equal(pid);
       child.kill('SIGTERM');
@@ -218,12 +257,16 @@ describe('slugrunner: the fast start', function () {
         if (process.env.CI) throw new Error(`unshare --pid --fork --mount-proc failed: ${probe.stderr}`);
         this.skip();
       }
-      const r = await execa('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', RUNNER, '--app-dir', appDir, '-q', 'start', 'orphans'], {
-        env: { ...BASE_ENV, WORK: work },
-        extendEnv: false,
-        reject: false,
-        stdin: 'ignore',
-      });
+      const r = await execa(
+        'unshare',
+        ['--pid', '--fork', '--mount-proc', '--kill-child', RUNNER, '--app-dir', appDir, '-q', 'start', 'orphans'],
+        {
+          env: { ...BASE_ENV, WORK: work },
+          extendEnv: false,
+          reject: false,
+          stdin: 'ignore',
+        },
+      );
       expect(r.stderr).to.include(FAST);
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stdout).to.equal('orphans-left=0 pid1=bash');
@@ -248,7 +291,22 @@ describe('slugrunner: the fast start', function () {
       await docker(['save', '-o', path.join(root, 'runner.tar'), RUNNER_IMAGE]);
       const tag = `slugkit-test/fast-start:${process.pid}`;
       images.push(tag);
-      const b = await execa(process.execPath, ['--', BUILDER, '--source', path.join(root, 'src'), '--buildpack', buildpack, '--run-image', `docker-archive:${path.join(root, 'runner.tar')}`, '--image', `oci-archive:${path.join(root, 'app.tar')}:${tag}`], { reject: false });
+      const b = await execa(
+        process.execPath,
+        [
+          '--',
+          BUILDER,
+          '--source',
+          path.join(root, 'src'),
+          '--buildpack',
+          buildpack,
+          '--run-image',
+          `docker-archive:${path.join(root, 'runner.tar')}`,
+          '--image',
+          `oci-archive:${path.join(root, 'app.tar')}:${tag}`,
+        ],
+        { reject: false },
+      );
       expect(b.exitCode, b.stderr).to.equal(0);
       await docker(['load', '-i', path.join(root, 'app.tar')]);
       const name = containerName('fast-start');
