@@ -92,7 +92,7 @@ describe('slugrunner: the fast start', function () {
       expect(node.exitCode).to.equal(fast.exitCode);
     });
 
-    it('run, types, a slug to unpack and a terminal-less unknown type go to Node', async () => {
+    it('run, types, SLUG_URL and an unknown type go to Node', async () => {
       for (const args of [['run', 'true'], ['types'], ['start', 'nosuch']]) {
         const r = await start(appDir, args);
         expect(r.stderr, args.join(' ')).to.include(NODE);
