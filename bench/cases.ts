@@ -199,23 +199,34 @@ async function timeToFirst200(command: string, args: string[], cwd: string, env:
   }
 }
 
-/** P3: `slugrunner start web` (unpack + env + exec) until the first 200, against `bash -c "<command>"`. */
+/**
+ * P3: `bin/slugrunner start web` until the first 200, against `bash -c "<command>"`, two ways:
+ * on a populated app dir (an image, a restarted dyno: the fast start, no Node) and unpacking
+ * the slug into an empty app dir first (the Node runner, then the same launch script).
+ */
 export async function p3Start(s: Setup): Promise<Row> {
   const appDir = path.join(s.work, 'p3-app');
   const unpacked = fresh(path.join(s.work, 'p3-unpacked'));
+  const populated = fresh(path.join(s.work, 'p3-populated'));
   await execa('tar', ['-xzf', s.minimalSlug, '-C', unpacked]);
+  await execa('tar', ['-xzf', s.minimalSlug, '-C', populated]);
+  const runner = path.join(s.repo, 'bin', 'slugrunner');
   const base: NodeJS.ProcessEnv = { PATH: process.env.PATH };
-  const ours: number[] = [];
+  const fast: number[] = [];
+  const unpack: number[] = [];
   const theirs: number[] = [];
   for (let i = -1; i < s.times.p3; i++) {
     const port = await freePort();
+    const a = await timeToFirst200(runner, ['--app-dir', populated, '-q', 'start', 'web'], s.work, { ...base, PORT: String(port) }, port);
+    const port1 = await freePort();
     fresh(appDir);
-    const a = await timeToFirst200('node', [cli(s, 'slugrunner'), '--app-dir', appDir, '--slug', s.minimalSlug, '-q', 'start', 'web'], s.work, { ...base, PORT: String(port) }, port);
+    const u = await timeToFirst200(runner, ['--app-dir', appDir, '--slug', s.minimalSlug, '-q', 'start', 'web'], s.work, { ...base, PORT: String(port1) }, port1);
     const port2 = await freePort();
     const b = await timeToFirst200('bash', ['-c', 'node server.js'], unpacked, { ...base, PORT: String(port2), HOME: unpacked, DYNO: 'web.1' }, port2);
-    // The first pair warms the page cache and is left out.
+    // The first round warms the page cache (and, for a slug built before plans, writes the plan) and is left out.
     if (i >= 0) {
-      ours.push(a);
+      fast.push(a);
+      unpack.push(u);
       theirs.push(b);
     }
   }
@@ -225,31 +236,32 @@ export async function p3Start(s: Setup): Promise<Row> {
     for (let i = 0; i < Math.max(3, Math.min(10, s.times.p3)); i++) r.push(await run());
     return `${label}: ${seconds(median(r.map((x) => x.wallMs)))} wall, ${seconds(median(r.map((x) => x.cpuMs)))} CPU`;
   };
-  const runner = cli(s, 'slugrunner');
+  const cliJs = cli(s, 'slugrunner');
   const breakdown = [
+    await step('`bash -c true` (one bash start)', () => timed('bash', ['-c', 'true'])),
     await step('`node -e 0` (bare Node start-up)', () => timed('node', ['-e', '0'])),
-    await step('`slugrunner --help` (start-up + loading its modules)', () => timed('node', [runner, '--help'])),
-    await step('`slugrunner types` on an unpacked app (+ reading Procfile and .release)', () => timed('node', [runner, '--app-dir', unpacked, 'types'])),
+    await step('`slugrunner --help` (start-up + loading its modules)', () => timed('node', [cliJs, '--help'])),
     await step('`slugrunner --slug FILE types` into an empty dir (+ unpacking)', async () => {
       fresh(appDir);
-      return timed('node', [runner, '--app-dir', appDir, '--slug', s.minimalSlug, '-q', 'types']);
+      return timed('node', [cliJs, '--app-dir', appDir, '--slug', s.minimalSlug, '-q', 'types']);
     }),
-    await step('`slugrunner run true` on an unpacked app (+ the dyno shell)', () => timed('node', [runner, '--app-dir', unpacked, '-q', 'run', 'true'])),
   ];
   fresh(appDir);
-  const extra = median(ours) - median(theirs);
+  const extra = median(fast) - median(theirs);
+  const extraUnpack = median(unpack) - median(theirs);
   return {
     id: 'P3',
-    what: '`slugrunner start web` to first HTTP 200 (examples/hello)',
-    slugkit: seconds(median(ours)),
+    what: '`bin/slugrunner start web` to first HTTP 200 (examples/hello): populated app dir; unpack + start',
+    slugkit: `${seconds(median(fast))}; ${seconds(median(unpack))}`,
     baseline: `\`bash -c "node server.js"\` ${seconds(median(theirs))}`,
-    ratio: `${ratioText(median(ours) / median(theirs))} (+${extra.toFixed(0)} ms)`,
+    ratio: `+${extra.toFixed(0)} ms; +${extraUnpack.toFixed(0)} ms`,
     goal: '≤ 50 ms extra',
     met: extra <= 50 ? 'yes' : 'no',
     notes: [
-      `slugrunner runs (ms): ${ours.map((x) => x.toFixed(0)).join(', ')}`,
+      `fast start (populated app dir, current launch plan, no Node) runs (ms): ${fast.map((x) => x.toFixed(0)).join(', ')}`,
+      `unpack + start (--slug into an empty app dir: the Node runner, then bin/dyno.bash) runs (ms): ${unpack.map((x) => x.toFixed(0)).join(', ')}`,
       `bash -c runs (ms): ${theirs.map((x) => x.toFixed(0)).join(', ')}`,
-      'slugrunner here unpacks the slug into an empty app dir on every start, as a fresh dyno does; the baseline starts from an already unpacked dir.',
+      'met is judged on the populated app dir (an image, a mounted app, a restarted dyno); the unpack path pays Node start-up and the unpack on top.',
       ...breakdown,
     ],
   };

@@ -73,45 +73,58 @@ export async function addLayerPaths(env: Env, layerDir: string, phase: Phase): P
   return out;
 }
 
+export type EnvRule = 'override' | 'default' | 'prepend' | 'append';
+
+/** One env file: the variable, how it is applied, its value and the delimiter for prepend/append. */
+export interface EnvOp {
+  rule: EnvRule;
+  name: string;
+  value: string;
+  delim: string;
+}
+
 /**
- * Applies the env files in one directory. The variable is the file name up
- * to the first dot; the rest picks the rule: none or `.override` sets,
- * `.default` sets when empty, `.append`/`.prepend` join with the contents of
- * `NAME.delim` (nothing when there is none). Contents are used verbatim.
+ * The env files of one directory, in the order they apply. The variable is
+ * the file name up to the first dot; the rest picks the rule: none or
+ * `.override` sets, `.default` sets when empty, `.append`/`.prepend` join
+ * with the contents of `NAME.delim` (nothing when there is none). Contents
+ * are used verbatim; other suffixes (`.delim` itself) mean nothing.
  */
-export async function applyEnvDir(env: Env, dir: string): Promise<Env> {
-  const out = { ...env };
+export async function envDirOps(dir: string): Promise<EnvOp[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const files: string[] = [];
   for (const e of entries) {
     if (e.isFile() || (e.isSymbolicLink() && !(await isDir(path.join(dir, e.name))))) files.push(e.name);
   }
   const delim = async (name: string) => readFile(path.join(dir, `${name}.delim`), 'utf8').catch(() => '');
+  const ops: EnvOp[] = [];
   for (const file of sorted(files)) {
     const dot = file.indexOf('.');
     const name = dot < 0 ? file : file.slice(0, dot);
     const rule = dot < 0 ? 'override' : file.slice(dot + 1);
-    if (!name) continue;
+    if (!name || !['override', 'default', 'prepend', 'append'].includes(rule)) continue;
     const value = await readFile(path.join(dir, file), 'utf8');
-    switch (rule) {
-      case 'override':
-        out[name] = value;
-        break;
-      case 'default':
-        if (!out[name]) out[name] = value;
-        break;
-      case 'prepend':
-        out[name] = value + prefixed(out[name], await delim(name));
-        break;
-      case 'append':
-        out[name] = out[name] ? out[name] + (await delim(name)) + value : value;
-        break;
-      default:
-        // `.delim` is read by the rules above; other suffixes mean nothing.
-        break;
-    }
+    ops.push({ rule: rule as EnvRule, name, value, delim: rule === 'prepend' || rule === 'append' ? await delim(name) : '' });
+  }
+  return ops;
+}
+
+/** Applies env files' operations to an environment. */
+export function applyEnvOps(env: Env, ops: readonly EnvOp[]): Env {
+  const out = { ...env };
+  for (const { rule, name, value, delim } of ops) {
+    if (rule === 'override') out[name] = value;
+    else if (rule === 'default') {
+      if (!out[name]) out[name] = value;
+    } else if (rule === 'prepend') out[name] = value + prefixed(out[name], delim);
+    else out[name] = out[name] ? out[name] + delim + value : value;
   }
   return out;
+}
+
+/** Applies the env files in one directory (see envDirOps). */
+export async function applyEnvDir(env: Env, dir: string): Promise<Env> {
+  return applyEnvOps(env, await envDirOps(dir));
 }
 
 /** What one build layer gives the buildpacks after it: paths, then env/ and env.build/. */

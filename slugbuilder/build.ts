@@ -27,6 +27,7 @@ import { applyProjectFilters, readProjectDescriptor, type ProjectDescriptor } fr
 import { runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
 import { buildTarget } from './buildpacks/cnb/detect.js';
 import { claimAppDir, type AppDir } from './source/app-dir.js';
+import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
 import { applySlugignore } from './source/slugignore.js';
 import { writeSlug, type SlugInfo } from './slug.js';
 import { StepTimer } from './step-timer.js';
@@ -186,6 +187,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   timer.mark('compile');
 
   const { release: released } = await releaseChain(chosen, chain!.launch, { buildDir, env, timeoutMs: opts.timeoutMs });
+  // After .release and metadata.toml: the plan records them as they are.
+  await writeLaunchPlan(buildDir);
   const processTypes = await discoverProcessTypes(buildDir, released, chosen);
   timer.mark('release');
 

@@ -19,6 +19,7 @@ import { removeRetiredTrees, treeId } from './app-dir.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
 import { parseFormation, planDynos, runFormation } from './formation.js';
 import { intakeSlug } from './intake.js';
+import { makeLaunchPlan, refreshLaunchPlan } from './launch-plan.js';
 import { commandFromWords, launch, quoteWords, type Start } from './launcher.js';
 
 const USAGE = `Usage: slugrunner [options] start [TYPE] [-- ARG...]  run a process type
@@ -169,6 +170,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  // The plan holds what bin/dyno.bash needs; kept on disk so the next start can skip Node.
+  const plan = await makeLaunchPlan(appDir);
+  await refreshLaunchPlan(appDir, plan);
+
   /** Which command a process type runs and how: the Procfile wins over a CNB process, which wins over the release. */
   const prepare = async (type: string | undefined, args: string[], base: NodeJS.ProcessEnv, dyno: string) => {
     let start: Start;
@@ -179,23 +184,26 @@ async function main(argv: string[]): Promise<number> {
         const known = Object.keys(processTypes).sort();
         throw new UserError(`unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`);
       }
-      const profiles = cnb ? await cnb.layerProfiles(cnb.app, type) : [];
       if (cnb && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.app.processes, type)) {
-        ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], args, profiles));
+        ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], args));
       } else {
         display = args.length ? `${processTypes[type]} ${quoteWords(args)}` : processTypes[type];
-        start = { shell: display, profiles };
+        start = { shell: display };
       }
     } else {
       display = commandFromWords(args);
-      start = { shell: display, profiles: cnb ? await cnb.layerProfiles(cnb.app) : [] };
+      start = { shell: display };
     }
     if (cwd !== appDir && !(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
       throw new UserError(`process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`);
     }
-    let env = dynoEnvironment(base, appDir, dyno, app.release);
-    if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
-    return { start, display, cwd, env };
+    // A plan bash cannot apply alone (exec.d, odd variable names): the environment is made here.
+    let env: NodeJS.ProcessEnv = base;
+    if (!plan.fast) {
+      env = dynoEnvironment(base, appDir, dyno, app.release);
+      if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
+    }
+    return { start, display, cwd, type, env, envReady: !plan.fast, plan: plan.bytes };
   };
 
   const tree = await treeId(appDir);
@@ -206,9 +214,9 @@ async function main(argv: string[]): Promise<number> {
   } else {
     const type = command === 'start' ? (rest[0] ?? cnb?.app.defaultType ?? 'web') : undefined;
     const dyno = type !== undefined ? `${type}.1` : 'run.1';
-    const { start, display, cwd, env } = await prepare(type, command === 'start' ? extra : rest, process.env, dyno);
-    if (!v.quiet) log.step(`Starting ${dyno}: ${display}`);
-    code = await launch({ start, appDir, cwd, env, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
+    const p = await prepare(type, command === 'start' ? extra : rest, process.env, dyno);
+    if (!v.quiet) log.step(`Starting ${dyno}: ${p.display}`);
+    code = await launch({ ...p, appDir, dyno, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
   }
   // Another runner swapped a new slug in while this one ran: the old tree is this runner's to remove.
   if ((await treeId(appDir)) !== tree) await removeRetiredTrees(appDir);

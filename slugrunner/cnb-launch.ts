@@ -104,7 +104,7 @@ export interface CnbStart {
  * runs its command as a script when it has no arguments, else runs the
  * command and each argument as one shell-expanded word each.
  */
-export function cnbStart(app: CnbApp, proc: CnbProcess, userArgs: string[] = [], profiles: string[] = []): CnbStart {
+export function cnbStart(app: CnbApp, proc: CnbProcess, userArgs: string[] = []): CnbStart {
   const [first, ...always] = proc.command;
   let args: string[];
   if (userArgs.length === 0) args = proc.args;
@@ -116,7 +116,7 @@ export function cnbStart(app: CnbApp, proc: CnbProcess, userArgs: string[] = [],
     return { start: { argv }, display: quoteWords(argv), cwd };
   }
   const line = args.length === 0 && always.length === 0 ? first : [first, ...always, ...args].map(expandedWord).join(' ');
-  return { start: { shell: line, profiles }, display: line, cwd };
+  return { start: { shell: line }, display: line, cwd };
 }
 
 /** Each process as the command line `types` shows. */

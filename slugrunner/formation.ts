@@ -93,7 +93,10 @@ function prefixer(out: Writable, prefix: string): { write: (chunk: Buffer) => vo
 export interface PreparedDyno {
   start: Start;
   cwd?: string;
+  type?: string;
+  plan: Buffer;
   env: NodeJS.ProcessEnv;
+  envReady: boolean;
   /** The command as the log shows it. */
   display: string;
 }
@@ -159,9 +162,9 @@ export async function runFormation(opts: FormationOptions): Promise<number> {
   opts.dynos.forEach((dyno, i) => {
     const label = dyno.name.padEnd(width);
     const prefix = tty ? `\x1b[${COLOURS[i % COLOURS.length]}m${label} |\x1b[0m ` : `${label} | `;
-    const { start, cwd, env, display } = prepared[i];
-    if (!opts.quiet) log.step(`Starting ${dyno.name}: ${display} (PORT=${dyno.port})`);
-    const { child } = spawnProcess({ start, appDir: opts.appDir, cwd, env, stdio: ['ignore', 'pipe', 'pipe'], ownGroup: true });
+    const p = prepared[i];
+    if (!opts.quiet) log.step(`Starting ${dyno.name}: ${p.display} (PORT=${dyno.port})`);
+    const child = spawnProcess({ ...p, appDir: opts.appDir, dyno: dyno.name, stdio: ['ignore', 'pipe', 'pipe'], ownGroup: true });
     const out = prefixer(process.stdout, prefix);
     const err = prefixer(process.stderr, prefix);
     child.stdout?.on('data', out.write);

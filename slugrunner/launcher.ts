@@ -1,47 +1,39 @@
 /**
- * Starting the process the way a dyno does. A shell start: bash sources the
- * launch layers' `profile.d` scripts (Cloud Native Buildpacks before API
- * 0.9), `.profile.d/*.sh` (byte order) and `.profile`, then execs
- * `bash -c COMMAND` in the working dir, so exports reach the process and
- * `$VARS` and `#` behave as on Heroku. A direct start (a CNB process) is
- * exec'd with no shell and no profile scripts. Either way the process gets
- * its own group: signals to the runner go to the whole group, and after the
- * grace period the group is killed.
+ * Starting the process the way a dyno does, through bin/dyno.bash: the one
+ * launch script bin/slugrunner's fast start runs too. It makes the dyno
+ * environment from the launch plan, sources the profile scripts and execs
+ * the process (see that file). Here the process gets its own group: signals
+ * to the runner go to the whole group, and after the grace period the group
+ * is killed.
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-
-/**
- * $1 is the working dir, $2 the number of layer profile scripts, then those
- * scripts, then the command. LC_ALL=C pins the glob order to bytes, then is
- * restored so the app sees the locale it was given.
- */
-const DYNO_SHELL = [
-  '__slug_wd=$1; __slug_n=$2; shift 2',
-  '__slug_layer_profiles=("${@:1:$__slug_n}"); shift "$__slug_n"; __slug_cmd=$1',
-  'for __slug_f in "${__slug_layer_profiles[@]}"; do . "$__slug_f"; done',
-  '__slug_lc=${LC_ALL-__unset__}; export LC_ALL=C; __slug_profiles=(.profile.d/*.sh)',
-  'if [ "$__slug_lc" = __unset__ ]; then unset LC_ALL; else export LC_ALL=$__slug_lc; fi; unset __slug_lc',
-  'for __slug_f in "${__slug_profiles[@]}"; do [ -f "$__slug_f" ] && . "$__slug_f"; done',
-  'unset __slug_f __slug_profiles __slug_layer_profiles __slug_n',
-  'if [ -f .profile ]; then . ./.profile; fi',
-  'cd -- "$__slug_wd" || exit 1; unset __slug_wd',
-  'exec bash -c "$__slug_cmd"',
-].join('\n');
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { packageRoot } from '../shared/package.js';
 
 /** How the process starts: a command line run by bash, or an argv exec'd as it is. */
-export type Start = { shell: string; profiles?: string[] } | { argv: string[] };
+export type Start = { shell: string } | { argv: string[] };
 
 export interface LaunchOptions {
   start: Start;
   appDir: string;
   /** Where the process runs; the app dir by default. Profile scripts are always sourced in the app dir. */
   cwd?: string;
+  /** The process type (its layer env and profile scripts), none for a one-off. */
+  type?: string;
+  dyno: string;
+  /** The launch plan (slugrunner/launch-plan.ts), handed to the script on fd 3. */
+  plan: Buffer;
+  /** The environment to start from; with `envReady` it is the process's whole environment. */
   env: NodeJS.ProcessEnv;
+  envReady: boolean;
   graceMs: number;
   /** 'ignore' when the runner read the slug from stdin: the process gets an empty stdin, not the rest of the slug. */
   stdin: 'inherit' | 'ignore';
 }
+
+export const DYNO_SCRIPT = () => path.join(packageRoot(), 'bin', 'dyno.bash');
 
 function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
@@ -60,32 +52,40 @@ export function quoteWords(words: string[]): string {
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
 
-/** What a process is started from, for one dyno or each of a formation's. */
+/** What bin/dyno.bash starts a process from, for one dyno or each of a formation's. */
 export interface SpawnOptions {
   start: Start;
   appDir: string;
   cwd?: string;
+  type?: string;
+  dyno: string;
+  plan: Buffer;
   env: NodeJS.ProcessEnv;
-  stdio: StdioOptions;
+  envReady: boolean;
+  /** stdin, stdout, stderr; fd 3 carries the plan. */
+  stdio: ['inherit' | 'ignore', 'inherit' | 'pipe', 'inherit' | 'pipe'];
   /** Its own process group, so the whole group can be signalled. */
   ownGroup: boolean;
 }
 
-/** Starts the process: the dyno shell for a command line, the argv itself for a direct one. */
-export function spawnProcess(opts: SpawnOptions): { child: ChildProcess; file: string; direct: boolean } {
+/** Starts bin/dyno.bash for one process, the launch plan on its fd 3. */
+export function spawnProcess(opts: SpawnOptions): ChildProcess {
   const cwd = opts.cwd ?? opts.appDir;
-  const direct = 'argv' in opts.start;
-  const [file, args] =
-    'argv' in opts.start
-      ? [opts.start.argv[0], opts.start.argv.slice(1)]
-      : ['bash', ['-c', DYNO_SHELL, 'slugrunner', cwd, String(opts.start.profiles?.length ?? 0), ...(opts.start.profiles ?? []), opts.start.shell]];
-  const child = spawn(file, args, {
-    cwd: direct ? cwd : opts.appDir,
-    env: direct ? { ...opts.env, PWD: cwd } : opts.env,
-    stdio: opts.stdio,
+  const words = 'argv' in opts.start ? ['direct', cwd, ...opts.start.argv] : ['shell', cwd, opts.start.shell];
+  const env = { ...opts.env };
+  if (opts.envReady) env.SLUGKIT_ENV_READY = '1';
+  else delete env.SLUGKIT_ENV_READY;
+  const child = spawn('bash', [DYNO_SCRIPT(), opts.appDir, opts.dyno, opts.type ?? '', ...words], {
+    cwd: opts.appDir,
+    env,
+    stdio: [...opts.stdio, 'pipe'],
     detached: opts.ownGroup,
   });
-  return { child, file, direct };
+  const planPipe = child.stdio[3] as Writable | null;
+  // The script may be gone before it read the plan (killed): that is reported by its exit.
+  planPipe?.on('error', () => undefined);
+  planPipe?.end(opts.plan);
+  return child;
 }
 
 /** Runs the process to its end and resolves with the exit code the runner should use. */
@@ -93,7 +93,7 @@ export function launch(opts: LaunchOptions): Promise<number> {
   // A separate group lets us signal everything the app starts; an interactive
   // one-off (a TTY on stdin) stays in the terminal's foreground group instead.
   const ownGroup = !process.stdin.isTTY;
-  const { child, file, direct } = spawnProcess({ ...opts, stdio: [opts.stdin, 'inherit', 'inherit'], ownGroup });
+  const child = spawnProcess({ ...opts, stdio: [opts.stdin, 'inherit', 'inherit'], ownGroup });
 
   const signalGroup = (signal: NodeJS.Signals) => {
     if (child.pid === undefined) return;
@@ -125,15 +125,8 @@ export function launch(opts: LaunchOptions): Promise<number> {
   return new Promise((resolve) => {
     child.on('error', (err: NodeJS.ErrnoException) => {
       unhook();
-      // As a shell would: 127 for a command that is not there, 126 for one that cannot be run.
-      if (direct && err.code === 'ENOENT') {
-        const where = file.includes('/') ? '' : ' on PATH';
-        process.stderr.write(` !     cannot run ${file}: not found${where}; check the buildpack's launch.toml and that --app-dir is the dir the app was built in\n`);
-        resolve(127);
-      } else {
-        process.stderr.write(` !     cannot run ${file}: ${err.message}\n`);
-        resolve(err.code === 'EACCES' ? 126 : 127);
-      }
+      process.stderr.write(` !     cannot run bash: ${err.message}\n`);
+      resolve(err.code === 'EACCES' ? 126 : 127);
     });
     child.on('exit', (code, signal) => {
       unhook();

@@ -42,7 +42,7 @@ describe('slugbuilder', function () {
       expect(res.stdout.subarray(0, 2)).to.deep.equal(Buffer.from([0x1f, 0x8b]));
       const entries = await slugEntries(res.stdout);
       const byPath = Object.fromEntries(entries.map((e) => [e.path, e]));
-      expect(entries.map((e) => e.path)).to.deep.equal(['./', './.release', './Procfile', './bin/', './bin/tool', './lib/', './lib/deep/', './lib/deep/file.txt', './server.js']);
+      expect(entries.map((e) => e.path)).to.deep.equal(['./', './.release', './.slugkit-launch', './Procfile', './bin/', './bin/tool', './lib/', './lib/deep/', './lib/deep/file.txt', './server.js']);
       expect(byPath['./bin/tool'].mode).to.equal(0o755);
       expect(byPath['./server.js'].mode).to.equal(0o644);
       expect(byPath['./lib/'].mode).to.equal(0o755);
@@ -54,6 +54,9 @@ describe('slugbuilder', function () {
       }
       expect(byPath['./Procfile'].body).to.equal(HELLO.Procfile);
       expect(byPath['./.release'].body).to.equal('--- {}\n');
+      // The launch plan for bin/slugrunner's fast start, made after the release.
+      expect(byPath['./.slugkit-launch'].body.startsWith('slugkit-launch 1\0fast\0')).to.equal(true);
+      expect(byPath['./.slugkit-launch'].mode).to.equal(0o644);
     });
 
     it('is byte-identical across builds of the same source, and follows SOURCE_DATE_EPOCH', async () => {

@@ -327,7 +327,7 @@ describe('classic and CNB buildpacks in one chain (slugbuilder CLI)', function (
       expect(await readdir(existing)).to.deep.equal([]);
       const listing: string[] = [];
       await untar({ file: slugs[0], cwd: await tempDir(), onReadEntry: (e) => listing.push(e.path) });
-      expect(listing.sort()).to.deep.equal(['./', './.release', './a.txt', './out']);
+      expect(listing.sort()).to.deep.equal(['./', './.release', './.slugkit-launch', './a.txt', './out']);
     });
 
     it('a non-empty --app-dir is a usage error before anything runs; a dir another build holds is refused', async () => {
