@@ -61,7 +61,7 @@ describe('image layer cache', function () {
     await writeFile(path.join(src, 'server.js'), 'two\n');
     const second = await build(cache);
     expect(second.stderr).to.match(/\/app\/node_modules .* from the layer cache/);
-    expect(second.stderr).to.match(/\/app [\d.]+ \w+ compressed/);
+    expect(second.stderr).to.match(/\/app \S+ compressed/);
     expect(second.summary.image.layers[0]).to.deep.equal(first.summary.image.layers[0]);
 
     // The same tree with an empty cache: every blob, and so the image, is byte for byte the same.
@@ -78,7 +78,8 @@ describe('image layer cache', function () {
     const kept = path.join(cache, 'layers', `${modules.digest.slice('sha256:'.length)}.tar.gz`);
     await truncate(kept, 100);
     const second = await build(cache);
-    expect(second.stderr).to.not.include('from the layer cache');
+    expect(second.stderr).to.match(/\/app\/node_modules \S+ compressed/);
+    expect(second.stderr).to.match(/\/app \S+ from the layer cache/);
     expect(second.summary.image.digest).to.equal(first.summary.image.digest);
     expect((await second.blob(modules.digest)).length).to.equal(modules.size);
   });
