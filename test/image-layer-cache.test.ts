@@ -71,6 +71,18 @@ describe('image layer cache', function () {
     for (const l of second.summary.image.layers) expect((await second.blob(l.digest)).equals(await fresh.blob(l.digest)), l.path).to.equal(true);
   });
 
+  it('serves two builds at once that share a cache, and both images are the same', async () => {
+    const cache = path.join(root, 'cache-d');
+    const [a, b] = await Promise.all([build(cache), build(cache)]);
+    expect(a.summary.image.digest).to.equal(b.summary.image.digest);
+    const kept = await readdir(path.join(cache, 'layers'));
+    expect(kept.filter((f) => f.includes('.tmp-'))).to.deep.equal([]);
+    expect(kept.filter((f) => f.endsWith('.tar.gz'))).to.have.length(2);
+    const again = await build(cache);
+    expect(again.stderr).to.match(/\/app\/node_modules \S+ from the layer cache/);
+    expect(again.summary.image.digest).to.equal(a.summary.image.digest);
+  });
+
   it('does not use an entry whose blob was damaged, and writes the right layer', async () => {
     const cache = path.join(root, 'cache-c');
     const first = await build(cache);
