@@ -57,6 +57,7 @@ describe('image layer cache', function () {
     expect(first.stderr).to.not.include('from the layer cache');
     const kept = await readdir(path.join(cache, 'layers'));
     expect(kept.filter((f) => f.endsWith('.tar.gz'))).to.have.length(2);
+    expect(kept.filter((f) => f.startsWith('head-'))).to.have.length(2);
 
     await writeFile(path.join(src, 'server.js'), 'two\n');
     const second = await build(cache);

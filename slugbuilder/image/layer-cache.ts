@@ -8,6 +8,12 @@
  *
  *   <diff_id hex>.<compressor>.json   { digest, size }, written after its blob
  *   <digest hex>.tar.gz               the blob
+ *   head-<hex>.<compressor>           a marker: some kept layer's tar starts
+ *                                     with the HEAD_BYTES these hash to
+ *
+ * The marker spares a layer nobody has seen the hashing pass: when no kept
+ * tar starts like it, its diff_id cannot be here either, and it is
+ * compressed (and hashed) in one pass straight away.
  *
  * Safe under concurrent builds: every file is written to a temp name and
  * renamed, and a build takes its own link (or copy) of a blob before using
@@ -23,6 +29,9 @@ import { digestHex } from './blobs.js';
 
 /** Beyond this the oldest entries are removed. */
 export const MAX_BYTES = 2 * 1024 ** 3;
+
+/** How much of a layer's tar the marker covers. */
+export const HEAD_BYTES = 1024 * 1024;
 
 export interface CachedLayer {
   digest: string;
@@ -43,8 +52,20 @@ export class LayerCache {
     return path.join(this.dir, `${digestHex(digest)}.tar.gz`);
   }
 
-  /** The cached layer for `diffId`, linked (or copied) to `into`; undefined when absent or unusable. */
-  async take(diffId: string, into: string): Promise<CachedLayer | undefined> {
+  private headFile(head: string): string {
+    return path.join(this.dir, `head-${digestHex(head)}.${COMPRESSOR}`);
+  }
+
+  /** Whether some kept layer's tar began with the bytes `head` (sha256 of its first HEAD_BYTES) hashes. */
+  async mayHave(head: string): Promise<boolean> {
+    return stat(this.headFile(head)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** The cached layer for `diffId` (whose tar's head hashes to `head`), linked (or copied) to `into`; undefined when absent or unusable. */
+  async take(diffId: string, head: string, into: string): Promise<CachedLayer | undefined> {
     let meta: CachedLayer;
     try {
       meta = JSON.parse(await readFile(this.metaFile(diffId), 'utf8')) as CachedLayer;
@@ -57,7 +78,9 @@ export class LayerCache {
       if ((await stat(blob)).size !== meta.size) return undefined;
       await linkOrCopy(blob, into);
       const now = new Date();
+      // Recently used: pruned last.
       await utimes(this.metaFile(diffId), now, now).catch(() => undefined);
+      await utimes(this.headFile(head), now, now).catch(() => undefined);
       return meta;
     } catch {
       await rm(into, { force: true });
@@ -66,7 +89,7 @@ export class LayerCache {
   }
 
   /** Keep `file` (a finished layer blob) for `diffId`. A cache that cannot be written only costs speed. */
-  async put(diffId: string, file: string, layer: CachedLayer): Promise<void> {
+  async put(diffId: string, head: string, file: string, layer: CachedLayer): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: true });
       const tag = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -76,6 +99,7 @@ export class LayerCache {
       const meta = this.metaFile(diffId);
       await writeFile(meta + tag, JSON.stringify({ digest: layer.digest, size: layer.size }) + '\n');
       await rename(meta + tag, meta);
+      await writeFile(this.headFile(head), '');
       await this.prune();
     } catch {
       // Leave no temp files behind; the entry is simply not cached.
@@ -102,11 +126,20 @@ export class LayerCache {
       }
     }
     entries.sort((a, b) => a.used - b.used);
-    for (const e of entries) {
-      if (total <= MAX_BYTES) break;
-      await rm(e.meta, { force: true });
-      await rm(e.blob, { force: true });
-      total -= e.size;
+    let removed = 0;
+    for (; removed < entries.length && total > MAX_BYTES; removed++) {
+      await rm(entries[removed].meta, { force: true });
+      await rm(entries[removed].blob, { force: true });
+      total -= entries[removed].size;
+    }
+    // A stale marker only costs a hashing pass; drop the ones older than every kept entry.
+    const oldest = entries[removed]?.used;
+    if (removed === 0 || oldest === undefined) return;
+    for (const name of names) {
+      if (!name.startsWith('head-')) continue;
+      const file = path.join(this.dir, name);
+      const st = await stat(file).catch(() => undefined);
+      if (st && st.mtimeMs < oldest) await rm(file, { force: true });
     }
   }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { UserError } from '../../shared/errors.js';
 import { packTree, type PackOptions } from '../../shared/tar/pack.js';
 import { compressTree } from '../slug.js';
-import type { LayerCache } from './layer-cache.js';
+import { HEAD_BYTES, type LayerCache } from './layer-cache.js';
 
 export interface LayerOptions {
   uid: number;
@@ -60,19 +60,37 @@ export async function layerDiffId(appDir: string, opts: Omit<LayerOptions, 'outF
   return `sha256:${hash.digest('hex')}`;
 }
 
+/** sha256 of the first HEAD_BYTES of the layer's tar (all of it when shorter). */
+async function layerHead(appDir: string, opts: Omit<LayerOptions, 'outFile'>): Promise<string> {
+  const hash = createHash('sha256');
+  let seen = 0;
+  for await (const chunk of packTree(appDir, packOptions(opts))) {
+    const part = chunk.subarray(0, HEAD_BYTES - seen);
+    hash.update(part);
+    seen += part.length;
+    if (seen === HEAD_BYTES) break;
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
 /**
- * writeLayer through `cache`: the tar is hashed first and only compressed
- * when no layer with that diff_id was kept; a fresh one is kept afterwards.
+ * writeLayer through `cache`: a layer whose tar starts like a kept one is
+ * hashed first and taken from the cache when its diff_id is there; any
+ * other is compressed (one pass) and kept.
  */
 export async function writeLayerCached(appDir: string, opts: LayerOptions, cache: LayerCache | undefined): Promise<LayerResult & { cached: boolean }> {
   if (!cache) return { ...(await writeLayer(appDir, opts)), cached: false };
   checkOwner(opts);
   const outFile = path.resolve(opts.outFile);
   // A tree that cannot be read fails below, in writeLayer, with its message.
-  const diffId = await layerDiffId(appDir, opts).catch(() => undefined);
-  const hit = diffId ? await cache.take(diffId, outFile) : undefined;
-  if (diffId && hit) return { path: outFile, digest: hit.digest, diffId, size: hit.size, cached: true };
+  const head = await layerHead(appDir, opts).catch(() => undefined);
+  if (head && (await cache.mayHave(head))) {
+    const diffId = await layerDiffId(appDir, opts).catch(() => undefined);
+    const hit = diffId ? await cache.take(diffId, head, outFile) : undefined;
+    if (diffId && hit) return { path: outFile, digest: hit.digest, diffId, size: hit.size, cached: true };
+  }
   const layer = await writeLayer(appDir, opts);
-  if (diffId === layer.diffId) await cache.put(layer.diffId, layer.path, layer);
+  // writeLayer's diff_id and digest come from one pass, so the entry is right even if the tree changed since `head`.
+  if (head) await cache.put(layer.diffId, head, layer.path, layer);
   return { ...layer, cached: false };
 }
