@@ -5,11 +5,12 @@
  * bytes are the ones a build with an empty cache writes. A damaged entry is
  * not used.
  */
-import { expect } from 'chai';
+
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
 import { makeBuildpack, runBuilder, writeTree } from './helpers/cli.js';
 import { makeRunImages, type RunImages } from './helpers/image-fixtures.js';
 
@@ -19,7 +20,7 @@ interface Summary {
 
 const noise = (n: number) => randomBytes(n).toString('base64');
 
-describe('image layer cache', function () {
+describe('image layer cache', () => {
   let root: string;
   let run: RunImages;
   let src: string;
@@ -42,7 +43,21 @@ describe('image layer cache', function () {
     const out = path.join(root, `out-${++n}`);
     const summary = path.join(root, `summary-${n}.json`);
     const res = await runBuilder(
-      ['--source', src, '--buildpack', buildpack, '--cache-dir', path.join(root, 'app-cache'), '--run-image', `oci:${run.layout}:24`, '--image', `oci:${out}:v1`, '--summary', summary, ...extra],
+      [
+        '--source',
+        src,
+        '--buildpack',
+        buildpack,
+        '--cache-dir',
+        path.join(root, 'app-cache'),
+        '--run-image',
+        `oci:${run.layout}:24`,
+        '--image',
+        `oci:${out}:v1`,
+        '--summary',
+        summary,
+        ...extra,
+      ],
       { env: { ...process.env, SLUGBUILDER_CACHE_DIR: cacheRoot, SOURCE_DATE_EPOCH: '' } },
     );
     expect(res.exitCode, res.stderr).to.equal(0);
@@ -69,7 +84,8 @@ describe('image layer cache', function () {
     const fresh = await build(path.join(root, 'cache-b'));
     expect(fresh.stderr).to.not.include('from the layer cache');
     expect(fresh.summary.image.digest).to.equal(second.summary.image.digest);
-    for (const l of second.summary.image.layers) expect((await second.blob(l.digest)).equals(await fresh.blob(l.digest)), l.path).to.equal(true);
+    for (const l of second.summary.image.layers)
+      expect((await second.blob(l.digest)).equals(await fresh.blob(l.digest)), l.path).to.equal(true);
   });
 
   it('serves two builds at once that share a cache, and both images are the same', async () => {

@@ -21,7 +21,7 @@
  * MAX_BYTES the least recently used entries go.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../../shared/errors.js';
 import { GZIP_LEVEL } from '../slug.js';
@@ -39,7 +39,10 @@ export interface CachedLayer {
 }
 
 /** What decides the gzip bytes besides the tar: the level, pgzip's block size and zlib itself. */
-const COMPRESSOR = createHash('sha256').update(`pgzip level ${GZIP_LEVEL} block 524288 zlib ${process.versions.zlib}`).digest('hex').slice(0, 12);
+const COMPRESSOR = createHash('sha256')
+  .update(`pgzip level ${GZIP_LEVEL} block 524288 zlib ${process.versions.zlib}`)
+  .digest('hex')
+  .slice(0, 12);
 
 export class LayerCache {
   constructor(readonly dir: string) {}
@@ -144,7 +147,8 @@ export class LayerCache {
   }
 
   private async removeTemps(): Promise<void> {
-    for (const name of await readdir(this.dir)) if (name.includes(`.tmp-${process.pid}-`)) await rm(path.join(this.dir, name), { force: true });
+    for (const name of await readdir(this.dir))
+      if (name.includes(`.tmp-${process.pid}-`)) await rm(path.join(this.dir, name), { force: true });
   }
 }
 
