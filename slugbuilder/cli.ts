@@ -286,7 +286,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   handleSignals();
-  const plan = await preflight(opts.outputs, process.env);
+  const plan = await preflight(opts.outputs, process.env, opts.cacheRoot);
   try {
     const outputs = outputList(opts.outputs, plan, opts.mtime);
     const deliver = (result: BuildResult) => deliverAll(outputs, result);

@@ -4,6 +4,7 @@
  * in a second, not after a ten-minute compile. The run image read here is
  * the one the export uses.
  */
+import path from 'node:path';
 import { checkWritableTarget } from '../../shared/fs.js';
 import { planExport, type ExportPlan } from '../image/export.js';
 import type { ImageFlags } from './image-flags.js';
@@ -14,8 +15,11 @@ export interface OutputTargets {
   image?: ImageFlags;
 }
 
-/** Checks every file target; with --image, returns the plan (run image read): close it when done. */
-export async function preflight(targets: OutputTargets, env: NodeJS.ProcessEnv): Promise<ExportPlan | undefined> {
+/**
+ * Checks every file target; with --image, returns the plan (run image read): close it when done.
+ * App layers are kept between builds under `<cacheRoot>/layers`.
+ */
+export async function preflight(targets: OutputTargets, env: NodeJS.ProcessEnv, cacheRoot?: string): Promise<ExportPlan | undefined> {
   if (targets.output) await checkWritableTarget(targets.output, '-o');
   if (targets.image?.layer) await checkWritableTarget(targets.image.layer, '--layer');
   if (targets.summary) await checkWritableTarget(targets.summary, '--summary');
@@ -27,5 +31,6 @@ export async function preflight(targets: OutputTargets, env: NodeJS.ProcessEnv):
     appGid: flags.appGid,
     insecureRegistries: flags.insecureRegistries,
     env,
+    layerCacheDir: cacheRoot ? path.join(cacheRoot, 'layers') : undefined,
   });
 }

@@ -21,8 +21,9 @@ import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseToml } from '../../shared/toml.js';
 import { listedBuildpackDirs } from './app-metadata.js';
+import type { LayerCache } from './layer-cache.js';
 import type { LayerResult } from './layer.js';
-import { writeLayer } from './layer.js';
+import { writeLayerCached } from './layer.js';
 
 export const DEPENDENCY_TREES = ['.apt', '.heroku/node', '.heroku/python', 'vendor/bundle', 'node_modules'] as const;
 
@@ -36,6 +37,8 @@ export interface AppLayer extends LayerResult {
   /** Path inside the image: /app, /app/node_modules, /app/.layers/example_node/node. */
   imagePath: string;
   kind: AppLayerPart['kind'];
+  /** Taken from the layer cache rather than compressed. */
+  cached?: boolean;
 }
 
 export const IMAGE_APP_DIR = '/app';
@@ -116,6 +119,8 @@ export interface AppLayersOptions {
   mtime: Date;
   /** Directory the layer files go into (a temp dir of the caller's). */
   outDir: string;
+  /** Where compressed layers are kept between builds; none: every layer is compressed. */
+  cache?: LayerCache;
 }
 
 /** Write every layer of the app into `outDir`, in image order. */
@@ -123,13 +128,11 @@ export async function writeAppLayers(appDir: string, opts: AppLayersOptions): Pr
   const parts = await planAppLayers(appDir);
   const out: AppLayer[] = [];
   for (const [i, part] of parts.entries()) {
-    const layer = await writeLayer(appDir, {
-      uid: opts.uid,
-      gid: opts.gid,
-      mtime: opts.mtime,
-      outFile: path.join(opts.outDir, `app-layer-${i}.tar.gz`),
-      exclude: excludeFor(part, parts),
-    });
+    const layer = await writeLayerCached(
+      appDir,
+      { uid: opts.uid, gid: opts.gid, mtime: opts.mtime, outFile: path.join(opts.outDir, `app-layer-${i}.tar.gz`), exclude: excludeFor(part, parts) },
+      opts.cache,
+    );
     out.push({ ...layer, imagePath: imagePathOf(part.tree), kind: part.kind });
   }
   return out;

@@ -16,6 +16,7 @@ import type { ProcessTypes } from '../../shared/procfile.js';
 import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
 import { shortDigest, type BuiltImage, type LayerBlob, type Platform } from './blobs.js';
 import type { LayerResult } from './layer.js';
+import { LayerCache } from './layer-cache.js';
 import { appOwner, assembleImage, buildAppConfig, type AppOwner } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
@@ -34,6 +35,8 @@ export interface PlanOptions {
   appGid?: number;
   insecureRegistries: string[];
   env?: NodeJS.ProcessEnv;
+  /** Keep compressed app layers here between builds (layer-cache.ts); unset: no cache. */
+  layerCacheDir?: string;
 }
 
 /** What an export needs that does not depend on the app: read once, used once. */
@@ -43,6 +46,7 @@ export interface ExportPlan {
   run: SourceImage;
   pool: RegistryPool;
   owner: AppOwner;
+  layerCache?: LayerCache;
   close(): Promise<void>;
 }
 
@@ -94,7 +98,8 @@ export async function planExport(target: ImageReference, runRef: ImageReference,
   log.info(`${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`);
   const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
   if (owner.warning) log.warn(owner.warning);
-  return { target, runRef, run, pool, owner, close: () => run.close() };
+  const layerCache = opts.layerCacheDir ? new LayerCache(opts.layerCacheDir) : undefined;
+  return { target, runRef, run, pool, owner, layerCache, close: () => run.close() };
 }
 
 /** The app image: the run image's layers plus the app's (written by writeAppLayers with plan.owner). */
@@ -136,7 +141,7 @@ export function logLayer(layer: LayerResult, owner: AppOwner): void {
 
 export function logAppLayers(layers: AppLayer[], owner: AppOwner): void {
   log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${layers.length} layer${layers.length === 1 ? '' : 's'}`);
-  for (const l of layers) log.info(`${l.imagePath} ${formatSize(l.size)} compressed, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`);
+  for (const l of layers) log.info(`${l.imagePath} ${formatSize(l.size)} ${l.cached ? 'from the layer cache' : 'compressed'}, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`);
 }
 
 export interface ExportOptions {
@@ -149,6 +154,8 @@ export interface ExportOptions {
   appGid?: number;
   insecureRegistries: string[];
   env?: NodeJS.ProcessEnv;
+  /** Keep compressed app layers here between exports (layer-cache.ts); unset: no cache. */
+  layerCacheDir?: string;
   processTypes: ProcessTypes;
   labels?: Record<string, string>;
   sourceVersion?: string;
@@ -164,12 +171,13 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
     appGid: opts.appGid,
     insecureRegistries: opts.insecureRegistries,
     env: opts.env,
+    layerCacheDir: opts.layerCacheDir,
   });
   const work = await makeTempDir('slugkit-layer-');
   try {
     log.step('Writing the app layers');
     const mtime = opts.mtime ?? DEFAULT_MTIME;
-    const layers = await writeAppLayers(opts.appDir, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outDir: work });
+    const layers = await writeAppLayers(opts.appDir, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outDir: work, cache: plan.layerCache });
     logAppLayers(layers, plan.owner);
     const { built, summary } = assembleAppImage(plan, layers, { processTypes: opts.processTypes, labels: opts.labels, sourceVersion: opts.sourceVersion, mtime });
     log.step(`Writing image ${plan.target.text}`);

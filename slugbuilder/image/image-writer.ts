@@ -10,13 +10,13 @@ import { pipeline } from 'node:stream/promises';
 import { UsageError, UserError, errnoCode } from '../../shared/errors.js';
 import { checkWritableTarget, forget, makeTempDir, removeTemp, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
-import { HashingStream, shortDigest, type BuiltImage, type Descriptor } from './blobs.js';
+import { formatSize } from '../../shared/units.js';
+import { HashingStream, shortDigest, type BuiltImage, type Descriptor, type LayerBlob } from './blobs.js';
 import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
 import { OciLayout, prepareLayout, putBlob, putDocument, tagManifest } from './oci-layout.js';
 import type { Family } from './media-types.js';
 import type { ImageReference, RegistryReference } from './reference.js';
 import type { RegistryPool } from './registry.js';
-import { formatSize } from '../../shared/units.js';
 
 export interface WriteResult {
   digest: string;
@@ -205,17 +205,17 @@ async function pushImage(target: RegistryReference, image: BuiltImage, pool: Reg
   const tag = target.tag ?? 'latest';
   const client = pool.get(target.host);
   const repo = target.repository;
-  for (const layer of image.layers) {
+  const pushLayer = async (layer: LayerBlob) => {
     const d = layer.descriptor;
     const name = `${layer.label} ${shortDigest(d.digest)} ${formatSize(d.size)}`;
     if (await client.blobExists(repo, d.digest)) {
       log.info(`${name} skipped (already in ${repo})`);
-      continue;
+      return;
     }
     const origin = layer.origin;
     if (origin && origin.host === target.host && origin.repository !== repo && (await client.blobMount(repo, d.digest, origin.repository))) {
       log.info(`${name} mounted from ${origin.repository}`);
-      continue;
+      return;
     }
     let sent = 0;
     await client.blobUpload(repo, d, async () => {
@@ -225,7 +225,9 @@ async function pushImage(target: RegistryReference, image: BuiltImage, pool: Reg
       return counter;
     });
     log.info(`${name} uploaded (${sent} bytes)`);
-  }
+  };
+  // A few at a time, as docker push does: a small app layer need not wait behind node_modules.
+  await eachLimited(image.layers, PUSH_CONCURRENCY, pushLayer);
   const cfg = image.manifest.value.config;
   if (await client.blobExists(repo, cfg.digest)) {
     log.info(`config ${shortDigest(cfg.digest)} skipped (already in ${repo})`);
@@ -236,4 +238,25 @@ async function pushImage(target: RegistryReference, image: BuiltImage, pool: Reg
   const digest = await client.manifestPut(repo, tag, image.manifest.bytes, image.mediaType);
   log.info(`manifest ${shortDigest(digest)} pushed as ${target.host}/${repo}:${tag}`);
   return { digest, reference: target.text };
+}
+
+/** Layers uploaded at once. */
+const PUSH_CONCURRENCY = 3;
+
+/** Run `work` on every item, at most `limit` at a time; the first failure fails the whole (after the running ones settle). */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const lane = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++];
+      try {
+        await work(item);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failed) throw failed.err;
 }

@@ -67,14 +67,14 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
         const labels = await labelsOf(result);
         let layers: AppLayer[];
         const parts = await planAppLayers(result.appDir);
-        if (parts.length === 1) {
+        if (parts.length === 1 && flags.layer) {
           const whole = await wholeLayer(result.appDir);
           tempDir = whole.tempDir;
           layers = [{ ...whole.layer, imagePath: imagePathOf(''), kind: 'app' }];
         } else {
           log.step('Writing the app layers');
           tempDir = await makeTempDir('slugkit-layers-');
-          layers = await writeAppLayers(result.appDir, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir });
+          layers = await writeAppLayers(result.appDir, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir, cache: plan.layerCache });
           logAppLayers(layers, owner);
         }
         const { built, summary } = assembleAppImage(plan, layers, { processTypes: result.processTypes, labels, sourceVersion: result.sourceVersion, mtime });

@@ -1,0 +1,163 @@
+/**
+ * Compressed app layers kept between builds, under `<cache root>/layers/`,
+ * keyed by the layer's diff_id (sha256 of its tar) and the compressor that
+ * made it. Hashing a tar is cheap; gzipping it is not: an unchanged
+ * node_modules is hashed, found here, and neither compressed nor (when the
+ * registry has it) sent again. The bytes are the ones a fresh compression
+ * gives, because the same tar and the same compressor give the same gzip.
+ *
+ *   <diff_id hex>.<compressor>.json   { digest, size }, written after its blob
+ *   <digest hex>.tar.gz               the blob
+ *   head-<hex>.<compressor>           a marker: some kept layer's tar starts
+ *                                     with the HEAD_BYTES these hash to
+ *
+ * The marker spares a layer nobody has seen the hashing pass: when no kept
+ * tar starts like it, its diff_id cannot be here either, and it is
+ * compressed (and hashed) in one pass straight away.
+ *
+ * Safe under concurrent builds: every file is written to a temp name and
+ * renamed, and a build takes its own link (or copy) of a blob before using
+ * it, so pruning by another build cannot pull it away. Bounded: past
+ * MAX_BYTES the least recently used entries go.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { errnoCode } from '../../shared/errors.js';
+import { GZIP_LEVEL } from '../slug.js';
+import { digestHex } from './blobs.js';
+
+/** Beyond this the oldest entries are removed. */
+export const MAX_BYTES = 2 * 1024 ** 3;
+
+/** How much of a layer's tar the marker covers. */
+export const HEAD_BYTES = 1024 * 1024;
+
+export interface CachedLayer {
+  digest: string;
+  size: number;
+}
+
+/** What decides the gzip bytes besides the tar: the level, pgzip's block size and zlib itself. */
+const COMPRESSOR = createHash('sha256')
+  .update(`pgzip level ${GZIP_LEVEL} block 524288 zlib ${process.versions.zlib}`)
+  .digest('hex')
+  .slice(0, 12);
+
+export class LayerCache {
+  constructor(readonly dir: string) {}
+
+  private metaFile(diffId: string): string {
+    return path.join(this.dir, `${digestHex(diffId)}.${COMPRESSOR}.json`);
+  }
+
+  private blobFile(digest: string): string {
+    return path.join(this.dir, `${digestHex(digest)}.tar.gz`);
+  }
+
+  private headFile(head: string): string {
+    return path.join(this.dir, `head-${digestHex(head)}.${COMPRESSOR}`);
+  }
+
+  /** Whether some kept layer's tar began with the bytes `head` (sha256 of its first HEAD_BYTES) hashes. */
+  async mayHave(head: string): Promise<boolean> {
+    return stat(this.headFile(head)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** The cached layer for `diffId` (whose tar's head hashes to `head`), linked (or copied) to `into`; undefined when absent or unusable. */
+  async take(diffId: string, head: string, into: string): Promise<CachedLayer | undefined> {
+    let meta: CachedLayer;
+    try {
+      meta = JSON.parse(await readFile(this.metaFile(diffId), 'utf8')) as CachedLayer;
+      digestHex(meta.digest);
+    } catch {
+      return undefined;
+    }
+    const blob = this.blobFile(meta.digest);
+    try {
+      if ((await stat(blob)).size !== meta.size) return undefined;
+      await linkOrCopy(blob, into);
+      const now = new Date();
+      // Recently used: pruned last.
+      await utimes(this.metaFile(diffId), now, now).catch(() => undefined);
+      await utimes(this.headFile(head), now, now).catch(() => undefined);
+      return meta;
+    } catch {
+      await rm(into, { force: true });
+      return undefined;
+    }
+  }
+
+  /** Keep `file` (a finished layer blob) for `diffId`. A cache that cannot be written only costs speed. */
+  async put(diffId: string, head: string, file: string, layer: CachedLayer): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+      const tag = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+      const blob = this.blobFile(layer.digest);
+      await linkOrCopy(file, blob + tag);
+      await rename(blob + tag, blob);
+      const meta = this.metaFile(diffId);
+      await writeFile(meta + tag, JSON.stringify({ digest: layer.digest, size: layer.size }) + '\n');
+      await rename(meta + tag, meta);
+      await writeFile(this.headFile(head), '');
+      await this.prune();
+    } catch {
+      // Leave no temp files behind; the entry is simply not cached.
+      await this.removeTemps().catch(() => undefined);
+    }
+  }
+
+  /** Remove the least recently used entries until the cache is within MAX_BYTES. */
+  private async prune(): Promise<void> {
+    const names = await readdir(this.dir);
+    const entries: Array<{ meta: string; blob: string; size: number; used: number }> = [];
+    let total = 0;
+    for (const name of names) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const meta = path.join(this.dir, name);
+      try {
+        const { digest } = JSON.parse(await readFile(meta, 'utf8')) as CachedLayer;
+        const blob = this.blobFile(digest);
+        const [m, b] = await Promise.all([stat(meta), stat(blob)]);
+        entries.push({ meta, blob, size: b.size, used: m.mtimeMs });
+        total += b.size;
+      } catch {
+        // Another build is writing or removing it.
+      }
+    }
+    entries.sort((a, b) => a.used - b.used);
+    let removed = 0;
+    for (; removed < entries.length && total > MAX_BYTES; removed++) {
+      await rm(entries[removed].meta, { force: true });
+      await rm(entries[removed].blob, { force: true });
+      total -= entries[removed].size;
+    }
+    // A stale marker only costs a hashing pass; drop the ones older than every kept entry.
+    const oldest = entries[removed]?.used;
+    if (removed === 0 || oldest === undefined) return;
+    for (const name of names) {
+      if (!name.startsWith('head-')) continue;
+      const file = path.join(this.dir, name);
+      const st = await stat(file).catch(() => undefined);
+      if (st && st.mtimeMs < oldest) await rm(file, { force: true });
+    }
+  }
+
+  private async removeTemps(): Promise<void> {
+    for (const name of await readdir(this.dir))
+      if (name.includes(`.tmp-${process.pid}-`)) await rm(path.join(this.dir, name), { force: true });
+  }
+}
+
+/** A hard link when both are on one filesystem, else a copy. */
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (err) {
+    if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP'].includes(errnoCode(err) ?? '')) throw err;
+    await copyFile(from, to);
+  }
+}
