@@ -109,6 +109,7 @@ __dyno_environment() {
     fi
     tag=${__dyno_plan[i + 1]} op=${__dyno_plan[i + 2]} name=${__dyno_plan[i + 3]} value=${__dyno_plan[i + 4]} delim=${__dyno_plan[i + 5]}
     i=$((i + 6))
+    # shellcheck disable=SC2015  # skip the entry unless its tag matches and its name is one bash can set
     { [ -z "$tag" ] || [ "$tag" = "$3" ]; } && __dyno_name_ok "$name" || continue
     cur=${!name-}
     case $op in
@@ -190,14 +191,17 @@ unset -f __dyno_name_ok __dyno_read_plan __dyno_plan_current __dyno_find __dyno_
 # As on Heroku: layer profiles, .profile.d/*.sh in byte order, .profile, all
 # sourced at the top level in the app dir, then the command in its working
 # dir. LC_ALL=C pins the glob order to bytes, then the app's locale is back.
+# shellcheck source=/dev/null  # the app's and its buildpacks' profile scripts
 for __slug_f in "${__slug_layer_profiles[@]}"; do . "$__slug_f"; done
 __slug_lc=${LC_ALL-__unset__}
 export LC_ALL=C
 __slug_profiles=(.profile.d/*.sh)
 if [ "$__slug_lc" = __unset__ ]; then unset LC_ALL; else export LC_ALL=$__slug_lc; fi
 unset __slug_lc
+# shellcheck source=/dev/null
 for __slug_f in "${__slug_profiles[@]}"; do [ -f "$__slug_f" ] && . "$__slug_f"; done
 unset __slug_f __slug_profiles __slug_layer_profiles
+# shellcheck source=/dev/null
 if [ -f .profile ]; then . ./.profile; fi
 cd -- "$__slug_wd" || exit 1
 unset __slug_wd

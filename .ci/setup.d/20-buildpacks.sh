@@ -16,6 +16,8 @@ bundled_buildpack_scripts() {
   done
 }
 mapfile -t bundled_scripts < <(bundled_buildpack_scripts)
-echo "shellcheck: ${#bundled_scripts[@]} bundled buildpack scripts" >&2
+# The runner's own bash entry point and launch script are held to the same bar.
+bundled_scripts+=(bin/slugrunner bin/dyno.bash)
+echo "shellcheck: ${#bundled_scripts[@]} bundled buildpack and runner scripts" >&2
 shellcheck -x "${bundled_scripts[@]}"
 unset bundled_scripts
