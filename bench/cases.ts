@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
-import { compare, median, medianRun, megabytes, readStageTime, seconds, stageTimeFile, timed, timedShell, type Run } from './measure.js';
+import { compare, median, medianRun, megabytes, type Run, readStageTime, seconds, stageTimeFile, timed, timedShell } from './measure.js';
 
 export interface Row {
   id: string;
@@ -220,9 +220,21 @@ export async function p3Start(s: Setup): Promise<Row> {
     const a = await timeToFirst200(runner, ['--app-dir', populated, '-q', 'start', 'web'], s.work, { ...base, PORT: String(port) }, port);
     const port1 = await freePort();
     fresh(appDir);
-    const u = await timeToFirst200(runner, ['--app-dir', appDir, '--slug', s.minimalSlug, '-q', 'start', 'web'], s.work, { ...base, PORT: String(port1) }, port1);
+    const u = await timeToFirst200(
+      runner,
+      ['--app-dir', appDir, '--slug', s.minimalSlug, '-q', 'start', 'web'],
+      s.work,
+      { ...base, PORT: String(port1) },
+      port1,
+    );
     const port2 = await freePort();
-    const b = await timeToFirst200('bash', ['-c', 'node server.js'], unpacked, { ...base, PORT: String(port2), HOME: unpacked, DYNO: 'web.1' }, port2);
+    const b = await timeToFirst200(
+      'bash',
+      ['-c', 'node server.js'],
+      unpacked,
+      { ...base, PORT: String(port2), HOME: unpacked, DYNO: 'web.1' },
+      port2,
+    );
     // The first round warms the page cache (and, for a slug built before plans, writes the plan) and is left out.
     if (i >= 0) {
       fast.push(a);
@@ -321,7 +333,9 @@ export async function p5Memory(s: Setup): Promise<Row> {
     ratio: '—',
     goal: '≤ 150 MB',
     met: node.peakRss <= 150 * 1024 ** 2 ? 'yes' : 'no',
-    notes: [`build took ${seconds(run.wallMs)} wall, slugbuilder CPU ${seconds(node.cpuMs)}, slug ${megabytes(slugSize)}; RSS is the node process's own peak (ru_maxrss via GNU time)`],
+    notes: [
+      `build took ${seconds(run.wallMs)} wall, slugbuilder CPU ${seconds(node.cpuMs)}, slug ${megabytes(slugSize)}; RSS is the node process's own peak (ru_maxrss via GNU time)`,
+    ],
   };
 }
 
@@ -331,11 +345,19 @@ export async function p6Rebuild(s: Setup): Promise<Row> {
   const buildpack = path.join(s.repo, 'buildpacks', 'nodejs');
   const row = { id: 'P6', what: 'warm rebuild of examples/node-express (nodejs buildpack)', goal: '≤ 0.2×' };
   if (!existsSync(path.join(example, 'package.json')) || !existsSync(path.join(buildpack, 'bin', 'compile'))) {
-    return { ...row, slugkit: '—', baseline: '—', ratio: '—', met: 'pending', notes: ['examples/node-express or buildpacks/nodejs is not in the tree yet'] };
+    return {
+      ...row,
+      slugkit: '—',
+      baseline: '—',
+      ratio: '—',
+      met: 'pending',
+      notes: ['examples/node-express or buildpacks/nodejs is not in the tree yet'],
+    };
   }
   const cache = path.join(s.work, 'p6-cache');
   const slug = path.join(s.work, 'p6-slug.tgz');
-  const build = () => timed('node', [cli(s, 'slugbuilder'), '--source', example, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug]);
+  const build = () =>
+    timed('node', [cli(s, 'slugbuilder'), '--source', example, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug]);
   const cold: Run[] = [];
   const warm: Run[] = [];
   for (let i = 0; i < s.times.p6; i++) {

@@ -18,9 +18,9 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser } from 'tar';
-import { writeSlug } from '../slugbuilder/slug.js';
 import { ARCHIVE_CHUNK, extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { DEFAULT_MTIME, packTree } from '../shared/tar/pack.js';
+import { writeSlug } from '../slugbuilder/slug.js';
 
 const [job, a, b] = process.argv.slice(2);
 

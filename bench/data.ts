@@ -53,7 +53,32 @@ function binary(length: number, seed: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(length)), cipher.final()]);
 }
 
-const KEYWORDS = ['const', 'let', 'var', 'function', 'return', 'if', 'else', 'for', 'while', 'new', 'this', 'typeof', 'await', 'async', 'export', 'import', 'from', 'null', 'undefined', 'true', 'false', 'throw', 'catch', 'try'];
+const KEYWORDS = [
+  'const',
+  'let',
+  'var',
+  'function',
+  'return',
+  'if',
+  'else',
+  'for',
+  'while',
+  'new',
+  'this',
+  'typeof',
+  'await',
+  'async',
+  'export',
+  'import',
+  'from',
+  'null',
+  'undefined',
+  'true',
+  'false',
+  'throw',
+  'catch',
+  'try',
+];
 
 /**
  * A pool of JS-like text: identifiers drawn with a skewed (Zipf-like)
@@ -84,7 +109,8 @@ function textPool(bytes: number, seed: number): Buffer {
     else if (r < 0.58) line = `${indent}}`;
     else if (r < 0.66) line = `${indent}// ${word()} ${word()} ${word()} ${word()} ${word()}`;
     else if (r < 0.74) line = `${indent}module.exports.${ident()} = require('./${ident()}');`;
-    else if (r < 0.82) line = `${indent}"${ident()}": "${ident()}-${Math.floor(rand() * 100)}.${Math.floor(rand() * 20)}.${Math.floor(rand() * 10)}",`;
+    else if (r < 0.82)
+      line = `${indent}"${ident()}": "${ident()}-${Math.floor(rand() * 100)}.${Math.floor(rand() * 20)}.${Math.floor(rand() * 10)}",`;
     else {
       const n = 2 + Math.floor(rand() * 8);
       const ws: string[] = [];
@@ -139,7 +165,10 @@ function generate(dir: string, spec: TreeSpec): TreeStats {
   };
 
   // The app itself: what a buildpack and the runner look at.
-  write('package.json', JSON.stringify({ name: 'bench-app', version: '1.0.0', main: 'server.js', scripts: { start: 'node server.js' } }, null, 2) + '\n');
+  write(
+    'package.json',
+    JSON.stringify({ name: 'bench-app', version: '1.0.0', main: 'server.js', scripts: { start: 'node server.js' } }, null, 2) + '\n',
+  );
   write('Procfile', 'web: node server.js\n');
   write('server.js', "require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT || 5000);\n");
 
@@ -151,8 +180,12 @@ function generate(dir: string, spec: TreeSpec): TreeStats {
     const scoped = rand() < 0.15;
     const name = scoped ? `@scope${pkg % 17}/pkg${pkg}` : `pkg${pkg}`;
     // One package in ten carries a nested node_modules, as version conflicts do.
-    const base = rand() < 0.1 && pkg > 20 ? `node_modules/pkg${Math.floor(rand() * (pkg - 1)) + 1}/node_modules/${name}` : `node_modules/${name}`;
-    write(`${base}/package.json`, JSON.stringify({ name, version: `${pkg % 9}.${pkg % 13}.${pkg % 7}`, main: 'index.js', license: 'MIT' }, null, 2) + '\n');
+    const base =
+      rand() < 0.1 && pkg > 20 ? `node_modules/pkg${Math.floor(rand() * (pkg - 1)) + 1}/node_modules/${name}` : `node_modules/${name}`;
+    write(
+      `${base}/package.json`,
+      JSON.stringify({ name, version: `${pkg % 9}.${pkg % 13}.${pkg % 7}`, main: 'index.js', license: 'MIT' }, null, 2) + '\n',
+    );
     write(`${base}/LICENSE`, LICENSE);
     write(`${base}/README.md`, text(pool, logNormal(rand, 4000, 1, 60_000), rand));
     const count = 2 + Math.floor(rand() * 25);

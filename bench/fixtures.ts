@@ -32,8 +32,18 @@ export async function ensureSourceTar(tree: string, file: string): Promise<strin
 }
 
 /** The slug of the minimal app (examples/hello), made by the real slugbuilder. */
-export async function ensureMinimalSlug(opts: { builderCli: string; appDir: string; buildpack: string; cacheDir: string; file: string }): Promise<string> {
+export async function ensureMinimalSlug(opts: {
+  builderCli: string;
+  appDir: string;
+  buildpack: string;
+  cacheDir: string;
+  file: string;
+}): Promise<string> {
   if (existsSync(opts.file)) return opts.file;
-  await execa('node', [opts.builderCli, '--source', opts.appDir, '--buildpack', opts.buildpack, '--cache-dir', opts.cacheDir, '-o', opts.file], { stdin: 'ignore' });
+  await execa(
+    'node',
+    [opts.builderCli, '--source', opts.appDir, '--buildpack', opts.buildpack, '--cache-dir', opts.cacheDir, '-o', opts.file],
+    { stdin: 'ignore' },
+  );
   return opts.file;
 }

@@ -5,15 +5,16 @@
  * `docker push`. Bytes are counted by a proxy in front of the registry (the
  * request bodies of blob uploads it passed on), not by the client.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+
 import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { makeRootfs, writeRunImage } from '../test/helpers/image-fixtures.js';
-import { startProxy, startRegistry, uploadedBytes, type RunningRegistry } from '../test/helpers/registry.js';
-import { hasCommand } from '../test/helpers/tools.js';
 import { dockerBinary, dockerUnavailableReason } from '../test/helpers/docker.js';
-import { cli, fresh, ratioText, type Row, type Setup } from './cases.js';
+import { makeRootfs, writeRunImage } from '../test/helpers/image-fixtures.js';
+import { type RunningRegistry, startProxy, startRegistry, uploadedBytes } from '../test/helpers/registry.js';
+import { hasCommand } from '../test/helpers/tools.js';
+import { cli, fresh, type Row, ratioText, type Setup } from './cases.js';
 import { megabytes, seconds, timed, timedShell } from './measure.js';
 
 interface ImageBench {
@@ -73,10 +74,25 @@ export async function p7Push(s: Setup): Promise<Row> {
     const build = async (tag: string, slug: string) => {
       proxy.requests.length = 0;
       const before = storedBytes(bench.registry);
-      const run = await timed('node', [
-        cli(s, 'slugbuilder'), '--source', src, '--buildpack', s.noopBuildpack, '--cache-dir', cache, '-o', slug,
-        '--run-image', `docker://${proxy.host}/runner:24`, '--image', `docker://${proxy.host}/p7app:${tag}`,
-      ], { env });
+      const run = await timed(
+        'node',
+        [
+          cli(s, 'slugbuilder'),
+          '--source',
+          src,
+          '--buildpack',
+          s.noopBuildpack,
+          '--cache-dir',
+          cache,
+          '-o',
+          slug,
+          '--run-image',
+          `docker://${proxy.host}/runner:24`,
+          '--image',
+          `docker://${proxy.host}/p7app:${tag}`,
+        ],
+        { env },
+      );
       return { run, bytes: uploadedBytes(proxy.requests), stored: storedBytes(bench.registry) - before };
     };
     const first = await build('1', bench.slugs[0]);
@@ -114,7 +130,8 @@ export async function p8Image(s: Setup): Promise<Row> {
   if (reason) return skipped('P8', what, goal, reason);
   shared ??= imageBench(s);
   const bench = await shared;
-  if (!bench.slugs.every((f) => existsSync(f))) return skipped('P8', what, goal, 'needs the slugs P7 builds: run P7 first (npm run bench -- P7 P8)');
+  if (!bench.slugs.every((f) => existsSync(f)))
+    return skipped('P8', what, goal, 'needs the slugs P7 builds: run P7 first (npm run bench -- P7 P8)');
   const host = bench.registry.host;
   const docker = dockerBinary();
   const runner = `${host}/runner:24`;
@@ -132,11 +149,25 @@ export async function p8Image(s: Setup): Promise<Row> {
     // An empty layer cache for the first push; the change finds the first push's layers there.
     const env = { ...process.env, SLUGBUILDER_CACHE_DIR: fresh(path.join(s.work, 'p8-cache-root')) };
     const ours = async (i: number) =>
-      timed('node', [cli(s, 'slugbuilder'), '--slug', bench.slugs[i], '--run-image', `docker://${runner}`, '--image', `docker://${host}/p8-slugkit:${i + 1}`], { env });
+      timed(
+        'node',
+        [
+          cli(s, 'slugbuilder'),
+          '--slug',
+          bench.slugs[i],
+          '--run-image',
+          `docker://${runner}`,
+          '--image',
+          `docker://${host}/p8-slugkit:${i + 1}`,
+        ],
+        { env },
+      );
     const theirs = async (i: number) => {
       const tag = `${host}/p8-docker:${i + 1}`;
       tags.push(tag);
-      return timedShell(`"${docker}" build -q -t ${tag} "${contexts[i]}" > /dev/null\n"${docker}" push -q ${tag} > /dev/null`, { env: { ...process.env, DOCKER_BUILDKIT: '1' } });
+      return timedShell(`"${docker}" build -q -t ${tag} "${contexts[i]}" > /dev/null\n"${docker}" push -q ${tag} > /dev/null`, {
+        env: { ...process.env, DOCKER_BUILDKIT: '1' },
+      });
     };
     const firstOurs = await ours(0);
     const firstTheirs = await theirs(0);

@@ -74,7 +74,11 @@ export function median(values: number[]): number {
  * Alternate candidate and baseline `times` times after one warm-up each, so
  * a burst of load elsewhere on the machine hits both alike; medians win.
  */
-export async function compare(times: number, candidate: () => Promise<Run>, baseline: () => Promise<Run>): Promise<{ candidate: Run[]; baseline: Run[] }> {
+export async function compare(
+  times: number,
+  candidate: () => Promise<Run>,
+  baseline: () => Promise<Run>,
+): Promise<{ candidate: Run[]; baseline: Run[] }> {
   await candidate();
   await baseline();
   const out = { candidate: [] as Run[], baseline: [] as Run[] };
@@ -86,7 +90,11 @@ export async function compare(times: number, candidate: () => Promise<Run>, base
 }
 
 export function medianRun(runs: Run[]): Run {
-  return { wallMs: median(runs.map((r) => r.wallMs)), cpuMs: median(runs.map((r) => r.cpuMs)), peakRss: Math.max(...runs.map((r) => r.peakRss)) };
+  return {
+    wallMs: median(runs.map((r) => r.wallMs)),
+    cpuMs: median(runs.map((r) => r.cpuMs)),
+    peakRss: Math.max(...runs.map((r) => r.peakRss)),
+  };
 }
 
 export function seconds(ms: number): string {

@@ -6,14 +6,15 @@
  *   BENCH_QUICK=1 npm run bench   small data and fewer repeats, for a smoke run
  *   npm run bench -- P1 P5        only the named measurements
  */
-import { cpus, loadavg, availableParallelism } from 'node:os';
+
 import { mkdirSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, removeSetAside, type Row, type Setup } from './cases.js';
+import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, removeSetAside, type Setup } from './cases.js';
 import { ensureTree } from './data.js';
-import { p7Push, p8Image, stopImageBench } from './images.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
+import { p7Push, p8Image, stopImageBench } from './images.js';
 import { haveGnuTime } from './measure.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -28,7 +29,9 @@ async function setup(): Promise<Setup> {
   const MiB = 1024 ** 2;
   const appSpec = quick ? { files: 1000, bytes: 12 * MiB, seed: 1 } : { files: 10_000, bytes: 120 * MiB, seed: 1 };
   // The big tree: many files plus a few large ones, so a file held in memory would show.
-  const bigSpec = quick ? { files: 2000, bytes: 100 * MiB, bigFiles: [30 * MiB], seed: 2 } : { files: 20_000, bytes: 1024 * MiB, bigFiles: [256 * MiB, 128 * MiB], seed: 2 };
+  const bigSpec = quick
+    ? { files: 2000, bytes: 100 * MiB, bigFiles: [30 * MiB], seed: 2 }
+    : { files: 20_000, bytes: 1024 * MiB, bigFiles: [256 * MiB, 128 * MiB], seed: 2 };
   const appDir = path.join(data, quick ? 'app-quick' : 'app');
   const bigDir = path.join(data, quick ? 'big-quick' : 'big');
   const app = { dir: appDir, ...ensureTree(appDir, appSpec, progress) };
@@ -49,7 +52,9 @@ async function setup(): Promise<Setup> {
 function machine(): string[] {
   return [
     `machine: ${availableParallelism()} CPUs (nproc), ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}, ${process.platform}/${process.arch}`,
-    `load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
   ];
 }
 
@@ -92,7 +97,9 @@ async function main(): Promise<void> {
   const out = [
     `slugkit benchmarks${quick ? ' (BENCH_QUICK=1: small data, few repeats)' : ''}, ${started.toISOString()}`,
     ...info,
-    `load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `load average at end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
     `times are medians of alternating runs (P1 ${s.times.p1}, P2 ${s.times.p2}, P3 ${s.times.p3}, P4 ${s.times.p4}, P6 ${s.times.p6} each, after a warm-up)`,
     '',
     table(rows),
@@ -100,7 +107,27 @@ async function main(): Promise<void> {
     'notes:',
     ...rows.flatMap((r) => r.notes.map((n) => `- ${r.id} ${n}`)),
     '',
-    `goals met: ${rows.filter((r) => r.met === 'yes').map((r) => r.id).join(', ') || 'none'}; not met: ${rows.filter((r) => r.met === 'no').map((r) => r.id).join(', ') || 'none'}; pending: ${rows.filter((r) => r.met === 'pending').map((r) => r.id).join(', ') || 'none'}; skipped: ${rows.filter((r) => r.met === 'skipped').map((r) => r.id).join(', ') || 'none'}`,
+    `goals met: ${
+      rows
+        .filter((r) => r.met === 'yes')
+        .map((r) => r.id)
+        .join(', ') || 'none'
+    }; not met: ${
+      rows
+        .filter((r) => r.met === 'no')
+        .map((r) => r.id)
+        .join(', ') || 'none'
+    }; pending: ${
+      rows
+        .filter((r) => r.met === 'pending')
+        .map((r) => r.id)
+        .join(', ') || 'none'
+    }; skipped: ${
+      rows
+        .filter((r) => r.met === 'skipped')
+        .map((r) => r.id)
+        .join(', ') || 'none'
+    }`,
   ];
   process.stdout.write(out.join('\n') + '\n');
   removeSetAside();

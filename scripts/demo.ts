@@ -50,7 +50,15 @@ async function main(): Promise<number> {
   try {
     const slug = path.join(work, 'slug.tgz');
     console.log(`==> slugbuilder --source ${path.relative(root, appDir)} -o slug.tgz`);
-    const built = await run(process.execPath, [path.join(root, 'dist/slugbuilder/cli.js'), '--source', appDir, '-o', slug, '--cache-dir', path.join(work, 'cache')]);
+    const built = await run(process.execPath, [
+      path.join(root, 'dist/slugbuilder/cli.js'),
+      '--source',
+      appDir,
+      '-o',
+      slug,
+      '--cache-dir',
+      path.join(work, 'cache'),
+    ]);
     if (built !== 0) return built;
 
     const port = await freePort();
@@ -59,7 +67,9 @@ async function main(): Promise<number> {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, PORT: String(port) },
     });
-    const exited = new Promise<number>((resolve) => runner.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0))));
+    const exited = new Promise<number>((resolve) =>
+      runner.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0))),
+    );
     try {
       const res = await waitForHttp(`http://127.0.0.1:${port}/`, 30_000);
       console.log(`\n==> GET http://127.0.0.1:${port}/ -> HTTP ${res.status}`);

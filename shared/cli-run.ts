@@ -2,8 +2,9 @@
  * What both CLIs do around their real work: turn a thrown error into one
  * line and an exit code, and clean up temp dirs on every way out.
  */
+
+import { errnoCode, errorMessage, UserError } from './errors.js';
 import { removeAllNow } from './fs.js';
-import { UserError, errnoCode, errorMessage } from './errors.js';
 import { log, scrub } from './log.js';
 
 export async function runCli(main: () => Promise<number>): Promise<never> {

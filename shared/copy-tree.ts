@@ -11,7 +11,21 @@
  * pulls in files from outside the tree); sockets, fifos and devices are not
  * copied; modes are kept, and so are times when asked.
  */
-import { chmodSync, constants, copyFileSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync, utimesSync, type Dirent, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  constants,
+  copyFileSync,
+  type Dirent,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  type Stats,
+  statSync,
+  symlinkSync,
+  utimesSync,
+} from 'node:fs';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 

@@ -17,7 +17,8 @@ export function parseAssignment(text: string): [string, string] {
   const name = eq < 0 ? text : text.slice(0, eq);
   // The value is never echoed: it may be a secret.
   if (name === '') throw new UsageError('-e needs KEY=VALUE, got no variable name before "=": write it as NAME=VALUE');
-  if (!NAME.test(name)) throw new UsageError(`-e ${name}=...: "${name}" is not a variable name (letters, digits and _, not starting with a digit)`);
+  if (!NAME.test(name))
+    throw new UsageError(`-e ${name}=...: "${name}" is not a variable name (letters, digits and _, not starting with a digit)`);
   if (eq < 0) throw new UsageError(`-e ${name} has no value: write it as ${name}=VALUE`);
   return [name, text.slice(eq + 1)];
 }
@@ -60,13 +61,17 @@ export async function writeEnvDir(dir: string, vars: EnvVars): Promise<void> {
  * PASS, PWD, AUTH, PRIVATE, DSN, SALT or SIGNATURE: API_KEY, DB_PASSWORD,
  * GITHUBTOKEN, SENTRY_DSN, but not AUTHOR or PASSENGER_COUNT.
  */
-const SECRET_PART = /^(.*(KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?)|KEYS|SECRETS|TOKENS|PASS|PWD|AUTH|PRIVATE|DSN|SALT|SIGNATURE)$/;
+const SECRET_PART =
+  /^(.*(KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?)|KEYS|SECRETS|TOKENS|PASS|PWD|AUTH|PRIVATE|DSN|SALT|SIGNATURE)$/;
 
 /** Shorter secret values are not redacted: hiding "node" or "pw" would blank ordinary words all over the log. */
 export const MIN_SECRET_LENGTH = 6;
 
 export function isSecretName(name: string): boolean {
-  return name.toUpperCase().split('_').some((part) => SECRET_PART.test(part));
+  return name
+    .toUpperCase()
+    .split('_')
+    .some((part) => SECRET_PART.test(part));
 }
 
 /** URLs inside a value (DATABASE_URL, a list of mirrors): their credentials are secrets whatever the name. */

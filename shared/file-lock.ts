@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { errnoCode, UserError } from './errors.js';
 import { forget, removeOnExit } from './fs.js';
-import { UserError, errnoCode } from './errors.js';
 import { log } from './log.js';
 
 /** How often the holder touches its lock, and how old a heartbeat may get before the lock counts as abandoned. */
@@ -77,7 +77,13 @@ export async function acquireLock(lockFile: string, messages: LockMessages, time
 
 /** Who holds the lock, when a live build does (undefined when it is free or stale). */
 export async function liveHolder(lockFile: string): Promise<string | undefined> {
-  if (!(await stat(lockFile).then(() => true, () => false))) return undefined;
+  if (
+    !(await stat(lockFile).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return undefined;
   const holder = await staleHolder(lockFile);
   return holder.stale ? undefined : holder.who;
 }

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UsageError, UserError, errnoCode } from './errors.js';
+import { errnoCode, UsageError, UserError } from './errors.js';
 
 const registered = new Set<string>();
 let exitHooked = false;
@@ -192,7 +192,10 @@ export async function stageFile(named: string, what: string): Promise<StagedFile
       discard: () => removeTemp(dir),
     };
   }
-  const staged = path.join(path.dirname(target.path), `.${path.basename(target.path)}.${process.pid}-${randomBytes(3).toString('hex')}.tmp`);
+  const staged = path.join(
+    path.dirname(target.path),
+    `.${path.basename(target.path)}.${process.pid}-${randomBytes(3).toString('hex')}.tmp`,
+  );
   removeOnExit(staged);
   return {
     path: staged,

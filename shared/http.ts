@@ -6,7 +6,7 @@
  * URLs carry their signature there).
  */
 import { Readable, Transform } from 'node:stream';
-import { UserError, errorMessage } from './errors.js';
+import { errorMessage, UserError } from './errors.js';
 import { log, redact } from './log.js';
 import { formatSize } from './units.js';
 
@@ -45,16 +45,20 @@ export function withoutCredentials(url: URL): UrlParts {
   shown.hash = '';
   let display = shown.href;
   if (url.search.length > 1) {
-    const names = url.search.slice(1).split('&').filter(Boolean).map((pair) => {
-      const eq = pair.indexOf('=');
-      // A bare item (`?SECRETTOKEN`) may itself be the secret.
-      if (eq < 0) {
-        registerQueryValue(pair);
-        return HIDDEN;
-      }
-      registerQueryValue(pair.slice(eq + 1));
-      return `${pair.slice(0, eq)}=${HIDDEN}`;
-    });
+    const names = url.search
+      .slice(1)
+      .split('&')
+      .filter(Boolean)
+      .map((pair) => {
+        const eq = pair.indexOf('=');
+        // A bare item (`?SECRETTOKEN`) may itself be the secret.
+        if (eq < 0) {
+          registerQueryValue(pair);
+          return HIDDEN;
+        }
+        registerQueryValue(pair.slice(eq + 1));
+        return `${pair.slice(0, eq)}=${HIDDEN}`;
+      });
     display += `?${names.join('&')}`;
   }
   return { display: display + url.hash, bare: bare.href, username, password };
@@ -146,7 +150,16 @@ export class NetworkError extends Error {
 export const RETRY = { attempts: 4, backoffMs: 250, maxRetryAfterMs: 10_000 };
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** Network failures that another attempt cannot fix. */
-const FINAL_CODES = new Set(['ENOTFOUND', 'ERR_TLS_CERT_ALTNAME_INVALID', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO']);
+const FINAL_CODES = new Set([
+  'ENOTFOUND',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_HAS_EXPIRED',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'EPROTO',
+]);
 
 export function isRetryableStatus(status: number): boolean {
   return RETRY_STATUS.has(status);
@@ -231,7 +244,8 @@ async function requestOk(rawUrl: string, what: string, opts: RequestOptions): Pr
   try {
     res = await request(target.url, { ...opts, headers });
   } catch (err) {
-    if (err instanceof NetworkError) throw new UserError(`${what}: cannot reach ${target.display} (${err.description}); check the URL and that the server is up`);
+    if (err instanceof NetworkError)
+      throw new UserError(`${what}: cannot reach ${target.display} (${err.description}); check the URL and that the server is up`);
     throw err;
   }
   if (res.ok) return res;

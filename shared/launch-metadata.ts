@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from './errors.js';
 import { apiAtLeast } from './layer-env.js';
-import { readTomlFile, toToml, type TomlTable } from './toml.js';
+import { readTomlFile, type TomlTable, toToml } from './toml.js';
 
 export interface LaunchBuildpack {
   id: string;
@@ -85,7 +85,8 @@ export async function readLaunchMetadata(appDir: string): Promise<LaunchMetadata
   const tables = (key: string): TomlTable[] => {
     const v = doc[key];
     if (v === undefined) return [];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x))) fail(`${key} must be an array of tables`);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x)))
+      fail(`${key} must be an array of tables`);
     return v as TomlTable[];
   };
 

@@ -45,7 +45,10 @@ function sorted(names: string[]): string[] {
 }
 
 async function isDir(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isDirectory(), () => false);
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** Names of the directories in `dir`, sorted; none when it is absent. */

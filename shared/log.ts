@@ -2,7 +2,7 @@
  * Heroku-style build and run output, always on stderr: stdout is reserved for
  * the artifact. Secret values registered with `redact` never leave this module.
  */
-import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback, Writable } from 'node:stream';
 
 export const STEP = '-----> ';
 export const INDENT = '       ';

@@ -22,7 +22,8 @@ export function parseDuration(value: string, flag: string): number {
 
 export function parseCount(value: string, flag: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} expects a positive whole number, got "${value}"`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0)
+    throw new UsageError(`${flag} expects a positive whole number, got "${value}"`);
   return n;
 }
 

@@ -9,30 +9,29 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { configVarSecrets, type EnvVars, MIN_SECRET_LENGTH, writeEnvDir } from '../shared/env-dir.js';
 import { forget, removeOnExit } from '../shared/fs.js';
-import { UserError } from '../shared/errors.js';
-import { configVarSecrets, MIN_SECRET_LENGTH, writeEnvDir, type EnvVars } from '../shared/env-dir.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
-import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
+import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
-import { buildEnvironment } from './buildpacks/build-env.js';
-import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
-import { packCache, restoreCache, uploadCache, type CacheUrls } from './buildpacks/cache-url.js';
-import { compileChain, releaseChain, type ChainResult } from './buildpacks/chain.js';
-import { resolveUri, type BuilderFile } from './buildpacks/builder-file.js';
-import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
-import { appBuildpackList } from './buildpacks/prepare.js';
-import { applyProjectFilters, readProjectDescriptor, type ProjectDescriptor } from './source/project-descriptor.js';
-import { runAppHook, type CompileContext } from './buildpacks/classic/compile.js';
-import { buildTarget } from './buildpacks/cnb/detect.js';
-import { claimAppDir, type AppDir } from './source/app-dir.js';
-import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
-import { applySlugignore } from './source/slugignore.js';
-import { writeSlug, type SlugInfo } from './slug.js';
-import { StepTimer } from './step-timer.js';
-import { intakeSource } from './source/intake.js';
 import { formatSize } from '../shared/units.js';
+import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
+import { buildEnvironment } from './buildpacks/build-env.js';
+import { type BuilderFile, resolveUri } from './buildpacks/builder-file.js';
+import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
+import { type CacheUrls, packCache, restoreCache, uploadCache } from './buildpacks/cache-url.js';
+import { type ChainResult, compileChain, releaseChain } from './buildpacks/chain.js';
+import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
+import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
+import { buildTarget } from './buildpacks/cnb/detect.js';
+import { appBuildpackList } from './buildpacks/prepare.js';
+import { type SlugInfo, writeSlug } from './slug.js';
+import { type AppDir, claimAppDir } from './source/app-dir.js';
+import { intakeSource } from './source/intake.js';
+import { applyProjectFilters, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
+import { applySlugignore } from './source/slugignore.js';
+import { StepTimer } from './step-timer.js';
 
 export interface BuildOptions {
   /** `--source` or TAR_URL; undefined reads stdin. */
@@ -88,7 +87,10 @@ export interface BuildpackSummary {
 }
 
 function summaryEntry(m: GroupMemberBuildpack): BuildpackSummary {
-  const fetched = { ...(m.version?.commit ? { commit: m.version.commit } : {}), ...(m.version?.sha256 ? { sha256: m.version.sha256 } : {}) };
+  const fetched = {
+    ...(m.version?.commit ? { commit: m.version.commit } : {}),
+    ...(m.version?.sha256 ? { sha256: m.version.sha256 } : {}),
+  };
   if (m.kind === 'classic') return { name: m.name, origin: m.origin, kind: 'classic', ...fetched };
   const d = m.descriptor;
   return { name: m.name, origin: m.origin, kind: 'cnb', id: d.id, ...(d.version ? { version: d.version } : {}), api: d.api, ...fetched };
@@ -123,7 +125,10 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   // The cache dir is made by withCacheDir, under its lock.
   await Promise.all([mkdir(home), mkdir(tmpDir)]);
 
-  const sourceInfo = await intakeSource({ source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } }, buildDir);
+  const sourceInfo = await intakeSource(
+    { source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } },
+    buildDir,
+  );
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
@@ -135,7 +140,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   const configVars: EnvVars = { ...envList(opts.builder?.env), ...envList(project?.env), ...opts.configVars };
   const secrets = configVarSecrets(configVars);
   redact(...secrets.values);
-  for (const name of secrets.tooShort) log.info(`${name} is shorter than ${MIN_SECRET_LENGTH} characters: too short to redact, it may appear in this log`);
+  for (const name of secrets.tooShort)
+    log.info(`${name} is shorter than ${MIN_SECRET_LENGTH} characters: too short to redact, it may appear in this log`);
   await writeEnvDir(envDir, configVars);
   // The CNB platform dir: env/ holds the same config vars, one file each.
   const platformDir = path.join(work, 'platform');
@@ -167,7 +173,9 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
     timeoutMs: opts.timeoutMs,
   });
   if (!appDir.stable && chosen.some((m) => m.kind === 'cnb')) {
-    log.warn(`Warning: building in ${buildDir}, a temporary dir: absolute paths Cloud Native Buildpacks write will not hold at run time; pass --app-dir (and the same slugrunner --app-dir)`);
+    log.warn(
+      `Warning: building in ${buildDir}, a temporary dir: absolute paths Cloud Native Buildpacks write will not hold at run time; pass --app-dir (and the same slugrunner --app-dir)`,
+    );
   }
   timer.mark('detect');
 
@@ -196,7 +204,10 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), { mtime: opts.mtime, maxBytes: opts.maxSlugBytes });
   log.info('Done: slug built');
   log.step(`Compiled slug size is ${formatSize(slug.size)}`);
-  if (slug.size > opts.warnSlugBytes) log.warn(`Warning: your slug size (${formatSize(slug.size)}) exceeds the soft limit (${formatSize(opts.warnSlugBytes)}), which may slow start-up`);
+  if (slug.size > opts.warnSlugBytes)
+    log.warn(
+      `Warning: your slug size (${formatSize(slug.size)}) exceeds the soft limit (${formatSize(opts.warnSlugBytes)}), which may slow start-up`,
+    );
   timer.mark('compress');
 
   const result: BuildResult = {
@@ -225,11 +236,17 @@ function envList(list: Array<{ name: string; value: string }> | undefined): EnvV
  * else project.toml's, which wins over `.buildpacks` (said in the log), else
  * `.buildpacks` (read by choose.ts); empty means the builder's order.
  */
-async function explicitList(given: string[], project: ProjectDescriptor | undefined, buildDir: string): Promise<{ buildpacks: ListedBuildpack[]; listedIn?: string }> {
+async function explicitList(
+  given: string[],
+  project: ProjectDescriptor | undefined,
+  buildDir: string,
+): Promise<{ buildpacks: ListedBuildpack[]; listedIn?: string }> {
   if (given.length > 0) return { buildpacks: given };
   if (!project || project.buildpacks.length === 0) return { buildpacks: [] };
   if ((await appBuildpackList(buildDir)).length > 0) log.info('project.toml lists buildpacks: using them, not the ones in .buildpacks');
-  const buildpacks = project.buildpacks.map((b): ListedBuildpack => (b.uri ? resolveUri(b.uri, path.join(buildDir, 'project.toml')) : { id: b.id!, version: b.version }));
+  const buildpacks = project.buildpacks.map(
+    (b): ListedBuildpack => (b.uri ? resolveUri(b.uri, path.join(buildDir, 'project.toml')) : { id: b.id!, version: b.version }),
+  );
   return { buildpacks, listedIn: 'project.toml' };
 }
 

@@ -11,33 +11,34 @@ import { fstatSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { removeAllNow } from '../shared/fs.js';
-import { parseAssignment, readEnvDir, readEnvFile, type EnvVars } from '../shared/env-dir.js';
-import { UsageError } from '../shared/errors.js';
 import { runCli } from '../shared/cli-run.js';
+import { type EnvVars, parseAssignment, readEnvDir, readEnvFile } from '../shared/env-dir.js';
+import { UsageError } from '../shared/errors.js';
+import { removeAllNow } from '../shared/fs.js';
 import { slugkitVersion } from '../shared/package.js';
 import { sourceDateEpoch } from '../shared/tar/pack.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
-import { build, type BuildOptions, type BuildResult } from './build.js';
-import { fromSlug } from './from-slug.js';
+import { type BuildOptions, type BuildResult, build } from './build.js';
 import { checkPassEnv } from './buildpacks/build-env.js';
-import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
-import { checkAppDir } from './source/app-dir.js';
 import { readBuilderFile } from './buildpacks/builder-file.js';
+import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
 import { killAllChildren } from './buildpacks/run-script.js';
-import { IMAGE_OPTIONS, IMAGE_USAGE, parseImageFlags, type ImageFlags } from './cli/image-flags.js';
-import { preflight } from './cli/preflight.js';
 import { CACHE_USAGE, cacheCommand } from './cli/cache.js';
-import { rebaseCommand } from './cli/rebase.js';
+import { IMAGE_OPTIONS, IMAGE_USAGE, type ImageFlags, parseImageFlags } from './cli/image-flags.js';
 import { manifestsCommand } from './cli/manifests.js';
+import { preflight } from './cli/preflight.js';
+import { rebaseCommand } from './cli/rebase.js';
+import { fromSlug } from './from-slug.js';
 import type { ExportPlan } from './image/export.js';
 import { deliverAll, type Output } from './outputs/deliver.js';
 import { imageOutputs } from './outputs/image.js';
 import { fileOutput, putOutput, stdoutOutput, summaryOutput } from './outputs/slug.js';
+import { checkAppDir } from './source/app-dir.js';
 
 const DEFAULT_STACK = 'heroku-24';
 
-const USAGE = `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
+const USAGE =
+  `Usage: slugbuilder [options] < source.tar[.gz] > slug.tgz
 
 Source (default: stdin, tar or tar.gz):
   --source PATH|URL        a directory, a tarball, or an http(s) URL (env TAR_URL)
@@ -75,7 +76,11 @@ Limits:
   --max-slug-size SIZE     largest compressed slug (default 500M; warns from 300M)
   -h, --help               show this help
   --version                show slugkit's and Node's versions and the default stack
-` + IMAGE_USAGE + '\n' + CACHE_USAGE + '\nslugbuilder manifests [build] ...  Kubernetes YAML for an app or a build Job (see slugbuilder manifests --help)\n';
+` +
+  IMAGE_USAGE +
+  '\n' +
+  CACHE_USAGE +
+  '\nslugbuilder manifests [build] ...  Kubernetes YAML for an app or a build Job (see slugbuilder manifests --help)\n';
 
 function defaultCacheRoot(): string {
   const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
@@ -106,7 +111,18 @@ export interface OutputFlags {
 export type BuildArgs = BuildOptions & { outputs: OutputFlags; slug?: string };
 
 /** Flags that only mean something when a source is built. */
-const BUILD_ONLY_FLAGS = ['source', 'buildpack', 'env', 'env-file', 'pass-env', 'app', 'cache-dir', 'cache-url', 'cache-put-url', 'timeout'] as const;
+const BUILD_ONLY_FLAGS = [
+  'source',
+  'buildpack',
+  'env',
+  'env-file',
+  'pass-env',
+  'app',
+  'cache-dir',
+  'cache-url',
+  'cache-put-url',
+  'timeout',
+] as const;
 
 /** --slug takes the place of the source and the buildpacks: refuse what would be silently ignored. */
 function checkSlugFlags(v: Record<string, unknown>, image: ImageFlags | undefined): void {
@@ -115,7 +131,8 @@ function checkSlugFlags(v: Record<string, unknown>, image: ImageFlags | undefine
     if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
     throw new UsageError(`--slug FILE builds nothing: --${name} does not apply (see slugbuilder --help)`);
   }
-  if (!image?.image && !image?.layer) throw new UsageError('--slug FILE needs --image REF (with --run-image) or --layer FILE: the slug is already built');
+  if (!image?.image && !image?.layer)
+    throw new UsageError('--slug FILE needs --image REF (with --run-image) or --layer FILE: the slug is already built');
   // A source redirected from a file would be silently ignored.
   let stdinFile = false;
   try {
@@ -198,7 +215,8 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   if (v.slug !== undefined) checkSlugFlags(v, image);
   const cacheGet = v['cache-url'] ?? (env.CACHE_URL || undefined);
   const cachePut = v['cache-put-url'] ?? (env.CACHE_PUT_URL || undefined);
-  if (cachePut && !cacheGet) throw new UsageError('--cache-put-url (or CACHE_PUT_URL) needs --cache-url (or CACHE_URL), where the cache is fetched from');
+  if (cachePut && !cacheGet)
+    throw new UsageError('--cache-put-url (or CACHE_PUT_URL) needs --cache-url (or CACHE_URL), where the cache is fetched from');
   if (cacheGet) checkPutUrl(cacheGet, '--cache-url (or CACHE_URL)');
   if (cachePut) checkPutUrl(cachePut, '--cache-put-url (or CACHE_PUT_URL)');
   const toStdout = v.slug === undefined && !v.output && !putUrl && !image?.image;
@@ -207,7 +225,12 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   const maxSlugBytes = v['max-slug-size'] ? parseSize(v['max-slug-size'], '--max-slug-size') : 500 * 1024 ** 2;
   if (maxSlugBytes <= 0) throw new UsageError('--max-slug-size must be greater than zero');
   const cacheRoot = defaultCacheRoot();
-  const app = v.app !== undefined ? checkAppName(v.app, '--app') : env.SLUGBUILDER_APP ? checkAppName(env.SLUGBUILDER_APP, 'SLUGBUILDER_APP') : undefined;
+  const app =
+    v.app !== undefined
+      ? checkAppName(v.app, '--app')
+      : env.SLUGBUILDER_APP
+        ? checkAppName(env.SLUGBUILDER_APP, 'SLUGBUILDER_APP')
+        : undefined;
   const passEnv = checkPassEnv(v['pass-env'] ?? []);
   const bpFromEnv = env.BUILDPACK_URL ? [env.BUILDPACK_URL] : [];
 
@@ -291,7 +314,10 @@ async function main(argv: string[]): Promise<number> {
     const outputs = outputList(opts.outputs, plan, opts.mtime);
     const deliver = (result: BuildResult) => deliverAll(outputs, result);
     if (opts.slug !== undefined) {
-      await fromSlug({ slug: opts.slug, sourceVersion: opts.sourceVersion, stack: opts.stack, maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles }, deliver);
+      await fromSlug(
+        { slug: opts.slug, sourceVersion: opts.sourceVersion, stack: opts.stack, maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles },
+        deliver,
+      );
     } else {
       await build(opts, deliver);
     }

@@ -7,15 +7,15 @@
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { forget, removeOnExit } from '../shared/fs.js';
 import { UserError } from '../shared/errors.js';
+import { forget, removeOnExit } from '../shared/fs.js';
 import { log } from '../shared/log.js';
 import { mergeProcessTypes, parseProcfile } from '../shared/procfile.js';
 import { parseRelease } from '../shared/release.js';
 import { extractArchive, openArchiveFile } from '../shared/tar/extract.js';
-import { hashFile } from './image/blobs.js';
-import type { BuildResult, Deliver } from './build.js';
 import { formatSize } from '../shared/units.js';
+import type { BuildResult, Deliver } from './build.js';
+import { hashFile } from './image/blobs.js';
 
 export interface FromSlugOptions {
   /** The slug file (tar.gz of an app dir, as slugbuilder writes it). */
@@ -38,7 +38,10 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     const appDir = path.join(work, 'app');
     await mkdir(appDir, { mode: 0o755 });
     log.step(`Reading slug ${opts.slug} (${formatSize(st.size)})`);
-    const unpacked = await extractArchive(openArchiveFile(file), appDir, `slug ${opts.slug}`, { maxBytes: opts.maxBytes, maxFiles: opts.maxFiles });
+    const unpacked = await extractArchive(openArchiveFile(file), appDir, `slug ${opts.slug}`, {
+      maxBytes: opts.maxBytes,
+      maxFiles: opts.maxFiles,
+    });
     log.info(`${unpacked.files} entries, ${formatSize(unpacked.bytes)}`);
     const { digest, size } = await hashFile(file);
 

@@ -9,9 +9,9 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UserError, errnoCode, errorMessage } from '../shared/errors.js';
+import { errnoCode, errorMessage, UserError } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
-import { packTree, type PackOptions } from '../shared/tar/pack.js';
+import { type PackOptions, packTree } from '../shared/tar/pack.js';
 import { formatSize } from '../shared/units.js';
 import { APP_DIR_MARKER } from './source/app-dir.js';
 
@@ -101,7 +101,8 @@ export async function compressTree(dir: string, file: string, opts: CompressOpti
 export async function writeSlug(buildDir: string, file: string, opts: SlugOptions): Promise<SlugInfo> {
   const limit = {
     maxBytes: opts.maxBytes,
-    error: () => new UserError(`slug is larger than the ${formatSize(opts.maxBytes)} limit: remove files with .slugignore or raise --max-slug-size`),
+    error: () =>
+      new UserError(`slug is larger than the ${formatSize(opts.maxBytes)} limit: remove files with .slugignore or raise --max-slug-size`),
   };
   const out = await compressTree(buildDir, file, { pack: { prefix: './', mtime: opts.mtime, exclude: notInApp }, what: 'the slug', limit });
   return { path: file, size: out.size, sha256: out.sha256 };

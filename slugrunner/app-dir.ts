@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError, errnoCode } from '../shared/errors.js';
+import { errnoCode, UserError } from '../shared/errors.js';
 import { acquireLock } from '../shared/file-lock.js';
 
 export const UNPACKING_MARKER = '.slugrunner-unpacking';
@@ -47,9 +47,17 @@ export async function inspectAppDir(appDir: string): Promise<AppDirListing> {
 /** A permission or read-only error on the app dir as the one line a user can act on; anything else unchanged. */
 export function fsError(err: unknown, target: string, verb: 'read' | 'write'): unknown {
   const code = errnoCode(err);
-  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code === 'ENOTDIR' ? 'not a directory' : undefined;
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'permission denied'
+      : code === 'EROFS'
+        ? 'read-only file system'
+        : code === 'ENOTDIR'
+          ? 'not a directory'
+          : undefined;
   if (!why) return err;
-  const fix = target === '/app' || target.startsWith('/app/') ? 'pass --app-dir DIR, a directory you can write' : 'choose an --app-dir you can write';
+  const fix =
+    target === '/app' || target.startsWith('/app/') ? 'pass --app-dir DIR, a directory you can write' : 'choose an --app-dir you can write';
   return new UserError(`cannot ${verb} ${target} (${why}): ${code === 'ENOTDIR' ? 'choose an --app-dir that is a directory' : fix}`);
 }
 
@@ -73,7 +81,8 @@ export async function lockAppDir(appDir: string, timeoutMs: number): Promise<App
   const messages = {
     waiting: (who: string) => `Waiting for another slugrunner unpacking into ${appDir} (${who})`,
     takingOver: (who: string) => `Taking over the app dir lock of ${who}, which is gone`,
-    timedOut: (who: string) => `${appDir} is still being unpacked by ${who}: stop that runner, wait longer with --lock-timeout, or choose another --app-dir`,
+    timedOut: (who: string) =>
+      `${appDir} is still being unpacked by ${who}: stop that runner, wait longer with --lock-timeout, or choose another --app-dir`,
   };
   const release = await acquireLock(lockFile, messages, timeoutMs).catch((err) => {
     throw fsError(err, appDir, 'write');
@@ -114,7 +123,9 @@ export async function removeStaleStaging(appDir: string): Promise<void> {
   const prefix = `.${path.basename(appDir)}.incoming-`;
   const parent = path.dirname(appDir);
   const names = await readdir(parent).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(path.join(parent, n), { recursive: true, force: true }).catch(() => undefined)));
+  await Promise.all(
+    names.filter((n) => n.startsWith(prefix)).map((n) => rm(path.join(parent, n), { recursive: true, force: true }).catch(() => undefined)),
+  );
 }
 
 /** Removes replaced app trees in which no process has its working dir; keeps them all when that cannot be told. */

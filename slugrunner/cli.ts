@@ -132,10 +132,15 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError('no command: use start, run or types (see slugrunner --help)');
   if (!['start', 'run', 'types'].includes(command)) throw new UsageError(`unknown command "${command}": use start, run or types`);
   if (command === 'run' && rest.length === 0) throw new UsageError('run needs a command, e.g. slugrunner run "rake db:migrate"');
-  if (v.formation !== undefined && command !== 'start') throw new UsageError('--formation goes with start: slugrunner start --formation web=2,worker=1');
-  const formation = command === 'start' && (rest.length > 1 || v.formation !== undefined) ? parseFormation(rest, v.formation as string | undefined) : undefined;
+  if (v.formation !== undefined && command !== 'start')
+    throw new UsageError('--formation goes with start: slugrunner start --formation web=2,worker=1');
+  const formation =
+    command === 'start' && (rest.length > 1 || v.formation !== undefined)
+      ? parseFormation(rest, v.formation as string | undefined)
+      : undefined;
   if (formation && extra.length > 0) throw new UsageError('arguments after -- go with one process type, not a formation');
-  if (command === 'types' && rest.length + extra.length > 0) throw new UsageError(`types takes no arguments, got "${[...rest, ...extra][0]}"`);
+  if (command === 'types' && rest.length + extra.length > 0)
+    throw new UsageError(`types takes no arguments, got "${[...rest, ...extra][0]}"`);
   if (v.json && command !== 'types') throw new UsageError('--json goes with types: slugrunner types --json');
   const str = (name: string) => v[name] as string | undefined;
   const parsed = <T>(name: string, parse: (value: string, flag: string) => T, fallback: T): T => {
@@ -182,7 +187,9 @@ async function main(argv: string[]): Promise<number> {
     if (type !== undefined) {
       if (!Object.hasOwn(processTypes, type)) {
         const known = Object.keys(processTypes).sort();
-        throw new UserError(`unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`);
+        throw new UserError(
+          `unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`,
+        );
       }
       if (cnb && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.app.processes, type)) {
         ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], args));
@@ -194,8 +201,16 @@ async function main(argv: string[]): Promise<number> {
       display = commandFromWords(args);
       start = { shell: display };
     }
-    if (cwd !== appDir && !(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
-      throw new UserError(`process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`);
+    if (
+      cwd !== appDir &&
+      !(await stat(cwd).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    ) {
+      throw new UserError(
+        `process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`,
+      );
     }
     // A plan bash cannot apply alone (exec.d, odd variable names): the environment is made here.
     let env: NodeJS.ProcessEnv = base;

@@ -9,9 +9,8 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../shared/errors.js';
-import { apiAtLeast, launchEnv, launchLayerDirs, runExecD, type Env } from '../shared/layer-env.js';
-import { layersDirName, readLaunchMetadata, type LaunchBuildpack, type LaunchProcess } from '../shared/launch-metadata.js';
+import { type LaunchBuildpack, type LaunchProcess, layersDirName, readLaunchMetadata } from '../shared/launch-metadata.js';
+import { apiAtLeast, type Env, launchEnv, launchLayerDirs, runExecD } from '../shared/layer-env.js';
 import { quoteWords, type Start } from './launcher.js';
 
 export type CnbBuildpack = LaunchBuildpack;
@@ -37,7 +36,6 @@ export async function readCnbApp(appDir: string): Promise<CnbApp> {
   }
   return { appDir, buildpacks: meta?.buildpacks ?? [], processes, defaultType };
 }
-
 
 function buildpackLayersDir(app: CnbApp, bp: CnbBuildpack): string {
   return path.join(app.appDir, '.layers', layersDirName(bp.id));
@@ -65,7 +63,15 @@ async function filesIn(dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const e of entries) {
     const full = path.join(dir, e.name);
-    if (e.isFile() || (e.isSymbolicLink() && !(await stat(full).then((s) => s.isDirectory(), () => true)))) names.push(e.name);
+    if (
+      e.isFile() ||
+      (e.isSymbolicLink() &&
+        !(await stat(full).then(
+          (s) => s.isDirectory(),
+          () => true,
+        )))
+    )
+      names.push(e.name);
   }
   return names.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).map((n) => path.join(dir, n));
 }

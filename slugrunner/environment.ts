@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { mergeProcessTypes, parseProcfile, type ProcessTypes } from '../shared/procfile.js';
+import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
 import { parseRelease, type Release } from '../shared/release.js';
 
 /**

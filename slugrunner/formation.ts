@@ -18,7 +18,7 @@ import type { Writable } from 'node:stream';
 import { UsageError, UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
 import { isProcessTypeName, type ProcessTypes } from '../shared/procfile.js';
-import { spawnProcess, type Start } from './launcher.js';
+import { type Start, spawnProcess } from './launcher.js';
 
 /** Type -> how many processes of it, in the order given. */
 export type Formation = Array<{ type: string; count: number }>;
@@ -44,7 +44,8 @@ export function parseFormation(types: string[], spec: string | undefined): Forma
     set(m[1], count, '--formation');
   }
   const running = formation.filter((f) => f.count > 0);
-  if (running.length === 0) throw new UsageError('the formation runs no process: give a type with a count of 1 or more, e.g. --formation web=1');
+  if (running.length === 0)
+    throw new UsageError('the formation runs no process: give a type with a count of 1 or more, e.g. --formation web=1');
   return running;
 }
 
@@ -62,10 +63,13 @@ export function planDynos(formation: Formation, processTypes: ProcessTypes, base
   let other = 0;
   for (const { type, count } of formation) {
     if (!(type in processTypes)) {
-      throw new UserError(`unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`);
+      throw new UserError(
+        `unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`,
+      );
     }
     const offset = type === 'web' ? 0 : 100 * ++other;
-    for (let n = 1; n <= count; n++) dynos.push({ name: `${type}.${n}`, type, command: processTypes[type], port: basePort + offset + n - 1 });
+    for (let n = 1; n <= count; n++)
+      dynos.push({ name: `${type}.${n}`, type, command: processTypes[type], port: basePort + offset + n - 1 });
   }
   return dynos;
 }
@@ -153,7 +157,10 @@ export async function runFormation(opts: FormationOptions): Promise<number> {
 
   const handlers = new Map<NodeJS.Signals, () => void>();
   for (const signal of STOP_SIGNALS) handlers.set(signal, () => stopAll(`${signal} received`));
-  for (const signal of PASSED_SIGNALS) handlers.set(signal, () => running.forEach((r) => signalGroup(r.child, signal)));
+  for (const signal of PASSED_SIGNALS)
+    handlers.set(signal, () => {
+      for (const r of running) signalGroup(r.child, signal);
+    });
   // Resolve every dyno before any starts: a bad one fails the formation with nothing running.
   const prepared: PreparedDyno[] = [];
   for (const dyno of opts.dynos) prepared.push(await opts.prepare(dyno, { ...process.env, PORT: String(dyno.port), DYNO: dyno.name }));

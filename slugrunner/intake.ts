@@ -11,11 +11,23 @@
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { forget, removeAllNow, removeOnExit } from '../shared/fs.js';
 import { UserError } from '../shared/errors.js';
+import { forget, removeAllNow, removeOnExit } from '../shared/fs.js';
 import { log } from '../shared/log.js';
 import type { ExtractLimits } from '../shared/tar/extract.js';
-import { IN_DIR_LOCK, UNPACKING_MARKER, fsError, inspectAppDir, isMountPoint, lockAppDir, removeRetiredTrees, removeStaleStaging, stagingDir, swapIn, type AppDirListing } from './app-dir.js';
+import {
+  type AppDirListing,
+  fsError,
+  IN_DIR_LOCK,
+  inspectAppDir,
+  isMountPoint,
+  lockAppDir,
+  removeRetiredTrees,
+  removeStaleStaging,
+  stagingDir,
+  swapIn,
+  UNPACKING_MARKER,
+} from './app-dir.js';
 
 export interface IntakeOptions {
   appDir: string;
@@ -69,7 +81,10 @@ async function slugSource(opts: IntakeOptions): Promise<Slug | undefined> {
     },
   });
   if (opts.slugFile === '-') {
-    if (opts.stdin.isTTY) throw new UserError('--slug - reads the slug from stdin, which is a terminal: pipe a slug in, e.g. slugrunner --slug - start web < slug.tgz');
+    if (opts.stdin.isTTY)
+      throw new UserError(
+        '--slug - reads the slug from stdin, which is a terminal: pipe a slug in, e.g. slugrunner --slug - start web < slug.tgz',
+      );
     return fromStdin();
   }
   if (opts.slugFile) {
@@ -77,7 +92,8 @@ async function slugSource(opts: IntakeOptions): Promise<Slug | undefined> {
     const info = await stat(file).catch(() => {
       throw new UserError(`slug ${file} does not exist: pass the path of a slug (.tgz) to --slug`);
     });
-    if (info.isDirectory()) throw new UserError(`slug ${file} is a directory: pass a slug file (.tgz) to --slug, or run an unpacked app with --app-dir ${file}`);
+    if (info.isDirectory())
+      throw new UserError(`slug ${file} is a directory: pass a slug file (.tgz) to --slug, or run an unpacked app with --app-dir ${file}`);
     return {
       what: `slug ${file}`,
       stdin: false,
@@ -115,9 +131,12 @@ export async function intakeSlug(opts: IntakeOptions): Promise<IntakeResult> {
     const input = slug ? await slug.open() : undefined;
     if (!slug || !input) {
       if (listing.state === 'half') {
-        throw new UserError(`${appDir} holds a half-unpacked slug (an earlier start stopped while unpacking): start again with a slug (--slug FILE, SLUG_URL or stdin)`);
+        throw new UserError(
+          `${appDir} holds a half-unpacked slug (an earlier start stopped while unpacking): start again with a slug (--slug FILE, SLUG_URL or stdin)`,
+        );
       }
-      if (opts.slugFile === '-') throw new UserError('--slug - found nothing on stdin: pipe a slug in, e.g. slugrunner --slug - start web < slug.tgz');
+      if (opts.slugFile === '-')
+        throw new UserError('--slug - found nothing on stdin: pipe a slug in, e.g. slugrunner --slug - start web < slug.tgz');
       throw noSlug(appDir);
     }
     if (!opts.quiet) log.step(`Unpacking ${slug.what}`);
@@ -164,14 +183,17 @@ async function holdLock(opts: IntakeOptions): Promise<{ beside: boolean; release
 
 async function checkReplaceable(appDir: string, listing: AppDirListing, beside: boolean): Promise<void> {
   // Only replace what a slug put there: never a directory someone else filled.
-  if (!listing.names.includes('.release')) throw new UserError(`app dir ${appDir} is not empty and holds no slug: choose an empty --app-dir`);
+  if (!listing.names.includes('.release'))
+    throw new UserError(`app dir ${appDir} is not empty and holds no slug: choose an empty --app-dir`);
   const why = !beside
     ? `its parent ${path.dirname(appDir)} is not writable`
     : (await isMountPoint(appDir))
       ? 'it is a mount point'
       : undefined;
   if (why) {
-    throw new UserError(`cannot replace the app in ${appDir}: a new slug is unpacked beside it and swapped in, and ${why}; empty it first or choose another --app-dir`);
+    throw new UserError(
+      `cannot replace the app in ${appDir}: a new slug is unpacked beside it and swapped in, and ${why}; empty it first or choose another --app-dir`,
+    );
   }
 }
 
@@ -190,7 +212,10 @@ async function unpackInPlace(appDir: string, listing: AppDirListing, input: Read
     await extractArchive(input, appDir, what, limits);
   } catch (err) {
     // The dir was empty: remove what this unpack put there, the marker last.
-    await clear(appDir, ((await readdir(appDir).catch(() => [])) as string[]).filter((n) => n !== UNPACKING_MARKER && n !== IN_DIR_LOCK));
+    await clear(
+      appDir,
+      ((await readdir(appDir).catch(() => [])) as string[]).filter((n) => n !== UNPACKING_MARKER && n !== IN_DIR_LOCK),
+    );
     await rm(marker, { force: true });
     throw fsError(err, appDir, 'write');
   }

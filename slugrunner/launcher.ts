@@ -6,7 +6,7 @@
  * to the runner go to the whole group, and after the grace period the group
  * is killed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';

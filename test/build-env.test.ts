@@ -31,7 +31,9 @@ async function buildWith(hostEnv: NodeJS.ProcessEnv, flags: string[] = []): Prom
   const bp = await makeBuildpack({ compile: RECORDER });
   const app = await makeApp({ Procfile: 'web: true\n' });
   const slug = path.join(root, 'slug.tgz');
-  const r = await runBuilder(['--source', app, '--buildpack', bp, '--cache-dir', path.join(root, 'cache'), '-o', slug, ...flags], { env: hostEnv });
+  const r = await runBuilder(['--source', app, '--buildpack', bp, '--cache-dir', path.join(root, 'cache'), '-o', slug, ...flags], {
+    env: hostEnv,
+  });
   if (r.exitCode !== 0) return { exitCode: r.exitCode, stderr: r.stderr, env: {}, python: '', tools: '' };
   const out = path.join(root, 'out');
   await mkdir(out);
@@ -41,7 +43,13 @@ async function buildWith(hostEnv: NodeJS.ProcessEnv, flags: string[] = []): Prom
     const eq = line.indexOf('=');
     if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
   }
-  return { exitCode: 0, stderr: r.stderr, env, python: await readFile(path.join(out, 'python.txt'), 'utf8'), tools: await readFile(path.join(out, 'node.txt'), 'utf8') };
+  return {
+    exitCode: 0,
+    stderr: r.stderr,
+    env,
+    python: await readFile(path.join(out, 'python.txt'), 'utf8'),
+    tools: await readFile(path.join(out, 'node.txt'), 'utf8'),
+  };
 }
 
 describe('the buildpack environment', function () {
@@ -51,7 +59,9 @@ describe('the buildpack environment', function () {
 
   before(async () => {
     // A host PATH entry with its own python3, as pyenv or a virtualenv puts there.
-    fakeBin = await writeTree(await tempDir('slugkit-fakebin-'), { python3: { content: '#!/bin/sh\necho fake python from the host PATH\n', mode: 0o755 } });
+    fakeBin = await writeTree(await tempDir('slugkit-fakebin-'), {
+      python3: { content: '#!/bin/sh\necho fake python from the host PATH\n', mode: 0o755 },
+    });
     host = {
       ...process.env,
       PATH: `${fakeBin}:${process.env.PATH}`,
@@ -114,9 +124,21 @@ describe('the buildpack environment', function () {
     const seen = await buildWith({ ...host, HTTP_PROXY: 'http://proxyuser:proxy-pa55-1b2c@127.0.0.1:9/' }, []);
     expect(seen.exitCode, seen.stderr).to.equal(0);
     expect(seen.env.HTTP_PROXY).to.include('proxy-pa55-1b2c');
-    const loud = await runBuilder(['--source', await makeApp({ Procfile: 'web: true\n' }), '--buildpack', await makeBuildpack({ compile: 'echo "proxy is $HTTP_PROXY"' }), '--cache-dir', path.join(await tempDir(), 'c'), '-o', path.join(await tempDir(), 's.tgz')], {
-      env: { ...host, HTTP_PROXY: 'http://proxyuser:proxy-pa55-1b2c@127.0.0.1:9/' },
-    });
+    const loud = await runBuilder(
+      [
+        '--source',
+        await makeApp({ Procfile: 'web: true\n' }),
+        '--buildpack',
+        await makeBuildpack({ compile: 'echo "proxy is $HTTP_PROXY"' }),
+        '--cache-dir',
+        path.join(await tempDir(), 'c'),
+        '-o',
+        path.join(await tempDir(), 's.tgz'),
+      ],
+      {
+        env: { ...host, HTTP_PROXY: 'http://proxyuser:proxy-pa55-1b2c@127.0.0.1:9/' },
+      },
+    );
     expect(loud.exitCode, loud.stderr).to.equal(0);
     expect(loud.stderr).to.include('proxy is http://proxyuser:[REDACTED]@127.0.0.1:9/');
   });

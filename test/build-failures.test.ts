@@ -5,15 +5,16 @@
  * Every build runs twice at once: once writing to stdout, once to
  * `-o FILE --put-url URL`, with TMPDIR pointing at a dir the test owns.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
 import { BUILDER, type BuildpackScripts, waitForFile, writeBuildpack } from './helpers/cli.js';
-import { file, tar } from './helpers/tar-blocks.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { file, tar } from './helpers/tar-blocks.js';
 
 const ERROR_LINE = /^ ! {5}/;
 
@@ -95,7 +96,13 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       stdin: 'ignore',
       timeout: 60_000,
     });
-    return { exitCode: result.exitCode ?? -1, stdout: Buffer.from(result.stdout), stderr: Buffer.from(result.stderr).toString(), outFile, tmp };
+    return {
+      exitCode: result.exitCode ?? -1,
+      stdout: Buffer.from(result.stdout),
+      stderr: Buffer.from(result.stderr).toString(),
+      outFile,
+      tmp,
+    };
   }
 
   async function expectCleanFailure(run: Run & { outFile: string; tmp: string }, message: RegExp, exitCode = 1): Promise<void> {
@@ -114,9 +121,14 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
     {
       name: 'no buildpack detects the app',
       source: tar(file('README.md', 'nothing to detect\n')),
-      message: /no buildpack detected this app: add a package\.json \(Node\.js\), requirements\.txt or pyproject\.toml \(Python\), index\.html \(static site\) or a Procfile to it, or a \.buildpacks file .*--buildpack or BUILDPACK_URL/,
+      message:
+        /no buildpack detected this app: add a package\.json \(Node\.js\), requirements\.txt or pyproject\.toml \(Python\), index\.html \(static site\) or a Procfile to it, or a \.buildpacks file .*--buildpack or BUILDPACK_URL/,
     },
-    { name: 'compile exits non-zero', buildpack: { compile: 'echo compiling; exit 3' }, message: /failed to compile \(exit 3\): its output above says why$/ },
+    {
+      name: 'compile exits non-zero',
+      buildpack: { compile: 'echo compiling; exit 3' },
+      message: /failed to compile \(exit 3\): its output above says why$/,
+    },
     {
       name: 'compile fails with its own error line: that line is the only one',
       buildpack: { compile: 'echo compiling; echo " !     the widget is missing: add widget.txt to the app" >&2; exit 1' },
@@ -145,8 +157,20 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       flags: ['--max-slug-size', '100K'],
       message: /slug is larger than the 100\.0K limit/,
     },
-    { name: 'the source is over --max-source-size', buildpack: { compile: 'true' }, source: tar(file('big.bin', Buffer.alloc(300_000, 1))), flags: ['--max-source-size', '100K'], message: /expands to more than 100\.0K/ },
-    { name: 'the source has more entries than --max-files', buildpack: { compile: 'true' }, source: tar(...Array.from({ length: 30 }, (_, i) => file(`f${i}`))), flags: ['--max-files', '20'], message: /more than 20 entries/ },
+    {
+      name: 'the source is over --max-source-size',
+      buildpack: { compile: 'true' },
+      source: tar(file('big.bin', Buffer.alloc(300_000, 1))),
+      flags: ['--max-source-size', '100K'],
+      message: /expands to more than 100\.0K/,
+    },
+    {
+      name: 'the source has more entries than --max-files',
+      buildpack: { compile: 'true' },
+      source: tar(...Array.from({ length: 30 }, (_, i) => file(`f${i}`))),
+      flags: ['--max-files', '20'],
+      message: /more than 20 entries/,
+    },
   ];
 
   for (const c of cases) {
@@ -162,7 +186,12 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
 
   it('--max-slug-size warns from 60% of the limit (300M of the default 500M) and still builds', async () => {
     const dir = await mkdtemp(path.join(root, 'case-'));
-    const c: Case = { name: 'warn', buildpack: { compile: 'head -c 150000 /dev/urandom > "$1/noise.bin"' }, flags: ['--max-slug-size', '200K'], message: /./ };
+    const c: Case = {
+      name: 'warn',
+      buildpack: { compile: 'head -c 150000 /dev/urandom > "$1/noise.bin"' },
+      flags: ['--max-slug-size', '200K'],
+      message: /./,
+    };
     const run = await build(dir, 'files', c);
     expect(run.exitCode, run.stderr).to.equal(0);
     expect(run.stderr).to.match(/^ ! {5}Warning: your slug size \(14\d\.\dK\) exceeds the soft limit \(120\.0K\)/m);
@@ -178,7 +207,10 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
     expect(String(r.stdout)).to.match(/--timeout DURATION .*default 15m/);
   });
 
-  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
     it(`${signal} mid-compile stops the buildpack's whole process group, removes temp dirs and exits ${code}`, async () => {
       const dir = await mkdtemp(path.join(root, 'case-'));
       const marks = path.join(dir, 'marks');
@@ -189,19 +221,40 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       await mkdir(path.dirname(outFile));
       // A background grandchild and a foreground child, both recorded, then a long wait.
       const bp = await writeBuildpack(path.join(dir, 'bp'), {
-        compile: [`sleep 600 & echo $! > "${marks}/grandchild"`, `bash -c 'echo $$ > "${marks}/child"; exec sleep 600' &`, 'wait'].join('\n'),
+        compile: [`sleep 600 & echo $! > "${marks}/grandchild"`, `bash -c 'echo $$ > "${marks}/child"; exec sleep 600' &`, 'wait'].join(
+          '\n',
+        ),
       });
       const source = path.join(dir, 'source.tar');
       await writeFile(source, APP);
-      const child = execa('node', [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile, '--put-url', `${server.origin}/slugs/signal.tgz`], {
-        env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
-        reject: false,
-        stdin: 'ignore',
-        timeout: 60_000,
-      });
+      const child = execa(
+        'node',
+        [
+          BUILDER,
+          '--source',
+          source,
+          '--buildpack',
+          bp,
+          '--cache-dir',
+          path.join(dir, 'cache'),
+          '-o',
+          outFile,
+          '--put-url',
+          `${server.origin}/slugs/signal.tgz`,
+        ],
+        {
+          env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+          reject: false,
+          stdin: 'ignore',
+          timeout: 60_000,
+        },
+      );
       await waitForFile(path.join(marks, 'grandchild'), { child });
       await waitForFile(path.join(marks, 'child'), { child });
-      const pids = [Number(await readFile(path.join(marks, 'grandchild'), 'utf8')), Number(await readFile(path.join(marks, 'child'), 'utf8'))];
+      const pids = [
+        Number(await readFile(path.join(marks, 'grandchild'), 'utf8')),
+        Number(await readFile(path.join(marks, 'child'), 'utf8')),
+      ];
       expect(pids.every(isProcessAlive), 'buildpack processes running before the signal').to.equal(true);
       const putsBefore = server.requests.filter((r) => r.method === 'PUT').length;
 
@@ -226,7 +279,8 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       const dir = await mkdtemp(path.join(root, 'tmpfs-'));
       const attempt = await execa('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir], { reject: false });
       if (attempt.exitCode === 0) mnt = dir;
-      else skipReason = `cannot mount a tmpfs here (${String(attempt.stderr).trim() || `exit ${attempt.exitCode}`}): run as root with CAP_SYS_ADMIN`;
+      else
+        skipReason = `cannot mount a tmpfs here (${String(attempt.stderr).trim() || `exit ${attempt.exitCode}`}): run as root with CAP_SYS_ADMIN`;
       if (!mnt) {
         if (process.env.CI) throw new Error(`ENOSPC tests need a tmpfs under CI: ${skipReason}`);
         console.log(`      skipping ENOSPC tests: ${skipReason}`);
@@ -248,12 +302,19 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       const bp = await writeBuildpack(path.join(dir, 'bp'), { compile: 'head -c 2500000 /dev/urandom > "$1/noise.bin"' });
       const source = path.join(dir, 'source.tar');
       await writeFile(source, APP);
-      const result = await execa('node', [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile], {
-        env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
-        reject: false,
-        stdin: 'ignore',
-      });
-      await expectCleanFailure({ exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp }, /no space left on the device while writing the slug/);
+      const result = await execa(
+        'node',
+        [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile],
+        {
+          env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+          reject: false,
+          stdin: 'ignore',
+        },
+      );
+      await expectCleanFailure(
+        { exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp },
+        /no space left on the device while writing the slug/,
+      );
     });
 
     it('while the source is unpacked: a named error and nothing left in TMPDIR', async () => {
@@ -265,12 +326,19 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       const bp = await writeBuildpack(path.join(dir, 'bp'), { compile: 'true' });
       const source = path.join(dir, 'source.tar');
       await writeFile(source, tar(file('Procfile', 'web: x\n'), file('big.bin', Buffer.alloc(6 * 1024 * 1024, 7))));
-      const result = await execa('node', [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile], {
-        env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
-        reject: false,
-        stdin: 'ignore',
-      });
-      await expectCleanFailure({ exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp }, /no space left on the device while unpacking source/);
+      const result = await execa(
+        'node',
+        [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile],
+        {
+          env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+          reject: false,
+          stdin: 'ignore',
+        },
+      );
+      await expectCleanFailure(
+        { exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp },
+        /no space left on the device while unpacking source/,
+      );
     });
 
     it('as the -o target: the copy into place fails with a named error and no partial file', async () => {
@@ -283,12 +351,19 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       const bp = await writeBuildpack(path.join(dir, 'bp'), { compile: 'head -c 5000000 /dev/urandom > "$1/noise.bin"' });
       const source = path.join(dir, 'source.tar');
       await writeFile(source, APP);
-      const result = await execa('node', [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile], {
-        env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
-        reject: false,
-        stdin: 'ignore',
-      });
-      await expectCleanFailure({ exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp }, /no space left|ENOSPC/);
+      const result = await execa(
+        'node',
+        [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile],
+        {
+          env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+          reject: false,
+          stdin: 'ignore',
+        },
+      );
+      await expectCleanFailure(
+        { exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp },
+        /no space left|ENOSPC/,
+      );
     });
   });
 });

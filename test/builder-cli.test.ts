@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { BUILDER, ROOT, makeApp, removeTempDirs, runBuilder, tempDir } from './helpers/cli.js';
+import { BUILDER, makeApp, ROOT, removeTempDirs, runBuilder, tempDir } from './helpers/cli.js';
 
 function oneErrorLine(stderr: string): string {
   const lines = stderr.trimEnd().split('\n');
@@ -41,7 +41,12 @@ describe('slugbuilder command line', function () {
     }
   });
 
-  for (const args of [['-o', 'a.tgz', '-o', 'b.tgz'], ['--source', 'a', '--source', 'b'], ['--stack', 'heroku-22', '--stack=heroku-24'], ['--output', 'a', '-o', 'b']]) {
+  for (const args of [
+    ['-o', 'a.tgz', '-o', 'b.tgz'],
+    ['--source', 'a', '--source', 'b'],
+    ['--stack', 'heroku-22', '--stack=heroku-24'],
+    ['--output', 'a', '-o', 'b'],
+  ]) {
     it(`a single-value option given twice is a usage error: ${args.join(' ')}`, async () => {
       const cwd = await tempDir();
       const r = await runBuilder(args, { cwd });

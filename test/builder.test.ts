@@ -42,7 +42,18 @@ describe('slugbuilder', function () {
       expect(res.stdout.subarray(0, 2)).to.deep.equal(Buffer.from([0x1f, 0x8b]));
       const entries = await slugEntries(res.stdout);
       const byPath = Object.fromEntries(entries.map((e) => [e.path, e]));
-      expect(entries.map((e) => e.path)).to.deep.equal(['./', './.release', './.slugkit-launch', './Procfile', './bin/', './bin/tool', './lib/', './lib/deep/', './lib/deep/file.txt', './server.js']);
+      expect(entries.map((e) => e.path)).to.deep.equal([
+        './',
+        './.release',
+        './.slugkit-launch',
+        './Procfile',
+        './bin/',
+        './bin/tool',
+        './lib/',
+        './lib/deep/',
+        './lib/deep/file.txt',
+        './server.js',
+      ]);
       expect(byPath['./bin/tool'].mode).to.equal(0o755);
       expect(byPath['./server.js'].mode).to.equal(0o644);
       expect(byPath['./lib/'].mode).to.equal(0o755);
@@ -65,7 +76,10 @@ describe('slugbuilder', function () {
       const second = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir], { input: await tarOf(app, false) });
       expect(first.exitCode).to.equal(0);
       expect(sha256(first.stdout)).to.equal(sha256(second.stdout));
-      const epoch = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir], { input: await tarOf(app), env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' } });
+      const epoch = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir], {
+        input: await tarOf(app),
+        env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' },
+      });
       const entries = await slugEntries(epoch.stdout);
       expect(entries[0].mtime).to.equal(1700000000 * 1000);
     });
@@ -75,7 +89,20 @@ describe('slugbuilder', function () {
       const out = await tempDir();
       const slug = path.join(out, 'slug.tgz');
       const summary = path.join(out, 'summary.json');
-      const res = await runBuilder(['--source', app, '--buildpack', noop, '--cache-dir', cacheDir, '-o', slug, '--summary', summary, '--source-version', 'abc123']);
+      const res = await runBuilder([
+        '--source',
+        app,
+        '--buildpack',
+        noop,
+        '--cache-dir',
+        cacheDir,
+        '-o',
+        slug,
+        '--summary',
+        summary,
+        '--source-version',
+        'abc123',
+      ]);
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stdout.length).to.equal(0);
       expect(await readdir(out)).to.have.members(['slug.tgz', 'summary.json']);
@@ -98,7 +125,9 @@ describe('slugbuilder', function () {
       });
       try {
         const app = await makeApp(HELLO);
-        const res = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir, '--put-url', `${server.origin}/slugs/v1.tgz`], { input: await tarOf(app) });
+        const res = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir, '--put-url', `${server.origin}/slugs/v1.tgz`], {
+          input: await tarOf(app),
+        });
         expect(res.exitCode, res.stderr).to.equal(0);
         expect(res.stdout.length).to.equal(0);
         expect(server.requests.map((r) => `${r.method} ${r.url}`)).to.deep.equal(['PUT /slugs/v1.tgz']);
@@ -120,7 +149,9 @@ describe('slugbuilder', function () {
       const fromFile = await runBuilder(['--source', file, '--buildpack', noop, '--cache-dir', cacheDir]);
       const server = await startHttpServer(serveFiles({ '/src.tgz': tgz }));
       try {
-        const fromUrl = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir], { env: { ...process.env, TAR_URL: `${server.origin}/src.tgz` } });
+        const fromUrl = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir], {
+          env: { ...process.env, TAR_URL: `${server.origin}/src.tgz` },
+        });
         expect(fromFile.exitCode, fromFile.stderr).to.equal(0);
         expect(fromUrl.exitCode, fromUrl.stderr).to.equal(0);
         expect(sha256(fromUrl.stdout)).to.equal(sha256(fromFile.stdout));
@@ -131,7 +162,11 @@ describe('slugbuilder', function () {
 
     for (const [label, input, message] of [
       ['empty stdin', Buffer.alloc(0), 'source on stdin is empty: expected a tar or tar.gz archive'],
-      ['input that is not a tarball', Buffer.from('this is not a tarball at all\n'.repeat(40)), 'source on stdin is not a tar or tar.gz archive'],
+      [
+        'input that is not a tarball',
+        Buffer.from('this is not a tarball at all\n'.repeat(40)),
+        'source on stdin is not a tar or tar.gz archive',
+      ],
     ] as const) {
       it(`rejects ${label} with one error line, exit 1 and nothing on stdout`, async () => {
         const res = await runBuilder(['--buildpack', noop, '--cache-dir', cacheDir], { input });
@@ -144,11 +179,17 @@ describe('slugbuilder', function () {
     it('takes SOURCE_VERSION from the commit git archive records, unless one is given', async function () {
       requireTools(this, 'git');
       const repo = await makeApp(HELLO);
-      const git = (...args: string[]) => execa('git', ['-C', repo, '-c', 'user.email=t@example.com', '-c', 'user.name=t', ...args], { encoding: 'buffer', stripFinalNewline: false });
+      const git = (...args: string[]) =>
+        execa('git', ['-C', repo, '-c', 'user.email=t@example.com', '-c', 'user.name=t', ...args], {
+          encoding: 'buffer',
+          stripFinalNewline: false,
+        });
       await git('init', '-q');
       await git('add', '.');
       await git('commit', '-qm', 'app');
-      const sha = Buffer.from((await git('rev-parse', 'HEAD')).stdout as Uint8Array).toString().trim();
+      const sha = Buffer.from((await git('rev-parse', 'HEAD')).stdout as Uint8Array)
+        .toString()
+        .trim();
       const bp = await makeBuildpack({ compile: 'echo "SOURCE_VERSION=${SOURCE_VERSION:-unset}"' });
       const summary = path.join(await tempDir(), 'summary.json');
       for (const format of ['tar', 'tar.gz']) {
@@ -158,7 +199,9 @@ describe('slugbuilder', function () {
         expect(res.stderr).to.include(`       SOURCE_VERSION=${sha}`);
         expect(JSON.parse(await readFile(summary, 'utf8')).source_version).to.equal(sha);
       }
-      const told = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '--source-version', 'v42'], { input: Buffer.from((await git('archive', 'HEAD')).stdout as Uint8Array) });
+      const told = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '--source-version', 'v42'], {
+        input: Buffer.from((await git('archive', 'HEAD')).stdout as Uint8Array),
+      });
       expect(told.stderr).to.include('       SOURCE_VERSION=v42');
       const plain = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(repo) });
       expect(plain.stderr).to.include('       SOURCE_VERSION=unset');
@@ -185,7 +228,8 @@ describe('slugbuilder', function () {
         'lib/docs/inner.txt': 'not anchored: kept',
       });
       const bp = await makeBuildpack({
-        compile: 'for f in art/logo.psd docs/guide.md spec/models/user_spec.rb; do if [ -e "$1/$f" ]; then echo "$f still present during compile"; exit 1; fi; done; echo "clean before compile"',
+        compile:
+          'for f in art/logo.psd docs/guide.md spec/models/user_spec.rb; do if [ -e "$1/$f" ]; then echo "$f still present during compile"; exit 1; fi; done; echo "clean before compile"',
       });
       const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(app) });
       expect(res.exitCode, res.stderr).to.equal(0);
@@ -232,10 +276,13 @@ describe('slugbuilder', function () {
       await mkdir(cacheDir, { recursive: true });
       await writeFile(path.join(cacheDir, 'seed'), 'planted');
       const app = await makeApp(HELLO);
-      const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir, '-e', 'FLAG_TOKEN=flag-value', '--env-file', envFile, '--stack', 'heroku-22'], {
-        input: await tarOf(app),
-        env: { ...process.env, ENV_DIR: envDir, SOURCE_VERSION: 'deadbeef' },
-      });
+      const res = await runBuilder(
+        ['--buildpack', bp, '--cache-dir', cacheDir, '-e', 'FLAG_TOKEN=flag-value', '--env-file', envFile, '--stack', 'heroku-22'],
+        {
+          input: await tarOf(app),
+          env: { ...process.env, ENV_DIR: envDir, SOURCE_VERSION: 'deadbeef' },
+        },
+      );
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stderr).to.include('       build=app cache seed=planted');
       expect(res.stderr).to.include('       config vars ok');
@@ -254,10 +301,26 @@ describe('slugbuilder', function () {
       });
       const res = await runBuilder(
         [
-          '--buildpack', bp, '--cache-dir', cacheDir,
-          '-e', 'DB_PASSWORD=hunter2-pw', '-e', 'GITHUBTOKEN=ghp-0a1b2c3d', '-e', 'SENTRY=https://k3y-public@sentry.example/42',
-          '-e', 'DATABASE_URL=postgres://app:db-pa55word@db.internal/app',
-          '-e', 'GREETING=hello', '-e', 'NPM_CONFIG_LOGLEVEL=http', '-e', 'API_KEY=node', '-e', 'AUTHOR=jane-the-author',
+          '--buildpack',
+          bp,
+          '--cache-dir',
+          cacheDir,
+          '-e',
+          'DB_PASSWORD=hunter2-pw',
+          '-e',
+          'GITHUBTOKEN=ghp-0a1b2c3d',
+          '-e',
+          'SENTRY=https://k3y-public@sentry.example/42',
+          '-e',
+          'DATABASE_URL=postgres://app:db-pa55word@db.internal/app',
+          '-e',
+          'GREETING=hello',
+          '-e',
+          'NPM_CONFIG_LOGLEVEL=http',
+          '-e',
+          'API_KEY=node',
+          '-e',
+          'AUTHOR=jane-the-author',
         ],
         { input: await tarOf(await makeApp(HELLO)) },
       );
@@ -278,7 +341,9 @@ describe('slugbuilder', function () {
     });
 
     it('keeps CACHE_DIR between builds', async () => {
-      const bp = await makeBuildpack({ compile: 'n=$(cat "$2/count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$2/count"; echo "build number $n"' });
+      const bp = await makeBuildpack({
+        compile: 'n=$(cat "$2/count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$2/count"; echo "build number $n"',
+      });
       const app = await makeApp(HELLO);
       const first = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(app) });
       const second = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(app) });
@@ -287,7 +352,9 @@ describe('slugbuilder', function () {
     });
 
     it('streams buildpack output Heroku-style: headings pass through, the rest is indented', async () => {
-      const bp = await makeBuildpack({ compile: 'echo "-----> Installing things"; echo "detail"; echo "to stderr" >&2; echo " !     a warning"' });
+      const bp = await makeBuildpack({
+        compile: 'echo "-----> Installing things"; echo "detail"; echo "to stderr" >&2; echo " !     a warning"',
+      });
       const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(await makeApp(HELLO)) });
       const lines = res.stderr.split('\n');
       expect(lines).to.include.members(['-----> Installing things', '       detail', '       to stderr', ' !     a warning']);
@@ -302,9 +369,17 @@ describe('slugbuilder', function () {
     });
 
     it('sources each buildpack export before the next one compiles', async () => {
-      const first = await makeBuildpack({ compile: 'bp_dir=$(cd "$(dirname "$0")/.." && pwd); echo "export FIRST_TOOL=ready" > "$bp_dir/export"' }, 'first');
-      const second = await makeBuildpack({ compile: 'echo "FIRST_TOOL=${FIRST_TOOL:-missing}"', release: 'echo "default_process_types: {web: second}"' }, 'second');
-      const res = await runBuilder(['--buildpack', first, '--buildpack', second, '--cache-dir', cacheDir], { input: await tarOf(await makeApp({ 'a.txt': 'a' })) });
+      const first = await makeBuildpack(
+        { compile: 'bp_dir=$(cd "$(dirname "$0")/.." && pwd); echo "export FIRST_TOOL=ready" > "$bp_dir/export"' },
+        'first',
+      );
+      const second = await makeBuildpack(
+        { compile: 'echo "FIRST_TOOL=${FIRST_TOOL:-missing}"', release: 'echo "default_process_types: {web: second}"' },
+        'second',
+      );
+      const res = await runBuilder(['--buildpack', first, '--buildpack', second, '--cache-dir', cacheDir], {
+        input: await tarOf(await makeApp({ 'a.txt': 'a' })),
+      });
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stderr).to.include('       FIRST_TOOL=ready');
       expect(res.stderr).to.include('Default types for buildpacks -> web');
@@ -325,7 +400,10 @@ describe('slugbuilder', function () {
 
     it('uses BUILDPACK_URL when it names a directory', async () => {
       const bp = await makeBuildpack({ detect: 'echo FromEnv', compile: 'true' });
-      const res = await runBuilder(['--cache-dir', cacheDir], { input: await tarOf(await makeApp(HELLO)), env: { ...process.env, BUILDPACK_URL: bp } });
+      const res = await runBuilder(['--cache-dir', cacheDir], {
+        input: await tarOf(await makeApp(HELLO)),
+        env: { ...process.env, BUILDPACK_URL: bp },
+      });
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stderr).to.match(/^-----> FromEnv app detected$/m);
     });
@@ -333,12 +411,19 @@ describe('slugbuilder', function () {
 
   describe('release and process types', () => {
     it('saves the release as .release and lists Procfile and default types', async () => {
-      const bp = await makeBuildpack({ compile: 'true', release: 'cat <<YAML\n---\nconfig_vars:\n  LANG: en_US.UTF-8\ndefault_process_types:\n  web: bin/web\n  console: bin/console\nYAML' });
+      const bp = await makeBuildpack({
+        compile: 'true',
+        release: 'cat <<YAML\n---\nconfig_vars:\n  LANG: en_US.UTF-8\ndefault_process_types:\n  web: bin/web\n  console: bin/console\nYAML',
+      });
       const res = await runBuilder(['--buildpack', bp, '--cache-dir', cacheDir], { input: await tarOf(await makeApp(HELLO)) });
       expect(res.exitCode, res.stderr).to.equal(0);
-      expect(res.stderr).to.include('-----> Discovering process types\n       Procfile declares types -> web, worker\n       Default types for buildpack -> web, console\n');
+      expect(res.stderr).to.include(
+        '-----> Discovering process types\n       Procfile declares types -> web, worker\n       Default types for buildpack -> web, console\n',
+      );
       const release = (await slugEntries(res.stdout)).find((e) => e.path === './.release');
-      expect(release?.body).to.equal('---\nconfig_vars:\n  LANG: en_US.UTF-8\ndefault_process_types:\n  web: bin/web\n  console: bin/console\n');
+      expect(release?.body).to.equal(
+        '---\nconfig_vars:\n  LANG: en_US.UTF-8\ndefault_process_types:\n  web: bin/web\n  console: bin/console\n',
+      );
     });
 
     for (const output of ['', '---', '--- {}']) {

@@ -45,17 +45,39 @@ describe('a buildpack chain', function () {
     const root = await tempDir('slugkit-chain-');
     const slug = path.join(root, 'slug.tgz');
     const summary = path.join(root, 'summary.json');
-    const r = await runBuilder(['--source', await makeApp(appFiles), '--buildpack', first, '--buildpack', second, '--cache-dir', path.join(root, 'cache'), '-o', slug, '--summary', summary]);
+    const r = await runBuilder([
+      '--source',
+      await makeApp(appFiles),
+      '--buildpack',
+      first,
+      '--buildpack',
+      second,
+      '--cache-dir',
+      path.join(root, 'cache'),
+      '-o',
+      slug,
+      '--summary',
+      summary,
+    ]);
     expect(r.exitCode, r.stderr).to.equal(0);
     const out = path.join(root, 'out');
     await mkdir(out);
     await extract({ file: slug, cwd: out });
-    return { stderr: r.stderr, release: parse(await readFile(path.join(out, '.release'), 'utf8')), summary: JSON.parse(await readFile(summary, 'utf8')) };
+    return {
+      stderr: r.stderr,
+      release: parse(await readFile(path.join(out, '.release'), 'utf8')),
+      summary: JSON.parse(await readFile(summary, 'utf8')),
+    };
   }
 
   it('merges default process types in chain order, the later buildpack winning', async () => {
     const { release, summary, stderr } = await buildChain({ 'a.txt': 'a\n' });
-    expect(release.default_process_types).to.deep.equal({ web: 'second-web', worker: 'first-worker', clock: 'first-clock', release: 'second-release' });
+    expect(release.default_process_types).to.deep.equal({
+      web: 'second-web',
+      worker: 'first-worker',
+      clock: 'first-clock',
+      release: 'second-release',
+    });
     expect(summary.process_types).to.deep.equal(release.default_process_types);
     expect(summary.buildpacks.map((b: { name: string }) => b.name)).to.deep.equal(['First', 'Second']);
     expect(stderr).to.include('Default types for buildpacks -> web, worker, clock, release');
@@ -69,7 +91,12 @@ describe('a buildpack chain', function () {
 
   it("the app's Procfile wins over every buildpack's defaults", async () => {
     const { release, summary } = await buildChain({ Procfile: 'worker: app-worker\n' });
-    expect(summary.process_types).to.deep.equal({ web: 'second-web', worker: 'app-worker', clock: 'first-clock', release: 'second-release' });
+    expect(summary.process_types).to.deep.equal({
+      web: 'second-web',
+      worker: 'app-worker',
+      clock: 'first-clock',
+      release: 'second-release',
+    });
     // .release keeps what the buildpacks released; the Procfile is read from the slug itself.
     expect(release.default_process_types.worker).to.equal('first-worker');
   });

@@ -5,18 +5,24 @@
  * through a stand-in ssh that runs git-upload-pack locally, and real
  * tarballs from a Node HTTP server.
  */
-import { expect } from 'chai';
+
 import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
-import { resolveBuildpack, parseBuildpackSpec, type ResolvedBuildpack, type ResolveOptions } from '../slugbuilder/buildpacks/fetch/resolve.js';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
-import { GitFixture, fakeSsh, freePort, gitHttpBackend, startGitDaemon, type GitDaemon } from './helpers/git-server.js';
+import {
+  parseBuildpackSpec,
+  type ResolvedBuildpack,
+  type ResolveOptions,
+  resolveBuildpack,
+} from '../slugbuilder/buildpacks/fetch/resolve.js';
+import { fakeSsh, freePort, type GitDaemon, GitFixture, gitHttpBackend, startGitDaemon } from './helpers/git-server.js';
 import { requireBasicAuth, serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { requireTools } from './helpers/tools.js';
 
@@ -65,13 +71,23 @@ async function makeTarball(dir: string, files: Record<string, string>, top?: str
     await writeFile(path.join(base, rel), content, { mode: rel.startsWith('bin/') ? 0o755 : 0o644 });
   }
   const chunks: Buffer[] = [];
-  const stream = tarCreate({ cwd: root, gzip, portable: true }, top ? [top] : Object.keys(files).map((f) => f.split('/')[0]).filter((v, i, a) => a.indexOf(v) === i));
+  const stream = tarCreate(
+    { cwd: root, gzip, portable: true },
+    top
+      ? [top]
+      : Object.keys(files)
+          .map((f) => f.split('/')[0])
+          .filter((v, i, a) => a.indexOf(v) === i),
+  );
   for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 
 async function exists(file: string): Promise<boolean> {
-  return access(file).then(() => true, () => false);
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Every file under `dir`, as text, to search for leaked secrets. */
@@ -91,7 +107,7 @@ async function fetchBuildpack(spec: string, opts: Omit<ResolveOptions, 'into'>):
   return resolveBuildpack(spec, { ...opts, into: path.join(await copiesRoot, String(++copies), 'bp') });
 }
 
-describe('buildpacks from URLs (resolveBuildpack)', function () {
+describe('buildpacks from URLs (resolveBuildpack)', () => {
   let root: string;
   let repo: GitFixture;
   let v1: string; // first commit on main: not a branch tip once v2 lands
@@ -120,8 +136,20 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
   describe('spec parsing', () => {
     it('tells git from tarball by the URL and keeps credentials out of what is printed', () => {
       const cases: Array<[string, string, string, string, string | undefined]> = [
-        ['https://github.com/heroku/heroku-buildpack-nodejs', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs', 'heroku-buildpack-nodejs', undefined],
-        ['https://github.com/heroku/heroku-buildpack-nodejs.git#v200', 'git', 'https://github.com/heroku/heroku-buildpack-nodejs.git', 'heroku-buildpack-nodejs', 'v200'],
+        [
+          'https://github.com/heroku/heroku-buildpack-nodejs',
+          'git',
+          'https://github.com/heroku/heroku-buildpack-nodejs',
+          'heroku-buildpack-nodejs',
+          undefined,
+        ],
+        [
+          'https://github.com/heroku/heroku-buildpack-nodejs.git#v200',
+          'git',
+          'https://github.com/heroku/heroku-buildpack-nodejs.git',
+          'heroku-buildpack-nodejs',
+          'v200',
+        ],
         ['https://user:s3cr3tpass@example.com/x/bp.tgz', 'tarball', 'https://example.com/x/bp.tgz', 'bp', undefined],
         ['http://example.com/bp-1.2.tar.gz?sig=1', 'tarball', 'http://example.com/bp-1.2.tar.gz?sig=…', 'bp-1.2', undefined],
         ['http://example.com/bp.tar', 'tarball', 'http://example.com/bp.tar', 'bp', undefined],
@@ -131,13 +159,24 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
         ['file:///srv/buildpacks/ruby-1.0.tgz', 'tarball', 'file:///srv/buildpacks/ruby-1.0.tgz', 'ruby-1.0', undefined],
         ['/srv/buildpacks/go.tar.gz', 'tarball', '/srv/buildpacks/go.tar.gz', 'go', undefined],
         ['./packs/php.tar', 'tarball', './packs/php.tar', 'php', undefined],
-        ['https://store.example/bp.tgz?X-Amz-Credential=AKIA1234%2Fx&X-Amz-Signature=abcdef0123456789', 'tarball', 'https://store.example/bp.tgz?X-Amz-Credential=…&X-Amz-Signature=…', 'bp', undefined],
+        [
+          'https://store.example/bp.tgz?X-Amz-Credential=AKIA1234%2Fx&X-Amz-Signature=abcdef0123456789',
+          'tarball',
+          'https://store.example/bp.tgz?X-Amz-Credential=…&X-Amz-Signature=…',
+          'bp',
+          undefined,
+        ],
         ['ssh://git@example.com:2222/owner/pack.git#abc', 'git', 'ssh://git@example.com:2222/owner/pack.git', 'pack', 'abc'],
         ['git@example.com:owner/pack.git#v1', 'git', 'git@example.com:owner/pack.git', 'pack', 'v1'],
       ];
       for (const [spec, source, display, name, ref] of cases) {
         const parsed = parseBuildpackSpec(spec);
-        expect({ source: parsed.source, display: parsed.display, name: parsed.name, ref: parsed.ref }, spec).to.deep.equal({ source, display, name, ref });
+        expect({ source: parsed.source, display: parsed.display, name: parsed.name, ref: parsed.ref }, spec).to.deep.equal({
+          source,
+          display,
+          name,
+          ref,
+        });
       }
     });
 
@@ -191,7 +230,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       process.env.PATH = path.join(root, 'empty-path');
       try {
         const { message } = await failure(url(), await freshCache());
-        expect(message).to.equal('Cannot fetch git buildpacks: git is not installed (not on PATH); install git or use a tarball URL or a local directory');
+        expect(message).to.equal(
+          'Cannot fetch git buildpacks: git is not installed (not on PATH); install git or use a tarball URL or a local directory',
+        );
       } finally {
         process.env.PATH = saved;
       }
@@ -367,16 +408,19 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     before(async () => {
       const work = await mkdtemp(path.join(root, 'tarballs-'));
       served = {
-          '/bp-1.0.tgz': await makeTarball(work, buildpackFiles('t1'), 'heroku-buildpack-test-1.0'),
-          '/flat.tar': await makeTarball(work, buildpackFiles('flat'), undefined, false),
-          '/flat.tar.gz': await makeTarball(work, buildpackFiles('flatgz')),
-          // What GitHub serves for an archive link: git archive with a prefix and a pax global header.
-          '/github-style.tar.gz': (
-            await execa('git', ['archive', '--format=tar.gz', '--prefix=heroku-buildpack-bp-abc1234/', 'v1.0'], { cwd: repo.work, encoding: 'buffer' })
-          ).stdout,
-          '/no-compile.tgz': await makeTarball(work, { 'bin/detect': '#!/bin/sh\n', 'README.md': 'hi\n' }, 'pack'),
-          '/not-a-tarball.tgz': Buffer.from('<html>this is a login page</html>\n'),
-          '/truncated.tgz': (await makeTarball(work, buildpackFiles('t'), 'x')).subarray(0, 60),
+        '/bp-1.0.tgz': await makeTarball(work, buildpackFiles('t1'), 'heroku-buildpack-test-1.0'),
+        '/flat.tar': await makeTarball(work, buildpackFiles('flat'), undefined, false),
+        '/flat.tar.gz': await makeTarball(work, buildpackFiles('flatgz')),
+        // What GitHub serves for an archive link: git archive with a prefix and a pax global header.
+        '/github-style.tar.gz': (
+          await execa('git', ['archive', '--format=tar.gz', '--prefix=heroku-buildpack-bp-abc1234/', 'v1.0'], {
+            cwd: repo.work,
+            encoding: 'buffer',
+          })
+        ).stdout,
+        '/no-compile.tgz': await makeTarball(work, { 'bin/detect': '#!/bin/sh\n', 'README.md': 'hi\n' }, 'pack'),
+        '/not-a-tarball.tgz': Buffer.from('<html>this is a login page</html>\n'),
+        '/truncated.tgz': (await makeTarball(work, buildpackFiles('t'), 'x')).subarray(0, 60),
       };
       server = await startHttpServer(requireBasicAuth('deploy', 'secret', serveFiles(served)));
     });
@@ -387,7 +431,11 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const cache = await freshCache();
       const bp = await fetchBuildpack(url('/bp-1.0.tgz'), { cacheDir: cache });
       expect(await versionOf(bp)).to.equal('t1');
-      expect(bp).to.include({ name: 'bp-1.0', url: `${server.origin}/bp-1.0.tgz`, sha256: createHash('sha256').update(served['/bp-1.0.tgz']).digest('hex') });
+      expect(bp).to.include({
+        name: 'bp-1.0',
+        url: `${server.origin}/bp-1.0.tgz`,
+        sha256: createHash('sha256').update(served['/bp-1.0.tgz']).digest('hex'),
+      });
       expect(await readdir(bp.dir)).to.have.members(['bin', 'VERSION']);
       expect(logged).to.include(`-----> Fetching buildpack ${server.origin}/bp-1.0.tgz\n`);
       expect(logged).to.match(/^ {7}Downloading \d+B\n/m);
@@ -479,7 +527,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       expect(viaPath).to.include({ url: relative, sha256: createHash('sha256').update(second).digest('hex') });
       expect(await exists(path.join(cache, 'buildpacks'))).to.equal(false);
 
-      expect((await failure(`file://${work}/missing.tgz`, cache)).message).to.equal(`Buildpack file://${work}/missing.tgz: cannot read ${work}/missing.tgz (ENOENT); check the path`);
+      expect((await failure(`file://${work}/missing.tgz`, cache)).message).to.equal(
+        `Buildpack file://${work}/missing.tgz: cannot read ${work}/missing.tgz (ENOENT); check the path`,
+      );
       expect((await failure(`${archive}#v1`, cache)).message).to.match(/a tarball cannot take a #ref/);
     });
 
@@ -521,7 +571,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
     it('lists the branches when it cannot choose', async () => {
       const other = await danglingRepo('other', ['dev', 'stable']);
       const { message } = await failure(other.url, await freshCache());
-      expect(message).to.equal(`Buildpack ${other.url}: the repository's HEAD names no existing branch; add #BRANCH to the URL (branches: dev, stable)`);
+      expect(message).to.equal(
+        `Buildpack ${other.url}: the repository's HEAD names no existing branch; add #BRANCH to the URL (branches: dev, stable)`,
+      );
       expect(await versionOf(await fetchBuildpack(`${other.url}#stable`, { cacheDir: await freshCache() }))).to.equal('other');
     });
   });
@@ -531,7 +583,9 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       const notADir = path.join(await freshCache(), 'a-file');
       await writeFile(notADir, 'not a directory\n');
       const { message } = await failure(`file://${repo.bare}`, notADir);
-      expect(message).to.match(/^Cannot write the buildpack cache at .*a-file\/buildpacks \(ENOTDIR\); point SLUGBUILDER_CACHE_DIR at a writable directory$/);
+      expect(message).to.match(
+        /^Cannot write the buildpack cache at .*a-file\/buildpacks \(ENOTDIR\); point SLUGBUILDER_CACHE_DIR at a writable directory$/,
+      );
     });
 
     it('takes over a lock left by a build that died', async () => {
@@ -561,7 +615,11 @@ describe('buildpacks from URLs (resolveBuildpack)', function () {
       await mkdir(app);
       await writeFile(path.join(app, 'Procfile'), 'web: sh -c "cat built-by.txt"\n');
       server = await startHttpServer(
-        requireBasicAuth('deploy', 'secret', serveFiles({ '/pack.tgz': await makeTarball(work, buildpackFiles('from-tarball'), 'pack-main') })),
+        requireBasicAuth(
+          'deploy',
+          'secret',
+          serveFiles({ '/pack.tgz': await makeTarball(work, buildpackFiles('from-tarball'), 'pack-main') }),
+        ),
       );
       daemon = await startGitDaemon(path.join(root, 'srv'));
     });

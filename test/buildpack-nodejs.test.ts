@@ -4,13 +4,14 @@
  * machines reach); the warm rebuild proves the cache by building with npm's
  * proxy pointed at a closed port on 127.0.0.1, so any fetch would fail.
  */
-import { expect } from 'chai';
+
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
 import { execa } from 'execa';
-import { ROOT, freePort, makeApp, removeTempDirs, slugPaths, tempDir, writeTree } from './helpers/cli.js';
-import { BUILDPACKS, FIXTURES, buildSlug, copyFixture, runScript, startWeb } from './helpers/buildpack-harness.js';
+import { BUILDPACKS, buildSlug, copyFixture, FIXTURES, runScript, startWeb } from './helpers/buildpack-harness.js';
+import { freePort, makeApp, ROOT, removeTempDirs, slugPaths, tempDir, writeTree } from './helpers/cli.js';
 
 const nodeVersion = process.version.slice(1);
 const PRUNE_SKIPPED = '       skipped: package-lock.json lists no devDependencies and no build script ran, so there is nothing to prune';
@@ -22,7 +23,12 @@ const PRUNE_SKIPPED = '       skipped: package-lock.json lists no devDependencie
  */
 async function lockedApp(opts: { dev: boolean; devFlag?: 'dev' | 'devOptional'; scripts?: Record<string, string> }): Promise<string> {
   const lock = JSON.parse(await readFile(path.join(FIXTURES, 'nodejs-build/package-lock.json'), 'utf8'));
-  const pkg: Record<string, unknown> = { name: 'prune-check', version: '1.0.0', scripts: opts.scripts ?? {}, dependencies: { ms: '2.1.3' } };
+  const pkg: Record<string, unknown> = {
+    name: 'prune-check',
+    version: '1.0.0',
+    scripts: opts.scripts ?? {},
+    dependencies: { ms: '2.1.3' },
+  };
   lock.name = lock.packages[''].name = pkg.name;
   if (opts.dev) {
     pkg.devDependencies = { 'is-number': '7.0.0' };
@@ -173,7 +179,10 @@ describe('buildpack nodejs', function () {
       expect(cold.stderr).to.contain('-----> Running build script');
       expect(cold.stderr).to.contain('       build script ran');
       expect(cold.stderr).to.contain('-----> Pruning devDependencies');
-      expect(cacheAfterCold.filter((f) => f.startsWith('_cacache/content-v2/'))).to.have.length.greaterThan(0, 'tarballs cached in CACHE_DIR/npm.tar');
+      expect(cacheAfterCold.filter((f) => f.startsWith('_cacache/content-v2/'))).to.have.length.greaterThan(
+        0,
+        'tarballs cached in CACHE_DIR/npm.tar',
+      );
     });
 
     it('runs npm start on $PORT with NODE_ENV=production and without devDependencies', async () => {
@@ -209,7 +218,10 @@ describe('buildpack nodejs', function () {
       expect(await cacheContents(cacheDir)).to.deep.equal(cacheAfterCold, 'the cache is unchanged');
       const app = await startWeb({ slug: warm.slug });
       try {
-        expect(await (await fetch(app.origin + '/')).json()).to.include({ build: 'built with is-number: true', devDependencyPresent: false });
+        expect(await (await fetch(app.origin + '/')).json()).to.include({
+          build: 'built with is-number: true',
+          devDependencyPresent: false,
+        });
       } finally {
         await app.stop();
       }
@@ -256,8 +268,15 @@ describe('buildpack nodejs', function () {
   it("an out-of-sync lockfile fails with npm's own error and the fix, without npm's usage text, and one error line", async () => {
     // Local file: dependencies, so npm needs no registry to find the mismatch.
     const lock = {
-      name: 'drifted', version: '1.0.0', lockfileVersion: 3, requires: true,
-      packages: { '': { name: 'drifted', version: '1.0.0', dependencies: { a: 'file:a' } }, a: { version: '1.0.0' }, 'node_modules/a': { resolved: 'a', link: true } },
+      name: 'drifted',
+      version: '1.0.0',
+      lockfileVersion: 3,
+      requires: true,
+      packages: {
+        '': { name: 'drifted', version: '1.0.0', dependencies: { a: 'file:a' } },
+        a: { version: '1.0.0' },
+        'node_modules/a': { resolved: 'a', link: true },
+      },
     };
     const src = await makeApp({
       'package.json': JSON.stringify({ name: 'drifted', version: '1.0.0', dependencies: { a: 'file:a', b: 'file:b' } }),
@@ -271,7 +290,9 @@ describe('buildpack nodejs', function () {
     expect(r.stderr).to.include('npm error Missing: b@1.0.0 from lock file');
     expect(r.stderr).to.not.match(/Usage:|Clean install a project|--install-strategy|npm help ci|A complete log of this run/);
     const errors = r.stderr.split('\n').filter((l) => l.startsWith(' !     '));
-    expect(errors, r.stderr).to.deep.equal([' !     npm ci failed (output above): if package-lock.json is out of sync with package.json, run npm install and commit the lockfile']);
+    expect(errors, r.stderr).to.deep.equal([
+      ' !     npm ci failed (output above): if package-lock.json is out of sync with package.json, run npm install and commit the lockfile',
+    ]);
     expect(r.stderr.split('\n').length, r.stderr).to.be.below(40);
   });
 
@@ -290,12 +311,11 @@ describe('buildpack nodejs', function () {
         version: '1.0.0',
         scripts: {
           build: 'echo build-should-not-run',
-          'heroku-postbuild': 'node -e "require(\'fs\').writeFileSync(\'postbuild.txt\', \'postbuild ran\')"',
+          'heroku-postbuild': "node -e \"require('fs').writeFileSync('postbuild.txt', 'postbuild ran')\"",
           start: 'node index.js',
         },
       }),
-      'index.js':
-        "require('http').createServer((q, s) => s.end(require('fs').readFileSync('postbuild.txt'))).listen(process.env.PORT);\n",
+      'index.js': "require('http').createServer((q, s) => s.end(require('fs').readFileSync('postbuild.txt'))).listen(process.env.PORT);\n",
     });
     const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
     expect(r.exitCode, r.stderr).to.equal(0);
@@ -328,7 +348,9 @@ describe('buildpack nodejs', function () {
 
       const uncached = await buildSlug(src, cacheDir, { NODE_MODULES_CACHE: 'false' });
       expect(uncached.exitCode, uncached.stderr).to.equal(0);
-      expect(uncached.stderr).to.contain('       NODE_MODULES_CACHE=false: starting from an empty npm cache\n       lockfile found: npm ci\n');
+      expect(uncached.stderr).to.contain(
+        '       NODE_MODULES_CACHE=false: starting from an empty npm cache\n       lockfile found: npm ci\n',
+      );
       expect(uncached.stderr).to.contain(PRUNE_SKIPPED);
       expect(await slugPaths(uncached.slug)).to.deep.equal(await slugPaths(cold.slug));
     });
@@ -391,7 +413,9 @@ describe('buildpack nodejs', function () {
       const major = Number(nodeVersion.split('.')[0]);
       const r = await buildSlug(await enginesApp({ node: major, npm: '>=7' }), path.join(await tempDir(), 'cache'));
       expect(r.exitCode, r.stderr).to.equal(0);
-      expect(r.stderr).to.contain(`-----> Checking the Node.js runtime\n       node ${nodeVersion}, npm ${npmVersion} (from the stack image)\n`);
+      expect(r.stderr).to.contain(
+        `-----> Checking the Node.js runtime\n       node ${nodeVersion}, npm ${npmVersion} (from the stack image)\n`,
+      );
       expect(r.stderr).to.contain(`       engines.node "${major}" is satisfied by ${nodeVersion}`);
       expect(r.stderr).to.contain(`       engines.npm ">=7" is satisfied by ${npmVersion}`);
     });
@@ -415,7 +439,8 @@ describe('buildpack nodejs', function () {
     });
 
     it('reads package.json again after heroku-prebuild, which may rewrite it', async () => {
-      const addBuild = "const f=require('fs');const p=JSON.parse(f.readFileSync('package.json'));p.scripts.build='echo added-by-prebuild';f.writeFileSync('package.json',JSON.stringify(p))";
+      const addBuild =
+        "const f=require('fs');const p=JSON.parse(f.readFileSync('package.json'));p.scripts.build='echo added-by-prebuild';f.writeFileSync('package.json',JSON.stringify(p))";
       const src = await enginesApp({}, { scripts: { 'heroku-prebuild': `node -e "${addBuild}"` } });
       const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
       expect(r.exitCode, r.stderr).to.equal(0);

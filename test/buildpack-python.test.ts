@@ -5,20 +5,23 @@
  * only). The slug always runs from a different directory than it was built
  * in, which is what makes the virtualenv's relocation matter.
  */
-import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
+import { buildSlug, copyFixture, FIXTURES, runScript, startWeb } from './helpers/buildpack-harness.js';
 import { makeApp, removeTempDirs, runRunner, slugPaths, tempDir } from './helpers/cli.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
-import { FIXTURES, buildSlug, copyFixture, runScript, startWeb } from './helpers/buildpack-harness.js';
 import { requirePythonVenv } from './helpers/tools.js';
 
 async function sha256(file: string): Promise<string> {
-  return createHash('sha256').update(await readFile(file)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 }
 
 async function streamToBuffer(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
@@ -30,12 +33,21 @@ async function streamToBuffer(stream: AsyncIterable<Uint8Array>): Promise<Buffer
 async function pythonVersion(): Promise<string> {
   // The stack's python3, as buildpacks find it on their PATH (docs/buildpacks.md), not a pyenv shim of the test's own PATH.
   const stackPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-  return (await execa('python3', ['-c', 'import platform; print(platform.python_version())'], { env: { PATH: stackPath }, extendEnv: false })).stdout.trim();
+  return (
+    await execa('python3', ['-c', 'import platform; print(platform.python_version())'], { env: { PATH: stackPath }, extendEnv: false })
+  ).stdout.trim();
 }
 
 /** Builds a wheel of `src/vendor/<pkg>` into `src/wheels/`. */
 async function makeWheel(src: string, pkg: string, version: string, ...scripts: string[]): Promise<void> {
-  await execa('python3', [path.join(FIXTURES, 'make-wheel.py'), path.join(src, 'vendor', pkg), pkg, version, path.join(src, 'wheels'), ...scripts]);
+  await execa('python3', [
+    path.join(FIXTURES, 'make-wheel.py'),
+    path.join(src, 'vendor', pkg),
+    pkg,
+    version,
+    path.join(src, 'wheels'),
+    ...scripts,
+  ]);
 }
 
 describe('buildpack python', function () {
@@ -208,7 +220,9 @@ describe('buildpack python', function () {
       const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { FIXTURE_BREAK_COLLECTSTATIC: '1' });
       expect(r.exitCode).to.equal(1);
       expect(r.stderr).to.contain('ImproperlyConfigured');
-      expect(r.stderr).to.contain('python manage.py collectstatic --noinput failed (output above): fix it, or set DISABLE_COLLECTSTATIC=1 to skip it');
+      expect(r.stderr).to.contain(
+        'python manage.py collectstatic --noinput failed (output above): fix it, or set DISABLE_COLLECTSTATIC=1 to skip it',
+      );
     });
   });
 

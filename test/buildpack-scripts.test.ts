@@ -3,19 +3,22 @@
  * API's three executables, shellcheck-clean bash, and detection order on apps
  * that more than one buildpack would accept.
  */
-import { expect } from 'chai';
+
 import { constants } from 'node:fs';
-import { access, readFile, readdir } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
 import { execa } from 'execa';
 import { parse as parseToml } from 'smol-toml';
-import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
 import { BUILDPACKS, buildSlug } from './helpers/buildpack-harness.js';
+import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
 import { requirePythonVenv } from './helpers/tools.js';
 
 /** The groups of buildpacks/builder.toml, each one bundled buildpack named by uri, in detection order. */
 async function orderFile(): Promise<string[]> {
-  const builder = parseToml(await readFile(path.join(BUILDPACKS, 'builder.toml'), 'utf8')) as { order: Array<{ group: Array<{ uri: string }> }> };
+  const builder = parseToml(await readFile(path.join(BUILDPACKS, 'builder.toml'), 'utf8')) as {
+    order: Array<{ group: Array<{ uri: string }> }>;
+  };
   return builder.order.map((o) => {
     expect(o.group).to.have.length(1);
     return o.group[0].uri;
@@ -60,7 +63,10 @@ describe('bundled buildpacks', function () {
         const text = await readFile(path.join(BUILDPACKS, bp, 'lib', lib), 'utf8').catch(() => undefined);
         if (text !== undefined) copies.push([bp, text]);
       }
-      expect(copies.map(([bp]) => bp), lib).to.deep.equal(['nodejs', 'python', 'static']);
+      expect(
+        copies.map(([bp]) => bp),
+        lib,
+      ).to.deep.equal(['nodejs', 'python', 'static']);
       for (const [bp, text] of copies) {
         expect(text, `${bp}/lib/${lib}`).to.equal(copies[0][1]);
         expect(text.split('\n')[1], `${bp}/lib/${lib}`).to.match(/^# One of three identical copies .* on purpose:$/);
@@ -100,9 +106,13 @@ describe('bundled buildpacks', function () {
     requirePythonVenv(this);
     const app = await makeApp({
       '.buildpacks': `${path.join(BUILDPACKS, 'nodejs')}\n${path.join(BUILDPACKS, 'python')}\n`,
-      'package.json': JSON.stringify({ name: 'assets', version: '1.0.0', scripts: { build: 'node -e "require(\'fs\').writeFileSync(\'assets.txt\', \'from node\')"' } }),
+      'package.json': JSON.stringify({
+        name: 'assets',
+        version: '1.0.0',
+        scripts: { build: "node -e \"require('fs').writeFileSync('assets.txt', 'from node')\"" },
+      }),
       'requirements.txt': '',
-      'Procfile': 'web: python -m http.server $PORT\n',
+      Procfile: 'web: python -m http.server $PORT\n',
     });
     const r = await buildSlug(app, path.join(await tempDir(), 'cache'));
     expect(r.exitCode, r.stderr).to.equal(0);

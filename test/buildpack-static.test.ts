@@ -2,12 +2,13 @@
  * The bundled static buildpack, through the real slugbuilder and slugrunner:
  * the web process is the dependency-free node server it copies into the app.
  */
-import { expect } from 'chai';
+
 import { existsSync } from 'node:fs';
 import { symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
+import { buildSlug, copyFixture, type RunningApp, rawRequest, runScript, startWeb } from './helpers/buildpack-harness.js';
 import { makeApp, removeTempDirs, runRunner, tempDir } from './helpers/cli.js';
-import { buildSlug, copyFixture, rawRequest, runScript, startWeb, type RunningApp } from './helpers/buildpack-harness.js';
 
 describe('buildpack static', function () {
   this.timeout(120_000);

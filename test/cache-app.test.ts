@@ -29,7 +29,9 @@ describe('per-app build caches', function () {
   const env = (extra: NodeJS.ProcessEnv = {}) => ({ ...process.env, SLUGBUILDER_CACHE_DIR: root, SLUGBUILDER_APP: '', ...extra });
 
   async function buildNumber(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<string> {
-    const r = await runBuilder(['--source', app, '--buildpack', bp, '-o', path.join(await tempDir(), 's.tgz'), ...args], { env: env(extra) });
+    const r = await runBuilder(['--source', app, '--buildpack', bp, '-o', path.join(await tempDir(), 's.tgz'), ...args], {
+      env: env(extra),
+    });
     expect(r.exitCode, r.stderr).to.equal(0);
     return /build number (\d+)/.exec(r.stderr)?.[1] ?? '';
   }
@@ -73,15 +75,25 @@ describe('per-app build caches', function () {
 
   it('cache clear refuses while a build holds the cache, and works after it', async () => {
     const marks = await tempDir();
-    const waiting = await makeBuildpack({ compile: `${COUNTER}\ntouch "${marks}/compiling"\nwhile [ ! -f "${marks}/go" ]; do sleep 0.05; done` });
-    const building = execa(process.execPath, [BUILDER, '--source', app, '--buildpack', waiting, '--app', 'shop', '-o', path.join(marks, 's.tgz')], { env: env(), reject: false, stdin: 'ignore' });
+    const waiting = await makeBuildpack({
+      compile: `${COUNTER}\ntouch "${marks}/compiling"\nwhile [ ! -f "${marks}/go" ]; do sleep 0.05; done`,
+    });
+    const building = execa(
+      process.execPath,
+      [BUILDER, '--source', app, '--buildpack', waiting, '--app', 'shop', '-o', path.join(marks, 's.tgz')],
+      { env: env(), reject: false, stdin: 'ignore' },
+    );
     await waitForFile(path.join(marks, 'compiling'), { timeoutMs: 30_000 });
     const refused = await runBuilder(['cache', 'clear', '--app', 'shop'], { env: env() });
     await writeFile(path.join(marks, 'go'), '');
     const built = await building;
     expect(built.exitCode, String(built.stderr)).to.equal(0);
     expect(refused.exitCode).to.equal(1);
-    expect(refused.stderr).to.match(new RegExp(`^ ! {5}the cache at ${path.join(root, 'apps', 'shop').replace(/[.]/g, '\\.')} is in use by a build \\(pid \\d+ on .+\\): clear it when the build has finished\\n$`));
+    expect(refused.stderr).to.match(
+      new RegExp(
+        `^ ! {5}the cache at ${path.join(root, 'apps', 'shop').replace(/[.]/g, '\\.')} is in use by a build \\(pid \\d+ on .+\\): clear it when the build has finished\\n$`,
+      ),
+    );
     expect(await buildNumber(['--app', 'shop'])).to.equal('2');
     const clear = await runBuilder(['cache', 'clear', '--app', 'shop'], { env: env() });
     expect(clear.exitCode, clear.stderr).to.equal(0);

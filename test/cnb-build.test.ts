@@ -5,14 +5,15 @@
  * build env one buildpack's layers give the next (and classic buildpacks),
  * launch.toml per API, and the one-line errors.
  */
-import { expect } from 'chai';
+
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { buildCnb, classicBuildEnv, type CnbBuildInput, type CnbBuildpack } from '../slugbuilder/buildpacks/cnb/build.js';
-import { buildpackCacheDir, buildpackLayersDir, finalizeLayers } from '../slugbuilder/buildpacks/cnb/layers.js';
-import { parseLaunchToml } from '../slugbuilder/buildpacks/cnb/launch-toml.js';
+import { expect } from 'chai';
 import { parseToml } from '../shared/toml.js';
+import { buildCnb, type CnbBuildInput, type CnbBuildpack, classicBuildEnv } from '../slugbuilder/buildpacks/cnb/build.js';
+import { parseLaunchToml } from '../slugbuilder/buildpacks/cnb/launch-toml.js';
+import { buildpackCacheDir, buildpackLayersDir, finalizeLayers } from '../slugbuilder/buildpacks/cnb/layers.js';
 import { removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
 import { writeCnb } from './helpers/cnb.js';
 
@@ -32,18 +33,30 @@ async function workspace(config: Record<string, string> = {}) {
   return { appDir, platformDir, cacheDir };
 }
 
-function input(bp: CnbBuildpack, ws: { appDir: string; platformDir: string; cacheDir: string }, more: Partial<CnbBuildInput> = {}): CnbBuildInput {
+function input(
+  bp: CnbBuildpack,
+  ws: { appDir: string; platformDir: string; cacheDir: string },
+  more: Partial<CnbBuildInput> = {},
+): CnbBuildInput {
   return { buildpack: bp, ...ws, plan: [], env: BASE_ENV, ...more };
 }
 
 /** Lines `KEY=value` a test buildpack wrote to a file in the app. */
 async function seen(file: string): Promise<Record<string, string>> {
   const text = await readFile(file, 'utf8');
-  return Object.fromEntries(text.trimEnd().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    text
+      .trimEnd()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 async function failure(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => undefined, (e: Error) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: Error) => e,
+  );
   expect(err, 'expected a failure').to.be.instanceOf(Error);
   return (err as Error).message;
 }
@@ -64,7 +77,10 @@ describe('CNB build', function () {
   describe('API 0.7/0.8: bin/build inputs, a launch layer and launch.toml with string commands', () => {
     it('runs bin/build in the app dir with layers dir, platform dir and plan as $1..$3 and CNB_* variables', async () => {
       const ws = await workspace();
-      const bp = await cnb('example/web', '0.8', `${RECORD_INPUTS}
+      const bp = await cnb(
+        'example/web',
+        '0.8',
+        `${RECORD_INPUTS}
 mkdir -p "$1/web/bin"
 printf '#!/bin/sh\\necho hello\\n' > "$1/web/bin/hello"
 chmod +x "$1/web/bin/hello"
@@ -88,8 +104,12 @@ value = "example/web"
 
 [[slices]]
 paths = ["public/*", "assets"]
-TOML`);
-      const plan = [{ name: 'web', metadata: { version: '1.2', launch: true } }, { name: 'tools', metadata: {} }];
+TOML`,
+      );
+      const plan = [
+        { name: 'web', metadata: { version: '1.2', launch: true } },
+        { name: 'tools', metadata: {} },
+      ];
       const target = { os: 'linux', arch: 'amd64', distro: { name: 'ubuntu', version: '24.04' } };
       const result = await buildCnb(input(bp, ws, { plan, target }));
 
@@ -108,14 +128,38 @@ TOML`);
       expect(got.CNB_EXEC_ENV).to.equal('unset');
       expect(existsSync(got['3']), 'plan file is removed after the build').to.equal(false);
       const planSeen = parseToml(await readFile(path.join(ws.appDir, 'plan-seen.toml'), 'utf8'), 'plan');
-      expect(planSeen).to.deep.equal({ entries: [{ name: 'web', metadata: { version: '1.2', launch: true } }, { name: 'tools', metadata: {} }] });
+      expect(planSeen).to.deep.equal({
+        entries: [
+          { name: 'web', metadata: { version: '1.2', launch: true } },
+          { name: 'tools', metadata: {} },
+        ],
+      });
 
-      expect(result.layers.map((l) => [l.name, l.launch, l.build, l.cache, l.metadata])).to.deep.equal([['web', true, false, false, { version: '1.2' }]]);
+      expect(result.layers.map((l) => [l.name, l.launch, l.build, l.cache, l.metadata])).to.deep.equal([
+        ['web', true, false, false, { version: '1.2' }],
+      ]);
       expect(result.buildLayers).to.deep.equal([]);
       expect(result.launch).to.deep.equal({
         processes: [
-          { type: 'web', command: [`${layersDir}/web/bin/hello --port $PORT`], args: [], direct: false, default: true, workingDir: 'sub', buildpackId: 'example/web', api: '0.8' },
-          { type: 'hello-direct', command: [`${layersDir}/web/bin/hello`], args: ['a b', 'c'], direct: true, default: false, buildpackId: 'example/web', api: '0.8' },
+          {
+            type: 'web',
+            command: [`${layersDir}/web/bin/hello --port $PORT`],
+            args: [],
+            direct: false,
+            default: true,
+            workingDir: 'sub',
+            buildpackId: 'example/web',
+            api: '0.8',
+          },
+          {
+            type: 'hello-direct',
+            command: [`${layersDir}/web/bin/hello`],
+            args: ['a b', 'c'],
+            direct: true,
+            default: false,
+            buildpackId: 'example/web',
+            api: '0.8',
+          },
         ],
         labels: [{ key: 'org.example.built-by', value: 'example/web' }],
         slices: [{ paths: ['public/*', 'assets'] }],
@@ -172,11 +216,22 @@ mkdir -p "$L/stray"`;
       const restored = await readFile(path.join(second.appDir, 'restored.txt'), 'utf8');
       expect(restored).to.equal(
         [
-          '== deps.toml', '[metadata]', 'version = "1.0"',
-          '== runtime.toml', '[metadata]', 'sha = "abc"',
-          '== store.toml', '[metadata]', 'count = 1',
-          '== ls', 'deps', 'deps.toml', 'runtime.toml', 'store.toml',
-          'marker: cached', '',
+          '== deps.toml',
+          '[metadata]',
+          'version = "1.0"',
+          '== runtime.toml',
+          '[metadata]',
+          'sha = "abc"',
+          '== store.toml',
+          '[metadata]',
+          'count = 1',
+          '== ls',
+          'deps',
+          'deps.toml',
+          'runtime.toml',
+          'store.toml',
+          'marker: cached',
+          '',
         ].join('\n'),
       );
       const layers2 = buildpackLayersDir(second.appDir, bp.id);
@@ -214,13 +269,19 @@ mkdir -p "$L/stray"`;
       const ws = await workspace();
       const bp = await cnb('example/bad', '0.9', `printf '[types]\\nlaunch = yes\\n' > "$1/x.toml"`);
       const file = path.join(buildpackLayersDir(ws.appDir, bp.id), 'x.toml');
-      expect(await failure(buildCnb(input(bp, ws)))).to.match(new RegExp(`^buildpack example/bad@0\\.0\\.1: ${file}: invalid TOML at line 2: `));
+      expect(await failure(buildCnb(input(bp, ws)))).to.match(
+        new RegExp(`^buildpack example/bad@0\\.0\\.1: ${file}: invalid TOML at line 2: `),
+      );
     });
   });
 
   describe('build.toml unmet entries', () => {
     const UNMET = `printf '[[unmet]]\\nname = "node"\\n\\n[[unmet]]\\nname = "npm"\\n' > "$1/build.toml"`;
-    const plan = [{ name: 'node', metadata: { version: '20' } }, { name: 'npm', metadata: {} }, { name: 'yarn', metadata: {} }];
+    const plan = [
+      { name: 'node', metadata: { version: '20' } },
+      { name: 'npm', metadata: {} },
+      { name: 'yarn', metadata: {} },
+    ];
 
     it('fails with the names no later buildpack provides', async () => {
       const bp = await cnb('example/unmet', '0.9', UNMET);
@@ -235,7 +296,10 @@ mkdir -p "$L/stray"`;
     it('hands entries a later buildpack provides on, and rejects a name not in its plan', async () => {
       const bp = await cnb('example/unmet', '0.9', UNMET);
       const result = await buildCnb(input(bp, await workspace(), { plan, laterProvides: ['node', 'npm'] }));
-      expect(result.unmet).to.deep.equal([{ name: 'node', metadata: { version: '20' } }, { name: 'npm', metadata: {} }]);
+      expect(result.unmet).to.deep.equal([
+        { name: 'node', metadata: { version: '20' } },
+        { name: 'npm', metadata: {} },
+      ]);
       const file = path.join('.layers', 'example_stray', 'build.toml');
       const stray = await cnb('example/stray', '0.9', `printf '[[unmet]]\\nname = "ruby"\\n' > "$1/build.toml"`);
       const message = await failure(buildCnb(input(stray, await workspace(), { plan })));
@@ -275,11 +339,21 @@ printf 'launch-only' > "$1/tools/env.launch/MODE"`;
         CONFIG: 'from-platform',
       });
       const inputs = await seen(path.join(ws.appDir, 'inputs.txt'));
-      expect([inputs.CNB_TARGET_OS, inputs.CNB_TARGET_ARCH, inputs.CNB_TARGET_DISTRO_NAME, inputs.CNB_EXEC_ENV]).to.deep.equal(['linux', 'arm64', 'ubuntu', 'unset']);
+      expect([inputs.CNB_TARGET_OS, inputs.CNB_TARGET_ARCH, inputs.CNB_TARGET_DISTRO_NAME, inputs.CNB_EXEC_ENV]).to.deep.equal([
+        'linux',
+        'arm64',
+        'ubuntu',
+        'unset',
+      ]);
 
       // The same additions reach a classic buildpack after the CNBs.
       const classic = await classicBuildEnv(env, r1.buildLayers);
-      expect(classic).to.deep.equal({ PATH: `${tools}/bin:${BASE_ENV.PATH}`, CPATH: `${tools}/include`, GREETING: 'hello', CFLAGS: '-g -O2' });
+      expect(classic).to.deep.equal({
+        PATH: `${tools}/bin:${BASE_ENV.PATH}`,
+        CPATH: `${tools}/include`,
+        GREETING: 'hello',
+        CFLAGS: '-g -O2',
+      });
     });
 
     it('clear-env keeps the config vars out; API 0.12 gets CNB_EXEC_ENV', async () => {
@@ -317,10 +391,19 @@ printf 'launch-only' > "$1/tools/env.launch/MODE"`;
       );
     });
 
-    it('0.9+: an array command exec\'d directly, default, no direct key; exec-env from 0.12', () => {
-      const text = '[[processes]]\ntype = "worker.v2"\ncommand = ["bin/worker", "--queue"]\nargs = ["jobs"]\ndefault = true\nexec-env = ["test"]\n';
+    it("0.9+: an array command exec'd directly, default, no direct key; exec-env from 0.12", () => {
+      const text =
+        '[[processes]]\ntype = "worker.v2"\ncommand = ["bin/worker", "--queue"]\nargs = ["jobs"]\ndefault = true\nexec-env = ["test"]\n';
       expect(parse('0.9', text).processes).to.deep.equal([
-        { type: 'worker.v2', command: ['bin/worker', '--queue'], args: ['jobs'], direct: true, default: true, buildpackId: 'example/p', api: '0.9' },
+        {
+          type: 'worker.v2',
+          command: ['bin/worker', '--queue'],
+          args: ['jobs'],
+          direct: true,
+          default: true,
+          buildpackId: 'example/p',
+          api: '0.9',
+        },
       ]);
       expect(parse('0.12', text).processes[0].execEnv).to.deep.equal(['test']);
       expect(message('0.9', '[[processes]]\ntype = "web"\ncommand = "puma"\n')).to.equal(
@@ -335,11 +418,20 @@ printf 'launch-only' > "$1/tools/env.launch/MODE"`;
       expect(message('0.9', '[[processes]]\ntype = "web server"\ncommand = ["x"]\n')).to.equal(
         `${prefix}processes[0].type must be letters, digits, ".", "_" or "-"`,
       );
-      const two = '[[processes]]\ntype = "a"\ncommand = ["x"]\ndefault = true\n[[processes]]\ntype = "b"\ncommand = ["y"]\ndefault = true\n';
+      const two =
+        '[[processes]]\ntype = "a"\ncommand = ["x"]\ndefault = true\n[[processes]]\ntype = "b"\ncommand = ["y"]\ndefault = true\n';
       expect(message('0.9', two)).to.equal(`${prefix}more than one process has default = true (b)`);
-      expect(message('0.9', '[[labels]]\nkey = "k"\nvalue = "1"\n[[labels]]\nkey = "k"\nvalue = "2"\n')).to.equal(`${prefix}label k is declared twice`);
-      expect(message('0.9', '[[processes]]\ntype = "web"\n\ncommand = [\n')).to.match(/^buildpack example\/p@1\.0\.0: launch\.toml: invalid TOML at line \d+: /);
-      expect(parse('0.9', '[[slices]]\npaths = ["a/*"]\n[[slices]]\n')).to.deep.equal({ processes: [], labels: [], slices: [{ paths: ['a/*'] }, { paths: [] }] });
+      expect(message('0.9', '[[labels]]\nkey = "k"\nvalue = "1"\n[[labels]]\nkey = "k"\nvalue = "2"\n')).to.equal(
+        `${prefix}label k is declared twice`,
+      );
+      expect(message('0.9', '[[processes]]\ntype = "web"\n\ncommand = [\n')).to.match(
+        /^buildpack example\/p@1\.0\.0: launch\.toml: invalid TOML at line \d+: /,
+      );
+      expect(parse('0.9', '[[slices]]\npaths = ["a/*"]\n[[slices]]\n')).to.deep.equal({
+        processes: [],
+        labels: [],
+        slices: [{ paths: ['a/*'] }, { paths: [] }],
+      });
     });
   });
 });

@@ -3,15 +3,16 @@
  * builder.toml (the bundled one included) and project.toml, with their
  * one-line errors, and project.toml's include/exclude on a real tree.
  */
-import { expect } from 'chai';
+
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
 import { UserError } from '../shared/errors.js';
+import { builderLookup, type FetchedBuildpack, readBuilderFile } from '../slugbuilder/buildpacks/builder-file.js';
 import { apiAtLeast, readBuildpackDescriptor } from '../slugbuilder/buildpacks/cnb/descriptor.js';
 import { detectOrder } from '../slugbuilder/buildpacks/cnb/order.js';
-import { builderLookup, readBuilderFile, type FetchedBuildpack } from '../slugbuilder/buildpacks/builder-file.js';
 import { applyProjectFilters, readProjectDescriptor } from '../slugbuilder/source/project-descriptor.js';
-import { ROOT, makeBuildpack, removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
+import { makeBuildpack, ROOT, removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
 import { writeCnb, writeComposite } from './helpers/cnb.js';
 
 async function failure(p: Promise<unknown>): Promise<string> {
@@ -54,11 +55,22 @@ describe('CNB descriptors', function () {
         id: 'example/node',
         version: '1.2.0',
         api: '0.10',
-        extraToml: 'clear-env = true\n\n[[targets]]\nos = "linux"\narch = "amd64"\n[[targets.distros]]\nname = "ubuntu"\nversion = "24.04"\n\n[[stacks]]\nid = "*"',
+        extraToml:
+          'clear-env = true\n\n[[targets]]\nos = "linux"\narch = "amd64"\n[[targets.distros]]\nname = "ubuntu"\nversion = "24.04"\n\n[[stacks]]\nid = "*"',
       });
       const d = await readBuildpackDescriptor(dir);
-      expect(d).to.deep.include({ kind: 'component', api: '0.10', id: 'example/node', version: '1.2.0', clearEnv: true, stacks: ['*'], order: [] });
-      expect(d!.targets).to.deep.equal([{ os: 'linux', arch: 'amd64', variant: undefined, distros: [{ name: 'ubuntu', version: '24.04' }] }]);
+      expect(d).to.deep.include({
+        kind: 'component',
+        api: '0.10',
+        id: 'example/node',
+        version: '1.2.0',
+        clearEnv: true,
+        stacks: ['*'],
+        order: [],
+      });
+      expect(d!.targets).to.deep.equal([
+        { os: 'linux', arch: 'amd64', variant: undefined, distros: [{ name: 'ubuntu', version: '24.04' }] },
+      ]);
     });
 
     it('a directory without buildpack.toml is a classic buildpack (undefined)', async () => {
@@ -69,7 +81,13 @@ describe('CNB descriptors', function () {
       const dir = await writeComposite(path.join(await tempDir(), 'meta'), {
         id: 'example/meta',
         api: '0.9',
-        order: [[{ id: 'example/a', version: '1.0.0' }, { id: 'example/b', optional: true }], [{ id: 'example/c' }]],
+        order: [
+          [
+            { id: 'example/a', version: '1.0.0' },
+            { id: 'example/b', optional: true },
+          ],
+          [{ id: 'example/c' }],
+        ],
       });
       const d = await readBuildpackDescriptor(dir);
       expect(d!.kind).to.equal('composite');
@@ -93,7 +111,9 @@ describe('CNB descriptors', function () {
 
     it('bad TOML names the file and the line', async () => {
       const dir = await descriptorDir('api = "0.10"\n[buildpack]\nid = "x/y"\nversion = \n');
-      expect(await failure(readBuildpackDescriptor(dir))).to.match(new RegExp(`^${path.join(dir, 'buildpack.toml')}: invalid TOML at line 4: `));
+      expect(await failure(readBuildpackDescriptor(dir))).to.match(
+        new RegExp(`^${path.join(dir, 'buildpack.toml')}: invalid TOML at line 4: `),
+      );
     });
 
     it('rejects a missing id, reserved ids, a component without version, bin/ with [[order]] and a missing bin/build', async () => {
@@ -102,7 +122,9 @@ describe('CNB descriptors', function () {
       expect(await failure(readBuildpackDescriptor(dir))).to.equal(`${file(dir)}: [buildpack] id is required`);
       for (const id of ['app', 'config', 'sbom']) {
         dir = await descriptorDir(`api = "0.10"\n[buildpack]\nid = "${id}"\nversion = "1.0.0"\n`);
-        expect(await failure(readBuildpackDescriptor(dir))).to.equal(`${file(dir)}: buildpack id "${id}" is reserved (config, app and sbom are): choose another id`);
+        expect(await failure(readBuildpackDescriptor(dir))).to.equal(
+          `${file(dir)}: buildpack id "${id}" is reserved (config, app and sbom are): choose another id`,
+        );
       }
       dir = await descriptorDir('api = "0.10"\n[buildpack]\nid = "x/y"\n');
       expect(await failure(readBuildpackDescriptor(dir))).to.equal(`${file(dir)}: [buildpack] version is required for buildpack x/y`);
@@ -134,11 +156,13 @@ describe('CNB descriptors', function () {
         [['static', false]],
         [['procfile', false]],
       ]);
-      expect(b.buildpacks.map((bp) => bp.location)).to.deep.equal(['nodejs', 'python', 'static', 'procfile'].map((n) => path.join(ROOT, 'buildpacks', n)));
+      expect(b.buildpacks.map((bp) => bp.location)).to.deep.equal(
+        ['nodejs', 'python', 'static', 'procfile'].map((n) => path.join(ROOT, 'buildpacks', n)),
+      );
       for (const bp of b.buildpacks) expect(await readBuildpackDescriptor(bp.location)).to.equal(undefined);
     });
 
-    it('reads pack\'s fields: buildpacks, order, stack, build image, run images and build env; [lifecycle] is ignored', async () => {
+    it("reads pack's fields: buildpacks, order, stack, build image, run images and build env; [lifecycle] is ignored", async () => {
       const dir = await tempDir();
       const file = path.join(dir, 'builder.toml');
       await writeFile(
@@ -183,11 +207,20 @@ describe('CNB descriptors', function () {
       const file = path.join(dir, 'builder.toml');
       const cases: Array<[string, string | RegExp]> = [
         ['[[buildpacks]]\nuri = \n', /: invalid TOML at line 2: /],
-        ['[[buildpacks]]\nid = "x/y"\n[[order]]\n[[order.group]]\nid = "x/y"\n', '[[buildpacks]] entry 1 has no uri: give the directory, tarball or git URL it comes from'],
-        ['[[buildpacks]]\nuri = "docker://example/bp"\n', 'buildpack uri "docker://example/bp" names an image or registry buildpack, which slugkit cannot run: use a directory, a tarball URL or a git URL'],
+        [
+          '[[buildpacks]]\nid = "x/y"\n[[order]]\n[[order.group]]\nid = "x/y"\n',
+          '[[buildpacks]] entry 1 has no uri: give the directory, tarball or git URL it comes from',
+        ],
+        [
+          '[[buildpacks]]\nuri = "docker://example/bp"\n',
+          'buildpack uri "docker://example/bp" names an image or registry buildpack, which slugkit cannot run: use a directory, a tarball URL or a git URL',
+        ],
         ['[[buildpacks]]\nuri = "a"\n', 'has no [[order]]: add at least one [[order]] with [[order.group]] members'],
         ['[[order]]\n[[order.group]]\nversion = "1"\n', '[[order]] 1: a group member has no id (or uri, for a classic buildpack)'],
-        ['[[extensions]]\nid = "x"\n[[order]]\n[[order.group]]\nuri = "a"\n', 'image extensions ([[extensions]], [[order-extensions]]) are not supported: remove them'],
+        [
+          '[[extensions]]\nid = "x"\n[[order]]\n[[order.group]]\nuri = "a"\n',
+          'image extensions ([[extensions]], [[order-extensions]]) are not supported: remove them',
+        ],
       ];
       for (const [text, expected] of cases) {
         await writeFile(file, text);
@@ -206,7 +239,10 @@ describe('CNB descriptors', function () {
       await writeCnb(path.join(dir, 'ruby'), { id: 'example/ruby', version: '1.0.0', api: '0.10', detect: 'exit 100' });
       await writeCnb(path.join(dir, 'node1'), { id: 'example/node', version: '1.0.0', api: '0.10' });
       await writeCnb(path.join(dir, 'node2'), { id: 'example/node', version: '2.0.0', api: '0.10' });
-      await writeTree(path.join(dir, 'classic'), { 'bin/detect': { content: '#!/bin/sh\necho Classic\n', mode: 0o755 }, 'bin/compile': { content: '#!/bin/sh\n', mode: 0o755 } });
+      await writeTree(path.join(dir, 'classic'), {
+        'bin/detect': { content: '#!/bin/sh\necho Classic\n', mode: 0o755 },
+        'bin/compile': { content: '#!/bin/sh\n', mode: 0o755 },
+      });
       await writeFile(
         path.join(dir, 'builder.toml'),
         [
@@ -219,7 +255,8 @@ describe('CNB descriptors', function () {
       );
       const builder = await readBuilderFile(path.join(dir, 'builder.toml'));
       const fetched: FetchedBuildpack[] = [];
-      for (const entry of builder.buildpacks) fetched.push({ entry, dir: entry.location, descriptor: await readBuildpackDescriptor(entry.location) });
+      for (const entry of builder.buildpacks)
+        fetched.push({ entry, dir: entry.location, descriptor: await readBuildpackDescriptor(entry.location) });
       return { dir, builder, fetched };
     }
 
@@ -300,11 +337,17 @@ describe('CNB descriptors', function () {
       const app = await tempDir();
       const cases: Array<[string, string | RegExp]> = [
         ['[build]\ninclude = ["a"]\nexclude = ["b"]\n', '[build] has both include and exclude: use one of them'],
-        ['[[build.buildpacks]]\nid = "x/inline"\n[build.buildpacks.script]\napi = "0.10"\ninline = "echo hi"\n', '[[build.buildpacks]] entry 1 is an inline buildpack (script), which slugkit does not run: put it in a buildpack directory and give its uri'],
+        [
+          '[[build.buildpacks]]\nid = "x/inline"\n[build.buildpacks.script]\napi = "0.10"\ninline = "echo hi"\n',
+          '[[build.buildpacks]] entry 1 is an inline buildpack (script), which slugkit does not run: put it in a buildpack directory and give its uri',
+        ],
         ['[_]\nschema-version = "0.3"\n', 'schema-version "0.3" is not supported: slugkit reads 0.1 and 0.2'],
         ['[[build.env]]\nname = "1BAD"\nvalue = "x"\n', '[[build.env]] entry 1 needs a name that is a valid variable name'],
         ['[[build.buildpacks]]\nversion = "1"\n', '[[build.buildpacks]] entry 1 needs a uri, or an id and version'],
-        ['[_]\nschema-version = "0.2"\n[[io.buildpacks.pre.group]]\nuri = "x"\n', '[io.buildpacks.pre] and [io.buildpacks.post] groups are not supported: list every buildpack in [[io.buildpacks.group]]'],
+        [
+          '[_]\nschema-version = "0.2"\n[[io.buildpacks.pre.group]]\nuri = "x"\n',
+          '[io.buildpacks.pre] and [io.buildpacks.post] groups are not supported: list every buildpack in [[io.buildpacks.group]]',
+        ],
         ['[build]\nexclude = ["a" "b"]\n', /^project\.toml: invalid TOML at line 2: /],
       ];
       for (const [text, expected] of cases) {
@@ -328,14 +371,26 @@ describe('CNB descriptors', function () {
 
     it('exclude removes the matching paths from the source, gitignore-style', async () => {
       const dir = await writeTree(await tempDir(), source);
-      const removed = await applyProjectFilters(dir, { file: 'project.toml', schemaVersion: '0.1', exclude: ['*.log', 'tmp/', '/docs'], buildpacks: [], env: [] });
+      const removed = await applyProjectFilters(dir, {
+        file: 'project.toml',
+        schemaVersion: '0.1',
+        exclude: ['*.log', 'tmp/', '/docs'],
+        buildpacks: [],
+        env: [],
+      });
       expect(removed).to.equal(4);
       expect(await tree(dir)).to.deep.equal(['package.json', 'project.toml', 'src/', 'src/index.js', 'src/lib/', 'src/lib/util.js']);
     });
 
     it('include keeps only the matching paths (and the directories that lead to them)', async () => {
       const dir = await writeTree(await tempDir(), source);
-      await applyProjectFilters(dir, { file: 'project.toml', schemaVersion: '0.1', include: ['src/lib/', 'package.json'], buildpacks: [], env: [] });
+      await applyProjectFilters(dir, {
+        file: 'project.toml',
+        schemaVersion: '0.1',
+        include: ['src/lib/', 'package.json'],
+        buildpacks: [],
+        env: [],
+      });
       expect(await tree(dir)).to.deep.equal(['package.json', 'src/', 'src/lib/', 'src/lib/util.js']);
     });
 

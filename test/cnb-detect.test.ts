@@ -4,16 +4,24 @@
  * requires, composites with optional members, orders whose first group
  * fails, mixed classic/CNB groups, and stack and target checks.
  */
-import { expect } from 'chai';
+
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
 import { UserError } from '../shared/errors.js';
-import { readBuildpackDescriptor, type GroupMember } from '../slugbuilder/buildpacks/cnb/descriptor.js';
-import { buildTarget, detectCnb, parseOsRelease, platformMismatch, type BuildTarget, type DetectContext } from '../slugbuilder/buildpacks/cnb/detect.js';
-import { detectOrder, selectGroup, type OrderBuildpack } from '../slugbuilder/buildpacks/cnb/order.js';
+import { type GroupMember, readBuildpackDescriptor } from '../slugbuilder/buildpacks/cnb/descriptor.js';
+import {
+  type BuildTarget,
+  buildTarget,
+  type DetectContext,
+  detectCnb,
+  parseOsRelease,
+  platformMismatch,
+} from '../slugbuilder/buildpacks/cnb/detect.js';
+import { detectOrder, type OrderBuildpack, selectGroup } from '../slugbuilder/buildpacks/cnb/order.js';
 import { buildpackPlanToml, parseBuildPlan } from '../slugbuilder/buildpacks/cnb/plan.js';
 import { makeBuildpack, removeTempDirs, tempDir } from './helpers/cli.js';
-import { detectWithPlan, writeCnb, writeComposite, type CnbSpec } from './helpers/cnb.js';
+import { type CnbSpec, detectWithPlan, writeCnb, writeComposite } from './helpers/cnb.js';
 
 const AMD64_UBUNTU: BuildTarget = { os: 'linux', arch: 'amd64', distro: { name: 'ubuntu', version: '24.04' } };
 
@@ -100,7 +108,10 @@ describe('CNB detect', function () {
     it('a plan entry without a name is an error naming the buildpack', async () => {
       const w = await world();
       const r = await detectOne(w, await w.cnb({ id: 't/noname', detect: detectWithPlan('[[requires]]\nversion = "1"') }));
-      expect(r).to.include({ status: 'error', message: 'buildpack t/noname@0.0.1: build plan from bin/detect: [[requires]] entry 1 has no name' });
+      expect(r).to.include({
+        status: 'error',
+        message: 'buildpack t/noname@0.0.1: build plan from bin/detect: [[requires]] entry 1 has no name',
+      });
     });
   });
 
@@ -120,7 +131,12 @@ describe('CNB detect', function () {
       expect(r.status).to.equal('pass');
       const text = await readFile(path.join(w.ctx.appDir, 'inputs'), 'utf8');
       await writeFile(path.join(w.ctx.appDir, 'inputs'), '');
-      return Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      return Object.fromEntries(
+        text
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
     }
 
     it('API 0.8: platform dir and plan path as $1/$2 and CNB_* variables, config vars from <platform>/env, no target variables', async () => {
@@ -141,7 +157,12 @@ describe('CNB detect', function () {
     it('API 0.10: CNB_TARGET_* from the build target, no CNB_EXEC_ENV', async () => {
       const w = await world();
       const got = await inputs(w, '0.10');
-      expect(got).to.include({ CNB_TARGET_OS: 'linux', CNB_TARGET_ARCH: 'amd64', CNB_TARGET_DISTRO_NAME: 'ubuntu', CNB_TARGET_DISTRO_VERSION: '24.04' });
+      expect(got).to.include({
+        CNB_TARGET_OS: 'linux',
+        CNB_TARGET_ARCH: 'amd64',
+        CNB_TARGET_DISTRO_NAME: 'ubuntu',
+        CNB_TARGET_DISTRO_VERSION: '24.04',
+      });
       expect(got).to.not.have.property('CNB_EXEC_ENV');
     });
 
@@ -165,7 +186,7 @@ describe('CNB detect', function () {
   });
 
   describe('build plan resolution', () => {
-    it('gives the provider the requirers\' entries with their metadata, in the lifecycle\'s [[entries]] format', async () => {
+    it("gives the provider the requirers' entries with their metadata, in the lifecycle's [[entries]] format", async () => {
       const w = await world();
       await w.cnb({ id: 't/node', detect: detectWithPlan('[[provides]]\nname = "node"') });
       await w.cnb({ id: 't/app', detect: detectWithPlan('[[requires]]\nname = "node"\n[requires.metadata]\nversion = "20"') });
@@ -242,12 +263,15 @@ describe('CNB detect', function () {
       const w = await world();
       await w.cnb({ id: 't/no', detect: 'exit 100' });
       await w.cnb({ id: 't/c' });
-      w.dirs.set('t/meta', await writeComposite(path.join(w.root, 'bps', 't_meta'), { id: 't/meta', api: '0.10', order: [[{ id: 't/no' }]] }));
+      w.dirs.set(
+        't/meta',
+        await writeComposite(path.join(w.root, 'bps', 't_meta'), { id: 't/meta', api: '0.10', order: [[{ id: 't/no' }]] }),
+      );
       const group = await selectGroup([[member('t/meta', true), member('t/c')]], { ...w.ctx, lookup: w.lookup });
       expect(group.map((m) => m.buildpack.id)).to.deep.equal(['t/c']);
     });
 
-    it('runs each buildpack\'s detect once even when several groups name it', async () => {
+    it("runs each buildpack's detect once even when several groups name it", async () => {
       const w = await world();
       const counter = path.join(w.root, 'count');
       await w.cnb({ id: 't/count', detect: `echo run >> ${JSON.stringify(counter)}` });
@@ -262,7 +286,13 @@ describe('CNB detect', function () {
       await w.classic('legacy', 'echo Legacy');
       await w.classic('nope', 'exit 1');
       await w.cnb({ id: 't/cnb' });
-      const r = await detectOrder([[member('nope'), member('t/cnb')], [member('legacy'), member('t/cnb')]], { ...w.ctx, lookup: w.lookup });
+      const r = await detectOrder(
+        [
+          [member('nope'), member('t/cnb')],
+          [member('legacy'), member('t/cnb')],
+        ],
+        { ...w.ctx, lookup: w.lookup },
+      );
       expect(r.tried).to.deep.equal(['group 1: nope failed detect']);
       expect(r.group?.map((m) => [m.buildpack.id, m.buildpack.descriptor?.kind, m.plan])).to.deep.equal([
         ['legacy', undefined, []],
@@ -305,7 +335,10 @@ describe('CNB detect', function () {
       expect(platformMismatch((await readBuildpackDescriptor(only22))!, w.ctx.platform)).to.equal(
         'buildpack t/old@0.0.1 supports stacks heroku-22; this build is heroku-24',
       );
-      const r = await detectOrder([[member('t/old')], [member('t/any'), member('t/this'), member('t/none')]], { ...w.ctx, lookup: w.lookup });
+      const r = await detectOrder([[member('t/old')], [member('t/any'), member('t/this'), member('t/none')]], {
+        ...w.ctx,
+        lookup: w.lookup,
+      });
       expect(r.tried).to.deep.equal(['group 1: buildpack t/old@0.0.1 supports stacks heroku-22; this build is heroku-24']);
       expect(r.group?.map((m) => m.buildpack.id)).to.deep.equal(['t/any', 't/this', 't/none']);
     });
@@ -313,7 +346,10 @@ describe('CNB detect', function () {
     it('API 0.10: [[targets]] must match os/arch and, when it lists distros, the distro; [[stacks]] no longer counts', async () => {
       const w = await world();
       const arm = await w.cnb({ id: 't/arm', extraToml: '[[targets]]\nos = "linux"\narch = "arm64"' });
-      const jammy = await w.cnb({ id: 't/jammy', extraToml: '[[targets]]\nos = "linux"\narch = "amd64"\n[[targets.distros]]\nname = "ubuntu"\nversion = "22.04"' });
+      const jammy = await w.cnb({
+        id: 't/jammy',
+        extraToml: '[[targets]]\nos = "linux"\narch = "amd64"\n[[targets.distros]]\nname = "ubuntu"\nversion = "22.04"',
+      });
       await w.cnb({ id: 't/noble', extraToml: '[[targets]]\nos = "linux"\n[[targets.distros]]\nname = "ubuntu"\nversion = "24.04"' });
       await w.cnb({ id: 't/amd', extraToml: '[[targets]]\nos = "linux"\narch = "amd64"\n\n[[stacks]]\nid = "heroku-18"' });
       expect(platformMismatch((await readBuildpackDescriptor(arm))!, w.ctx.platform)).to.equal(
@@ -342,7 +378,10 @@ describe('CNB detect', function () {
       expect(t.os).to.equal('linux');
       expect(t.arch).to.equal({ x64: 'amd64', arm64: 'arm64' }[process.arch as string] ?? t.arch);
       expect(t.distro).to.deep.equal({ name: 'ubuntu', version: '24.04' });
-      expect((await buildTarget({ distro: { name: 'debian', version: '12' } }, osRelease)).distro).to.deep.equal({ name: 'debian', version: '12' });
+      expect((await buildTarget({ distro: { name: 'debian', version: '12' } }, osRelease)).distro).to.deep.equal({
+        name: 'debian',
+        version: '12',
+      });
       expect(parseOsRelease("ID='alpine'\nVERSION_ID=3.20.1\n")).to.deep.equal({ name: 'alpine', version: '3.20.1' });
     });
   });

@@ -8,12 +8,13 @@
  *  - a build SIGKILLed half way through writing its cache leaves the
  *    published cache as it was, and its lock does not stop the next build.
  */
-import { expect } from 'chai';
-import { execa, type ResultPromise } from 'execa';
+
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
+import { execa, type ResultPromise } from 'execa';
 import { BUILDER, writeBuildpack } from './helpers/cli.js';
 import { file, tar } from './helpers/tar-blocks.js';
 

@@ -3,26 +3,27 @@
  * tree on locally made base images (see helpers/docker.ts), then used exactly
  * as the README says: `git archive HEAD | docker run -i --rm slugbuilder > slug.tgz`.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
 import { BUILDER, ROOT, slugPaths } from './helpers/cli.js';
 import {
   BUILDER_IMAGE,
-  STACK_IMAGE,
-  buildSlugWithDocker,
   buildSlugkitImages,
+  buildSlugWithDocker,
   docker,
   gitRepoOf,
   imageConfig,
   requireDocker,
+  STACK_IMAGE,
 } from './helpers/docker.js';
 
 const HELLO = join(ROOT, 'examples/hello');
 
-describe('Dockerfile.builder (real Docker)', function () {
+describe('Dockerfile.builder (real Docker)', () => {
   let work: string;
 
   before(async function () {
@@ -33,11 +34,11 @@ describe('Dockerfile.builder (real Docker)', function () {
     work = await mkdtemp(join(tmpdir(), 'slugkit-docker-builder-'));
   });
 
-  after(async function () {
+  after(async () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('is configured as documented: slugbuilder entrypoint, unprivileged user, /cache as the cache dir', async function () {
+  it('is configured as documented: slugbuilder entrypoint, unprivileged user, /cache as the cache dir', async () => {
     const config = await imageConfig(BUILDER_IMAGE);
     expect(config.Entrypoint).to.deep.equal(['slugbuilder']);
     expect(config.User).to.match(/^\d+:0$/);
@@ -45,10 +46,19 @@ describe('Dockerfile.builder (real Docker)', function () {
     expect(config.Env).to.include('SLUGBUILDER_CACHE_DIR=/cache');
   });
 
-  it('holds only production dependencies, the compiled product and the bundled buildpacks', async function () {
-    const result = await docker(['run', '--rm', '--entrypoint', 'sh', BUILDER_IMAGE, '-c',
-      'ls /opt/slugkit; echo --; ls /opt/slugkit/dist; echo --; ls /opt/slugkit/node_modules; echo --; ls /opt/slugkit/buildpacks']);
-    const [top, dist, modules, buildpacks] = String(result.stdout).split('--\n').map((s) => s.trim().split('\n'));
+  it('holds only production dependencies, the compiled product and the bundled buildpacks', async () => {
+    const result = await docker([
+      'run',
+      '--rm',
+      '--entrypoint',
+      'sh',
+      BUILDER_IMAGE,
+      '-c',
+      'ls /opt/slugkit; echo --; ls /opt/slugkit/dist; echo --; ls /opt/slugkit/node_modules; echo --; ls /opt/slugkit/buildpacks',
+    ]);
+    const [top, dist, modules, buildpacks] = String(result.stdout)
+      .split('--\n')
+      .map((s) => s.trim().split('\n'));
     expect(top).to.have.members(['buildpacks', 'dist', 'node_modules', 'package.json']);
     expect(dist).to.include.members(['shared', 'slugbuilder', 'slugrunner']);
     expect(dist).not.to.include('test');
@@ -63,12 +73,31 @@ describe('Dockerfile.builder (real Docker)', function () {
     this.timeout(300_000);
     const tag = `slugkit-test/context:${process.pid}`;
     try {
-      await docker(['build', '-q', '-f', join(ROOT, 'test/fixtures/docker/context.Dockerfile'),
-        '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '-t', tag, ROOT]);
+      await docker([
+        'build',
+        '-q',
+        '-f',
+        join(ROOT, 'test/fixtures/docker/context.Dockerfile'),
+        '--build-arg',
+        `STACK_IMAGE=${STACK_IMAGE}`,
+        '-t',
+        tag,
+        ROOT,
+      ]);
       const listing = await docker(['run', '--rm', tag, 'sh', '-c', 'ls -A /context; du -sk /context']);
       const lines = String(listing.stdout).trim().split('\n');
       const kilobytes = Number(lines.pop()?.split(/\s+/)[0]);
-      expect(lines).to.have.members(['bin', 'buildpacks', 'package-lock.json', 'package.json', 'scripts', 'shared', 'slugbuilder', 'slugrunner', 'tsconfig.json']);
+      expect(lines).to.have.members([
+        'bin',
+        'buildpacks',
+        'package-lock.json',
+        'package.json',
+        'scripts',
+        'shared',
+        'slugbuilder',
+        'slugrunner',
+        'tsconfig.json',
+      ]);
       expect(kilobytes).to.be.below(10_000);
     } finally {
       await docker(['rmi', '-f', tag], { reject: false });
@@ -89,9 +118,9 @@ describe('Dockerfile.builder (real Docker)', function () {
     const repo = await gitRepoOf(HELLO);
     try {
       const hostSlug = join(work, 'hello-host.tgz');
-      await execa('git', ['archive', 'HEAD'], { cwd: repo, buffer: false }).pipe(
-        process.execPath, [BUILDER], { stdout: { file: hostSlug } },
-      );
+      await execa('git', ['archive', 'HEAD'], { cwd: repo, buffer: false }).pipe(process.execPath, [BUILDER], {
+        stdout: { file: hostSlug },
+      });
       expect(Buffer.compare(await readFile(slug), await readFile(hostSlug))).to.equal(0);
     } finally {
       await rm(repo, { recursive: true, force: true });
@@ -116,8 +145,17 @@ describe('Dockerfile.builder (real Docker)', function () {
     try {
       const build = await buildSlugWithDocker(HELLO, join(work, 'cached.tgz'), ['-v', `${volume}:/cache`]);
       expect(build.exitCode, build.stderr).to.equal(0);
-      const listing = await docker(['run', '--rm', '-v', `${volume}:/cache`, '--entrypoint', 'sh', BUILDER_IMAGE, '-c',
-        'find /cache -mindepth 1 | head -n 50']);
+      const listing = await docker([
+        'run',
+        '--rm',
+        '-v',
+        `${volume}:/cache`,
+        '--entrypoint',
+        'sh',
+        BUILDER_IMAGE,
+        '-c',
+        'find /cache -mindepth 1 | head -n 50',
+      ]);
       expect(String(listing.stdout).split('\n')).to.include('/cache/cache');
     } finally {
       await docker(['volume', 'rm', '-f', volume], { reject: false });

@@ -5,23 +5,24 @@
  *   docker run -i --rm slugrunner run 'exit 7' < slug.tgz
  * plus PID 1 duties (docker stop, exit code) and an arbitrary UID (OpenShift).
  */
-import { expect } from 'chai';
-import { execa, type ResultPromise } from 'execa';
-import { createServer, type Server } from 'node:http';
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa, type ResultPromise } from 'execa';
 import { ROOT } from './helpers/cli.js';
 import {
-  RUNNER_IMAGE,
-  buildSlugWithDocker,
   buildSlugkitImages,
+  buildSlugWithDocker,
   containerName,
   docker,
   dockerBinary,
   fetchWhenUp,
   imageConfig,
   publishedPort,
+  RUNNER_IMAGE,
   removeContainers,
   requireDocker,
 } from './helpers/docker.js';
@@ -44,12 +45,15 @@ async function bridgeGateway(): Promise<string> {
   const docker0 = networkInterfaces().docker0?.find((a) => a.family === 'IPv4');
   if (docker0) return docker0.address;
   const inspect = await docker(['network', 'inspect', 'bridge', '--format', '{{range .IPAM.Config}}{{.Gateway}} {{end}}']);
-  const gateway = String(inspect.stdout).trim().split(/\s+/).find((ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip));
+  const gateway = String(inspect.stdout)
+    .trim()
+    .split(/\s+/)
+    .find((ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip));
   if (!gateway) throw new Error('cannot find the docker bridge gateway address (no docker0 interface)');
   return gateway;
 }
 
-describe('Dockerfile.runner (real Docker)', function () {
+describe('Dockerfile.runner (real Docker)', () => {
   let work: string;
   let helloSlug: string;
   let sigtermSlug: string;
@@ -59,11 +63,11 @@ describe('Dockerfile.runner (real Docker)', function () {
   function runContainer(label: string, args: string[], command: string[], slug?: string): RunningContainer {
     const name = containerName(label);
     containers.push(name);
-    const client = execa(
-      dockerBinary(),
-      ['run', ...(slug ? ['-i'] : []), '--rm', '--name', name, ...args, RUNNER_IMAGE, ...command],
-      { reject: false, timeout: 120_000, ...(slug ? { inputFile: slug } : { stdin: 'ignore' as const }) },
-    );
+    const client = execa(dockerBinary(), ['run', ...(slug ? ['-i'] : []), '--rm', '--name', name, ...args, RUNNER_IMAGE, ...command], {
+      reject: false,
+      timeout: 120_000,
+      ...(slug ? { inputFile: slug } : { stdin: 'ignore' as const }),
+    });
     return { name, client };
   }
 
@@ -82,21 +86,24 @@ describe('Dockerfile.runner (real Docker)', function () {
     work = await mkdtemp(join(tmpdir(), 'slugkit-docker-runner-'));
     helloSlug = join(work, 'hello.tgz');
     sigtermSlug = join(work, 'sigterm.tgz');
-    for (const [app, slug] of [[HELLO, helloSlug], [SIGTERM_APP, sigtermSlug]]) {
+    for (const [app, slug] of [
+      [HELLO, helloSlug],
+      [SIGTERM_APP, sigtermSlug],
+    ]) {
       const build = await buildSlugWithDocker(app, slug);
       if (build.exitCode !== 0) throw new Error(`building ${app} failed:\n${build.stderr}`);
     }
   });
 
-  afterEach(async function () {
+  afterEach(async () => {
     await removeContainers(containers.splice(0));
   });
 
-  after(async function () {
+  after(async () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('is configured as documented: slugrunner entrypoint, "start web", /app, unprivileged user', async function () {
+  it('is configured as documented: slugrunner entrypoint, "start web", /app, unprivileged user', async () => {
     const config = await imageConfig(RUNNER_IMAGE);
     expect(config.Entrypoint).to.deep.equal(['slugrunner']);
     expect(config.Cmd).to.deep.equal(['start', 'web']);
@@ -183,7 +190,11 @@ describe('Dockerfile.runner (real Docker)', function () {
       expect((await run.client).exitCode).to.equal(0);
 
       // A URL the server does not have: one clear line, exit 1, nothing started.
-      const missing = runContainer('slug-url-404', ['-e', `SLUG_URL=http://${gateway}:${address.port}/apps/hello/v2.tgz`], ['start', 'web']);
+      const missing = runContainer(
+        'slug-url-404',
+        ['-e', `SLUG_URL=http://${gateway}:${address.port}/apps/hello/v2.tgz`],
+        ['start', 'web'],
+      );
       const failed = await missing.client;
       expect(failed.exitCode).to.equal(1);
       expect(String(failed.stderr)).to.match(/^ ! .*404/m);
@@ -194,7 +205,7 @@ describe('Dockerfile.runner (real Docker)', function () {
     }
   });
 
-  it('docker run slugrunner run CMD exits with the command\'s own exit code', async function () {
+  it("docker run slugrunner run CMD exits with the command's own exit code", async function () {
     this.timeout(120_000);
     const run = runContainer('run', [], ['run', 'echo "$HOME $DYNO $(id -u)"; exit 7'], helloSlug);
     const client = await run.client;

@@ -3,12 +3,21 @@
  * `--formation web=2,worker=1`) through the real bin/slugrunner, and as
  * PID 1 of the runner image under `docker stop`.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RUNNER, makeApp, removeTempDirs, runRunner, tarOf, tempDir, waitForFile } from './helpers/cli.js';
-import { RUNNER_IMAGE, buildSlugkitImages, containerName, docker, dockerBinary, removeContainers, requireDocker } from './helpers/docker.js';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { makeApp, RUNNER, removeTempDirs, runRunner, tarOf, tempDir, waitForFile } from './helpers/cli.js';
+import {
+  buildSlugkitImages,
+  containerName,
+  docker,
+  dockerBinary,
+  RUNNER_IMAGE,
+  removeContainers,
+  requireDocker,
+} from './helpers/docker.js';
 
 /** A worker that says which dyno it is, then waits; on SIGTERM it says so and exits 0. */
 const WORKER = `trap 'echo "$DYNO got SIGTERM"; exit 0' TERM; echo "$DYNO up PORT=$PORT"; touch "up-$DYNO"; while :; do sleep 0.1; done`;
@@ -24,13 +33,15 @@ describe('slugrunner formation: several process types at once', function () {
   this.timeout(120_000);
   after(removeTempDirs);
 
-  it('start web worker: prefixed output, DYNO and PORT per process; when web exits 3 the worker gets SIGTERM and the runner exits 3', async function () {
+  it('start web worker: prefixed output, DYNO and PORT per process; when web exits 3 the worker gets SIGTERM and the runner exits 3', async () => {
     // web waits until the worker is up, so both have printed before it fails.
     const slug = await slugOf(
       `web: echo "$DYNO up PORT=$PORT"; while [ ! -e up-worker.1 ]; do sleep 0.05; done; echo 'web failing' >&2; exit 3\nworker: ${WORKER}\n`,
     );
     const appDir = join(await tempDir(), 'app');
-    const result = await runRunner(['--slug', slug, '--app-dir', appDir, 'start', 'web', 'worker'], { env: { ...process.env, PORT: '7000' } });
+    const result = await runRunner(['--slug', slug, '--app-dir', appDir, 'start', 'web', 'worker'], {
+      env: { ...process.env, PORT: '7000' },
+    });
     const stdout = result.stdout.toString();
     expect(result.exitCode, result.stderr).to.equal(3);
     expect(stdout).to.include('web.1    | web.1 up PORT=7000\n');
@@ -42,11 +53,13 @@ describe('slugrunner formation: several process types at once', function () {
     expect(stdout).to.not.include('\x1b[');
   });
 
-  it('--formation web=2,worker=1 starts three processes: web.2 gets PORT+1', async function () {
+  it('--formation web=2,worker=1 starts three processes: web.2 gets PORT+1', async () => {
     const slug = await slugOf(`web: ${WORKER}\nworker: ${WORKER}\n`);
     const appDir = join(await tempDir(), 'app');
     const runner = execa(RUNNER, ['--slug', slug, '--app-dir', appDir, 'start', '--formation', 'web=2,worker=1'], {
-      env: { ...process.env, PORT: '6000' }, stdin: 'ignore', reject: false,
+      env: { ...process.env, PORT: '6000' },
+      stdin: 'ignore',
+      reject: false,
     });
     for (const dyno of ['web.1', 'web.2', 'worker.1']) await waitForFile(join(appDir, `up-${dyno}`), { timeoutMs: 30_000 });
     runner.kill('SIGTERM');
@@ -64,10 +77,13 @@ describe('slugrunner formation: several process types at once', function () {
     ]);
   });
 
-  it('a process that ignores SIGTERM is killed after --grace, and the runner reports the SIGKILL (137)', async function () {
+  it('a process that ignores SIGTERM is killed after --grace, and the runner reports the SIGKILL (137)', async () => {
     const slug = await slugOf(`web: ${WORKER}\nstubborn: trap '' TERM; touch up-stubborn; while :; do sleep 0.1; done\n`);
     const appDir = join(await tempDir(), 'app');
-    const runner = execa(RUNNER, ['--slug', slug, '--app-dir', appDir, '--grace', '1s', 'start', 'web', 'stubborn'], { stdin: 'ignore', reject: false });
+    const runner = execa(RUNNER, ['--slug', slug, '--app-dir', appDir, '--grace', '1s', 'start', 'web', 'stubborn'], {
+      stdin: 'ignore',
+      reject: false,
+    });
     await waitForFile(join(appDir, 'up-web.1'), { timeoutMs: 30_000 });
     await waitForFile(join(appDir, 'up-stubborn'), { timeoutMs: 30_000 });
     runner.kill('SIGTERM');
@@ -77,7 +93,7 @@ describe('slugrunner formation: several process types at once', function () {
     expect(String(result.stderr)).to.include('stubborn.1 was killed by SIGKILL');
   });
 
-  it('refuses a malformed --formation (exit 2) and an unknown type (exit 1) with one line', async function () {
+  it('refuses a malformed --formation (exit 2) and an unknown type (exit 1) with one line', async () => {
     const slug = await slugOf(`web: ${WORKER}\n`);
     const appDir = join(await tempDir(), 'app');
     const usage = await runRunner(['--slug', slug, '--app-dir', appDir, 'start', '--formation', 'web=two']);
@@ -90,7 +106,7 @@ describe('slugrunner formation: several process types at once', function () {
     expect(unknown.stderr.trimEnd()).to.match(/^ ! +unknown process type "clock": this app has web$/);
   });
 
-  describe('as PID 1 of the runner image', function () {
+  describe('as PID 1 of the runner image', () => {
     const containers: string[] = [];
     before(async function () {
       this.timeout(1_500_000);
@@ -99,21 +115,27 @@ describe('slugrunner formation: several process types at once', function () {
     });
     after(() => removeContainers(containers));
 
-    it('reaps an orphan, and docker stop sends SIGTERM to every process: the container exits 0', async function () {
+    it('reaps an orphan, and docker stop sends SIGTERM to every process: the container exits 0', async () => {
       // web leaves an orphan (its parent subshell exits at once) that ends when told to, for PID 1 to reap.
-      const slug = await slugOf(`web: (sh -c 'while [ ! -e go ]; do sleep 0.05; done; touch orphan-done' &) ; ${WORKER}\nworker: ${WORKER}\n`);
+      const slug = await slugOf(
+        `web: (sh -c 'while [ ! -e go ]; do sleep 0.05; done; touch orphan-done' &) ; ${WORKER}\nworker: ${WORKER}\n`,
+      );
       const name = containerName('formation');
       containers.push(name);
       const client = execa(dockerBinary(), ['run', '-i', '--rm', '--name', name, RUNNER_IMAGE, 'start', 'web', 'worker'], {
-        inputFile: slug, reject: false, timeout: 120_000,
+        inputFile: slug,
+        reject: false,
+        timeout: 120_000,
       });
       let out = '';
       client.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      for (let i = 0; i < 600 && !(out.includes('web.1 up') && out.includes('worker.1 up')); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 600 && !(out.includes('web.1 up') && out.includes('worker.1 up')); i++)
+        await new Promise((r) => setTimeout(r, 100));
       expect(out).to.include('worker.1 up');
 
       await docker(['exec', name, 'touch', '/app/go']);
-      const zombies = async () => String((await docker(['exec', name, 'sh', '-c', "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l"])).stdout).trim();
+      const zombies = async () =>
+        String((await docker(['exec', name, 'sh', '-c', "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l"])).stdout).trim();
       let left = '';
       for (let i = 0; i < 100; i++) {
         const done = (await docker(['exec', name, 'test', '-e', '/app/orphan-done'], { reject: false })).exitCode === 0;

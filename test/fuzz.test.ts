@@ -5,8 +5,8 @@
  * written outside the target.
  */
 import { expect } from 'chai';
-import { FuzzBench, runFuzz } from './fuzz/harness.js';
 import { fuzzInput } from './fuzz/generate.js';
+import { FuzzBench, runFuzz } from './fuzz/harness.js';
 
 /** (seed, index) of inputs a long run once failed on, kept as regressions. */
 const REGRESSIONS: Array<[number, number, string]> = [

@@ -4,12 +4,13 @@
  * (dist/slugbuilder/cli.js) through a `slugbuilder` wrapper put on PATH, and
  * in the last test the builder image through SLUGBUILDER="docker run ...".
  */
-import { expect } from 'chai';
-import { execa, type Options } from 'execa';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa, type Options } from 'execa';
 import { BUILDER, ROOT, slugPaths } from './helpers/cli.js';
 import { BUILDER_IMAGE, buildSlugkitImages, dockerBinary, requireDocker } from './helpers/docker.js';
 import { requireTools } from './helpers/tools.js';
@@ -48,7 +49,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     return head();
   }
 
-  beforeEach(async function () {
+  beforeEach(async () => {
     work = await mkdtemp(join(tmpdir(), 'slugkit-git-push-'));
     bare = join(work, 'hello.git');
     clone = join(work, 'clone');
@@ -56,10 +57,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     binDir = join(work, 'bin');
     await mkdir(binDir);
     // `slugbuilder` on PATH, as `npm i -g slugkit` would provide it.
-    await writeFile(
-      join(binDir, 'slugbuilder'),
-      `#!/bin/sh\nexec "${process.execPath}" "${BUILDER}" "$@"\n`,
-    );
+    await writeFile(join(binDir, 'slugbuilder'), `#!/bin/sh\nexec "${process.execPath}" "${BUILDER}" "$@"\n`);
     await chmod(join(binDir, 'slugbuilder'), 0o755);
     await symlink(join(ROOT, 'bin/slugrunner'), join(binDir, 'slugrunner'));
     await symlink(join(ROOT, 'examples/git-push/slugkit-app'), join(binDir, 'slugkit-app'));
@@ -83,11 +81,11 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     await git(clone, ['commit', '-qm', 'hello']);
   });
 
-  afterEach(async function () {
+  afterEach(async () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('a good push shows the build log, stores release v1 with its summary, points current at it and moves the ref', async function () {
+  it('a good push shows the build log, stores release v1 with its summary, points current at it and moves the ref', async () => {
     const sha = await head();
     const result = await push();
     expect(result.exitCode, result.all).to.equal(0);
@@ -104,7 +102,9 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     const summary = JSON.parse(await readFile(join(store, 'hello', 'releases/v1/summary.json'), 'utf8'));
     expect(summary.source_version).to.equal(sha);
     expect(summary.process_types).to.deep.equal({ web: 'node server.js' });
-    expect(await readFile(join(store, 'hello', 'releases/v1/info'), 'utf8')).to.match(new RegExp(`^sha=${sha}\nbranch=main\ncreated=\\d{4}-`));
+    expect(await readFile(join(store, 'hello', 'releases/v1/info'), 'utf8')).to.match(
+      new RegExp(`^sha=${sha}\nbranch=main\ncreated=\\d{4}-`),
+    );
     expect(await bareRef('main')).to.equal(sha);
     // The hook names the app, so it gets a build cache of its own.
     expect(await readdir(join(work, 'cache', 'apps'))).to.deep.equal(['hello']);
@@ -113,7 +113,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect((await stat(slug)).mode & 0o777).to.equal(0o666 & ~umask);
   });
 
-  it('a push no buildpack can build is rejected: the ref, current and the store stay as they were', async function () {
+  it('a push no buildpack can build is rejected: the ref, current and the store stay as they were', async () => {
     const good = await head();
     expect((await push()).exitCode).to.equal(0);
 
@@ -132,7 +132,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await readdir(join(store, 'hello', 'releases'))).to.deep.equal(['v1']);
   });
 
-  it('streams the build log to the client while the build runs', async function () {
+  it('streams the build log to the client while the build runs', async () => {
     // A builder that logs a line, then waits for the test to see that line on
     // the pushing client before it builds: if the hook's output were held
     // back until the end, the go file would never appear and the build fails.
@@ -145,7 +145,10 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     );
     await chmod(join(binDir, 'gated-builder'), 0o755);
     const pushing = execa('git', ['push', '--progress', 'origin', 'main'], {
-      cwd: clone, env: { ...pushEnv, SLUGBUILDER: 'gated-builder' }, reject: false, all: true,
+      cwd: clone,
+      env: { ...pushEnv, SLUGBUILDER: 'gated-builder' },
+      reject: false,
+      all: true,
     });
     let seen = '';
     await new Promise<void>((resolve, reject) => {
@@ -161,7 +164,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await bareRef('main')).to.equal(await head());
   });
 
-  it('builds other branches without moving current, and runs SLUGKIT_RESTART for the deploy branch', async function () {
+  it('builds other branches without moving current, and runs SLUGKIT_RESTART for the deploy branch', async () => {
     const restartLog = join(work, 'restarts.log');
     const restart = `echo "restart $SLUGKIT_APP $SLUGKIT_SHA $SLUG" >> '${restartLog}'; echo 'app restarted' >&2`;
     const main = await head();
@@ -178,13 +181,20 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     const second = await push(['origin', 'feature'], { SLUGKIT_RESTART: restart });
     expect(second.exitCode, second.all).to.equal(0);
 
-    expect(await readdir(join(store, 'hello'))).to.have.members(['releases', `${feature}.tgz`, `${feature}.json`, 'current', 'repo', '.lock']);
+    expect(await readdir(join(store, 'hello'))).to.have.members([
+      'releases',
+      `${feature}.tgz`,
+      `${feature}.json`,
+      'current',
+      'repo',
+      '.lock',
+    ]);
     expect(await readlink(join(store, 'hello', 'current'))).to.equal('releases/v1/slug.tgz');
     expect(await readFile(restartLog, 'utf8')).to.equal(`restart hello ${main} ${join(store, 'hello', 'releases/v1/slug.tgz')}\n`);
     expect(await bareRef('feature')).to.equal(feature);
   });
 
-  it('deploys main to a fresh repository whose HEAD still names master', async function () {
+  it('deploys main to a fresh repository whose HEAD still names master', async () => {
     await execa('git', ['symbolic-ref', 'HEAD', 'refs/heads/master'], { cwd: bare });
     const sha = await head();
     const result = await push();
@@ -193,7 +203,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(await readFile(join(store, 'hello', 'releases/v1/info'), 'utf8')).to.include(`sha=${sha}\n`);
   });
 
-  it('takes its settings from git config in the bare repository', async function () {
+  it('takes its settings from git config in the bare repository', async () => {
     const otherStore = join(work, 'configured-store');
     await execa('git', ['config', 'slugkit.store', otherStore], { cwd: bare });
     await execa('git', ['config', 'slugkit.app', 'web-app'], { cwd: bare });
@@ -206,7 +216,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(existsSync(store)).to.equal(false);
   });
 
-  it('rejects the push with one clear line when the build command is missing', async function () {
+  it('rejects the push with one clear line when the build command is missing', async () => {
     const result = await push(['origin', 'main'], { SLUGBUILDER: 'no-such-slugbuilder' });
     expect(result.exitCode).to.not.equal(0);
     expect(result.all).to.match(/^remote:  ! +build command "no-such-slugbuilder" not found/m);
@@ -224,14 +234,14 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     expect(result.exitCode, result.all).to.equal(0);
   });
 
-  describe('with the builder image (SLUGBUILDER="docker run -i --rm ...")', function () {
+  describe('with the builder image (SLUGBUILDER="docker run -i --rm ...")', () => {
     before(async function () {
       this.timeout(1_500_000);
       await requireDocker(this);
       await buildSlugkitImages();
     });
 
-    it('builds through the container and stores the slug', async function () {
+    it('builds through the container and stores the slug', async () => {
       const sha = await head();
       // The store is mounted at its own path, so --summary and ENV_DIR name the same files inside.
       const user = `${process.getuid?.()}:${process.getgid?.()}`;

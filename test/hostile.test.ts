@@ -11,13 +11,14 @@
  *    unpacked safely (no device, fifo or setuid/setgid/sticky bit in the
  *    target), as the corpus says it should be.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { INSPECT_COMPILE, hostileCorpus, newNonce, type HostileCase } from './fixtures/hostile/corpus.js';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { type HostileCase, hostileCorpus, INSPECT_COMPILE, newNonce } from './fixtures/hostile/corpus.js';
 import { dangerousEntries, diffSnapshots, snapshotTree } from './fixtures/hostile/snapshot.js';
 import { BUILDER, RUNNER, writeBuildpack } from './helpers/cli.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
@@ -81,11 +82,22 @@ describe('hostile archives through slugbuilder and slugrunner', function () {
   });
 
   // The corpus shape (names, expectations) does not depend on paths, so it can name the tests.
-  const shape = hostileCorpus({ outside: '/nowhere/sentinel', keepFile: 'keep.txt', nonce: 'x', depth: 1, maxBytes: MAX_BYTES, maxFiles: MAX_FILES });
+  const shape = hostileCorpus({
+    outside: '/nowhere/sentinel',
+    keepFile: 'keep.txt',
+    nonce: 'x',
+    depth: 1,
+    maxBytes: MAX_BYTES,
+    maxFiles: MAX_FILES,
+  });
 
   it('has at least 30 cases covering paths, links, special entries and broken archives', () => {
     expect(shape.length).to.be.at.least(30);
-    for (const group of ['paths', 'links', 'special', 'broken']) expect(shape.some((c) => c.group === group), group).to.equal(true);
+    for (const group of ['paths', 'links', 'special', 'broken'])
+      expect(
+        shape.some((c) => c.group === group),
+        group,
+      ).to.equal(true);
   });
 
   shape.forEach((shapeCase, index) => {
@@ -126,7 +138,18 @@ describe('hostile archives through slugbuilder and slugrunner', function () {
     const slugOut = path.join(caseDir, 'out', 'slug.tgz');
     const report = path.join(caseDir, 'out', 'report.txt');
     if (builder) {
-      const args = [BUILDER, '--buildpack', inspectBuildpack, '--pass-env', 'HOSTILE_REPORT', '--cache-dir', path.join(caseDir, 'cache'), ...LIMIT_FLAGS, '-o', slugOut];
+      const args = [
+        BUILDER,
+        '--buildpack',
+        inspectBuildpack,
+        '--pass-env',
+        'HOSTILE_REPORT',
+        '--cache-dir',
+        path.join(caseDir, 'cache'),
+        ...LIMIT_FLAGS,
+        '-o',
+        slugOut,
+      ];
       const env = { TMPDIR: path.join(caseDir, 'tmp'), HOSTILE_REPORT: report, TAR_URL: '', PUT_URL: '', BUILDPACK_URL: '' };
       let stdinFile: string | undefined;
       if (channel === 'builder-file') args.push('--source', input);

@@ -10,6 +10,8 @@ describe('app layer owner', () => {
     expect(appOwner(undefined, undefined, undefined)).to.deep.equal({ uid: 1000, gid: 1000, source: 'the default' });
     expect(appOwner('0:0', undefined, undefined)).to.deep.equal({ uid: 1000, gid: 1000, source: 'the default' });
     expect(appOwner('root', undefined, undefined)).to.deep.equal({ uid: 1000, gid: 1000, source: 'the default' });
-    expect(appOwner('slugkit', undefined, undefined).warning).to.equal('run image User "slugkit" is a name: /app is owned by 1000:1000; pass --app-uid and --app-gid to match it');
+    expect(appOwner('slugkit', undefined, undefined).warning).to.equal(
+      'run image User "slugkit" is a name: /app is owned by 1000:1000; pass --app-uid and --app-gid to match it',
+    );
   });
 });

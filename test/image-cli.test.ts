@@ -2,7 +2,7 @@
  * The image flags of the slugbuilder CLI, end to end: a source tarball on
  * stdin, a slug, a layer file, an image archive and the --summary entry.
  */
-import { expect } from 'chai';
+
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,13 +10,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { expect } from 'chai';
 import { create as tarCreate } from 'tar';
 import { makeRunImages, type RunImages } from './helpers/image-fixtures.js';
 
 const CLI = fileURLToPath(new URL('../slugbuilder/cli.js', import.meta.url));
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
-function slugbuilder(args: string[], stdin: Buffer, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+function slugbuilder(
+  args: string[],
+  stdin: Buffer,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, SLUGBUILDER_CACHE_DIR: env.SLUGBUILDER_CACHE_DIR, ...env },
@@ -33,7 +38,7 @@ function slugbuilder(args: string[], stdin: Buffer, env: NodeJS.ProcessEnv = {})
   });
 }
 
-describe('slugbuilder CLI image flags', function () {
+describe('slugbuilder CLI image flags', () => {
   let root: string;
   let run: RunImages;
   let source: Buffer;
@@ -57,7 +62,19 @@ describe('slugbuilder CLI image flags', function () {
     const out = path.join(root, 'out');
     await mkdir(out);
     const args = ['-o', path.join(out, 'slug.tgz'), '--layer', path.join(out, 'layer.tar.gz'), '--run-image', `oci:${run.layout}:24`];
-    const res = await slugbuilder([...args, '--image', `oci-archive:${path.join(out, 'app.tar')}:myapp:v1`, '--app-uid', '2000', '--summary', path.join(out, 'summary.json')], source, env);
+    const res = await slugbuilder(
+      [
+        ...args,
+        '--image',
+        `oci-archive:${path.join(out, 'app.tar')}:myapp:v1`,
+        '--app-uid',
+        '2000',
+        '--summary',
+        path.join(out, 'summary.json'),
+      ],
+      source,
+      env,
+    );
     expect(res.code, res.stderr).to.equal(0);
     expect(res.stdout.length).to.equal(0);
     expect(res.stderr).to.include('app/ owned by 2000:1000 (--app-uid and the default)');
@@ -66,7 +83,14 @@ describe('slugbuilder CLI image flags', function () {
 
     const summary = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8'));
     const layer = await readFile(path.join(out, 'layer.tar.gz'));
-    expect(summary.layer).to.deep.equal({ path: path.join(out, 'layer.tar.gz'), digest: sha(layer), diffId: sha(gunzipSync(layer)), size: layer.length, uid: 2000, gid: 1000 });
+    expect(summary.layer).to.deep.equal({
+      path: path.join(out, 'layer.tar.gz'),
+      digest: sha(layer),
+      diffId: sha(gunzipSync(layer)),
+      size: layer.length,
+      uid: 2000,
+      gid: 1000,
+    });
     expect(summary.image.reference).to.equal(`oci-archive:${path.join(out, 'app.tar')}:myapp:v1`);
     expect(summary.image.digest).to.match(/^sha256:[0-9a-f]{64}$/);
     expect(res.stderr).to.include(`-----> Image digest ${summary.image.digest}`);
@@ -76,7 +100,11 @@ describe('slugbuilder CLI image flags', function () {
   });
 
   it('sends nothing to stdout when the artifact is an image', async () => {
-    const res = await slugbuilder(['--run-image', `oci:${run.layout}:24`, '--image', `oci:${path.join(root, 'layout-out')}:v1`], source, env);
+    const res = await slugbuilder(
+      ['--run-image', `oci:${run.layout}:24`, '--image', `oci:${path.join(root, 'layout-out')}:v1`],
+      source,
+      env,
+    );
     expect(res.code, res.stderr).to.equal(0);
     expect(res.stdout.length).to.equal(0);
     expect(JSON.parse(await readFile(path.join(root, 'layout-out', 'index.json'), 'utf8')).manifests).to.have.length(1);
@@ -86,9 +114,15 @@ describe('slugbuilder CLI image flags', function () {
     const cases: Array<[string[], string]> = [
       [['--image', 'oci:x'], '--image needs --run-image REF: the base the app layer goes on'],
       [['--run-image', `oci:${run.layout}:24`], '--run-image needs --image REF: where to write the app image'],
-      [['--run-image', 'nope', '--image', 'oci:x'], 'unknown image reference "nope": use oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG'],
+      [
+        ['--run-image', 'nope', '--image', 'oci:x'],
+        'unknown image reference "nope": use oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG',
+      ],
       [['--layer', 'l.tgz', '--app-uid', 'abc'], '--app-uid expects a numeric id (0 to 2097151), got "abc"'],
-      [['--run-image', `oci:${run.layout}:24`, '--image', 'oci:x', '--platform', 'amd64'], '--platform amd64 is not OS/ARCH[/VARIANT] (e.g. linux/amd64 or linux/arm64/v8)'],
+      [
+        ['--run-image', `oci:${run.layout}:24`, '--image', 'oci:x', '--platform', 'amd64'],
+        '--platform amd64 is not OS/ARCH[/VARIANT] (e.g. linux/amd64 or linux/arm64/v8)',
+      ],
     ];
     for (const [args, message] of cases) {
       const res = await slugbuilder(['-o', path.join(root, 'never.tgz'), ...args], source, env);
@@ -101,7 +135,11 @@ describe('slugbuilder CLI image flags', function () {
   it('fails with exit 1 and writes no slug when the image cannot be made', async () => {
     const out = path.join(root, 'failed');
     await mkdir(out);
-    const res = await slugbuilder(['-o', path.join(out, 'slug.tgz'), '--run-image', `oci:${run.layout}:missing`, '--image', `oci-archive:${path.join(out, 'app.tar')}`], source, env);
+    const res = await slugbuilder(
+      ['-o', path.join(out, 'slug.tgz'), '--run-image', `oci:${run.layout}:missing`, '--image', `oci-archive:${path.join(out, 'app.tar')}`],
+      source,
+      env,
+    );
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include(` !     run image oci:${run.layout}:missing: no tag "missing" in ${run.layout}`);
     expect(await readdir(out)).to.deep.equal([]);

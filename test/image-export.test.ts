@@ -2,30 +2,31 @@
  * Image export without a daemon: OCI layouts and archives from a local run
  * image, checked with skopeo and umoci (and Docker when a daemon answers).
  */
-import { expect } from 'chai';
+
 import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { expect } from 'chai';
 import { extract, list } from 'tar';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
-import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
+import { type ExportOptions, exportImage } from '../slugbuilder/image/export.js';
 import {
+  BUSYBOX,
   dockerAvailable,
   execFileP,
   fetchWhenReady,
   makeApp,
   makeRunImages,
+  type RunImages,
   requireDocker,
   requireRoot,
   requireTools,
   skopeoInspect,
   startUnpacked,
-  BUSYBOX,
   writeRunImage,
-  type RunImages,
 } from './helpers/image-fixtures.js';
 
 /** A size as the log prints it ("312B", "1.4M"): the run image layer is bytes without busybox, megabytes with it. */
@@ -33,7 +34,7 @@ const SIZE = String.raw`(?:\d+B|\d+\.\d[KMG])`;
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
-describe('image export (OCI layout and archives)', function () {
+describe('image export (OCI layout and archives)', () => {
   let root: string;
   let app: string;
   let run: RunImages;
@@ -55,7 +56,7 @@ describe('image export (OCI layout and archives)', function () {
 
   const blob = (layout: string, digest: string) => readFile(path.join(layout, 'blobs/sha256', digest.slice(7)));
 
-  before(async function () {
+  before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'slugkit-export-test-'));
     app = path.join(root, 'app');
     await makeApp(app);
@@ -84,7 +85,9 @@ describe('image export (OCI layout and archives)', function () {
     const manifest = JSON.parse(manifestBytes.toString());
     expect(manifest.mediaType).to.equal('application/vnd.oci.image.manifest.v1+json');
     expect(manifest.config.mediaType).to.equal('application/vnd.oci.image.config.v1+json');
-    expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(Array(2).fill('application/vnd.oci.image.layer.v1.tar+gzip'));
+    expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(
+      Array(2).fill('application/vnd.oci.image.layer.v1.tar+gzip'),
+    );
     expect(manifest.layers[0].digest).to.equal(run.v24.layerDigests[0]);
     expect(manifest.annotations['org.opencontainers.image.base.digest']).to.equal(run.v24.manifestDigest);
 
@@ -95,9 +98,17 @@ describe('image export (OCI layout and archives)', function () {
     expect(sha(appLayer)).to.equal(manifest.layers[1].digest);
     expect(appLayer.length).to.equal(manifest.layers[1].size);
     expect(config.rootfs.diff_ids).to.deep.equal([run.v24.diffIds[0], sha(gunzipSync(appLayer))]);
-    expect(result.layer).to.deep.equal({ digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length, uid: 1000, gid: 1000 });
+    expect(result.layer).to.deep.equal({
+      digest: manifest.layers[1].digest,
+      diffId: config.rootfs.diff_ids[1],
+      size: appLayer.length,
+      uid: 1000,
+      gid: 1000,
+    });
     // An app with no dependency tree and no CNB launch layer stays one layer.
-    expect(result.layers).to.deep.equal([{ path: '/app', digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length }]);
+    expect(result.layers).to.deep.equal([
+      { path: '/app', digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length },
+    ]);
 
     expect(config.created).to.equal('1980-01-01T00:00:01Z');
     expect(config.config.WorkingDir).to.equal('/app');
@@ -148,17 +159,24 @@ describe('image export (OCI layout and archives)', function () {
   it("owns /app by the run image's numeric User unless --app-uid/--app-gid say otherwise", async () => {
     const layout = path.join(root, 'runner-user');
     await writeRunImage(layout, '24', { layers: [path.join(root, 'rootfs-24')], version: '24', user: '1500:0' });
-    const fromUser = await exportImage(opts({ runImage: `oci:${layout}:24`, image: `oci:${path.join(root, 'owner-a')}:v1`, appUid: undefined, appGid: undefined }));
+    const fromUser = await exportImage(
+      opts({ runImage: `oci:${layout}:24`, image: `oci:${path.join(root, 'owner-a')}:v1`, appUid: undefined, appGid: undefined }),
+    );
     expect(fromUser.layer).to.include({ uid: 1500, gid: 0 });
     expect(logs).to.include("app/ owned by 1500:0 (the run image's User 1500:0)");
     const entries: Array<[string, number | undefined, number | undefined]> = [];
     const manifest = JSON.parse((await blob(path.join(root, 'owner-a'), fromUser.digest)).toString());
-    await list({ file: path.join(root, 'owner-a', 'blobs/sha256', manifest.layers[1].digest.slice(7)), onReadEntry: (e) => entries.push([e.path, e.uid, e.gid]) });
+    await list({
+      file: path.join(root, 'owner-a', 'blobs/sha256', manifest.layers[1].digest.slice(7)),
+      onReadEntry: (e) => entries.push([e.path, e.uid, e.gid]),
+    });
     expect(entries.every(([, uid, gid]) => uid === 1500 && gid === 0)).to.equal(true);
     // The run image's User is kept: the runner starts as that user.
     expect(JSON.parse((await blob(path.join(root, 'owner-a'), manifest.config.digest)).toString()).config.User).to.equal('1500:0');
 
-    const flagged = await exportImage(opts({ runImage: `oci:${layout}:24`, image: `oci:${path.join(root, 'owner-b')}:v1`, appUid: 2000, appGid: undefined }));
+    const flagged = await exportImage(
+      opts({ runImage: `oci:${layout}:24`, image: `oci:${path.join(root, 'owner-b')}:v1`, appUid: 2000, appGid: undefined }),
+    );
     expect(flagged.layer).to.include({ uid: 2000, gid: 0 });
   });
 
@@ -183,7 +201,9 @@ describe('image export (OCI layout and archives)', function () {
     expect(result.mediaType).to.equal('application/vnd.oci.image.manifest.v1+json');
     const manifest = JSON.parse((await blob(out, result.digest)).toString());
     expect(manifest.config.mediaType).to.equal('application/vnd.oci.image.config.v1+json');
-    expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(Array(2).fill('application/vnd.oci.image.layer.v1.tar+gzip'));
+    expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(
+      Array(2).fill('application/vnd.oci.image.layer.v1.tar+gzip'),
+    );
     // Same layer bytes as the Docker-typed run image: only the type names differ.
     expect(manifest.layers[0].digest).to.equal(run.docker.layerDigests[0]);
     expect((await skopeoInspect(`oci:${out}:v1`)).Digest).to.equal(result.digest);
@@ -192,19 +212,29 @@ describe('image export (OCI layout and archives)', function () {
   it('resolves a run image index to linux/amd64, or to the --platform asked for', async () => {
     const amd = await exportImage(opts({ runImage: `oci:${run.layout}:24-multi`, image: `oci:${path.join(root, 'multi-amd')}:v1` }));
     expect(amd.platform).to.equal('linux/amd64');
-    const arm = await exportImage(opts({ runImage: `oci:${run.layout}:24-multi`, image: `oci:${path.join(root, 'multi-arm')}:v1`, platform: 'linux/arm64' }));
+    const arm = await exportImage(
+      opts({ runImage: `oci:${run.layout}:24-multi`, image: `oci:${path.join(root, 'multi-arm')}:v1`, platform: 'linux/arm64' }),
+    );
     expect(arm.platform).to.equal('linux/arm64/v8');
     expect(arm.digest).to.not.equal(amd.digest);
-    const err = await exportImage(opts({ runImage: `oci:${run.layout}:24-multi`, image: `oci:${path.join(root, 'multi-s390')}:v1`, platform: 'linux/s390x' })).catch((e: unknown) => e);
+    const err = await exportImage(
+      opts({ runImage: `oci:${run.layout}:24-multi`, image: `oci:${path.join(root, 'multi-s390')}:v1`, platform: 'linux/s390x' }),
+    ).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(UserError);
-    expect((err as Error).message).to.equal(`run image oci:${run.layout}:24-multi has no linux/s390x image (it has: linux/arm64/v8, linux/amd64): choose one with --platform`);
+    expect((err as Error).message).to.equal(
+      `run image oci:${run.layout}:24-multi has no linux/s390x image (it has: linux/arm64/v8, linux/amd64): choose one with --platform`,
+    );
   });
 
   it('refuses a single-platform run image that does not match an explicit --platform', async () => {
     const ok = await exportImage(opts({ runImage: `oci:${run.layout}:24-arm64`, image: `oci:${path.join(root, 'arm-single')}:v1` }));
     expect(ok.platform).to.equal('linux/arm64');
-    const err = await exportImage(opts({ runImage: `oci:${run.layout}:24-arm64`, image: `oci:${path.join(root, 'arm-refused')}:v1`, platform: 'linux/amd64' })).catch((e: unknown) => e);
-    expect((err as Error).message).to.equal(`run image oci:${run.layout}:24-arm64 is linux/arm64, not linux/amd64: pick a run image for that platform or drop --platform`);
+    const err = await exportImage(
+      opts({ runImage: `oci:${run.layout}:24-arm64`, image: `oci:${path.join(root, 'arm-refused')}:v1`, platform: 'linux/amd64' }),
+    ).catch((e: unknown) => e);
+    expect((err as Error).message).to.equal(
+      `run image oci:${run.layout}:24-arm64 is linux/arm64, not linux/amd64: pick a run image for that platform or drop --platform`,
+    );
     expect(await readdir(root)).to.not.include('arm-refused');
   });
 
@@ -219,7 +249,11 @@ describe('image export (OCI layout and archives)', function () {
     const again = await exportImage(opts({ runImage: `oci:${shared}:24`, image: `oci:${shared}:myapp` }));
     expect(again.digest).to.equal(result.digest);
     const index = JSON.parse(await readFile(path.join(shared, 'index.json'), 'utf8'));
-    expect(index.manifests.filter((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'] === 'myapp')).to.have.length(1);
+    expect(
+      index.manifests.filter(
+        (m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'] === 'myapp',
+      ),
+    ).to.have.length(1);
   });
 
   it('writes one archive that is an oci-archive and a docker-load tar', async function () {
@@ -314,15 +348,23 @@ describe('image export (OCI layout and archives)', function () {
     expect(await failure({ runImage: `oci:${run.layout}:nope`, image: `oci:${path.join(root, 'r1')}` })).to.equal(
       `run image oci:${run.layout}:nope: no tag "nope" in ${run.layout} (tags: 24, 24.1, 24-docker, 24-multi, 24-arm64)`,
     );
-    expect(await failure({ runImage: `oci:${root}:24`, image: `oci:${path.join(root, 'r2')}` })).to.equal(`run image oci:${root}:24: ${root} is not an OCI image layout (no oci-layout file)`);
-    expect(await failure({ runImage: `oci:${run.layout}`, image: `oci:${path.join(root, 'r3')}` })).to.match(/holds 5 images; name one with oci:.*:TAG/);
+    expect(await failure({ runImage: `oci:${root}:24`, image: `oci:${path.join(root, 'r2')}` })).to.equal(
+      `run image oci:${root}:24: ${root} is not an OCI image layout (no oci-layout file)`,
+    );
+    expect(await failure({ runImage: `oci:${run.layout}`, image: `oci:${path.join(root, 'r3')}` })).to.match(
+      /holds 5 images; name one with oci:.*:TAG/,
+    );
     expect(await failure({ runImage: `oci-archive:${path.join(root, 'missing.tar')}`, image: `oci:${path.join(root, 'r4')}` })).to.equal(
       `run image oci-archive:${path.join(root, 'missing.tar')}: ${path.join(root, 'missing.tar')} does not exist`,
     );
     const junk = path.join(root, 'junk.tar');
     await writeFile(junk, 'this is not a tarball at all, not even close'.repeat(20));
-    expect(await failure({ runImage: `oci-archive:${junk}`, image: `oci:${path.join(root, 'r5')}` })).to.match(/is not a tar or tar.gz archive$/);
-    expect(await failure({ image: `oci-archive:${path.join(root, 'no-such-dir', 'x.tar')}` })).to.equal(`cannot write --image ${path.join(root, 'no-such-dir', 'x.tar')}: the directory ${path.join(root, 'no-such-dir')} does not exist`);
+    expect(await failure({ runImage: `oci-archive:${junk}`, image: `oci:${path.join(root, 'r5')}` })).to.match(
+      /is not a tar or tar.gz archive$/,
+    );
+    expect(await failure({ image: `oci-archive:${path.join(root, 'no-such-dir', 'x.tar')}` })).to.equal(
+      `cannot write --image ${path.join(root, 'no-such-dir', 'x.tar')}: the directory ${path.join(root, 'no-such-dir')} does not exist`,
+    );
     await writeFile(path.join(root, 'a-file'), 'x');
     expect(await failure({ image: `oci:${path.join(root, 'a-file')}:v1` })).to.match(/a-file is a file, not an OCI layout directory$/);
     const names = await readdir(root);

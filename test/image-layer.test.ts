@@ -1,9 +1,9 @@
-import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { expect } from 'chai';
 import { list } from 'tar';
 import { UserError } from '../shared/errors.js';
 import { writeLayer } from '../slugbuilder/image/layer.js';
@@ -31,7 +31,10 @@ describe('image layer (writeLayer)', () => {
     expect(result.diffId).to.equal(sha(gunzipSync(gz)));
 
     const entries: Array<{ path: string; uid?: number; gid?: number; mtime?: Date; mode?: number }> = [];
-    await list({ file: result.path, onReadEntry: (e) => entries.push({ path: e.path, uid: e.uid, gid: e.gid, mtime: e.mtime, mode: e.mode }) });
+    await list({
+      file: result.path,
+      onReadEntry: (e) => entries.push({ path: e.path, uid: e.uid, gid: e.gid, mtime: e.mtime, mode: e.mode }),
+    });
     expect(entries.map((e) => e.path)).to.deep.equal([
       'app/',
       'app/.profile.d/',

@@ -5,23 +5,45 @@
  * (empty and symlinked trees). Images are read back with skopeo and umoci,
  * and run with docker where a daemon answers.
  */
-import { expect } from 'chai';
+
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
 import { list } from 'tar';
 import { planAppLayers } from '../slugbuilder/image/app-layers.js';
-import { execa } from 'execa';
 import { BUILDER, makeBuildpack, runBuilder, tarOf, writeTree } from './helpers/cli.js';
-import { dockerAvailable, execFileP, fetchWhenReady, makeRunImages, requireDocker, requireTools, skopeoInspect, type RunImages } from './helpers/image-fixtures.js';
-import { completedBlobUploads, freePort, startProxy, startRegistry, uploadedBytes, type RunningProxy, type RunningRegistry } from './helpers/registry.js';
+import {
+  dockerAvailable,
+  execFileP,
+  fetchWhenReady,
+  makeRunImages,
+  type RunImages,
+  requireDocker,
+  requireTools,
+  skopeoInspect,
+} from './helpers/image-fixtures.js';
+import {
+  completedBlobUploads,
+  freePort,
+  type RunningProxy,
+  type RunningRegistry,
+  startProxy,
+  startRegistry,
+  uploadedBytes,
+} from './helpers/registry.js';
 import { hasCommand } from './helpers/tools.js';
 
 const noise = (n: number) => randomBytes(n).toString('base64');
 
 interface Summary {
-  image: { digest: string; layer: { digest: string; size: number }; layers: Array<{ path: string; digest: string; diffId: string; size: number }> };
+  image: {
+    digest: string;
+    layer: { digest: string; size: number };
+    layers: Array<{ path: string; digest: string; diffId: string; size: number }>;
+  };
   layer?: { digest: string };
 }
 
@@ -37,7 +59,7 @@ async function unpack(layout: string, tag: string, bundle: string): Promise<stri
   return path.join(bundle, 'rootfs');
 }
 
-describe('image layers split by rule', function () {
+describe('image layers split by rule', () => {
   let root: string;
   let run: RunImages;
   let env: NodeJS.ProcessEnv;
@@ -49,7 +71,7 @@ describe('image layers split by rule', function () {
   });
   after(() => rm(root, { recursive: true, force: true }));
 
-  describe('a node app pushed twice to a registry', function () {
+  describe('a node app pushed twice to a registry', () => {
     let registry: RunningRegistry | undefined;
     let proxy: RunningProxy | undefined;
     let src: string;
@@ -59,7 +81,20 @@ describe('image layers split by rule', function () {
 
     const build = async (tag: string, summary: string) => {
       const res = await runBuilder(
-        ['--source', src, '--buildpack', buildpack, '--cache-dir', path.join(root, 'app-cache'), '--run-image', `docker://${proxy!.host}/runner:24`, '--image', `docker://${proxy!.host}/nodeapp:${tag}`, '--summary', summary],
+        [
+          '--source',
+          src,
+          '--buildpack',
+          buildpack,
+          '--cache-dir',
+          path.join(root, 'app-cache'),
+          '--run-image',
+          `docker://${proxy!.host}/runner:24`,
+          '--image',
+          `docker://${proxy!.host}/nodeapp:${tag}`,
+          '--summary',
+          summary,
+        ],
         { env },
       );
       expect(res.exitCode, res.stderr).to.equal(0);
@@ -129,12 +164,26 @@ describe('image layers split by rule', function () {
     });
 
     it('rebase swaps only the run image and keeps every app layer', async () => {
-      const res = await runBuilder(['rebase', `docker://${registry!.host}/nodeapp:2`, '--run-image', `docker://${registry!.host}/runner:24.1`, '--image', `docker://${registry!.host}/nodeapp:2-rebased`], { env });
+      const res = await runBuilder(
+        [
+          'rebase',
+          `docker://${registry!.host}/nodeapp:2`,
+          '--run-image',
+          `docker://${registry!.host}/runner:24.1`,
+          '--image',
+          `docker://${registry!.host}/nodeapp:2-rebased`,
+        ],
+        { env },
+      );
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stderr).to.include('1 run image layers, 3 app layer(s)');
       const { layers, labels } = await inspectLayers(`docker://${registry!.host}/nodeapp:2-rebased`);
       expect(layers).to.deep.equal([...run.v241.layerDigests, ...second.image.layers.map((l) => l.digest)]);
-      expect(JSON.parse(labels['io.slugkit.layers']).map((l: { path: string }) => l.path)).to.deep.equal(['/app/.heroku/node', '/app/node_modules', '/app']);
+      expect(JSON.parse(labels['io.slugkit.layers']).map((l: { path: string }) => l.path)).to.deep.equal([
+        '/app/.heroku/node',
+        '/app/node_modules',
+        '/app',
+      ]);
       expect(labels['io.slugkit.run-image.top-layer']).to.equal(run.v241.diffIds[1]);
     });
 
@@ -154,7 +203,7 @@ describe('image layers split by rule', function () {
     });
   });
 
-  describe('a CNB-style slug given with --slug', function () {
+  describe('a CNB-style slug given with --slug', () => {
     let appDir: string;
 
     const makeSlug = async (name: string): Promise<string> => {
@@ -195,12 +244,26 @@ describe('image layers split by rule', function () {
       const layout = path.join(root, 'cnb-layout');
       const build = async (slug: string, tag: string) => {
         const summaryFile = path.join(root, `cnb-${tag}.json`);
-        const res = await runBuilder(['--slug', slug, '--run-image', `oci:${run.layout}:24`, '--image', `oci:${layout}:${tag}`, '--summary', summaryFile], { env });
+        const res = await runBuilder(
+          ['--slug', slug, '--run-image', `oci:${run.layout}:24`, '--image', `oci:${layout}:${tag}`, '--summary', summaryFile],
+          { env },
+        );
         expect(res.exitCode, res.stderr).to.equal(0);
-        return { stderr: res.stderr, summary: JSON.parse(await readFile(summaryFile, 'utf8')) as Summary & { process_types: Record<string, string>; buildpacks: unknown[] } };
+        return {
+          stderr: res.stderr,
+          summary: JSON.parse(await readFile(summaryFile, 'utf8')) as Summary & {
+            process_types: Record<string, string>;
+            buildpacks: unknown[];
+          },
+        };
       };
       const one = await build(await makeSlug('cnb-1.tgz'), '1');
-      expect(one.summary.image.layers.map((l) => l.path)).to.deep.equal(['/app/.layers/example_web/deps', '/app/.layers/example_base/runtime', '/app/.layers/unlisted_bp/zz', '/app']);
+      expect(one.summary.image.layers.map((l) => l.path)).to.deep.equal([
+        '/app/.layers/example_web/deps',
+        '/app/.layers/example_base/runtime',
+        '/app/.layers/unlisted_bp/zz',
+        '/app',
+      ]);
       expect(one.summary.process_types).to.deep.equal({ worker: 'sh worker.sh', web: 'sh app.sh' });
       expect(one.summary.buildpacks).to.deep.equal([]);
       expect(one.stderr).to.include('label io.slugkit.version is left out');
@@ -231,7 +294,12 @@ describe('image layers split by rule', function () {
       expect(res.exitCode, res.stderr).to.equal(0);
       const entries: string[] = [];
       await list({ file: layerFile, onReadEntry: (e) => entries.push(e.path) });
-      expect(entries).to.include.members(['app/app.sh', 'app/.layers/example_web/deps/lib/dep.txt', 'app/.layers/example_base/runtime/bin/tool', 'app/.layers/example_web/empty/']);
+      expect(entries).to.include.members([
+        'app/app.sh',
+        'app/.layers/example_web/deps/lib/dep.txt',
+        'app/.layers/example_base/runtime/bin/tool',
+        'app/.layers/example_web/empty/',
+      ]);
     });
   });
 
@@ -253,13 +321,18 @@ describe('image layers split by rule', function () {
       }
       // A source redirected from a file would be ignored: refused too.
       const redirect = '"$0" -- "$1" --slug "$2" --layer "$3" < "$2"';
-      const fromFile = await execa('sh', ['-c', redirect, process.execPath, BUILDER, slug, path.join(root, 'never.tgz')], { env, reject: false });
+      const fromFile = await execa('sh', ['-c', redirect, process.execPath, BUILDER, slug, path.join(root, 'never.tgz')], {
+        env,
+        reject: false,
+      });
       expect(fromFile.exitCode).to.equal(2);
       expect(fromFile.stderr).to.equal(' !     --slug FILE builds nothing: a source on stdin does not apply (see slugbuilder --help)');
 
       const missing = await runBuilder(['--slug', path.join(root, 'nope.tgz'), '--layer', path.join(root, 'never.tgz')], { env });
       expect(missing.exitCode).to.equal(1);
-      expect(missing.stderr).to.equal(` !     --slug ${path.join(root, 'nope.tgz')} does not exist: give the path of a slug (tar.gz) slugbuilder wrote\n`);
+      expect(missing.stderr).to.equal(
+        ` !     --slug ${path.join(root, 'nope.tgz')} does not exist: give the path of a slug (tar.gz) slugbuilder wrote\n`,
+      );
       const notTar = path.join(root, 'not-a-slug.tgz');
       await writeFile(notTar, 'hello, not a tarball\n');
       const bad = await runBuilder(['--slug', notTar, '--layer', path.join(root, 'never.tgz')], { env });

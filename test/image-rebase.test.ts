@@ -3,15 +3,16 @@
  * layers under it are swapped, and only a new config and manifest are
  * written. Checked in layouts, in a real registry, and through the CLI.
  */
-import { expect } from 'chai';
+
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
-import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
+import { type ExportOptions, exportImage } from '../slugbuilder/image/export.js';
 import { rebaseImage as rebaseParsed } from '../slugbuilder/image/rebase.js';
 import { parseReference } from '../slugbuilder/image/reference.js';
 import {
@@ -19,11 +20,11 @@ import {
   fetchWhenReady,
   makeApp,
   makeRunImages,
+  type RunImages,
   requireRoot,
   requireTools,
   skopeoInspect,
   startUnpacked,
-  type RunImages,
 } from './helpers/image-fixtures.js';
 import { completedBlobUploads, startProxy, startRegistry } from './helpers/registry.js';
 
@@ -38,12 +39,16 @@ function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-
 /** rebaseImage with references written as text, as a user types them. */
 const rebaseImage = (o: { image: string; runImage: string; output?: string; insecureRegistries: string[] }) =>
-  rebaseParsed({ image: parseReference(o.image), runImage: parseReference(o.runImage), output: o.output ? parseReference(o.output) : undefined, insecureRegistries: o.insecureRegistries });
+  rebaseParsed({
+    image: parseReference(o.image),
+    runImage: parseReference(o.runImage),
+    output: o.output ? parseReference(o.output) : undefined,
+    insecureRegistries: o.insecureRegistries,
+  });
 
-describe('image rebase', function () {
+describe('image rebase', () => {
   let root: string;
   let app: string;
   let run: RunImages;
@@ -63,7 +68,8 @@ describe('image rebase', function () {
       ...over,
     });
 
-  const readJson = async (layout: string, digest: string) => JSON.parse(await readFile(path.join(layout, 'blobs/sha256', digest.slice(7)), 'utf8'));
+  const readJson = async (layout: string, digest: string) =>
+    JSON.parse(await readFile(path.join(layout, 'blobs/sha256', digest.slice(7)), 'utf8'));
 
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'slugkit-rebase-test-'));
@@ -81,7 +87,12 @@ describe('image rebase', function () {
   it('swaps the run image layers, keeps the app layer digest, and round-trips to the same image', async () => {
     const apps = path.join(root, 'apps');
     const built = await build({});
-    const rebased = await rebaseImage({ image: `oci:${apps}:v1`, runImage: `oci:${run.layout}:24.1`, output: `oci:${apps}:v2`, insecureRegistries: [] });
+    const rebased = await rebaseImage({
+      image: `oci:${apps}:v1`,
+      runImage: `oci:${run.layout}:24.1`,
+      output: `oci:${apps}:v2`,
+      insecureRegistries: [],
+    });
     expect(rebased.appLayers).to.deep.equal([built.layer.digest]);
 
     const manifest = await readJson(apps, rebased.digest);
@@ -91,13 +102,22 @@ describe('image rebase', function () {
     expect(config.config.Labels['io.slugkit.run-image.digest']).to.equal(run.v241.manifestDigest);
     expect(config.config.Labels['io.slugkit.run-image.top-layer']).to.equal(run.v241.diffIds[1]);
     expect(config.config.Labels['io.slugkit.source-version']).to.equal('abc123');
-    expect(config.history.map((h: { created_by: string }) => h.created_by)).to.deep.equal(['test fixture layer 1', 'test fixture layer 2', 'slugbuilder: slug layer (app/)']);
+    expect(config.history.map((h: { created_by: string }) => h.created_by)).to.deep.equal([
+      'test fixture layer 1',
+      'test fixture layer 2',
+      'slugbuilder: slug layer (app/)',
+    ]);
     expect(config.config.Entrypoint).to.deep.equal(['slugrunner']);
     expect(manifest.annotations['org.opencontainers.image.base.digest']).to.equal(run.v241.manifestDigest);
     expect(logs).to.include('1 run image layers, 1 app layer(s)');
 
     // Back onto the first run image: byte for byte the image the build made.
-    const back = await rebaseImage({ image: `oci:${apps}:v2`, runImage: `oci:${run.layout}:24`, output: `oci:${apps}:v3`, insecureRegistries: [] });
+    const back = await rebaseImage({
+      image: `oci:${apps}:v2`,
+      runImage: `oci:${run.layout}:24`,
+      output: `oci:${apps}:v3`,
+      insecureRegistries: [],
+    });
     expect(back.digest).to.equal(built.digest);
   });
 
@@ -125,17 +145,28 @@ describe('image rebase', function () {
     const counter = await startProxy(registry.host);
     try {
       for (const tag of ['24', '24.1']) {
-        await execFileP('skopeo', ['copy', '--dest-tls-verify=false', `oci:${run.layout}:${tag}`, `docker://${registry.host}/runner:${tag}`]);
+        await execFileP('skopeo', [
+          'copy',
+          '--dest-tls-verify=false',
+          `oci:${run.layout}:${tag}`,
+          `docker://${registry.host}/runner:${tag}`,
+        ]);
       }
       const built = await build({ runImage: `docker://${counter.host}/runner:24`, image: `docker://${counter.host}/myapp:v42` });
       counter.requests.length = 0;
       logs = '';
-      const rebased = await rebaseImage({ image: `docker://${counter.host}/myapp:v42`, runImage: `docker://${counter.host}/runner:24.1`, insecureRegistries: [] });
+      const rebased = await rebaseImage({
+        image: `docker://${counter.host}/myapp:v42`,
+        runImage: `docker://${counter.host}/runner:24.1`,
+        insecureRegistries: [],
+      });
 
       const uploads = completedBlobUploads(counter.requests);
       expect(uploads).to.have.length(1); // the config
       expect(counter.requests.filter((r) => r.method === 'POST' && r.url.includes('mount=') && r.status === 201)).to.have.length(2);
-      expect(counter.requests.filter((r) => r.method === 'PUT' && r.url.includes('/manifests/')).map((r) => r.url)).to.deep.equal(['/v2/myapp/manifests/v42']);
+      expect(counter.requests.filter((r) => r.method === 'PUT' && r.url.includes('/manifests/')).map((r) => r.url)).to.deep.equal([
+        '/v2/myapp/manifests/v42',
+      ]);
       expect(logs).to.match(/app layer 1\/1 sha256:[0-9a-f]{12} \d+B skipped \(already in myapp\)/);
       expect(logs).to.match(/run image layer 2\/2 sha256:[0-9a-f]{12} \d+B mounted from runner/);
 

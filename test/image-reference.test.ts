@@ -10,7 +10,12 @@ describe('image references', () => {
     expect(parseReference('oci-archive:./myapp.tar')).to.include({ kind: 'oci-archive', file: './myapp.tar', ref: undefined });
     expect(parseReference('oci-archive:app.tar:myapp:v42')).to.include({ kind: 'oci-archive', file: 'app.tar', ref: 'myapp:v42' });
     expect(parseReference('docker-archive:saved.tar')).to.include({ kind: 'docker-archive', file: 'saved.tar' });
-    expect(parseReference('docker://127.0.0.1:5000/runner:24')).to.include({ kind: 'registry', host: '127.0.0.1:5000', repository: 'runner', tag: '24' });
+    expect(parseReference('docker://127.0.0.1:5000/runner:24')).to.include({
+      kind: 'registry',
+      host: '127.0.0.1:5000',
+      repository: 'runner',
+      tag: '24',
+    });
     expect(parseReference('docker://registry.example.com/team/app')).to.include({ repository: 'team/app', tag: 'latest' });
     const digest = 'sha256:' + 'a'.repeat(64);
     expect(parseReference(`docker://localhost/app@${digest}`)).to.include({ host: 'localhost', repository: 'app', digest, tag: undefined });

@@ -1,10 +1,10 @@
-import { expect } from 'chai';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
 import { UserError } from '../shared/errors.js';
-import { findCredentials, parseChallenge } from '../slugbuilder/image/registry-auth.js';
 import { isLoopbackHost } from '../slugbuilder/image/registry.js';
+import { findCredentials, parseChallenge } from '../slugbuilder/image/registry-auth.js';
 
 describe('registry auth pieces', () => {
   let dir: string;
@@ -15,7 +15,10 @@ describe('registry auth pieces', () => {
 
   it('parses Bearer challenges whose quoted values hold commas', () => {
     const c = parseChallenge('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:team/app:pull,push"');
-    expect(c).to.deep.equal({ scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:team/app:pull,push' } });
+    expect(c).to.deep.equal({
+      scheme: 'bearer',
+      params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:team/app:pull,push' },
+    });
     expect(parseChallenge('Basic realm="x"')).to.deep.equal({ scheme: 'basic', params: { realm: 'x' } });
     expect(parseChallenge('Negotiate abc')).to.equal(undefined);
   });
@@ -27,12 +30,17 @@ describe('registry auth pieces', () => {
     expect(creds).to.include({ username: 'deploy', password: 's3cret:with:colons' });
     expect(findCredentials('127.0.0.1:6000', { DOCKER_CONFIG: dir })).to.equal(undefined);
     // The environment wins over the file.
-    expect(findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir, REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'pw-from-env' })).to.include({ username: 'ci', source: 'REGISTRY_USERNAME/REGISTRY_PASSWORD' });
+    expect(findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir, REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'pw-from-env' })).to.include(
+      { username: 'ci', source: 'REGISTRY_USERNAME/REGISTRY_PASSWORD' },
+    );
   });
 
   it('says which file is broken when config.json is not JSON', async () => {
     await writeFile(path.join(dir, 'config.json'), '{not json');
-    expect(() => findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir })).to.throw(UserError, `${path.join(dir, 'config.json')} is not valid JSON`);
+    expect(() => findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir })).to.throw(
+      UserError,
+      `${path.join(dir, 'config.json')} is not valid JSON`,
+    );
   });
 
   it('treats only loopback hosts as plain-HTTP by default', () => {

@@ -3,14 +3,15 @@
  * with htpasswd auth, or behind a Node proxy that adds a Bearer token
  * server, counts requests and injects 503s and connection resets.
  */
-import { expect } from 'chai';
+
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
 import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
-import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
+import { type ExportOptions, exportImage } from '../slugbuilder/image/export.js';
 import { RegistryClient } from '../slugbuilder/image/registry.js';
 import {
   dockerAvailable,
@@ -18,12 +19,12 @@ import {
   fetchWhenReady,
   makeApp,
   makeRunImages,
+  type RunImages,
   requireDocker,
   requireTools,
   skopeoInspect,
-  type RunImages,
 } from './helpers/image-fixtures.js';
-import { completedBlobUploads, freePort, startProxy, startRegistry, type RunningProxy, type RunningRegistry } from './helpers/registry.js';
+import { completedBlobUploads, freePort, type RunningProxy, type RunningRegistry, startProxy, startRegistry } from './helpers/registry.js';
 import { hasCommand } from './helpers/tools.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
@@ -33,7 +34,7 @@ async function rawManifest(ref: string): Promise<Buffer> {
   return stdout as Buffer;
 }
 
-describe('image push to a registry', function () {
+describe('image push to a registry', () => {
   let root: string;
   let app: string;
   let run: RunImages;
@@ -124,12 +125,16 @@ describe('image push to a registry', function () {
   });
 
   it('keeps Docker media types when the run image in the registry uses them', async () => {
-    const result = await exportImage(opts({ runImage: `docker://${registry!.host}/runner:24-docker`, image: `docker://${registry!.host}/myapp:docker` }));
+    const result = await exportImage(
+      opts({ runImage: `docker://${registry!.host}/runner:24-docker`, image: `docker://${registry!.host}/myapp:docker` }),
+    );
     expect(result.mediaType).to.equal('application/vnd.docker.distribution.manifest.v2+json');
     const manifest = JSON.parse((await rawManifest(`docker://${registry!.host}/myapp:docker`)).toString());
     expect(manifest.mediaType).to.equal('application/vnd.docker.distribution.manifest.v2+json');
     expect(manifest.config.mediaType).to.equal('application/vnd.docker.container.image.v1+json');
-    expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(Array(2).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'));
+    expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(
+      Array(2).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'),
+    );
     expect(manifest).to.not.have.property('annotations');
     expect((await skopeoInspect(`docker://${registry!.host}/myapp:docker`)).Digest).to.equal(result.digest);
   });
@@ -159,7 +164,13 @@ describe('image push to a registry', function () {
     const base = { runImage: `docker://${secured.host}/runner:24`, image: `docker://${secured.host}/myapp:v1` };
 
     const ok = await exportImage(opts({ ...base, env: { REGISTRY_USERNAME: 'deploy', REGISTRY_PASSWORD: 'correct-horse' } }));
-    const { stdout } = await execFileP('skopeo', ['inspect', '--tls-verify=false', '--creds', 'deploy:correct-horse', `docker://${secured.host}/myapp:v1`]);
+    const { stdout } = await execFileP('skopeo', [
+      'inspect',
+      '--tls-verify=false',
+      '--creds',
+      'deploy:correct-horse',
+      `docker://${secured.host}/myapp:v1`,
+    ]);
     expect(JSON.parse(stdout).Digest).to.equal(ok.digest);
     expect(logs).to.not.include('correct-horse');
 
@@ -167,13 +178,18 @@ describe('image push to a registry', function () {
       `registry ${secured.host} rejected the credentials of user deploy (from REGISTRY_USERNAME/REGISTRY_PASSWORD): check the username and password`,
     );
     expect(await failure({ ...base, env: { DOCKER_CONFIG: path.join(root, 'no-docker-config') } })).to.match(
-      new RegExp(`^registry ${secured.host} needs credentials for reading runner:24: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${secured.host} to the auths of`),
+      new RegExp(
+        `^registry ${secured.host} needs credentials for reading runner:24: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${secured.host} to the auths of`,
+      ),
     );
 
     // The same credentials from a Docker config.json.
     const dockerConfig = path.join(root, 'docker-config');
     await execFileP('mkdir', ['-p', dockerConfig]);
-    await writeFile(path.join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from('deploy:correct-horse').toString('base64') } } }));
+    await writeFile(
+      path.join(dockerConfig, 'config.json'),
+      JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from('deploy:correct-horse').toString('base64') } } }),
+    );
     const again = await exportImage(opts({ ...base, image: `docker://${secured.host}/myapp:v2`, env: { DOCKER_CONFIG: dockerConfig } }));
     expect(again.digest).to.equal(ok.digest);
     expect(logs).to.not.include(Buffer.from('deploy:correct-horse').toString('base64'));
@@ -224,16 +240,24 @@ describe('image push to a registry', function () {
     expect(await failure({ runImage: `docker://127.0.0.1:${port}/runner:24` })).to.equal(
       `registry 127.0.0.1:${port}: reaching registry 127.0.0.1:${port} failed (connection refused): is the registry running, and is the host:port right?`,
     );
-    expect(await failure({ runImage: `docker://${registry!.host}/runner:nope` })).to.equal(`image ${registry!.host}/runner:nope not found: check the name and tag`);
+    expect(await failure({ runImage: `docker://${registry!.host}/runner:nope` })).to.equal(
+      `image ${registry!.host}/runner:nope not found: check the name and tag`,
+    );
     expect(await failure({ image: `docker://${registry!.host}/myapp@sha256:${'a'.repeat(64)}` })).to.match(/push to a tag, not a digest$/);
   });
 
   it('speaks plain HTTP only to loopback hosts and --insecure-registry hosts', () => {
     expect(new RegistryClient('127.0.0.1:5000', { env: {} }).base).to.equal('http://127.0.0.1:5000');
     expect(new RegistryClient('registry.example.com', { env: {} }).base).to.equal('https://registry.example.com');
-    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com:5000'] }).base).to.equal('http://registry.example.com:5000');
-    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com'] }).base).to.equal('http://registry.example.com:5000');
-    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com:6000'] }).base).to.equal('https://registry.example.com:5000');
+    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com:5000'] }).base).to.equal(
+      'http://registry.example.com:5000',
+    );
+    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com'] }).base).to.equal(
+      'http://registry.example.com:5000',
+    );
+    expect(new RegistryClient('registry.example.com:5000', { env: {}, insecureRegistries: ['registry.example.com:6000'] }).base).to.equal(
+      'https://registry.example.com:5000',
+    );
   });
 
   it('serves HTTP after docker pull and docker run of the pushed image', async function () {

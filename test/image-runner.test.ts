@@ -5,26 +5,31 @@
  * `docker pull` the app image and `docker run` it: the real slugrunner finds
  * the app layer in /app and serves HTTP. Then rebase onto a new runner.
  */
-import { expect } from 'chai';
+
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
 import { setLogSink } from '../shared/log.js';
-import { exportImage, type ExportOptions } from '../slugbuilder/image/export.js';
+import { type ExportOptions, exportImage } from '../slugbuilder/image/export.js';
 import { rebaseImage as rebaseParsed } from '../slugbuilder/image/rebase.js';
 import { parseReference } from '../slugbuilder/image/reference.js';
-import { buildSlugkitImages, containerName, docker, removeContainers, requireDocker, RUNNER_IMAGE } from './helpers/docker.js';
+import { buildSlugkitImages, containerName, docker, RUNNER_IMAGE, removeContainers, requireDocker } from './helpers/docker.js';
 import { execFileP, fetchWhenReady, requireTools } from './helpers/image-fixtures.js';
-import { freePort, startRegistry, type RunningRegistry } from './helpers/registry.js';
+import { freePort, type RunningRegistry, startRegistry } from './helpers/registry.js';
 
 const SERVER = `const http = require('http');
 http.createServer((req, res) => res.end('hello from ' + process.env.DYNO + ' as ' + process.getuid() + '\\n')).listen(process.env.PORT);
 `;
 
-
 /** rebaseImage with references written as text, as a user types them. */
 const rebaseImage = (o: { image: string; runImage: string; output?: string; insecureRegistries: string[] }) =>
-  rebaseParsed({ image: parseReference(o.image), runImage: parseReference(o.runImage), output: o.output ? parseReference(o.output) : undefined, insecureRegistries: o.insecureRegistries });
+  rebaseParsed({
+    image: parseReference(o.image),
+    runImage: parseReference(o.runImage),
+    output: o.output ? parseReference(o.output) : undefined,
+    insecureRegistries: o.insecureRegistries,
+  });
 
 describe('image export onto the real runner image', function () {
   this.timeout(1_200_000);
@@ -68,7 +73,12 @@ describe('image export onto the real runner image', function () {
     await writeFile(path.join(app, '.release'), '--- {}\n');
     await docker(['save', '-o', path.join(root, 'runner.tar'), RUNNER_IMAGE]);
     registry = await startRegistry();
-    await execFileP('skopeo', ['copy', '--dest-tls-verify=false', `docker-archive:${path.join(root, 'runner.tar')}`, `docker://${registry.host}/runner:dev`]);
+    await execFileP('skopeo', [
+      'copy',
+      '--dest-tls-verify=false',
+      `docker-archive:${path.join(root, 'runner.tar')}`,
+      `docker://${registry.host}/runner:dev`,
+    ]);
     setLogSink(() => undefined);
   });
   after(async () => {
@@ -105,12 +115,25 @@ describe('image export onto the real runner image', function () {
     images.push(next);
     const context = path.join(root, 'next-runner');
     await mkdir(context);
-    await writeFile(path.join(context, 'Dockerfile'), `FROM ${RUNNER_IMAGE}\nUSER root\nRUN echo rebased > /etc/slugkit-runner-rev\nUSER 1500:0\n`);
+    await writeFile(
+      path.join(context, 'Dockerfile'),
+      `FROM ${RUNNER_IMAGE}\nUSER root\nRUN echo rebased > /etc/slugkit-runner-rev\nUSER 1500:0\n`,
+    );
     await docker(['build', '-q', '-t', next, context]);
     await docker(['save', '-o', path.join(root, 'next.tar'), next]);
-    await execFileP('skopeo', ['copy', '--dest-tls-verify=false', `docker-archive:${path.join(root, 'next.tar')}`, `docker://${registry!.host}/runner:next`]);
+    await execFileP('skopeo', [
+      'copy',
+      '--dest-tls-verify=false',
+      `docker-archive:${path.join(root, 'next.tar')}`,
+      `docker://${registry!.host}/runner:next`,
+    ]);
 
-    const rebased = await rebaseImage({ image: `docker://${ref}`, runImage: `docker://${registry!.host}/runner:next`, output: `docker://${registry!.host}/e2e:v2`, insecureRegistries: [] });
+    const rebased = await rebaseImage({
+      image: `docker://${ref}`,
+      runImage: `docker://${registry!.host}/runner:next`,
+      output: `docker://${registry!.host}/e2e:v2`,
+      insecureRegistries: [],
+    });
     expect(rebased.appLayers).to.deep.equal([pushed.layer.digest]);
     const ref2 = `${registry!.host}/e2e:v2`;
     images.push(ref2);

@@ -3,19 +3,20 @@
  * that keeps what is PUT, so a build on a fresh machine (a new, empty
  * --cache-dir) sees the cache of the one before.
  */
-import { expect } from 'chai';
+
 import path from 'node:path';
+import { expect } from 'chai';
 import { makeApp, makeBuildpack, removeTempDirs, runBuilder, tempDir } from './helpers/cli.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 
-describe('slugbuilder --cache-url', function () {
+describe('slugbuilder --cache-url', () => {
   let store: TestHttpServer;
   const stored = new Map<string, Buffer>();
   const SIG = 'X-Amz-Signature=feedfacefeedfacefeed';
   let app: string;
   let bp: string;
 
-  before(async function () {
+  before(async () => {
     store = await startHttpServer(async (req, res) => {
       const key = (req.url ?? '/').split('?')[0];
       if (!(req.url ?? '').includes(SIG)) {
@@ -37,21 +38,33 @@ describe('slugbuilder --cache-url', function () {
     // Counts its builds in the cache, and fails when the app asks it to.
     bp = await makeBuildpack({
       detect: 'echo counter',
-      compile: 'n=$(cat "$2/count" 2>/dev/null || echo 0); n=$((n+1)); echo "build number $n"; echo $n > "$2/count"; if [ -f "$1/FAIL" ]; then echo broken; exit 1; fi',
+      compile:
+        'n=$(cat "$2/count" 2>/dev/null || echo 0); n=$((n+1)); echo "build number $n"; echo $n > "$2/count"; if [ -f "$1/FAIL" ]; then echo broken; exit 1; fi',
     });
   });
 
-  after(async function () {
+  after(async () => {
     await store.close();
     await removeTempDirs();
   });
 
   const build = async (url: string, appDir = app) => {
     const out = await tempDir();
-    return runBuilder(['--source', appDir, '--buildpack', bp, '--cache-dir', path.join(out, 'cache'), '-o', path.join(out, 'slug.tgz'), '--cache-url', url]);
+    return runBuilder([
+      '--source',
+      appDir,
+      '--buildpack',
+      bp,
+      '--cache-dir',
+      path.join(out, 'cache'),
+      '-o',
+      path.join(out, 'slug.tgz'),
+      '--cache-url',
+      url,
+    ]);
   };
 
-  it('starts cold on 404, stores the cache after a successful build, and the next build on a fresh cache dir gets it', async function () {
+  it('starts cold on 404, stores the cache after a successful build, and the next build on a fresh cache dir gets it', async () => {
     const url = `${store.origin}/caches/shop.tgz?${SIG}`;
     const first = await build(url);
     expect(first.exitCode, first.stderr).to.equal(0);
@@ -65,7 +78,7 @@ describe('slugbuilder --cache-url', function () {
     expect(second.stderr).to.include('Restored').and.to.include('build number 2');
   });
 
-  it('never sends the cache of a failed build', async function () {
+  it('never sends the cache of a failed build', async () => {
     const url = `${store.origin}/caches/failing.tgz?${SIG}`;
     const failing = await makeApp({ Procfile: 'web: true\n', FAIL: '' });
     const res = await build(url, failing);
@@ -74,11 +87,13 @@ describe('slugbuilder --cache-url', function () {
     expect(res.stderr).not.to.include('feedface');
   });
 
-  it('fails with one line when the store refuses the URL (an expired signature)', async function () {
+  it('fails with one line when the store refuses the URL (an expired signature)', async () => {
     const res = await build(`${store.origin}/caches/shop.tgz?X-Amz-Signature=expiredexpiredexpired`);
     expect(res.exitCode).to.equal(1);
     const errors = res.stderr.split('\n').filter((l) => l.startsWith(' !     '));
-    expect(errors).to.deep.equal([` !     cache URL: ${store.origin}/caches/shop.tgz?X-Amz-Signature=… answered HTTP 403; check the signature and expiry of the presigned URL`]);
+    expect(errors).to.deep.equal([
+      ` !     cache URL: ${store.origin}/caches/shop.tgz?X-Amz-Signature=… answered HTTP 403; check the signature and expiry of the presigned URL`,
+    ]);
     expect(res.stderr).not.to.include('expiredexpired');
   });
 });

@@ -6,18 +6,28 @@
  * here; this is the behaviour a cluster would see. `--network host`: a
  * container reaches the test's store on 127.0.0.1 only so.
  */
-import { expect } from 'chai';
+
 import { createHash } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BUILDER_IMAGE, RUNNER_IMAGE, buildSlugkitImages, containerName, docker, fetchWhenUp, removeContainers, requireDocker } from './helpers/docker.js';
-import { ROOT, freePort, removeTempDirs, runBuilder, tarOf, tempDir } from './helpers/cli.js';
+import { expect } from 'chai';
+import { freePort, ROOT, removeTempDirs, runBuilder, tarOf, tempDir } from './helpers/cli.js';
+import {
+  BUILDER_IMAGE,
+  buildSlugkitImages,
+  containerName,
+  docker,
+  fetchWhenUp,
+  RUNNER_IMAGE,
+  removeContainers,
+  requireDocker,
+} from './helpers/docker.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
-import { dockerRunFor, parseStream, podSpecOf, restrictedViolations, validateSchema, type Obj } from './helpers/k8s.js';
+import { dockerRunFor, type Obj, parseStream, podSpecOf, restrictedViolations, validateSchema } from './helpers/k8s.js';
 
 const SIG = 'X-Amz-Signature=5151515151515151aaaa';
 
-describe('Kubernetes Pods in Docker, as their specs run them', function () {
+describe('Kubernetes Pods in Docker, as their specs run them', () => {
   let store: TestHttpServer;
   const objects = new Map<string, Buffer>();
   let appDir: string;
@@ -48,7 +58,7 @@ describe('Kubernetes Pods in Docker, as their specs run them', function () {
   });
 
   afterEach(async () => removeContainers(containers.splice(0)));
-  after(async function () {
+  after(async () => {
     await store?.close();
     await removeTempDirs();
   });
@@ -81,7 +91,19 @@ describe('Kubernetes Pods in Docker, as their specs run them', function () {
 
   it('the build Job builds from TAR_URL, PUTs the slug and the cache, and the next build gets the cache', async function () {
     this.timeout(900_000);
-    const docs = await render(['build', '--app', 'hello', '--builder-image', BUILDER_IMAGE, '--tar-url', url('/src/hello.tgz'), '--put-url', url('/slugs/hello.tgz'), '--cache-url', url('/cache/hello.tgz')]);
+    const docs = await render([
+      'build',
+      '--app',
+      'hello',
+      '--builder-image',
+      BUILDER_IMAGE,
+      '--tar-url',
+      url('/src/hello.tgz'),
+      '--put-url',
+      url('/slugs/hello.tgz'),
+      '--cache-url',
+      url('/cache/hello.tgz'),
+    ]);
     const job = docs.find((o) => o.kind === 'Job');
     const first = await runAttached(job, 'build', BUILDER_IMAGE, secretsOf(docs));
     expect(first.exitCode, first.stderr).to.equal(0);
@@ -96,7 +118,7 @@ describe('Kubernetes Pods in Docker, as their specs run them', function () {
     expect(second.stderr).to.include('Restoring the build cache').and.to.include('Restored');
   });
 
-  describe('the app, from the slug the build Job stored', function () {
+  describe('the app, from the slug the build Job stored', () => {
     let docs: Obj[];
     let port: number;
 
@@ -107,13 +129,33 @@ describe('Kubernetes Pods in Docker, as their specs run them', function () {
       // The summary a build of this source writes: process types and the slug's digest.
       const out = await tempDir();
       const summary = path.join(out, 'build.json');
-      const built = await runBuilder(['--source', appDir, '--cache-dir', path.join(out, 'cache'), '-o', path.join(out, 'slug.tgz'), '--summary', summary]);
+      const built = await runBuilder([
+        '--source',
+        appDir,
+        '--cache-dir',
+        path.join(out, 'cache'),
+        '-o',
+        path.join(out, 'slug.tgz'),
+        '--summary',
+        summary,
+      ]);
       expect(built.exitCode, built.stderr).to.equal(0);
       const doc = JSON.parse(await readFile(summary, 'utf8'));
       doc.slug.sha256 = createHash('sha256').update(slug!).digest('hex');
       await writeFile(summary, JSON.stringify(doc));
       port = await freePort();
-      docs = await render(['--summary', summary, '--app', 'hello', '--runner-image', RUNNER_IMAGE, '--slug-url', url('/slugs/hello.tgz'), '--port', String(port)]);
+      docs = await render([
+        '--summary',
+        summary,
+        '--app',
+        'hello',
+        '--runner-image',
+        RUNNER_IMAGE,
+        '--slug-url',
+        url('/slugs/hello.tgz'),
+        '--port',
+        String(port),
+      ]);
     });
 
     it('the web Deployment serves HTTP on PORT and stops within its grace on SIGTERM', async function () {
@@ -143,7 +185,12 @@ describe('Kubernetes Pods in Docker, as their specs run them', function () {
       expect(ok.exitCode, ok.stderr).to.equal(0);
       expect(ok.stdout).to.include('releasing');
       // A config var from the app's config Secret (envFrom) makes the release fail.
-      const failed = await runAttached(job, 'release', job.spec.template.spec.containers[0].image, secretsOf(docs, { 'hello-config': { RELEASE_EXIT: '3' } }));
+      const failed = await runAttached(
+        job,
+        'release',
+        job.spec.template.spec.containers[0].image,
+        secretsOf(docs, { 'hello-config': { RELEASE_EXIT: '3' } }),
+      );
       expect(failed.exitCode).to.equal(3);
     });
   });

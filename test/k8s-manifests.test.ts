@@ -4,11 +4,12 @@
  * restricted Pod Security Standard (test/helpers/k8s.ts), and the output is
  * the same bytes for the same input.
  */
-import { expect } from 'chai';
+
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
 import { makeApp, makeBuildpack, removeTempDirs, runBuilder, tempDir } from './helpers/cli.js';
-import { parseStream, podSpecOf, restrictedViolations, validateSchema, type Obj } from './helpers/k8s.js';
+import { type Obj, parseStream, podSpecOf, restrictedViolations, validateSchema } from './helpers/k8s.js';
 
 const SIGNED_SLUG = 'https://store.example/apps/shop/v7.tgz?X-Amz-Credential=AKIAEXAMPLE1234&X-Amz-Signature=0123456789abcdef0123';
 
@@ -22,22 +23,47 @@ function checkAll(objects: Obj[]): void {
 
 const byKind = (objects: Obj[], kind: string) => objects.filter((o) => o.kind === kind);
 
-describe('slugbuilder manifests (an app)', function () {
+describe('slugbuilder manifests (an app)', () => {
   let summary: string;
 
-  before(async function () {
+  before(async () => {
     const app = await makeApp({ Procfile: 'web: node server.js\nworker: node worker.js\nrelease: node migrate.js\n', 'server.js': '' });
     const bp = await makeBuildpack({ detect: 'echo test', compile: 'true' });
     const out = await tempDir();
     summary = path.join(out, 'build.json');
-    const res = await runBuilder(['--source', app, '--buildpack', bp, '--cache-dir', path.join(out, 'cache'), '-o', path.join(out, 'slug.tgz'), '--summary', summary, '--source-version', 'abc123']);
+    const res = await runBuilder([
+      '--source',
+      app,
+      '--buildpack',
+      bp,
+      '--cache-dir',
+      path.join(out, 'cache'),
+      '-o',
+      path.join(out, 'slug.tgz'),
+      '--summary',
+      summary,
+      '--source-version',
+      'abc123',
+    ]);
     expect(res.exitCode, res.stderr).to.equal(0);
   });
 
   after(removeTempDirs);
 
-  it('renders valid, restricted objects: the slug Secret and release Job, a Deployment per type, a Service for web', async function () {
-    const res = await runBuilder(['manifests', '--summary', summary, '--app', 'shop', '--namespace', 'apps', '--replicas', 'web=2', '--slug-url', SIGNED_SLUG]);
+  it('renders valid, restricted objects: the slug Secret and release Job, a Deployment per type, a Service for web', async () => {
+    const res = await runBuilder([
+      'manifests',
+      '--summary',
+      summary,
+      '--app',
+      'shop',
+      '--namespace',
+      'apps',
+      '--replicas',
+      'web=2',
+      '--slug-url',
+      SIGNED_SLUG,
+    ]);
     expect(res.exitCode, res.stderr).to.equal(0);
     expect(res.stderr).to.equal('');
     const objects = parseStream(res.stdout.toString());
@@ -89,7 +115,7 @@ describe('slugbuilder manifests (an app)', function () {
     expect(service.spec.ports).to.deep.equal([{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
   });
 
-  it('gives the same bytes for the same input', async function () {
+  it('gives the same bytes for the same input', async () => {
     const args = ['manifests', '--summary', summary, '--app', 'shop', '--slug-url', SIGNED_SLUG, '--replicas', 'worker=3,web=1'];
     const a = await runBuilder(args);
     const b = await runBuilder(args);
@@ -98,7 +124,7 @@ describe('slugbuilder manifests (an app)', function () {
     expect(a.stdout.toString()).not.to.match(/[&*]a\d/); // no YAML anchors: each object reads on its own
   });
 
-  it('uses the pushed image by digest, with /app read-only from the image', async function () {
+  it('uses the pushed image by digest, with /app read-only from the image', async () => {
     const doc = JSON.parse(await readFile(summary, 'utf8'));
     const digest = 'sha256:' + 'ab'.repeat(32);
     doc.image = { reference: 'docker://registry.example:5000/shop:v7', digest };
@@ -117,9 +143,12 @@ describe('slugbuilder manifests (an app)', function () {
     expect(objects.find((o) => o.kind === 'Job').metadata.name).to.equal('shop-release-abababab' + 'ab');
   });
 
-  it('refuses what it cannot render with one line and exit 2, printing no URL query', async function () {
+  it('refuses what it cannot render with one line and exit 2, printing no URL query', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['--summary', summary, '--app', 'shop', '--slug-url', SIGNED_SLUG, '--replicas', 'clock=1'], /--replicas names "clock", which is not a process type of this build: it has web, worker/],
+      [
+        ['--summary', summary, '--app', 'shop', '--slug-url', SIGNED_SLUG, '--replicas', 'clock=1'],
+        /--replicas names "clock", which is not a process type of this build: it has web, worker/,
+      ],
       [['--summary', summary, '--app', 'Shop_1', '--slug-url', SIGNED_SLUG], /--app "Shop_1" cannot name Kubernetes objects/],
       [['--summary', summary, '--app', 'shop'], /pass --slug-url URL/],
       [['--summary', summary, '--app', 'shop', '--slug-url', SIGNED_SLUG, '--replicas', 'web=two'], /--replicas expects TYPE=N/],
@@ -131,12 +160,14 @@ describe('slugbuilder manifests (an app)', function () {
       expect(res.exitCode, res.stderr).to.equal(2);
       expect(res.stdout.length).to.equal(0);
       expect(res.stderr.trimEnd().split('\n')).to.have.length(1);
-      expect(res.stderr).to.match(/^ ! {5}/).and.to.match(message);
+      expect(res.stderr)
+        .to.match(/^ ! {5}/)
+        .and.to.match(message);
       expect(res.stderr).not.to.include('X-Amz');
     }
   });
 
-  it('says so when the summary is not one', async function () {
+  it('says so when the summary is not one', async () => {
     const bogus = path.join(path.dirname(summary), 'bogus.json');
     await writeFile(bogus, '{"hello": 1}\n');
     const res = await runBuilder(['manifests', '--summary', bogus, '--app', 'shop', '--slug-url', SIGNED_SLUG]);
@@ -145,19 +176,34 @@ describe('slugbuilder manifests (an app)', function () {
   });
 });
 
-describe('slugbuilder manifests build (a build as a Job)', function () {
+describe('slugbuilder manifests build (a build as a Job)', () => {
   const TAR = 'https://store.example/src/shop.tgz?X-Amz-Signature=aaaaaaaaaaaaaaaaaaaa';
   const PUT = 'https://store.example/slugs/shop.tgz?X-Amz-Signature=bbbbbbbbbbbbbbbbbbbb';
   const CACHE = 'https://store.example/cache/shop.tgz?X-Amz-Signature=cccccccccccccccccccc';
 
-  it('slug mode: one restricted container, the URLs from a Secret, backoffLimit 0 and deadlines', async function () {
-    const res = await runBuilder(['manifests', 'build', '--app', 'shop', '--tar-url', TAR, '--put-url', PUT, '--cache-url', CACHE, '--buildpack', 'https://github.com/heroku/heroku-buildpack-nodejs#v250']);
+  it('slug mode: one restricted container, the URLs from a Secret, backoffLimit 0 and deadlines', async () => {
+    const res = await runBuilder([
+      'manifests',
+      'build',
+      '--app',
+      'shop',
+      '--tar-url',
+      TAR,
+      '--put-url',
+      PUT,
+      '--cache-url',
+      CACHE,
+      '--buildpack',
+      'https://github.com/heroku/heroku-buildpack-nodejs#v250',
+    ]);
     expect(res.exitCode, res.stderr).to.equal(0);
     const objects = parseStream(res.stdout.toString());
     checkAll(objects);
     const [secret, job] = objects;
     expect([secret.kind, job.kind]).to.deep.equal(['Secret', 'Job']);
-    expect(secret.metadata.name).to.equal(job.metadata.name).and.to.match(/^shop-build-[0-9a-f]{10}$/);
+    expect(secret.metadata.name)
+      .to.equal(job.metadata.name)
+      .and.to.match(/^shop-build-[0-9a-f]{10}$/);
     expect(secret.stringData).to.deep.equal({ TAR_URL: TAR, PUT_URL: PUT, CACHE_URL: CACHE });
     expect(JSON.stringify(job)).not.to.include('X-Amz-Signature');
     expect(job.spec).to.include({ backoffLimit: 0, activeDeadlineSeconds: 1800, ttlSecondsAfterFinished: 86400 });
@@ -172,16 +218,43 @@ describe('slugbuilder manifests build (a build as a Job)', function () {
     expect(pod.volumes.find((v: Obj) => v.name === 'config-vars').secret).to.deep.equal({ secretName: 'shop-config', optional: true });
   });
 
-  it('image mode: the registry credentials are mounted only into the push step, after a build step without them', async function () {
-    const res = await runBuilder(['manifests', 'build', '--app', 'shop', '--tar-url', TAR, '--image', 'docker://registry.example/shop:v7', '--run-image', 'docker://registry.example/runner:24', '--registry-secret', 'push-creds']);
+  it('image mode: the registry credentials are mounted only into the push step, after a build step without them', async () => {
+    const res = await runBuilder([
+      'manifests',
+      'build',
+      '--app',
+      'shop',
+      '--tar-url',
+      TAR,
+      '--image',
+      'docker://registry.example/shop:v7',
+      '--run-image',
+      'docker://registry.example/runner:24',
+      '--registry-secret',
+      'push-creds',
+    ]);
     expect(res.exitCode, res.stderr).to.equal(0);
     const objects = parseStream(res.stdout.toString());
     checkAll(objects);
     const pod = objects[1].spec.template.spec;
     const [build] = pod.initContainers;
     const [push] = pod.containers;
-    expect(build.args).to.deep.equal(['--app', 'shop', '--run-image', 'docker://registry.example/runner:24', '--image', 'oci:/workspace/image']);
-    expect(push.args).to.deep.equal(['rebase', 'oci:/workspace/image', '--run-image', 'docker://registry.example/runner:24', '--image', 'docker://registry.example/shop:v7']);
+    expect(build.args).to.deep.equal([
+      '--app',
+      'shop',
+      '--run-image',
+      'docker://registry.example/runner:24',
+      '--image',
+      'oci:/workspace/image',
+    ]);
+    expect(push.args).to.deep.equal([
+      'rebase',
+      'oci:/workspace/image',
+      '--run-image',
+      'docker://registry.example/runner:24',
+      '--image',
+      'docker://registry.example/shop:v7',
+    ]);
     const registry = pod.volumes.find((v: Obj) => v.secret?.secretName === 'push-creds');
     expect(registry.secret.items).to.deep.equal([{ key: '.dockerconfigjson', path: 'config.json' }]);
     expect(build.volumeMounts.map((m: Obj) => m.name)).not.to.include(registry.name);
@@ -190,18 +263,32 @@ describe('slugbuilder manifests build (a build as a Job)', function () {
     expect(push.env.concat(build.env).map((e: Obj) => e.name)).not.to.include('REGISTRY_PASSWORD');
   });
 
-  it('needs a destination', async function () {
+  it('needs a destination', async () => {
     const res = await runBuilder(['manifests', 'build', '--app', 'shop', '--tar-url', TAR]);
     expect(res.exitCode).to.equal(2);
     expect(res.stderr).to.match(/^ ! {5}manifests build needs --put-url URL \(a slug\) or --image REF/);
   });
 });
 
-describe('the manifest checks themselves', function () {
-  it('reject a wrongly typed field and a pod outside the restricted profile', function () {
-    const bad = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: { selector: {}, template: { spec: { containers: [{ name: 'c', image: 'i', securityContext: { runAsNonRoot: 'yes' } }] } } } };
+describe('the manifest checks themselves', () => {
+  it('reject a wrongly typed field and a pod outside the restricted profile', () => {
+    const bad = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'x' },
+      spec: { selector: {}, template: { spec: { containers: [{ name: 'c', image: 'i', securityContext: { runAsNonRoot: 'yes' } }] } } },
+    };
     expect(() => validateSchema(bad)).to.throw(/runAsNonRoot must be boolean/);
-    const loose = { containers: [{ name: 'c', image: 'i', securityContext: { capabilities: { add: ['SYS_ADMIN'] } } }], volumes: [{ name: 'h', hostPath: { path: '/' } }] };
-    expect(restrictedViolations(loose as Obj)).to.include.members(['volume h: hostPath', 'container c: allowPrivilegeEscalation is not false', 'container c: capabilities do not drop ALL', 'container c: adds SYS_ADMIN', 'container c: root filesystem not read-only']);
+    const loose = {
+      containers: [{ name: 'c', image: 'i', securityContext: { capabilities: { add: ['SYS_ADMIN'] } } }],
+      volumes: [{ name: 'h', hostPath: { path: '/' } }],
+    };
+    expect(restrictedViolations(loose as Obj)).to.include.members([
+      'volume h: hostPath',
+      'container c: allowPrivilegeEscalation is not false',
+      'container c: capabilities do not drop ALL',
+      'container c: adds SYS_ADMIN',
+      'container c: root filesystem not read-only',
+    ]);
   });
 });

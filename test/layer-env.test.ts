@@ -4,17 +4,10 @@
  * process-specific launch env, config vars from the platform dir, and
  * exec.d executables writing TOML to fd 3.
  */
-import { expect } from 'chai';
+
 import path from 'node:path';
-import {
-  apiAtLeast,
-  applyBuildLayers,
-  applyEnvDir,
-  applyPlatformEnv,
-  launchEnv,
-  launchLayerDirs,
-  runExecD,
-} from '../shared/layer-env.js';
+import { expect } from 'chai';
+import { apiAtLeast, applyBuildLayers, applyEnvDir, applyPlatformEnv, launchEnv, launchLayerDirs, runExecD } from '../shared/layer-env.js';
 import { removeTempDirs, tempDir, writeTree } from './helpers/cli.js';
 
 const exe = (body: string) => ({ content: `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, mode: 0o755 });
@@ -46,10 +39,7 @@ describe('layer env', () => {
       'NL.override': 'line\n',
       'SHELL.override': '$HOME `id`',
     });
-    const env = await applyEnvDir(
-      { PLAIN: 'old', SET: 'old', KEEP: 'kept', EMPTY: '', LIST: 'a', JOINED: 'head', FRONT: '/usr/bin' },
-      dir,
-    );
+    const env = await applyEnvDir({ PLAIN: 'old', SET: 'old', KEEP: 'kept', EMPTY: '', LIST: 'a', JOINED: 'head', FRONT: '/usr/bin' }, dir);
     expect(env).to.deep.equal({
       PLAIN: 'plain',
       SET: 'over',

@@ -3,27 +3,28 @@
  * symlinks as targets, targets and the run image checked before any
  * buildpack runs, all outputs or none, and a closed stderr pipe.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { BUILDER, makeApp, makeBuildpack, runBuilder, tarOf, tempDir, removeTempDirs } from './helpers/cli.js';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { BUILDER, makeApp, makeBuildpack, removeTempDirs, runBuilder, tarOf, tempDir } from './helpers/cli.js';
 import { startHttpServer } from './helpers/http-server.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const isRoot = process.getuid?.() === 0;
 
-describe('builder outputs', function () {
+describe('builder outputs', () => {
   let source: Buffer;
   let marker: string;
   let buildpack: string;
   let work: string;
 
   before(async () => {
-    source = await tarOf(await makeApp({ 'Procfile': 'web: echo hi\n', 'index.html': '<h1>hi</h1>\n' }));
+    source = await tarOf(await makeApp({ Procfile: 'web: echo hi\n', 'index.html': '<h1>hi</h1>\n' }));
     work = await tempDir('slugkit-outputs-');
     marker = path.join(work, 'compiled');
     // The marker proves whether a buildpack ran.
@@ -32,10 +33,16 @@ describe('builder outputs', function () {
   after(removeTempDirs);
 
   const build = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    runBuilder(['--buildpack', buildpack, '--cache-dir', path.join(work, 'cache'), ...args], { input: source, env: { ...process.env, ...env } });
+    runBuilder(['--buildpack', buildpack, '--cache-dir', path.join(work, 'cache'), ...args], {
+      input: source,
+      env: { ...process.env, ...env },
+    });
 
   async function markerWritten(): Promise<boolean> {
-    return stat(marker).then(() => true, () => false);
+    return stat(marker).then(
+      () => true,
+      () => false,
+    );
   }
 
   function oneErrorLine(stderr: string): string {
@@ -67,7 +74,10 @@ describe('builder outputs', function () {
       await execa('mkfifo', [fifo]);
       const received: Buffer[] = [];
       const reader = new Promise<void>((resolve, reject) => {
-        createReadStream(fifo).on('data', (c) => received.push(c as Buffer)).on('end', resolve).on('error', reject);
+        createReadStream(fifo)
+          .on('data', (c) => received.push(c as Buffer))
+          .on('end', resolve)
+          .on('error', reject);
       });
       const res = await build(['-o', fifo, '--summary', path.join(dir, 's.json')]);
       await reader;
@@ -117,18 +127,58 @@ describe('builder outputs', function () {
 
     const cases: Array<[string, () => Promise<string[]>, number, RegExp]> = [
       ['-o naming a directory', async () => ['-o', await tempDir()], 2, /^-o .* is a directory: name a file to write$/],
-      ['-o in a missing directory', async () => ['-o', '/nonexistent-slugkit/out.tgz'], 1, /^cannot write -o \/nonexistent-slugkit\/out\.tgz: the directory \/nonexistent-slugkit does not exist$/],
-      ['--summary in a missing directory', async () => ['-o', path.join(await tempDir(), 'out.tgz'), '--summary', '/nonexistent-slugkit/s.json'], 1, /^cannot write --summary /],
-      ['--layer naming a directory', async () => ['-o', path.join(await tempDir(), 'out.tgz'), '--layer', await tempDir()], 2, /^--layer .* is a directory/],
-      ['an oci-archive that is a directory', async () => ['--run-image', 'oci:/nonexistent-slugkit', '--image', `oci-archive:${await tempDir()}`], 2, /^--image .* is a directory/],
-      ['an oci layout dir that is not a layout', async () => {
-        const d = await tempDir();
-        await writeFile(path.join(d, 'junk'), 'x');
-        return ['--run-image', 'oci:/nonexistent-slugkit', '--image', `oci:${d}`];
-      }, 1, /is not an OCI image layout \(no oci-layout file\)$/],
-      ['a run image that is not there', async () => ['--run-image', 'oci:/nonexistent-slugkit', '--image', `oci:${path.join(await tempDir(), 'out')}`], 1, /^run image oci:\/nonexistent-slugkit: .* is not an OCI image layout/],
-      ['a PUT URL that is not http(s)', async () => ['--put-url', 'ftp://user:secret@example.com/slug'], 2, /^--put-url \(or PUT_URL\) is not an http\(s\) URL$/],
-      ['--max-slug-size 0', async () => ['-o', path.join(await tempDir(), 'out.tgz'), '--max-slug-size', '0'], 2, /^--max-slug-size must be greater than zero$/],
+      [
+        '-o in a missing directory',
+        async () => ['-o', '/nonexistent-slugkit/out.tgz'],
+        1,
+        /^cannot write -o \/nonexistent-slugkit\/out\.tgz: the directory \/nonexistent-slugkit does not exist$/,
+      ],
+      [
+        '--summary in a missing directory',
+        async () => ['-o', path.join(await tempDir(), 'out.tgz'), '--summary', '/nonexistent-slugkit/s.json'],
+        1,
+        /^cannot write --summary /,
+      ],
+      [
+        '--layer naming a directory',
+        async () => ['-o', path.join(await tempDir(), 'out.tgz'), '--layer', await tempDir()],
+        2,
+        /^--layer .* is a directory/,
+      ],
+      [
+        'an oci-archive that is a directory',
+        async () => ['--run-image', 'oci:/nonexistent-slugkit', '--image', `oci-archive:${await tempDir()}`],
+        2,
+        /^--image .* is a directory/,
+      ],
+      [
+        'an oci layout dir that is not a layout',
+        async () => {
+          const d = await tempDir();
+          await writeFile(path.join(d, 'junk'), 'x');
+          return ['--run-image', 'oci:/nonexistent-slugkit', '--image', `oci:${d}`];
+        },
+        1,
+        /is not an OCI image layout \(no oci-layout file\)$/,
+      ],
+      [
+        'a run image that is not there',
+        async () => ['--run-image', 'oci:/nonexistent-slugkit', '--image', `oci:${path.join(await tempDir(), 'out')}`],
+        1,
+        /^run image oci:\/nonexistent-slugkit: .* is not an OCI image layout/,
+      ],
+      [
+        'a PUT URL that is not http(s)',
+        async () => ['--put-url', 'ftp://user:secret@example.com/slug'],
+        2,
+        /^--put-url \(or PUT_URL\) is not an http\(s\) URL$/,
+      ],
+      [
+        '--max-slug-size 0',
+        async () => ['-o', path.join(await tempDir(), 'out.tgz'), '--max-slug-size', '0'],
+        2,
+        /^--max-slug-size must be greater than zero$/,
+      ],
     ];
     for (const [name, args, code, message] of cases) {
       it(`refuses ${name} in one line, exit ${code}`, async () => {
@@ -149,7 +199,16 @@ describe('builder outputs', function () {
     });
     try {
       const dir = await tempDir();
-      const res = await build(['-o', path.join(dir, 'out.tgz'), '--summary', path.join(dir, 's.json'), '--layer', path.join(dir, 'layer.tgz'), '--put-url', `${server.origin}/slug`]);
+      const res = await build([
+        '-o',
+        path.join(dir, 'out.tgz'),
+        '--summary',
+        path.join(dir, 's.json'),
+        '--layer',
+        path.join(dir, 'layer.tgz'),
+        '--put-url',
+        `${server.origin}/slug`,
+      ]);
       expect(res.exitCode, res.stderr).to.equal(1);
       oneErrorLine(res.stderr);
       expect(await markerWritten()).to.equal(true);
@@ -163,13 +222,27 @@ describe('builder outputs', function () {
     const tmp = await tempDir('slugkit-tmpdir-');
     const out = await tempDir();
     const cacheParent = await tempDir();
-    const child = execa(process.execPath, [BUILDER, '--buildpack', buildpack, '--cache-dir', path.join(cacheParent, 'cache'), '-o', path.join(out, 'slug.tgz'), '--summary', path.join(out, 's.json')], {
-      input: source,
-      env: { ...process.env, TMPDIR: tmp },
-      stdout: 'ignore',
-      stderr: 'pipe',
-      reject: false,
-    });
+    const child = execa(
+      process.execPath,
+      [
+        BUILDER,
+        '--buildpack',
+        buildpack,
+        '--cache-dir',
+        path.join(cacheParent, 'cache'),
+        '-o',
+        path.join(out, 'slug.tgz'),
+        '--summary',
+        path.join(out, 's.json'),
+      ],
+      {
+        input: source,
+        env: { ...process.env, TMPDIR: tmp },
+        stdout: 'ignore',
+        stderr: 'pipe',
+        reject: false,
+      },
+    );
     // Like `head -1`: read the first bytes, then close the pipe.
     child.stderr!.once('data', () => child.stderr!.destroy());
     const result = await child;

@@ -2,15 +2,16 @@
  * The parallel gzip writer: real round trips through Node, the system gzip,
  * GNU tar and python3, on inputs that hit every block edge.
  */
-import { expect } from 'chai';
+
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
+import { expect } from 'chai';
 import { createParallelGzip, gzipHeader, type ParallelGzipOptions } from '../shared/pgzip.js';
 import { packTree } from '../shared/tar/pack.js';
 import { ROOT } from './helpers/cli.js';
@@ -35,7 +36,26 @@ function noise(length: number, seed = 1): Buffer {
 
 /** Deterministic text that compresses like source code does. */
 function text(length: number): Buffer {
-  const words = ['const', 'function', 'return', 'module.exports', 'require', '(', ')', '{', '}', ';', '\n', 'value', 'index', 'this', 'if', 'else', '=>', 'await'];
+  const words = [
+    'const',
+    'function',
+    'return',
+    'module.exports',
+    'require',
+    '(',
+    ')',
+    '{',
+    '}',
+    ';',
+    '\n',
+    'value',
+    'index',
+    'this',
+    'if',
+    'else',
+    '=>',
+    'await',
+  ];
   const parts: string[] = [];
   let size = 0;
   let x = 7;
@@ -57,12 +77,16 @@ async function gzipWith(input: Buffer, opts: ParallelGzipOptions = {}, chunkSize
 
 async function collect(source: Readable | AsyncIterable<Buffer>, opts: ParallelGzipOptions = {}): Promise<Buffer> {
   const out: Buffer[] = [];
-  await pipeline(source, createParallelGzip(opts), new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out.push(chunk);
-      cb();
-    },
-  }));
+  await pipeline(
+    source,
+    createParallelGzip(opts),
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out.push(chunk);
+        cb();
+      },
+    }),
+  );
   return Buffer.concat(out);
 }
 
@@ -77,7 +101,7 @@ function sha256(buf: Buffer): string {
 }
 
 /** A command the test needs; skipping is allowed locally but not in CI. */
-describe('parallel gzip (shared/pgzip)', function () {
+describe('parallel gzip (shared/pgzip)', () => {
   let work: string;
   before(() => {
     work = mkdtempSync(path.join(tmpdir(), 'pgzip-test-'));
@@ -189,7 +213,11 @@ describe('parallel gzip (shared/pgzip)', function () {
       const parallel = await collect(Readable.from(packTree(tree)), { blockSize: 64 * 1024, concurrency: 4 });
       const single = await new Promise<Buffer>((resolve, reject) => {
         const out: Buffer[] = [];
-        Readable.from(packTree(tree)).pipe(zlib.createGzip({ level: 6 })).on('data', (c: Buffer) => out.push(c)).on('end', () => resolve(Buffer.concat(out))).on('error', reject);
+        Readable.from(packTree(tree))
+          .pipe(zlib.createGzip({ level: 6 }))
+          .on('data', (c: Buffer) => out.push(c))
+          .on('end', () => resolve(Buffer.concat(out)))
+          .on('error', reject);
       });
       expect(sha256(zlib.gunzipSync(parallel))).to.equal(sha256(plainTar));
       expect(sha256(zlib.gunzipSync(single))).to.equal(sha256(plainTar));
@@ -200,7 +228,16 @@ describe('parallel gzip (shared/pgzip)', function () {
       const slug = path.join(work, 'slug.tgz');
       writeFileSync(slug, await collect(Readable.from(packTree(tree)), { blockSize: 64 * 1024 }));
       const listing = execFileSync('tar', ['-tzf', slug]).toString().trim().split('\n');
-      expect(listing).to.deep.equal(['./', './Procfile', './lib/', './lib/big.js', './lib/deep/', './lib/deep/blob.bin', './lib/empty', './main.js']);
+      expect(listing).to.deep.equal([
+        './',
+        './Procfile',
+        './lib/',
+        './lib/big.js',
+        './lib/deep/',
+        './lib/deep/blob.bin',
+        './lib/empty',
+        './main.js',
+      ]);
       const out = path.join(work, 'unpacked');
       mkdirSync(out);
       execFileSync('tar', ['-xzf', slug, '-C', out]);
@@ -218,7 +255,9 @@ describe('parallel gzip (shared/pgzip)', function () {
       const gnu = execFileSync('gzip', ['-6', '-c', tarFile], { maxBuffer: 256 * 1024 * 1024 });
       const ours = await collect(Readable.from(packTree(modules, { exclude })));
       const ratio = ours.length / gnu.length;
-      console.log(`      corpus ${(execFileSync('stat', ['-c', '%s', tarFile]).toString().trim())} bytes: gzip -6 ${gnu.length}, parallel ${ours.length} (${ratio.toFixed(4)}x)`);
+      console.log(
+        `      corpus ${execFileSync('stat', ['-c', '%s', tarFile]).toString().trim()} bytes: gzip -6 ${gnu.length}, parallel ${ours.length} (${ratio.toFixed(4)}x)`,
+      );
       expect(ratio).to.be.within(0.99, 1.01);
     });
   });

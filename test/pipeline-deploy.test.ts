@@ -5,11 +5,12 @@
  * and rollback. The restart command runs the real slugrunner on the new
  * slug (`slugrunner run`), which records the release and a config var.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
 import { ROOT } from './helpers/cli.js';
 
 const HOOK = join(ROOT, 'examples/git-push/pre-receive');
@@ -40,7 +41,7 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     return String((await git(['rev-parse', 'HEAD'])).stdout).trim();
   }
 
-  beforeEach(async function () {
+  beforeEach(async () => {
     work = await mkdtemp(join(tmpdir(), 'slugkit-pipeline-'));
     const bare = join(work, 'hello.git');
     clone = join(work, 'clone');
@@ -73,11 +74,11 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     for (const name of await readdir(HELLO)) await copyFile(join(HELLO, name), join(clone, name));
   });
 
-  afterEach(async function () {
+  afterEach(async () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('runs the release process before going live, with the config vars, its output on the pusher\'s terminal', async function () {
+  it("runs the release process before going live, with the config vars, its output on the pusher's terminal", async () => {
     // The release command shows what it sees and leaves a mark the test can find.
     await commit(
       { Procfile: `web: node server.js\nrelease: echo "migrating with GREETING=$GREETING"; touch '${join(work, 'migrated')}'\n` },
@@ -96,8 +97,11 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     expect(await restartLog()).to.deep.equal(['v1 bonjour web=1']);
   });
 
-  it('a failing release process rejects the push: current, the ref and the running release stay as they were', async function () {
-    await commit({ Procfile: 'web: node server.js\nrelease: test ! -e broken-migration || { echo "migration failed" >&2; exit 4; }\n' }, 'v1');
+  it('a failing release process rejects the push: current, the ref and the running release stay as they were', async () => {
+    await commit(
+      { Procfile: 'web: node server.js\nrelease: test ! -e broken-migration || { echo "migration failed" >&2; exit 4; }\n' },
+      'v1',
+    );
     expect((await push()).exitCode).to.equal(0);
     const good = String((await execa('git', ['rev-parse', 'main'], { cwd: join(work, 'hello.git') })).stdout).trim();
 
@@ -115,7 +119,7 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     expect((await readdir(appStore())).filter((n) => n.endsWith('.tmp') || n.endsWith('.json'))).to.deep.equal([]);
   });
 
-  it('config:set restarts on the current slug without a rebuild; values stay hidden unless asked', async function () {
+  it('config:set restarts on the current slug without a rebuild; values stay hidden unless asked', async () => {
     await commit({}, 'hello');
     expect((await push()).exitCode).to.equal(0);
     const slugMtime = (await stat(appStore('releases/v1/slug.tgz'))).mtimeMs;
@@ -151,7 +155,7 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     expect(bad.all).to.match(/^ ! +config:set: "1BAD" is not a variable name/);
   });
 
-  it('the config reaches the build as ENV_DIR, without its values in the build log', async function () {
+  it('the config reaches the build as ENV_DIR, without its values in the build log', async () => {
     await commit({}, 'hello');
     expect((await slugkitApp(['config:set', 'hello', `NPM_TOKEN=${SECRET}`])).exitCode).to.equal(0);
     // A buildpack that prints the var it got from ENV_DIR: the log must show it redacted.
@@ -168,11 +172,11 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     expect(result.all).to.not.include(SECRET);
   });
 
-  it('numbers releases, keeps the last SLUGKIT_KEEP, lists them, and rolls back without a rebuild', async function () {
+  it('numbers releases, keeps the last SLUGKIT_KEEP, lists them, and rolls back without a rebuild', async () => {
     await execa('git', ['config', 'slugkit.keep', '2'], { cwd: join(work, 'hello.git') });
     const shas: string[] = [];
     for (const n of [1, 2, 3]) {
-      shas.push(await commit({ 'VERSION': `${n}\n` }, `version ${n}`));
+      shas.push(await commit({ VERSION: `${n}\n` }, `version ${n}`));
       const result = await push();
       expect(result.exitCode, result.all).to.equal(0);
       if (n === 3) expect(result.all).to.include('remote:        removed old release v1');
@@ -202,7 +206,7 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     expect(await readlink(appStore('current'))).to.equal('releases/v2/slug.tgz');
 
     // The next deploy is v4, and the rolled-back v2 is the one beyond SLUGKIT_KEEP now.
-    await commit({ 'VERSION': '4\n' }, 'version 4');
+    await commit({ VERSION: '4\n' }, 'version 4');
     expect((await push()).exitCode).to.equal(0);
     expect((await readdir(appStore('releases'))).sort()).to.deep.equal(['v3', 'v4']);
   });

@@ -5,12 +5,13 @@
  * TTY here, so at most one line every 10 seconds. The build log ends with
  * each step's duration.
  */
-import { expect } from 'chai';
-import { execa, type ResultPromise } from 'execa';
+
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BUILDER, RUNNER, makeApp, removeTempDirs, tarOf, tempDir } from './helpers/cli.js';
+import { expect } from 'chai';
+import { execa, type ResultPromise } from 'execa';
+import { BUILDER, makeApp, RUNNER, removeTempDirs, tarOf, tempDir } from './helpers/cli.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 
 const PROGRESS = /^ {7}(SLUG_URL download|PUT_URL upload): \d+(\.\d)?[BKMG] of \d+(\.\d)?[BKMG] \(\d+(\.\d)?[BKMG]\/s\)$/m;
@@ -36,7 +37,7 @@ describe('progress on long transfers, and step durations', function () {
   });
   after(removeTempDirs);
 
-  it('a stalled SLUG_URL download reports bytes and rate, then the start goes on', async function () {
+  it('a stalled SLUG_URL download reports bytes and rate, then the start goes on', async () => {
     // Incompressible padding, so half the gzip bytes is a real stretch of the transfer.
     const app = await makeApp({ Procfile: 'web: echo up\n', 'pad.bin': randomBytes(256 * 1024).toString('base64') });
     const slug = await tarOf(app, true);
@@ -49,7 +50,9 @@ describe('progress on long transfers, and step durations', function () {
       res.end(slug.subarray(slug.length >> 1));
     });
     const runner = execa(RUNNER, ['--app-dir', join(await tempDir(), 'app'), 'run', 'echo started'], {
-      env: { ...process.env, SLUG_URL: `${server.origin}/slug.tgz` }, stdin: 'ignore', reject: false,
+      env: { ...process.env, SLUG_URL: `${server.origin}/slug.tgz` },
+      stdin: 'ignore',
+      reject: false,
     });
     const seen = await stderrShows(runner, PROGRESS);
     release();
@@ -61,7 +64,7 @@ describe('progress on long transfers, and step durations', function () {
     expect(line).to.include(` of ${(slug.length / 1024).toFixed(1)}K (`);
   });
 
-  it('a stalled PUT_URL upload reports bytes and rate; the build log ends with the step durations', async function () {
+  it('a stalled PUT_URL upload reports bytes and rate; the build log ends with the step durations', async () => {
     // Incompressible and larger than the socket buffers can hold, so the upload really waits for the server.
     const app = await makeApp({ Procfile: 'web: echo up\n' });
     await writeFile(join(app, 'pad.bin'), randomBytes(32 * 1024 * 1024));
@@ -76,7 +79,11 @@ describe('progress on long transfers, and step durations', function () {
     });
     const source = join(await tempDir(), 'app.tar');
     await writeFile(source, await tarOf(app));
-    const builder = execa(process.execPath, ['--', BUILDER, '--source', source, '--put-url', `${server.origin}/slug?X-Signature=abcdefgh12345`], { stdin: 'ignore', reject: false });
+    const builder = execa(
+      process.execPath,
+      ['--', BUILDER, '--source', source, '--put-url', `${server.origin}/slug?X-Signature=abcdefgh12345`],
+      { stdin: 'ignore', reject: false },
+    );
     await stderrShows(builder, PROGRESS);
     release();
     const result = await builder;
@@ -89,12 +96,14 @@ describe('progress on long transfers, and step durations', function () {
     expect(stderr).to.match(/^-----> Build steps took: .*\bcompile \d+(\.\d)?s\b.*$/m);
   });
 
-  it('a quick transfer prints no progress line at all', async function () {
+  it('a quick transfer prints no progress line at all', async () => {
     const app = await makeApp({ Procfile: 'web: echo up\n' });
     const slug = await tarOf(app, true);
     server = await startHttpServer((_req, res) => void res.end(slug));
     const runner = await execa(RUNNER, ['--app-dir', join(await tempDir(), 'app'), 'run', 'true'], {
-      env: { ...process.env, SLUG_URL: `${server.origin}/slug.tgz` }, stdin: 'ignore', reject: false,
+      env: { ...process.env, SLUG_URL: `${server.origin}/slug.tgz` },
+      stdin: 'ignore',
+      reject: false,
     });
     expect(runner.exitCode, String(runner.stderr)).to.equal(0);
     expect(String(runner.stderr)).to.not.match(/download:/);

@@ -6,12 +6,13 @@
  * without their values, and no value appears on stdout, stderr or in the
  * summary, also when a buildpack prints one itself.
  */
-import { expect } from 'chai';
+
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gzip, file, tar } from './helpers/tar-blocks.js';
+import { expect } from 'chai';
 import { makeApp, makeBuildpack, removeTempDirs, runBuilder, runRunner, tarOf, tempDir } from './helpers/cli.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { file, gzip, tar } from './helpers/tar-blocks.js';
 
 const SIGNATURE = '9f2c4be1d07a53e6b8c1f4a92d3e7b60c5a18f9e2d4b7a6c3e1f0d9b8a7c6e5d';
 const CREDENTIAL = 'AKIAEXAMPLE7Q3Z/20240101/us-east-1/s3/aws4_request';
@@ -50,7 +51,8 @@ describe('presigned URLs are printed without their query values', function () {
         return void res.end(url.searchParams.get('token') === TOKEN ? bpTarball : 'denied');
       }
       if (url.pathname !== '/store/app/v42.tgz') return void res.writeHead(404).end();
-      if (!signed) return void res.writeHead(403, { 'content-type': 'application/xml' }).end('<Error><Code>SignatureDoesNotMatch</Code></Error>');
+      if (!signed)
+        return void res.writeHead(403, { 'content-type': 'application/xml' }).end('<Error><Code>SignatureDoesNotMatch</Code></Error>');
       if (req.method === 'GET') {
         res.writeHead(storedSlug ? 200 : 404);
         return void res.end(storedSlug);
@@ -71,7 +73,11 @@ describe('presigned URLs are printed without their query values', function () {
     // The app carries the signature in a file its buildpack prints: output is scrubbed of it too.
     app = await makeApp({ Procfile: 'web: echo hi\n', 'leak.txt': `${SIGNATURE}\n${CREDENTIAL}\n` });
     plainApp = await makeApp({ Procfile: 'web: echo hi\n' });
-    buildpack = await makeBuildpack({ detect: 'echo Leaky', compile: 'if [ -f "$1/leak.txt" ]; then echo "the app says: $(tr "\\n" " " < "$1/leak.txt")"; fi', release: "echo '--- {}'" });
+    buildpack = await makeBuildpack({
+      detect: 'echo Leaky',
+      compile: 'if [ -f "$1/leak.txt" ]; then echo "the app says: $(tr "\\n" " " < "$1/leak.txt")"; fi',
+      release: "echo '--- {}'",
+    });
   });
   after(async () => {
     await server?.close();
@@ -87,10 +93,13 @@ describe('presigned URLs are printed without their query values', function () {
     const summary = path.join(dir, 'summary.json');
     putPlan = [{ status: 503, retryAfter: '0' }];
     uploads.length = 0;
-    const r = await runBuilder(['--buildpack', buildpack, '--cache-dir', path.join(dir, 'cache'), '-o', out, '--summary', summary, '--put-url', presigned()], {
-      input: await tarOf(app),
-      env: { ...process.env, TMPDIR: dir, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
-    });
+    const r = await runBuilder(
+      ['--buildpack', buildpack, '--cache-dir', path.join(dir, 'cache'), '-o', out, '--summary', summary, '--put-url', presigned()],
+      {
+        input: await tarOf(app),
+        env: { ...process.env, TMPDIR: dir, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+      },
+    );
     const summaryText = await readFile(summary, 'utf8').catch(() => '');
     const everything = `${r.stdout.toString('latin1')}\n${r.stderr}\n${summaryText}`;
     expect(r.exitCode, r.stderr).to.equal(0);
@@ -127,7 +136,10 @@ describe('presigned URLs are printed without their query values', function () {
     expect(leaks(ok.stderr + ok.stdout.toString()), ok.stderr).to.deep.equal([]);
 
     const refused = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), 'types'], {
-      env: { ...process.env, SLUG_URL: `${server.origin}/store/app/v42.tgz?X-Amz-Credential=${encodeURIComponent(CREDENTIAL)}&X-Amz-Signature=${'0'.repeat(64)}` },
+      env: {
+        ...process.env,
+        SLUG_URL: `${server.origin}/store/app/v42.tgz?X-Amz-Credential=${encodeURIComponent(CREDENTIAL)}&X-Amz-Signature=${'0'.repeat(64)}`,
+      },
     });
     expect(refused.exitCode).to.equal(1);
     expect(refused.stderr.split('\n').filter(Boolean), refused.stderr).to.deep.equal([
@@ -141,7 +153,14 @@ describe('presigned URLs are printed without their query values', function () {
     const summary = path.join(dir, 'summary.json');
     const r = await runBuilder(['--cache-dir', path.join(dir, 'cache'), '--summary', summary, '-o', path.join(dir, 'slug.tgz')], {
       input: await tarOf(plainApp),
-      env: { ...process.env, TMPDIR: dir, SLUGBUILDER_CACHE_DIR: path.join(dir, 'bp-cache'), PUT_URL: '', TAR_URL: '', BUILDPACK_URL: `${server.origin}/bp.tgz?token=${TOKEN}` },
+      env: {
+        ...process.env,
+        TMPDIR: dir,
+        SLUGBUILDER_CACHE_DIR: path.join(dir, 'bp-cache'),
+        PUT_URL: '',
+        TAR_URL: '',
+        BUILDPACK_URL: `${server.origin}/bp.tgz?token=${TOKEN}`,
+      },
     });
     const summaryText = await readFile(summary, 'utf8').catch(() => '');
     expect(r.exitCode, r.stderr).to.equal(0);

@@ -3,11 +3,16 @@ import { parseProcfile } from '../shared/procfile.js';
 
 describe('Procfile parsing', () => {
   it('reads type: command lines', () => {
-    expect(parseProcfile('web: node server.js\nworker: node worker.js\n')).to.deep.equal({ web: 'node server.js', worker: 'node worker.js' });
+    expect(parseProcfile('web: node server.js\nworker: node worker.js\n')).to.deep.equal({
+      web: 'node server.js',
+      worker: 'node worker.js',
+    });
   });
 
   it('keeps everything after the first colon, colons and all', () => {
-    expect(parseProcfile('web: bundle exec puma -b tcp://0.0.0.0:$PORT\n')).to.deep.equal({ web: 'bundle exec puma -b tcp://0.0.0.0:$PORT' });
+    expect(parseProcfile('web: bundle exec puma -b tcp://0.0.0.0:$PORT\n')).to.deep.equal({
+      web: 'bundle exec puma -b tcp://0.0.0.0:$PORT',
+    });
   });
 
   it('skips comments, blank lines and lines without a colon (merge-conflict markers)', () => {

@@ -26,7 +26,8 @@ describe('release YAML parsing', () => {
   }
 
   it('reads a full release', async () => {
-    const text = '---\naddons:\n  - heroku-postgresql\nconfig_vars:\n  LANG: en_US.UTF-8\n  WORKERS: 4\ndefault_process_types:\n  web: bin/server\n';
+    const text =
+      '---\naddons:\n  - heroku-postgresql\nconfig_vars:\n  LANG: en_US.UTF-8\n  WORKERS: 4\ndefault_process_types:\n  web: bin/server\n';
     expect(await parseRelease(text, 'bin/release')).to.deep.equal({
       addons: ['heroku-postgresql'],
       config_vars: { LANG: 'en_US.UTF-8', WORKERS: '4' },

@@ -8,13 +8,14 @@
  *  - a runner killed mid-unpack leaves a half app that the next start with a
  *    slug replaces.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { freePort, removeTempDirs, RUNNER, runRunner, tarOf, tempDir, waitForFile, waitForHttp, writeTree } from './helpers/cli.js';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { freePort, RUNNER, removeTempDirs, runRunner, tarOf, tempDir, waitForFile, waitForHttp, writeTree } from './helpers/cli.js';
 import { startHttpServer } from './helpers/http-server.js';
 
 /** A web process that reads version.txt from its working dir on every request. */
@@ -70,9 +71,17 @@ describe('slugrunner and its app dir', function () {
 
     it('is the slug when the app dir is empty, and the process then gets an empty stdin', async () => {
       const { parent, appDir } = await appDirIn();
-      const res = await runRunner(['--app-dir', appDir, 'run', 'cat version.txt; if [ -p /dev/stdin ]; then echo " stdin is a pipe"; else echo " stdin is empty"; fi; cat'], {
-        input: await readFile(v1),
-      });
+      const res = await runRunner(
+        [
+          '--app-dir',
+          appDir,
+          'run',
+          'cat version.txt; if [ -p /dev/stdin ]; then echo " stdin is a pipe"; else echo " stdin is empty"; fi; cat',
+        ],
+        {
+          input: await readFile(v1),
+        },
+      );
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stdout.toString()).to.equal('v1 stdin is empty\n');
       expect(await readdir(parent)).to.deep.equal(['app']);
@@ -90,7 +99,9 @@ describe('slugrunner and its app dir', function () {
       const { appDir } = await appDirIn();
       const res = await runRunner(['--slug', '-', '--app-dir', appDir, 'types'], { input: '' });
       expect(res.exitCode).to.equal(1);
-      expect(errorLines(res.stderr)).to.deep.equal([' !     --slug - found nothing on stdin: pipe a slug in, e.g. slugrunner --slug - start web < slug.tgz']);
+      expect(errorLines(res.stderr)).to.deep.equal([
+        ' !     --slug - found nothing on stdin: pipe a slug in, e.g. slugrunner --slug - start web < slug.tgz',
+      ]);
     });
   });
 
@@ -100,7 +111,10 @@ describe('slugrunner and its app dir', function () {
     const whole = await readFile(v2);
     const cut = path.join(await tempDir(), 'cut.tgz');
     await writeFile(cut, whole.subarray(0, whole.length - 40));
-    for (const args of [['--slug', cut], ['--slug', v2, '--max-files', '2']]) {
+    for (const args of [
+      ['--slug', cut],
+      ['--slug', v2, '--max-files', '2'],
+    ]) {
       const res = await runRunner([...args, '--app-dir', appDir, 'run', 'true']);
       expect(res.exitCode, res.stderr).to.equal(1);
       expect(errorLines(res.stderr)).to.have.length(1);
@@ -113,7 +127,9 @@ describe('slugrunner and its app dir', function () {
 
   it('six runners starting into one absent app dir at once all run the app, and leave only the app dir', async () => {
     const { parent, appDir } = await appDirIn();
-    const runs = await Promise.all(Array.from({ length: 6 }, () => runRunner(['--slug', v1, '--app-dir', appDir, 'run', 'cat version.txt'])));
+    const runs = await Promise.all(
+      Array.from({ length: 6 }, () => runRunner(['--slug', v1, '--app-dir', appDir, 'run', 'cat version.txt'])),
+    );
     for (const r of runs) {
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stdout.toString()).to.equal('v1');
@@ -127,7 +143,11 @@ describe('slugrunner and its app dir', function () {
   it('a new slug is swapped in under a running app, which keeps serving its own files until it stops', async () => {
     const { parent, appDir } = await appDirIn();
     const port = await freePort();
-    const web = execa(RUNNER, ['--slug', v1, '--app-dir', appDir, 'start', 'web'], { env: { PORT: String(port) }, stdin: 'ignore', reject: false });
+    const web = execa(RUNNER, ['--slug', v1, '--app-dir', appDir, 'start', 'web'], {
+      env: { PORT: String(port) },
+      stdin: 'ignore',
+      reject: false,
+    });
     try {
       expect(await (await waitForHttp(`http://127.0.0.1:${port}/`)).text()).to.equal('v1');
       const next = await runRunner(['--slug', v2, '--app-dir', appDir, 'run', 'cat version.txt']);
@@ -159,7 +179,8 @@ describe('slugrunner and its app dir', function () {
       let stderr = '';
       waiting.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       while (!stderr.includes(`Waiting for another slugrunner unpacking into ${appDir} (pid ${process.pid} on ${hostname()})`)) {
-        if (waiting.exitCode !== undefined && waiting.exitCode !== null) throw new Error(`the runner ended while the lock was held:\n${stderr}`);
+        if (waiting.exitCode !== undefined && waiting.exitCode !== null)
+          throw new Error(`the runner ended while the lock was held:\n${stderr}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       expect(existsSync(appDir)).to.equal(false);
@@ -193,7 +214,11 @@ describe('slugrunner and its app dir', function () {
         res.write(bytes.subarray(0, Math.floor(bytes.length / 2)));
       });
       try {
-        const doomed = execa(RUNNER, ['--app-dir', appDir, 'types'], { env: { SLUG_URL: `${server.origin}/slug.tgz` }, stdin: 'ignore', reject: false });
+        const doomed = execa(RUNNER, ['--app-dir', appDir, 'types'], {
+          env: { SLUG_URL: `${server.origin}/slug.tgz` },
+          stdin: 'ignore',
+          reject: false,
+        });
         await waitForFile(path.join(appDir, '.slugrunner-unpacking'));
         doomed.kill('SIGKILL');
         await doomed;
@@ -210,7 +235,10 @@ describe('slugrunner and its app dir', function () {
       ]);
 
       // A half app is no app: a slug piped on stdin replaces it.
-      const again = await runRunner(['--app-dir', appDir, 'run', 'cat version.txt; ls files | wc -l'], { input: bytes, env: { ...process.env, SLUG_URL: '' } });
+      const again = await runRunner(['--app-dir', appDir, 'run', 'cat version.txt; ls files | wc -l'], {
+        input: bytes,
+        env: { ...process.env, SLUG_URL: '' },
+      });
       expect(again.exitCode, again.stderr).to.equal(0);
       expect(again.stdout.toString()).to.equal('v3200\n');
       expect(await readdir(parent)).to.deep.equal(['app']);

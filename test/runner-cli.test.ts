@@ -3,12 +3,13 @@
  * expects (--version, --help, help, types --json) and one ` !     ` line,
  * exit 1 (2 for usage), for each mistake an operator makes.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { constants } from 'node:fs';
 import { access, chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { removeTempDirs, ROOT, RUNNER, runRunner, tarOf, tempDir, writeTree } from './helpers/cli.js';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { ROOT, RUNNER, removeTempDirs, runRunner, tarOf, tempDir, writeTree } from './helpers/cli.js';
 
 const PREFIX = ' !     ';
 
@@ -27,14 +28,17 @@ describe('slugrunner command line', function () {
   let slug: string;
   let appDir: string;
   before(async () => {
-    const src = await writeTree(await tempDir('slugkit-slugsrc-'), { Procfile: 'web: node server.js\nworker: bin/work --fast\n', '.release': '--- {}\n' });
+    const src = await writeTree(await tempDir('slugkit-slugsrc-'), {
+      Procfile: 'web: node server.js\nworker: bin/work --fast\n',
+      '.release': '--- {}\n',
+    });
     slug = path.join(await tempDir(), 'app.tgz');
     await writeFile(slug, await tarOf(src, true));
     appDir = path.join(await tempDir(), 'app');
     expect((await runRunner(['--app-dir', appDir, '--slug', slug, 'types'])).exitCode).to.equal(0);
   });
 
-  it('--version prints slugkit\'s version and Node\'s on stdout', async () => {
+  it("--version prints slugkit's version and Node's on stdout", async () => {
     const res = await runRunner(['--version']);
     const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(res.exitCode).to.equal(0);
@@ -51,7 +55,10 @@ describe('slugrunner command line', function () {
       outputs.add(res.stdout.toString());
     }
     expect(outputs.size).to.equal(1);
-    expect([...outputs][0]).to.match(/^Usage: slugrunner /).and.include('--app-dir DIR').and.include('types [--json]');
+    expect([...outputs][0])
+      .to.match(/^Usage: slugrunner /)
+      .and.include('--app-dir DIR')
+      .and.include('types [--json]');
   });
 
   it('types --json prints one JSON object, type -> command', async () => {
@@ -93,7 +100,9 @@ describe('slugrunner command line', function () {
     const dir = await tempDir();
     const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), '--slug', dir, 'types']);
     expect(res.exitCode).to.equal(1);
-    expect(onlyLine(res.stderr)).to.equal(`slug ${dir} is a directory: pass a slug file (.tgz) to --slug, or run an unpacked app with --app-dir ${dir}`);
+    expect(onlyLine(res.stderr)).to.equal(
+      `slug ${dir} is a directory: pass a slug file (.tgz) to --slug, or run an unpacked app with --app-dir ${dir}`,
+    );
   });
 
   it('a HOME that does not exist changes nothing: the process gets the app dir as HOME', async () => {
@@ -114,7 +123,12 @@ describe('slugrunner command line', function () {
       this.skip();
     }
     const appInfo = await stat('/app').catch(() => undefined);
-    const reachable = asRoot ? appInfo !== undefined && (appInfo.mode & 0o002) !== 0 : await access(appInfo ? '/app' : '/', constants.W_OK).then(() => true, () => false);
+    const reachable = asRoot
+      ? appInfo !== undefined && (appInfo.mode & 0o002) !== 0
+      : await access(appInfo ? '/app' : '/', constants.W_OK).then(
+          () => true,
+          () => false,
+        );
     if (reachable) {
       console.log('      skipped: /app (or /) is writable by the test user, and a test never writes there');
       this.skip();

@@ -8,13 +8,14 @@
  * profile.d), 0.10 (array commands, always direct), 0.12 (CNB_EXEC_ENV for
  * exec.d).
  */
-import { execa } from 'execa';
-import { expect } from 'chai';
+
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { removeTempDirs, RUNNER, runRunner, tempDir, waitForFile, writeTree, type FileSpec } from './helpers/cli.js';
+import { expect } from 'chai';
+import { execa } from 'execa';
 import { layersDirName } from '../shared/launch-metadata.js';
+import { type FileSpec, RUNNER, removeTempDirs, runRunner, tempDir, waitForFile, writeTree } from './helpers/cli.js';
 
 const exe = (body: string): FileSpec => ({ content: `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, mode: 0o755 });
 
@@ -32,7 +33,6 @@ interface AppLayout {
   /** Other files of the app (Procfile, .profile.d/..., .release). */
   files?: Record<string, FileSpec>;
 }
-
 
 /** Writes a built CNB app into `appDir`; every launch layer gets its `<layer>.toml`. */
 async function writeCnbApp(appDir: string, layout: AppLayout): Promise<string> {
@@ -168,7 +168,9 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
             api: '0.10',
             layers: {
               'agent/env/FROM_ENV_FILE': 'env-file',
-              'agent/exec.d/10-token': exe(`printf 'TOKEN = "t-%s"\\nSAW_ENV_FILE = "%s"\\nEXEC_ENV_OLD = "%s"\\n' "$(basename "$PWD")" "$FROM_ENV_FILE" "\${CNB_EXEC_ENV-unset}" >&3`),
+              'agent/exec.d/10-token': exe(
+                `printf 'TOKEN = "t-%s"\\nSAW_ENV_FILE = "%s"\\nEXEC_ENV_OLD = "%s"\\n' "$(basename "$PWD")" "$FROM_ENV_FILE" "\${CNB_EXEC_ENV-unset}" >&3`,
+              ),
               'agent/exec.d/web/20-web': exe(`printf 'ONLY_WEB = "web saw %s"\\n' "$TOKEN" >&3`),
             },
           },
@@ -275,7 +277,7 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
       });
     });
 
-    it('a shell process sources the 0.8 layers\' profile.d, then .profile.d and .profile, and runs its command through bash', async () => {
+    it("a shell process sources the 0.8 layers' profile.d, then .profile.d and .profile, and runs its command through bash", async () => {
       const r = await run(appDir, ['start', 'web']);
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stdout).to.equal(`LAYER:${appDir.toUpperCase()} CLASSIC ORDER=LWCP NEVER=NO\n`);
@@ -288,7 +290,7 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
       expect(r.stdout).to.equal(`[5000][two words][extra][${appDir}]\n`);
     });
 
-    it('a direct process is exec\'d without a shell: no expansion and no profile scripts', async () => {
+    it("a direct process is exec'd without a shell: no expansion and no profile scripts", async () => {
       const r = await run(appDir, ['start', 'direct']);
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stdout).to.equal('[$PORT][${FROM_CLASSIC-no profile}]\n');
@@ -362,7 +364,8 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
       const noDefault = path.join(await tempDir(), 'app');
       await writeCnbApp(noDefault, {
         buildpacks: [{ id: 'example/node', api: '0.10' }],
-        processes: '[[processes]]\ntype = "web"\ncommand = ["echo", "the web process"]\ndirect = true\nbuildpack-id = "example/node"\nbuildpack-api = "0.10"\n',
+        processes:
+          '[[processes]]\ntype = "web"\ncommand = ["echo", "the web process"]\ndirect = true\nbuildpack-id = "example/node"\nbuildpack-api = "0.10"\n',
       });
       r = await run(noDefault, ['start']);
       expect(r.stdout).to.equal('the web process\n');
@@ -370,7 +373,7 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
 
     it('logs what it starts, and fails with one line for a missing working dir or command', async () => {
       const r = await runRunner(['--app-dir', appDir, 'start', 'web']);
-      expect(r.stderr).to.equal('-----> Starting web.1: echo-args --always --port \'$PORT\'\n');
+      expect(r.stderr).to.equal("-----> Starting web.1: echo-args --always --port '$PORT'\n");
 
       const broken = path.join(await tempDir(), 'app');
       await writeCnbApp(broken, {
@@ -383,12 +386,12 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
       let bad = await run(broken, ['start', 'web']);
       expect(bad.exitCode).to.equal(1);
       expect(bad.stderr).to.equal(
-        ' !     process web: working dir /nonexistent-slugkit-dir does not exist; check the buildpack\'s launch.toml and that --app-dir is the dir the app was built in\n',
+        " !     process web: working dir /nonexistent-slugkit-dir does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in\n",
       );
       bad = await run(broken, ['start', 'gone']);
       expect(bad.exitCode).to.equal(127);
       expect(bad.stderr).to.equal(
-        ' !     cannot run no-such-command-slugkit: not found on PATH; check the buildpack\'s launch.toml and that --app-dir is the dir the app was built in\n',
+        " !     cannot run no-such-command-slugkit: not found on PATH; check the buildpack's launch.toml and that --app-dir is the dir the app was built in\n",
       );
     });
 
@@ -413,7 +416,8 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
         ].join('\n'),
         files: {
           // The release holds every buildpack's types, CNB ones rendered as command lines.
-          '.release': '---\ndefault_process_types:\n  web: node server.js --port 5000\n  worker: echo "cnb worker"\n  clock: echo classic clock\n',
+          '.release':
+            '---\ndefault_process_types:\n  web: node server.js --port 5000\n  worker: echo "cnb worker"\n  clock: echo classic clock\n',
           Procfile: 'worker: echo "procfile worker with $FROM_LAYER and $FROM_CLASSIC"\n',
           '.profile.d/classic.sh': 'export FROM_CLASSIC=classic-profile\n',
         },
@@ -498,7 +502,11 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
 
     it('a process that ignores SIGTERM is SIGKILLed after --grace: exit 137', async () => {
       const ready = path.join(work, 'stubborn-ready');
-      const child = execa(RUNNER, ['--app-dir', appDir, '-q', '--grace', '1s', 'start', 'stubborn'], { env: { READY: ready }, reject: false, stdin: 'ignore' });
+      const child = execa(RUNNER, ['--app-dir', appDir, '-q', '--grace', '1s', 'start', 'stubborn'], {
+        env: { READY: ready },
+        reject: false,
+        stdin: 'ignore',
+      });
       await waitForFile(ready);
       child.kill('SIGTERM');
       const r = await child;
@@ -514,11 +522,15 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
         this.skip();
       }
       await rm(path.join(work, 'orphans'), { force: true });
-      const r = await execa('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', RUNNER, '--app-dir', appDir, '-q', 'start', 'orphans'], {
-        env: { WORK: work },
-        reject: false,
-        stdin: 'ignore',
-      });
+      const r = await execa(
+        'unshare',
+        ['--pid', '--fork', '--mount-proc', '--kill-child', RUNNER, '--app-dir', appDir, '-q', 'start', 'orphans'],
+        {
+          env: { WORK: work },
+          reject: false,
+          stdin: 'ignore',
+        },
+      );
       expect(r.exitCode, String(r.stderr)).to.equal(0);
       // The parent is the Node runner, or bin/slugrunner's bash itself on a fast start (a plan left by an earlier start).
       expect(String(r.stdout)).to.match(/^orphans-left=0 pid1=bash parent=(node|bash)$/);

@@ -10,15 +10,15 @@
  * Processes are found by a marker in their environment, which every
  * descendant inherits, so other work on the machine does not blur the counts.
  */
-import { expect } from 'chai';
-import { execa, type ResultPromise } from 'execa';
+
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
+import { execa, type ResultPromise } from 'execa';
 import { RUNNER, waitForFile } from './helpers/cli.js';
-
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -105,7 +105,11 @@ describe('slugrunner as a process supervisor', function () {
       'echo "pid1=$(cat /proc/1/comm)"',
     ].join('\n');
     const dir = await mkdtemp(path.join(root, 'orphans-'));
-    const r = await execa('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', RUNNER, '--app-dir', appDir, '-q', 'run', `cd ${dir} && ${script}`], { reject: false, stdin: 'ignore' });
+    const r = await execa(
+      'unshare',
+      ['--pid', '--fork', '--mount-proc', '--kill-child', RUNNER, '--app-dir', appDir, '-q', 'run', `cd ${dir} && ${script}`],
+      { reject: false, stdin: 'ignore' },
+    );
     expect(r.exitCode, String(r.stderr)).to.equal(0);
     expect(String(r.stdout)).to.include('orphans-left=0');
     // PID 1 is the bash entry point, not node: node cannot wait for children it did not spawn.

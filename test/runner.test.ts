@@ -5,7 +5,19 @@
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort, makeApp, makeBuildpack, removeTempDirs, runBuilder, runRunner, spawnRunner, tarOf, tempDir, waitForFile, waitForHttp } from './helpers/cli.js';
+import {
+  freePort,
+  makeApp,
+  makeBuildpack,
+  removeTempDirs,
+  runBuilder,
+  runRunner,
+  spawnRunner,
+  tarOf,
+  tempDir,
+  waitForFile,
+  waitForHttp,
+} from './helpers/cli.js';
 import { serveFiles, startHttpServer } from './helpers/http-server.js';
 
 /** A web process that reports its environment and records the signals it gets. */
@@ -59,7 +71,11 @@ describe('slugrunner', function () {
   it('serves HTTP on $PORT with the dyno environment, profile scripts and release config vars', async () => {
     const appDir = path.join(await tempDir(), 'app');
     const port = await freePort();
-    const runner = spawnRunner(['--app-dir', appDir, '--slug', slug, 'start', 'web'], { PORT: String(port), PLATFORM_VAR: 'from-platform', LANG: 'C.UTF-8' });
+    const runner = spawnRunner(['--app-dir', appDir, '--slug', slug, 'start', 'web'], {
+      PORT: String(port),
+      PLATFORM_VAR: 'from-platform',
+      LANG: 'C.UTF-8',
+    });
     try {
       const res = await waitForHttp(`http://127.0.0.1:${port}/`);
       expect(res.status).to.equal(200);
@@ -84,7 +100,10 @@ describe('slugrunner', function () {
 
   it('reads the slug from stdin and defaults PORT to 5000', async () => {
     const appDir = path.join(await tempDir(), 'app');
-    const res = await runRunner(['--app-dir', appDir, 'run', 'echo "port=$PORT dyno=$DYNO home=$HOME"'], { input: await readFile(slug), env: { ...process.env, PORT: '' } });
+    const res = await runRunner(['--app-dir', appDir, 'run', 'echo "port=$PORT dyno=$DYNO home=$HOME"'], {
+      input: await readFile(slug),
+      env: { ...process.env, PORT: '' },
+    });
     expect(res.exitCode, res.stderr).to.equal(0);
     expect(res.stdout.toString()).to.equal(`port=5000 dyno=run.1 home=${appDir}\n`);
   });
@@ -93,7 +112,9 @@ describe('slugrunner', function () {
     const server = await startHttpServer(serveFiles({ '/app/v1.tgz': await readFile(slug) }));
     try {
       const appDir = path.join(await tempDir(), 'app');
-      const res = await runRunner(['--app-dir', appDir, 'run', 'cat Procfile'], { env: { ...process.env, SLUG_URL: `${server.origin}/app/v1.tgz` } });
+      const res = await runRunner(['--app-dir', appDir, 'run', 'cat Procfile'], {
+        env: { ...process.env, SLUG_URL: `${server.origin}/app/v1.tgz` },
+      });
       expect(res.exitCode, res.stderr).to.equal(0);
       expect(res.stdout.toString()).to.equal(APP.Procfile);
     } finally {
@@ -116,14 +137,20 @@ describe('slugrunner', function () {
   });
 
   it('falls back to the release default_process_types when there is no Procfile', async () => {
-    const noProcfile = await buildSlug({ 'hello.sh': 'echo "default web ran"\n' }, 'printf -- "---\\ndefault_process_types:\\n  web: bash hello.sh\\n"');
+    const noProcfile = await buildSlug(
+      { 'hello.sh': 'echo "default web ran"\n' },
+      'printf -- "---\\ndefault_process_types:\\n  web: bash hello.sh\\n"',
+    );
     const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), '--slug', noProcfile, 'start', 'web']);
     expect(res.exitCode, res.stderr).to.equal(0);
     expect(res.stdout.toString()).to.equal('default web ran\n');
   });
 
   it('prefers the Procfile over the release default for the same type', async () => {
-    const both = await buildSlug({ Procfile: 'web: echo from-procfile\n' }, 'printf -- "---\\ndefault_process_types:\\n  web: echo from-release\\n"');
+    const both = await buildSlug(
+      { Procfile: 'web: echo from-procfile\n' },
+      'printf -- "---\\ndefault_process_types:\\n  web: echo from-release\\n"',
+    );
     const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), '--slug', both, 'start']);
     expect(res.stdout.toString()).to.equal('from-procfile\n');
   });
@@ -150,7 +177,18 @@ describe('slugrunner', function () {
   });
 
   it('takes everything after run as the command, dashes included', async () => {
-    const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), '--slug', slug, 'run', 'bash', '-c', 'echo "dashed $1"', 'x', 'ok']);
+    const res = await runRunner([
+      '--app-dir',
+      path.join(await tempDir(), 'app'),
+      '--slug',
+      slug,
+      'run',
+      'bash',
+      '-c',
+      'echo "dashed $1"',
+      'x',
+      'ok',
+    ]);
     expect(res.exitCode, res.stderr).to.equal(0);
     expect(res.stdout.toString()).to.equal('dashed ok\n');
   });
@@ -171,7 +209,11 @@ describe('slugrunner', function () {
     const appDir = path.join(await tempDir(), 'app');
     const port = await freePort();
     const signalFile = path.join(await tempDir(), 'signal');
-    const runner = spawnRunner(['--app-dir', appDir, '--slug', slug, '--grace', '1s', 'start', 'web'], { PORT: String(port), SIGNAL_FILE: signalFile, IGNORE_TERM: '1' });
+    const runner = spawnRunner(['--app-dir', appDir, '--slug', slug, '--grace', '1s', 'start', 'web'], {
+      PORT: String(port),
+      SIGNAL_FILE: signalFile,
+      IGNORE_TERM: '1',
+    });
     await waitForHttp(`http://127.0.0.1:${port}/`);
     runner.kill('SIGTERM');
     await waitForFile(signalFile);
@@ -189,7 +231,10 @@ describe('slugrunner', function () {
     const bp = await makeBuildpack({ compile: 'true' });
     const built = await runBuilder(['--buildpack', bp, '--cache-dir', path.join(await tempDir(), 'cache')], { input: await tarOf(app) });
     expect(built.exitCode, built.stderr).to.equal(0);
-    const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), 'run', 'readlink bin/env; readlink bin/real; cat bin/real'], { input: built.stdout });
+    const res = await runRunner(
+      ['--app-dir', path.join(await tempDir(), 'app'), 'run', 'readlink bin/env; readlink bin/real; cat bin/real'],
+      { input: built.stdout },
+    );
     expect(res.exitCode, res.stderr).to.equal(0);
     expect(res.stdout.toString()).to.equal('/usr/bin/env\n../lib/real.txt\nreal\n');
   });

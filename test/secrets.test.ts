@@ -7,15 +7,15 @@
  * builds succeed and fail in several ways; then ALL of stdout, stderr and the
  * summary are searched for every secret.
  */
-import { expect } from 'chai';
-import { execa } from 'execa';
+
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
 import { BUILDER, RUNNER, writeBuildpack } from './helpers/cli.js';
+import { type Handler, requireBasicAuth, serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { file, gzip, tar } from './helpers/tar-blocks.js';
-import { requireBasicAuth, serveFiles, startHttpServer, type Handler, type TestHttpServer } from './helpers/http-server.js';
-
 
 const SECRETS = {
   envDir: 'envdir-s3cret-4f1a9c',
@@ -51,7 +51,12 @@ function needles(): string[] {
     SECRETS.encodedPassword,
     encodeURIComponent(SECRETS.encodedPassword),
   ];
-  for (const [user, pass] of [['tar', SECRETS.tarPassword], ['put', SECRETS.putPassword], ['bp', SECRETS.buildpackPassword], ['slug', SECRETS.slugPassword]]) {
+  for (const [user, pass] of [
+    ['tar', SECRETS.tarPassword],
+    ['put', SECRETS.putPassword],
+    ['bp', SECRETS.buildpackPassword],
+    ['slug', SECRETS.slugPassword],
+  ]) {
     list.push(Buffer.from(`${user}:${pass}`).toString('base64'));
   }
   return list;
@@ -87,17 +92,25 @@ describe('secrets never appear in output, errors or the summary', function () {
     await writeFile(envFile, `ENVFILE_SECRET=${SECRETS.envFile}\nMULTI_LINE_KEY="${SECRETS.multiLine.join('\\n')}"\n`);
 
     const loudDetect = `echo "Loud $(cat "$1/marker" 2>/dev/null)"; ${LOUD.replace(/\$3/g, '${ENV_DIR_FOR_DETECT:-/nonexistent}')}`;
-    buildpack = await writeBuildpack(path.join(root, 'loud'), { detect: loudDetect, compile: LOUD, release: `{
+    buildpack = await writeBuildpack(path.join(root, 'loud'), {
+      detect: loudDetect,
+      compile: LOUD,
+      release: `{
 ${LOUD.replace(/\$3/g, '/nonexistent')}
 } >&2
-echo '--- {}'` });
-    failing = await writeBuildpack(path.join(root, 'loud-failing'), { compile: `${LOUD}\necho " !     giving up with $(cat "$3/FLAG_SECRET")" >&2; exit 7` });
+echo '--- {}'`,
+    });
+    failing = await writeBuildpack(path.join(root, 'loud-failing'), {
+      compile: `${LOUD}\necho " !     giving up with $(cat "$3/FLAG_SECRET")" >&2; exit 7`,
+    });
 
-    const buildpackTarball = gzip(tar(
-      file('bin/detect', '#!/usr/bin/env bash\necho Fetched\n', { mode: 0o755 }),
-      file('bin/compile', `#!/usr/bin/env bash\n${LOUD}\n`, { mode: 0o755 }),
-      file('bin/release', "#!/usr/bin/env bash\necho '--- {}'\n", { mode: 0o755 }),
-    ));
+    const buildpackTarball = gzip(
+      tar(
+        file('bin/detect', '#!/usr/bin/env bash\necho Fetched\n', { mode: 0o755 }),
+        file('bin/compile', `#!/usr/bin/env bash\n${LOUD}\n`, { mode: 0o755 }),
+        file('bin/release', "#!/usr/bin/env bash\necho '--- {}'\n", { mode: 0o755 }),
+      ),
+    );
     const source = gzip(tar(file('Procfile', 'web: echo hi\n'), file('marker', 'm\n')));
     const routes: Record<string, Handler> = {
       '/source.tgz': requireBasicAuth('tar', SECRETS.tarPassword, serveFiles({ '/source.tgz': source })),
@@ -142,9 +155,32 @@ echo '--- {}'` });
     const summary = path.join(dir, 'summary.json');
     const r = await execa(
       'node',
-      [BUILDER, '--cache-dir', path.join(dir, 'cache'), '-e', `FLAG_SECRET=${SECRETS.flag}`, '-e', `SUPERSET_SECRET=${SECRETS.superset}`, '-e', `DEPLOY_TOKEN=${SECRETS.plainWordToken}`, '--env-file', envFile, '--summary', summary, ...args],
+      [
+        BUILDER,
+        '--cache-dir',
+        path.join(dir, 'cache'),
+        '-e',
+        `FLAG_SECRET=${SECRETS.flag}`,
+        '-e',
+        `SUPERSET_SECRET=${SECRETS.superset}`,
+        '-e',
+        `DEPLOY_TOKEN=${SECRETS.plainWordToken}`,
+        '--env-file',
+        envFile,
+        '--summary',
+        summary,
+        ...args,
+      ],
       {
-        env: { ENV_DIR: envDir, TMPDIR: dir, SLUGBUILDER_CACHE_DIR: path.join(dir, 'bp-cache'), TAR_URL: '', PUT_URL: '', BUILDPACK_URL: '', ...env },
+        env: {
+          ENV_DIR: envDir,
+          TMPDIR: dir,
+          SLUGBUILDER_CACHE_DIR: path.join(dir, 'bp-cache'),
+          TAR_URL: '',
+          PUT_URL: '',
+          BUILDPACK_URL: '',
+          ...env,
+        },
         reject: false,
         stdin: 'ignore',
         encoding: 'buffer',
@@ -152,7 +188,10 @@ echo '--- {}'` });
       },
     );
     const summaryText = await readFile(summary, 'utf8').catch(() => '');
-    return { exitCode: r.exitCode ?? -1, everything: [Buffer.from(r.stdout).toString('latin1'), Buffer.from(r.stderr).toString(), summaryText].join('\n') };
+    return {
+      exitCode: r.exitCode ?? -1,
+      everything: [Buffer.from(r.stdout).toString('latin1'), Buffer.from(r.stderr).toString(), summaryText].join('\n'),
+    };
   }
 
   function expectNoLeaks(b: Build, context: string): void {
@@ -179,7 +218,19 @@ echo '--- {}'` });
   it('a local buildpack printing everything from detect, compile and release leaks nothing', async () => {
     const source = path.join(root, 'source.tgz');
     await writeFile(source, gzip(tar(file('Procfile', 'web: echo hi\n'), file('marker', 'm\n'))));
-    const b = await slugbuilder(['--source', source, '--buildpack', buildpack, '--pass-env', 'ENV_DIR_FOR_DETECT', '--put-url', url('put', SECRETS.putPassword, '/upload')], { ENV_DIR_FOR_DETECT: envDir });
+    const b = await slugbuilder(
+      [
+        '--source',
+        source,
+        '--buildpack',
+        buildpack,
+        '--pass-env',
+        'ENV_DIR_FOR_DETECT',
+        '--put-url',
+        url('put', SECRETS.putPassword, '/upload'),
+      ],
+      { ENV_DIR_FOR_DETECT: envDir },
+    );
     expect(b.exitCode, b.everything).to.equal(0);
     expect(b.everything).to.include('MULTI_LINE_KEY=');
     expectNoLeaks(b, 'local loud buildpack');
@@ -195,7 +246,10 @@ echo '--- {}'` });
   });
 
   it('a failing compile that echoes a secret in its error leaks nothing', async () => {
-    const b = await slugbuilder(['--buildpack', failing], { TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'), PUT_URL: url('put', SECRETS.putPassword, '/upload') });
+    const b = await slugbuilder(['--buildpack', failing], {
+      TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'),
+      PUT_URL: url('put', SECRETS.putPassword, '/upload'),
+    });
     expect(b.exitCode, b.everything).to.equal(1);
     expect(b.everything, b.everything).to.match(/failed to compile \(exit 7\)/);
     expectNoLeaks(b, 'failing compile');
@@ -204,7 +258,10 @@ echo '--- {}'` });
   it('an upload the server refuses leaks no credential', async () => {
     putStatus = 500;
     try {
-      const b = await slugbuilder(['--buildpack', buildpack], { TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'), PUT_URL: url('put', SECRETS.putPassword, '/upload') });
+      const b = await slugbuilder(['--buildpack', buildpack], {
+        TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'),
+        PUT_URL: url('put', SECRETS.putPassword, '/upload'),
+      });
       expect(b.exitCode, b.everything).to.equal(1);
       expect(b.everything, b.everything).to.match(/PUT_URL.*HTTP 500/);
       expectNoLeaks(b, 'refused upload');
@@ -223,8 +280,14 @@ echo '--- {}'` });
       { TAR_URL: url('tar', SECRETS.tarPassword, '/missing.tgz') },
       { TAR_URL: `http://tar:${SECRETS.tarPassword}@127.0.0.1:${closedPort}/source.tgz` },
       { TAR_URL: `http://tar:${SECRETS.tarPassword}@[not-a-host/source.tgz` },
-      { TAR_URL: url('tar', SECRETS.encodedPassword, '/encoded.tgz'), PUT_URL: `http://put:${SECRETS.putPassword}@127.0.0.1:${closedPort}/upload` },
-      { TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'), BUILDPACK_URL: url('bp', SECRETS.buildpackPassword, '/no-such-buildpack.tgz') },
+      {
+        TAR_URL: url('tar', SECRETS.encodedPassword, '/encoded.tgz'),
+        PUT_URL: `http://put:${SECRETS.putPassword}@127.0.0.1:${closedPort}/upload`,
+      },
+      {
+        TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'),
+        BUILDPACK_URL: url('bp', SECRETS.buildpackPassword, '/no-such-buildpack.tgz'),
+      },
       { TAR_URL: url('tar', 'wrong-password', '/source.tgz') },
     ];
     for (const env of attempts) {
@@ -236,7 +299,10 @@ echo '--- {}'` });
 
   it('slugrunner with SLUG_URL credentials leaks nothing, whether the slug arrives or not', async () => {
     if (slugBytes.length === 0) {
-      const made = await slugbuilder(['--buildpack', buildpack], { TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'), PUT_URL: url('put', SECRETS.putPassword, '/upload') });
+      const made = await slugbuilder(['--buildpack', buildpack], {
+        TAR_URL: url('tar', SECRETS.tarPassword, '/source.tgz'),
+        PUT_URL: url('put', SECRETS.putPassword, '/upload'),
+      });
       expect(made.exitCode, made.everything).to.equal(0);
     }
     for (const [slugUrl, wantExit] of [

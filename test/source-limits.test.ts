@@ -3,9 +3,10 @@
  * they do for a tarball: checked before anything is copied, one line naming
  * the limit and the flag that raises it, exit 1, no slug.
  */
-import { expect } from 'chai';
+
 import { access } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'chai';
 import { makeApp, makeBuildpack, removeTempDirs, runBuilder, tempDir } from './helpers/cli.js';
 
 describe('source limits for a directory --source', function () {
@@ -19,10 +20,16 @@ describe('source limits for a directory --source', function () {
   async function build(source: string, flags: string[]) {
     const dir = await tempDir();
     const out = path.join(dir, 'slug.tgz');
-    const r = await runBuilder(['--source', source, '--buildpack', buildpack, '--cache-dir', path.join(dir, 'cache'), '-o', out, ...flags], {
-      env: { ...process.env, TMPDIR: dir, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
-    });
-    const written = await access(out).then(() => true, () => false);
+    const r = await runBuilder(
+      ['--source', source, '--buildpack', buildpack, '--cache-dir', path.join(dir, 'cache'), '-o', out, ...flags],
+      {
+        env: { ...process.env, TMPDIR: dir, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+      },
+    );
+    const written = await access(out).then(
+      () => true,
+      () => false,
+    );
     return { ...r, written, errors: r.stderr.split('\n').filter((l) => l.startsWith(' !     ')) };
   }
 

@@ -5,13 +5,13 @@
  * (Hostile input is test/hostile.test.ts; this is the ordinary semantics of
  * shared/tar/disk-writer.ts, through extractArchive, the one entry point.)
  */
-import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { extractArchive } from '../shared/tar/extract.js';
-import { TYPE, dir, file, gzip, hardlink, header, symlink, tar } from './helpers/tar-blocks.js';
+import { dir, file, gzip, hardlink, header, symlink, TYPE, tar } from './helpers/tar-blocks.js';
 
 const roots: string[] = [];
 
@@ -69,7 +69,10 @@ describe('unpacking (shared/tar/disk-writer.ts)', () => {
   });
 
   it('makes a hardlink share its file, gzip or not', async () => {
-    for (const bytes of [tar(file('bin/tool', '#!/bin/sh\n', { mode: 0o755 }), hardlink('bin/alias', 'bin/tool')), gzip(tar(file('f', 'same\n'), hardlink('g', 'f')))]) {
+    for (const bytes of [
+      tar(file('bin/tool', '#!/bin/sh\n', { mode: 0o755 }), hardlink('bin/alias', 'bin/tool')),
+      gzip(tar(file('f', 'same\n'), hardlink('g', 'f'))),
+    ]) {
       const root = await unpack(bytes);
       const names = readdirSync(root, { recursive: true }).map(String).sort();
       const [first, second] = names.includes('bin/tool') ? ['bin/tool', 'bin/alias'] : ['f', 'g'];
@@ -98,13 +101,17 @@ describe('unpacking (shared/tar/disk-writer.ts)', () => {
 
   it('restores file and directory times, directories after their entries are written', async () => {
     const mtime = 1_000_000_000; // 2001-09-09
-    const root = await unpack(tar(header({ name: 'ro/', type: TYPE.directory, mode: 0o755, mtime }), file('ro/file', 'x\n', { mtime: mtime + 60 })));
+    const root = await unpack(
+      tar(header({ name: 'ro/', type: TYPE.directory, mode: 0o755, mtime }), file('ro/file', 'x\n', { mtime: mtime + 60 })),
+    );
     expect(lstatSync(path.join(root, 'ro')).mtimeMs).to.equal(mtime * 1000);
     expect(lstatSync(path.join(root, 'ro/file')).mtimeMs).to.equal((mtime + 60) * 1000);
   });
 
   it('makes symlinks last, with targets as archived, even when their directory comes later', async () => {
-    const root = await unpack(tar(symlink('venv/bin/python', '/usr/bin/python3'), dir('venv/bin'), file('venv/bin/activate', '# activate\n')));
+    const root = await unpack(
+      tar(symlink('venv/bin/python', '/usr/bin/python3'), dir('venv/bin'), file('venv/bin/activate', '# activate\n')),
+    );
     expect(readlinkSync(path.join(root, 'venv/bin/python'))).to.equal('/usr/bin/python3');
     expect(readFileSync(path.join(root, 'venv/bin/activate'), 'utf8')).to.equal('# activate\n');
   });

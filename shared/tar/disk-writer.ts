@@ -36,7 +36,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import type { ReadEntry } from 'tar';
-import { UserError, errnoCode, errorMessage } from '../errors.js';
+import { errnoCode, errorMessage, UserError } from '../errors.js';
 
 /** node-tar's own default: deeper names are refused rather than walked. */
 const MAX_DEPTH = 1024;
@@ -152,7 +152,7 @@ export class DiskWriter {
   private writeDirectory(entry: ReadEntry, name: string): void {
     this.ensureParent(name);
     // Owner rwx always, as node-tar does, so a mode-0 directory cannot block its own entries.
-    const mode = (((entry.mode ?? 0) & 0o777) || 0o777) | 0o700;
+    const mode = ((entry.mode ?? 0) & 0o777 || 0o777) | 0o700;
     if (!this.dirs.has(name)) {
       this.attempt(name, () => {
         this.makeDir(name, mode, () => {

@@ -16,8 +16,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
+import { errnoCode, errorMessage, UserError } from '../errors.js';
 import { formatSize } from '../units.js';
-import { UserError, errnoCode, errorMessage } from '../errors.js';
 import { DiskWriter, printable } from './disk-writer.js';
 
 export interface ExtractLimits {
@@ -77,7 +77,14 @@ async function sniff(input: Readable, what: string): Promise<{ stream: Readable;
 
 /** A pre-POSIX tar header: its checksum field matches its bytes. */
 function looksLikeV7Header(block: Buffer): boolean {
-  const stored = parseInt(block.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim(), 8);
+  const stored = parseInt(
+    block
+      .subarray(148, 156)
+      .toString('latin1')
+      .replace(/[\0 ]+$/, '')
+      .trim(),
+    8,
+  );
   if (!Number.isFinite(stored)) return false;
   let sum = 8 * 0x20;
   for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += block[i];
@@ -313,7 +320,8 @@ class ArchiveGuard extends Transform {
 }
 
 function tarHeaderProblem(first: Buffer, what: string): string | undefined {
-  if (first[0] === 0x1f && first[1] === 0x8b) return `${what} is not a tar archive inside its gzip (it is compressed twice): send a plain .tar.gz`;
+  if (first[0] === 0x1f && first[1] === 0x8b)
+    return `${what} is not a tar archive inside its gzip (it is compressed twice): send a plain .tar.gz`;
   if (isTarHeader(first)) return undefined;
   if (isZeroBlock(first)) return `${what} holds no entries: expected at least one file`;
   return `${what} is not a tar or tar.gz archive: its gzip holds something else`;
@@ -337,7 +345,12 @@ function describeProblem(what: string, code: string, message: string, data: unkn
   const entryPath = info.entry?.path ?? info.path ?? info.header?.path;
   const named = entryPath === undefined ? '' : ` "${printable(entryPath)}"`;
   // node's own messages can span lines and quote the attacker's bytes: keep one short, printable line.
-  message = printable(String(message).split('\n')[0].replace(/^TAR_[A-Z_]+: /, ''), 160);
+  message = printable(
+    String(message)
+      .split('\n')[0]
+      .replace(/^TAR_[A-Z_]+: /, ''),
+    160,
+  );
   if (code === 'TAR_BAD_ARCHIVE' && /truncated/i.test(message)) return `${what} is truncated: ${message}`;
   if (code === 'TAR_BAD_ARCHIVE') return `${what} is not a usable tar archive: ${message}`;
   if (code === 'TAR_ENTRY_INVALID') return `${what} is damaged: ${message}${named}`;

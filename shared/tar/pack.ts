@@ -4,8 +4,8 @@
  * option and its portable mode drops directory mtimes. Every header field is
  * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
  */
-import { closeSync, createReadStream, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
-import { Header, Pax, type HeaderData } from 'tar';
+import { closeSync, createReadStream, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { Header, type HeaderData, Pax } from 'tar';
 
 /** 1980-01-01T00:00:01Z: what CNB tools use when SOURCE_DATE_EPOCH is unset. */
 export const DEFAULT_MTIME = new Date(Date.UTC(1980, 0, 1, 0, 0, 1));
@@ -41,7 +41,9 @@ function headerBlocks(data: HeaderData): Buffer[] {
   const needPax = header.encode();
   const blocks: Buffer[] = [];
   if (needPax) {
-    blocks.push(new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime, uid: data.uid, gid: data.gid }).encode());
+    blocks.push(
+      new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime, uid: data.uid, gid: data.gid }).encode(),
+    );
   }
   blocks.push(header.block as Buffer);
   return blocks;

@@ -18,10 +18,23 @@ export const STACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
  * SOURCE_DATE_EPOCH for reproducible builds.
  */
 export const NETWORK_VARS = [
-  'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY',
-  'http_proxy', 'https_proxy', 'no_proxy', 'all_proxy',
-  'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE',
-  'PIP_CERT', 'GIT_SSL_CAINFO', 'NPM_CONFIG_CAFILE', 'npm_config_cafile',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'ALL_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'all_proxy',
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'REQUESTS_CA_BUNDLE',
+  'CURL_CA_BUNDLE',
+  'PIP_CERT',
+  'GIT_SSL_CAINFO',
+  'NPM_CONFIG_CAFILE',
+  'npm_config_cafile',
   'SOURCE_DATE_EPOCH',
 ] as const;
 
@@ -37,7 +50,8 @@ export function checkPassEnv(names: string[]): string[] {
   for (const name of names) {
     if (!NAME.test(name)) throw new UsageError(`--pass-env expects a variable name, got "${name}"`);
     if (WITHHELD.has(name)) throw new UsageError(`--pass-env ${name}: buildpacks never get PUT_URL or TAR_URL (they are untrusted code)`);
-    if (BUILD_VARS.has(name)) throw new UsageError(`--pass-env ${name}: slugbuilder sets ${name} for buildpacks itself; set a config var with -e instead`);
+    if (BUILD_VARS.has(name))
+      throw new UsageError(`--pass-env ${name}: slugbuilder sets ${name} for buildpacks itself; set a config var with -e instead`);
   }
   return names;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../shared/errors.js';
 import { readTomlFile, type TomlTable } from '../../shared/toml.js';
-import { buildpackLabel, parseOrder, type BuildpackDescriptor, type GroupMember } from './cnb/descriptor.js';
+import { type BuildpackDescriptor, buildpackLabel, type GroupMember, parseOrder } from './cnb/descriptor.js';
 import type { BuildpackLookup, OrderBuildpack } from './cnb/order.js';
 
 export interface BuilderBuildpack {
@@ -67,7 +67,10 @@ function tables(v: unknown, file: string, what: string): TomlTable[] {
 /** Where a buildpack uri points: a URL stays one, a path is made absolute from the file's directory. */
 export function resolveUri(uri: string, file: string): string {
   if (/^(docker:|urn:cnb:|from=)/i.test(uri)) {
-    fail(file, `buildpack uri "${uri}" names an image or registry buildpack, which slugkit cannot run: use a directory, a tarball URL or a git URL`);
+    fail(
+      file,
+      `buildpack uri "${uri}" names an image or registry buildpack, which slugkit cannot run: use a directory, a tarball URL or a git URL`,
+    );
   }
   if (/^file:\/\//i.test(uri)) return fileURLToPath(uri);
   if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(uri) || SCP_LIKE.test(uri)) return uri;
@@ -79,7 +82,8 @@ export function parseEnvList(value: unknown, file: string, what: string): EnvVar
   return tables(value, file, what).map((e, i) => {
     const name = str(e, 'name', file, `[[${what}]] `);
     const v = e.value;
-    if (!name || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) fail(file, `[[${what}]] entry ${i + 1} needs a name that is a valid variable name`);
+    if (!name || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      fail(file, `[[${what}]] entry ${i + 1} needs a name that is a valid variable name`);
     if (typeof v !== 'string') fail(file, `[[${what}]] ${name} needs a string value`);
     return { name, value: v };
   });
@@ -93,7 +97,12 @@ export function parseBuilderFile(t: TomlTable, file: string): BuilderFile {
   const buildpacks = tables(t.buildpacks, file, 'buildpacks').map((b, i) => {
     const uri = str(b, 'uri', file, '[[buildpacks]] ');
     if (!uri) fail(file, `[[buildpacks]] entry ${i + 1} has no uri: give the directory, tarball or git URL it comes from`);
-    return { uri, location: resolveUri(uri, file), id: str(b, 'id', file, '[[buildpacks]] '), version: str(b, 'version', file, '[[buildpacks]] ') };
+    return {
+      uri,
+      location: resolveUri(uri, file),
+      id: str(b, 'id', file, '[[buildpacks]] '),
+      version: str(b, 'version', file, '[[buildpacks]] '),
+    };
   });
   const order = parseOrder(t.order, file, true);
   if (order.length === 0) fail(file, 'has no [[order]]: add at least one [[order]] with [[order.group]] members');
@@ -111,11 +120,13 @@ export function parseBuilderFile(t: TomlTable, file: string): BuilderFile {
     const image = str(r, 'image', file, '[[run.images]] ');
     if (!image) fail(file, '[[run.images]] entry has no image');
     const mirrors = r.mirrors ?? [];
-    if (!Array.isArray(mirrors) || !mirrors.every((m) => typeof m === 'string')) fail(file, '[[run.images]] mirrors must be a list of strings');
+    if (!Array.isArray(mirrors) || !mirrors.every((m) => typeof m === 'string'))
+      fail(file, '[[run.images]] mirrors must be a list of strings');
     return { image, mirrors: mirrors as string[] };
   });
   const stackMirrors = stack?.['run-image-mirrors'] ?? [];
-  if (!Array.isArray(stackMirrors) || !stackMirrors.every((m) => typeof m === 'string')) fail(file, '[stack] run-image-mirrors must be a list of strings');
+  if (!Array.isArray(stackMirrors) || !stackMirrors.every((m) => typeof m === 'string'))
+    fail(file, '[stack] run-image-mirrors must be a list of strings');
 
   return {
     file,
@@ -156,7 +167,10 @@ export function builderLookup(builder: BuilderFile, fetched: FetchedBuildpack[])
       fail(file, `[[buildpacks]] ${f.entry.uri} is listed as ${f.entry.id} but holds ${d ? d.id : 'a classic buildpack'}: fix the id`);
     }
     if (f.entry.version && d && d.version !== f.entry.version) {
-      fail(file, `[[buildpacks]] ${f.entry.uri} is listed as ${f.entry.id ?? d.id}@${f.entry.version} but holds ${buildpackLabel(d)}: fix the version`);
+      fail(
+        file,
+        `[[buildpacks]] ${f.entry.uri} is listed as ${f.entry.id ?? d.id}@${f.entry.version} but holds ${buildpackLabel(d)}: fix the version`,
+      );
     }
   }
   const asOrderBuildpack = (f: FetchedBuildpack): OrderBuildpack => ({

@@ -19,10 +19,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { forget, removeOnExit } from '../../shared/fs.js';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UsageError, UserError } from '../../shared/errors.js';
 import { acquireLock, liveHolder, processExists } from '../../shared/file-lock.js';
+import { forget, removeOnExit } from '../../shared/fs.js';
 
 const CACHE_LOCK_MESSAGES = {
   waiting: (who: string) => `Waiting for another build using this cache (${who})`,
@@ -33,7 +33,8 @@ const CACHE_LOCK_MESSAGES = {
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 export function checkAppName(name: string, from: string): string {
-  if (!APP_NAME.test(name)) throw new UsageError(`${from} "${name}" is not an app name: use letters, digits, . _ - (starting with a letter or digit)`);
+  if (!APP_NAME.test(name))
+    throw new UsageError(`${from} "${name}" is not an app name: use letters, digits, . _ - (starting with a letter or digit)`);
   return name;
 }
 
@@ -49,7 +50,13 @@ export function defaultCacheDir(cacheRoot: string, app?: string): string {
 /** Every default cache dir below the root: the shared one and each app's. */
 export async function defaultCacheDirs(cacheRoot: string): Promise<string[]> {
   const apps = await readdir(path.join(cacheRoot, 'apps')).catch(() => [] as string[]);
-  return [defaultCacheDir(cacheRoot), ...apps.filter((n) => APP_NAME.test(n)).sort().map((n) => defaultCacheDir(cacheRoot, n))];
+  return [
+    defaultCacheDir(cacheRoot),
+    ...apps
+      .filter((n) => APP_NAME.test(n))
+      .sort()
+      .map((n) => defaultCacheDir(cacheRoot, n)),
+  ];
 }
 
 /**
@@ -69,7 +76,7 @@ export async function clearCacheDir(cacheDir: string, label: string): Promise<bo
   const release = await acquireLock(paths.lock, CACHE_LOCK_MESSAGES);
   try {
     for (const name of names) {
-      if (name === path.basename(cacheDir) || ((name.startsWith(`${prefix}staging-`) || name.startsWith(`${prefix}old-`)))) {
+      if (name === path.basename(cacheDir) || name.startsWith(`${prefix}staging-`) || name.startsWith(`${prefix}old-`)) {
         await rm(path.join(parent, name), { recursive: true, force: true });
       }
     }
@@ -168,5 +175,8 @@ async function removeLeftovers(paths: CacheLockPaths, keep: string): Promise<voi
 }
 
 async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }

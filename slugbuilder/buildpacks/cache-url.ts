@@ -8,13 +8,13 @@
 import { createReadStream } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
-import { NetworkError, displayUrl, request, splitCredentials, upload } from '../../shared/http.js';
+import { displayUrl, NetworkError, request, splitCredentials, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import { extractArchive } from '../../shared/tar/extract.js';
-import { Readable } from 'node:stream';
-import { compressTree } from '../slug.js';
 import { formatSize } from '../../shared/units.js';
+import { compressTree } from '../slug.js';
 
 export interface CacheUrls {
   get: string;
@@ -38,7 +38,8 @@ export async function restoreCache(url: string, cacheDir: string): Promise<void>
   try {
     res = await request(target.url, { headers: target.authorization ? { authorization: target.authorization } : {} });
   } catch (err) {
-    if (err instanceof NetworkError) throw new UserError(`cache URL: cannot reach ${target.display} (${err.description}); check --cache-url and that the store is up`);
+    if (err instanceof NetworkError)
+      throw new UserError(`cache URL: cannot reach ${target.display} (${err.description}); check --cache-url and that the store is up`);
     throw err;
   }
   await emptyDir(cacheDir);
@@ -49,7 +50,10 @@ export async function restoreCache(url: string, cacheDir: string): Promise<void>
   }
   if (!res.ok || !res.body) {
     await res.body?.cancel().catch(() => undefined);
-    const hint = res.status === 401 || res.status === 403 ? 'check the signature and expiry of the presigned URL' : 'check --cache-url and that the store is up';
+    const hint =
+      res.status === 401 || res.status === 403
+        ? 'check the signature and expiry of the presigned URL'
+        : 'check --cache-url and that the store is up';
     throw new UserError(`cache URL: ${target.display} answered HTTP ${res.status}; ${hint}`);
   }
   try {

@@ -8,17 +8,17 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../shared/errors.js';
+import { writeLaunchMetadata } from '../../shared/launch-metadata.js';
 import { log } from '../../shared/log.js';
+import { emptyRelease, type Release } from '../../shared/release.js';
 import type { CnbMember, GroupMemberBuildpack } from './choose.js';
-import { compileOne, type CompileContext } from './classic/compile.js';
+import { type CompileContext, compileOne } from './classic/compile.js';
+import { mergeReleases, release, writeRelease } from './classic/release.js';
 import { buildCnb, classicBuildEnv } from './cnb/build.js';
 import type { BuildTarget } from './cnb/detect.js';
-import { finalizeLayers, type CnbRef } from './cnb/layers.js';
 import type { CnbProcess, LaunchMetadata } from './cnb/launch-toml.js';
-import { writeLaunchMetadata } from '../../shared/launch-metadata.js';
+import { type CnbRef, finalizeLayers } from './cnb/layers.js';
 import { mergeLabels, shellCommand } from './cnb/metadata.js';
-import { mergeReleases, release, writeRelease } from './classic/release.js';
-import { emptyRelease, type Release } from '../../shared/release.js';
 import type { ScriptContext } from './run-script.js';
 
 export interface ChainContext extends CompileContext {
@@ -35,7 +35,9 @@ export interface ChainResult {
 
 /** Buildpack API refs of the group's CNBs, in order. */
 export function cnbRefs(group: readonly GroupMemberBuildpack[]): CnbRef[] {
-  return group.filter((m): m is CnbMember => m.kind === 'cnb').map((m) => ({ id: m.descriptor.id, version: m.descriptor.version ?? '', api: m.descriptor.api }));
+  return group
+    .filter((m): m is CnbMember => m.kind === 'cnb')
+    .map((m) => ({ id: m.descriptor.id, version: m.descriptor.version ?? '', api: m.descriptor.api }));
 }
 
 function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
@@ -52,7 +54,13 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
       const env = buildLayers.length === 0 ? ctx.env : await classicBuildEnv(stringEnv(ctx.env), buildLayers);
       await compileOne(member, exports, { ...ctx, env });
       const exportFile = path.join(member.dir, 'export');
-      if (await access(exportFile).then(() => true, () => false)) exports.push(exportFile);
+      if (
+        await access(exportFile).then(
+          () => true,
+          () => false,
+        )
+      )
+        exports.push(exportFile);
       continue;
     }
     const d = member.descriptor;
@@ -71,7 +79,9 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
       exports,
     });
     if (result.launch.slices.length > 0) {
-      throw new UserError(`buildpack ${member.name}: launch.toml [[slices]] are not supported (slugkit writes the app as one layer): remove them`);
+      throw new UserError(
+        `buildpack ${member.name}: launch.toml [[slices]] are not supported (slugkit writes the app as one layer): remove them`,
+      );
     }
     buildLayers.push(...result.buildLayers);
     launch.set(member.dir, result.launch);
@@ -92,7 +102,11 @@ export interface ChainRelease {
  * ones as shell lines) and `.layers/config/metadata.toml` (the CNB processes
  * that won, the group's CNBs, the labels).
  */
-export async function releaseChain(group: readonly GroupMemberBuildpack[], launch: Map<string, LaunchMetadata>, ctx: ScriptContext): Promise<ChainRelease> {
+export async function releaseChain(
+  group: readonly GroupMemberBuildpack[],
+  launch: Map<string, LaunchMetadata>,
+  ctx: ScriptContext,
+): Promise<ChainRelease> {
   const releases: Release[] = [];
   const winners = new Map<string, CnbProcess | undefined>();
   for (const member of group) {

@@ -12,13 +12,13 @@
  */
 import { UserError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
-import { readBuilderFile, builderLookup, type BuilderFile, type FetchedBuildpack } from './builder-file.js';
+import { type BuilderFile, builderLookup, type FetchedBuildpack, readBuilderFile } from './builder-file.js';
 import { detect as classicDetect } from './classic/detect.js';
-import { buildpackLabel, readBuildpackDescriptor, type BuildpackDescriptor, type GroupMember } from './cnb/descriptor.js';
+import { type BuildpackDescriptor, buildpackLabel, type GroupMember, readBuildpackDescriptor } from './cnb/descriptor.js';
 import type { PlatformInfo } from './cnb/detect.js';
-import { detectOrder, noGroupPassedMessage, type BuildpackLookup, type DetectOrderOptions, type OrderBuildpack } from './cnb/order.js';
+import { type BuildpackLookup, type DetectOrderOptions, detectOrder, noGroupPassedMessage, type OrderBuildpack } from './cnb/order.js';
 import type { Require } from './cnb/plan.js';
-import { appBuildpackList, BUNDLED_BUILDER, prepareBuildpack, type Buildpack, type ResolveOptions } from './prepare.js';
+import { appBuildpackList, BUNDLED_BUILDER, type Buildpack, prepareBuildpack, type ResolveOptions } from './prepare.js';
 
 interface MemberBase {
   /** Where it came from, as it may be printed (no credentials). */
@@ -91,7 +91,10 @@ async function prepare(spec: string, o: ResolveOptions): Promise<Prepared> {
 }
 
 /** Every [[buildpacks]] entry of a builder file, fetched. */
-async function fetchBuilder(builder: BuilderFile, o: ResolveOptions): Promise<{ fetched: FetchedBuildpack[]; origins: Map<string, Buildpack> }> {
+async function fetchBuilder(
+  builder: BuilderFile,
+  o: ResolveOptions,
+): Promise<{ fetched: FetchedBuildpack[]; origins: Map<string, Buildpack> }> {
   const fetched: FetchedBuildpack[] = [];
   const origins = new Map<string, Buildpack>();
   for (const entry of builder.buildpacks) {
@@ -157,7 +160,12 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
       }
       const { bp, descriptor } = await prepare(spec, resolve);
       origins.set(bp.dir, bp);
-      const found: OrderBuildpack = { id: descriptor?.id ?? `#${i + 1} ${bp.origin}`, version: descriptor?.version, dir: bp.dir, descriptor };
+      const found: OrderBuildpack = {
+        id: descriptor?.id ?? `#${i + 1} ${bp.origin}`,
+        version: descriptor?.version,
+        dir: bp.dir,
+        descriptor,
+      };
       listed.push({ member: { id: found.id, version: found.version, optional: false }, found });
     }
     let fromBuilder: BuildpackLookup | undefined;
@@ -176,7 +184,16 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
       await detectClassic(bp);
       return true;
     };
-    result = await detectOrder([groupInOrder(explicit, listed.map((l) => l.member), byId)], opts(lookup, classic));
+    result = await detectOrder(
+      [
+        groupInOrder(
+          explicit,
+          listed.map((l) => l.member),
+          byId,
+        ),
+      ],
+      opts(lookup, classic),
+    );
     if (!result.group) throw new UserError(explicitFailure(result));
   } else {
     const { fetched, origins: more } = await fetchBuilder(builder, resolve);
@@ -192,7 +209,11 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
 
   return result.group.map(({ buildpack, plan }) => {
     const source = origins.get(buildpack.dir);
-    const base: MemberBase = { origin: source?.origin ?? buildpack.id, dir: buildpack.dir, ...(source?.version ? { version: source.version } : {}) };
+    const base: MemberBase = {
+      origin: source?.origin ?? buildpack.id,
+      dir: buildpack.dir,
+      ...(source?.version ? { version: source.version } : {}),
+    };
     const d = buildpack.descriptor;
     if (d) {
       const member: CnbMember = { ...base, kind: 'cnb', name: buildpackLabel(d), descriptor: d, plan };

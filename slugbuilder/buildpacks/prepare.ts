@@ -7,9 +7,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../shared/copy-tree.js';
-import { packageRoot } from '../../shared/package.js';
 import { UserError } from '../../shared/errors.js';
 import { displayUrl } from '../../shared/http.js';
+import { packageRoot } from '../../shared/package.js';
 import { parseBuildpackSpec, resolveBuildpack } from './fetch/resolve.js';
 
 export interface Buildpack {
@@ -27,7 +27,10 @@ export interface Buildpack {
 export const BUNDLED_DIR = path.join(packageRoot(), 'buildpacks');
 
 async function isDirectory(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isDirectory(), () => false);
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** The bundled buildpacks' order, as a builder file: the default when no --builder is given. */
@@ -37,7 +40,10 @@ export const BUNDLED_BUILDER = path.join(BUNDLED_DIR, 'builder.toml');
 export async function appBuildpackList(buildDir: string): Promise<string[]> {
   try {
     const text = await readFile(path.join(buildDir, '.buildpacks'), 'utf8');
-    return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    return text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
   } catch {
     return [];
   }
@@ -59,12 +65,18 @@ let counter = 0;
  */
 export async function prepareBuildpack(spec: string, opts: ResolveOptions): Promise<Buildpack> {
   counter += 1;
-  const slot = (name: string) => path.join(opts.workDir, 'buildpacks', `${counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack'}`);
+  const slot = (name: string) =>
+    path.join(opts.workDir, 'buildpacks', `${counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack'}`);
   if (await isDirectory(spec)) {
     // A composite CNB has buildpack.toml and no bin/.
-    const composite = await stat(path.join(spec, 'buildpack.toml')).then((s) => s.isFile(), () => false);
+    const composite = await stat(path.join(spec, 'buildpack.toml')).then(
+      (s) => s.isFile(),
+      () => false,
+    );
     if (!composite && !(await isDirectory(path.join(spec, 'bin')))) {
-      throw new UserError(`buildpack ${spec} has no bin/ directory: a buildpack needs bin/compile (or buildpack.toml, for a Cloud Native Buildpack)`);
+      throw new UserError(
+        `buildpack ${spec} has no bin/ directory: a buildpack needs bin/compile (or buildpack.toml, for a Cloud Native Buildpack)`,
+      );
     }
     const name = path.basename(path.resolve(spec));
     const dir = slot(name);

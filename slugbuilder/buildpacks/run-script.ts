@@ -6,8 +6,8 @@
 import { finished } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
 import { UserError } from '../../shared/errors.js';
-import { formatDuration } from '../../shared/units.js';
 import { BuildpackOutput, ERROR_PREFIX, logWritable } from '../../shared/log.js';
+import { formatDuration } from '../../shared/units.js';
 
 const running = new Set<number>();
 
@@ -126,12 +126,23 @@ const SOURCE_EXPORTS_THEN_EXEC = 'n=$1; shift; for ((i = 0; i < n; i++)); do . "
  * `export` files sourced. `what` names it in errors ("Buildpack nodejs"), and
  * `failed` is the verb for a non-zero exit ("failed to compile").
  */
-export async function runWithExports(exports: string[], script: string, args: string[], ctx: ScriptContext, what: string, failed = 'failed'): Promise<void> {
-  const result = await runScript('bash', ['-c', SOURCE_EXPORTS_THEN_EXEC, 'slugbuilder', String(exports.length), ...exports, script, ...args], {
-    env: ctx.env,
-    cwd: ctx.buildDir,
-    timeoutMs: ctx.timeoutMs,
-  });
+export async function runWithExports(
+  exports: string[],
+  script: string,
+  args: string[],
+  ctx: ScriptContext,
+  what: string,
+  failed = 'failed',
+): Promise<void> {
+  const result = await runScript(
+    'bash',
+    ['-c', SOURCE_EXPORTS_THEN_EXEC, 'slugbuilder', String(exports.length), ...exports, script, ...args],
+    {
+      env: ctx.env,
+      cwd: ctx.buildDir,
+      timeoutMs: ctx.timeoutMs,
+    },
+  );
   if (result.timedOut) throw new UserError(`${what} timed out after ${formatDuration(ctx.timeoutMs)} (raise it with --timeout)`);
   if (result.signal) throw new UserError(`${what} was killed by ${result.signal}`);
   if (result.exitCode !== 0) {
@@ -140,4 +151,3 @@ export async function runWithExports(exports: string[], script: string, args: st
     throw new UserError(`${what} ${failed} (exit ${result.exitCode}): its output above says why`);
   }
 }
-

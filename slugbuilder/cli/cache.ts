@@ -17,7 +17,11 @@ export const CACHE_USAGE = `Usage: slugbuilder cache clear [--app NAME | --all]
 export async function cacheCommand(argv: string[], cacheRoot: string): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { app: { type: 'string' }, all: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { app: { type: 'string' }, all: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split('\n')[0]} (see slugbuilder cache --help)`);
   }
@@ -26,9 +30,16 @@ export async function cacheCommand(argv: string[], cacheRoot: string): Promise<n
     process.stdout.write(CACHE_USAGE);
     return 0;
   }
-  if (positionals.length !== 1 || positionals[0] !== 'clear') throw new UsageError('slugbuilder cache expects "clear" (see slugbuilder cache --help)');
+  if (positionals.length !== 1 || positionals[0] !== 'clear')
+    throw new UsageError('slugbuilder cache expects "clear" (see slugbuilder cache --help)');
   if (v.all && v.app) throw new UsageError('cache clear takes --app NAME or --all, not both');
-  const app = v.all ? undefined : v.app !== undefined ? checkAppName(v.app, '--app') : process.env.SLUGBUILDER_APP ? checkAppName(process.env.SLUGBUILDER_APP, 'SLUGBUILDER_APP') : undefined;
+  const app = v.all
+    ? undefined
+    : v.app !== undefined
+      ? checkAppName(v.app, '--app')
+      : process.env.SLUGBUILDER_APP
+        ? checkAppName(process.env.SLUGBUILDER_APP, 'SLUGBUILDER_APP')
+        : undefined;
   const dirs = v.all ? await defaultCacheDirs(cacheRoot) : [defaultCacheDir(cacheRoot, app)];
   for (const dir of dirs) {
     const label = `the cache at ${dir}`;

@@ -6,7 +6,7 @@
 import { UsageError } from '../../shared/errors.js';
 import type { Platform } from '../image/blobs.js';
 import { parsePlatform } from '../image/platform.js';
-import { parseReference, type ImageReference } from '../image/reference.js';
+import { type ImageReference, parseReference } from '../image/reference.js';
 
 /** The parseArgs option specs for the image flags, to merge into the CLI's own. */
 export const IMAGE_OPTIONS = {
@@ -66,7 +66,8 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
   const image = v.image ? parseReference(v.image) : undefined;
   const runImage = v['run-image'] ? parseReference(v['run-image']) : undefined;
   const platform = v.platform ? parsePlatform(v.platform) : undefined;
-  if (!v.layer && !v.image) throw new UsageError('--platform, --app-uid, --app-gid and --insecure-registry only apply with --layer or --image');
+  if (!v.layer && !v.image)
+    throw new UsageError('--platform, --app-uid, --app-gid and --insecure-registry only apply with --layer or --image');
   return {
     layer: v.layer,
     runImage,

@@ -5,10 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { UsageError, UserError, errnoCode } from '../../shared/errors.js';
+import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
 import { isHttpUrl } from '../../shared/http.js';
 import { parseDuration } from '../../shared/units.js';
-import { renderAppManifests, type BuildSummary } from '../manifests/app.js';
+import { type BuildSummary, renderAppManifests } from '../manifests/app.js';
 import { renderBuildJob } from '../manifests/build-job.js';
 import { checkKubeAppName, checkNamespace, checkSecretName } from '../manifests/names.js';
 import { toYamlStream } from '../manifests/yaml.js';
@@ -68,7 +68,18 @@ const OPTIONS = {
 } as const;
 
 const APP_ONLY = ['summary', 'replicas', 'runner-image', 'slug-url', 'port', 'grace', 'release-timeout'] as const;
-const BUILD_ONLY = ['tar-url', 'put-url', 'run-image', 'registry-secret', 'cache-url', 'cache-put-url', 'buildpack', 'builder-image', 'source-version', 'deadline'] as const;
+const BUILD_ONLY = [
+  'tar-url',
+  'put-url',
+  'run-image',
+  'registry-secret',
+  'cache-url',
+  'cache-put-url',
+  'buildpack',
+  'builder-image',
+  'source-version',
+  'deadline',
+] as const;
 
 function seconds(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -109,8 +120,16 @@ async function readSummary(file: string): Promise<BuildSummary> {
   }
   const d = doc as Partial<BuildSummary> | undefined;
   const types = d?.process_types;
-  if (!d || typeof d.slug?.sha256 !== 'string' || !types || typeof types !== 'object' || Object.values(types).some((c) => typeof c !== 'string')) {
-    throw new UserError(`--summary ${file} is not a slugbuilder build summary (JSON with slug and process_types): pass the file slugbuilder --summary wrote`);
+  if (
+    !d ||
+    typeof d.slug?.sha256 !== 'string' ||
+    !types ||
+    typeof types !== 'object' ||
+    Object.values(types).some((c) => typeof c !== 'string')
+  ) {
+    throw new UserError(
+      `--summary ${file} is not a slugbuilder build summary (JSON with slug and process_types): pass the file slugbuilder --summary wrote`,
+    );
   }
   if (Object.keys(types).length === 0) throw new UserError(`the build in ${file} has no process types: add a Procfile to the app`);
   return d as BuildSummary;
@@ -133,7 +152,10 @@ export async function manifestsCommand(argv: string[]): Promise<number> {
   }
   const buildMode = positionals[0] === 'build';
   const misplaced = (buildMode ? APP_ONLY : BUILD_ONLY).find((name) => v[name] !== undefined);
-  if (misplaced) throw new UsageError(`--${misplaced} goes with ${buildMode ? 'an app\'s manifests (without "build")' : '"manifests build"'} (see slugbuilder manifests --help)`);
+  if (misplaced)
+    throw new UsageError(
+      `--${misplaced} goes with ${buildMode ? 'an app\'s manifests (without "build")' : '"manifests build"'} (see slugbuilder manifests --help)`,
+    );
   if (!v.app) throw new UsageError('manifests needs --app NAME: it names every object');
   const app = checkKubeAppName(v.app, '--app');
   const namespace = v.namespace === undefined ? undefined : checkNamespace(v.namespace);
@@ -149,12 +171,15 @@ export async function manifestsCommand(argv: string[]): Promise<number> {
     const cachePutUrl = httpUrl(v['cache-put-url'] ?? (env.CACHE_PUT_URL || undefined), '--cache-put-url (or CACHE_PUT_URL)');
     if (cachePutUrl && !cacheUrl) throw new UsageError('--cache-put-url needs --cache-url, where the cache is fetched from');
     if (putUrl && v.image) throw new UsageError('manifests build takes --put-url (a slug) or --image (an image), not both');
-    if (!putUrl && !v.image) throw new UsageError('manifests build needs --put-url URL (a slug) or --image REF (an image): where the build goes');
+    if (!putUrl && !v.image)
+      throw new UsageError('manifests build needs --put-url URL (a slug) or --image REF (an image): where the build goes');
     let image;
     if (v.image) {
-      if (!/^docker:\/\/[^/]+\/./.test(v.image)) throw new UsageError(`--image ${v.image} is not a registry reference: use docker://HOST/NAME:TAG`);
+      if (!/^docker:\/\/[^/]+\/./.test(v.image))
+        throw new UsageError(`--image ${v.image} is not a registry reference: use docker://HOST/NAME:TAG`);
       if (!v['run-image']) throw new UsageError('--image needs --run-image REF: the base the app layer goes on');
-      if (!v['registry-secret']) throw new UsageError('--image needs --registry-secret NAME: a kubernetes.io/dockerconfigjson Secret that may push there');
+      if (!v['registry-secret'])
+        throw new UsageError('--image needs --registry-secret NAME: a kubernetes.io/dockerconfigjson Secret that may push there');
       image = { target: v.image, runImage: v['run-image'], registrySecret: checkSecretName(v['registry-secret'], '--registry-secret') };
     } else if (v['run-image'] || v['registry-secret']) {
       throw new UsageError('--run-image and --registry-secret go with --image');
@@ -176,7 +201,8 @@ export async function manifestsCommand(argv: string[]): Promise<number> {
   } else {
     if (!v.summary) throw new UsageError('manifests needs --summary FILE: the JSON a build wrote with slugbuilder --summary');
     const port = v.port === undefined ? 5000 : Number(v.port);
-    if (!/^\d+$/.test(v.port ?? '5000') || port < 1 || port > 65535) throw new UsageError(`--port expects a port number (1 to 65535), got "${v.port}"`);
+    if (!/^\d+$/.test(v.port ?? '5000') || port < 1 || port > 65535)
+      throw new UsageError(`--port expects a port number (1 to 65535), got "${v.port}"`);
     objects = renderAppManifests({
       app,
       namespace,

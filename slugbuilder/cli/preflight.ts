@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { checkWritableTarget } from '../../shared/fs.js';
-import { planExport, type ExportPlan } from '../image/export.js';
+import { type ExportPlan, planExport } from '../image/export.js';
 import type { ImageFlags } from './image-flags.js';
 
 export interface OutputTargets {

@@ -5,8 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../../shared/errors.js';
-import { rebaseImage } from '../image/rebase.js';
 import { parsePlatform } from '../image/platform.js';
+import { rebaseImage } from '../image/rebase.js';
 import { parseReference } from '../image/reference.js';
 
 export const REBASE_USAGE = `usage: slugbuilder rebase IMAGE --run-image NEW [--image OUT] [--platform OS/ARCH] [--insecure-registry HOST]...
@@ -37,7 +37,10 @@ export async function rebaseCommand(args: string[]): Promise<number> {
     process.stderr.write(REBASE_USAGE);
     return 0;
   }
-  if (parsed.positionals.length !== 1) throw new UsageError(parsed.positionals.length === 0 ? 'rebase needs the IMAGE to rebase' : `rebase takes one IMAGE, got ${parsed.positionals.join(' ')}`);
+  if (parsed.positionals.length !== 1)
+    throw new UsageError(
+      parsed.positionals.length === 0 ? 'rebase needs the IMAGE to rebase' : `rebase takes one IMAGE, got ${parsed.positionals.join(' ')}`,
+    );
   if (!v['run-image']) throw new UsageError('rebase needs --run-image NEW');
   const result = await rebaseImage({
     image: parseReference(parsed.positionals[0]),

@@ -21,9 +21,9 @@ import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseToml } from '../../shared/toml.js';
 import { listedBuildpackDirs } from './app-metadata.js';
-import type { LayerCache } from './layer-cache.js';
 import type { LayerResult } from './layer.js';
 import { writeLayerCached } from './layer.js';
+import type { LayerCache } from './layer-cache.js';
 
 export const DEPENDENCY_TREES = ['.apt', '.heroku/node', '.heroku/python', 'vendor/bundle', 'node_modules'] as const;
 
@@ -75,7 +75,9 @@ async function launchLayers(appDir: string): Promise<string[]> {
   const layersDir = path.join(appDir, '.layers');
   if (!(await nonEmptyTree(appDir, '.layers'))) return [];
   const dirs = (await readdir(layersDir, { withFileTypes: true })).filter((e) => e.isDirectory() && e.name !== 'config').map((e) => e.name);
-  const listed = (await listedBuildpackDirs(appDir).catch(() => [])).filter((name, i, all) => dirs.includes(name) && all.indexOf(name) === i);
+  const listed = (await listedBuildpackDirs(appDir).catch(() => [])).filter(
+    (name, i, all) => dirs.includes(name) && all.indexOf(name) === i,
+  );
   const order = [...listed, ...dirs.filter((d) => !listed.includes(d)).sort(byBytes)];
   const trees: string[] = [];
   for (const bp of order) {
@@ -130,7 +132,13 @@ export async function writeAppLayers(appDir: string, opts: AppLayersOptions): Pr
   for (const [i, part] of parts.entries()) {
     const layer = await writeLayerCached(
       appDir,
-      { uid: opts.uid, gid: opts.gid, mtime: opts.mtime, outFile: path.join(opts.outDir, `app-layer-${i}.tar.gz`), exclude: excludeFor(part, parts) },
+      {
+        uid: opts.uid,
+        gid: opts.gid,
+        mtime: opts.mtime,
+        outFile: path.join(opts.outDir, `app-layer-${i}.tar.gz`),
+        exclude: excludeFor(part, parts),
+      },
       opts.cache,
     );
     out.push({ ...layer, imagePath: imagePathOf(part.tree), kind: part.kind });

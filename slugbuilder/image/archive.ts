@@ -12,20 +12,26 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { UserError, errnoCode, errorMessage } from '../../shared/errors.js';
+import { errnoCode, errorMessage, UserError } from '../../shared/errors.js';
+import { exists, makeTempDir, removeTemp } from '../../shared/fs.js';
 import { extractArchive } from '../../shared/tar/extract.js';
 import { packTree } from '../../shared/tar/pack.js';
-import { HashingStream, hashFile, serialize, sha256, type Descriptor, type ImageManifest } from './blobs.js';
 import { GZIP_LEVEL } from '../slug.js';
+import { type Descriptor, HashingStream, hashFile, type ImageManifest, serialize, sha256 } from './blobs.js';
 import { MEDIA } from './media-types.js';
 import { OciLayout } from './oci-layout.js';
-import { exists, makeTempDir, removeTemp } from '../../shared/fs.js';
 
 export type OpenedArchive =
   | { kind: 'layout'; layout: OciLayout; tag?: string; close: () => Promise<void> }
   | {
       kind: 'docker';
-      image: { digest: string; mediaType: string; manifest: ImageManifest; configBytes: Buffer; openBlob: (d: Descriptor) => Promise<Readable> };
+      image: {
+        digest: string;
+        mediaType: string;
+        manifest: ImageManifest;
+        configBytes: Buffer;
+        openBlob: (d: Descriptor) => Promise<Readable>;
+      };
       close: () => Promise<void>;
     };
 
@@ -35,7 +41,12 @@ interface DockerManifestEntry {
   Layers: string[];
 }
 
-export async function openArchive(file: string, ref: string | undefined, kind: 'oci-archive' | 'docker-archive', what: string): Promise<OpenedArchive> {
+export async function openArchive(
+  file: string,
+  ref: string | undefined,
+  kind: 'oci-archive' | 'docker-archive',
+  what: string,
+): Promise<OpenedArchive> {
   let input: Readable;
   try {
     await stat(file);
@@ -88,12 +99,15 @@ async function readDockerArchive(dir: string, ref: string | undefined, what: str
   } else if (entries.length === 1) {
     entry = entries[0];
   } else {
-    throw new UserError(`${what}: the archive holds ${entries.length} images; name one with docker-archive:FILE:NAME:TAG (tags: ${allTags.join(', ')})`);
+    throw new UserError(
+      `${what}: the archive holds ${entries.length} images; name one with docker-archive:FILE:NAME:TAG (tags: ${allTags.join(', ')})`,
+    );
   }
   const configBytes = await readFile(inside(dir, entry.Config, what));
   const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
   const diffIds = config.rootfs?.diff_ids ?? [];
-  if (diffIds.length !== entry.Layers.length) throw new UserError(`${what}: its config lists ${diffIds.length} layers but manifest.json ${entry.Layers.length}`);
+  if (diffIds.length !== entry.Layers.length)
+    throw new UserError(`${what}: its config lists ${diffIds.length} layers but manifest.json ${entry.Layers.length}`);
 
   const files = new Map<string, string>();
   const layers: Descriptor[] = [];
@@ -104,7 +118,8 @@ async function readDockerArchive(dir: string, ref: string | undefined, what: str
       blobFile = path.join(dir, `slugkit-layer-${i}.tar.gz`);
       const tarHash = new HashingStream();
       await pipeline(createReadStream(layerFile), tarHash, createGzip({ level: GZIP_LEVEL }), createWriteStream(blobFile));
-      if (tarHash.digest() !== diffIds[i]) throw new UserError(`${what}: layer ${rel} does not match diff_id ${diffIds[i]}: the archive is damaged`);
+      if (tarHash.digest() !== diffIds[i])
+        throw new UserError(`${what}: layer ${rel} does not match diff_id ${diffIds[i]}: the archive is damaged`);
     }
     const { digest, size } = await hashFile(blobFile);
     files.set(digest, blobFile);
@@ -148,7 +163,10 @@ async function isGzip(file: string): Promise<boolean> {
  */
 export function repoTagFor(file: string, ref: string | undefined): string {
   if (ref && /[:/]/.test(ref) && /:[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(ref)) return ref;
-  const base = path.basename(file).replace(/\.(tar|tgz|tar\.gz|oci)$/i, '').toLowerCase();
+  const base = path
+    .basename(file)
+    .replace(/\.(tar|tgz|tar\.gz|oci)$/i, '')
+    .toLowerCase();
   const name = base.replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'image';
   if (ref && /[:/]/.test(ref)) return `${ref}:latest`;
   return `${name}:${ref ?? 'latest'}`;

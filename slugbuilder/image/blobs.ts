@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../../shared/errors.js';
 import { writeAtomically } from '../../shared/fs.js';
@@ -117,7 +117,9 @@ export async function saveVerifiedBlob(source: Readable, file: string, expected:
     await pipeline(source, hasher, createWriteStream(tmp));
     const got = hasher.digest();
     if (got !== expected.digest || hasher.bytes !== expected.size) {
-      throw new UserError(`${what}: blob ${expected.digest} arrived with digest ${got} and ${hasher.bytes} bytes (expected ${expected.size}): the image is damaged`);
+      throw new UserError(
+        `${what}: blob ${expected.digest} arrived with digest ${got} and ${hasher.bytes} bytes (expected ${expected.size}): the image is damaged`,
+      );
     }
   });
 }

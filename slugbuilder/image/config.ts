@@ -8,8 +8,16 @@
 import { UserError } from '../../shared/errors.js';
 import { slugkitVersion } from '../../shared/package.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
-import { serialize, type BuiltImage, type Descriptor, type HistoryEntry, type ImageConfig, type ImageManifest, type LayerBlob } from './blobs.js';
-import { MEDIA, layerTypeFor, type Family } from './media-types.js';
+import {
+  type BuiltImage,
+  type Descriptor,
+  type HistoryEntry,
+  type ImageConfig,
+  type ImageManifest,
+  type LayerBlob,
+  serialize,
+} from './blobs.js';
+import { type Family, layerTypeFor, MEDIA } from './media-types.js';
 
 export const LABELS = {
   processTypes: 'io.slugkit.process-types',
@@ -71,7 +79,10 @@ export function appOwner(runUser: string | undefined, uid: number | undefined, g
   const owner = { uid: uid ?? fallback.uid, gid: gid ?? fallback.gid, source };
   const named = user !== '' && !numeric && user !== 'root' && !user.startsWith('root:');
   if (named && flags.length < 2) {
-    return { ...owner, warning: `run image User "${user}" is a name: /app is owned by ${owner.uid}:${owner.gid}; pass --app-uid and --app-gid to match it` };
+    return {
+      ...owner,
+      warning: `run image User "${user}" is a name: /app is owned by ${owner.uid}:${owner.gid}; pass --app-uid and --app-gid to match it`,
+    };
   }
   return owner;
 }
@@ -115,7 +126,10 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
   if (input.sourceVersion) labels[LABELS.sourceVersion] = input.sourceVersion;
   else delete labels[LABELS.sourceVersion];
 
-  const history: HistoryEntry[] = [...(run.history ?? []), ...input.layers.map((l) => ({ created, created_by: layerCreatedBy(l.imagePath) }))];
+  const history: HistoryEntry[] = [
+    ...(run.history ?? []),
+    ...input.layers.map((l) => ({ created, created_by: layerCreatedBy(l.imagePath) })),
+  ];
   return {
     ...run,
     created,
@@ -133,7 +147,11 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
 }
 
 function sortedObject(obj: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]));
+  return Object.fromEntries(
+    Object.keys(obj)
+      .sort()
+      .map((k) => [k, obj[k]]),
+  );
 }
 
 /**
@@ -143,7 +161,10 @@ function sortedObject(obj: Record<string, string>): Record<string, string> {
 export function assembleImage(family: Family, config: ImageConfig, layers: LayerBlob[], annotations?: Record<string, string>): BuiltImage {
   const media = MEDIA[family];
   const configDoc = serialize(config);
-  const typedLayers = layers.map((l) => ({ ...l, descriptor: { ...l.descriptor, mediaType: layerTypeFor(family, l.descriptor.mediaType) } }));
+  const typedLayers = layers.map((l) => ({
+    ...l,
+    descriptor: { ...l.descriptor, mediaType: layerTypeFor(family, l.descriptor.mediaType) },
+  }));
   const configDesc: Descriptor = { mediaType: media.config, digest: configDoc.digest, size: configDoc.bytes.length };
   const manifest: ImageManifest = {
     schemaVersion: 2,

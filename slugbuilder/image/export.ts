@@ -14,18 +14,18 @@ import { makeTempDir, removeTemp } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
 import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
-import { shortDigest, type BuiltImage, type LayerBlob, type Platform } from './blobs.js';
-import type { LayerResult } from './layer.js';
-import { LayerCache } from './layer-cache.js';
-import { appOwner, assembleImage, buildAppConfig, type AppOwner } from './config.js';
+import { formatSize } from '../../shared/units.js';
+import { type AppLayer, writeAppLayers } from './app-layers.js';
+import { type BuiltImage, type LayerBlob, type Platform, shortDigest } from './blobs.js';
+import { type AppOwner, appOwner, assembleImage, buildAppConfig } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
-import { writeAppLayers, type AppLayer } from './app-layers.js';
+import type { LayerResult } from './layer.js';
+import { LayerCache } from './layer-cache.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
-import { parseReference, type ImageReference } from './reference.js';
+import { type ImageReference, parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
-import { formatSize } from '../../shared/units.js';
 
 export interface PlanOptions {
   /** OS/ARCH[/VARIANT]; an index in the run image resolves to linux/amd64 without it. */
@@ -85,7 +85,8 @@ export function runLayers(run: SourceImage): LayerBlob[] {
 /** OCI's standard base-image annotations (only written into OCI manifests). */
 export function baseAnnotations(runRef: ImageReference, runDigest: string): Record<string, string> {
   const out: Record<string, string> = { 'org.opencontainers.image.base.digest': runDigest };
-  if (runRef.kind === 'registry') out['org.opencontainers.image.base.name'] = `${runRef.host}/${runRef.repository}${runRef.tag ? ':' + runRef.tag : ''}`;
+  if (runRef.kind === 'registry')
+    out['org.opencontainers.image.base.name'] = `${runRef.host}/${runRef.repository}${runRef.tag ? ':' + runRef.tag : ''}`;
   return out;
 }
 
@@ -95,7 +96,9 @@ export async function planExport(target: ImageReference, runRef: ImageReference,
   const pool = new RegistryPool({ insecureRegistries: opts.insecureRegistries, env: opts.env ?? process.env });
   log.step(`Reading run image ${runRef.text}`);
   const run = await openImage(runRef, { platform: opts.platform, pool, role: 'run image' });
-  log.info(`${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`);
+  log.info(
+    `${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`,
+  );
   const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
   if (owner.warning) log.warn(owner.warning);
   const layerCache = opts.layerCacheDir ? new LayerCache(opts.layerCacheDir) : undefined;
@@ -136,12 +139,17 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
 }
 
 export function logLayer(layer: LayerResult, owner: AppOwner): void {
-  log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${formatSize(layer.size)} compressed, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`);
+  log.info(
+    `app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${formatSize(layer.size)} compressed, digest ${shortDigest(layer.digest)}, diff_id ${shortDigest(layer.diffId)}`,
+  );
 }
 
 export function logAppLayers(layers: AppLayer[], owner: AppOwner): void {
   log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${layers.length} layer${layers.length === 1 ? '' : 's'}`);
-  for (const l of layers) log.info(`${l.imagePath} ${formatSize(l.size)} ${l.cached ? 'from the layer cache' : 'compressed'}, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`);
+  for (const l of layers)
+    log.info(
+      `${l.imagePath} ${formatSize(l.size)} ${l.cached ? 'from the layer cache' : 'compressed'}, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`,
+    );
 }
 
 export interface ExportOptions {
@@ -177,9 +185,20 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
   try {
     log.step('Writing the app layers');
     const mtime = opts.mtime ?? DEFAULT_MTIME;
-    const layers = await writeAppLayers(opts.appDir, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outDir: work, cache: plan.layerCache });
+    const layers = await writeAppLayers(opts.appDir, {
+      uid: plan.owner.uid,
+      gid: plan.owner.gid,
+      mtime,
+      outDir: work,
+      cache: plan.layerCache,
+    });
     logAppLayers(layers, plan.owner);
-    const { built, summary } = assembleAppImage(plan, layers, { processTypes: opts.processTypes, labels: opts.labels, sourceVersion: opts.sourceVersion, mtime });
+    const { built, summary } = assembleAppImage(plan, layers, {
+      processTypes: opts.processTypes,
+      labels: opts.labels,
+      sourceVersion: opts.sourceVersion,
+      mtime,
+    });
     log.step(`Writing image ${plan.target.text}`);
     const result = await writeImage(plan.target, built, plan.pool);
     log.step(`Image digest ${result.digest}`);

@@ -6,12 +6,12 @@
  */
 import type { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
-import { sha256, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './blobs.js';
 import { openArchive } from './archive.js';
-import { INDEX_TYPES, MEDIA, familyOfManifest, type Family } from './media-types.js';
+import { type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform, sha256 } from './blobs.js';
+import { type Family, familyOfManifest, INDEX_TYPES, MEDIA } from './media-types.js';
 import { OciLayout, REF_NAME } from './oci-layout.js';
-import { DEFAULT_PLATFORM, checkConfigPlatform, selectManifest } from './platform.js';
-import { registryRef, type ImageReference } from './reference.js';
+import { checkConfigPlatform, DEFAULT_PLATFORM, selectManifest } from './platform.js';
+import { type ImageReference, registryRef } from './reference.js';
 import type { RegistryPool } from './registry.js';
 
 export interface SourceImage {
@@ -80,7 +80,13 @@ export async function openImage(ref: ImageReference, opts: OpenOptions): Promise
   }
 }
 
-async function openLayoutImage(layout: OciLayout, tag: string | undefined, text: string, opts: OpenOptions, close: () => Promise<void>): Promise<SourceImage> {
+async function openLayoutImage(
+  layout: OciLayout,
+  tag: string | undefined,
+  text: string,
+  opts: OpenOptions,
+  close: () => Promise<void>,
+): Promise<SourceImage> {
   const what = `${opts.role} ${text}`;
   const index = await layout.readIndex();
   const tags = index.manifests.map((m) => m.annotations?.[REF_NAME]).filter((t): t is string => !!t);
@@ -96,12 +102,23 @@ async function openLayoutImage(layout: OciLayout, tag: string | undefined, text:
     // index.json itself is a multi-platform index.
     top = { bytes: Buffer.from(JSON.stringify(index)), mediaType: MEDIA.oci.index };
   } else {
-    throw new UserError(`${what}: ${layout.dir} holds ${index.manifests.length} images; name one with ${text}:TAG (tags: ${tags.join(', ') || 'none'})`);
+    throw new UserError(
+      `${what}: ${layout.dir} holds ${index.manifests.length} images; name one with ${text}:TAG (tags: ${tags.join(', ') || 'none'})`,
+    );
   }
   const resolved = await resolveManifest(top, (d) => layout.readDocument(d), opts.platform, what);
   const configBytes = await layout.readDocument(resolved.manifest.config);
   return finishImage(
-    { text, what, digest: resolved.digest, mediaType: resolved.mediaType, manifest: resolved.manifest, configBytes, openBlob: (d) => layout.openBlob(d), close },
+    {
+      text,
+      what,
+      digest: resolved.digest,
+      mediaType: resolved.mediaType,
+      manifest: resolved.manifest,
+      configBytes,
+      openBlob: (d) => layout.openBlob(d),
+      close,
+    },
     opts,
   );
 }
@@ -130,7 +147,10 @@ export async function resolveManifest(
   let current = top;
   for (let depth = 0; depth < 4; depth++) {
     const doc = parseJson<Partial<ImageIndex & ImageManifest>>(current.bytes, what);
-    const mediaType = current.mediaType && current.mediaType !== 'application/json' ? current.mediaType : doc.mediaType ?? (doc.manifests ? MEDIA.oci.index : MEDIA.oci.manifest);
+    const mediaType =
+      current.mediaType && current.mediaType !== 'application/json'
+        ? current.mediaType
+        : (doc.mediaType ?? (doc.manifests ? MEDIA.oci.index : MEDIA.oci.manifest));
     if (INDEX_TYPES.includes(mediaType) || (doc.manifests && !doc.config)) {
       const chosen = selectManifest(doc.manifests ?? [], platform ?? DEFAULT_PLATFORM, what);
       current = { bytes: await fetchManifest(chosen), mediaType: chosen.mediaType };
@@ -145,17 +165,16 @@ export async function resolveManifest(
   throw new UserError(`${what}: image indexes nest too deeply`);
 }
 
-async function finishImage(
-  partial: Omit<SourceImage, 'config' | 'family'> & { what: string },
-  opts: OpenOptions,
-): Promise<SourceImage> {
+async function finishImage(partial: Omit<SourceImage, 'config' | 'family'> & { what: string }, opts: OpenOptions): Promise<SourceImage> {
   const { what, ...rest } = partial;
   const config = parseJson<ImageConfig>(partial.configBytes, what);
   if (!config || typeof config.os !== 'string' || typeof config.architecture !== 'string' || !Array.isArray(config.rootfs?.diff_ids)) {
     throw new UserError(`${what}: its config has no os, architecture or rootfs.diff_ids`);
   }
   if (config.rootfs.diff_ids.length !== partial.manifest.layers.length) {
-    throw new UserError(`${what}: its config lists ${config.rootfs.diff_ids.length} layers but its manifest ${partial.manifest.layers.length}: the image is damaged`);
+    throw new UserError(
+      `${what}: its config lists ${config.rootfs.diff_ids.length} layers but its manifest ${partial.manifest.layers.length}: the image is damaged`,
+    );
   }
   checkConfigPlatform(config, opts.platform, what);
   return { ...rest, config, family: familyOfManifest(partial.mediaType) };

@@ -7,14 +7,14 @@
 import { readdir, rename, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { UsageError, UserError, errnoCode } from '../../shared/errors.js';
+import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
 import { checkWritableTarget, forget, makeTempDir, removeTemp, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import { formatSize } from '../../shared/units.js';
-import { HashingStream, shortDigest, type BuiltImage, type Descriptor, type LayerBlob } from './blobs.js';
 import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
-import { OciLayout, prepareLayout, putBlob, putDocument, tagManifest } from './oci-layout.js';
+import { type BuiltImage, type Descriptor, HashingStream, type LayerBlob, shortDigest } from './blobs.js';
 import type { Family } from './media-types.js';
+import { OciLayout, prepareLayout, putBlob, putDocument, tagManifest } from './oci-layout.js';
 import type { ImageReference, RegistryReference } from './reference.js';
 import type { RegistryPool } from './registry.js';
 
@@ -67,7 +67,8 @@ export async function checkImageTarget(target: ImageReference, flag: string): Pr
         return;
       }
       const parent = await stat(path.dirname(dir)).catch(() => undefined);
-      if (!parent?.isDirectory()) throw new UserError(`cannot write ${flag} ${target.text}: the directory ${path.dirname(dir)} does not exist`);
+      if (!parent?.isDirectory())
+        throw new UserError(`cannot write ${flag} ${target.text}: the directory ${path.dirname(dir)} does not exist`);
     }
   }
 }
@@ -174,7 +175,10 @@ async function stageArchiveImage(file: string, ref: string | undefined, image: B
     await copyBlobsInto(layout, image, `image ${text}`);
     await tagManifest(layout, manifestDescriptor(image), ref ?? 'latest');
     const repoTag = repoTagFor(file, ref);
-    await writeFile(path.join(stage, 'manifest.json'), dockerLoadManifest(image.manifest.value.config, image.manifest.value.layers, repoTag));
+    await writeFile(
+      path.join(stage, 'manifest.json'),
+      dockerLoadManifest(image.manifest.value.config, image.manifest.value.layers, repoTag),
+    );
     await packArchive(stage, staged.path, file);
     log.info(`docker load will name it ${repoTag}`);
   } catch (err) {
@@ -213,7 +217,12 @@ async function pushImage(target: RegistryReference, image: BuiltImage, pool: Reg
       return;
     }
     const origin = layer.origin;
-    if (origin && origin.host === target.host && origin.repository !== repo && (await client.blobMount(repo, d.digest, origin.repository))) {
+    if (
+      origin &&
+      origin.host === target.host &&
+      origin.repository !== repo &&
+      (await client.blobMount(repo, d.digest, origin.repository))
+    ) {
       log.info(`${name} mounted from ${origin.repository}`);
       return;
     }

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { UserError } from '../../shared/errors.js';
-import { packTree, type PackOptions } from '../../shared/tar/pack.js';
+import { type PackOptions, packTree } from '../../shared/tar/pack.js';
 import { compressTree, notInApp } from '../slug.js';
 import { HEAD_BYTES, type LayerCache } from './layer-cache.js';
 
@@ -32,14 +32,24 @@ export interface LayerResult {
 }
 
 function checkOwner(opts: Pick<LayerOptions, 'uid' | 'gid'>): void {
-  for (const [name, id] of [['uid', opts.uid], ['gid', opts.gid]] as const) {
+  for (const [name, id] of [
+    ['uid', opts.uid],
+    ['gid', opts.gid],
+  ] as const) {
     if (!Number.isInteger(id) || id < 0 || id > 0x1fffff) throw new UserError(`app ${name} ${id} is not a valid id (0 to 2097151)`);
   }
 }
 
 function packOptions(opts: Omit<LayerOptions, 'outFile'>): PackOptions {
   // Group 0 ownership means "any UID in group 0 runs this" (OpenShift): let the group write too.
-  return { prefix: 'app/', uid: opts.uid, gid: opts.gid, mtime: opts.mtime, groupWritable: opts.gid === 0, exclude: (rel) => notInApp(rel) || (opts.exclude?.(rel) ?? false) };
+  return {
+    prefix: 'app/',
+    uid: opts.uid,
+    gid: opts.gid,
+    mtime: opts.mtime,
+    groupWritable: opts.gid === 0,
+    exclude: (rel) => notInApp(rel) || (opts.exclude?.(rel) ?? false),
+  };
 }
 
 export async function writeLayer(appDir: string, opts: LayerOptions): Promise<LayerResult> {
@@ -78,7 +88,11 @@ async function layerHead(appDir: string, opts: Omit<LayerOptions, 'outFile'>): P
  * hashed first and taken from the cache when its diff_id is there; any
  * other is compressed (one pass) and kept.
  */
-export async function writeLayerCached(appDir: string, opts: LayerOptions, cache: LayerCache | undefined): Promise<LayerResult & { cached: boolean }> {
+export async function writeLayerCached(
+  appDir: string,
+  opts: LayerOptions,
+  cache: LayerCache | undefined,
+): Promise<LayerResult & { cached: boolean }> {
   if (!cache) return { ...(await writeLayer(appDir, opts)), cached: false };
   checkOwner(opts);
   const outFile = path.resolve(opts.outFile);

@@ -54,6 +54,9 @@ export function layerTypeFor(family: Family, mediaType: string): string {
   const current = familyOfLayer(mediaType);
   if (current === undefined || current === family) return mediaType;
   const twin = LAYER_TWINS[mediaType];
-  if (!twin) throw new UserError(`layer media type ${mediaType} has no ${family === 'oci' ? 'OCI' : 'Docker'} equivalent: use a run image with tar+gzip layers`);
+  if (!twin)
+    throw new UserError(
+      `layer media type ${mediaType} has no ${family === 'oci' ? 'OCI' : 'Docker'} equivalent: use a run image with tar+gzip layers`,
+    );
   return twin;
 }

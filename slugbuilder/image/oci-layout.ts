@@ -6,12 +6,12 @@
  * leaves a tag pointing at missing blobs.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { writeAtomically } from '../../shared/fs.js';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { UserError, errnoCode } from '../../shared/errors.js';
-import { digestHex, saveVerifiedBlob, serialize, sha256, type Descriptor, type ImageIndex } from './blobs.js';
+import { errnoCode, UserError } from '../../shared/errors.js';
+import { writeAtomically } from '../../shared/fs.js';
+import { type Descriptor, digestHex, type ImageIndex, saveVerifiedBlob, serialize, sha256 } from './blobs.js';
 import { MEDIA } from './media-types.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -19,7 +19,10 @@ const LAYOUT_FILE = 'oci-layout';
 const LAYOUT_VERSION = '{"imageLayoutVersion":"1.0.0"}';
 
 export class OciLayout {
-  constructor(readonly dir: string, private readonly what: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly what: string,
+  ) {}
 
   /** Open an existing layout, or fail with one line saying what is wrong. */
   static async open(dir: string, what: string): Promise<OciLayout> {
@@ -71,7 +74,8 @@ export class OciLayout {
       if (errnoCode(err) === 'ENOENT') throw new UserError(`${this.what}: blob ${desc.digest} is missing from ${this.dir}`);
       throw err;
     }
-    if (sha256(bytes) !== desc.digest) throw new UserError(`${this.what}: blob ${desc.digest} in ${this.dir} does not match its digest: the layout is damaged`);
+    if (sha256(bytes) !== desc.digest)
+      throw new UserError(`${this.what}: blob ${desc.digest} in ${this.dir} does not match its digest: the layout is damaged`);
     return bytes;
   }
 
@@ -115,7 +119,12 @@ function emptyIndex(): ImageIndex {
 }
 
 /** Add a blob from a stream unless the layout already has it. Returns false when skipped. */
-export async function putBlob(layout: OciLayout, desc: Descriptor, open: () => Promise<Readable> | Readable, what: string): Promise<boolean> {
+export async function putBlob(
+  layout: OciLayout,
+  desc: Descriptor,
+  open: () => Promise<Readable> | Readable,
+  what: string,
+): Promise<boolean> {
   if (await layout.hasBlob(desc)) return false;
   await mkdir(path.dirname(layout.blobPath(desc.digest)), { recursive: true });
   await saveVerifiedBlob(await open(), layout.blobPath(desc.digest), desc, what);

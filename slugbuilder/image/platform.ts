@@ -38,6 +38,8 @@ export function selectManifest(manifests: Descriptor[], wanted: Platform, what: 
 export function checkConfigPlatform(config: ImageConfig, wanted: Platform | undefined, what: string): void {
   if (!wanted) return;
   if (!matches(config, wanted)) {
-    throw new UserError(`${what} is ${formatPlatform(config)}, not ${formatPlatform(wanted)}: pick a run image for that platform or drop --platform`);
+    throw new UserError(
+      `${what} is ${formatPlatform(config)}, not ${formatPlatform(wanted)}: pick a run image for that platform or drop --platform`,
+    );
   }
 }

@@ -7,8 +7,8 @@
  */
 import { UserError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
-import { shortDigest, type HistoryEntry, type ImageConfig, type LayerBlob, type Platform } from './blobs.js';
-import { LABELS, assembleImage } from './config.js';
+import { type HistoryEntry, type ImageConfig, type LayerBlob, type Platform, shortDigest } from './blobs.js';
+import { assembleImage, LABELS } from './config.js';
 import { baseAnnotations, runLayers } from './export.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
@@ -60,26 +60,37 @@ export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
     const labels = app.config.config?.Labels ?? {};
     const topLayer = labels[LABELS.runImageTopLayer];
     if (!topLayer) {
-      throw new UserError(`image ${imageRef.text} has no ${LABELS.runImageTopLayer} label: only images built by slugbuilder --run-image can be rebased`);
+      throw new UserError(
+        `image ${imageRef.text} has no ${LABELS.runImageTopLayer} label: only images built by slugbuilder --run-image can be rebased`,
+      );
     }
     const diffIds = app.config.rootfs.diff_ids;
     const top = diffIds.lastIndexOf(topLayer);
-    if (top < 0) throw new UserError(`image ${imageRef.text}: its label names run-image layer ${topLayer}, which the image does not have; it was modified after the build`);
+    if (top < 0)
+      throw new UserError(
+        `image ${imageRef.text}: its label names run-image layer ${topLayer}, which the image does not have; it was modified after the build`,
+      );
     const appCount = diffIds.length - (top + 1);
     if (appCount === 0) throw new UserError(`image ${imageRef.text} has no app layers above its run image: nothing to rebase`);
-    log.info(`${formatPlatform(app.config)}, run image ${shortDigest(labels[LABELS.runImageDigest] ?? 'unknown')}, ${top + 1} run image layers, ${appCount} app layer(s)`);
+    log.info(
+      `${formatPlatform(app.config)}, run image ${shortDigest(labels[LABELS.runImageDigest] ?? 'unknown')}, ${top + 1} run image layers, ${appCount} app layer(s)`,
+    );
 
     log.step(`Reading new run image ${newRef.text}`);
     const wanted = { os: app.config.os, architecture: app.config.architecture, variant: app.config.variant };
     next = await openImage(newRef, { platform: wanted, pool, role: 'run image' }).catch((err: unknown) => {
       // An index without our platform, or a single image of another one: say it as a rebase refusal.
       if (err instanceof UserError && /has no .* image|is .*, not /.test(err.message)) {
-        throw new UserError(`cannot rebase ${imageRef.text} (${formatPlatform(app.config)}) onto ${newRef.text}: ${err.message.replace(/: (choose one with --platform|pick a run image.*)$/, '')}; the os and architecture must match`);
+        throw new UserError(
+          `cannot rebase ${imageRef.text} (${formatPlatform(app.config)}) onto ${newRef.text}: ${err.message.replace(/: (choose one with --platform|pick a run image.*)$/, '')}; the os and architecture must match`,
+        );
       }
       throw err;
     });
     if (next.config.os !== app.config.os || next.config.architecture !== app.config.architecture) {
-      throw new UserError(`cannot rebase ${imageRef.text} (${formatPlatform(app.config)}) onto ${newRef.text} (${formatPlatform(next.config)}): the os and architecture must match`);
+      throw new UserError(
+        `cannot rebase ${imageRef.text} (${formatPlatform(app.config)}) onto ${newRef.text} (${formatPlatform(next.config)}): the os and architecture must match`,
+      );
     }
     if (labels[LABELS.runImageDigest] === next.digest) log.info(`already on ${shortDigest(next.digest)}: writing it unchanged`);
     log.info(`${next.manifest.layers.length} run image layers, ${shortDigest(next.digest)}`);
@@ -111,7 +122,12 @@ export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
       origin: app.registry,
       label: `app layer ${i + 1}/${appCount}`,
     }));
-    const built = assembleImage(familyFor(outRef, next.family), config, [...runLayers(next), ...appLayers], baseAnnotations(newRef, next.digest));
+    const built = assembleImage(
+      familyFor(outRef, next.family),
+      config,
+      [...runLayers(next), ...appLayers],
+      baseAnnotations(newRef, next.digest),
+    );
 
     log.step(`Writing image ${outRef.text}`);
     const result = await writeImage(outRef, built, pool);

@@ -55,7 +55,9 @@ function parseRegistry(text: string): RegistryReference {
   const host = slash < 0 ? '' : rest.slice(0, slash);
   // Docker's rule: the first component is a registry host only when it looks like one.
   if (!host || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
-    throw new UsageError(`image reference ${text} names no registry host: write docker://HOST[:PORT]/NAME:TAG (e.g. docker://127.0.0.1:5000/myapp:v1)`);
+    throw new UsageError(
+      `image reference ${text} names no registry host: write docker://HOST[:PORT]/NAME:TAG (e.g. docker://127.0.0.1:5000/myapp:v1)`,
+    );
   }
   let path = rest.slice(slash + 1);
   const lastColon = path.lastIndexOf(':');

@@ -30,7 +30,10 @@ export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
 
 /** `https://host:port/v1/` and `host:port` name the same registry. */
 function hostOfKey(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+  return key
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase();
 }
 
 export function findCredentials(host: string, env: NodeJS.ProcessEnv = process.env): Credentials | undefined {

@@ -7,23 +7,30 @@
  */
 import { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
-import { NetworkError, RETRY, isRetryableStatus, request, type RequestBody } from '../../shared/http.js';
+import { isRetryableStatus, NetworkError, RETRY, type RequestBody, request } from '../../shared/http.js';
 import { redact } from '../../shared/log.js';
-import { sha256, type Descriptor } from './blobs.js';
+import { type Descriptor, sha256 } from './blobs.js';
 import { MANIFEST_ACCEPT } from './media-types.js';
-import { basicHeader, findCredentials, parseChallenge, type Challenge, type Credentials } from './registry-auth.js';
+import { basicHeader, type Challenge, type Credentials, findCredentials, parseChallenge } from './registry-auth.js';
 
 /** Manifests and configs are small JSON documents; refuse absurd ones. */
 const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
 
 export function isLoopbackHost(host: string): boolean {
-  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  const name = host
+    .replace(/:\d+$/, '')
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase();
   return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
 /** `--insecure-registry myhost` covers myhost on any port; `myhost:5000` only that port. */
 function matchesHost(flag: string, host: string): boolean {
-  const f = flag.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+  const f = flag
+    .trim()
+    .toLowerCase()
+    .replace(/^[a-z]+:\/\//, '')
+    .replace(/\/.*$/, '');
   const h = host.toLowerCase();
   return f === h || (!/:\d+$/.test(f) && h.replace(/:\d+$/, '') === f);
 }
@@ -78,7 +85,10 @@ export class RegistryClient {
     if (res.status === 401) {
       this.challenge = parseChallenge(res.headers.get('www-authenticate'));
       await res.body?.cancel();
-      if (!this.challenge) throw new UserError(`registry ${this.host} wants authentication of a kind slugbuilder does not speak (only Basic and Bearer tokens)`);
+      if (!this.challenge)
+        throw new UserError(
+          `registry ${this.host} wants authentication of a kind slugbuilder does not speak (only Basic and Bearer tokens)`,
+        );
     } else if (res.ok) {
       await res.body?.cancel();
     } else {
@@ -90,7 +100,10 @@ export class RegistryClient {
   // ---- blobs ----
 
   async blobExists(repo: string, digest: string): Promise<boolean> {
-    const res = await this.send('HEAD', `/v2/${repo}/blobs/${digest}`, { scopes: [pushScope(repo)], what: `checking blob ${digest} in ${repo}` });
+    const res = await this.send('HEAD', `/v2/${repo}/blobs/${digest}`, {
+      scopes: [pushScope(repo)],
+      what: `checking blob ${digest} in ${repo}`,
+    });
     await res.body?.cancel();
     if (res.status === 200) return true;
     if (res.status === 404) return false;
@@ -98,16 +111,25 @@ export class RegistryClient {
   }
 
   async blobGet(repo: string, desc: Descriptor): Promise<Readable> {
-    const res = await this.send('GET', `/v2/${repo}/blobs/${desc.digest}`, { scopes: [pullScope(repo)], what: `downloading blob ${desc.digest} from ${repo}` });
-    if (!res.ok || !res.body) throw new UserError(`registry ${this.host}: downloading blob ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
+    const res = await this.send('GET', `/v2/${repo}/blobs/${desc.digest}`, {
+      scopes: [pullScope(repo)],
+      what: `downloading blob ${desc.digest} from ${repo}`,
+    });
+    if (!res.ok || !res.body)
+      throw new UserError(`registry ${this.host}: downloading blob ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
     return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
   }
 
   async blobGetBytes(repo: string, desc: Descriptor): Promise<Buffer> {
-    const res = await this.send('GET', `/v2/${repo}/blobs/${desc.digest}`, { scopes: [pullScope(repo)], what: `downloading ${desc.digest} from ${repo}` });
-    if (!res.ok) throw new UserError(`registry ${this.host}: downloading ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
+    const res = await this.send('GET', `/v2/${repo}/blobs/${desc.digest}`, {
+      scopes: [pullScope(repo)],
+      what: `downloading ${desc.digest} from ${repo}`,
+    });
+    if (!res.ok)
+      throw new UserError(`registry ${this.host}: downloading ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
     const bytes = await readLimited(res, `${desc.digest} from ${this.host}/${repo}`);
-    if (sha256(bytes) !== desc.digest) throw new UserError(`registry ${this.host} sent ${desc.digest} from ${repo} with the wrong digest: the image is damaged`);
+    if (sha256(bytes) !== desc.digest)
+      throw new UserError(`registry ${this.host} sent ${desc.digest} from ${repo} with the wrong digest: the image is damaged`);
     return bytes;
   }
 
@@ -131,11 +153,16 @@ export class RegistryClient {
    */
   async blobUpload(repo: string, desc: Descriptor, open: () => Promise<Readable | Buffer> | Readable | Buffer): Promise<void> {
     for (let session = 1; ; session++) {
-      const post = await this.send('POST', `/v2/${repo}/blobs/uploads/`, { scopes: [pushScope(repo)], what: `starting the upload of ${desc.digest} to ${repo}` });
+      const post = await this.send('POST', `/v2/${repo}/blobs/uploads/`, {
+        scopes: [pushScope(repo)],
+        what: `starting the upload of ${desc.digest} to ${repo}`,
+      });
       await post.body?.cancel();
       const location = post.headers.get('location');
       if (post.status !== 202 || !location) {
-        throw new UserError(`registry ${this.host} refused to start an upload to ${repo}: HTTP ${post.status}${post.status === 403 ? ' (no push access for these credentials)' : ''}`);
+        throw new UserError(
+          `registry ${this.host} refused to start an upload to ${repo}: HTTP ${post.status}${post.status === 403 ? ' (no push access for these credentials)' : ''}`,
+        );
       }
       const target = new URL(location, `${this.base}/v2/`).href;
       const url = `${target}${target.includes('?') ? '&' : '?'}digest=${encodeURIComponent(desc.digest)}`;
@@ -170,7 +197,8 @@ export class RegistryClient {
     if (!res.ok) throw new UserError(`registry ${this.host}: reading ${repo}:${ref} failed: ${await registryErrorText(res)}`);
     const bytes = await readLimited(res, `manifest ${repo}:${ref}`);
     const digest = sha256(bytes);
-    if (ref.startsWith('sha256:') && ref !== digest) throw new UserError(`registry ${this.host} sent ${repo}@${ref} with digest ${digest}: the image is damaged`);
+    if (ref.startsWith('sha256:') && ref !== digest)
+      throw new UserError(`registry ${this.host} sent ${repo}@${ref} with digest ${digest}: the image is damaged`);
     const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
     return { bytes, mediaType, digest };
   }
@@ -182,11 +210,13 @@ export class RegistryClient {
       scopes: [pushScope(repo)],
       what: `pushing the manifest of ${repo}:${tag}`,
     });
-    if (res.status !== 201 && res.status !== 200) throw new UserError(`registry ${this.host} rejected the manifest for ${repo}:${tag}: ${await registryErrorText(res)}`);
+    if (res.status !== 201 && res.status !== 200)
+      throw new UserError(`registry ${this.host} rejected the manifest for ${repo}:${tag}: ${await registryErrorText(res)}`);
     await res.body?.cancel();
     const digest = sha256(bytes);
     const echoed = res.headers.get('docker-content-digest');
-    if (echoed && echoed !== digest) throw new UserError(`registry ${this.host} stored the manifest of ${repo}:${tag} as ${echoed}, not ${digest}`);
+    if (echoed && echoed !== digest)
+      throw new UserError(`registry ${this.host} stored the manifest of ${repo}:${tag} as ${echoed}, not ${digest}`);
     return digest;
   }
 
@@ -223,7 +253,9 @@ export class RegistryClient {
       if (res.status === 403) {
         await res.body?.cancel();
         const who = this.credentials ? `user ${this.credentials.username}` : 'anonymous access';
-        throw new UserError(`registry ${this.host} denied ${opts.what} for ${who}: ask for access to the repository or use other credentials`);
+        throw new UserError(
+          `registry ${this.host} denied ${opts.what} for ${who}: ask for access to the repository or use other credentials`,
+        );
       }
       return res;
     }
@@ -231,9 +263,13 @@ export class RegistryClient {
 
   private credentialsError(what: string): UserError {
     if (!this.credentials) {
-      return new UserError(`registry ${this.host} needs credentials for ${what}: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${this.host} to the auths of ${'$DOCKER_CONFIG/config.json or ~/.docker/config.json'}`);
+      return new UserError(
+        `registry ${this.host} needs credentials for ${what}: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${this.host} to the auths of ${'$DOCKER_CONFIG/config.json or ~/.docker/config.json'}`,
+      );
     }
-    return new UserError(`registry ${this.host} rejected the credentials of user ${this.credentials.username} (from ${this.credentials.source}): check the username and password`);
+    return new UserError(
+      `registry ${this.host} rejected the credentials of user ${this.credentials.username} (from ${this.credentials.source}): check the username and password`,
+    );
   }
 
   /** The Authorization header for these scopes, fetching a Bearer token when needed. */
@@ -297,7 +333,9 @@ export class RegistryClient {
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
       const hint = err.code === 'ECONNREFUSED' ? ': is the registry running, and is the host:port right?' : '';
-      const tls = /EPROTO|SSL|TLS|wrong version/i.test(`${err.code} ${err.description}`) ? ': if this registry speaks plain HTTP, pass --insecure-registry ' + this.host : '';
+      const tls = /EPROTO|SSL|TLS|wrong version/i.test(`${err.code} ${err.description}`)
+        ? ': if this registry speaks plain HTTP, pass --insecure-registry ' + this.host
+        : '';
       throw new UserError(`registry ${this.host}: ${what} failed (${err.description})${hint}${tls}`);
     }
     if (isRetryableStatus(res.status)) {
@@ -317,7 +355,8 @@ function pushScope(repo: string): string {
 
 async function readLimited(res: Response, what: string): Promise<Buffer> {
   const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > MAX_DOCUMENT_BYTES) throw new UserError(`${what} is ${declared} bytes: too large for an image document`);
+  if (Number.isFinite(declared) && declared > MAX_DOCUMENT_BYTES)
+    throw new UserError(`${what} is ${declared} bytes: too large for an image document`);
   const bytes = Buffer.from(await res.arrayBuffer());
   if (bytes.length > MAX_DOCUMENT_BYTES) throw new UserError(`${what} is too large for an image document`);
   return bytes;

@@ -11,8 +11,8 @@ import type { IJob } from 'kubernetes-models/batch/v1';
 import type { IContainer, IEnvVar, IPodSpec, IProbe, ISecret, IService } from 'kubernetes-models/v1';
 import { UsageError } from '../../shared/errors.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
-import { POD_SECURITY, restrictedContainer, scratchMounts, scratchVolumes, type Scratch } from './pod-security.js';
-import { STAGE_LABEL, appLabels, processTypeName } from './names.js';
+import { appLabels, processTypeName, STAGE_LABEL } from './names.js';
+import { POD_SECURITY, restrictedContainer, type Scratch, scratchMounts, scratchVolumes } from './pod-security.js';
 
 /** The parts of slugbuilder's --summary JSON the manifests use. */
 export interface BuildSummary {
@@ -65,7 +65,9 @@ function appImage(opts: AppManifestOptions): { image: string; id: string } | und
     return undefined;
   }
   if (!given && !/^docker:\/\//.test(built.reference)) {
-    throw new UsageError(`the build wrote its image to ${built.reference}, not to a registry: pass --image REPOSITORY (or REPOSITORY@DIGEST), where it was pushed`);
+    throw new UsageError(
+      `the build wrote its image to ${built.reference}, not to a registry: pass --image REPOSITORY (or REPOSITORY@DIGEST), where it was pushed`,
+    );
   }
   return { image: `${repositoryOf(given ?? built.reference)}@${built.digest}`, id: idOf(built.digest) };
 }
@@ -75,13 +77,20 @@ export function renderAppManifests(opts: AppManifestOptions): KubeObject[] {
   for (const type of types) processTypeName(opts.app, type);
   for (const type of Object.keys(opts.replicas)) {
     if (!types.includes(type) || type === 'release') {
-      throw new UsageError(`--replicas names "${type}", which is not a process type of this build: it has ${types.filter((t) => t !== 'release').join(', ') || 'none'}`);
+      throw new UsageError(
+        `--replicas names "${type}", which is not a process type of this build: it has ${types.filter((t) => t !== 'release').join(', ') || 'none'}`,
+      );
     }
   }
   const built = appImage(opts);
-  if (!built && !opts.slugUrl) throw new UsageError('the build pushed no image: pass --slug-url URL (or SLUG_URL), where the runner fetches the slug');
+  if (!built && !opts.slugUrl)
+    throw new UsageError('the build pushed no image: pass --slug-url URL (or SLUG_URL), where the runner fetches the slug');
   const id = built?.id ?? opts.summary.slug.sha256.slice(0, 10);
-  const meta = (name: string, labels: Record<string, string>) => ({ name, ...(opts.namespace ? { namespace: opts.namespace } : {}), labels });
+  const meta = (name: string, labels: Record<string, string>) => ({
+    name,
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    labels,
+  });
 
   const objects: KubeObject[] = [];
   let slugSecret: string | undefined;
@@ -108,7 +117,9 @@ export function renderAppManifests(opts: AppManifestOptions): KubeObject[] {
       envFrom: [{ secretRef: { name: opts.configSecret, optional: true } }],
       env: [...env, ...(extra.env ?? [])],
       ...(extra.ports ? { ports: extra.ports } : {}),
-      ...(extra.startupProbe ? { startupProbe: extra.startupProbe, readinessProbe: extra.readinessProbe, livenessProbe: extra.livenessProbe } : {}),
+      ...(extra.startupProbe
+        ? { startupProbe: extra.startupProbe, readinessProbe: extra.readinessProbe, livenessProbe: extra.livenessProbe }
+        : {}),
       volumeMounts: scratchMounts(scratch),
     });
   const podSpec = (c: IContainer, restartPolicy?: 'Never'): IPodSpec => ({
@@ -141,7 +152,11 @@ export function renderAppManifests(opts: AppManifestOptions): KubeObject[] {
     });
   }
 
-  const tcp = (period: number, failures: number): IProbe => ({ tcpSocket: { port: 'http' }, periodSeconds: period, failureThreshold: failures });
+  const tcp = (period: number, failures: number): IProbe => ({
+    tcpSocket: { port: 'http' },
+    periodSeconds: period,
+    failureThreshold: failures,
+  });
   for (const type of types.filter((t) => t !== 'release')) {
     const labels = appLabels(opts.app, type);
     const web = type === 'web';

@@ -10,9 +10,9 @@
  */
 import type { IJob } from 'kubernetes-models/batch/v1';
 import type { IContainer, IEnvVar, ISecret } from 'kubernetes-models/v1';
-import { POD_SECURITY, restrictedContainer, scratchMounts, scratchVolumes, type Scratch } from './pod-security.js';
-import { appLabels } from './names.js';
 import { shortHash } from './app.js';
+import { appLabels } from './names.js';
+import { POD_SECURITY, restrictedContainer, type Scratch, scratchMounts, scratchVolumes } from './pod-security.js';
 
 export interface BuildJobOptions {
   app: string;
@@ -57,7 +57,10 @@ export function renderBuildJob(opts: BuildJobOptions): [ISecret, IJob] {
     ...(opts.sourceVersion ? [{ name: 'SOURCE_VERSION', value: opts.sourceVersion }] : []),
   ];
   const buildArgs = ['--app', opts.app, ...opts.buildpacks.flatMap((bp) => ['--buildpack', bp])];
-  const buildScratch: Scratch[] = [{ name: 'tmp', mountPath: '/tmp' }, { name: 'cache', mountPath: '/cache' }];
+  const buildScratch: Scratch[] = [
+    { name: 'tmp', mountPath: '/tmp' },
+    { name: 'cache', mountPath: '/cache' },
+  ];
   const configMount = { name: 'config-vars', mountPath: CONFIG_VARS_DIR, readOnly: true };
 
   const containers: IContainer[] = [];
@@ -117,11 +120,20 @@ export function renderBuildJob(opts: BuildJobOptions): [ISecret, IJob] {
           ...(initContainers.length ? { initContainers } : {}),
           containers,
           volumes: [
-            ...scratchVolumes(opts.image ? [...buildScratch, { name: 'workspace', mountPath: WORKSPACE }, { name: 'push-tmp', mountPath: '/tmp' }] : buildScratch),
+            ...scratchVolumes(
+              opts.image
+                ? [...buildScratch, { name: 'workspace', mountPath: WORKSPACE }, { name: 'push-tmp', mountPath: '/tmp' }]
+                : buildScratch,
+            ),
             // Absent when the app has no config vars yet: the build runs with none.
             { name: 'config-vars', secret: { secretName: opts.configSecret, optional: true } },
             ...(opts.image
-              ? [{ name: 'registry', secret: { secretName: opts.image.registrySecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } }]
+              ? [
+                  {
+                    name: 'registry',
+                    secret: { secretName: opts.image.registrySecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] },
+                  },
+                ]
               : []),
           ],
         },

@@ -5,18 +5,17 @@
  * that layer is the --layer file's bytes and is written once.
  */
 import path from 'node:path';
-import { makeTempDir, removeTemp, stageFile, type StagedFile } from '../../shared/fs.js';
+import { makeTempDir, removeTemp, type StagedFile, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
 import type { ImageFlags } from '../cli/image-flags.js';
-import { imagePathOf, planAppLayers, writeAppLayers, type AppLayer } from '../image/app-layers.js';
+import { type AppLayer, imagePathOf, planAppLayers, writeAppLayers } from '../image/app-layers.js';
 import { readAppLabels } from '../image/app-metadata.js';
-import { RESERVED_LABEL_PREFIX, appOwner, type AppOwner } from '../image/config.js';
-import { assembleAppImage, logAppLayers, logLayer, type ExportPlan } from '../image/export.js';
+import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.js';
+import { assembleAppImage, type ExportPlan, logAppLayers, logLayer } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
-import { writeLayer, type LayerResult } from '../image/layer.js';
+import { type LayerResult, writeLayer } from '../image/layer.js';
 import type { Delivery, Output } from './deliver.js';
-
 
 interface WholeLayer {
   layer: LayerResult;
@@ -50,7 +49,9 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
       const { layer, staged } = await wholeLayer(result.appDir);
       const s = staged!;
       return {
-        summary: { layer: { path: s.target, digest: layer.digest, diffId: layer.diffId, size: layer.size, uid: owner.uid, gid: owner.gid } },
+        summary: {
+          layer: { path: s.target, digest: layer.digest, diffId: layer.diffId, size: layer.size, uid: owner.uid, gid: owner.gid },
+        },
         irreversible: s.inPlace,
         commit: s.commit,
         discard: s.discard,
@@ -77,7 +78,12 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           layers = await writeAppLayers(result.appDir, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir, cache: plan.layerCache });
           logAppLayers(layers, owner);
         }
-        const { built, summary } = assembleAppImage(plan, layers, { processTypes: result.processTypes, labels, sourceVersion: result.sourceVersion, mtime });
+        const { built, summary } = assembleAppImage(plan, layers, {
+          processTypes: result.processTypes,
+          labels,
+          sourceVersion: result.sourceVersion,
+          mtime,
+        });
         log.step(`Writing image ${plan.target.text}`);
         const staged = await stageImage(plan.target, built, plan.pool);
         return {

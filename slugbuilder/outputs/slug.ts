@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { UserError, errnoCode } from '../../shared/errors.js';
+import { errnoCode, UserError } from '../../shared/errors.js';
 import { stageCopy, stageFile } from '../../shared/fs.js';
 import { displayUrl, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';

@@ -11,8 +11,8 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
 import { forget, removeOnExit } from '../../shared/fs.js';
-import { UsageError, UserError, errnoCode } from '../../shared/errors.js';
 
 /** The claim marker's name, at the top of the app dir; never in a slug. */
 export const APP_DIR_MARKER = '.slugbuilder-app-dir';
@@ -40,8 +40,10 @@ async function entries(dir: string): Promise<string[] | undefined> {
 export async function checkAppDir(named: string): Promise<string> {
   const dir = path.resolve(named);
   const found = await entries(dir);
-  if (found?.includes(APP_DIR_MARKER)) throw new UsageError(`--app-dir ${dir} is in use by another build: wait for it or choose another directory`);
-  if (found && found.length > 0) throw new UsageError(`--app-dir ${dir} is not empty: the app is built in place, so name an empty or absent directory`);
+  if (found?.includes(APP_DIR_MARKER))
+    throw new UsageError(`--app-dir ${dir} is in use by another build: wait for it or choose another directory`);
+  if (found && found.length > 0)
+    throw new UsageError(`--app-dir ${dir} is not empty: the app is built in place, so name an empty or absent directory`);
   return dir;
 }
 
@@ -81,7 +83,13 @@ async function claim(dir: string): Promise<AppDir | undefined> {
 async function usableImageAppDir(): Promise<boolean> {
   const st = await stat(IMAGE_APP_DIR).catch(() => undefined);
   if (!st?.isDirectory()) return false;
-  if (!(await access(IMAGE_APP_DIR, constants.W_OK).then(() => true, () => false))) return false;
+  if (
+    !(await access(IMAGE_APP_DIR, constants.W_OK).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return false;
   return (await readdir(IMAGE_APP_DIR)).length === 0;
 }
 

@@ -9,7 +9,7 @@ import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
 import { displayUrl, download, isHttpUrl } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
-import { extractArchive, openArchiveFile, type ExtractLimits, type ExtractResult } from '../../shared/tar/extract.js';
+import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
 import { formatSize } from '../../shared/units.js';
 
 export interface SourceSpec {
@@ -27,7 +27,8 @@ export interface SourceInfo {
 export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<SourceInfo> {
   const { source } = spec;
   if (source === undefined) {
-    if (spec.stdin.isTTY) throw new UserError('no source: pipe a tarball on stdin (git archive HEAD | slugbuilder) or use --source PATH|URL');
+    if (spec.stdin.isTTY)
+      throw new UserError('no source: pipe a tarball on stdin (git archive HEAD | slugbuilder) or use --source PATH|URL');
     log.step('Receiving source from stdin');
     return report(await extractArchive(spec.stdin, buildDir, 'source on stdin', spec.limits));
   }

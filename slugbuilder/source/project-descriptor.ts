@@ -9,7 +9,7 @@ import path from 'node:path';
 import ignore from 'ignore';
 import { UserError } from '../../shared/errors.js';
 import { readTomlFile, type TomlTable } from '../../shared/toml.js';
-import { parseEnvList, type EnvVar } from '../buildpacks/builder-file.js';
+import { type EnvVar, parseEnvList } from '../buildpacks/builder-file.js';
 
 /** A buildpack the app asks for: by uri (directory, tarball, git URL) or by id and version. */
 export interface ProjectBuildpack {
@@ -48,7 +48,11 @@ function parseBuildpacks(value: unknown, file: string, what: string): ProjectBui
   if (value === undefined) return [];
   if (!Array.isArray(value) || !value.every((b) => table(b))) fail(file, `${what} must be an array of tables ([[${what}]])`);
   return (value as TomlTable[]).map((b, i) => {
-    if (b.script !== undefined) fail(file, `[[${what}]] entry ${i + 1} is an inline buildpack (script), which slugkit does not run: put it in a buildpack directory and give its uri`);
+    if (b.script !== undefined)
+      fail(
+        file,
+        `[[${what}]] entry ${i + 1} is an inline buildpack (script), which slugkit does not run: put it in a buildpack directory and give its uri`,
+      );
     const pick = (k: string) => {
       const v = b[k];
       if (v !== undefined && typeof v !== 'string') fail(file, `[[${what}]] ${k} must be a string`);
@@ -58,7 +62,10 @@ function parseBuildpacks(value: unknown, file: string, what: string): ProjectBui
     if (!entry.uri && !entry.id) fail(file, `[[${what}]] entry ${i + 1} needs a uri, or an id and version`);
     if (entry.uri && entry.id) fail(file, `[[${what}]] entry ${i + 1} has both uri and id: give one`);
     if (entry.uri?.startsWith('docker:') || entry.uri?.startsWith('urn:cnb:')) {
-      fail(file, `[[${what}]] ${entry.uri} names an image or registry buildpack, which slugkit cannot run: use a directory, a tarball URL or a git URL`);
+      fail(
+        file,
+        `[[${what}]] ${entry.uri} names an image or registry buildpack, which slugkit cannot run: use a directory, a tarball URL or a git URL`,
+      );
     }
     return Object.fromEntries(Object.entries(entry).filter(([, v]) => v !== undefined)) as ProjectBuildpack;
   });

@@ -8,7 +8,7 @@
  * and an index reproduce an input exactly.
  */
 import { gzipSync } from 'node:zlib';
-import { BLOCK, TYPE, body, end, gnuLong, header, pax, type RawHeader } from '../helpers/tar-blocks.js';
+import { BLOCK, body, end, gnuLong, header, pax, type RawHeader, TYPE } from '../helpers/tar-blocks.js';
 
 /** mulberry32: small, fast, and good enough to drive a fuzzer. */
 export class Rng {
@@ -46,18 +46,81 @@ export interface FuzzTargets {
 
 function pathVocabulary(t: FuzzTargets): string[] {
   return [
-    'a', 'a/b', 'a/b/c', 'dir/', '.', './', '..', '../', './a', 'a/../b', 'a/../../x',
-    '../pwned', '../sentinel/pwned', '../../pwned', `${t.outside}/pwned`, '/tmp/slugkit-fuzz-pwned', '/',
-    'link', 'link/pwned', 'link/../pwned', 'chain', 'chain/pwned', 'h', 'Procfile', '.profile.d/x.sh',
-    'x'.repeat(100), `${'y'.repeat(120)}/z`, `${'d/'.repeat(60)}f`, 'n'.repeat(300), 'sp ace', 'uni\u00e9', 'ctl\u0001\u007f',
+    'a',
+    'a/b',
+    'a/b/c',
+    'dir/',
+    '.',
+    './',
+    '..',
+    '../',
+    './a',
+    'a/../b',
+    'a/../../x',
+    '../pwned',
+    '../sentinel/pwned',
+    '../../pwned',
+    `${t.outside}/pwned`,
+    '/tmp/slugkit-fuzz-pwned',
+    '/',
+    'link',
+    'link/pwned',
+    'link/../pwned',
+    'chain',
+    'chain/pwned',
+    'h',
+    'Procfile',
+    '.profile.d/x.sh',
+    'x'.repeat(100),
+    `${'y'.repeat(120)}/z`,
+    `${'d/'.repeat(60)}f`,
+    'n'.repeat(300),
+    'sp ace',
+    'uni\u00e9',
+    'ctl\u0001\u007f',
   ];
 }
 
 function linkVocabulary(t: FuzzTargets): string[] {
-  return ['a', 'a/b', '.', '..', '../', '../sentinel', '../sentinel/keep.txt', t.outside, `${t.outside}/keep.txt`, '/', '/etc/passwd', 'link', 'chain', 'h', 'missing', 'a/../..', ''];
+  return [
+    'a',
+    'a/b',
+    '.',
+    '..',
+    '../',
+    '../sentinel',
+    '../sentinel/keep.txt',
+    t.outside,
+    `${t.outside}/keep.txt`,
+    '/',
+    '/etc/passwd',
+    'link',
+    'chain',
+    'h',
+    'missing',
+    'a/../..',
+    '',
+  ];
 }
 
-const TYPES = [TYPE.file, TYPE.file, TYPE.file, TYPE.directory, TYPE.symlink, TYPE.symlink, TYPE.hardlink, TYPE.hardlink, TYPE.charDevice, TYPE.blockDevice, TYPE.fifo, TYPE.contiguous, TYPE.gnuSparse, 'V', 'Z', '\0'];
+const TYPES = [
+  TYPE.file,
+  TYPE.file,
+  TYPE.file,
+  TYPE.directory,
+  TYPE.symlink,
+  TYPE.symlink,
+  TYPE.hardlink,
+  TYPE.hardlink,
+  TYPE.charDevice,
+  TYPE.blockDevice,
+  TYPE.fifo,
+  TYPE.contiguous,
+  TYPE.gnuSparse,
+  'V',
+  'Z',
+  '\0',
+];
 const MODES = [0o644, 0o755, 0o4755, 0o2755, 0o1777, 0o7777, 0o000, 0o777];
 
 /** One generated entry (header, optional PAX or GNU long-name prefix, body). */
@@ -95,7 +158,16 @@ export function generateTar(rng: Rng, t: FuzzTargets): Buffer {
 }
 
 /** Header field offsets and widths (ustar). */
-const FIELDS: Array<[number, number]> = [[0, 100], [100, 8], [124, 12], [156, 1], [157, 100], [257, 6], [329, 8], [345, 155]];
+const FIELDS: Array<[number, number]> = [
+  [0, 100],
+  [100, 8],
+  [124, 12],
+  [156, 1],
+  [157, 100],
+  [257, 6],
+  [329, 8],
+  [345, 155],
+];
 
 function fixChecksum(buf: Buffer, at: number): void {
   buf.fill(0x20, at + 148, at + 156);

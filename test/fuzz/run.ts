@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { runFuzz, type FuzzSummary } from './harness.js';
+import { type FuzzSummary, runFuzz } from './harness.js';
 
 const { values } = parseArgs({ options: { seed: { type: 'string' }, count: { type: 'string' } } });
 const seed = Number(values.seed ?? 1);

@@ -7,7 +7,7 @@ import { cp, readdir } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
-import { ROOT, freePort, runBuilder, spawnRunner, tempDir, waitForHttp } from './cli.js';
+import { freePort, ROOT, runBuilder, spawnRunner, tempDir, waitForHttp } from './cli.js';
 
 export const BUILDPACKS = path.join(ROOT, 'buildpacks');
 export const FIXTURES = path.join(ROOT, 'test/fixtures/apps');

@@ -113,7 +113,11 @@ export async function runCli(file: string, args: string[], opts: CliOptions = {}
     reject: false,
     timeout: 120_000,
   });
-  return { exitCode: result.exitCode ?? -1, stdout: Buffer.from(result.stdout as Uint8Array), stderr: Buffer.from(result.stderr as Uint8Array).toString('utf8') };
+  return {
+    exitCode: result.exitCode ?? -1,
+    stdout: Buffer.from(result.stdout as Uint8Array),
+    stderr: Buffer.from(result.stderr as Uint8Array).toString('utf8'),
+  };
 }
 
 export const runBuilder = (args: string[], opts?: CliOptions) => runCli(BUILDER, args, opts);

@@ -13,12 +13,13 @@
  * Both are made once and reused by tag; `docker build` layer caching keeps the
  * slugkit images cheap to rebuild on every test run.
  */
-import { execa, type Options, type ResultPromise } from 'execa';
+
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa, type Options, type ResultPromise } from 'execa';
 import { ROOT } from './cli.js';
 
 /** Debian packages the test stack carries: what docs/docker.md asks of a stack image. */
@@ -119,12 +120,17 @@ export async function ensureStackImage(): Promise<void> {
     // not node-tar: a root filesystem holds device nodes, which node-tar skips.
     await execa('tar', ['-C', rootfs, '-c', '.'], { timeout: 300_000, buffer: false }).pipe(dockerBinary(), [
       'import',
-      '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      '--change', 'ENV LANG=C.UTF-8',
+      '--change',
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      '--change',
+      'ENV LANG=C.UTF-8',
       // node ignores the system store unless told; npm and buildpacks need it.
-      '--change', 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt',
-      '--change', 'CMD ["/bin/bash"]',
-      '-', STACK_IMAGE,
+      '--change',
+      'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt',
+      '--change',
+      'CMD ["/bin/bash"]',
+      '-',
+      STACK_IMAGE,
     ]);
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -141,8 +147,17 @@ export async function ensureNodeImage(): Promise<void> {
     const npmRoot = (await execa('npm', ['root', '-g'])).stdout.trim();
     await cp(join(npmRoot, 'npm'), join(context, 'npm'), { recursive: true, verbatimSymlinks: true });
     await docker(
-      ['build', '-q', '-f', join(ROOT, 'test/fixtures/docker/node-image.Dockerfile'),
-        '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '-t', NODE_IMAGE, context],
+      [
+        'build',
+        '-q',
+        '-f',
+        join(ROOT, 'test/fixtures/docker/node-image.Dockerfile'),
+        '--build-arg',
+        `STACK_IMAGE=${STACK_IMAGE}`,
+        '-t',
+        NODE_IMAGE,
+        context,
+      ],
       { timeout: 600_000 },
     );
   } finally {
@@ -161,11 +176,23 @@ export function buildSlugkitImages(): Promise<void> {
   slugkitImages ??= (async () => {
     await ensureStackImage();
     await ensureNodeImage();
-    for (const [dockerfile, tag] of [['Dockerfile.builder', BUILDER_IMAGE], ['Dockerfile.runner', RUNNER_IMAGE]]) {
+    for (const [dockerfile, tag] of [
+      ['Dockerfile.builder', BUILDER_IMAGE],
+      ['Dockerfile.runner', RUNNER_IMAGE],
+    ]) {
       const result = await docker(
-        ['build', '-f', join(ROOT, dockerfile),
-          '--build-arg', `STACK_IMAGE=${STACK_IMAGE}`, '--build-arg', `NODE_IMAGE=${NODE_IMAGE}`,
-          '-t', tag, ROOT],
+        [
+          'build',
+          '-f',
+          join(ROOT, dockerfile),
+          '--build-arg',
+          `STACK_IMAGE=${STACK_IMAGE}`,
+          '--build-arg',
+          `NODE_IMAGE=${NODE_IMAGE}`,
+          '-t',
+          tag,
+          ROOT,
+        ],
         { reject: false, timeout: 900_000, all: true },
       );
       if (result.failed) throw new Error(`docker build -f ${dockerfile} failed:\n${String(result.all).slice(-4000)}`);

@@ -7,13 +7,22 @@
  *   smart HTTP, to mount on `startHttpServer` from ./http-server.js.
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import type http from 'node:http';
 import { execa, type ResultPromise } from 'execa';
 import type { Handler } from './http-server.js';
 
-const IDENTITY = ['-c', 'user.name=Slugkit Test', '-c', 'user.email=test@slugkit.invalid', '-c', 'commit.gpgsign=false', '-c', 'tag.gpgsign=false'];
+const IDENTITY = [
+  '-c',
+  'user.name=Slugkit Test',
+  '-c',
+  'user.email=test@slugkit.invalid',
+  '-c',
+  'commit.gpgsign=false',
+  '-c',
+  'tag.gpgsign=false',
+];
 
 async function git(cwd: string, ...args: string[]): Promise<string> {
   const { stdout } = await execa('git', [...IDENTITY, ...args], { cwd, stdin: 'ignore' });

@@ -32,9 +32,9 @@ export async function startHttpServer(handler: Handler): Promise<TestHttpServer>
     Promise.resolve()
       .then(() => handler(req, res))
       .catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end(String(err));
-    });
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String(err));
+      });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -72,8 +72,11 @@ export function serveFiles(files: Record<string, Uint8Array | string | StaticFil
       res.end('not found\n');
       return;
     }
-    const { body, status = 200, contentType = 'application/octet-stream' } =
-      typeof file === 'string' || file instanceof Uint8Array ? { body: file } : file;
+    const {
+      body,
+      status = 200,
+      contentType = 'application/octet-stream',
+    } = typeof file === 'string' || file instanceof Uint8Array ? { body: file } : file;
     const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     res.writeHead(status, { 'content-type': contentType, 'content-length': bytes.length });
     res.end(bytes);

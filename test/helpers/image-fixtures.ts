@@ -5,7 +5,7 @@
  * stand-in `slugrunner` shell script (the real runner needs Node, which a
  * busybox image does not have): it runs the Procfile's command for a type.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
@@ -148,7 +148,11 @@ export async function writeRunImage(layoutDir: string, tag: string, opts: RunIma
   await writeFile(path.join(layoutDir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
   await writeFile(
     indexFile,
-    JSON.stringify({ schemaVersion: 2, mediaType: types.index.includes('oci') ? types.index : 'application/vnd.oci.image.index.v1+json', manifests: [...kept, { ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: types.index.includes('oci') ? types.index : 'application/vnd.oci.image.index.v1+json',
+      manifests: [...kept, { ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
   );
   return { manifestDigest: manifests[0].digest, indexDigest, layerDigests: layers.map((l) => l.digest), diffIds };
 }
@@ -207,9 +211,15 @@ export async function fetchWhenReady(url: string, tries = 100): Promise<{ status
  * chroot of the rootfs, with the image's env and working dir (read from the
  * runtime-spec config umoci generates). Host network, bound to 127.0.0.1.
  */
-export async function startUnpacked(layoutDir: string, tag: string, bundle: string): Promise<{ port: number; child: ChildProcess; stop: () => Promise<void> }> {
+export async function startUnpacked(
+  layoutDir: string,
+  tag: string,
+  bundle: string,
+): Promise<{ port: number; child: ChildProcess; stop: () => Promise<void> }> {
   await execFileP('umoci', ['unpack', '--image', `${layoutDir}:${tag}`, bundle]);
-  const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as { process: { args: string[]; env: string[]; cwd: string } };
+  const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as {
+    process: { args: string[]; env: string[]; cwd: string };
+  };
   const port = await freePort();
   const env: Record<string, string> = {};
   for (const e of spec.process.env) {
@@ -218,10 +228,14 @@ export async function startUnpacked(layoutDir: string, tag: string, bundle: stri
   }
   Object.assign(env, { PORT: String(port), BIND: '127.0.0.1' });
   const chroot = ['/usr/sbin/chroot', '/sbin/chroot', '/usr/bin/chroot'].find((p) => existsSync(p)) ?? 'chroot';
-  const child = spawn(chroot, [path.join(bundle, 'rootfs'), '/bin/sh', '-c', 'cd "$0" && exec "$@"', spec.process.cwd, ...spec.process.args], {
-    env,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const child = spawn(
+    chroot,
+    [path.join(bundle, 'rootfs'), '/bin/sh', '-c', 'cd "$0" && exec "$@"', spec.process.cwd, ...spec.process.args],
+    {
+      env,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   child.on('error', (err) => console.error(`chroot failed: ${err.message}`));
   return {
     port,

@@ -10,10 +10,10 @@
  */
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
-import { Secret, Service, type IContainer, type IPodSpec } from 'kubernetes-models/v1';
+import { type IContainer, type IPodSpec, Secret, Service } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: rendered YAML is walked by path in the checks; the product code types it
 export type Obj = any;
 
 export function parseStream(text: string): Obj[] {
@@ -90,7 +90,14 @@ export interface DockerRunPlan {
  * resolved from `secrets`) and its args after the image's entrypoint. The
  * network is the host's: Docker's containers reach a server on 127.0.0.1 only so.
  */
-export function dockerRunFor(spec: IPodSpec, name: string, image: string, uid: number, secrets: Record<string, Record<string, string>>, extraEnv: Record<string, string> = {}): DockerRunPlan {
+export function dockerRunFor(
+  spec: IPodSpec,
+  name: string,
+  image: string,
+  uid: number,
+  secrets: Record<string, Record<string, string>>,
+  extraEnv: Record<string, string> = {},
+): DockerRunPlan {
   const c = [...(spec.initContainers ?? []), ...spec.containers].find((x) => x.name === name);
   if (!c) throw new Error(`no container ${name}`);
   const args = ['--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', `${uid}:0`, '--network', 'host'];

@@ -7,7 +7,7 @@
  * token endpoint), inject failures (503s, connection resets) and records every
  * request, so tests can count uploads.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -175,7 +175,9 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
     if (typeof fault === 'number') {
       record(fault);
       req.resume();
-      res.writeHead(fault, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}');
+      res
+        .writeHead(fault, { 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}');
       return;
     }
 
@@ -204,7 +206,8 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
     const forward = http.request({ host: uhost, port: Number(uport), method: req.method, path: url, headers }, (up) => {
       record(up.statusCode ?? 0);
       const headers = { ...up.headers };
-      if (opts.relativeLocation && typeof headers.location === 'string') headers.location = headers.location.replace(/^https?:\/\/[^/]+/, '');
+      if (opts.relativeLocation && typeof headers.location === 'string')
+        headers.location = headers.location.replace(/^https?:\/\/[^/]+/, '');
       res.writeHead(up.statusCode ?? 502, headers);
       up.pipe(res);
     });
@@ -230,7 +233,9 @@ export async function startProxy(upstream: string, opts: ProxyOptions = {}): Pro
 
 /** Body bytes the registry was sent in blob uploads (PATCH and PUT), whatever the client believes it sent. */
 export function uploadedBytes(requests: ProxiedRequest[]): number {
-  return requests.filter((r) => (r.method === 'PUT' || r.method === 'PATCH') && r.url.includes('/blobs/uploads/')).reduce((n, r) => n + r.bytes, 0);
+  return requests
+    .filter((r) => (r.method === 'PUT' || r.method === 'PATCH') && r.url.includes('/blobs/uploads/'))
+    .reduce((n, r) => n + r.bytes, 0);
 }
 
 /** Blob uploads the registry completed: PUTs with a digest that got 201. */

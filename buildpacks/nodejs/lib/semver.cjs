@@ -13,7 +13,10 @@
 
 /** "v20.1" -> [20, 1, null]; wildcards become null; null for garbage. */
 function parsePartial(text) {
-  const clean = text.trim().replace(/^v/i, '').replace(/[-+].*$/, '');
+  const clean = text
+    .trim()
+    .replace(/^v/i, '')
+    .replace(/[-+].*$/, '');
   const parts = clean.split('.');
   if (parts.length > 3 || clean === '') return null;
   const out = [null, null, null];
@@ -47,7 +50,12 @@ function expand(op, p) {
   switch (op) {
     case '':
     case '=':
-      return full ? [['=', p]] : [['>=', fill(p)], ['<', nextAfter(p)]];
+      return full
+        ? [['=', p]]
+        : [
+            ['>=', fill(p)],
+            ['<', nextAfter(p)],
+          ];
     case '>=':
       return [['>=', fill(p)]];
     case '>':
@@ -58,13 +66,19 @@ function expand(op, p) {
       return full ? [['<=', p]] : [['<', nextAfter(p)]];
     case '~':
     case '~>':
-      return [['>=', fill(p)], ['<', p[1] === null ? [p[0] + 1, 0, 0] : [p[0], p[1] + 1, 0]]];
+      return [
+        ['>=', fill(p)],
+        ['<', p[1] === null ? [p[0] + 1, 0, 0] : [p[0], p[1] + 1, 0]],
+      ];
     case '^': {
       let upper;
       if (p[0] > 0 || p[1] === null) upper = [p[0] + 1, 0, 0];
       else if (p[1] > 0 || p[2] === null) upper = [0, p[1] + 1, 0];
       else upper = [0, 0, p[2] + 1];
-      return [['>=', fill(p)], ['<', upper]];
+      return [
+        ['>=', fill(p)],
+        ['<', upper],
+      ];
     }
     default:
       return null;
@@ -84,7 +98,11 @@ function parseRange(range) {
       tests.push(...expand('>=', lo), ...expand('<=', hi));
     } else {
       // ">= 1.2" is allowed: glue an operator to the version after it.
-      const tokens = alt.trim().replace(/(>=|<=|~>|[<>=^~])\s+/g, '$1').split(/\s+/).filter(Boolean);
+      const tokens = alt
+        .trim()
+        .replace(/(>=|<=|~>|[<>=^~])\s+/g, '$1')
+        .split(/\s+/)
+        .filter(Boolean);
       for (const token of tokens) {
         const m = token.match(/^(>=|<=|~>|[<>=^~])?(.*)$/);
         const p = parsePartial(m[2]);

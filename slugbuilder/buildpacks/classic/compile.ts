@@ -17,7 +17,10 @@ export interface CompileContext extends ScriptContext {
 }
 
 async function isExecutable(file: string): Promise<boolean> {
-  return access(file, constants.X_OK).then(() => true, () => false);
+  return access(file, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Runs one classic buildpack's compile with the earlier `export` files sourced. */

@@ -15,7 +15,13 @@ export interface Detection {
 /** A buildpack without an executable bin/detect does not detect anything. */
 export async function detect(buildpackDir: string, buildDir: string, env: NodeJS.ProcessEnv): Promise<Detection> {
   const script = path.join(buildpackDir, 'bin', 'detect');
-  if (!(await access(script, constants.X_OK).then(() => true, () => false))) return { detected: false };
+  if (
+    !(await access(script, constants.X_OK).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return { detected: false };
   const result = await runScript(script, [buildDir], { env, cwd: buildDir, captureStdout: true, timeoutMs: 60_000 });
   const printed = result.stdout.split('\n')[0]?.trim();
   return { detected: result.exitCode === 0, name: printed || undefined };

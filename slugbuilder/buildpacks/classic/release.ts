@@ -15,9 +15,20 @@ import { runScript, type ScriptContext } from '../run-script.js';
 /** One buildpack's release; a buildpack without bin/release releases nothing. */
 export async function release(bp: ChosenBuildpack, ctx: ScriptContext): Promise<Release> {
   const script = path.join(bp.dir, 'bin', 'release');
-  if (!(await access(script, constants.X_OK).then(() => true, () => false))) return emptyRelease();
+  if (
+    !(await access(script, constants.X_OK).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return emptyRelease();
   const origin = `bin/release of buildpack ${bp.name}`;
-  const result = await runScript(script, [ctx.buildDir], { env: ctx.env, cwd: ctx.buildDir, captureStdout: true, timeoutMs: ctx.timeoutMs });
+  const result = await runScript(script, [ctx.buildDir], {
+    env: ctx.env,
+    cwd: ctx.buildDir,
+    captureStdout: true,
+    timeoutMs: ctx.timeoutMs,
+  });
   if (result.timedOut) throw new UserError(`${origin} timed out: fix the buildpack or raise --timeout`);
   if (result.exitCode !== 0) throw new UserError(`${origin} failed (exit ${result.exitCode ?? result.signal}): its output above says why`);
   return parseRelease(result.stdout, origin);

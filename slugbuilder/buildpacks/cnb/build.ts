@@ -9,14 +9,14 @@
 import { access, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { forget, removeOnExit } from '../../../shared/fs.js';
 import { UserError } from '../../../shared/errors.js';
+import { forget, removeOnExit } from '../../../shared/fs.js';
 import { apiAtLeast, applyBuildLayers, applyPlatformEnv, type Env } from '../../../shared/layer-env.js';
 import { runScript } from '../run-script.js';
-import { targetEnv, type BuildTarget } from './detect.js';
+import { type BuildTarget, targetEnv } from './detect.js';
+import { type LaunchMetadata, readLaunchToml, readUnmet } from './launch-toml.js';
+import { buildLayerDirs, type CnbRef, collectLayers, type Layer, restoreLayers } from './layers.js';
 import { buildpackPlanToml, type Require } from './plan.js';
-import { buildLayerDirs, collectLayers, restoreLayers, type CnbRef, type Layer } from './layers.js';
-import { readLaunchToml, readUnmet, type LaunchMetadata } from './launch-toml.js';
 
 export interface CnbBuildpack extends CnbRef {
   /** The buildpack's root (buildpack.toml, bin/). */
@@ -83,7 +83,12 @@ export function classicBuildEnv(env: Env, earlierBuildLayers: readonly string[])
 async function runBuild(input: CnbBuildInput, layersDir: string, planPath: string): Promise<void> {
   const bp = input.buildpack;
   const script = path.join(bp.dir, 'bin', 'build');
-  if (!(await access(script, constants.X_OK).then(() => true, () => false))) {
+  if (
+    !(await access(script, constants.X_OK).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     throw new UserError(`${label(bp)} has no executable bin/build`);
   }
   let env = await applyBuildLayers(input.env, input.earlierBuildLayers ?? []);
@@ -101,15 +106,30 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
 
   // A classic buildpack's `export` reaches later CNBs as it reaches later classic ones.
   const exports = input.exports ?? [];
-  const [file, args] = exports.length === 0
-    ? [script, [layersDir, input.platformDir, planPath]]
-    : ['bash', ['-c', SOURCE_EXPORTS_THEN_EXEC, 'slugbuilder', String(exports.length), ...exports, script, layersDir, input.platformDir, planPath]];
+  const [file, args] =
+    exports.length === 0
+      ? [script, [layersDir, input.platformDir, planPath]]
+      : [
+          'bash',
+          [
+            '-c',
+            SOURCE_EXPORTS_THEN_EXEC,
+            'slugbuilder',
+            String(exports.length),
+            ...exports,
+            script,
+            layersDir,
+            input.platformDir,
+            planPath,
+          ],
+        ];
   const result = await runScript(file, args, {
     env,
     cwd: input.appDir,
     timeoutMs: input.timeoutMs,
   });
-  if (result.timedOut) throw new UserError(`${label(bp)}: bin/build timed out after ${Math.round((input.timeoutMs ?? 0) / 1000)} s (raise it with --timeout)`);
+  if (result.timedOut)
+    throw new UserError(`${label(bp)}: bin/build timed out after ${Math.round((input.timeoutMs ?? 0) / 1000)} s (raise it with --timeout)`);
   if (result.signal) throw new UserError(`${label(bp)}: bin/build was killed by ${result.signal}`);
   if (result.exitCode !== 0) throw new UserError(`${label(bp)}: bin/build failed (exit ${result.exitCode})`);
 }
@@ -130,7 +150,11 @@ export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
   }
 
   const layers = await collectLayers({ layersDir, cacheDir: input.cacheDir, buildpack: bp });
-  const unmetNames = await readUnmet(layersDir, bp, input.plan.map((e) => e.name));
+  const unmetNames = await readUnmet(
+    layersDir,
+    bp,
+    input.plan.map((e) => e.name),
+  );
   const later = new Set(input.laterProvides ?? []);
   const stranded = unmetNames.filter((n) => !later.has(n));
   if (stranded.length) {

@@ -65,7 +65,6 @@ export function buildpackLabel(d: { id: string; version?: string }): string {
   return d.version ? `${d.id}@${d.version}` : d.id;
 }
 
-
 async function exists(p: string): Promise<'file' | 'dir' | undefined> {
   return stat(p).then(
     (s) => (s.isDirectory() ? 'dir' : 'file'),

@@ -6,11 +6,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../shared/errors.js';
-import { runScript } from '../run-script.js';
-import { apiAtLeast, applyPlatformEnv } from '../../../shared/layer-env.js';
-import { buildpackLabel, type BuildpackDescriptor, type Target } from './descriptor.js';
 import { layersDirName } from '../../../shared/launch-metadata.js';
-import { parseBuildPlan, type BuildPlan } from './plan.js';
+import { apiAtLeast, applyPlatformEnv } from '../../../shared/layer-env.js';
+import { runScript } from '../run-script.js';
+import { type BuildpackDescriptor, buildpackLabel, type Target } from './descriptor.js';
+import { type BuildPlan, parseBuildPlan } from './plan.js';
 
 /** The machine a build runs for, in OCI names (os linux, arch amd64/arm64). */
 export interface BuildTarget {
@@ -20,7 +20,15 @@ export interface BuildTarget {
   distro?: { name: string; version: string };
 }
 
-const OCI_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+const OCI_ARCH: Record<string, string> = {
+  x64: 'amd64',
+  arm64: 'arm64',
+  arm: 'arm',
+  ia32: '386',
+  ppc64: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+};
 
 /** ID and VERSION_ID of an os-release file. */
 export function parseOsRelease(text: string): { name: string; version: string } | undefined {

@@ -64,7 +64,8 @@ function parseProcess(p: TomlTable, where: string, bp: CnbRef, fail: (msg: strin
   let command: string[];
   let direct: boolean;
   if (modern) {
-    if (!isStrings(p.command) || p.command.length === 0) fail(`${where}.command must be a non-empty array of strings (Buildpack API ${bp.api})`);
+    if (!isStrings(p.command) || p.command.length === 0)
+      fail(`${where}.command must be a non-empty array of strings (Buildpack API ${bp.api})`);
     if (p.direct !== undefined) fail(`${where}.direct is not supported from Buildpack API 0.9 (commands are exec'd directly)`);
     command = p.command as string[];
     direct = true;

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
 import { UserError } from '../../../shared/errors.js';
 import { layersDirName } from '../../../shared/launch-metadata.js';
-import { readTomlFile, toToml, type TomlTable } from '../../../shared/toml.js';
+import { readTomlFile, type TomlTable, toToml } from '../../../shared/toml.js';
 
 export interface CnbRef {
   id: string;
@@ -58,11 +58,17 @@ function label(bp: CnbRef): string {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function isDir(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isDirectory(), () => false);
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 function byName(a: string, b: string): number {

@@ -6,10 +6,9 @@
  */
 import type { CnbProcess, LaunchMetadata } from './launch-toml.js';
 
-
 /** A word as bash reads it back unchanged. */
 export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_\/.:=@%+,-]+$/.test(word)) return word;
+  if (/^[A-Za-z0-9_/.:=@%+,-]+$/.test(word)) return word;
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 

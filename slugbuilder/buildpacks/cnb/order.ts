@@ -8,9 +8,9 @@
  */
 import { UserError } from '../../../shared/errors.js';
 import { detect as classicDetect } from '../classic/detect.js';
-import { buildpackLabel, type BuildpackDescriptor, type GroupMember } from './descriptor.js';
-import { detectCnb, platformMismatch, type DetectContext, type DetectOutcome } from './detect.js';
-import { EMPTY_PLAN, resolvePlans, type PlanMember, type Require } from './plan.js';
+import { type BuildpackDescriptor, buildpackLabel, type GroupMember } from './descriptor.js';
+import { type DetectContext, type DetectOutcome, detectCnb, platformMismatch } from './detect.js';
+import { EMPTY_PLAN, type PlanMember, type Require, resolvePlans } from './plan.js';
 
 /** A buildpack a group member names, ready to detect. */
 export interface OrderBuildpack {

@@ -6,8 +6,9 @@
  * provide by a require of the same buildpack or a later one; alternatives
  * ([[or]]) are tried in order; optional members may be dropped to resolve.
  */
-import { parseToml, toToml, type TomlTable } from '../../../shared/toml.js';
+
 import { UserError } from '../../../shared/errors.js';
+import { parseToml, type TomlTable, toToml } from '../../../shared/toml.js';
 
 export interface Provide {
   name: string;
@@ -116,7 +117,10 @@ function tryOptions(choice: Option[]): Resolved | string {
     const deps = new Map<string, Dependency>();
     const dep = (name: string) => {
       let d = deps.get(name);
-      if (!d) deps.set(name, (d = { providers: [], pending: [], early: [], requires: [] }));
+      if (!d) {
+        d = { providers: [], pending: [], early: [], requires: [] };
+        deps.set(name, d);
+      }
       return d;
     };
     for (const option of trial) {

@@ -14,12 +14,12 @@
  * own directory (`export`) and must not change the cache.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
-import { writeAtomically } from '../../../shared/fs.js';
-import { UserError, errnoCode } from '../../../shared/errors.js';
+import { errnoCode, UserError } from '../../../shared/errors.js';
 import { acquireLock } from '../../../shared/file-lock.js';
+import { writeAtomically } from '../../../shared/fs.js';
 
 export interface CacheMeta {
   url: string;
@@ -93,7 +93,9 @@ export class CacheEntry {
       return;
     }
     await Promise.all(
-      names.filter((n) => n.startsWith('tmp-') || n.startsWith('old-')).map((n) => rm(path.join(this.dir, n), { recursive: true, force: true })),
+      names
+        .filter((n) => n.startsWith('tmp-') || n.startsWith('old-'))
+        .map((n) => rm(path.join(this.dir, n), { recursive: true, force: true })),
     );
   }
 
@@ -107,7 +109,9 @@ export class CacheEntry {
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM' || code === 'ENOTDIR') {
-        throw new UserError(`Cannot write the buildpack cache at ${path.dirname(this.dir)} (${code}); point SLUGBUILDER_CACHE_DIR at a writable directory`);
+        throw new UserError(
+          `Cannot write the buildpack cache at ${path.dirname(this.dir)} (${code}); point SLUGBUILDER_CACHE_DIR at a writable directory`,
+        );
       }
       throw err;
     }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { UserError } from '../../../shared/errors.js';
 import { log } from '../../../shared/log.js';
-import { isCommitSha, type BuildpackSpec, describe } from './spec.js';
+import { type BuildpackSpec, describe, isCommitSha } from './spec.js';
 
 /** Environment for every git we run: never prompt (there is no one to answer), never read stdin. */
 function gitEnv(): NodeJS.ProcessEnv {
@@ -141,12 +141,16 @@ export async function checkoutTree(repo: string, commit: string, target: string)
   // two checkouts (even of different commits) cannot disturb each other.
   const indexDir = await mkdtemp(path.join(path.dirname(target), 'tmp-index-'));
   try {
-    const result = await execa('git', ['-c', `safe.directory=${repo}`, '--git-dir', repo, '--work-tree', target, 'read-tree', '--reset', '-u', commit], {
-      env: { ...gitEnv(), GIT_INDEX_FILE: path.join(indexDir, 'index') },
-      extendEnv: false,
-      stdin: 'ignore',
-      reject: false,
-    });
+    const result = await execa(
+      'git',
+      ['-c', `safe.directory=${repo}`, '--git-dir', repo, '--work-tree', target, 'read-tree', '--reset', '-u', commit],
+      {
+        env: { ...gitEnv(), GIT_INDEX_FILE: path.join(indexDir, 'index') },
+        extendEnv: false,
+        stdin: 'ignore',
+        reject: false,
+      },
+    );
     if (result.exitCode !== 0) throw new UserError(`Cannot check out buildpack commit ${commit}: ${gitReason(String(result.stderr))}`);
   } finally {
     await rm(indexDir, { recursive: true, force: true });
@@ -169,7 +173,10 @@ async function keep(repo: string, commit: string): Promise<void> {
  * (which comes with two lines of advice after it), else the first line.
  */
 function gitReason(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const generic = /could not read from remote repository/i;
   const line = lines.find((l) => /^(fatal|error):/i.test(l) && !generic.test(l)) ?? lines.find((l) => !generic.test(l)) ?? lines[0];
   return line ? line.replace(/^(fatal|error):\s*/i, '') : 'unknown error';
@@ -187,19 +194,35 @@ function classify(stderr: string, spec: BuildpackSpec): { kind: FailureKind; err
   const text = stderr.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1');
   let kind: FailureKind = 'other';
   let message: string;
-  if (/could not resolve host|unable to look up|name or service not known|temporary failure in name resolution|could not resolve hostname/i.test(text)) {
+  if (
+    /could not resolve host|unable to look up|name or service not known|temporary failure in name resolution|could not resolve hostname/i.test(
+      text,
+    )
+  ) {
     kind = 'unreachable';
     message = `${where}: cannot reach the host (name not found); check the URL and the network`;
-  } else if (/connection refused|failed to connect|unable to connect|connection timed out|network is unreachable|no route to host|couldn't connect|connection reset/i.test(text)) {
+  } else if (
+    /connection refused|failed to connect|unable to connect|connection timed out|network is unreachable|no route to host|couldn't connect|connection reset/i.test(
+      text,
+    )
+  ) {
     kind = 'unreachable';
     message = `${where}: cannot reach the host (connection failed); check the URL and that the server is up`;
   } else if (/couldn't find remote ref|not our ref|unadvertised object|no such remote ref|remote ref .* not found/i.test(text)) {
     kind = 'unknown-ref';
     message = `${where}: ref '${spec.ref ?? 'HEAD'}' does not exist in the repository; use an existing branch, tag or full commit sha`;
-  } else if (/authentication failed|could not read username|could not read password|terminal prompts disabled|permission denied|returned error: 40[13]|host key verification failed/i.test(text)) {
+  } else if (
+    /authentication failed|could not read username|could not read password|terminal prompts disabled|permission denied|returned error: 40[13]|host key verification failed/i.test(
+      text,
+    )
+  ) {
     kind = 'auth';
     message = `${where}: access denied; put credentials in the URL (https://USER:TOKEN@host/...) or configure an ssh key`;
-  } else if (/not found|does not appear to be a git repository|not a git repository|returned error: 404|no such file or directory|repository .* does not exist|access denied|not exported/i.test(text)) {
+  } else if (
+    /not found|does not appear to be a git repository|not a git repository|returned error: 404|no such file or directory|repository .* does not exist|access denied|not exported/i.test(
+      text,
+    )
+  ) {
     kind = 'not-found';
     message = `${where}: not a git repository, or it does not exist; check the URL`;
   } else {

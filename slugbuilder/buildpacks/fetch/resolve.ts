@@ -17,11 +17,11 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { log } from '../../../shared/log.js';
 import { UserError } from '../../../shared/errors.js';
+import { log } from '../../../shared/log.js';
 import { CacheEntry, type CacheMeta } from './cache.js';
 import { checkoutTree, fetchCommit } from './git.js';
-import { cacheKey, describe, parseBuildpackSpec, type BuildpackSpec } from './spec.js';
+import { type BuildpackSpec, cacheKey, describe, parseBuildpackSpec } from './spec.js';
 import { downloadTarball } from './tarball.js';
 import { validateBuildpack } from './validate.js';
 
@@ -76,7 +76,9 @@ export async function resolveBuildpack(spec: string, opts: ResolveOptions): Prom
       log.step(`Using cached buildpack ${what}${cached.commit ? ` (${cached.commit.slice(0, 12)})` : ''}`);
       meta = cached;
     } else if (opts.offline) {
-      throw new UserError(`Buildpack ${what} is not in the buildpack cache and the build is offline; run one build with network access first`);
+      throw new UserError(
+        `Buildpack ${what} is not in the buildpack cache and the build is offline; run one build with network access first`,
+      );
     } else {
       log.step(`Fetching buildpack ${what}`);
       meta = await fetchIntoCache(parsed, entry, cached);

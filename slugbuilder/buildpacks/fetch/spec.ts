@@ -48,7 +48,8 @@ function splitRef(spec: string): { base: string; ref?: string } {
   if (hash < 0) return { base: spec };
   const base = spec.slice(0, hash);
   const ref = spec.slice(hash + 1);
-  if (ref === '') throw new UserError(`Buildpack ${safeForMessage(base)}#: empty ref after '#'; name a branch, tag or commit, or drop the '#'`);
+  if (ref === '')
+    throw new UserError(`Buildpack ${safeForMessage(base)}#: empty ref after '#'; name a branch, tag or commit, or drop the '#'`);
   if (/\s|\.\.|^-|[~^:?*[\\]/.test(ref)) {
     throw new UserError(`Buildpack ${safeForMessage(base)}: '${ref}' is not a valid git ref; name a branch, tag or commit`);
   }
@@ -85,9 +86,18 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
   const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(base);
   // A path to an archive on this machine (`./bp.tgz`, `/srv/bp.tar.gz`): a tarball, like its file: URL.
   if (!hasScheme && isTarballPath(base) && !SCP_LIKE.test(base)) {
-    if (ref !== undefined) throw new UserError(`Buildpack ${base}#${ref}: a tarball cannot take a #ref; drop it, or point at a git repository`);
+    if (ref !== undefined)
+      throw new UserError(`Buildpack ${base}#${ref}: a tarball cannot take a #ref; drop it, or point at a git repository`);
     const fetchUrl = pathToFileURL(path.resolve(base)).href;
-    return { source: 'tarball', fetchUrl, display: base, bare: fetchUrl, ref, name: stripExtension(path.basename(base), TARBALL_EXTENSIONS) || 'buildpack', local: true };
+    return {
+      source: 'tarball',
+      fetchUrl,
+      display: base,
+      bare: fetchUrl,
+      ref,
+      name: stripExtension(path.basename(base), TARBALL_EXTENSIONS) || 'buildpack',
+      local: true,
+    };
   }
   const scp = hasScheme ? null : SCP_LIKE.exec(base);
   if (scp) {
@@ -131,7 +141,8 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
       return { source: 'git', fetchUrl: url.href, display, bare, ref, name: gitName(url) };
     case 'file:':
       if (isTarballPath(url.pathname)) {
-        if (ref !== undefined) throw new UserError(`Buildpack ${display}#${ref}: a tarball cannot take a #ref; drop it, or point at a git repository`);
+        if (ref !== undefined)
+          throw new UserError(`Buildpack ${display}#${ref}: a tarball cannot take a #ref; drop it, or point at a git repository`);
         const name = stripExtension(lastSegment(url.pathname), TARBALL_EXTENSIONS) || 'buildpack';
         return { source: 'tarball', fetchUrl: bare, display, bare, ref, name, local: true };
       }

@@ -12,12 +12,12 @@ import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
-import { UserError, errnoCode, errorMessage } from '../../../shared/errors.js';
-import { NetworkError, describeNetworkError, request } from '../../../shared/http.js';
+import { errnoCode, errorMessage, UserError } from '../../../shared/errors.js';
+import { describeNetworkError, NetworkError, request } from '../../../shared/http.js';
 import { log } from '../../../shared/log.js';
 import { extractArchive } from '../../../shared/tar/extract.js';
-import { describe, type BuildpackSpec } from './spec.js';
 import { formatSize } from '../../../shared/units.js';
+import { type BuildpackSpec, describe } from './spec.js';
 
 /** Buildpacks are scripts: anything near these sizes is not one. */
 const LIMITS = { maxBytes: 1024 * 1024 * 1024, maxFiles: 200_000 };
@@ -42,7 +42,9 @@ class DownloadProgress extends Transform {
     this.hash.update(chunk);
     while (this.received >= this.nextMark && (!this.total || this.received < this.total)) {
       if (this.total) {
-        log.info(`Downloaded ${formatSize(this.received)} of ${formatSize(this.total)} (${Math.floor((100 * this.received) / this.total)}%)`);
+        log.info(
+          `Downloaded ${formatSize(this.received)} of ${formatSize(this.total)} (${Math.floor((100 * this.received) / this.total)}%)`,
+        );
         this.nextMark += this.total / 4;
       } else {
         log.info(`Downloaded ${formatSize(this.received)}`);
@@ -100,7 +102,10 @@ async function openRemote(spec: BuildpackSpec, where: string): Promise<{ body: R
   }
   if (!response.body) throw new UserError(`${where}: the server sent an empty response`);
   const length = Number(response.headers.get('content-length'));
-  return { body: Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), total: Number.isFinite(length) && length > 0 ? length : undefined };
+  return {
+    body: Readable.fromWeb(response.body as WebReadableStream<Uint8Array>),
+    total: Number.isFinite(length) && length > 0 ? length : undefined,
+  };
 }
 
 async function openLocal(url: string, where: string): Promise<{ body: Readable; total?: number }> {

@@ -19,7 +19,9 @@ export async function validateBuildpack(dir: string, where: string): Promise<voi
     isFile = false;
   }
   if (!isFile) {
-    throw new UserError(`${where}: not a buildpack (no bin/compile at its root); point at a classic buildpack with bin/detect and bin/compile`);
+    throw new UserError(
+      `${where}: not a buildpack (no bin/compile at its root); point at a classic buildpack with bin/detect and bin/compile`,
+    );
   }
   try {
     await access(compile, constants.X_OK);
