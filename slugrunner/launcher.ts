@@ -15,7 +15,8 @@ import { packageRoot } from '../shared/package.js';
 /** How the process starts: a command line run by bash, or an argv exec'd as it is. */
 export type Start = { shell: string } | { argv: string[] };
 
-export interface LaunchOptions {
+/** What bin/dyno.bash starts a process from, for one dyno or each of a formation's. */
+export interface ProcessSpec {
   start: Start;
   appDir: string;
   /** Where the process runs; the app dir by default. Profile scripts are always sourced in the app dir. */
@@ -28,9 +29,19 @@ export interface LaunchOptions {
   /** The environment to start from; with `envReady` it is the process's whole environment. */
   env: NodeJS.ProcessEnv;
   envReady: boolean;
+}
+
+export interface LaunchOptions extends ProcessSpec {
   graceMs: number;
   /** 'ignore' when the runner read the slug from stdin: the process gets an empty stdin, not the rest of the slug. */
   stdin: 'inherit' | 'ignore';
+}
+
+export interface SpawnOptions extends ProcessSpec {
+  /** stdin, stdout, stderr; fd 3 carries the plan. */
+  stdio: ['inherit' | 'ignore', 'inherit' | 'pipe', 'inherit' | 'pipe'];
+  /** Its own process group, so the whole group can be signalled. */
+  ownGroup: boolean;
 }
 
 export const DYNO_SCRIPT = () => path.join(packageRoot(), 'bin', 'dyno.bash');
@@ -51,22 +62,6 @@ export function quoteWords(words: string[]): string {
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
-
-/** What bin/dyno.bash starts a process from, for one dyno or each of a formation's. */
-export interface SpawnOptions {
-  start: Start;
-  appDir: string;
-  cwd?: string;
-  type?: string;
-  dyno: string;
-  plan: Buffer;
-  env: NodeJS.ProcessEnv;
-  envReady: boolean;
-  /** stdin, stdout, stderr; fd 3 carries the plan. */
-  stdio: ['inherit' | 'ignore', 'inherit' | 'pipe', 'inherit' | 'pipe'];
-  /** Its own process group, so the whole group can be signalled. */
-  ownGroup: boolean;
-}
 
 /** Starts bin/dyno.bash for one process, the launch plan on its fd 3. */
 export function spawnProcess(opts: SpawnOptions): ChildProcess {

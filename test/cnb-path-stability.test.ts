@@ -34,21 +34,25 @@ default = true
 TOML
 `;
 
+/** Builds a one-file app with the CNB above, in place at a fresh --app-dir; returns that dir and the slug. */
+async function buildWithTools(): Promise<{ appDir: string; out: string }> {
+  const bp = await writeCnb(path.join(await tempDir('slugkit-cnb-'), 'tools'), { id: 'example/tools', api: '0.10', build: BUILD });
+  const appDir = path.join(await tempDir(), 'app');
+  const out = path.join(await tempDir(), 'slug.tgz');
+  const input = await tarOf(await makeApp({ 'index.txt': 'app\n' }));
+  const built = await runBuilder(['--app-dir', appDir, '--buildpack', bp, '--cache-dir', path.join(await tempDir(), 'cache'), '-o', out], {
+    input,
+  });
+  expect(built.exitCode, built.stderr).to.equal(0);
+  return { appDir, out };
+}
+
 describe('CNB path stability: built in place, run at the same --app-dir', function () {
   this.timeout(120_000);
   after(removeTempDirs);
 
   it('runs a process whose command, env file and symlink are absolute paths into its layer', async () => {
-    const bp = await writeCnb(path.join(await tempDir('slugkit-cnb-'), 'tools'), { id: 'example/tools', api: '0.10', build: BUILD });
-    const appDir = path.join(await tempDir(), 'app');
-    const out = path.join(await tempDir(), 'slug.tgz');
-    const built = await runBuilder(
-      ['--app-dir', appDir, '--buildpack', bp, '--cache-dir', path.join(await tempDir(), 'cache'), '-o', out],
-      {
-        input: await tarOf(await makeApp({ 'index.txt': 'app\n' })),
-      },
-    );
-    expect(built.exitCode, built.stderr).to.equal(0);
+    const { appDir, out } = await buildWithTools();
     // The build removed what it made in the app dir: the runner finds it empty and unpacks the slug there.
     expect(await readdir(appDir).catch(() => [])).to.deep.equal([]);
 
@@ -72,16 +76,7 @@ describe('CNB path stability: built in place, run at the same --app-dir', functi
   });
 
   it('fails with one line when the slug is run at another --app-dir, naming the cause', async () => {
-    const bp = await writeCnb(path.join(await tempDir('slugkit-cnb-'), 'tools'), { id: 'example/tools', api: '0.10', build: BUILD });
-    const appDir = path.join(await tempDir(), 'app');
-    const out = path.join(await tempDir(), 'slug.tgz');
-    const built = await runBuilder(
-      ['--app-dir', appDir, '--buildpack', bp, '--cache-dir', path.join(await tempDir(), 'cache'), '-o', out],
-      {
-        input: await tarOf(await makeApp({ 'index.txt': 'app\n' })),
-      },
-    );
-    expect(built.exitCode, built.stderr).to.equal(0);
+    const { appDir, out } = await buildWithTools();
     const elsewhere = path.join(await tempDir(), 'elsewhere');
     const res = await runRunner(['--app-dir', elsewhere, '--slug', out, '-q', 'start', 'web']);
     expect(res.exitCode).to.equal(127);

@@ -10,23 +10,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../shared/errors.js';
+import type { LaunchProcess } from '../../../shared/launch-metadata.js';
 import { apiAtLeast } from '../../../shared/layer-env.js';
 import { parseToml, readTomlFile, type TomlTable } from '../../../shared/toml.js';
 import type { CnbRef } from './layers.js';
 
-export interface CnbProcess {
-  type: string;
-  /** Before API 0.9: one element, a shell command unless `direct`. */
-  command: string[];
-  args: string[];
-  direct: boolean;
-  default: boolean;
-  workingDir?: string;
-  /** API 0.12: execution environments the process is meant for. */
-  execEnv?: string[];
-  buildpackId: string;
-  api: string;
-}
+/** A launch.toml process as read: the launch metadata's shape, with the buildpack that declared it. */
+export type CnbProcess = Omit<LaunchProcess, 'buildpackId' | 'buildpackApi'> & { buildpackId: string; api: string };
 
 export interface LaunchMetadata {
   processes: CnbProcess[];
