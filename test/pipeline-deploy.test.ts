@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { ROOT } from './helpers/cli.js';
+import { requireTools } from './helpers/tools.js';
 
 const HOOK = join(ROOT, 'examples/git-push/pre-receive');
 const SLUGKIT_APP = join(ROOT, 'examples/git-push/slugkit-app');
@@ -40,6 +41,10 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     await git(['commit', '-qm', message]);
     return String((await git(['rev-parse', 'HEAD'])).stdout).trim();
   }
+
+  before(function () {
+    requireTools(this, 'git');
+  });
 
   beforeEach(async () => {
     work = await mkdtemp(join(tmpdir(), 'slugkit-pipeline-'));
