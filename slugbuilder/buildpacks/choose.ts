@@ -18,7 +18,7 @@ import { type BuildpackDescriptor, buildpackLabel, type GroupMember, readBuildpa
 import type { PlatformInfo } from './cnb/detect.js';
 import { type BuildpackLookup, type DetectOrderOptions, detectOrder, noGroupPassedMessage, type OrderBuildpack } from './cnb/order.js';
 import type { Require } from './cnb/plan.js';
-import { appBuildpackList, BUNDLED_BUILDER, type Buildpack, prepareBuildpack, type ResolveOptions } from './prepare.js';
+import { appBuildpackList, BUNDLED_BUILDER, type Buildpack, prepareBuildpack, type ResolveOptions, workingCopy } from './prepare.js';
 
 interface MemberBase {
   /** Where it came from, as it may be printed (no credentials). */
@@ -98,7 +98,7 @@ async function fetchBuilder(
   const fetched: FetchedBuildpack[] = [];
   const origins = new Map<string, Buildpack>();
   for (const entry of builder.buildpacks) {
-    const { bp, descriptor } = await prepare(entry.location, o);
+    const { bp, descriptor } = await prepare(entry.location, { ...o, deferLocalCopy: true });
     fetched.push({ entry, dir: bp.dir, descriptor });
     origins.set(bp.dir, { ...bp, origin: entry.uri });
   }
@@ -207,22 +207,26 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
   }
   for (const e of result.errors) log.warn(`${e.message} (an optional buildpack, left out)`);
 
-  return result.group.map(({ buildpack, plan }) => {
+  const chosen: GroupMemberBuildpack[] = [];
+  for (const { buildpack, plan } of result.group) {
     const source = origins.get(buildpack.dir);
     const base: MemberBase = {
       origin: source?.origin ?? buildpack.id,
-      dir: buildpack.dir,
+      // Only now copied, when it came from a builder's list of many.
+      dir: await workingCopy(buildpack.dir, resolve),
       ...(source?.version ? { version: source.version } : {}),
     };
     const d = buildpack.descriptor;
     if (d) {
       const member: CnbMember = { ...base, kind: 'cnb', name: buildpackLabel(d), descriptor: d, plan };
       log.step(`Detected buildpack ${member.name}`);
-      return member;
+      chosen.push(member);
+      continue;
     }
     const detectedName = classicNames.get(buildpack.dir);
     const name = detectedName ?? source?.name ?? buildpack.id;
     log.step(detectedName ? `${name} app detected` : `Using buildpack ${base.origin}`);
-    return { ...base, kind: 'classic', name };
-  });
+    chosen.push({ ...base, kind: 'classic', name });
+  }
+  return chosen;
 }

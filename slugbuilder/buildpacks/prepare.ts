@@ -54,6 +54,12 @@ export interface ResolveOptions {
   workDir: string;
   /** Root of slugkit's own caches (fetched buildpacks live below it). */
   cacheRoot: string;
+  /**
+   * A local directory is used where it is, for detect only, and copied by
+   * workingCopy() once chosen: a builder's order names many buildpacks and
+   * one build runs few of them.
+   */
+  deferLocalCopy?: boolean;
 }
 
 let counter = 0;
@@ -79,6 +85,7 @@ export async function prepareBuildpack(spec: string, opts: ResolveOptions): Prom
       );
     }
     const name = path.basename(path.resolve(spec));
+    if (opts.deferLocalCopy) return { name, dir: path.resolve(spec), origin: spec };
     const dir = slot(name);
     await copyTree(spec, dir, { skip: (rel) => path.basename(rel) === '.git' });
     return { name, dir, origin: spec };
@@ -87,4 +94,14 @@ export async function prepareBuildpack(spec: string, opts: ResolveOptions): Prom
   const fetched = await resolveBuildpack(spec, { cacheDir: opts.cacheRoot, into: slot(parsed.name) });
   const version = fetched.commit || fetched.sha256 ? { commit: fetched.commit, sha256: fetched.sha256 } : undefined;
   return { name: fetched.name, dir: fetched.dir, origin: displayUrl(spec), ...(version ? { version } : {}) };
+}
+
+/** The dir a chosen buildpack's scripts run from: `dir` itself when it is a working copy already, else a copy. */
+export async function workingCopy(dir: string, opts: ResolveOptions): Promise<string> {
+  const workspace = path.join(opts.workDir, 'buildpacks') + path.sep;
+  if (dir.startsWith(workspace)) return dir;
+  counter += 1;
+  const copy = path.join(workspace, `${counter}-${path.basename(dir).replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack'}`);
+  await copyTree(dir, copy, { skip: (rel) => path.basename(rel) === '.git' });
+  return copy;
 }
