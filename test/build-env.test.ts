@@ -90,7 +90,8 @@ describe('the buildpack environment', function () {
     if (hasCommand('python3')) expect(seen.python).to.equal('python3 ran\n');
     // The node running slugbuilder is found even when it is not on the stack PATH.
     expect(seen.tools.split('\n')[0]).to.equal(path.join(path.dirname(process.execPath), 'node'));
-    expect(seen.tools.trim().split('\n')).to.have.length(4);
+    // node, then each of npm, git and bash the stack has.
+    expect(seen.tools.trim().split('\n')).to.have.length(1 + ['npm', 'git', 'bash'].filter(hasCommand).length);
   });
 
   it('has the build variables, a UTF-8 locale and a scratch HOME and TMPDIR', async () => {

@@ -225,19 +225,6 @@ describe('buildpacks from URLs (resolveBuildpack)', () => {
       await rm(`${clone}.gone`, { recursive: true, force: true });
     });
 
-    it('says so in one line when git is not installed', async () => {
-      const saved = process.env.PATH;
-      process.env.PATH = path.join(root, 'empty-path');
-      try {
-        const { message } = await failure(url(), await freshCache());
-        expect(message).to.equal(
-          'Cannot fetch git buildpacks: git is not installed (not on PATH); install git or use a tarball URL or a local directory',
-        );
-      } finally {
-        process.env.PATH = saved;
-      }
-    });
-
     it('gives each build its own writable copy, so an export never reaches the cache', async () => {
       const cache = await freshCache();
       const first = await fetchBuildpack(`${url()}#${v2}`, { cacheDir: cache });
@@ -695,5 +682,23 @@ describe('buildpacks from URLs (resolveBuildpack)', () => {
       ]);
       expect(result.stderr).to.not.include('secret');
     });
+  });
+});
+
+// Outside the suite above, which needs git: this one is for the machine without it.
+describe('git buildpacks without git', () => {
+  it('says so in one line when git is not installed', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'slugkit-nogit-'));
+    const saved = process.env.PATH;
+    process.env.PATH = path.join(root, 'empty-path');
+    try {
+      const { message } = await failure(`file://${path.join(root, 'bp.git')}`, path.join(root, 'cache'));
+      expect(message).to.equal(
+        'Cannot fetch git buildpacks: git is not installed (not on PATH); install git or use a tarball URL or a local directory',
+      );
+    } finally {
+      process.env.PATH = saved;
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -14,6 +14,7 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import { BUILDER, makeApp, makeBuildpack, RUNNER, removeTempDirs, tarOf, tempDir, waitForFile, writeTree } from './helpers/cli.js';
 import { buildSlugkitImages, containerName, docker, RUNNER_IMAGE, removeContainers, requireDocker } from './helpers/docker.js';
+import { skipOrFail } from './helpers/tools.js';
 
 const FAST = 'slugrunner: fast start';
 const NODE = 'slugrunner: node start';
@@ -254,8 +255,7 @@ describe('slugrunner: the fast start', function () {
     it('as PID 1 of a PID namespace it reaps the orphans the process leaves', async function () {
       const probe = await execa('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { reject: false });
       if (probe.exitCode !== 0) {
-        if (process.env.CI) throw new Error(`unshare --pid --fork --mount-proc failed: ${probe.stderr}`);
-        this.skip();
+        skipOrFail(this, `needs unshare --pid --fork --mount-proc (root or CAP_SYS_ADMIN): ${probe.stderr.trim()}`);
       }
       const r = await execa(
         'unshare',

@@ -16,6 +16,7 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import { layersDirName } from '../shared/launch-metadata.js';
 import { type FileSpec, RUNNER, removeTempDirs, runRunner, tempDir, waitForFile, writeTree } from './helpers/cli.js';
+import { skipOrFail } from './helpers/tools.js';
 
 const exe = (body: string): FileSpec => ({ content: `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, mode: 0o755 });
 
@@ -518,8 +519,7 @@ describe('slugrunner: Cloud Native Buildpack processes', function () {
     it('as PID 1 of a PID namespace the runner reaps the orphans of a CNB process', async function () {
       const probe = await execa('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { reject: false });
       if (probe.exitCode !== 0) {
-        if (process.env.CI) throw new Error(`unshare --pid --fork --mount-proc failed: ${probe.stderr}`);
-        this.skip();
+        skipOrFail(this, `needs unshare --pid --fork --mount-proc (root or CAP_SYS_ADMIN): ${probe.stderr.trim()}`);
       }
       await rm(path.join(work, 'orphans'), { force: true });
       const r = await execa(
