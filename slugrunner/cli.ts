@@ -14,13 +14,14 @@ import { UsageError, UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
 import { slugkitVersion } from '../shared/package.js';
 import { mergeProcessTypes } from '../shared/procfile.js';
+import { quoteWords } from '../shared/shell.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
 import { dynoEnvironment, readAppInfo } from './environment.js';
 import { parseFormation, planDynos, runFormation } from './formation.js';
 import { intakeSlug } from './intake.js';
 import { makeLaunchPlan, refreshLaunchPlan } from './launch-plan.js';
-import { commandFromWords, launch, quoteWords, type Start } from './launcher.js';
+import { commandFromWords, launch, type Start } from './launcher.js';
 
 const USAGE = `Usage: slugrunner [options] start [TYPE] [-- ARG...]  run a process type
        slugrunner [options] start TYPE TYPE...  run several side by side, as foreman does

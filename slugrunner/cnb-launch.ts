@@ -11,7 +11,8 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type LaunchBuildpack, type LaunchProcess, layersDirName, readLaunchMetadata } from '../shared/launch-metadata.js';
 import { apiAtLeast, type Env, launchEnv, launchLayerDirs, runExecD } from '../shared/layer-env.js';
-import { quoteWords, type Start } from './launcher.js';
+import { quoteWords } from '../shared/shell.js';
+import type { Start } from './launcher.js';
 
 export type CnbBuildpack = LaunchBuildpack;
 export type CnbProcess = LaunchProcess;

@@ -11,6 +11,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { packageRoot } from '../shared/package.js';
+import { quoteWords } from '../shared/shell.js';
 
 /** How the process starts: a command line run by bash, or an argv exec'd as it is. */
 export type Start = { shell: string } | { argv: string[] };
@@ -46,19 +47,10 @@ export interface SpawnOptions extends ProcessSpec {
 
 export const DYNO_SCRIPT = () => path.join(packageRoot(), 'bin', 'dyno.bash');
 
-function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 /** `run echo 'a b'` as one command string, each word quoted as it was given. */
 export function commandFromWords(words: string[]): string {
   if (words.length === 1) return words[0];
-  return words.map(shellQuote).join(' ');
-}
-
-/** Words as a command line that runs exactly them, whatever they contain. */
-export function quoteWords(words: string[]): string {
-  return words.map(shellQuote).join(' ');
+  return quoteWords(words);
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];

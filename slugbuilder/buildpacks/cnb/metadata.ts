@@ -4,13 +4,8 @@
  * still start it, and the labels merge in chain order. The launch metadata
  * itself is shared/launch-metadata.ts.
  */
+import { shellQuote } from '../../../shared/shell.js';
 import type { CnbProcess, LaunchMetadata } from './launch-toml.js';
-
-/** A word as bash reads it back unchanged. */
-export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_/.:=@%+,-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
 
 /**
  * A CNB process as one shell command line: a direct process's words each
