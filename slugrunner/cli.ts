@@ -177,7 +177,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   // The plan holds what bin/dyno.bash needs; kept on disk so the next start can skip Node.
-  const plan = await makeLaunchPlan(appDir);
+  const plan = await makeLaunchPlan(appDir, { app, cnb: cnb?.app });
   await refreshLaunchPlan(appDir, plan);
 
   /** Which command a process type runs and how: the Procfile wins over a CNB process, which wins over the release. */

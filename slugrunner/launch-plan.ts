@@ -29,7 +29,8 @@ import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type EnvOp, envDirOps, launchLayerDirs } from '../shared/layer-env.js';
 import { mergeProcessTypes } from '../shared/procfile.js';
-import { CNB_METADATA, readAppInfo } from './environment.js';
+import type { CnbApp } from './cnb-launch.js';
+import { type AppInfo, CNB_METADATA, readAppInfo } from './environment.js';
 
 export const LAUNCH_PLAN = '.slugkit-launch';
 const MAGIC = 'slugkit-launch 1';
@@ -77,8 +78,12 @@ export interface LaunchPlan {
   fast: boolean;
 }
 
-/** Makes the plan for the app in `appDir` from its .release, Procfile and CNB launch metadata and layers. */
-export async function makeLaunchPlan(appDir: string): Promise<LaunchPlan> {
+/**
+ * Makes the plan for the app in `appDir` from its .release, Procfile and CNB
+ * launch metadata and layers. A caller that has read them already (the
+ * runner, before it starts the process) passes them in: nothing is parsed twice.
+ */
+export async function makeLaunchPlan(appDir: string, read?: { app: AppInfo; cnb?: CnbApp }): Promise<LaunchPlan> {
   const fields: (string | Buffer)[] = [];
   let fast = true;
   const stamps: (string | Buffer)[] = [];
@@ -89,14 +94,14 @@ export async function makeLaunchPlan(appDir: string): Promise<LaunchPlan> {
     stamps.push('stamp', name, ...(content === undefined ? ['0'] : ['1', content.includes(0) ? '' : content]));
   }
 
-  const app = await readAppInfo(appDir);
+  const app = read?.app ?? (await readAppInfo(appDir));
   for (const [name, value] of Object.entries(app.release.config_vars)) {
     if (!shellSettable(name) || value.includes('\0')) fast = false;
     else fields.push('var', name, value);
   }
 
   const cnbLaunch = app.cnb ? await import('./cnb-launch.js') : undefined;
-  const cnb = cnbLaunch && (await cnbLaunch.readCnbApp(appDir));
+  const cnb = cnbLaunch && (read?.cnb ?? (await cnbLaunch.readCnbApp(appDir)));
   const types = mergeProcessTypes(app.release.default_process_types, cnb ? cnbLaunch.cnbCommandLines(cnb) : {}, app.procfile);
   if (cnb?.defaultType) fields.push('default', cnb.defaultType);
   const rel = (p: string) => (path.isAbsolute(p) && (p === appDir || p.startsWith(appDir + path.sep)) ? path.relative(appDir, p) : p);

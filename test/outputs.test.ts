@@ -13,6 +13,7 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import { BUILDER, makeApp, makeBuildpack, removeTempDirs, runBuilder, tarOf, tempDir } from './helpers/cli.js';
 import { startHttpServer } from './helpers/http-server.js';
+import { skipOrFail } from './helpers/tools.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const isRoot = process.getuid?.() === 0;
@@ -54,8 +55,7 @@ describe('builder outputs', () => {
   describe('device, FIFO and symlink targets', () => {
     it('writes into a character device in place, leaving it a device (as root)', async function () {
       if (!isRoot) {
-        console.log('      (skipped: mknod needs root)');
-        this.skip();
+        skipOrFail(this, 'needs root (mknod)');
       }
       const dir = await tempDir();
       const dev = path.join(dir, 'null');

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type Options, type ResultPromise } from 'execa';
 import { ROOT } from './cli.js';
+import { skipOrFail } from './tools.js';
 
 /** Debian packages the test stack carries: what docs/docker.md asks of a stack image. */
 const STACK_PACKAGES = ['bash', 'git', 'python3', 'python3-venv', 'libstdc++6', 'ca-certificates', 'procps'];
@@ -81,9 +82,7 @@ export async function dockerUnavailableReason(): Promise<string | undefined> {
 export async function requireDocker(context: Mocha.Context): Promise<void> {
   const reason = await dockerUnavailableReason();
   if (!reason) return;
-  if (process.env.CI) throw new Error(`Docker tests cannot run in CI: ${reason}`);
-  console.log(`      skipping Docker tests: ${reason}`);
-  context.skip();
+  skipOrFail(context, `needs Docker: ${reason}`);
 }
 
 /** An image's Config (Entrypoint, Cmd, User, Env, WorkingDir, ...) as docker inspect reports it. */
