@@ -38,7 +38,7 @@ export async function readCnbApp(appDir: string): Promise<CnbApp> {
   return { appDir, buildpacks: meta?.buildpacks ?? [], processes, defaultType };
 }
 
-function buildpackLayersDir(app: CnbApp, bp: CnbBuildpack): string {
+export function buildpackLayersDir(app: CnbApp, bp: CnbBuildpack): string {
   return path.join(app.appDir, '.layers', layersDirName(bp.id));
 }
 

@@ -116,7 +116,7 @@ export async function makeLaunchPlan(appDir: string, read?: { app: AppInfo; cnb?
   }
 
   if (cnb) {
-    const layers = await launchLayerDirs(cnb.buildpacks.map((bp) => path.join(appDir, '.layers', bp.id.replace(/\//g, '_'))));
+    const layers = await launchLayerDirs(cnb.buildpacks.map((bp) => cnbLaunch.buildpackLayersDir(cnb, bp)));
     const { ops, slow } = await layerOps(layers, rel);
     if (slow) fast = false;
     fields.push(...ops);

@@ -291,16 +291,15 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       if (mnt) await execa('umount', [mnt], { reject: false });
     });
 
-    it('as TMPDIR: the slug write fails with a named error and no partial slug', async () => {
-      const dir = await mkdtemp(path.join(root, 'case-'));
-      const tmp = path.join(mnt as string, 'tmp');
+    /** A build with TMPDIR on the small tmpfs, its slug to `-o` in the case dir. */
+    async function buildOnTmpfs(dir: string, tmpName: string, compile: string, sourceBytes: Buffer) {
+      const tmp = path.join(mnt as string, tmpName);
       await mkdir(tmp);
       const outFile = path.join(dir, 'out', 'slug.tgz');
       await mkdir(path.dirname(outFile));
-      // 2.5 MB of noise fits the 4 MB tmpfs; its slug (about as big again) does not.
-      const bp = await writeBuildpack(path.join(dir, 'bp'), { compile: 'head -c 2500000 /dev/urandom > "$1/noise.bin"' });
+      const bp = await writeBuildpack(path.join(dir, 'bp'), { compile });
       const source = path.join(dir, 'source.tar');
-      await writeFile(source, APP);
+      await writeFile(source, sourceBytes);
       const result = await execa(
         'node',
         [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile],
@@ -310,6 +309,13 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
           stdin: 'ignore',
         },
       );
+      return { result, outFile, tmp };
+    }
+
+    it('as TMPDIR: the slug write fails with a named error and no partial slug', async () => {
+      const dir = await mkdtemp(path.join(root, 'case-'));
+      // 2.5 MB of noise fits the 4 MB tmpfs; its slug (about as big again) does not.
+      const { result, outFile, tmp } = await buildOnTmpfs(dir, 'tmp', 'head -c 2500000 /dev/urandom > "$1/noise.bin"', APP);
       await expectCleanFailure(
         { exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp },
         /no space left on the device while writing the slug/,
@@ -318,21 +324,11 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
 
     it('while the source is unpacked: a named error and nothing left in TMPDIR', async () => {
       const dir = await mkdtemp(path.join(root, 'case-'));
-      const tmp = path.join(mnt as string, 'tmp-unpack');
-      await mkdir(tmp);
-      const outFile = path.join(dir, 'out', 'slug.tgz');
-      await mkdir(path.dirname(outFile));
-      const bp = await writeBuildpack(path.join(dir, 'bp'), { compile: 'true' });
-      const source = path.join(dir, 'source.tar');
-      await writeFile(source, tar(file('Procfile', 'web: x\n'), file('big.bin', Buffer.alloc(6 * 1024 * 1024, 7))));
-      const result = await execa(
-        'node',
-        [BUILDER, '--source', source, '--buildpack', bp, '--cache-dir', path.join(dir, 'cache'), '-o', outFile],
-        {
-          env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
-          reject: false,
-          stdin: 'ignore',
-        },
+      const { result, outFile, tmp } = await buildOnTmpfs(
+        dir,
+        'tmp-unpack',
+        'true',
+        tar(file('Procfile', 'web: x\n'), file('big.bin', Buffer.alloc(6 * 1024 * 1024, 7))),
       );
       await expectCleanFailure(
         { exitCode: result.exitCode ?? -1, stdout: Buffer.from(String(result.stdout)), stderr: String(result.stderr), outFile, tmp },
