@@ -606,6 +606,10 @@ export function byteLimit(source: Readable, max: number, message: () => string):
     },
   });
   source.on('error', (err) => limit.destroy(err));
+  // The error may come before the consumer attaches (a blob flows while its
+  // target file is prepared): it stays on the stream for pipeline() to
+  // report, instead of crashing the process as an unheard 'error'.
+  limit.on('error', () => undefined);
   return limit;
 }
 

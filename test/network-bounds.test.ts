@@ -1,0 +1,293 @@
+/**
+ * Every byte a server sends is bounded, through the real CLIs against servers
+ * on 127.0.0.1: a registry (a small node server speaking just enough of the
+ * distribution API) that sends an endless manifest, a layer longer than its
+ * descriptor, `null` documents, a token answer of the wrong shape; a PUT
+ * target that answers with a redirect; a cache store that refuses the
+ * upload or serves a cache over the limit; a SLUG_URL that never ends.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
+import path from 'node:path';
+import { expect } from 'chai';
+import { makeApp, makeBuildpack, removeTempDirs, runBuilder, runRunner, tempDir } from './helpers/cli.js';
+import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { file, gzip, tar } from './helpers/tar-blocks.js';
+
+const MiB = 1024 * 1024;
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith(' !     '));
+
+/** Write `chunk` until the client goes away or `max` bytes went out; resolves with what was sent. */
+function flood(res: http.ServerResponse, chunk: Buffer, max: number): Promise<number> {
+  return new Promise((resolve) => {
+    let sent = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      resolve(sent);
+    };
+    res.on('close', finish);
+    const pump = () => {
+      while (!done && sent < max) {
+        sent += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      if (sent >= max) {
+        res.end();
+        finish();
+      }
+    };
+    pump();
+  });
+}
+
+/** A run image's pieces: one small layer, its config and an OCI manifest. */
+function runImage() {
+  const layerTar = tar(file('etc/os-release', 'ID=test\n'));
+  const layer = gzip(layerTar);
+  const config = Buffer.from(
+    JSON.stringify({ os: 'linux', architecture: 'amd64', rootfs: { type: 'layers', diff_ids: [sha(layerTar)] }, config: {} }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }],
+    }),
+  );
+  return { layer, config, manifest };
+}
+
+describe('network bounds: what a server sends is cut at its limit', function () {
+  this.timeout(60_000);
+  let app: string;
+  let buildpack: string;
+  let cachePack: string;
+  const servers: TestHttpServer[] = [];
+  const serve = async (handler: Parameters<typeof startHttpServer>[0]) => {
+    const s = await startHttpServer(handler);
+    servers.push(s);
+    return s;
+  };
+
+  before(async () => {
+    app = await makeApp({ Procfile: 'web: echo hi\n' });
+    buildpack = await makeBuildpack({ detect: 'echo Test', compile: 'true', release: "echo '--- {}'" });
+    // Lists what it finds in the cache, then leaves one file there.
+    cachePack = await makeBuildpack({
+      detect: 'echo Cached',
+      compile: 'echo "cache holds: $(ls "$2" | tr "\\n" " ")"; echo fresh > "$2/fresh.txt"',
+      release: "echo '--- {}'",
+    });
+  });
+  after(async () => {
+    for (const s of servers) await s.close();
+    await removeTempDirs();
+  });
+
+  const build = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const dir = await tempDir();
+    const r = await runBuilder(['--source', app, '--cache-dir', path.join(dir, 'cache'), ...args], {
+      env: { ...process.env, TMPDIR: dir, PUT_URL: '', TAR_URL: '', CACHE_URL: '', CACHE_PUT_URL: '', BUILDPACK_URL: '', ...env },
+    });
+    return { ...r, dir };
+  };
+
+  it('stops reading an endless chunked manifest at 8M and closes the connection', async () => {
+    let sent: Promise<number> | undefined;
+    const registry = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+      sent = flood(res, Buffer.alloc(64 * 1024, 0x20), 64 * MiB);
+    });
+    const host = `127.0.0.1:${registry.port}`;
+    const out = await tempDir();
+    const r = await build(['--buildpack', buildpack, '--run-image', `docker://${host}/runner:24`, '--image', `oci:${out}/img`]);
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr), r.stderr).to.deep.equal([
+      ` !     registry ${host}: manifest runner:24: http://${host}/v2/runner/manifests/24 sent more than 8.0M, the most slugkit reads for it`,
+    ]);
+    // The builder hung up soon after the limit instead of reading the rest.
+    expect(await sent).to.be.below(24 * MiB);
+    expect(await readdir(out)).to.deep.equal([]);
+  });
+
+  it('cuts a run-image layer at its declared size and leaves no blob behind', async () => {
+    const { layer, config, manifest } = runImage();
+    let sent: Promise<number> | undefined;
+    const registry = await serve((req, res) => {
+      const url = req.url ?? '';
+      if (url === '/v2/') return void res.writeHead(200).end('{}');
+      if (url.startsWith('/v2/runner/manifests/'))
+        return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest);
+      if (url === `/v2/runner/blobs/${sha(config)}`) return void res.writeHead(200).end(config);
+      if (url === `/v2/runner/blobs/${sha(layer)}`) {
+        res.writeHead(200);
+        res.write(layer);
+        sent = flood(res, Buffer.alloc(64 * 1024), 256 * MiB).then((n) => n + layer.length);
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    const host = `127.0.0.1:${registry.port}`;
+    const out = path.join(await tempDir(), 'img');
+    const r = await build(['--buildpack', buildpack, '--run-image', `docker://${host}/runner:24`, '--image', `oci:${out}`]);
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr), r.stderr).to.deep.equal([
+      ` !     registry ${host}: blob ${sha(layer)} from runner: more than the ${layer.length} bytes its descriptor declares; the image is damaged`,
+    ]);
+    expect(await sent).to.be.below(32 * MiB);
+    // No blob of the run image (whole or partial) and no temp file stays in the layout.
+    const blobs = await readdir(path.join(out, 'blobs', 'sha256')).catch(() => []);
+    expect(blobs.filter((b) => !b.startsWith('.') && `sha256:${b}` === sha(layer))).to.deep.equal([]);
+    expect(blobs.filter((b) => b.startsWith('.'))).to.deep.equal([]);
+  });
+
+  it('names a null manifest, a [null] index and a wrong-typed token answer in one line each', async () => {
+    let manifest = 'null';
+    let mediaType = 'application/vnd.oci.image.manifest.v1+json';
+    const registry = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      res.writeHead(200, { 'content-type': mediaType }).end(manifest);
+    });
+    const host = `127.0.0.1:${registry.port}`;
+    const out = await tempDir();
+    const run = async () => build(['--buildpack', buildpack, '--run-image', `docker://${host}/runner:24`, '--image', `oci:${out}/img`]);
+
+    let r = await run();
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr)).to.deep.equal([` !     run image docker://${host}/runner:24: its manifest is null, not a JSON object`]);
+
+    manifest = JSON.stringify({ schemaVersion: 2, manifests: [null] });
+    mediaType = 'application/vnd.oci.image.index.v1+json';
+    r = await run();
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr)).to.deep.equal([
+      ` !     run image docker://${host}/runner:24: its index's manifests[0] is null, not a JSON object`,
+    ]);
+
+    manifest = JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'x', digest: 'sha256:abc', size: '12' }] });
+    r = await run();
+    expect(errorLines(r.stderr)).to.deep.equal([
+      ` !     run image docker://${host}/runner:24: its index's manifests[0].digest is the string "sha256:abc", not a sha256 digest`,
+    ]);
+    expect(r.stderr).to.not.include('internal error');
+
+    // A token server whose answer is JSON of the wrong shape.
+    const tokens = await serve((req, res) => {
+      if (req.url === '/v2/') {
+        const realm = `http://127.0.0.1:${tokens.port}/token`;
+        return void res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="test"` }).end();
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(req.url?.startsWith('/token') ? '{"token":42}' : 'null');
+    });
+    const tokenHost = `127.0.0.1:${tokens.port}`;
+    r = await build(['--buildpack', buildpack, '--run-image', `docker://${tokenHost}/runner:24`, '--image', `oci:${out}/img`]);
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr)).to.deep.equal([
+      ` !     token server http://${tokenHost} for registry ${tokenHost}: its token is 42, not a string`,
+    ]);
+  });
+
+  it('names an OCI layout whose index.json lists [null]', async () => {
+    const layout = path.join(await tempDir(), 'run');
+    await mkdir(path.join(layout, 'blobs', 'sha256'), { recursive: true });
+    await writeFile(path.join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    await writeFile(path.join(layout, 'index.json'), '{"schemaVersion":2,"manifests":[null]}');
+    const out = await tempDir();
+    const r = await build(['--buildpack', buildpack, '--run-image', `oci:${layout}`, '--image', `oci:${out}/img`]);
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr)).to.deep.equal([
+      ` !     run image oci:${layout}: ${layout}/index.json's manifests[0] is null, not a JSON object`,
+    ]);
+  });
+
+  it('refuses a redirected --put-url in one line, once, and writes no -o', async () => {
+    const store = await serve((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(307, { location: 'http://other.invalid/bucket/slug.tgz?X-Amz-Signature=0123456789abcdef' }).end());
+    });
+    const dir = await tempDir();
+    const r = await build(['--buildpack', buildpack, '-o', path.join(dir, 'slug.tgz'), '--put-url', `${store.origin}/slug.tgz`]);
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr)).to.deep.equal([
+      ` !     PUT_URL upload: PUT ${store.origin}/slug.tgz answered 307 Temporary Redirect (to http://other.invalid/bucket/slug.tgz?X-Amz-Signature=…): a streamed upload is not re-sent to a redirect; use the final URL`,
+    ]);
+    expect(store.requests.filter((q) => q.method === 'PUT')).to.have.length(1);
+    expect(await readdir(dir)).to.deep.equal([]);
+  });
+
+  it('a cache upload refused with 501 or a redirect is a warning: exit 0, the slug delivered', async () => {
+    let putStatus = 501;
+    const store = await serve((req, res) => {
+      if (req.method === 'GET') return void res.writeHead(404).end();
+      req.resume();
+      req.on('end', () => res.writeHead(putStatus, putStatus === 307 ? { location: `${store.origin}/elsewhere` } : {}).end());
+    });
+    for (const status of [501, 307]) {
+      putStatus = status;
+      const dir = await tempDir();
+      const out = path.join(dir, 'slug.tgz');
+      const r = await build(['--buildpack', buildpack, '-o', out, '--cache-url', `${store.origin}/cache.tgz`]);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect((await readFile(out)).length).to.be.greaterThan(0);
+      const why =
+        status === 501
+          ? `cache URL upload: ${store.origin}/cache.tgz answered HTTP 501; check the URL and that the server is up`
+          : `cache URL upload: PUT ${store.origin}/cache.tgz answered 307 Temporary Redirect (to ${store.origin}/elsewhere): a streamed upload is not re-sent to a redirect; use the final URL`;
+      expect(errorLines(r.stderr)).to.deep.equal([
+        ` !     Warning: the build cache was not stored (${why}); the build stands, the next one starts from the cache stored before`,
+      ]);
+    }
+  });
+
+  it('refuses a stored cache over five times --max-source-size and runs cold, keeping none of it', async () => {
+    // 700K of cache against --max-source-size 100K: over the 500K the cache may hold.
+    const big = gzip(tar(file('old-1.bin', Buffer.alloc(350 * 1024, 1)), file('old-2.bin', Buffer.alloc(350 * 1024, 2))));
+    const store = await serve((req, res) => {
+      if (req.method === 'GET') return void res.writeHead(200).end(big);
+      req.resume();
+      req.on('end', () => res.writeHead(200).end());
+    });
+    const dir = await tempDir();
+    const r = await build([
+      '--buildpack',
+      cachePack,
+      '--max-source-size',
+      '100K',
+      '-o',
+      path.join(dir, 'slug.tgz'),
+      '--cache-url',
+      `${store.origin}/cache.tgz`,
+    ]);
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(errorLines(r.stderr)).to.deep.equal([
+      ' !     Ignoring the stored build cache: the stored build cache expands to more than 500.0K: make it smaller or raise the limit',
+    ]);
+    // The buildpack saw an empty cache: nothing of the refused one was left in it.
+    expect(r.stderr).to.match(/cache holds: *\n/);
+  });
+
+  it('cuts off a SLUG_URL that sends endless empty gzip members after the slug', async () => {
+    const slug = gzip(tar(file('Procfile', 'web: echo hi\n'), file('.release', '--- {}\n')));
+    const emptyMember = gzip(Buffer.alloc(0));
+    let sent: Promise<number> | undefined;
+    const store = await serve((_req, res) => {
+      res.writeHead(200);
+      res.write(slug);
+      sent = flood(res, Buffer.concat(Array(4096).fill(emptyMember)), 256 * MiB);
+    });
+    const appDir = path.join(await tempDir(), 'app');
+    const r = await runRunner(['--app-dir', appDir, '--max-slug-size', '1M', '--max-files', '10', 'types'], {
+      env: { ...process.env, SLUG_URL: `${store.origin}/slug.tgz` },
+    });
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr)).to.deep.equal([` !     SLUG_URL: ${store.origin}/slug.tgz sent more than 2.0M, the most it may send`]);
+    expect(await sent).to.be.below(16 * MiB);
+    expect(await readdir(appDir).catch(() => [])).to.deep.equal([]);
+  });
+});
