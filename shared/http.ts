@@ -167,7 +167,34 @@ function hostOf(url: string): string {
 
 /** A URL for an error line: no credentials and no query at all. */
 export function urlWithoutQuery(raw: string): string {
-  return displayUrl(raw).replace(/[?#].*$/, '');
+  return requestDisplay(raw).replace(/[?#].*$/, '');
+}
+
+/**
+ * The URL a request went to, for its retry and redirect lines: every query
+ * value hidden, and nothing registered as a secret (a registry's
+ * `digest=sha256:…` must stay readable everywhere else in the log).
+ */
+function requestDisplay(raw: string): string {
+  try {
+    const url = new URL(raw);
+    url.username = '';
+    url.password = '';
+    const query =
+      url.search.length > 1
+        ? `?${url.search
+            .slice(1)
+            .split('&')
+            .filter(Boolean)
+            .map((pair) => (pair.includes('=') ? `${pair.slice(0, pair.indexOf('='))}=${HIDDEN}` : HIDDEN))
+            .join('&')}`
+        : '';
+    url.search = '';
+    url.hash = '';
+    return url.href + query;
+  } catch {
+    return raw.replace(/\/\/[^@/]*@/, '//').replace(/\?.*$/, `?${HIDDEN}`);
+  }
 }
 
 /** The root cause behind fetch's "fetch failed", in a few words; URLs in it lose their credentials. */
@@ -350,7 +377,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
   const limits = netTimeouts();
   const deadlineAt = Date.now() + limits.deadlineMs;
   const host = hostOf(url);
-  const shown = displayUrl(url);
+  const shown = requestDisplay(url);
   const noDispatcherLimits = await unlimitedDispatcher();
   for (let attempt = 1; ; attempt++) {
     const last = attempt >= RETRY.attempts;
@@ -408,7 +435,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
       stream?.destroy();
       await res.body?.cancel().catch(() => undefined);
       const location = res.headers.get('location');
-      const to = location ? ` (to ${displayUrl(new URL(location, url).href)})` : '';
+      const to = location ? ` (to ${requestDisplay(new URL(location, url).href)})` : '';
       throw new TransferError(
         `${method} ${shown} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${to}: a streamed upload is not re-sent to a redirect; use the final URL`,
       );

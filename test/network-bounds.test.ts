@@ -221,6 +221,52 @@ describe('network bounds: what a server sends is cut at its limit', function () 
     expect(await readdir(dir)).to.deep.equal([]);
   });
 
+  it('refuses a registry blob PUT answered with a redirect, without retrying it', async () => {
+    const { layer, config, manifest } = runImage();
+    const registry = await serve((req, res) => {
+      const url = req.url ?? '';
+      if (url === '/v2/') return void res.writeHead(200).end('{}');
+      if (url.startsWith('/v2/runner/manifests/'))
+        return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest);
+      if (url === `/v2/runner/blobs/${sha(config)}`) return void res.writeHead(200).end(config);
+      if (url === `/v2/runner/blobs/${sha(layer)}`) return void res.writeHead(200).end(layer);
+      if (req.method === 'HEAD') return void res.writeHead(404).end();
+      if (req.method === 'POST') return void res.writeHead(202, { location: '/v2/app/blobs/uploads/u1' }).end();
+      req.resume();
+      req.on('end', () => res.writeHead(307, { location: 'http://other.invalid/upload?X-Amz-Signature=0123456789abcdef' }).end());
+    });
+    const host = `127.0.0.1:${registry.port}`;
+    const r = await build(['--buildpack', buildpack, '--run-image', `docker://${host}/runner:24`, '--image', `docker://${host}/app:v1`]);
+    expect(r.exitCode, r.stderr).to.equal(1);
+    const errors = errorLines(r.stderr);
+    expect(errors, r.stderr).to.have.length(1);
+    expect(errors[0]).to.match(
+      new RegExp(
+        `^ ! {5}registry ${host}: uploading sha256:[0-9a-f]{64} to app: PUT http://${host}/v2/app/blobs/uploads/u1\\?digest=… answered 307 Temporary Redirect \\(to http://other\\.invalid/upload\\?X-Amz-Signature=…\\): a streamed upload is not re-sent to a redirect; use the final URL$`,
+      ),
+    );
+    // One PUT per blob the push got to: none was sent twice.
+    const puts = registry.requests.filter((q) => q.method === 'PUT').map((q) => q.url);
+    expect(puts.length).to.be.greaterThan(0);
+    expect(new Set(puts).size).to.equal(puts.length);
+  });
+
+  it('credentials in a source URL go to its own host only, not to the host a redirect names', async () => {
+    const tarball = gzip(tar(file('Procfile', 'web: echo hi\n')));
+    const target = await serve((_req, res) => void res.writeHead(200).end(tarball));
+    const origin = await serve((_req, res) => void res.writeHead(302, { location: `${target.origin}/app.tgz` }).end());
+    const r = await runBuilder(
+      ['--buildpack', buildpack, '--cache-dir', path.join(await tempDir(), 'cache'), '-o', path.join(await tempDir(), 's.tgz')],
+      {
+        env: { ...process.env, TAR_URL: `http://deploy:s3cret-pass@127.0.0.1:${origin.port}/app.tgz`, PUT_URL: '', BUILDPACK_URL: '' },
+      },
+    );
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(origin.requests[0].headers.authorization).to.equal(`Basic ${Buffer.from('deploy:s3cret-pass').toString('base64')}`);
+    expect(target.requests[0].headers.authorization).to.equal(undefined);
+    expect(r.stderr).to.not.include('s3cret-pass');
+  });
+
   it('a cache upload refused with 501 or a redirect is a warning: exit 0, the slug delivered', async () => {
     let putStatus = 501;
     const store = await serve((req, res) => {
