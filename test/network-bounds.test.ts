@@ -193,7 +193,7 @@ describe('network bounds: what a server sends is cut at its limit', function () 
     ]);
   });
 
-  it('names an OCI layout whose index.json lists [null]', async () => {
+  it('names an OCI layout whose index.json lists [null], and a docker-archive whose manifest.json does', async () => {
     const layout = path.join(await tempDir(), 'run');
     await mkdir(path.join(layout, 'blobs', 'sha256'), { recursive: true });
     await writeFile(path.join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
@@ -204,6 +204,11 @@ describe('network bounds: what a server sends is cut at its limit', function () 
     expect(errorLines(r.stderr)).to.deep.equal([
       ` !     run image oci:${layout}: ${layout}/index.json's manifests[0] is null, not a JSON object`,
     ]);
+    const saved = path.join(await tempDir(), 'saved.tar');
+    await writeFile(saved, tar(file('manifest.json', '[null]')));
+    const d = await build(['--buildpack', buildpack, '--run-image', `docker-archive:${saved}`, '--image', `oci:${out}/img`]);
+    expect(d.exitCode, d.stderr).to.equal(1);
+    expect(errorLines(d.stderr)).to.deep.equal([` !     run image docker-archive:${saved}: manifest.json[0] is null, not a JSON object`]);
   });
 
   it('refuses a redirected --put-url in one line, once, and writes no -o', async () => {

@@ -118,6 +118,18 @@ export function checkConfig(doc: unknown, what: string): ImageConfig {
   return c as unknown as ImageConfig;
 }
 
+/** `docker save`'s manifest.json: a list of {Config, Layers, RepoTags}. */
+export function checkDockerSaveManifest(doc: unknown, what: string): unknown[] {
+  const entries = list(doc, what, 'manifest.json');
+  for (const [i, value] of entries.entries()) {
+    const e = object(value, what, `manifest.json[${i}]`);
+    string(e.Config, what, `manifest.json[${i}].Config`);
+    stringList(e.Layers, what, `manifest.json[${i}].Layers`);
+    if (e.RepoTags !== undefined && e.RepoTags !== null) stringList(e.RepoTags, what, `manifest.json[${i}].RepoTags`);
+  }
+  return entries;
+}
+
 /** A Bearer token answer: `token` or `access_token`, a string. */
 export function checkTokenResponse(doc: unknown, what: string): string {
   const answer = object(doc, what, 'its answer');
