@@ -251,6 +251,14 @@ export class TransferError extends UserError {
   }
 }
 
+/** An upload answered with a 3xx; its message starts with the method, for the caller to say whose upload it was. */
+export class RedirectedUpload extends TransferError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RedirectedUpload';
+  }
+}
+
 /** The retry policy: the same for every caller. */
 export const RETRY = { attempts: 4, backoffMs: 250, maxRetryAfterMs: 10_000 };
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -368,7 +376,7 @@ function retryLine(method: string, shown: string, attempt: number, why: string):
  * Retry-After), up to RETRY.attempts in all, each with a line saying why.
  * Returns the last response, whatever its status, for the caller to judge;
  * its body is watched by the same clocks. Throws NetworkError when no
- * attempt got an answer, and TransferError when an upload is redirected:
+ * attempt got an answer, and RedirectedUpload when an upload is redirected:
  * a streamed body cannot be sent again, and following a 3xx with it could
  * hand it to another host. `url` must not carry user-info (see splitCredentials).
  */
@@ -416,7 +424,9 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
     } catch (err) {
       watch.end();
       stream?.destroy();
-      if (err instanceof UserError) throw err;
+      // A body that failed on our side (a source blob past its size, streamed into a push) is no network error: not retried.
+      const ours = userErrorIn(err);
+      if (ours) throw ours;
       if (watch.stopped === 'deadline') {
         throw new NetworkError('DEADLINE', `${host} did not finish within ${shortDuration(limits.deadlineMs)}`, true, attempt);
       }
@@ -436,7 +446,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
       await res.body?.cancel().catch(() => undefined);
       const location = res.headers.get('location');
       const to = location ? ` (to ${requestDisplay(new URL(location, url).href)})` : '';
-      throw new TransferError(
+      throw new RedirectedUpload(
         `${method} ${shown} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${to}: a streamed upload is not re-sent to a redirect; use the final URL`,
       );
     }
@@ -447,6 +457,15 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
     retryLine(method, shown, attempt, `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
     await sleep(Math.min(retryAfterMs(res) ?? backoff, Math.max(0, deadlineAt - Date.now())));
   }
+}
+
+function userErrorIn(err: unknown): UserError | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e instanceof Error; i++) {
+    if (e instanceof UserError) return e;
+    e = e.cause;
+  }
+  return undefined;
 }
 
 /** The response with its body read through the attempt's clocks; body failures become one TransferError line. */
@@ -557,7 +576,7 @@ async function requestOk(rawUrl: string, what: string, opts: RequestOptions): Pr
     res = await request(target.url, { what, ...opts, headers });
   } catch (err) {
     if (err instanceof NetworkError) throw new UserError(`${what}: ${networkFailure(err, target.display)}`);
-    if (err instanceof TransferError) throw new TransferError(`${what}: ${err.message}`);
+    if (err instanceof RedirectedUpload) throw new TransferError(`${what}: ${err.message}`);
     throw err;
   }
   if (res.ok) return res;

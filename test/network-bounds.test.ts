@@ -147,6 +147,42 @@ describe('network bounds: what a server sends is cut at its limit', function () 
     expect(blobs.filter((b) => b.startsWith('.'))).to.deep.equal([]);
   });
 
+  it('stops a layer past its size that is streamed from one registry into a push to another, without retrying', async () => {
+    const { layer, config, manifest } = runImage();
+    const source = await serve((req, res) => {
+      const url = req.url ?? '';
+      if (url === '/v2/') return void res.writeHead(200).end('{}');
+      if (url.startsWith('/v2/runner/manifests/'))
+        return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest);
+      if (url === `/v2/runner/blobs/${sha(config)}`) return void res.writeHead(200).end(config);
+      res.writeHead(200);
+      res.write(layer);
+      void flood(res, Buffer.alloc(64 * 1024), 64 * MiB);
+    });
+    const target = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      if (req.method === 'HEAD') return void res.writeHead(404).end();
+      if (req.method === 'POST') return void res.writeHead(202, { location: `/v2/app/blobs/uploads/${Math.random()}` }).end();
+      req.resume();
+      req.on('end', () => res.writeHead(201).end());
+    });
+    const from = `127.0.0.1:${source.port}`;
+    const r = await build([
+      '--buildpack',
+      buildpack,
+      '--run-image',
+      `docker://${from}/runner:24`,
+      '--image',
+      `docker://127.0.0.1:${target.port}/app:v1`,
+    ]);
+    expect(r.exitCode, r.stderr).to.equal(1);
+    expect(errorLines(r.stderr), r.stderr).to.deep.equal([
+      ` !     registry ${from}: blob ${sha(layer)} from runner: more than the ${layer.length} bytes its descriptor declares; the image is damaged`,
+    ]);
+    expect(source.count(`/v2/runner/blobs/${sha(layer)}`)).to.equal(1);
+    expect(target.requests.filter((q) => q.url.includes('/manifests/'))).to.deep.equal([]);
+  });
+
   it('names a null manifest, a [null] index and a wrong-typed token answer in one line each', async () => {
     let manifest = 'null';
     let mediaType = 'application/vnd.oci.image.manifest.v1+json';

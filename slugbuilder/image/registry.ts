@@ -12,6 +12,7 @@ import {
   NetworkError,
   networkFailure,
   RETRY,
+  RedirectedUpload,
   type RequestBody,
   readBody,
   readErrorText,
@@ -341,7 +342,7 @@ export class RegistryClient {
     try {
       res = await request(url, { method, headers, body, what: `registry ${this.host}: ${what}` });
     } catch (err) {
-      if (err instanceof TransferError) throw new TransferError(`registry ${this.host}: ${what}: ${err.message}`);
+      if (err instanceof RedirectedUpload) throw new TransferError(`registry ${this.host}: ${what}: ${err.message}`);
       if (!(err instanceof NetworkError)) throw err;
       if (err.reached) throw new UserError(`registry ${this.host}: ${what} failed: ${networkFailure(err, this.host)}`);
       const hint = err.code === 'ECONNREFUSED' ? ': is the registry running, and is the host:port right?' : '';
