@@ -450,7 +450,9 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
         `${method} ${shown} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${to}: a streamed upload is not re-sent to a redirect; use the final URL`,
       );
     }
-    if (last || !RETRY_STATUS.has(res.status)) return watchBody(res, watch, opts.what ?? `${method} ${shown}`, host, limits);
+    // A followed redirect (a registry's blob on a CDN) is sent by the host it led to.
+    if (last || !RETRY_STATUS.has(res.status))
+      return watchBody(res, watch, opts.what ?? `${method} ${shown}`, hostOf(res.url || url), limits);
     watch.end();
     stream?.destroy();
     await res.body?.cancel().catch(() => undefined);
@@ -660,14 +662,16 @@ export function byteLimit(source: Readable, max: number, message: () => string):
 }
 
 /**
- * The most bytes a valid archive within `limits` can take on the wire: its
- * contents, a header and padding per entry, gzip's worst case on top. A
- * stream past it (say endless empty gzip members, which unpack to nothing)
- * is cut off while it flows.
+ * The most bytes a valid archive within `limits` can take on the wire: the
+ * extractor's own budget (contents, 1M, and 8K of headers, long names and
+ * padding per entry: shared/tar/extract.ts) with gzip's worst case on top.
+ * A stream past it (say endless empty gzip members, which unpack to
+ * nothing) is cut off while it flows.
  */
 export function archiveBytesCap(limits: { maxBytes?: number; maxFiles?: number }): number | undefined {
   if (limits.maxBytes === undefined) return undefined;
-  return Math.ceil((limits.maxBytes + 1024 * (limits.maxFiles ?? 1_000_000)) * 1.01) + 1024 * 1024;
+  const budget = limits.maxBytes + 1024 * 1024 + 8 * 1024 * (limits.maxFiles ?? 1_000_000);
+  return Math.ceil(budget * 1.01) + 1024 * 1024;
 }
 
 /**

@@ -373,7 +373,7 @@ describe('network bounds: what a server sends is cut at its limit', function () 
       env: { ...process.env, SLUG_URL: `${store.origin}/slug.tgz` },
     });
     expect(r.exitCode, r.stderr).to.equal(1);
-    expect(errorLines(r.stderr)).to.deep.equal([` !     SLUG_URL: ${store.origin}/slug.tgz sent more than 2.0M, the most it may send`]);
+    expect(errorLines(r.stderr)).to.deep.equal([` !     SLUG_URL: ${store.origin}/slug.tgz sent more than 3.1M, the most it may send`]);
     expect(await sent).to.be.below(16 * MiB);
     expect(await readdir(appDir).catch(() => [])).to.deep.equal([]);
   });
