@@ -123,6 +123,13 @@ describe('network timeouts: a stalled server ends a transfer in one line', funct
     expect(r.exitCode, r.stderr).to.equal(1);
     expect(errorLines(r.stderr)).to.deep.equal([` !     SLUG_URL: 127.0.0.1:${server.port} stopped sending after 1B (nothing for 0.5s)`]);
     expect(await readdir(appDir).catch(() => [])).to.deep.equal([]);
+    // The same from SLUGKIT_NET_TIMEOUT.
+    const fromEnv = await runRunner(['--app-dir', appDir, 'types'], {
+      env: { ...process.env, SLUG_URL: `${server.origin}/slug.tgz`, SLUGKIT_NET_TIMEOUT: '0.5' },
+    });
+    expect(fromEnv.exitCode, fromEnv.stderr).to.equal(1);
+    expect(errorLines(fromEnv.stderr)).to.deep.equal(errorLines(r.stderr));
+    expect(await readdir(appDir).catch(() => [])).to.deep.equal([]);
   });
 
   it('--cache-url: a store that never answers fails the build before any buildpack runs', async () => {
