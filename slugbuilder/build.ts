@@ -20,7 +20,7 @@ import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { type BuilderFile, resolveUri } from './buildpacks/builder-file.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
-import { type CacheUrls, packCache, restoreCache, uploadCache } from './buildpacks/cache-url.js';
+import { type CacheUrls, cacheLimits, packCache, restoreCache, uploadCache } from './buildpacks/cache-url.js';
 import { type ChainResult, compileChain, releaseChain } from './buildpacks/chain.js';
 import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
@@ -185,7 +185,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   const packedCache = path.join(work, 'cache.tgz');
   let chain: ChainResult | undefined;
   const cacheSize = await withCacheDir(opts.cacheDir, async (cacheDir) => {
-    if (opts.cacheUrls) await restoreCache(opts.cacheUrls.get, cacheDir);
+    if (opts.cacheUrls)
+      await restoreCache(opts.cacheUrls.get, cacheDir, cacheLimits({ maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles }));
     const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
     await runAppHook('pre-compile', [], ctx);
     chain = await compileChain(chosen, { ...ctx, platformDir, target });

@@ -15,6 +15,7 @@ import { runCli } from '../shared/cli-run.js';
 import { type EnvVars, parseAssignment, readEnvDir, readEnvFile } from '../shared/env-dir.js';
 import { UsageError } from '../shared/errors.js';
 import { removeAllNow } from '../shared/fs.js';
+import { configureNetTimeouts } from '../shared/http.js';
 import { slugkitVersion } from '../shared/package.js';
 import { sourceDateEpoch } from '../shared/tar/pack.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
@@ -66,6 +67,11 @@ Build:
   --stack NAME             STACK for buildpacks (default ${DEFAULT_STACK})
   --source-version REV     SOURCE_VERSION for buildpacks (env SOURCE_VERSION)
   --timeout DURATION       stop a buildpack after this long (default 15m)
+Network (every download, upload and registry request):
+  --net-timeout DURATION   give up on a server that sends or takes no byte for this
+                           long, retried up to 4 times (default 60s; env SLUGKIT_NET_TIMEOUT)
+  --net-deadline DURATION  longest one transfer may take, retries included
+                           (default 1h; env SLUGKIT_NET_DEADLINE)
 Output (default: stdout when it is not a terminal):
   -o, --output FILE        write the slug to FILE
   --put-url URL            upload the slug with HTTP PUT (env PUT_URL)
@@ -171,6 +177,8 @@ const BUILD_OPTIONS = {
   stack: { type: 'string' },
   'source-version': { type: 'string' },
   timeout: { type: 'string' },
+  'net-timeout': { type: 'string' },
+  'net-deadline': { type: 'string' },
   output: { type: 'string', short: 'o' },
   'put-url': { type: 'string' },
   summary: { type: 'string' },
@@ -207,6 +215,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   if (v.help) return 'help';
   if (v.version) return 'version';
   const env = process.env;
+  configureNetTimeouts({ timeout: v['net-timeout'], deadline: v['net-deadline'] }, env);
   const putUrl = v['put-url'] ?? (env.PUT_URL || undefined);
   if (putUrl) checkPutUrl(putUrl);
   const builder = v.builder !== undefined ? await readBuilderFile(v.builder) : undefined;

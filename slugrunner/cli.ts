@@ -47,6 +47,11 @@ Options:
                          the same app dir (default 5m)
   --max-slug-size SIZE   largest unpacked slug (default 2G)
   --max-files N          most entries in the slug (default 200000)
+  --net-timeout DURATION   SLUG_URL: give up on a server that sends no byte for
+                         this long, retried up to 4 times (default 60s;
+                         env SLUGKIT_NET_TIMEOUT)
+  --net-deadline DURATION  SLUG_URL: longest the download may take, retries
+                         included (default 1h; env SLUGKIT_NET_DEADLINE)
   --json                 types: print a JSON object, type -> command
   -q, --quiet            no unpack messages
   -h, --help             show this help
@@ -61,6 +66,8 @@ const OPTIONS: Record<string, { value: boolean; short?: string }> = {
   'lock-timeout': { value: true },
   'max-slug-size': { value: true },
   'max-files': { value: true },
+  'net-timeout': { value: true },
+  'net-deadline': { value: true },
   json: { value: false },
   quiet: { value: false, short: 'q' },
   help: { value: false, short: 'h' },
@@ -161,6 +168,8 @@ async function main(argv: string[]): Promise<number> {
       maxFiles: parsed('max-files', parseCount, 200_000),
     },
     lockTimeoutMs: parsed('lock-timeout', parseDuration, 5 * 60_000),
+    // Checked here, applied by shared/http.ts only when a SLUG_URL is fetched (it is not loaded otherwise).
+    net: { timeout: parsed('net-timeout', checkDuration, undefined), deadline: parsed('net-deadline', checkDuration, undefined) },
     quiet: Boolean(v.quiet),
   });
   const app = await readAppInfo(appDir);
@@ -237,6 +246,11 @@ async function main(argv: string[]): Promise<number> {
   // Another runner swapped a new slug in while this one ran: the old tree is this runner's to remove.
   if ((await treeId(appDir)) !== tree) await removeRetiredTrees(appDir);
   return code;
+}
+
+function checkDuration(value: string, flag: string): string {
+  parseDuration(value, flag);
+  return value;
 }
 
 function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {

@@ -38,6 +38,8 @@ export interface IntakeOptions {
   limits: ExtractLimits;
   lockTimeoutMs: number;
   quiet: boolean;
+  /** --net-timeout and --net-deadline, as given (shared/http.ts reads them). */
+  net?: { timeout?: string; deadline?: string };
 }
 
 export interface IntakeResult {
@@ -103,8 +105,10 @@ async function slugSource(opts: IntakeOptions): Promise<Slug | undefined> {
   if (opts.slugUrl) {
     const url = opts.slugUrl;
     // Loaded only when needed: a start from a populated app dir skips them (start-up time).
-    const { displayUrl, download } = await import('../shared/http.js');
-    return { what: `slug from ${displayUrl(url)}`, stdin: false, open: () => download(url, 'SLUG_URL') };
+    const { archiveBytesCap, configureNetTimeouts, displayUrl, download } = await import('../shared/http.js');
+    configureNetTimeouts(opts.net ?? {});
+    const maxBytes = archiveBytesCap(opts.limits);
+    return { what: `slug from ${displayUrl(url)}`, stdin: false, open: () => download(url, 'SLUG_URL', { maxBytes }) };
   }
   if (!opts.stdin.isTTY) return fromStdin();
   return undefined;

@@ -10,9 +10,19 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
-import { displayUrl, NetworkError, request, splitCredentials, upload } from '../../shared/http.js';
+import {
+  archiveBytesCap,
+  byteLimit,
+  displayUrl,
+  NetworkError,
+  networkFailure,
+  request,
+  splitCredentials,
+  upload,
+  urlWithoutQuery,
+} from '../../shared/http.js';
 import { log } from '../../shared/log.js';
-import { extractArchive } from '../../shared/tar/extract.js';
+import { type ExtractLimits, extractArchive } from '../../shared/tar/extract.js';
 import { formatSize } from '../../shared/units.js';
 import { compressTree } from '../slug.js';
 
@@ -21,8 +31,16 @@ export interface CacheUrls {
   put: string;
 }
 
-/** A cache is the buildpacks' own files: generous limits, but limits (it is unpacked like any download). */
-const LIMITS = { maxBytes: 10 * 1024 ** 3, maxFiles: 1_000_000 };
+/**
+ * A cache is the buildpacks' own files, unpacked like any download: it may
+ * hold five times what the operator lets a source hold (--max-source-size,
+ * --max-files), 10G and a million entries with the defaults.
+ */
+export const CACHE_FACTOR = 5;
+
+export function cacheLimits(source: { maxBytes: number; maxFiles: number }): ExtractLimits {
+  return { maxBytes: CACHE_FACTOR * source.maxBytes, maxFiles: CACHE_FACTOR * source.maxFiles };
+}
 
 /**
  * Replace the contents of `cacheDir` with the stored cache. A missing cache
@@ -31,15 +49,17 @@ const LIMITS = { maxBytes: 10 * 1024 ** 3, maxFiles: 1_000_000 };
  * reached, or refuses (403: an expired signature), fails the build: a cache
  * URL that never works should not go unnoticed.
  */
-export async function restoreCache(url: string, cacheDir: string): Promise<void> {
+export async function restoreCache(url: string, cacheDir: string, limits: ExtractLimits): Promise<void> {
   const target = splitCredentials(url);
   log.step(`Restoring the build cache from ${target.display}`);
   let res: Response;
   try {
-    res = await request(target.url, { headers: target.authorization ? { authorization: target.authorization } : {} });
+    res = await request(target.url, { headers: target.authorization ? { authorization: target.authorization } : {}, what: 'cache URL' });
   } catch (err) {
-    if (err instanceof NetworkError)
+    if (err instanceof NetworkError) {
+      if (err.reached) throw new UserError(`cache URL: ${networkFailure(err, target.display)}`);
       throw new UserError(`cache URL: cannot reach ${target.display} (${err.description}); check --cache-url and that the store is up`);
+    }
     throw err;
   }
   await emptyDir(cacheDir);
@@ -58,7 +78,9 @@ export async function restoreCache(url: string, cacheDir: string): Promise<void>
   }
   try {
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-    const got = await extractArchive(body, cacheDir, 'the stored build cache', LIMITS);
+    const cap = archiveBytesCap(limits) ?? Infinity;
+    const bounded = body.pipe(byteLimit(body, cap, () => `cache URL: ${urlWithoutQuery(url)} sent more than ${formatSize(cap)}`));
+    const got = await extractArchive(bounded, cacheDir, 'the stored build cache', limits);
     log.info(`Restored ${got.files} files (${formatSize(got.bytes)})`);
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
@@ -73,10 +95,22 @@ export async function packCache(cacheDir: string, file: string, mtime: Date): Pr
   return packed.size;
 }
 
-/** PUT the packed cache: only once the whole build has succeeded and its outputs are delivered. */
+/**
+ * PUT the packed cache: only once the whole build has succeeded and its
+ * outputs are delivered. A build never fails on its cache (as on Heroku):
+ * a refused or failed upload is a warning, the slug stands, and the store
+ * keeps the cache it had.
+ */
 export async function uploadCache(url: string, file: string, size: number): Promise<void> {
   log.step(`Storing the build cache at ${displayUrl(url)} (${formatSize(size)})`);
-  await upload(url, () => createReadStream(file), size, 'cache URL');
+  try {
+    await upload(url, () => createReadStream(file), size, 'cache URL');
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    log.warn(
+      `Warning: the build cache was not stored (${err.message}); the build stands, the next one starts from the cache stored before`,
+    );
+  }
 }
 
 async function emptyDir(dir: string): Promise<void> {

@@ -20,6 +20,7 @@ import { GZIP_LEVEL } from '../slug.js';
 import { type Descriptor, HashingStream, hashFile, type ImageManifest, serialize, sha256 } from './blobs.js';
 import { MEDIA } from './media-types.js';
 import { OciLayout } from './oci-layout.js';
+import { checkConfig, checkDockerSaveManifest } from './validate.js';
 
 export type OpenedArchive =
   | { kind: 'layout'; layout: OciLayout; tag?: string; close: () => Promise<void> }
@@ -84,13 +85,14 @@ function inside(dir: string, rel: string, what: string): string {
  * (their diff_ids checked on the way), so the result is deterministic.
  */
 async function readDockerArchive(dir: string, ref: string | undefined, what: string) {
-  let entries: DockerManifestEntry[];
+  let saved: unknown;
   try {
-    entries = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as DockerManifestEntry[];
-    if (!Array.isArray(entries)) throw new Error('not a list');
+    saved = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
+    if (!Array.isArray(saved)) throw new Error('not a list');
   } catch {
     throw new UserError(`${what}: manifest.json is not a docker save manifest`);
   }
+  const entries = checkDockerSaveManifest(saved, what) as DockerManifestEntry[];
   const allTags = entries.flatMap((e) => e.RepoTags ?? []);
   let entry: DockerManifestEntry | undefined;
   if (ref) {
@@ -104,8 +106,13 @@ async function readDockerArchive(dir: string, ref: string | undefined, what: str
     );
   }
   const configBytes = await readFile(inside(dir, entry.Config, what));
-  const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
-  const diffIds = config.rootfs?.diff_ids ?? [];
+  let configDoc: unknown;
+  try {
+    configDoc = JSON.parse(configBytes.toString('utf8'));
+  } catch {
+    throw new UserError(`${what}: its config ${entry.Config} is not valid JSON`);
+  }
+  const diffIds = checkConfig(configDoc, what).rootfs.diff_ids;
   if (diffIds.length !== entry.Layers.length)
     throw new UserError(`${what}: its config lists ${diffIds.length} layers but manifest.json ${entry.Layers.length}`);
 

@@ -9,6 +9,7 @@ import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../../shared/errors.js';
 import { writeAtomically } from '../../shared/fs.js';
+import { byteLimit } from '../../shared/http.js';
 
 export interface Platform {
   os: string;
@@ -122,6 +123,11 @@ export async function saveVerifiedBlob(source: Readable, file: string, expected:
       );
     }
   });
+}
+
+/** A pass-through of `source` that fails as soon as it yields more bytes than `desc` declares. */
+export function sizeLimit(source: Readable, desc: Descriptor, what: string): Transform {
+  return byteLimit(source, desc.size, () => `${what}: more than the ${desc.size} bytes its descriptor declares; the image is damaged`);
 }
 
 export async function hashFile(file: string): Promise<{ digest: string; size: number }> {

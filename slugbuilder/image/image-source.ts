@@ -7,12 +7,13 @@
 import type { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
 import { openArchive } from './archive.js';
-import { type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform, sha256 } from './blobs.js';
+import { type Descriptor, type ImageConfig, type ImageManifest, type Platform, sha256 } from './blobs.js';
 import { type Family, familyOfManifest, INDEX_TYPES, MEDIA } from './media-types.js';
 import { OciLayout, REF_NAME } from './oci-layout.js';
 import { checkConfigPlatform, DEFAULT_PLATFORM, selectManifest } from './platform.js';
 import { type ImageReference, registryRef } from './reference.js';
 import type { RegistryPool } from './registry.js';
+import { checkConfig, checkIndex, checkManifest, isObject } from './validate.js';
 
 export interface SourceImage {
   /** The reference as the user wrote it. */
@@ -129,15 +130,15 @@ interface Resolved {
   digest: string;
 }
 
-function parseJson<T>(bytes: Buffer, what: string): T {
+function parseJson(bytes: Buffer, what: string, name: string): unknown {
   try {
-    return JSON.parse(bytes.toString('utf8')) as T;
+    return JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw new UserError(`${what}: a manifest is not valid JSON`);
+    throw new UserError(`${what}: ${name} is not valid JSON`);
   }
 }
 
-/** Follow an index down to the manifest for the wanted platform. */
+/** Follow an index down to the manifest for the wanted platform; every document's shape is checked (validate.ts). */
 export async function resolveManifest(
   top: { bytes: Buffer; mediaType?: string },
   fetchManifest: (desc: Descriptor) => Promise<Buffer>,
@@ -145,32 +146,35 @@ export async function resolveManifest(
   what: string,
 ): Promise<Resolved> {
   let current = top;
+  let name = 'its manifest';
   for (let depth = 0; depth < 4; depth++) {
-    const doc = parseJson<Partial<ImageIndex & ImageManifest>>(current.bytes, what);
+    const doc = parseJson(current.bytes, what, name);
+    if (!isObject(doc)) checkManifest(doc, what, name);
+    const fields = doc as { mediaType?: unknown; manifests?: unknown; config?: unknown };
     const mediaType =
       current.mediaType && current.mediaType !== 'application/json'
         ? current.mediaType
-        : (doc.mediaType ?? (doc.manifests ? MEDIA.oci.index : MEDIA.oci.manifest));
-    if (INDEX_TYPES.includes(mediaType) || (doc.manifests && !doc.config)) {
-      const chosen = selectManifest(doc.manifests ?? [], platform ?? DEFAULT_PLATFORM, what);
+        : typeof fields.mediaType === 'string'
+          ? fields.mediaType
+          : fields.manifests !== undefined
+            ? MEDIA.oci.index
+            : MEDIA.oci.manifest;
+    if (INDEX_TYPES.includes(mediaType) || (fields.manifests !== undefined && fields.config === undefined)) {
+      const index = checkIndex(doc, what, name === 'its manifest' ? 'its index' : name);
+      const chosen = selectManifest(index.manifests, platform ?? DEFAULT_PLATFORM, what);
       current = { bytes: await fetchManifest(chosen), mediaType: chosen.mediaType };
+      name = `manifest ${chosen.digest}`;
       continue;
     }
     familyOfManifest(mediaType);
-    if (doc.schemaVersion !== 2 || !doc.config?.digest || !Array.isArray(doc.layers)) {
-      throw new UserError(`${what}: the manifest is not a schema 2 image manifest`);
-    }
-    return { manifest: doc as ImageManifest, mediaType, digest: sha256(current.bytes) };
+    return { manifest: checkManifest(doc, what, name), mediaType, digest: sha256(current.bytes) };
   }
   throw new UserError(`${what}: image indexes nest too deeply`);
 }
 
 async function finishImage(partial: Omit<SourceImage, 'config' | 'family'> & { what: string }, opts: OpenOptions): Promise<SourceImage> {
   const { what, ...rest } = partial;
-  const config = parseJson<ImageConfig>(partial.configBytes, what);
-  if (!config || typeof config.os !== 'string' || typeof config.architecture !== 'string' || !Array.isArray(config.rootfs?.diff_ids)) {
-    throw new UserError(`${what}: its config has no os, architecture or rootfs.diff_ids`);
-  }
+  const config = checkConfig(parseJson(partial.configBytes, what, 'its config'), what);
   if (config.rootfs.diff_ids.length !== partial.manifest.layers.length) {
     throw new UserError(
       `${what}: its config lists ${config.rootfs.diff_ids.length} layers but its manifest ${partial.manifest.layers.length}: the image is damaged`,

@@ -13,6 +13,7 @@ import { errnoCode, UserError } from '../../shared/errors.js';
 import { writeAtomically } from '../../shared/fs.js';
 import { type Descriptor, digestHex, type ImageIndex, saveVerifiedBlob, serialize, sha256 } from './blobs.js';
 import { MEDIA } from './media-types.js';
+import { checkIndex } from './validate.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 const LAYOUT_FILE = 'oci-layout';
@@ -56,13 +57,13 @@ export class OciLayout {
       if (errnoCode(err) === 'ENOENT') throw new UserError(`${this.what}: ${this.dir} has no index.json`);
       throw err;
     }
+    let doc: unknown;
     try {
-      const index = JSON.parse(text) as ImageIndex;
-      if (!Array.isArray(index.manifests)) throw new Error('no manifests');
-      return index;
+      doc = JSON.parse(text);
     } catch {
-      throw new UserError(`${this.what}: ${this.dir}/index.json is not an OCI image index`);
+      throw new UserError(`${this.what}: ${this.dir}/index.json is not valid JSON`);
     }
+    return checkIndex(doc, this.what, `${this.dir}/index.json`);
   }
 
   /** A small document blob (manifest, index, config), checked against its digest. */

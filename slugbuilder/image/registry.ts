@@ -7,14 +7,28 @@
  */
 import { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
-import { isRetryableStatus, NetworkError, RETRY, type RequestBody, request } from '../../shared/http.js';
+import {
+  isRetryableStatus,
+  NetworkError,
+  networkFailure,
+  RETRY,
+  RedirectedUpload,
+  type RequestBody,
+  readBody,
+  readErrorText,
+  request,
+  TransferError,
+} from '../../shared/http.js';
 import { redact } from '../../shared/log.js';
-import { type Descriptor, sha256 } from './blobs.js';
+import { type Descriptor, sha256, sizeLimit } from './blobs.js';
 import { MANIFEST_ACCEPT } from './media-types.js';
 import { basicHeader, type Challenge, type Credentials, findCredentials, parseChallenge } from './registry-auth.js';
+import { checkTokenResponse } from './validate.js';
 
 /** Manifests and configs are small JSON documents; refuse absurd ones. */
 const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
+/** A token response is a few KB; registries' JWTs stay far below this. */
+const MAX_TOKEN_BYTES = 1024 * 1024;
 
 export function isLoopbackHost(host: string): boolean {
   const name = host
@@ -37,7 +51,7 @@ function matchesHost(flag: string, host: string): boolean {
 
 /** The registry's own error text (`{"errors":[{"code","message"}]}`), if any. */
 async function registryErrorText(res: Response): Promise<string> {
-  const text = await res.text().catch(() => '');
+  const text = await readErrorText(res);
   try {
     const doc = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
     if (doc.errors?.length) return doc.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
@@ -117,7 +131,9 @@ export class RegistryClient {
     });
     if (!res.ok || !res.body)
       throw new UserError(`registry ${this.host}: downloading blob ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
-    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    // A blob ends at its declared size: one byte more and the download stops, before it fills a disk.
+    return body.pipe(sizeLimit(body, desc, `registry ${this.host}: blob ${desc.digest} from ${repo}`));
   }
 
   async blobGetBytes(repo: string, desc: Descriptor): Promise<Buffer> {
@@ -127,7 +143,7 @@ export class RegistryClient {
     });
     if (!res.ok)
       throw new UserError(`registry ${this.host}: downloading ${desc.digest} from ${repo} failed: ${await registryErrorText(res)}`);
-    const bytes = await readLimited(res, `${desc.digest} from ${this.host}/${repo}`);
+    const bytes = await readBody(res, Math.min(desc.size, MAX_DOCUMENT_BYTES), `registry ${this.host}: ${desc.digest} from ${repo}`);
     if (sha256(bytes) !== desc.digest)
       throw new UserError(`registry ${this.host} sent ${desc.digest} from ${repo} with the wrong digest: the image is damaged`);
     return bytes;
@@ -195,7 +211,7 @@ export class RegistryClient {
       throw new UserError(`image ${this.host}/${repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref} not found: check the name and tag`);
     }
     if (!res.ok) throw new UserError(`registry ${this.host}: reading ${repo}:${ref} failed: ${await registryErrorText(res)}`);
-    const bytes = await readLimited(res, `manifest ${repo}:${ref}`);
+    const bytes = await readBody(res, MAX_DOCUMENT_BYTES, `registry ${this.host}: manifest ${repo}:${ref}`);
     const digest = sha256(bytes);
     if (ref.startsWith('sha256:') && ref !== digest)
       throw new UserError(`registry ${this.host} sent ${repo}@${ref} with digest ${digest}: the image is damaged`);
@@ -307,14 +323,9 @@ export class RegistryClient {
       throw this.credentialsError(`a ${scopes.join(' ')} token`);
     }
     if (!res.ok) throw new UserError(`token server ${url.origin} for registry ${this.host} answered ${await registryErrorText(res)}`);
-    let doc: { token?: string; access_token?: string };
-    try {
-      doc = JSON.parse((await readLimited(res, 'token response')).toString('utf8'));
-    } catch {
-      throw new UserError(`token server ${url.origin} for registry ${this.host} sent something that is not JSON`);
-    }
-    const token = doc.token ?? doc.access_token;
-    if (!token) throw new UserError(`token server ${url.origin} for registry ${this.host} sent no token`);
+    const from = `token server ${url.origin} for registry ${this.host}`;
+    const text = (await readBody(res, MAX_TOKEN_BYTES, from)).toString('utf8');
+    const token = tokenFrom(text, from);
     redact(token);
     return token;
   }
@@ -329,9 +340,11 @@ export class RegistryClient {
   ): Promise<Response> {
     let res: Response;
     try {
-      res = await request(url, { method, headers, body });
+      res = await request(url, { method, headers, body, what: `registry ${this.host}: ${what}` });
     } catch (err) {
+      if (err instanceof RedirectedUpload) throw new TransferError(`registry ${this.host}: ${what}: ${err.message}`);
       if (!(err instanceof NetworkError)) throw err;
+      if (err.reached) throw new UserError(`registry ${this.host}: ${what} failed: ${networkFailure(err, this.host)}`);
       const hint = err.code === 'ECONNREFUSED' ? ': is the registry running, and is the host:port right?' : '';
       const tls = /EPROTO|SSL|TLS|wrong version/i.test(`${err.code} ${err.description}`)
         ? ': if this registry speaks plain HTTP, pass --insecure-registry ' + this.host
@@ -353,13 +366,15 @@ function pushScope(repo: string): string {
   return `repository:${repo}:pull,push`;
 }
 
-async function readLimited(res: Response, what: string): Promise<Buffer> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > MAX_DOCUMENT_BYTES)
-    throw new UserError(`${what} is ${declared} bytes: too large for an image document`);
-  const bytes = Buffer.from(await res.arrayBuffer());
-  if (bytes.length > MAX_DOCUMENT_BYTES) throw new UserError(`${what} is too large for an image document`);
-  return bytes;
+/** A token answer is a small JSON object; its token a string (validate.ts says what else is wrong). */
+function tokenFrom(text: string, from: string): string {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new UserError(`${from} sent something that is not JSON`);
+  }
+  return checkTokenResponse(doc, from);
 }
 
 /** One client per registry host for a whole command, so tokens are reused. */

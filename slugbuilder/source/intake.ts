@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
-import { displayUrl, download, isHttpUrl } from '../../shared/http.js';
+import { archiveBytesCap, displayUrl, download, isHttpUrl } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
 import { formatSize } from '../../shared/units.js';
@@ -34,7 +34,8 @@ export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<
   }
   if (isHttpUrl(source)) {
     log.step(`Fetching source from ${displayUrl(source)}`);
-    return report(await extractArchive(await download(source, 'source URL'), buildDir, 'source archive', spec.limits));
+    const body = await download(source, 'source URL', { maxBytes: archiveBytesCap(spec.limits) });
+    return report(await extractArchive(body, buildDir, 'source archive', spec.limits));
   }
   const info = await stat(source).catch(() => {
     throw new UserError(`source ${source} does not exist: give a directory, a tarball or an http(s) URL`);

@@ -13,7 +13,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { errnoCode, errorMessage, UserError } from '../../../shared/errors.js';
-import { describeNetworkError, NetworkError, request } from '../../../shared/http.js';
+import { describeNetworkError, NetworkError, networkFailure, request } from '../../../shared/http.js';
 import { log } from '../../../shared/log.js';
 import { extractArchive } from '../../../shared/tar/extract.js';
 import { formatSize } from '../../../shared/units.js';
@@ -70,7 +70,12 @@ export async function downloadTarball(spec: BuildpackSpec, target: string): Prom
   log.info(total ? `Downloading ${formatSize(total)}` : 'Downloading');
   const hash = createHash('sha256');
   const progress = new DownloadProgress(total, hash);
-  body.on('error', (err) => progress.destroy(new UserError(`${where}: download interrupted (${describeNetworkError(err)}); try again`)));
+  // A stall, a cut-off or a timeout already says what happened (shared/http.ts).
+  body.on('error', (err) =>
+    progress.destroy(
+      err instanceof UserError ? err : new UserError(`${where}: download interrupted (${describeNetworkError(err)}); try again`),
+    ),
+  );
   body.pipe(progress);
   try {
     await extractArchive(progress, target, where, LIMITS);
@@ -85,9 +90,10 @@ export async function downloadTarball(spec: BuildpackSpec, target: string): Prom
 async function openRemote(spec: BuildpackSpec, where: string): Promise<{ body: Readable; total?: number }> {
   let response: Response;
   try {
-    response = await request(spec.fetchUrl, { headers: spec.authorization ? { authorization: spec.authorization } : {} });
+    response = await request(spec.fetchUrl, { headers: spec.authorization ? { authorization: spec.authorization } : {}, what: where });
   } catch (err) {
     if (!(err instanceof NetworkError)) throw err;
+    if (err.reached) throw new UserError(`${where}: ${networkFailure(err, where)}`);
     throw new UserError(`${where}: cannot reach the host (${err.description}); check the URL and that the server is up`);
   }
   if (!response.ok) {
