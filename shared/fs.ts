@@ -297,8 +297,8 @@ export async function replaceWith(temp: string, target: string): Promise<void> {
   forget(temp);
 }
 
-function linkRefusal(rel: string, what: string): UserError {
-  return new UserError(`${what}: ${rel} is a link; refusing to write through it`);
+function linkRefusal(component: string, what: string): UserError {
+  return new UserError(`${component} is a link; refusing to write ${what === component ? '' : `${what} `}through it`);
 }
 
 /**
@@ -306,7 +306,7 @@ function linkRefusal(rel: string, what: string): UserError {
  * directory): a write there stays inside `root`. A missing one is fine (nothing
  * to follow). `what` names the file in the error.
  */
-export async function checkNoLinksInside(root: string, rel: string, what = rel): Promise<void> {
+export async function checkNoLinksInside(root: string, rel: string, what = path.normalize(rel)): Promise<void> {
   const parts = path.normalize(rel).split(path.sep).filter(Boolean);
   if (parts.includes('..')) throw new UserError(`${what}: ${rel} leaves ${root}`);
   let current = root;
@@ -393,7 +393,7 @@ export async function readFileInside(root: string, rel: string, what = rel, wher
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     if (code === 'ELOOP') throw new UserError(`${what} is a link loop; refusing to read it`);
-    throw err;
+    throw cannotRead(err, what);
   }
   const realRoot = await realpath(root);
   if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
@@ -406,7 +406,7 @@ export async function readFileInside(root: string, rel: string, what = rel, wher
   } catch (err) {
     if (errnoCode(err) === 'ELOOP') throw new UserError(`${what} changed into a link while being read; refusing to read it`);
     if (errnoCode(err) === 'ENOENT') return undefined;
-    throw err;
+    throw cannotRead(err, what);
   }
   try {
     const st = await handle.stat();
@@ -416,6 +416,11 @@ export async function readFileInside(root: string, rel: string, what = rel, wher
   } finally {
     await handle.close();
   }
+}
+
+function cannotRead(err: unknown, what: string): unknown {
+  const code = errnoCode(err);
+  return code ? new UserError(`cannot read ${what} (${code}): make it a readable file`) : err;
 }
 
 /** readFileInside as UTF-8 text. */

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { layersDirName } from '../shared/launch-metadata.js';
-import { makeBuildpack, RUNNER, removeTempDirs, runBuilder, tarOf, tempDir, writeTree } from './helpers/cli.js';
+import { makeBuildpack, RUNNER, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir, writeTree } from './helpers/cli.js';
 import { writeCnb } from './helpers/cnb.js';
 import { makeRootfs, writeRunImage } from './helpers/image-fixtures.js';
 import { skipOrFail } from './helpers/tools.js';
@@ -116,6 +116,37 @@ describe('links a hostile source or slug ships (issue 19)', function () {
         expect(await snapshot(s.sentinel)).to.deep.equal(before);
       });
     }
+  });
+
+  describe("a buildpack's links are not followed either", () => {
+    it('a .release a buildpack made a link is replaced, its target untouched', async () => {
+      const s = await scene();
+      const bp = await makeBuildpack({
+        detect: 'echo Test',
+        compile: `ln -s ${JSON.stringify(path.join(s.sentinel, 'file.txt'))} "$1/.release"`,
+        release: "echo '--- {}'",
+      });
+      const before = await snapshot(s.sentinel);
+      const res = await build(s.src, s.appDir, ['--buildpack', bp]);
+      expect(res.exitCode, res.stderr).to.equal(0);
+      expect(await snapshot(s.sentinel)).to.deep.equal(before);
+      const release = (await slugEntries(path.join(s.root, 'slug.tgz'))).find((e) => e.path === './.release');
+      expect(release?.type).to.equal('File');
+    });
+
+    it('a .layers/config a buildpack made a link fails in one line, its target untouched', async () => {
+      const s = await scene();
+      const classic = await makeBuildpack({
+        detect: 'echo Test',
+        compile: `mkdir -p "$1/.layers" && ln -s ${JSON.stringify(path.join(s.sentinel, 'config'))} "$1/.layers/config"`,
+        release: "echo '--- {}'",
+      });
+      const before = await snapshot(s.sentinel);
+      const res = await build(s.src, s.appDir, ['--buildpack', classic, '--buildpack', await cnbPack()]);
+      expect(res.exitCode, res.stderr).to.equal(1);
+      expect(errorLines(res.stderr)).to.deep.equal([' !     .layers/config is a link; refusing to write through it']);
+      expect(await snapshot(s.sentinel)).to.deep.equal(before);
+    });
   });
 
   describe('a Procfile linking to a host file', () => {
