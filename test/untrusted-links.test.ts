@@ -14,7 +14,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { layersDirName } from '../shared/launch-metadata.js';
-import { makeBuildpack, RUNNER, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir, writeTree } from './helpers/cli.js';
+import { makeBuildpack, RUNNER, removeTempDirs, runBuilder, runRunner, slugEntries, tarOf, tempDir, writeTree } from './helpers/cli.js';
 import { writeCnb } from './helpers/cnb.js';
 import { makeRootfs, writeRunImage } from './helpers/image-fixtures.js';
 import { skipOrFail } from './helpers/tools.js';
@@ -203,8 +203,24 @@ describe('links a hostile source or slug ships (issue 19)', function () {
     }
   });
 
-  describe('the bundled nodejs buildpack', () => {
-    it('a package.json linking out of the app fails in one line', async () => {
+  describe('a slug whose Procfile links to a host file', () => {
+    it('slugrunner types fails in one line and prints none of it', async () => {
+      const s = await scene();
+      const host = path.join(s.root, 'host-secret');
+      await writeFile(host, `${SECRET}\n`);
+      await rm(path.join(s.src, 'Procfile'));
+      await symlink(host, path.join(s.src, 'Procfile'));
+      const slug = path.join(s.root, 'slug.tgz');
+      await writeFile(slug, await tarOf(s.src, true));
+      const res = await runRunner(['--app-dir', s.appDir, '--slug', slug, 'types', '--json']);
+      expect(res.exitCode).to.equal(1);
+      expect(errorLines(res.stderr)).to.deep.equal([' !     Procfile is a link to a path outside the app; refusing to read it']);
+      expect(res.stdout.toString() + res.stderr).to.not.include('pw@db');
+    });
+  });
+
+  describe('the bundled buildpacks read no app file through a link out', () => {
+    it('nodejs: a package.json linking out of the app fails in one line', async () => {
       const s = await scene();
       const host = path.join(s.sentinel, 'package.json');
       await writeFile(host, '{"name":"other-app","scripts":{"start":"node secret.js"}}\n');
@@ -213,6 +229,29 @@ describe('links a hostile source or slug ships (issue 19)', function () {
       expect(res.exitCode, res.stderr).to.equal(1);
       expect(errorLines(res.stderr)).to.deep.equal([' !     package.json is a link to a path outside the app; refusing to read it']);
       expect(res.stderr).to.not.include('other-app');
+    });
+
+    it('python: a .python-version linking out of the app fails in one line', async () => {
+      const s = await scene();
+      const host = path.join(s.root, 'host-secret');
+      await writeFile(host, `${SECRET}\n`);
+      await writeFile(path.join(s.src, 'requirements.txt'), '');
+      await symlink(host, path.join(s.src, '.python-version'));
+      const res = await build(s.src, s.appDir, ['--buildpack', path.join(BUILDPACKS, 'python')]);
+      expect(res.exitCode, res.stderr).to.equal(1);
+      expect(errorLines(res.stderr)).to.deep.equal([' !     .python-version is a link to a path outside the app; refusing to read it']);
+      expect(res.stderr).to.not.include('pw@db');
+    });
+
+    it('static: a static.json linking out of the app fails in one line', async () => {
+      const s = await scene();
+      await writeFile(path.join(s.sentinel, 'static.json'), '{"root": "other-app-secret"}\n');
+      await writeFile(path.join(s.src, 'index.html'), 'hi\n');
+      await symlink(path.join(s.sentinel, 'static.json'), path.join(s.src, 'static.json'));
+      const res = await build(s.src, s.appDir, ['--buildpack', path.join(BUILDPACKS, 'static')]);
+      expect(res.exitCode, res.stderr).to.equal(1);
+      expect(errorLines(res.stderr)).to.deep.equal([' !     static.json is a link to a path outside the app; refusing to read it']);
+      expect(res.stderr).to.not.include('other-app-secret');
     });
   });
 
