@@ -217,6 +217,27 @@ describe('links a hostile source or slug ships (issue 19)', function () {
       expect(errorLines(res.stderr)).to.deep.equal([' !     Procfile is a link to a path outside the app; refusing to read it']);
       expect(res.stdout.toString() + res.stderr).to.not.include('pw@db');
     });
+
+    it('slugbuilder --slug --image fails in one line and writes no label from it', async () => {
+      const s = await scene();
+      const host = path.join(s.root, 'host-secret');
+      await writeFile(host, `${SECRET}\n`);
+      await rm(path.join(s.src, 'Procfile'));
+      await symlink(host, path.join(s.src, 'Procfile'));
+      const slug = path.join(s.root, 'slug.tgz');
+      await writeFile(slug, await tarOf(s.src, true));
+      const rootfs = path.join(s.root, 'rootfs');
+      await makeRootfs(rootfs, '1');
+      await writeRunImage(path.join(s.root, 'run'), '1', { layers: [rootfs], version: '1' });
+      const image = path.join(s.root, 'image');
+      const res = await runBuilder(['--slug', slug, '--run-image', `oci:${path.join(s.root, 'run')}:1`, '--image', `oci:${image}:v1`]);
+      expect(res.exitCode).to.equal(1);
+      expect(errorLines(res.stderr)).to.deep.equal([
+        " !     the slug's Procfile is a link to a path outside the slug; refusing to read it",
+      ]);
+      expect(res.stderr).to.not.include('pw@db');
+      if (existsSync(image)) expect((await allBytes(image)).includes('pw@db')).to.equal(false);
+    });
   });
 
   describe('the bundled buildpacks read no app file through a link out', () => {
