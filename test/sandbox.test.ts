@@ -7,13 +7,12 @@
  * does a real bundled buildpack; where bwrap is missing, `on` is one line.
  */
 
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { makeApp, makeBuildpack, ROOT, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir, writeBuildpack } from './helpers/cli.js';
-import { hasCommand, requireTools, skipOrFail } from './helpers/tools.js';
+import { requireBwrap } from './helpers/tools.js';
 
 const SECRET = 'alpha-secret-key-7f3a9c1e5b';
 const CACHED_SECRET = 'alpha-cache-token-41d2e8';
@@ -69,19 +68,13 @@ exit 0
 `;
 }
 
-function bwrapWorks(): boolean {
-  if (!hasCommand('bwrap')) return false;
-  return spawnSync('bwrap', ['--unshare-all', '--share-net', '--ro-bind', '/', '/', 'true'], { stdio: 'ignore' }).status === 0;
-}
-
 describe('build sandbox (--sandbox)', function () {
   this.timeout(120_000);
   after(removeTempDirs);
 
   describe('where bwrap can make namespaces', () => {
     before(function () {
-      requireTools(this, 'bwrap');
-      if (!bwrapWorks()) skipOrFail(this, 'needs bwrap that can create namespaces here (an unprivileged container cannot)');
+      requireBwrap(this);
     });
 
     async function hostileBuild(mode: 'on' | 'off') {

@@ -22,6 +22,7 @@ const PACKAGES: Record<string, string> = {
   tar: 'tar',
   umoci: 'umoci',
   unshare: 'util-linux',
+  bwrap: 'bubblewrap',
 };
 
 export function hasCommand(name: string): boolean {
@@ -58,4 +59,12 @@ function canMakeVenv(): boolean {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** bwrap that can make the build sandbox's namespaces (an unprivileged container usually cannot). */
+export function requireBwrap(ctx: Mocha.Context): void {
+  requireTools(ctx, 'bwrap');
+  const probe = spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--share-net', '--ro-bind', '/', '/', 'true'], { stdio: 'ignore' });
+  if (probe.status !== 0)
+    skipOrFail(ctx, 'needs bwrap that can create user, mount and PID namespaces here (an unprivileged container cannot)');
 }
