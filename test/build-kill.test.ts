@@ -120,4 +120,42 @@ describe('slugbuilder killed with SIGKILL mid-compile', function () {
       expect(left).to.deep.equal([...keep].sort());
     });
   }
+
+  it('--sandbox on, SIGTERM mid-compile: exit 143, one line, the sandboxed sleep is gone and no workspace is left', async function () {
+    requireBwrap(this);
+    const tmp = await tempDir('slugkit-tmpdir-');
+    const marker = `slugkit-term-test-${process.pid}-${Date.now()}`;
+    const appDir = path.join(await tempDir(), 'app');
+    const bp = await makeBuildpack({ detect: 'echo Test', compile: `(exec -a ${marker} sleep 300) & touch "$1/compiling"; wait` });
+    const builder = execa(
+      process.execPath,
+      [
+        '--',
+        BUILDER,
+        '--buildpack',
+        bp,
+        '--sandbox',
+        'on',
+        '--app-dir',
+        appDir,
+        '--cache-dir',
+        path.join(tmp, 'cache'),
+        '-o',
+        path.join(tmp, 'never.tgz'),
+      ],
+      { input: await tarOf(await makeApp({ a: 'a' })), env: { ...process.env, TMPDIR: tmp }, reject: false },
+    );
+    await waitForFile(path.join(appDir, 'compiling'), { child: builder });
+    await until('the sleep started', () => processesWith(marker).length > 0, 5_000);
+    builder.kill('SIGTERM');
+    const result = await builder;
+    expect(result.exitCode, String(result.stderr)).to.equal(143);
+    expect(
+      String(result.stderr)
+        .split('\n')
+        .filter((l) => l.startsWith(' !')),
+    ).to.deep.equal([' !     Build interrupted by SIGTERM']);
+    await until('the sleep was not killed', () => processesWith(marker).length === 0, 2_000);
+    expect((await readdir(tmp)).filter((n) => n.startsWith('slugbuilder-'))).to.deep.equal([]);
+  });
 });

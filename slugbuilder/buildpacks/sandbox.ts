@@ -92,13 +92,15 @@ function stackArgs(nodePath: string, host: NodeJS.ProcessEnv): string[] {
   }
   args.push('--dev', '/dev', '--tmpfs', '/dev/shm', '--proc', '/proc', '--tmpfs', '/tmp');
   const visible = (p: string) => shown.some((d) => under(p, d));
-  // The node slugbuilder runs on is on the buildpacks' PATH: its whole install (npm beside it) when it lives elsewhere.
+  // The node slugbuilder runs on is on the buildpacks' PATH. Living elsewhere (nvm, /srv/node), its
+  // install is shown whole when it looks like one (npm is in it), else the binary alone: never a home dir.
   const node = realOrUndefined(nodePath);
   if (node && !visible(node)) {
-    const bin = path.dirname(node);
-    const prefix = path.basename(bin) === 'bin' ? path.dirname(bin) : bin;
-    args.push('--ro-bind', prefix, prefix);
-    shown.push(prefix);
+    const prefix = path.dirname(path.dirname(node));
+    const install = path.basename(path.dirname(node)) === 'bin' && existsSync(path.join(prefix, 'lib', 'node_modules', 'npm'));
+    const shownPath = install ? prefix : node;
+    args.push('--ro-bind', shownPath, shownPath);
+    shown.push(shownPath);
   }
   // Files /etc links out to (a resolv.conf under /run) and CA bundles named by the environment.
   const files = ['/etc/resolv.conf', ...CA_VARS.map((v) => host[v]).filter((v): v is string => Boolean(v) && path.isAbsolute(v!))];
@@ -182,7 +184,9 @@ async function probe(bwrap: string, prefix: readonly string[]): Promise<string |
   const said = String(r.stderr)
     .split('\n')
     .find((l) => l.trim() !== '');
-  return `bwrap cannot make the sandbox here (${said?.trim() ?? `exit ${r.exitCode ?? r.signal}`})`;
+  // bwrap's own line, without the "See <url>" pointer it ends with.
+  const line = said?.trim().replace(/\.?\s*See <.*$/, '');
+  return `bwrap cannot make the sandbox here (${line ?? `exit ${r.exitCode ?? r.signal}`})`;
 }
 
 /**
