@@ -238,7 +238,8 @@ describe('builder outputs', () => {
       ],
       {
         input: source,
-        env: { ...process.env, TMPDIR: tmp },
+        // Unsandboxed: the buildpack's marker is written outside the build.
+        env: { ...process.env, TMPDIR: tmp, SLUGKIT_SANDBOX: 'off' },
         stdout: 'ignore',
         stderr: 'pipe',
         reject: false,
