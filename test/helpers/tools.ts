@@ -61,10 +61,17 @@ function canMakeVenv(): boolean {
   }
 }
 
-/** bwrap that can make the build sandbox's namespaces (an unprivileged container usually cannot). */
+let bwrapChecked: boolean | undefined;
+
+/** Whether bwrap is here and can make the build sandbox's namespaces (an unprivileged container usually cannot). */
+export function bwrapWorks(): boolean {
+  bwrapChecked ??=
+    hasCommand('bwrap') &&
+    spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--share-net', '--ro-bind', '/', '/', 'true'], { stdio: 'ignore' }).status === 0;
+  return bwrapChecked;
+}
+
 export function requireBwrap(ctx: Mocha.Context): void {
   requireTools(ctx, 'bwrap');
-  const probe = spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--share-net', '--ro-bind', '/', '/', 'true'], { stdio: 'ignore' });
-  if (probe.status !== 0)
-    skipOrFail(ctx, 'needs bwrap that can create user, mount and PID namespaces here (an unprivileged container cannot)');
+  if (!bwrapWorks()) skipOrFail(ctx, 'needs bwrap that can create user, mount and PID namespaces here (an unprivileged container cannot)');
 }
