@@ -202,8 +202,8 @@ describe('build sandbox (--sandbox)', function () {
 
     it('auto (the default) warns in one line and builds unsandboxed; off says nothing', async () => {
       const bp = await makeBuildpack({ detect: 'echo Test', compile: 'true' });
-      const env: NodeJS.ProcessEnv = { ...process.env, PATH: await pathWithoutBwrap() };
-      delete env.SLUGKIT_SANDBOX;
+      // Empty is unset: the default, auto (the test run pins SLUGKIT_SANDBOX otherwise).
+      const env: NodeJS.ProcessEnv = { ...process.env, PATH: await pathWithoutBwrap(), SLUGKIT_SANDBOX: '' };
       const auto = await runBuilder(['--buildpack', bp, '-o', path.join(await tempDir(), 's.tgz')], {
         input: await tarOf(await makeApp({ a: 'a' })),
         env,
