@@ -9,15 +9,19 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { BuiltApp } from '../shared/app/app.js';
+import { writeLaunchPlan } from '../shared/app/launch-plan.js';
+import { PROCFILE } from '../shared/app/layout.js';
+import { commandLines, resolveProcesses } from '../shared/app/processes.js';
+import { readProcfile } from '../shared/app/release-file.js';
 import { configVarSecrets, type EnvVars, MIN_SECRET_LENGTH, writeEnvDir } from '../shared/env-dir.js';
-import { forget, readTextInside, removeOnExit } from '../shared/fs.js';
+import { forget, removeOnExit } from '../shared/fs.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
-import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
+import type { ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
 import { claimTempDir, removeStaleTempDirs } from '../shared/stale-temp.js';
 import { formatSize } from '../shared/units.js';
-import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { type BuilderFile, resolveUri } from './buildpacks/builder-file.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
@@ -210,10 +214,17 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   });
   timer.mark('compile');
 
-  const { release: released } = await releaseChain(chosen, chain!.launch, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
-  // After .release and metadata.toml: the plan records them as they are.
-  await writeLaunchPlan(buildDir);
-  const processTypes = await discoverProcessTypes(buildDir, released, chosen);
+  const { release: released, app: releasedApp } = await releaseChain(chosen, chain!.launch, {
+    buildDir,
+    env,
+    timeoutMs: opts.timeoutMs,
+    sandbox,
+  });
+  const app = await withProcfile(releasedApp, chosen);
+  const processes = resolveProcesses(app);
+  const processTypes = commandLines(processes);
+  // After .release and metadata.toml: the plan records them as they were written.
+  await writeLaunchPlan(app, processes);
   timer.mark('release');
 
   log.step('Compressing...');
@@ -266,14 +277,13 @@ async function explicitList(
   return { buildpacks, listedIn: 'project.toml' };
 }
 
-/** The merged buildpack defaults, then the app's Procfile over all of them. */
-async function discoverProcessTypes(buildDir: string, released: Release, chosen: GroupMemberBuildpack[]): Promise<ProcessTypes> {
+/** The released app with its Procfile, the types each declares said in the log. */
+async function withProcfile(released: Omit<BuiltApp, 'procfile'>, chosen: GroupMemberBuildpack[]): Promise<BuiltApp> {
   log.step('Discovering process types');
   // A Procfile linking out of the app is refused: its lines would go to the log, --summary and the image label.
-  const procfileText = await readTextInside(buildDir, 'Procfile');
-  const declared = procfileText === undefined ? {} : parseProcfile(procfileText);
-  if (procfileText !== undefined) log.info(`Procfile declares types -> ${Object.keys(declared).join(', ') || '(none)'}`);
-  const defaults = released.default_process_types;
+  const { procfile, bytes } = await readProcfile(released.appDir);
+  if (bytes !== undefined) log.info(`Procfile declares types -> ${Object.keys(procfile).join(', ') || '(none)'}`);
+  const defaults = released.release.default_process_types;
   log.info(`Default types for buildpack${chosen.length > 1 ? 's' : ''} -> ${Object.keys(defaults).join(', ') || '(none)'}`);
-  return mergeProcessTypes(defaults, declared);
+  return { ...released, procfile, files: { ...released.files, [PROCFILE]: bytes } };
 }

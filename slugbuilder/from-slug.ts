@@ -7,11 +7,11 @@
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readApp } from '../shared/app/app.js';
+import { commandLines, resolveProcesses } from '../shared/app/processes.js';
 import { UserError } from '../shared/errors.js';
-import { forget, readTextInside, removeOnExit } from '../shared/fs.js';
+import { forget, removeOnExit } from '../shared/fs.js';
 import { log } from '../shared/log.js';
-import { mergeProcessTypes, parseProcfile } from '../shared/procfile.js';
-import { parseRelease } from '../shared/release.js';
 import { extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { formatSize } from '../shared/units.js';
 import type { BuildResult, Deliver } from './build.js';
@@ -46,10 +46,9 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     const { digest, size } = await hashFile(file);
 
     // A slug is hostile data: a .release or Procfile linking out of it is refused, never put in a label.
-    const releaseText = (await readTextInside(appDir, '.release', "the slug's .release", 'the slug')) ?? '';
-    const release = await parseRelease(releaseText, `the slug's .release`);
-    const procfileText = (await readTextInside(appDir, 'Procfile', "the slug's Procfile", 'the slug')) ?? '';
-    const processTypes = mergeProcessTypes(release.default_process_types, parseProcfile(procfileText));
+    const app = await readApp(appDir, { what: (file) => `the slug's ${file}`, where: 'the slug' });
+    const { release } = app;
+    const processTypes = commandLines(resolveProcesses(app));
     log.info(`Process types -> ${Object.keys(processTypes).join(', ') || '(none)'}`);
 
     const result: BuildResult = {

@@ -5,8 +5,8 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { layersDirName } from '../../../shared/app/layout.js';
 import { UserError } from '../../../shared/errors.js';
-import { layersDirName } from '../../../shared/launch-metadata.js';
 import { apiAtLeast, applyPlatformEnv } from '../../../shared/layer-env.js';
 import { runScript } from '../run-script.js';
 import { NO_SANDBOX, type Sandbox, widen } from '../sandbox.js';

@@ -8,9 +8,9 @@
  * from 0.12.
  */
 import path from 'node:path';
+import type { LaunchProcess } from '../../../shared/app/launch-metadata.js';
 import { UserError } from '../../../shared/errors.js';
 import { readTextInside } from '../../../shared/fs.js';
-import type { LaunchProcess } from '../../../shared/launch-metadata.js';
 import { apiAtLeast } from '../../../shared/layer-env.js';
 import { parseToml, type TomlTable } from '../../../shared/toml.js';
 import { type CnbRef, insideOf } from './layers.js';

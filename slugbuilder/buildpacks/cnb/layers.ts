@@ -15,10 +15,10 @@
  */
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { buildpackLayersDir, LAYERS, layersDirName } from '../../../shared/app/layout.js';
 import { copyTree } from '../../../shared/copy-tree.js';
 import { UserError } from '../../../shared/errors.js';
 import { checkNoLinksInside, makeDirInside, readTextInside, removeInside, replaceWith, writeFileInside } from '../../../shared/fs.js';
-import { layersDirName } from '../../../shared/launch-metadata.js';
 import { parseToml, type TomlTable, toToml } from '../../../shared/toml.js';
 
 export interface CnbRef {
@@ -41,13 +41,11 @@ export interface Layer {
 const RESERVED = new Set(['launch', 'build', 'store']);
 
 export function layersRoot(appDir: string): string {
-  return path.join(appDir, '.layers');
+  return path.join(appDir, LAYERS);
 }
 
 /** `<appDir>/.layers/<id with / as _>`: the buildpack's $1 and CNB_LAYERS_DIR. */
-export function buildpackLayersDir(appDir: string, id: string): string {
-  return path.join(layersRoot(appDir), layersDirName(id));
-}
+export { buildpackLayersDir };
 
 /** `<cacheDir>/.cnb/<id with / as _>`: the buildpack's layers kept between builds. */
 export function buildpackCacheDir(cacheDir: string, id: string): string {
