@@ -5,7 +5,7 @@
  * the workspace still exists; it is removed whatever happens.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -15,7 +15,7 @@ import { PROCFILE } from '../shared/app/layout.js';
 import { commandLines, resolveProcesses } from '../shared/app/processes.js';
 import { readProcfile } from '../shared/app/release-file.js';
 import { configVarSecrets, type EnvVars, MIN_SECRET_LENGTH, writeEnvDir } from '../shared/env-dir.js';
-import { forget, removeOnExit } from '../shared/fs.js';
+import { makeTempDir, removeTemp } from '../shared/fs.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
 import type { ProcessTypes } from '../shared/procfile.js';
@@ -118,8 +118,7 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   const sandbox = await resolveSandbox(opts.sandbox, { nodePath: process.execPath, host: process.env });
   // Workspaces of builds that were killed (kill -9 runs no cleanup) go now.
   await removeStaleTempDirs(os.tmpdir(), WORKSPACE_PREFIX);
-  const work = await mkdtemp(path.join(os.tmpdir(), WORKSPACE_PREFIX));
-  removeOnExit(work);
+  const work = await makeTempDir(WORKSPACE_PREFIX);
   let appDir: AppDir | undefined;
   try {
     await claimTempDir(work);
@@ -127,8 +126,7 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
     return await buildIn(work, appDir, opts, sandbox, deliver);
   } finally {
     await appDir?.release();
-    await rm(work, { recursive: true, force: true });
-    forget(work);
+    await removeTemp(work);
   }
 }
 

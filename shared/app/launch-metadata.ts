@@ -10,8 +10,8 @@
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { makeDirInside, readTextInside, writeFileInside } from '../fs.js';
-import { apiAtLeast } from '../layer-env.js';
 import { parseToml, type TomlTable, toToml } from '../toml.js';
+import { execsProcessesDirectly } from './buildpack-api.js';
 import { buildpackLayersDir, LAUNCH_METADATA } from './layout.js';
 
 export interface LaunchBuildpack {
@@ -116,7 +116,7 @@ export function parseLaunchMetadata(text: string, file: string): LaunchMetadata 
       command: command as string[],
       args: (p.args as string[] | undefined) ?? [],
       // From API 0.9 every process is direct; before, only one that says so.
-      direct: typeof p.direct === 'boolean' ? p.direct : apiAtLeast(api as string, '0.9'),
+      direct: typeof p.direct === 'boolean' ? p.direct : execsProcessesDirectly(api as string),
       default: p.default === true,
       workingDir: (p['working-dir'] as string | undefined) || undefined,
       execEnv: p['exec-env'] as string[] | undefined,
