@@ -239,10 +239,11 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
 
     it('builds through the container and stores the slug', async () => {
       const sha = await head();
-      // The store is mounted at its own path, so --summary and ENV_DIR name the same files inside.
+      // Only this app's scratch dir (where --summary goes) and config are mounted, at their own paths; never the store.
       const user = `${process.getuid?.()}:${process.getgid?.()}`;
       const result = await push(['origin', 'main'], {
-        SLUGBUILDER: `${dockerBinary()} run -i --rm -e SOURCE_VERSION -e ENV_DIR -v ${store}:${store} --user ${user} ${BUILDER_IMAGE}`,
+        SLUGKIT_SANDBOX: 'off',
+        SLUGBUILDER: `${dockerBinary()} run -i --rm -e SOURCE_VERSION -e ENV_DIR -v {scratch}:{scratch} -v {config}:{config}:ro --user ${user} ${BUILDER_IMAGE}`,
       });
       expect(result.exitCode, result.all).to.equal(0);
       expect(result.all).to.match(/^remote: -----> Node\.js app detected/m);
