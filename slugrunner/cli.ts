@@ -8,9 +8,9 @@
  *   slugrunner types --json
  */
 import path from 'node:path';
-import { readApp } from '../shared/app/app.js';
-import { makeLaunchPlan, refreshLaunchPlan } from '../shared/app/launch-plan.js';
-import { commandLines, type ProcessStart, resolveProcesses, startWithArgs } from '../shared/app/processes.js';
+import { type BuiltApp, readApp } from '../shared/app/app.js';
+import { type LaunchPlan, makeLaunchPlan, refreshLaunchPlan } from '../shared/app/launch-plan.js';
+import { type AppProcesses, commandLines, type ProcessStart, resolveProcesses, startWithArgs } from '../shared/app/processes.js';
 import { runCli } from '../shared/cli-run.js';
 import { UsageError, UserError } from '../shared/errors.js';
 import { isDir } from '../shared/fs.js';
@@ -190,55 +190,76 @@ async function main(argv: string[]): Promise<number> {
   const plan = await makeLaunchPlan(app, processes);
   await refreshLaunchPlan(appDir, plan);
 
-  /** How a process type (or a one-off command) starts, and in what environment. */
-  const prepare = async (type: string | undefined, args: string[], base: NodeJS.ProcessEnv, dyno: string) => {
-    let how: ProcessStart;
-    if (type !== undefined) {
-      if (!Object.hasOwn(processes.byType, type)) {
-        const known = Object.keys(processTypes).sort();
-        throw new UserError(
-          `unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`,
-        );
-      }
-      how = startWithArgs(appDir, processes.byType[type], args);
-    } else {
-      const line = commandFromWords(args);
-      how = { start: { shell: line }, display: line, cwd: appDir };
-    }
-    const { start, display, cwd } = how;
-    if (cwd !== appDir && !(await isDir(cwd))) {
-      throw new UserError(
-        `process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`,
-      );
-    }
-    // A plan bash cannot apply alone (exec.d, odd variable names): the environment is made here.
-    let env: NodeJS.ProcessEnv = base;
-    if (!plan.fast) {
-      env = dynoEnvironment(base, appDir, dyno, app.release);
-      if (app.cnb) {
-        // Only an app built by Cloud Native Buildpacks loads their launch code.
-        const { cnbEnvironment } = await import('./cnb-launch.js');
-        env = await cnbEnvironment(stringEnv(env), app.cnb, type);
-      }
-    }
-    return { start, display, cwd, type, env, envReady: !plan.fast, plan: plan.bytes };
-  };
-
+  const ready: ReadyApp = { app, processes, plan };
   const tree = await treeId(appDir);
   let code: number;
   if (formation) {
     const dynos = planDynos(formation, processTypes, port ?? basePort(process.env));
-    code = await runFormation({ dynos, appDir, graceMs, quiet: Boolean(v.quiet), prepare: (d, base) => prepare(d.type, [], base, d.name) });
+    code = await runFormation({
+      dynos,
+      appDir,
+      graceMs,
+      quiet: Boolean(v.quiet),
+      prepare: (d, base) => prepare(ready, d.type, [], base, d.name),
+    });
   } else {
     const type = command === 'start' ? (rest[0] ?? processes.defaultType) : undefined;
     const dyno = type !== undefined ? `${type}.1` : 'run.1';
-    const p = await prepare(type, command === 'start' ? extra : rest, process.env, dyno);
+    const p = await prepare(ready, type, command === 'start' ? extra : rest, process.env, dyno);
     if (!v.quiet) log.step(`Starting ${dyno}: ${p.display}`);
     code = await launch({ ...p, appDir, dyno, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
   }
   // Another runner swapped a new slug in while this one ran: the old tree is this runner's to remove.
   if ((await treeId(appDir)) !== tree) await removeRetiredTrees(appDir);
   return code;
+}
+
+/** The app read, its process types resolved and its plan made: what every process of this runner starts from. */
+interface ReadyApp {
+  app: BuiltApp;
+  processes: AppProcesses;
+  plan: LaunchPlan;
+}
+
+/** How a process type (or a one-off command, type undefined) starts, and in what environment. */
+async function prepare(
+  { app, processes, plan }: ReadyApp,
+  type: string | undefined,
+  args: string[],
+  base: NodeJS.ProcessEnv,
+  dyno: string,
+) {
+  const { appDir } = app;
+  let how: ProcessStart;
+  if (type !== undefined) {
+    if (!Object.hasOwn(processes.byType, type)) {
+      const known = Object.keys(processes.byType).sort();
+      throw new UserError(
+        `unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`,
+      );
+    }
+    how = startWithArgs(appDir, processes.byType[type], args);
+  } else {
+    const line = commandFromWords(args);
+    how = { start: { shell: line }, display: line, cwd: appDir };
+  }
+  const { start, display, cwd } = how;
+  if (cwd !== appDir && !(await isDir(cwd))) {
+    throw new UserError(
+      `process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`,
+    );
+  }
+  // A plan bash cannot apply alone (exec.d, odd variable names): the environment is made here.
+  let env: NodeJS.ProcessEnv = base;
+  if (!plan.fast) {
+    env = dynoEnvironment(base, appDir, dyno, app.release);
+    if (app.cnb) {
+      // Only an app built by Cloud Native Buildpacks loads their launch code.
+      const { cnbEnvironment } = await import('./cnb-launch.js');
+      env = await cnbEnvironment(stringEnv(env), app.cnb, type);
+    }
+  }
+  return { start, display, cwd, type, env, envReady: !plan.fast, plan: plan.bytes };
 }
 
 function checkDuration(value: string, flag: string): string {
