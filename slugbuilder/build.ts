@@ -31,6 +31,7 @@ import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } fro
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
 import { buildTarget } from './buildpacks/cnb/detect.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
+import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
@@ -139,15 +140,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   // The cache dir is made by withCacheDir, under its lock.
   await Promise.all([mkdir(home), mkdir(tmpDir)]);
 
-  const sourceInfo = await intakeSource(
-    { source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } },
-    buildDir,
-  );
-  // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
-  const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
-  await applySlugignore(buildDir);
-  const project = await readProjectDescriptor(buildDir);
-  if (project) await applyProjectFilters(buildDir, project);
+  const { sourceVersion, project } = await takeSource(opts, buildDir);
   timer.mark('source');
 
   // The builder's and project.toml's [[build.env]] are config vars too; -e and --env-file win.
@@ -212,17 +205,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   });
   timer.mark('compile');
 
-  const { release: released, app: releasedApp } = await releaseChain(chosen, chain!.launch, {
-    buildDir,
-    env,
-    timeoutMs: opts.timeoutMs,
-    sandbox,
-  });
-  const app = await withProcfile(releasedApp, chosen);
-  const processes = resolveProcesses(app);
-  const processTypes = commandLines(processes);
-  // After .release and metadata.toml: the plan records them as they were written.
-  await writeLaunchPlan(app, processes);
+  const { released, processTypes } = await releaseApp(chosen, chain!, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
   timer.mark('release');
 
   log.step('Compressing...');
@@ -273,6 +256,36 @@ async function explicitList(
     (b): ListedBuildpack => (b.uri ? resolveUri(b.uri, path.join(buildDir, 'project.toml')) : { id: b.id!, version: b.version }),
   );
   return { buildpacks, listedIn: 'project.toml' };
+}
+
+/** The source into the app dir, .slugignore and project.toml's filters applied. */
+async function takeSource(opts: BuildOptions, buildDir: string): Promise<{ sourceVersion?: string; project?: ProjectDescriptor }> {
+  const sourceInfo = await intakeSource(
+    { source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } },
+    buildDir,
+  );
+  await applySlugignore(buildDir);
+  const project = await readProjectDescriptor(buildDir);
+  if (project) await applyProjectFilters(buildDir, project);
+  // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
+  return { sourceVersion: opts.sourceVersion ?? sourceInfo.commit, project };
+}
+
+/**
+ * The release phase: .release and the launch metadata from the chain, the
+ * Procfile over them, then the launch plan made from what was just written.
+ */
+async function releaseApp(
+  chosen: GroupMemberBuildpack[],
+  chain: ChainResult,
+  ctx: ScriptContext,
+): Promise<{ released: Release; processTypes: ProcessTypes }> {
+  const { release: released, app: releasedApp } = await releaseChain(chosen, chain.launch, ctx);
+  const app = await withProcfile(releasedApp, chosen);
+  const processes = resolveProcesses(app);
+  // After .release and metadata.toml: the plan records them as they were written.
+  await writeLaunchPlan(app, processes);
+  return { released, processTypes: commandLines(processes) };
 }
 
 /** The released app with its Procfile, the types each declares said in the log. */
