@@ -41,7 +41,8 @@ __dyno_plan_current() {
     name=${__dyno_plan[i + 1]} present=${__dyno_plan[i + 2]}
     case $name in .release | Procfile | .layers/config/metadata.toml) ;; *) return 1 ;; esac
     if [ "$present" = 1 ]; then
-      [ -f "$1/$name" ] || return 1
+      # A stamped file that is a link is left to the Node runner, which refuses one leading out of the app.
+      [ -f "$1/$name" ] && [ ! -L "$1/$name" ] || return 1
       text=
       IFS= read -r -d '' text <"$1/$name"
       [ "$text" = "${__dyno_plan[i + 3]}" ] || return 1

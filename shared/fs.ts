@@ -11,10 +11,30 @@
  * at is what the user named, so that file is replaced and the link stays. A
  * dangling link creates its target, as a shell's `>` does, when the target's
  * directory exists.
+ *
+ * Inside an app, cache or layers dir the rule is the opposite, because a
+ * hostile source, slug or buildpack made the links there: slugkit's own
+ * writes, swaps and reads go through the `*Inside` helpers below, which never
+ * follow a link out of the dir (docs/security.md). Every temp file is a fresh
+ * random name created with O_EXCL|O_NOFOLLOW in the dir it is renamed in.
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream, rmSync, type Stats } from 'node:fs';
-import { access, copyFile, link, lstat, mkdtemp, open, readlink, rename, rm, stat } from 'node:fs/promises';
+import {
+  access,
+  copyFile,
+  type FileHandle,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+} from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -192,19 +212,16 @@ export async function stageFile(named: string, what: string): Promise<StagedFile
       discard: () => removeTemp(dir),
     };
   }
-  const staged = path.join(
-    path.dirname(target.path),
-    `.${path.basename(target.path)}.${process.pid}-${randomBytes(3).toString('hex')}.tmp`,
-  );
-  removeOnExit(staged);
+  const made = await createTempFile(target.path, 0o666);
+  await made.handle.close();
+  const staged = made.path;
   return {
     path: staged,
     target: target.path,
     inPlace: false,
     commit: async () => {
       try {
-        await rename(staged, target.path);
-        forget(staged);
+        await replaceWith(staged, target.path);
       } catch (err) {
         await removeTemp(staged);
         throw new UserError(`cannot write ${what} to ${named}: ${errnoCode(err) ?? err}`);
@@ -225,6 +242,8 @@ async function openInPlace(target: ResolvedTarget): Promise<Writable> {
 /** Fill a staged file with a copy of `source`: a hard link when it can be, else a copy. */
 export async function stageCopy(source: string, staged: StagedFile): Promise<void> {
   try {
+    // link() never follows or replaces what is at its new name: the staged file goes first.
+    await rm(staged.path, { force: true });
     await link(source, staged.path);
   } catch {
     await copyFile(source, staged.path);
@@ -245,4 +264,166 @@ export async function writeAtomically(named: string, what: string, write: (file:
     throw err;
   }
   await staged.commit();
+}
+
+/** A temp file just created beside `target` (same dir, so a rename swaps it in), removed at exit unless replaced. */
+export interface TempFile {
+  path: string;
+  handle: FileHandle;
+}
+
+/**
+ * A fresh temp file for `target`: a random name in `target`'s directory,
+ * created with O_EXCL|O_NOFOLLOW, so nothing already there (a link a
+ * hostile tree planted under a guessable name) is ever opened or followed.
+ */
+export async function createTempFile(target: string, mode = 0o600): Promise<TempFile> {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  for (let attempt = 0; ; attempt++) {
+    const temp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(8).toString('hex')}.tmp`);
+    try {
+      const handle = await open(temp, flags, mode);
+      removeOnExit(temp);
+      return { path: temp, handle };
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || attempt >= 8) throw err;
+    }
+  }
+}
+
+/** The one rename of the kit: `temp` (a file or dir made beside `target`) takes `target`'s place; a link at `target` is replaced, never followed. */
+export async function replaceWith(temp: string, target: string): Promise<void> {
+  await rename(temp, target);
+  forget(temp);
+}
+
+function linkRefusal(component: string, what: string): UserError {
+  return new UserError(`${component} is a link; refusing to write ${what === component ? '' : `${what} `}through it`);
+}
+
+/**
+ * Checks that no directory between `root` and `root/rel` is a link (or not a
+ * directory): a write there stays inside `root`. A missing one is fine (nothing
+ * to follow). `what` names the file in the error.
+ */
+export async function checkNoLinksInside(root: string, rel: string, what = path.normalize(rel)): Promise<void> {
+  const parts = path.normalize(rel).split(path.sep).filter(Boolean);
+  if (parts.includes('..')) throw new UserError(`${what}: ${rel} leaves ${root}`);
+  let current = root;
+  for (const [i, part] of parts.slice(0, -1).entries()) {
+    current = path.join(current, part);
+    const st = await lstat(current).catch((err) => {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (!st) return;
+    if (st.isSymbolicLink()) throw linkRefusal(parts.slice(0, i + 1).join('/'), what);
+    if (!st.isDirectory()) throw new UserError(`${what}: ${parts.slice(0, i + 1).join('/')} is not a directory`);
+  }
+}
+
+/** Makes `root/rel` and the dirs above it (up to `root`), each a real directory, never a link. */
+export async function makeDirInside(root: string, rel: string, what = rel): Promise<string> {
+  const parts = path.normalize(rel).split(path.sep).filter(Boolean);
+  if (parts.includes('..')) throw new UserError(`${what}: ${rel} leaves ${root}`);
+  let current = root;
+  for (const [i, part] of parts.entries()) {
+    current = path.join(current, part);
+    await mkdir(current, { mode: 0o755 }).catch((err) => {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+    });
+    const st = await lstat(current);
+    if (st.isSymbolicLink()) throw linkRefusal(parts.slice(0, i + 1).join('/'), what);
+    if (!st.isDirectory()) throw new UserError(`${what}: ${parts.slice(0, i + 1).join('/')} is not a directory`);
+  }
+  return current;
+}
+
+/**
+ * Writes `root/rel` through a fresh temp file renamed over it: a link at
+ * `rel` is replaced (its target untouched) and a link above it refused.
+ * Mode 0644 unless told.
+ */
+export async function writeFileInside(
+  root: string,
+  rel: string,
+  data: string | Uint8Array,
+  opts: { mode?: number; what?: string } = {},
+): Promise<void> {
+  await checkNoLinksInside(root, rel, opts.what);
+  const target = path.join(root, rel);
+  const temp = await createTempFile(target, opts.mode ?? 0o644);
+  try {
+    await temp.handle.writeFile(data);
+    // The create mode went through the umask; the file's mode is what was asked for.
+    await temp.handle.chmod(opts.mode ?? 0o644);
+    await temp.handle.close();
+    await replaceWith(temp.path, target);
+  } catch (err) {
+    await temp.handle.close().catch(() => undefined);
+    await removeTemp(temp.path);
+    throw err;
+  }
+}
+
+/** Removes `root/rel` (a tree, a file or a link, which is unlinked, never followed), refusing a link above it. */
+export async function removeInside(root: string, rel: string, what = rel): Promise<void> {
+  await checkNoLinksInside(root, rel, what);
+  // fs.rm lstat()s every entry: a link inside the tree is unlinked, not entered.
+  await rm(path.join(root, rel), { recursive: true, force: true });
+}
+
+/** The largest file read whole from an app: a Procfile or TOML file is a few KiB. */
+const MAX_INSIDE_READ = 8 * 1024 * 1024;
+
+/**
+ * Reads `root/rel`, a file slugkit reads from an app, cache or layers dir.
+ * Links inside `root` are followed; a path that resolves outside it fails in
+ * one line naming `what` ("Procfile is a link to a path outside the app;
+ * refusing to read it"), and so does anything but a regular file (a FIFO
+ * would hang the build). Undefined when there is no such file (a dangling
+ * link included).
+ */
+export async function readFileInside(root: string, rel: string, what = rel, where = 'the app'): Promise<Buffer | undefined> {
+  const file = path.join(root, rel);
+  let real: string;
+  try {
+    real = await realpath(file);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'ELOOP') throw new UserError(`${what} is a link loop; refusing to read it`);
+    throw cannotRead(err, what);
+  }
+  const realRoot = await realpath(root);
+  if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
+    throw new UserError(`${what} is a link to a path outside ${where}; refusing to read it`);
+  }
+  let handle: FileHandle;
+  try {
+    // O_NOFOLLOW: the resolved path must not have become a link since; O_NONBLOCK: a FIFO must not block the open.
+    handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if (errnoCode(err) === 'ELOOP') throw new UserError(`${what} changed into a link while being read; refusing to read it`);
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw cannotRead(err, what);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new UserError(`${what} is not a regular file; refusing to read it`);
+    if (st.size > MAX_INSIDE_READ) throw new UserError(`${what} is larger than ${MAX_INSIDE_READ / 1024 / 1024} MiB; refusing to read it`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+function cannotRead(err: unknown, what: string): unknown {
+  const code = errnoCode(err);
+  return code ? new UserError(`cannot read ${what} (${code}): make it a readable file`) : err;
+}
+
+/** readFileInside as UTF-8 text. */
+export async function readTextInside(root: string, rel: string, what = rel, where = 'the app'): Promise<string | undefined> {
+  return (await readFileInside(root, rel, what, where))?.toString('utf8');
 }

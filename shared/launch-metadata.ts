@@ -7,11 +7,11 @@
  * it back, from the build dir, a slug or an image. An app built by classic
  * buildpacks alone has none.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from './errors.js';
+import { makeDirInside, readTextInside, writeFileInside } from './fs.js';
 import { apiAtLeast } from './layer-env.js';
-import { readTomlFile, type TomlTable, toToml } from './toml.js';
+import { parseToml, type TomlTable, toToml } from './toml.js';
 
 export interface LaunchBuildpack {
   id: string;
@@ -67,9 +67,8 @@ export async function writeLaunchMetadata(appDir: string, meta: LaunchMetadata):
     })),
     labels: meta.labels,
   };
-  const file = path.join(appDir, LAUNCH_METADATA);
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, toToml(doc));
+  await makeDirInside(appDir, path.dirname(LAUNCH_METADATA));
+  await writeFileInside(appDir, LAUNCH_METADATA, toToml(doc));
 }
 
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -77,8 +76,9 @@ const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x)
 /** Reads the file back; undefined when the app has none. Every problem is one line naming the file and the key. */
 export async function readLaunchMetadata(appDir: string): Promise<LaunchMetadata | undefined> {
   const file = path.join(appDir, LAUNCH_METADATA);
-  const doc = await readTomlFile(file);
-  if (!doc) return undefined;
+  const text = await readTextInside(appDir, LAUNCH_METADATA);
+  if (text === undefined) return undefined;
+  const doc = parseToml(text, file);
   const fail = (what: string): never => {
     throw new UserError(`${file}: ${what}; rebuild the app`);
   };

@@ -5,12 +5,12 @@
  * the workspace still exists; it is removed whatever happens.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { configVarSecrets, type EnvVars, MIN_SECRET_LENGTH, writeEnvDir } from '../shared/env-dir.js';
-import { forget, removeOnExit } from '../shared/fs.js';
+import { forget, readTextInside, removeOnExit } from '../shared/fs.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
 import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
@@ -254,7 +254,8 @@ async function explicitList(
 /** The merged buildpack defaults, then the app's Procfile over all of them. */
 async function discoverProcessTypes(buildDir: string, released: Release, chosen: GroupMemberBuildpack[]): Promise<ProcessTypes> {
   log.step('Discovering process types');
-  const procfileText = await readFile(path.join(buildDir, 'Procfile'), 'utf8').catch(() => undefined);
+  // A Procfile linking out of the app is refused: its lines would go to the log, --summary and the image label.
+  const procfileText = await readTextInside(buildDir, 'Procfile');
   const declared = procfileText === undefined ? {} : parseProcfile(procfileText);
   if (procfileText !== undefined) log.info(`Procfile declares types -> ${Object.keys(declared).join(', ') || '(none)'}`);
   const defaults = released.default_process_types;

@@ -4,11 +4,11 @@
  * safely (shared/tar/extract.ts) into a workspace of its own and handed on as
  * a BuildResult, as a build would. The workspace goes whatever happens.
  */
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../shared/errors.js';
-import { forget, removeOnExit } from '../shared/fs.js';
+import { forget, readTextInside, removeOnExit } from '../shared/fs.js';
 import { log } from '../shared/log.js';
 import { mergeProcessTypes, parseProcfile } from '../shared/procfile.js';
 import { parseRelease } from '../shared/release.js';
@@ -45,9 +45,10 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     log.info(`${unpacked.files} entries, ${formatSize(unpacked.bytes)}`);
     const { digest, size } = await hashFile(file);
 
-    const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
+    // A slug is hostile data: a .release or Procfile linking out of it is refused, never put in a label.
+    const releaseText = (await readTextInside(appDir, '.release', "the slug's .release", 'the slug')) ?? '';
     const release = await parseRelease(releaseText, `the slug's .release`);
-    const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
+    const procfileText = (await readTextInside(appDir, 'Procfile', "the slug's Procfile", 'the slug')) ?? '';
     const processTypes = mergeProcessTypes(release.default_process_types, parseProcfile(procfileText));
     log.info(`Process types -> ${Object.keys(processTypes).join(', ') || '(none)'}`);
 

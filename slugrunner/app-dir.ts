@@ -13,10 +13,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, UserError } from '../shared/errors.js';
 import { acquireLock } from '../shared/file-lock.js';
+import { replaceWith } from '../shared/fs.js';
 
 export const UNPACKING_MARKER = '.slugrunner-unpacking';
 export const IN_DIR_LOCK = '.slugrunner.lock';
@@ -108,11 +109,11 @@ export async function isMountPoint(appDir: string): Promise<boolean> {
  */
 export async function swapIn(appDir: string, staged: string): Promise<void> {
   const retired = path.join(path.dirname(appDir), `.${path.basename(appDir)}.old-${process.pid}-${randomBytes(3).toString('hex')}`);
-  await rename(appDir, retired);
+  await replaceWith(appDir, retired);
   try {
-    await rename(staged, appDir);
+    await replaceWith(staged, appDir);
   } catch (err) {
-    await rename(retired, appDir).catch(() => undefined);
+    await replaceWith(retired, appDir).catch(() => undefined);
     throw err;
   }
   await removeRetiredTrees(appDir);

@@ -4,8 +4,8 @@
  * only what the platform has not already set.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { readTextInside } from '../shared/fs.js';
 import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
 import { parseRelease, type Release } from '../shared/release.js';
 
@@ -25,9 +25,10 @@ export interface AppInfo {
 }
 
 export async function readAppInfo(appDir: string): Promise<AppInfo> {
-  const releaseText = await readFile(path.join(appDir, '.release'), 'utf8').catch(() => '');
+  // A slug is hostile data: a .release or Procfile linking out of the app is refused, never read.
+  const releaseText = (await readTextInside(appDir, '.release')) ?? '';
   const release = await parseRelease(releaseText, `${appDir}/.release`);
-  const procfileText = await readFile(path.join(appDir, 'Procfile'), 'utf8').catch(() => '');
+  const procfileText = (await readTextInside(appDir, 'Procfile')) ?? '';
   const procfile = parseProcfile(procfileText);
   const cnb = existsSync(path.join(appDir, CNB_METADATA));
   return { release, procfile, processTypes: mergeProcessTypes(release.default_process_types, procfile), cnb };

@@ -8,11 +8,11 @@
  * replaced by unpacking beside it and swapping the new tree in (app-dir.ts),
  * so a failed intake never removes an app and a running one keeps its files.
  */
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { UserError } from '../shared/errors.js';
-import { forget, removeAllNow, removeOnExit } from '../shared/fs.js';
+import { forget, removeAllNow, removeOnExit, writeFileInside } from '../shared/fs.js';
 import { log } from '../shared/log.js';
 import type { ExtractLimits } from '../shared/tar/extract.js';
 import {
@@ -208,7 +208,7 @@ async function unpackInPlace(appDir: string, listing: AppDirListing, input: Read
   const marker = path.join(appDir, UNPACKING_MARKER);
   // Half an app from an interrupted unpack: everything in it came from that unpack.
   if (listing.state === 'half') await clear(appDir, listing.names);
-  await writeFile(marker, `${process.pid}\n`).catch((err) => {
+  await writeFileInside(appDir, UNPACKING_MARKER, `${process.pid}\n`).catch((err) => {
     throw fsError(err, appDir, 'write');
   });
   const { extractArchive } = await import('../shared/tar/extract.js');

@@ -25,8 +25,9 @@
  * what they held when it was made.
  */
 import { statSync } from 'node:fs';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { readFileInside, writeFileInside } from '../shared/fs.js';
 import { type EnvOp, envDirOps, launchLayerDirs } from '../shared/layer-env.js';
 import { mergeProcessTypes } from '../shared/procfile.js';
 import type { CnbApp } from './cnb-launch.js';
@@ -88,7 +89,7 @@ export async function makeLaunchPlan(appDir: string, read?: { app: AppInfo; cnb?
   let fast = true;
   const stamps: (string | Buffer)[] = [];
   for (const name of STAMPED) {
-    const content = await readFile(path.join(appDir, name)).catch(() => undefined);
+    const content = await readFileInside(appDir, name);
     // bash reads a file up to its first NUL: such a file cannot be compared.
     if (content?.includes(0)) fast = false;
     stamps.push('stamp', name, ...(content === undefined ? ['0'] : ['1', content.includes(0) ? '' : content]));
@@ -198,20 +199,15 @@ async function hasExecD(layers: string[]): Promise<boolean> {
  * and the Node runner hands its fresh plan to the launch directly.
  */
 export async function refreshLaunchPlan(appDir: string, plan: LaunchPlan): Promise<void> {
-  const file = path.join(appDir, LAUNCH_PLAN);
-  const current = await readFile(file).catch(() => undefined);
+  // A plan that is a link out of the app (a hostile slug's) is not read: it differs, and is replaced.
+  const current = await readFileInside(appDir, LAUNCH_PLAN).catch(() => undefined);
   if (current?.equals(plan.bytes)) return;
-  const temp = `${file}.${process.pid}.tmp`;
-  try {
-    await writeFile(temp, plan.bytes, { mode: 0o644 });
-    await rename(temp, file);
-  } catch {
-    await rm(temp, { force: true }).catch(() => undefined);
-  }
+  // A fresh random temp name (never a guessable one a slug could ship as a link), renamed over the plan.
+  await writeFileInside(appDir, LAUNCH_PLAN, plan.bytes).catch(() => undefined);
 }
 
 /** At build time, after the release is written: the plan goes into the slug. */
 export async function writeLaunchPlan(appDir: string): Promise<void> {
   const plan = await makeLaunchPlan(appDir);
-  await writeFile(path.join(appDir, LAUNCH_PLAN), plan.bytes, { mode: 0o644 });
+  await writeFileInside(appDir, LAUNCH_PLAN, plan.bytes);
 }

@@ -17,12 +17,12 @@
  * holder removes staging dirs that killed builds left behind.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UsageError, UserError } from '../../shared/errors.js';
 import { acquireLock, liveHolder, processExists } from '../../shared/file-lock.js';
-import { forget, removeOnExit } from '../../shared/fs.js';
+import { forget, removeOnExit, replaceWith } from '../../shared/fs.js';
 
 const CACHE_LOCK_MESSAGES = {
   waiting: (who: string) => `Waiting for another build using this cache (${who})`,
@@ -133,11 +133,11 @@ const removals = new Set<Promise<void>>();
  */
 async function publish(cacheDir: string, staging: string, paths: CacheLockPaths): Promise<void> {
   const retired = `${paths.scratchPrefix}old-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await rename(cacheDir, retired);
+  await replaceWith(cacheDir, retired);
   try {
-    await rename(staging, cacheDir);
+    await replaceWith(staging, cacheDir);
   } catch (err) {
-    await rename(retired, cacheDir);
+    await replaceWith(retired, cacheDir);
     throw err;
   }
   removeOnExit(retired);
@@ -162,7 +162,7 @@ async function removeLeftovers(paths: CacheLockPaths, keep: string): Promise<voi
   const cacheDir = path.join(parent, prefix.slice(1, -1));
   const names = await readdir(parent).catch(() => [] as string[]);
   const retired = names.filter((n) => n.startsWith(`${prefix}old-`));
-  if (retired.length > 0 && !(await exists(cacheDir))) await rename(path.join(parent, retired[0]), cacheDir);
+  if (retired.length > 0 && !(await exists(cacheDir))) await replaceWith(path.join(parent, retired[0]), cacheDir);
   await mkdir(cacheDir, { recursive: true });
   for (const name of names) {
     const full = path.join(parent, name);

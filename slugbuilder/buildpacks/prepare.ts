@@ -4,10 +4,11 @@
  * file into their own directory, and the bundled ones may sit read-only in
  * an image.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
+import { readTextInside } from '../../shared/fs.js';
 import { displayUrl } from '../../shared/http.js';
 import { packageRoot } from '../../shared/package.js';
 import { parseBuildpackSpec, resolveBuildpack } from './fetch/resolve.js';
@@ -38,15 +39,11 @@ export const BUNDLED_BUILDER = path.join(BUNDLED_DIR, 'builder.toml');
 
 /** A `.buildpacks` file in the app (heroku-buildpack-multi convention): one spec per line. */
 export async function appBuildpackList(buildDir: string): Promise<string[]> {
-  try {
-    const text = await readFile(path.join(buildDir, '.buildpacks'), 'utf8');
-    return text
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l && !l.startsWith('#'));
-  } catch {
-    return [];
-  }
+  const text = (await readTextInside(buildDir, '.buildpacks')) ?? '';
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
 }
 
 export interface ResolveOptions {

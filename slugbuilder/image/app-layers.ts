@@ -17,8 +17,9 @@
  * above its tree with the same owner, mode and mtime, so the layers never
  * disagree and unchanged content gives an unchanged digest.
  */
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { readTextInside } from '../../shared/fs.js';
 import { parseToml } from '../../shared/toml.js';
 import { listedBuildpackDirs } from './app-metadata.js';
 import type { LayerResult } from './layer.js';
@@ -62,10 +63,11 @@ async function nonEmptyTree(appDir: string, rel: string): Promise<boolean> {
   return (await readdir(at)).length > 0;
 }
 
-async function readToml(file: string): Promise<Record<string, unknown> | undefined> {
-  // The builder checked these files; one that no longer parses only loses its own layer.
+async function readToml(appDir: string, rel: string): Promise<Record<string, unknown> | undefined> {
+  // The builder checked these files; one that no longer parses (or links out of the app) only loses its own layer.
   try {
-    return parseToml(await readFile(file, 'utf8'), file);
+    const text = await readTextInside(appDir, rel);
+    return text === undefined ? undefined : parseToml(text, path.join(appDir, rel));
   } catch {
     return undefined;
   }
@@ -85,7 +87,7 @@ async function launchLayers(appDir: string): Promise<string[]> {
     for (const name of names) {
       if (!name.endsWith('.toml') || ['launch.toml', 'build.toml', 'store.toml'].includes(name)) continue;
       const layer = name.slice(0, -'.toml'.length);
-      const toml = await readToml(path.join(layersDir, bp, name));
+      const toml = await readToml(appDir, path.join('.layers', bp, name));
       const types = toml?.types as Record<string, unknown> | undefined;
       if (types?.launch !== true) continue;
       const tree = `.layers/${bp}/${layer}`;

@@ -4,11 +4,11 @@
  * first, the config next, and the manifest (or the tag in index.json) last,
  * so nothing ever points at a blob that is not there.
  */
-import { readdir, rename, rmdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
-import { checkWritableTarget, forget, makeTempDir, removeTemp, stageFile } from '../../shared/fs.js';
+import { checkWritableTarget, makeTempDir, removeTemp, replaceWith, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import { formatSize } from '../../shared/units.js';
 import { dockerLoadManifest, packArchive, repoTagFor } from './archive.js';
@@ -155,8 +155,7 @@ async function stageLayoutImage(dir: string, tag: string, image: BuiltImage, tex
     commit: async () => {
       try {
         await rmdir(target).catch(() => undefined);
-        await rename(stage, target);
-        forget(stage);
+        await replaceWith(stage, target);
       } catch (err) {
         await removeTemp(stage);
         throw new UserError(`cannot write ${dir}: ${errnoCode(err) ?? err}`);

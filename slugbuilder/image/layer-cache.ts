@@ -21,9 +21,11 @@
  * MAX_BYTES the least recently used entries go.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, link, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../../shared/errors.js';
+import { replaceWith, writeFileInside } from '../../shared/fs.js';
 import { GZIP_LEVEL } from '../slug.js';
 import { digestHex } from './blobs.js';
 
@@ -98,11 +100,10 @@ export class LayerCache {
       const tag = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
       const blob = this.blobFile(layer.digest);
       await linkOrCopy(file, blob + tag);
-      await rename(blob + tag, blob);
+      await replaceWith(blob + tag, blob);
       const meta = this.metaFile(diffId);
-      await writeFile(meta + tag, JSON.stringify({ digest: layer.digest, size: layer.size }) + '\n');
-      await rename(meta + tag, meta);
-      await writeFile(this.headFile(head), '');
+      await writeFileInside(this.dir, path.basename(meta), JSON.stringify({ digest: layer.digest, size: layer.size }) + '\n');
+      await writeFileInside(this.dir, path.basename(this.headFile(head)), '');
       await this.prune();
     } catch {
       // Leave no temp files behind; the entry is simply not cached.
@@ -158,6 +159,7 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
     await link(from, to);
   } catch (err) {
     if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP'].includes(errnoCode(err) ?? '')) throw err;
-    await copyFile(from, to);
+    // COPYFILE_EXCL: created new (O_EXCL), never written through a link already there.
+    await copyFile(from, to, constants.COPYFILE_EXCL);
   }
 }

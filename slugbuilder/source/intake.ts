@@ -7,10 +7,12 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
+import { removeInside } from '../../shared/fs.js';
 import { archiveBytesCap, displayUrl, download, isHttpUrl } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
 import { formatSize } from '../../shared/units.js';
+import { LAUNCH_PLAN } from '../../slugrunner/launch-plan.js';
 
 export interface SourceSpec {
   /** `--source` value or TAR_URL; undefined means stdin. */
@@ -24,7 +26,27 @@ export interface SourceInfo {
   commit?: string;
 }
 
+/**
+ * Names the builder writes in the app dir (the merged release, the launch
+ * plan, the CNB layers and launch metadata). A source's copy is hostile data
+ * (a link there would make the builder write through it, or read the
+ * runner's metadata from it), so it is removed right after intake, before
+ * .slugignore and any buildpack, as Heroku would overwrite it: a committed
+ * `.release` does not break a push.
+ */
+export const BUILDER_OWNED_NAMES = ['.release', LAUNCH_PLAN, '.layers'];
+
 export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<SourceInfo> {
+  const info = await intake(spec, buildDir);
+  for (const name of BUILDER_OWNED_NAMES) {
+    if (!(await lstat(path.join(buildDir, name)).catch(() => undefined))) continue;
+    await removeInside(buildDir, name);
+    log.info(`removed ${name} from the source: the builder writes it`);
+  }
+  return info;
+}
+
+async function intake(spec: SourceSpec, buildDir: string): Promise<SourceInfo> {
   const { source } = spec;
   if (source === undefined) {
     if (spec.stdin.isTTY)

@@ -8,7 +8,8 @@ import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import ignore from 'ignore';
 import { UserError } from '../../shared/errors.js';
-import { readTomlFile, type TomlTable } from '../../shared/toml.js';
+import { readTextInside } from '../../shared/fs.js';
+import { parseToml, type TomlTable } from '../../shared/toml.js';
 import { type EnvVar, parseEnvList } from '../buildpacks/builder-file.js';
 
 /** A buildpack the app asks for: by uri (directory, tarball, git URL) or by id and version. */
@@ -105,9 +106,8 @@ export function parseProjectDescriptor(t: TomlTable, file: string): ProjectDescr
 
 /** Reads `<appDir>/project.toml`; undefined when the app has none. */
 export async function readProjectDescriptor(appDir: string, name = 'project.toml'): Promise<ProjectDescriptor | undefined> {
-  const file = path.join(appDir, name);
-  const t = await readTomlFile(file, name);
-  return t ? parseProjectDescriptor(t, name) : undefined;
+  const text = await readTextInside(appDir, name);
+  return text === undefined ? undefined : parseProjectDescriptor(parseToml(text, name), name);
 }
 
 /**

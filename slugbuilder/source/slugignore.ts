@@ -3,18 +3,15 @@
  * build dir before any buildpack runs, as Heroku does (older tools applied it
  * at tar time, after compile, which users reported as a bug).
  */
-import { lstat, readdir, readFile, rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import ignore from 'ignore';
+import { readTextInside } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 
 export async function applySlugignore(buildDir: string): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(path.join(buildDir, '.slugignore'), 'utf8');
-  } catch {
-    return 0;
-  }
+  const text = await readTextInside(buildDir, '.slugignore');
+  if (text === undefined) return 0;
   const matcher = ignore().add(text);
   let removed = 0;
 

@@ -23,7 +23,7 @@ const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { readPackageJson, getText, hasScript } = require('./package-json.cjs');
+const { readPackageJson, getText, hasScript, insideApp, outsideMessage } = require('./package-json.cjs');
 const { satisfies } = require('./semver.cjs');
 
 const SCRIPTS = ['heroku-prebuild', 'heroku-postbuild', 'build', 'heroku-cleanup'];
@@ -94,6 +94,7 @@ function engineCheck(range, version) {
 /** The lockfile npm ci would use, its hash, and whether it lists any devDependency. */
 function lockfileFacts(appDir) {
   for (const name of ['npm-shrinkwrap.json', 'package-lock.json']) {
+    if (!insideApp(path.join(appDir, name))) return { error: outsideMessage(name) };
     let bytes;
     try {
       bytes = fs.readFileSync(path.join(appDir, name));
@@ -127,9 +128,11 @@ function inspect(appDir) {
     facts[`engines_${name}_check`] = engineCheck(range, facts[`${name}_version`]);
   }
   for (const name of SCRIPTS) facts[`script:${name}`] = hasScript(pkg, name) ? 'yes' : 'no';
+  const lock = lockfileFacts(appDir);
+  if (lock.error) return { status: 'error', message: lock.error };
   const deps = DEPENDENCY_FIELDS.map((field) => [field, pkg[field] ?? null]);
   facts.deps_sha256 = crypto.createHash('sha256').update(JSON.stringify(deps)).digest('hex');
-  return { ...facts, ...lockfileFacts(appDir) };
+  return { ...facts, ...lock };
 }
 
 const [appDir] = process.argv.slice(2);

@@ -9,9 +9,32 @@
 // functions exported here; bin/release asks one question with this CLI.
 'use strict';
 const fs = require('node:fs');
+const path = require('node:path');
+
+/**
+ * Whether FILE, a file of the app dir it sits in, resolves inside that dir
+ * (or does not exist): the app's links may not lead the buildpack's reads
+ * out of the app, a source being hostile data.
+ */
+function insideApp(file) {
+  let real;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    return true;
+  }
+  const app = fs.realpathSync(path.dirname(path.resolve(file)));
+  return real === app || real.startsWith(app + path.sep);
+}
+
+/** The one-line refusal for a file that links out of the app. */
+function outsideMessage(name) {
+  return `${name} is a link to a path outside the app; refusing to read it`;
+}
 
 /** package.json as { pkg } or, when it is unusable, { error } with the one-line message for the user. */
 function readPackageJson(file) {
+  if (!insideApp(file)) return { error: outsideMessage('package.json') };
   let pkg;
   try {
     pkg = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -47,7 +70,7 @@ function hasScript(pkg, name) {
   return typeof value === 'string' && value.trim() !== '';
 }
 
-module.exports = { readPackageJson, getText, hasScript };
+module.exports = { readPackageJson, getText, hasScript, insideApp, outsideMessage };
 
 if (require.main === module) {
   const [file, command, arg] = process.argv.slice(2);

@@ -62,6 +62,10 @@ function loadConfig() {
   let config = {};
   const file = path.join(APP_DIR, 'static.json');
   if (fs.existsSync(file)) {
+    // The app's links may not lead this read out of the app (a source is hostile data).
+    if (!within(fs.realpathSync(APP_DIR), fs.realpathSync(file))) {
+      throw new ConfigError('static.json is a link to a path outside the app; refusing to read it');
+    }
     try {
       config = JSON.parse(fs.readFileSync(file, 'utf8'));
     } catch (err) {

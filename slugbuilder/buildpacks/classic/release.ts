@@ -4,9 +4,10 @@
  * order (with the CNBs' processes, chain.ts), a later buildpack winning, and
  * the result is saved as BUILD_DIR/.release, where slugrunner reads it.
  */
-import { access, constants, writeFile } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../shared/errors.js';
+import { writeFileInside } from '../../../shared/fs.js';
 import { mergeProcessTypes } from '../../../shared/procfile.js';
 import { emptyRelease, parseRelease, type Release } from '../../../shared/release.js';
 import type { ChosenBuildpack } from '../choose.js';
@@ -45,7 +46,7 @@ export function mergeReleases(releases: Release[]): Release {
 
 /** Writes the chain's merged release to BUILD_DIR/.release, where slugrunner reads it. */
 export async function writeRelease(buildDir: string, merged: Release): Promise<void> {
-  await writeFile(path.join(buildDir, '.release'), await releaseYaml(merged));
+  await writeFileInside(buildDir, '.release', await releaseYaml(merged));
 }
 
 /** The merged release as YAML, empty fields left out (`--- {}` when nothing was released). */

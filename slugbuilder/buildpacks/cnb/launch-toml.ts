@@ -7,13 +7,13 @@
  * directly and `direct` is gone. `working-dir` is read from 0.8, `exec-env`
  * from 0.12.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../shared/errors.js';
+import { readTextInside } from '../../../shared/fs.js';
 import type { LaunchProcess } from '../../../shared/launch-metadata.js';
 import { apiAtLeast } from '../../../shared/layer-env.js';
-import { parseToml, readTomlFile, type TomlTable } from '../../../shared/toml.js';
-import type { CnbRef } from './layers.js';
+import { parseToml, type TomlTable } from '../../../shared/toml.js';
+import { type CnbRef, insideOf } from './layers.js';
 
 /** A launch.toml process as read: the launch metadata's shape, with the buildpack that declared it. */
 export type CnbProcess = Omit<LaunchProcess, 'buildpackId' | 'buildpackApi'> & { buildpackId: string; api: string };
@@ -119,10 +119,8 @@ export function parseLaunchToml(text: string, origin: string, bp: CnbRef): Launc
 /** Reads `<layersDir>/launch.toml`; empty when the buildpack wrote none. */
 export async function readLaunchToml(layersDir: string, bp: CnbRef): Promise<LaunchMetadata> {
   const file = path.join(layersDir, 'launch.toml');
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
+  const { root, rel, where } = insideOf(layersDir, 'launch.toml');
+  const text = await readTextInside(root, rel, `${label(bp)}: ${rel}`, where);
   if (text === undefined) return { processes: [], labels: [], slices: [] };
   return parseLaunchToml(text, file, bp);
 }
@@ -133,8 +131,10 @@ export async function readLaunchToml(layersDir: string, bp: CnbRef): Promise<Lau
  */
 export async function readUnmet(layersDir: string, bp: CnbRef, planNames: readonly string[]): Promise<string[]> {
   const file = path.join(layersDir, 'build.toml');
-  const doc = await readTomlFile(file, `${label(bp)}: ${file}`);
-  if (!doc) return [];
+  const { root, rel, where } = insideOf(layersDir, 'build.toml');
+  const text = await readTextInside(root, rel, `${label(bp)}: ${rel}`, where);
+  if (text === undefined) return [];
+  const doc = parseToml(text, `${label(bp)}: ${file}`);
   const fail = (msg: string): never => {
     throw new UserError(`${label(bp)}: ${file}: ${msg}`);
   };

@@ -13,12 +13,13 @@
  * kept too, so a buildpack that reuses one (launch = true, no directory) gets
  * the previous build's copy, which the lifecycle would take from that image.
  */
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
 import { UserError } from '../../../shared/errors.js';
+import { checkNoLinksInside, makeDirInside, readTextInside, removeInside, replaceWith, writeFileInside } from '../../../shared/fs.js';
 import { layersDirName } from '../../../shared/launch-metadata.js';
-import { readTomlFile, type TomlTable, toToml } from '../../../shared/toml.js';
+import { parseToml, type TomlTable, toToml } from '../../../shared/toml.js';
 
 export interface CnbRef {
   id: string;
@@ -55,6 +56,44 @@ export function buildpackCacheDir(cacheDir: string, id: string): string {
 
 function label(bp: CnbRef): string {
   return `buildpack ${bp.id}@${bp.version}`;
+}
+
+/**
+ * A layers dir (`<app>/.layers/<id>` or `<cache>/.cnb/<id>`) as the dir it
+ * lives in and the path below it, for shared/fs.ts's *Inside helpers: a
+ * buildpack may make links anywhere, but slugkit never follows one out.
+ */
+export function insideOf(layersDir: string, name = ''): { root: string; rel: string; where: string } {
+  const root = path.dirname(path.dirname(layersDir));
+  const rel = path.join(path.basename(path.dirname(layersDir)), path.basename(layersDir), name);
+  return { root, rel, where: path.basename(path.dirname(layersDir)) === '.cnb' ? 'the cache' : 'the app' };
+}
+
+/** Reads a TOML file of a layers dir; a link out of the app or cache fails in one line. */
+async function readLayersToml(layersDir: string, name: string, bp: CnbRef): Promise<TomlTable | undefined> {
+  const { root, rel, where } = insideOf(layersDir, name);
+  const text = await readTextInside(root, rel, `${label(bp)}: ${rel}`, where);
+  return text === undefined ? undefined : parseToml(text, `${label(bp)}: ${path.join(layersDir, name)}`);
+}
+
+/** Writes a file of a layers dir through a fresh temp file, never through a link. */
+async function writeLayersFile(layersDir: string, name: string, text: string): Promise<void> {
+  const { root, rel } = insideOf(layersDir, name);
+  await writeFileInside(root, rel, text);
+}
+
+/** Removes an entry of a layers dir: a link is unlinked, and a link above it refused. */
+async function removeLayersEntry(layersDir: string, name: string): Promise<void> {
+  const { root, rel } = insideOf(layersDir, name);
+  await removeInside(root, rel);
+}
+
+/** A real directory, not a link to one: only those are copied into the cache or the app. */
+async function isRealDir(p: string): Promise<boolean> {
+  return lstat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -99,7 +138,7 @@ function flag(types: unknown, key: string, file: string, bp: CnbRef): boolean {
 /** Reads one `<layer>.toml`; bad TOML fails with the file and line. */
 async function readLayerToml(layersDir: string, name: string, bp: CnbRef): Promise<Layer> {
   const file = path.join(layersDir, `${name}.toml`);
-  const toml = (await readTomlFile(file, `${label(bp)}: ${file}`)) ?? {};
+  const toml = (await readLayersToml(layersDir, `${name}.toml`, bp)) ?? {};
   const metadata = toml.metadata;
   if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
     throw new UserError(`${label(bp)}: ${file}: [metadata] must be a table`);
@@ -122,8 +161,8 @@ export async function readLayers(layersDir: string, bp: CnbRef): Promise<Layer[]
 }
 
 /** Writes `<layer>.toml` as a buildpack finds a restored one: [metadata] only. */
-async function writeMetadataOnly(file: string, metadata: TomlTable): Promise<void> {
-  await writeFile(file, Object.keys(metadata).length ? toToml({ metadata }) : '');
+async function writeMetadataOnly(layersDir: string, name: string, metadata: TomlTable): Promise<void> {
+  await writeLayersFile(layersDir, `${name}.toml`, Object.keys(metadata).length ? toToml({ metadata }) : '');
 }
 
 /**
@@ -134,23 +173,25 @@ async function writeMetadataOnly(file: string, metadata: TomlTable): Promise<voi
 export async function restoreLayers(opts: { appDir: string; cacheDir?: string; buildpack: CnbRef }): Promise<string> {
   const { buildpack: bp } = opts;
   const layersDir = buildpackLayersDir(opts.appDir, bp.id);
-  await mkdir(layersDir, { recursive: true });
+  await makeDirInside(opts.appDir, path.relative(opts.appDir, layersDir));
   if (!opts.cacheDir) return layersDir;
   const kept = buildpackCacheDir(opts.cacheDir, bp.id);
-  if (!(await isDir(kept))) return layersDir;
+  if (!(await isRealDir(kept))) return layersDir;
   if (await exists(path.join(kept, 'store.toml'))) {
     // Read to check it, then written as it was.
-    const store = await readTomlFile(path.join(kept, 'store.toml'));
-    await writeFile(path.join(layersDir, 'store.toml'), store ? toToml(store) : '');
+    const store = await readLayersToml(kept, 'store.toml', bp);
+    await writeLayersFile(layersDir, 'store.toml', store ? toToml(store) : '');
   }
   for (const layer of await readLayers(kept, bp)) {
     if (layer.cache) {
-      if (!(await isDir(layer.dir))) continue;
+      if (!(await isRealDir(layer.dir))) continue;
+      // An earlier buildpack may have left a link under this one's name.
+      await removeLayersEntry(layersDir, layer.name);
       await copyTree(layer.dir, path.join(layersDir, layer.name), { preserveTimestamps: true });
     } else if (!layer.launch) {
       continue;
     }
-    await writeMetadataOnly(path.join(layersDir, `${layer.name}.toml`), layer.metadata);
+    await writeMetadataOnly(layersDir, layer.name, layer.metadata);
   }
   return layersDir;
 }
@@ -166,16 +207,17 @@ export async function collectLayers(opts: { layersDir: string; cacheDir?: string
   const kept: Layer[] = [];
   for (const layer of await readLayers(layersDir, bp)) {
     if (!layer.launch && !layer.build && !layer.cache) {
-      await rm(layer.dir, { recursive: true, force: true });
+      await removeLayersEntry(layersDir, layer.name);
       continue;
     }
     if (layer.launch && !(await isDir(layer.dir))) {
       const previous = opts.cacheDir ? path.join(buildpackCacheDir(opts.cacheDir, bp.id), layer.name) : undefined;
-      if (!previous || !(await isDir(previous))) {
+      if (!previous || !(await isRealDir(previous))) {
         throw new UserError(
           `${label(bp)}: launch layer ${layer.name} has no directory and no earlier build to reuse it from; create ${layer.dir}`,
         );
       }
+      await removeLayersEntry(layersDir, layer.name);
       await copyTree(previous, layer.dir, { preserveTimestamps: true });
     }
     kept.push(layer);
@@ -192,18 +234,21 @@ export function buildLayerDirs(layers: readonly Layer[]): string[] {
 async function saveToCache(layersDir: string, cacheDir: string, bp: CnbRef): Promise<void> {
   const target = buildpackCacheDir(cacheDir, bp.id);
   const next = `${target}.next`;
-  await rm(next, { recursive: true, force: true });
-  await mkdir(next, { recursive: true });
+  const nextRel = path.relative(cacheDir, next);
+  await removeInside(cacheDir, nextRel);
+  await makeDirInside(cacheDir, nextRel);
   for (const layer of await readLayers(layersDir, bp)) {
-    if (!(layer.cache || layer.launch) || !(await isDir(layer.dir))) continue;
+    // A layer dir that is a link is not followed: its target is not the buildpack's to keep.
+    if (!(layer.cache || layer.launch) || !(await isRealDir(layer.dir))) continue;
     await copyTree(layer.dir, path.join(next, layer.name), { preserveTimestamps: true });
     const types = { launch: layer.launch, build: layer.build, cache: layer.cache };
-    await writeFile(path.join(next, `${layer.name}.toml`), toToml({ types, metadata: layer.metadata }));
+    await writeLayersFile(next, `${layer.name}.toml`, toToml({ types, metadata: layer.metadata }));
   }
-  const store = await readTomlFile(path.join(layersDir, 'store.toml'), `${label(bp)}: ${path.join(layersDir, 'store.toml')}`);
-  if (store) await writeFile(path.join(next, 'store.toml'), toToml(store));
-  await rm(target, { recursive: true, force: true });
-  await rename(next, target);
+  const store = await readLayersToml(layersDir, 'store.toml', bp);
+  if (store) await writeLayersFile(next, 'store.toml', toToml(store));
+  await removeInside(cacheDir, path.relative(cacheDir, target));
+  await checkNoLinksInside(cacheDir, path.relative(cacheDir, target));
+  await replaceWith(next, target);
 }
 
 /** Leaves only launch.toml and the launch layers (directory and `<layer>.toml`) in a layers dir. */
@@ -215,7 +260,7 @@ async function keepLaunchOnly(layersDir: string, bp: CnbRef): Promise<void> {
     keep.add(`${layer.name}.toml`);
   }
   for (const name of await readdir(layersDir).catch(() => [] as string[])) {
-    if (!keep.has(name)) await rm(path.join(layersDir, name), { recursive: true, force: true });
+    if (!keep.has(name)) await removeLayersEntry(layersDir, name);
   }
 }
 
@@ -233,7 +278,7 @@ export async function finalizeLayers(opts: { appDir: string; cacheDir?: string; 
     const ran = new Set(opts.buildpacks.map((bp) => layersDirName(bp.id)));
     const cnbCache = path.join(opts.cacheDir, '.cnb');
     for (const name of await readdir(cnbCache).catch(() => [] as string[])) {
-      if (!ran.has(name)) await rm(path.join(cnbCache, name), { recursive: true, force: true });
+      if (!ran.has(name)) await removeInside(opts.cacheDir, path.join('.cnb', name));
     }
   }
   for (const bp of opts.buildpacks) await keepLaunchOnly(buildpackLayersDir(opts.appDir, bp.id), bp);

@@ -14,12 +14,12 @@
  * own directory (`export`) and must not change the cache.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../../shared/copy-tree.js';
 import { errnoCode, UserError } from '../../../shared/errors.js';
 import { acquireLock } from '../../../shared/file-lock.js';
-import { writeAtomically } from '../../../shared/fs.js';
+import { replaceWith, writeAtomically } from '../../../shared/fs.js';
 
 export interface CacheMeta {
   url: string;
@@ -70,11 +70,11 @@ export class CacheEntry {
     await rm(this.metaFile, { force: true });
     const old = path.join(this.dir, `old-${randomBytes(4).toString('hex')}`);
     try {
-      await rename(this.tree, old);
+      await replaceWith(this.tree, old);
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
     }
-    await rename(staged, this.tree);
+    await replaceWith(staged, this.tree);
     await rm(old, { recursive: true, force: true });
     await writeAtomically(this.metaFile, 'the buildpack cache entry', (file) => writeFile(file, JSON.stringify(meta, null, 2) + '\n'));
   }

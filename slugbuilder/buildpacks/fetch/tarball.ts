@@ -7,12 +7,13 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, rename, rmdir, stat } from 'node:fs/promises';
+import { lstat, readdir, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { errnoCode, errorMessage, UserError } from '../../../shared/errors.js';
+import { replaceWith } from '../../../shared/fs.js';
 import { describeNetworkError, NetworkError, networkFailure, request } from '../../../shared/http.js';
 import { log } from '../../../shared/log.js';
 import { extractArchive } from '../../../shared/tar/extract.js';
@@ -135,7 +136,7 @@ async function stripSingleTopDirectory(target: string): Promise<void> {
   if (!(await lstat(only)).isDirectory()) return;
   // Move the wrapper aside first: it could contain an entry with its own name.
   const aside = `${target}.strip`;
-  await rename(only, aside);
-  for (const name of await readdir(aside)) await rename(path.join(aside, name), path.join(target, name));
+  await replaceWith(only, aside);
+  for (const name of await readdir(aside)) await replaceWith(path.join(aside, name), path.join(target, name));
   await rmdir(aside);
 }
