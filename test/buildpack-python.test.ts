@@ -8,7 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
@@ -72,10 +72,30 @@ describe('buildpack python', function () {
       expect((await runScript('python', 'detect', await makeApp({ 'app.py': '' }))).exitCode).to.equal(1);
     });
 
-    it('releases gunicorn as web for a Django project that installed it', async () => {
-      const app = await makeApp({ 'manage.py': '', 'mysite/wsgi.py': '', '.heroku/python/bin/gunicorn': { content: '', mode: 0o755 } });
+    const site = '.heroku/python/lib/python3.11/site-packages/django/__init__.py';
+    const gunicorn = { '.heroku/python/bin/gunicorn': { content: '', mode: 0o755 } };
+
+    it("releases gunicorn PROJECT.wsgi (PROJECT from manage.py's DJANGO_SETTINGS_MODULE) and a migrate release for Django", async () => {
+      const app = await makeApp({
+        'manage.py': "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')\n",
+        'aaa/wsgi.py': '',
+        'mysite/wsgi.py': '',
+        [site]: '',
+        ...gunicorn,
+      });
       const r = await runScript('python', 'release', app);
-      expect(r.stdout).to.equal('---\ndefault_process_types:\n  web: gunicorn mysite.wsgi --log-file -');
+      expect(r.stdout).to.equal(
+        '---\ndefault_process_types:\n  web: gunicorn mysite.wsgi --log-file -\n  release: python manage.py migrate --noinput',
+      );
+    });
+
+    it('releases only the migrate release when gunicorn is not installed, and nothing when django is not', async () => {
+      const noGunicorn = await makeApp({ 'manage.py': '', 'mysite/wsgi.py': '', [site]: '' });
+      expect((await runScript('python', 'release', noGunicorn)).stdout).to.equal(
+        '---\ndefault_process_types:\n  release: python manage.py migrate --noinput',
+      );
+      const noDjango = await makeApp({ 'manage.py': '', 'mysite/wsgi.py': '', ...gunicorn });
+      expect((await runScript('python', 'release', noDjango)).stdout).to.equal('---\ndefault_process_types: {}');
     });
 
     it('releases no process types otherwise (the Procfile names them)', async () => {
@@ -145,13 +165,29 @@ describe('buildpack python', function () {
       }
     });
 
-    it('a warm rebuild reuses the wheel pip built, and gives a byte-identical slug', async () => {
+    it('a warm rebuild with the same requirements restores the virtualenv, runs no pip, and gives a byte-identical slug', async () => {
       const again = await buildSlug(src, cacheDir);
       expect(again.exitCode, again.stderr).to.equal(0);
+      expect(again.stderr).to.contain(
+        `-----> Restoring the virtualenv in .heroku/python\n       requirements.txt and Python ${version} unchanged: the virtualenv of the last build is reused, no pip install\n`,
+      );
+      expect(again.stderr).not.to.contain('Installing requirements with pip');
+      expect(again.stderr).not.to.contain('Creating a virtualenv');
+      expect(index.count('/shout-1.0.0.tar.gz')).to.equal(1, 'the sdist was not downloaded again');
+      expect(await sha256(again.slug)).to.equal(await sha256(build.slug));
+    });
+
+    it('changed requirements install again, with the wheel pip built taken from its cache', async () => {
+      const changed = await copyFixture('python-web');
+      await cp(path.join(src, 'wheels'), path.join(changed, 'wheels'), { recursive: true });
+      await writeFile(path.join(changed, 'requirements.txt'), `${await readFile(path.join(src, 'requirements.txt'), 'utf8')}# changed\n`);
+      await writeFile(path.join(changed, '.python-version'), await readFile(path.join(src, '.python-version')));
+      const again = await buildSlug(changed, cacheDir);
+      expect(again.exitCode, again.stderr).to.equal(0);
+      expect(again.stderr).to.contain('-----> Creating a virtualenv in .heroku/python');
       expect(again.stderr).to.contain('Using cached shout-1.0.0-py3-none-any.whl');
       expect(again.stderr).not.to.contain('Building wheel for shout');
       expect(index.count('/shout-1.0.0.tar.gz')).to.equal(1, 'the sdist was not downloaded again');
-      expect(await sha256(again.slug)).to.equal(await sha256(build.slug));
     });
 
     it("runs the package's console script from the moved virtualenv", async () => {
