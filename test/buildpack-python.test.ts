@@ -15,6 +15,7 @@ import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
 import { buildSlug, copyFixture, FIXTURES, runScript, startWeb } from './helpers/buildpack-harness.js';
 import { makeApp, removeTempDirs, runRunner, slugPaths, tempDir } from './helpers/cli.js';
+import { djangoWheelhouse, wheelhouseConfig } from './helpers/django.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { requirePythonVenv } from './helpers/tools.js';
 
@@ -222,43 +223,63 @@ describe('buildpack python', function () {
     expect(r.stderr).to.contain('.python-version asks for "pypy3.10", which is not a CPython version like 3.11 or 3.11.7');
   });
 
-  describe('Django collectstatic', () => {
-    async function djangoApp(): Promise<string> {
-      const src = await copyFixture('python-django');
-      await makeWheel(src, 'django', '0.0.1');
-      return src;
-    }
+  describe('Django (a real startproject app, from a wheelhouse of Debian packages)', () => {
+    let config: Record<string, string>;
+    before(async function () {
+      config = wheelhouseConfig(await djangoWheelhouse(this));
+    });
 
-    it('runs collectstatic --noinput and the collected files are served', async () => {
-      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'));
+    it('runs collectstatic --noinput, declares web and release, and whitenoise serves the collected files', async () => {
+      const r = await buildSlug(await copyFixture('python-django'), path.join(await tempDir(), 'cache'), config);
       expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('Successfully installed Django-3.2.25');
       expect(r.stderr).to.contain('-----> Running Django collectstatic');
-      expect(r.stderr).to.match(/ {7}1 static files copied to/);
-      expect(await slugPaths(r.slug)).to.include('staticfiles/css/site.css');
+      expect(r.stderr).to.match(/ {7}\d+ static files copied to '.*\/staticfiles', \d+ post-processed\./);
+      expect(await slugPaths(r.slug)).to.include('staticfiles/admin/css/base.css');
+      expect(r.stderr).to.contain('Default types for buildpack -> web, release');
       const app = await startWeb({ slug: r.slug });
       try {
-        const res = await fetch(app.origin + '/css/site.css');
+        const res = await fetch(`${app.origin}/static/admin/css/base.css`);
         expect(res.status).to.equal(200);
-        expect(await res.text()).to.equal('body { font-family: sans-serif; }\n');
+        expect(await res.text()).to.contain('DJANGO Admin styles');
       } finally {
         await app.stop();
       }
     });
 
     it('skips collectstatic with DISABLE_COLLECTSTATIC=1', async () => {
-      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { DISABLE_COLLECTSTATIC: '1' });
+      const r = await buildSlug(await copyFixture('python-django'), path.join(await tempDir(), 'cache'), {
+        ...config,
+        DISABLE_COLLECTSTATIC: '1',
+      });
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stderr).to.contain('-----> Skipping Django collectstatic (DISABLE_COLLECTSTATIC=1)');
-      expect(await slugPaths(r.slug)).not.to.include('staticfiles/css/site.css');
+      expect(await slugPaths(r.slug)).not.to.include('staticfiles/admin/css/base.css');
+    });
+
+    it('a Procfile entry wins over the default web and release', async () => {
+      const src = await copyFixture('python-django');
+      await writeFile(path.join(src, 'Procfile'), 'release: echo no migrations here\n');
+      const r = await buildSlug(src, path.join(await tempDir(), 'cache'), config);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('Procfile declares types -> release\n       Default types for buildpack -> web, release\n');
+      const appDir = path.join(await tempDir('slugkit-dyno-'), 'app');
+      const run = await runRunner(['--app-dir', appDir, '--slug', r.slug, 'start', 'release']);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expect(run.stdout.toString()).to.contain('no migrations here');
     });
 
     it('fails the build when collectstatic fails, saying how to skip it', async () => {
-      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { FIXTURE_BREAK_COLLECTSTATIC: '1' });
+      const r = await buildSlug(await copyFixture('python-django'), path.join(await tempDir(), 'cache'), {
+        ...config,
+        DJANGO_SETTINGS_MODULE: 'nosuch.settings',
+      });
       expect(r.exitCode).to.equal(1);
-      expect(r.stderr).to.contain('ImproperlyConfigured');
+      expect(r.stderr).to.contain("ModuleNotFoundError: No module named 'nosuch'");
       expect(r.stderr).to.contain(
         'python manage.py collectstatic --noinput failed (output above): fix it, or set DISABLE_COLLECTSTATIC=1 to skip it',
       );
+      expect(existsSync(r.slug)).to.equal(false);
     });
   });
 
