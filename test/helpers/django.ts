@@ -44,10 +44,15 @@ async function makeWheelhouse(): Promise<string | null> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 }
 
+/** The wheelhouse's URL, made and served once per process; null without Debian's Django packages. */
+export function startDjangoWheelhouse(): Promise<string | null> {
+  wheelhouse ??= makeWheelhouse();
+  return wheelhouse;
+}
+
 /** The wheelhouse's URL (skipOrFail without Debian's Django packages). */
 export async function djangoWheelhouse(ctx: Mocha.Context): Promise<string> {
-  wheelhouse ??= makeWheelhouse();
-  const dir = await wheelhouse;
+  const dir = await startDjangoWheelhouse();
   if (dir === null) skipOrFail(ctx, `needs Debian's Django packages for the stack's python3 (${APT})`);
   return dir;
 }
