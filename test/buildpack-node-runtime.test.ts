@@ -11,8 +11,8 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { type NodeMirror, RUNNING_VERSION, startNodeMirror } from '../scripts/node-mirror.js';
-import { buildSlug, startWeb } from './helpers/buildpack-harness.js';
-import { freePort, makeApp, removeTempDirs, slugPaths, tempDir } from './helpers/cli.js';
+import { BUILDPACKS, buildSlug, startWeb } from './helpers/buildpack-harness.js';
+import { freePort, makeApp, makeBuildpack, removeTempDirs, runBuilder, slugPaths, tempDir } from './helpers/cli.js';
 
 const ARCH = process.arch;
 const tarball = (v: string) => `/v${v}/node-v${v}-linux-${ARCH}.tar.gz`;
@@ -125,5 +125,30 @@ describe('buildpack nodejs: the Node.js runtime in the slug', function () {
     } finally {
       await dyno.stop();
     }
+  });
+
+  it("a later buildpack in the chain runs the installed node and npm (the nodejs buildpack's export)", async () => {
+    const later = await makeBuildpack({
+      detect: 'echo Later',
+      compile: 'echo "later sees $(command -v node) $(command -v npm) $(node -p process.version)"',
+      release: "echo '--- {}'",
+    });
+    const out = path.join(await tempDir(), 'slug.tgz');
+    const r = await runBuilder([
+      '--source',
+      await app({}),
+      '--buildpack',
+      path.join(BUILDPACKS, 'nodejs'),
+      '--buildpack',
+      later,
+      '--cache-dir',
+      path.join(await tempDir(), 'cache'),
+      '-o',
+      out,
+    ]);
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(
+      new RegExp(`later sees /\\S+/\\.heroku/node/bin/node /\\S+/\\.heroku/node/bin/npm v${RUNNING_VERSION.replaceAll('.', '\\.')}\n`),
+    );
   });
 });

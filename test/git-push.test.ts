@@ -243,8 +243,10 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
       const sha = await head();
       // The store is mounted at its own path, so --summary and ENV_DIR name the same files inside.
       const user = `${process.getuid?.()}:${process.getgid?.()}`;
+      // The host network and NODEJS_ORG_MIRROR: the run's Node mirror is on the host's 127.0.0.1 (test/helpers/isolate.ts).
+      const mirror = process.env.NODEJS_ORG_MIRROR ? '--network host -e NODEJS_ORG_MIRROR' : '';
       const result = await push(['origin', 'main'], {
-        SLUGBUILDER: `${dockerBinary()} run -i --rm -e SOURCE_VERSION -e ENV_DIR -v ${store}:${store} --user ${user} ${BUILDER_IMAGE}`,
+        SLUGBUILDER: `${dockerBinary()} run -i --rm ${mirror} -e SOURCE_VERSION -e ENV_DIR -v ${store}:${store} --user ${user} ${BUILDER_IMAGE}`,
       });
       expect(result.exitCode, result.all).to.equal(0);
       expect(result.all).to.match(/^remote: -----> Node\.js app detected/m);
