@@ -93,7 +93,7 @@ export async function resolveBuildpack(spec: string, opts: ResolveOptions): Prom
 async function fetchIntoCache(spec: BuildpackSpec, entry: CacheEntry, cached: CacheMeta | undefined): Promise<CacheMeta> {
   const where = `Buildpack ${describe(spec)}`;
   if (spec.source === 'tarball') {
-    const meta: CacheMeta = { url: spec.display, source: 'tarball', pinned: true };
+    const meta: CacheMeta = { url: spec.display, source: 'tarball', pinned: !spec.latest };
     await stageAndPublish(entry, meta, async (staged) => {
       meta.sha256 = await downloadTarball(spec, staged);
       await validateBuildpack(staged, where);

@@ -1,0 +1,169 @@
+/**
+ * The world's buildpacks, unmodified, through the real CLI: a classic
+ * buildpack laid out exactly like Heroku's own (registry buildpack.toml next
+ * to bin/detect, bin/compile, bin/release and lib/) from a dir, a git URL, a
+ * tarball URL and a `heroku/NAME` registry name against a mirror on
+ * 127.0.0.1; the one-line refusals of image and CNB-registry buildpacks.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { extract } from 'tar';
+import { makeApp, removeTempDirs, runBuilder, tarOf, tempDir, writeTree } from './helpers/cli.js';
+import { GitFixture, gitHttpBackend } from './helpers/git-server.js';
+import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { requireTools } from './helpers/tools.js';
+
+/** heroku-buildpack-nodejs's buildpack.toml, as Heroku's buildpack registry reads it. */
+const HEROKU_BUILDPACK_TOML = `[buildpack]
+name = "Node.js"
+
+[publish.Ignore]
+files = [
+  "etc/",
+  "spec/",
+  "test/",
+  ".gitignore",
+  ".github/",
+  "hatchet.json",
+  "Gemfile",
+  "Gemfile.lock"
+]
+
+[publish.Vendor]
+"lib/vendor/resolve-version-linux" = "https://example.invalid/resolve-version-linux"
+`;
+
+const HEROKU_LAYOUT: Record<string, string | { content: string; mode: number }> = {
+  'buildpack.toml': HEROKU_BUILDPACK_TOML,
+  'bin/detect': {
+    content: '#!/usr/bin/env bash\n[ -f "$1/package.json" ] && echo "Node.js" && exit 0\necho "no package.json" >&2\nexit 1\n',
+    mode: 0o755,
+  },
+  'bin/compile': {
+    content:
+      '#!/usr/bin/env bash\nset -euo pipefail\nBP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)\nsource "$BP_DIR/lib/output.sh"\nheader "Installing node"\necho "built by heroku-layout" > "$1/built-by.txt"\n',
+    mode: 0o755,
+  },
+  'bin/release': { content: "#!/usr/bin/env bash\ncat <<'YAML'\n---\ndefault_process_types:\n  web: npm start\nYAML\n", mode: 0o755 },
+  'lib/output.sh': 'header() { echo "-----> $*"; }\n',
+};
+
+async function herokuLayoutDir(name = 'heroku-buildpack-nodejs'): Promise<string> {
+  return writeTree(path.join(await tempDir('slugkit-heroku-bp-'), name), HEROKU_LAYOUT);
+}
+
+/** Builds a Node-looking app with `buildpack`; the slug's files and the CLI's result. */
+async function build(buildpack: string, env: NodeJS.ProcessEnv = {}, cwd?: string) {
+  const root = await tempDir('slugkit-world-');
+  const slug = path.join(root, 'slug.tgz');
+  const r = await runBuilder(
+    ['--source', await makeApp({ 'package.json': '{}\n' }), '--buildpack', buildpack, '--cache-dir', path.join(root, 'cache'), '-o', slug],
+    { env: { ...process.env, ...env }, cwd },
+  );
+  let builtBy: string | undefined;
+  if (r.exitCode === 0) {
+    const out = path.join(root, 'out');
+    await mkdir(out);
+    await extract({ file: slug, cwd: out });
+    builtBy = await readFile(path.join(out, 'built-by.txt'), 'utf8');
+  }
+  return { ...r, builtBy };
+}
+
+function oneErrorLine(stderr: string): string {
+  const lines = stderr.split('\n').filter((l) => l.startsWith(' !     '));
+  expect(lines, stderr).to.have.length(1);
+  return lines[0];
+}
+
+describe("the world's buildpacks, unmodified", function () {
+  this.timeout(90_000);
+  after(removeTempDirs);
+
+  describe("Heroku's classic buildpack layout (registry buildpack.toml, bin/compile)", () => {
+    let server: TestHttpServer | undefined;
+    afterEach(async () => {
+      await server?.close();
+      server = undefined;
+    });
+
+    it('builds from a directory as a classic buildpack', async () => {
+      const r = await build(await herokuLayoutDir());
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.builtBy).to.equal('built by heroku-layout\n');
+      expect(r.stderr).to.include('Node.js app detected');
+      expect(r.stderr).to.include('-----> Installing node');
+    });
+
+    it('builds from a git URL (smart HTTP on 127.0.0.1)', async function () {
+      requireTools(this, 'git');
+      const srv = await tempDir('slugkit-heroku-git-');
+      const repo = await GitFixture.create(srv, 'heroku-buildpack-nodejs');
+      await repo.commit(HEROKU_LAYOUT, 'v250');
+      await repo.tag('v250');
+      await repo.push();
+      server = await startHttpServer(gitHttpBackend(srv));
+      const r = await build(`${server.origin}/heroku-buildpack-nodejs.git#v250`);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.builtBy).to.equal('built by heroku-layout\n');
+    });
+
+    it('builds from a tarball URL', async () => {
+      server = await startHttpServer(serveFiles({ '/nodejs.tgz': await tarOf(await herokuLayoutDir(), true) }));
+      const r = await build(`${server.origin}/nodejs.tgz`);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.builtBy).to.equal('built by heroku-layout\n');
+    });
+
+    it('a dir with neither bin/compile nor a CNB buildpack.toml is one line naming the files found', async () => {
+      const dir = await writeTree(path.join(await tempDir(), 'broken'), {
+        'buildpack.toml': HEROKU_BUILDPACK_TOML,
+        'bin/detect': { content: '#!/bin/sh\nexit 0\n', mode: 0o755 },
+      });
+      const r = await build(dir);
+      expect(r.exitCode).to.not.equal(0);
+      expect(oneErrorLine(r.stderr)).to.equal(
+        ` !     buildpack ${dir} is neither a classic buildpack nor a Cloud Native Buildpack: found buildpack.toml (no api), bin/detect; ` +
+          'a classic buildpack needs bin/compile, a CNB a buildpack.toml with api and [buildpack] id, and bin/build or [[order]]',
+      );
+    });
+  });
+
+  describe("Heroku's buildpack registry names (heroku/NAME)", () => {
+    let server: TestHttpServer | undefined;
+    afterEach(async () => {
+      await server?.close();
+      server = undefined;
+    });
+
+    it('heroku/nodejs is fetched from SLUGKIT_BUILDPACK_REGISTRY/buildpacks/heroku/nodejs.tgz', async () => {
+      server = await startHttpServer(serveFiles({ '/buildpacks/heroku/nodejs.tgz': await tarOf(await herokuLayoutDir(), true) }));
+      const r = await build('heroku/nodejs', { SLUGKIT_BUILDPACK_REGISTRY: server.origin });
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.builtBy).to.equal('built by heroku-layout\n');
+      expect(server.count('/buildpacks/heroku/nodejs.tgz')).to.equal(1);
+      expect(r.stderr).to.include(`${server.origin}/buildpacks/heroku/nodejs.tgz`);
+    });
+
+    it('a local directory of that name wins over the registry', async () => {
+      server = await startHttpServer(serveFiles({}));
+      const cwd = await tempDir('slugkit-cwd-');
+      await writeTree(path.join(cwd, 'heroku', 'nodejs'), HEROKU_LAYOUT);
+      const r = await build('heroku/nodejs', { SLUGKIT_BUILDPACK_REGISTRY: server.origin }, cwd);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.builtBy).to.equal('built by heroku-layout\n');
+      expect(server.requests).to.have.length(0);
+    });
+
+    for (const spec of ['urn:cnb:registry:heroku/nodejs@1.0.0', 'docker://docker.io/heroku/buildpack-nodejs:latest']) {
+      it(`${spec.split(':')[0]}: buildpacks are refused in one line, without touching the network`, async () => {
+        const r = await build(spec);
+        expect(r.exitCode).to.not.equal(0);
+        expect(oneErrorLine(r.stderr)).to.equal(
+          ` !     Buildpack ${spec} names an image or CNB registry buildpack, which slugkit cannot run: use a directory, a tarball URL, a git URL or a Heroku registry name (heroku/NAME)`,
+        );
+      });
+    }
+  });
+});
