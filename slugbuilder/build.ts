@@ -29,7 +29,7 @@ import { appBuildpackList } from './buildpacks/prepare.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
 import { intakeSource } from './source/intake.js';
-import { applyProjectFilters, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
+import { applyProjectFilters, keepProjectBuildpacks, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
 import { applySlugignore } from './source/slugignore.js';
 import { StepTimer } from './step-timer.js';
 
@@ -132,7 +132,9 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
-  const project = await readProjectDescriptor(buildDir);
+  const project = await readProjectDescriptor(buildDir).then(
+    (p) => p && keepProjectBuildpacks(p, buildDir, path.join(work, 'project-buildpacks')),
+  );
   if (project) await applyProjectFilters(buildDir, project);
   timer.mark('source');
 

@@ -3,13 +3,14 @@
  * buildpack laid out exactly like Heroku's own (registry buildpack.toml next
  * to bin/detect, bin/compile, bin/release and lib/) from a dir, a git URL, a
  * tarball URL and a `heroku/NAME` registry name against a mirror on
- * 127.0.0.1; the one-line refusals of image and CNB-registry buildpacks.
+ * 127.0.0.1; the one-line refusals of image and CNB-registry buildpacks;
+ * project.toml laid out like buildpacks/samples' bash-script app.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { extract } from 'tar';
-import { makeApp, removeTempDirs, runBuilder, tarOf, tempDir, writeTree } from './helpers/cli.js';
+import { makeApp, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir, writeTree } from './helpers/cli.js';
 import { GitFixture, gitHttpBackend } from './helpers/git-server.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { requireTools } from './helpers/tools.js';
@@ -163,6 +164,42 @@ describe("the world's buildpacks, unmodified", function () {
         expect(oneErrorLine(r.stderr)).to.equal(
           ` !     Buildpack ${spec} names an image or CNB registry buildpack, which slugkit cannot run: use a directory, a tarball URL, a git URL or a Heroku registry name (heroku/NAME)`,
         );
+      });
+    }
+  });
+
+  describe("project.toml as pack reads it: buildpacks/samples' bash-script app", () => {
+    const BUILDPACK = {
+      'bash-script-buildpack/buildpack.toml':
+        'api = "0.7"\n\n[buildpack]\nid = "samples/bash-script"\nversion = "0.0.1"\nname = "Bash Script Buildpack"\n\n[[stacks]]\nid = "*"\n',
+      'bash-script-buildpack/bin/detect': { content: '#!/usr/bin/env bash\n[ -f app.sh ] || exit 100\n', mode: 0o755 },
+      'bash-script-buildpack/bin/build': {
+        content:
+          '#!/usr/bin/env bash\nset -euo pipefail\necho "built by samples/bash-script" > built-by.txt\ncat > "$1/launch.toml" <<\'TOML\'\n[[processes]]\ntype = "web"\ncommand = "./app.sh"\nTOML\n',
+        mode: 0o755,
+      },
+      'app.sh': { content: '#!/usr/bin/env bash\necho hello\n', mode: 0o755 },
+      'README.md': '# Bash Script\n',
+    };
+    const SCHEMAS: Record<string, string> = {
+      '0.1 ([[build.buildpacks]])':
+        '[project]\nid = "io.buildpacks.bash-script"\nname = "Bash Script"\nversion = "1.0.0"\n\n[build]\nexclude = ["README.md", "bash-script-buildpack"]\n\n[[build.buildpacks]]\nuri = "bash-script-buildpack/"\n',
+      '0.2 ([[io.buildpacks.group]])':
+        '[_]\nschema-version = "0.2"\nid = "io.buildpacks.bash-script"\nname = "Bash Script"\n\n[io.buildpacks]\nexclude = ["README.md", "bash-script-buildpack"]\n\n[[io.buildpacks.group]]\nuri = "bash-script-buildpack/"\n',
+    };
+    for (const [schema, projectToml] of Object.entries(SCHEMAS)) {
+      it(`schema ${schema}: a relative uri finds the buildpack the app excludes; the excluded dir stays out of the slug`, async () => {
+        const root = await tempDir('slugkit-project-');
+        const app = await makeApp({ ...BUILDPACK, 'project.toml': projectToml });
+        const slug = path.join(root, 'slug.tgz');
+        const r = await runBuilder(['--source', app, '--cache-dir', path.join(root, 'cache'), '-o', slug]);
+        expect(r.exitCode, r.stderr).to.equal(0);
+        expect(r.stderr).to.include('Detected buildpack samples/bash-script@0.0.1');
+        const entries = await slugEntries(slug);
+        const paths = entries.map((e) => e.path.replace(/^\.\//, '').replace(/\/$/, ''));
+        expect(entries.find((e) => e.path.endsWith('built-by.txt'))?.body).to.equal('built by samples/bash-script\n');
+        expect(paths).to.include('app.sh');
+        expect(paths.filter((p) => p.startsWith('bash-script-buildpack') || p === 'README.md')).to.deep.equal([]);
       });
     }
   });
