@@ -34,6 +34,11 @@ ARG SLUGKIT_UID=1500
 # Heroku's stack images default to a non-root user; setup needs root.
 USER root
 
+# bubblewrap, for --sandbox on/auto where the container may make namespaces
+# (the image's default is SLUGKIT_SANDBOX=off, below). Skipped when the stack has it.
+RUN command -v bwrap >/dev/null \
+ || { apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/*; }
+
 # node and npm: slugbuilder itself runs on node, and the nodejs buildpack uses both.
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
@@ -60,7 +65,11 @@ RUN ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
 # --app-dir), so absolute paths buildpacks write hold where slugrunner runs the app.
 # /cache: the build cache (buildpacks' CACHE_DIR). Mount a volume there to keep
 # it across builds: docker run -i --rm -v slugcache:/cache slugbuilder
+# SLUGKIT_SANDBOX=off: the container is the build's sandbox (docs/docker.md);
+# Docker's default seccomp profile refuses the namespaces bwrap needs, so auto
+# would only warn on every build. Pass -e SLUGKIT_SANDBOX=on where it can work.
 ENV STACK=${STACK} \
+    SLUGKIT_SANDBOX=off \
     SLUGBUILDER_CACHE_DIR=/cache \
     HOME=/home/slugkit
 USER ${SLUGKIT_UID}:0

@@ -15,6 +15,7 @@ import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
 import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
+import { claimTempDir, removeStaleTempDirs } from '../shared/stale-temp.js';
 import { formatSize } from '../shared/units.js';
 import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
@@ -26,6 +27,7 @@ import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } fro
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
 import { buildTarget } from './buildpacks/cnb/detect.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
+import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
 import { intakeSource } from './source/intake.js';
@@ -61,6 +63,8 @@ export interface BuildOptions {
   maxFiles: number;
   maxSlugBytes: number;
   warnSlugBytes: number;
+  /** `--sandbox` (env SLUGKIT_SANDBOX): run buildpacks under bubblewrap. */
+  sandbox: SandboxMode;
 }
 
 export interface BuildResult {
@@ -99,16 +103,24 @@ function summaryEntry(m: GroupMemberBuildpack): BuildpackSummary {
 /** What happens to a finished build before its workspace goes: the outputs. */
 export type Deliver = (result: BuildResult) => Promise<void>;
 
+/** A build's workspace in the temp dir; a later build removes one whose builder was killed. */
+const WORKSPACE_PREFIX = 'slugbuilder-';
+
 export async function build(opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
   // URL credentials are secrets from the first line on: a buildpack may print
   // its environment long before the upload names PUT_URL.
   for (const url of [opts.source, opts.putUrl, opts.cacheUrls?.get, opts.cacheUrls?.put, ...opts.buildpacks]) if (url) displayUrl(url);
-  const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
+  // Before any buildpack runs: `--sandbox on` where bwrap cannot work is refused here.
+  const sandbox = await resolveSandbox(opts.sandbox, { nodePath: process.execPath, host: process.env });
+  // Workspaces of builds that were killed (kill -9 runs no cleanup) go now.
+  await removeStaleTempDirs(os.tmpdir(), WORKSPACE_PREFIX);
+  const work = await mkdtemp(path.join(os.tmpdir(), WORKSPACE_PREFIX));
   removeOnExit(work);
   let appDir: AppDir | undefined;
   try {
+    await claimTempDir(work);
     appDir = await claimAppDir(opts.appDir, work);
-    return await buildIn(work, appDir, opts, deliver);
+    return await buildIn(work, appDir, opts, sandbox, deliver);
   } finally {
     await appDir?.release();
     await rm(work, { recursive: true, force: true });
@@ -116,7 +128,7 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   }
 }
 
-async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver: Deliver): Promise<BuildResult> {
+async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: Sandbox, deliver: Deliver): Promise<BuildResult> {
   const timer = new StepTimer();
   const buildDir = appDir.dir;
   const envDir = path.join(work, 'env');
@@ -161,6 +173,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
     nodePath: process.execPath,
   });
 
+  // What every buildpack process sees of this build: its app, scratch HOME and TMPDIR, config vars read-only.
+  const sandbox = widen(jail, { rw: [buildDir, home, tmpDir], ro: [envDir, platformDir] });
   const target = await buildTarget();
   const chosen = await chooseBuildpacks({
     ...(await explicitList(opts.buildpacks, project, buildDir)),
@@ -173,6 +187,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
     scratchDir: path.join(work, 'detect'),
     platform: { stack: opts.stack, target },
     timeoutMs: opts.timeoutMs,
+    sandbox,
   });
   if (!appDir.stable && chosen.some((m) => m.kind === 'cnb')) {
     log.warn(
@@ -189,15 +204,15 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, deliver
   const cacheSize = await withCacheDir(opts.cacheDir, async (cacheDir) => {
     if (opts.cacheUrls)
       await restoreCache(opts.cacheUrls.get, cacheDir, cacheLimits({ maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles }));
-    const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs };
+    const ctx: CompileContext = { buildDir, cacheDir, envDir, env, timeoutMs: opts.timeoutMs, sandbox };
     await runAppHook('pre-compile', [], ctx);
-    chain = await compileChain(chosen, { ...ctx, platformDir, target });
+    chain = await compileChain(chosen, { ...ctx, platformDir, target, scratchDir: work });
     await runAppHook('post-compile', chain.exports, ctx);
     return opts.cacheUrls ? packCache(cacheDir, packedCache, opts.mtime) : 0;
   });
   timer.mark('compile');
 
-  const { release: released } = await releaseChain(chosen, chain!.launch, { buildDir, env, timeoutMs: opts.timeoutMs });
+  const { release: released } = await releaseChain(chosen, chain!.launch, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
   // After .release and metadata.toml: the plan records them as they are.
   await writeLaunchPlan(buildDir);
   const processTypes = await discoverProcessTypes(buildDir, released, chosen);

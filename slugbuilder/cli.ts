@@ -24,6 +24,7 @@ import { checkPassEnv } from './buildpacks/build-env.js';
 import { readBuilderFile } from './buildpacks/builder-file.js';
 import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
 import { killAllChildren } from './buildpacks/run-script.js';
+import { parseSandboxMode } from './buildpacks/sandbox.js';
 import { CACHE_USAGE, cacheCommand } from './cli/cache.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, type ImageFlags, parseImageFlags } from './cli/image-flags.js';
 import { manifestsCommand } from './cli/manifests.js';
@@ -72,6 +73,9 @@ Network (every download, upload and registry request):
                            long, retried up to 4 times (default 60s; env SLUGKIT_NET_TIMEOUT)
   --net-deadline DURATION  longest one transfer may take, retries included
                            (default 1h; env SLUGKIT_NET_DEADLINE)
+  --sandbox auto|on|off    run buildpacks and the app's build code under bubblewrap, seeing
+                           only this build's dirs and the stack (env SLUGKIT_SANDBOX;
+                           default auto: sandboxed where bwrap works, else a warning)
 Output (default: stdout when it is not a terminal):
   -o, --output FILE        write the slug to FILE
   --put-url URL            upload the slug with HTTP PUT (env PUT_URL)
@@ -128,6 +132,7 @@ const BUILD_ONLY_FLAGS = [
   'cache-url',
   'cache-put-url',
   'timeout',
+  'sandbox',
 ] as const;
 
 /** --slug takes the place of the source and the buildpacks: refuse what would be silently ignored. */
@@ -179,6 +184,7 @@ const BUILD_OPTIONS = {
   timeout: { type: 'string' },
   'net-timeout': { type: 'string' },
   'net-deadline': { type: 'string' },
+  sandbox: { type: 'string' },
   output: { type: 'string', short: 'o' },
   'put-url': { type: 'string' },
   summary: { type: 'string' },
@@ -242,6 +248,12 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
         : undefined;
   const passEnv = checkPassEnv(v['pass-env'] ?? []);
   const bpFromEnv = env.BUILDPACK_URL ? [env.BUILDPACK_URL] : [];
+  const sandbox =
+    v.sandbox !== undefined
+      ? parseSandboxMode(v.sandbox, '--sandbox')
+      : env.SLUGKIT_SANDBOX
+        ? parseSandboxMode(env.SLUGKIT_SANDBOX, 'SLUGKIT_SANDBOX')
+        : 'auto';
 
   return {
     source: v.source ?? (env.TAR_URL || undefined),
@@ -264,6 +276,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
     maxFiles,
     maxSlugBytes,
     warnSlugBytes: Math.min(300 * 1024 ** 2, Math.floor(maxSlugBytes * 0.6)),
+    sandbox,
     outputs: { output: v.output, putUrl, toStdout, summary: v.summary, image },
     slug: v.slug,
   };

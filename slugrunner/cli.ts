@@ -17,8 +17,8 @@ import { mergeProcessTypes } from '../shared/procfile.js';
 import { quoteWords } from '../shared/shell.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
-import { dynoEnvironment, readAppInfo } from './environment.js';
-import { parseFormation, planDynos, runFormation } from './formation.js';
+import { basePort, dynoEnvironment, readAppInfo } from './environment.js';
+import { checkFormationPorts, parseFormation, planDynos, runFormation } from './formation.js';
 import { intakeSlug } from './intake.js';
 import { makeLaunchPlan, refreshLaunchPlan } from './launch-plan.js';
 import { commandFromWords, launch, type Start } from './launcher.js';
@@ -150,6 +150,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'types' && rest.length + extra.length > 0)
     throw new UsageError(`types takes no arguments, got "${[...rest, ...extra][0]}"`);
   if (v.json && command !== 'types') throw new UsageError('--json goes with types: slugrunner types --json');
+  // A bad PORT is refused before a slug is unpacked or a process started.
+  const port = command === 'start' ? basePort(process.env) : undefined;
+  if (formation && port !== undefined) checkFormationPorts(formation, port);
   const str = (name: string) => v[name] as string | undefined;
   const parsed = <T>(name: string, parse: (value: string, flag: string) => T, fallback: T): T => {
     const value = str(name);
@@ -234,7 +237,7 @@ async function main(argv: string[]): Promise<number> {
   const tree = await treeId(appDir);
   let code: number;
   if (formation) {
-    const dynos = planDynos(formation, processTypes, Number(process.env.PORT) || 5000);
+    const dynos = planDynos(formation, processTypes, port ?? basePort(process.env));
     code = await runFormation({ dynos, appDir, graceMs, quiet: Boolean(v.quiet), prepare: (d, base) => prepare(d.type, [], base, d.name) });
   } else {
     const type = command === 'start' ? (rest[0] ?? cnb?.app.defaultType ?? 'web') : undefined;

@@ -18,6 +18,7 @@ import type { Writable } from 'node:stream';
 import { UsageError, UserError } from '../shared/errors.js';
 import { log } from '../shared/log.js';
 import { isProcessTypeName, type ProcessTypes } from '../shared/procfile.js';
+import { MAX_PORT } from './environment.js';
 import { type Start, spawnProcess } from './launcher.js';
 
 /** Type -> how many processes of it, in the order given. */
@@ -56,22 +57,36 @@ export interface Dyno {
   port: number;
 }
 
+/** The PORT of the `n`th process of a type: web from the base, the Kth other type from base+100*K. */
+function dynoPorts(formation: Formation, basePort: number): Array<{ type: string; n: number; port: number }> {
+  let other = 0;
+  return formation.flatMap(({ type, count }) => {
+    const offset = type === 'web' ? 0 : 100 * ++other;
+    return Array.from({ length: count }, (_, i) => ({ type, n: i + 1, port: basePort + offset + i }));
+  });
+}
+
+/** Every process of the formation gets a port there is: checked before anything is unpacked or started. */
+export function checkFormationPorts(formation: Formation, basePort: number): void {
+  const over = dynoPorts(formation, basePort).find((d) => d.port > MAX_PORT);
+  if (over)
+    throw new UsageError(
+      `PORT=${basePort} leaves no port for ${over.type}.${over.n} (it would get ${over.port}, above ${MAX_PORT}): set a lower PORT`,
+    );
+}
+
 /** The processes a formation starts, each with its DYNO name and PORT. */
 export function planDynos(formation: Formation, processTypes: ProcessTypes, basePort: number): Dyno[] {
   const known = Object.keys(processTypes).sort();
-  const dynos: Dyno[] = [];
-  let other = 0;
-  for (const { type, count } of formation) {
+  for (const { type } of formation) {
     if (!(type in processTypes)) {
       throw new UserError(
         `unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`,
       );
     }
-    const offset = type === 'web' ? 0 : 100 * ++other;
-    for (let n = 1; n <= count; n++)
-      dynos.push({ name: `${type}.${n}`, type, command: processTypes[type], port: basePort + offset + n - 1 });
   }
-  return dynos;
+  checkFormationPorts(formation, basePort);
+  return dynoPorts(formation, basePort).map(({ type, n, port }) => ({ name: `${type}.${n}`, type, command: processTypes[type], port }));
 }
 
 const COLOURS = [36, 33, 32, 35, 34, 31];

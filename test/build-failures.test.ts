@@ -244,7 +244,8 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
           `${server.origin}/slugs/signal.tgz`,
         ],
         {
-          env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '' },
+          // Unsandboxed: the buildpack writes its host pids outside its build (build-kill.test.ts signals a sandboxed one).
+          env: { TMPDIR: tmp, PUT_URL: '', TAR_URL: '', BUILDPACK_URL: '', SLUGKIT_SANDBOX: 'off' },
           reject: false,
           stdin: 'ignore',
           timeout: 60_000,

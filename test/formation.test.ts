@@ -4,6 +4,7 @@
  * PID 1 of the runner image under `docker stop`.
  */
 
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -104,6 +105,68 @@ describe('slugrunner formation: several process types at once', function () {
     const unknown = await runRunner(['--slug', slug, '--app-dir', appDir, '-q', 'start', 'web', 'clock']);
     expect(unknown.exitCode).to.equal(1);
     expect(unknown.stderr.trimEnd()).to.match(/^ ! +unknown process type "clock": this app has web$/);
+  });
+
+  describe('PORT is a port number, for every process, or nothing starts', () => {
+    const oneLine = (stderr: string) => stderr.trimEnd().split('\n');
+
+    it('PORT=abc is one usage line (exit 2) for start and for a formation, before the slug is unpacked', async () => {
+      const slug = await slugOf(`web: touch started; echo "PORT=$PORT"\nworker: ${WORKER}\n`);
+      for (const args of [
+        ['start', 'web'],
+        ['start', '--formation', 'web=1,worker=1'],
+      ]) {
+        const appDir = join(await tempDir(), 'app');
+        const res = await runRunner(['--slug', slug, '--app-dir', appDir, ...args], { env: { ...process.env, PORT: 'abc' } });
+        expect(res.exitCode, res.stderr).to.equal(2);
+        expect(oneLine(res.stderr)).to.deep.equal([' !     PORT="abc" is not a port number: set it to 1-65535, or unset it for 5000']);
+        expect(existsSync(appDir), 'nothing unpacked').to.equal(false);
+      }
+    });
+
+    it('PORT=abc is refused by the fast start too (an app dir with a current launch plan)', async () => {
+      const slug = await slugOf('web: echo "PORT=$PORT"\n');
+      const appDir = join(await tempDir(), 'app');
+      const first = await runRunner(['--slug', slug, '--app-dir', appDir, '-q', 'start', 'web'], { env: { ...process.env, PORT: '5400' } });
+      expect(first.exitCode, first.stderr).to.equal(0);
+      expect(first.stdout.toString()).to.equal('PORT=5400\n');
+      const res = await runRunner(['--app-dir', appDir, '-q', 'start', 'web'], { env: { ...process.env, PORT: 'abc' } });
+      expect(res.exitCode, res.stderr).to.equal(2);
+      expect(res.stdout.toString()).to.equal('');
+      expect(oneLine(res.stderr)).to.deep.equal([' !     PORT="abc" is not a port number: set it to 1-65535, or unset it for 5000']);
+    });
+
+    it('PORT=65500 --formation web=1,worker=1 is one usage line: the worker would get 65600', async () => {
+      const slug = await slugOf(`web: touch started; ${WORKER}\nworker: touch started; ${WORKER}\n`);
+      const appDir = join(await tempDir(), 'app');
+      const res = await runRunner(['--slug', slug, '--app-dir', appDir, 'start', '--formation', 'web=1,worker=1'], {
+        env: { ...process.env, PORT: '65500' },
+      });
+      expect(res.exitCode, res.stderr).to.equal(2);
+      expect(oneLine(res.stderr)).to.deep.equal([
+        ' !     PORT=65500 leaves no port for worker.1 (it would get 65600, above 65535): set a lower PORT',
+      ]);
+      expect(existsSync(appDir), 'nothing unpacked, nothing started').to.equal(false);
+    });
+
+    it('PORT=70000 and PORT=0 are refused; a formation that ends at 65535 is not', async () => {
+      const both = 'echo "$DYNO PORT=$PORT"; touch "up-$DYNO"; while [ ! -e up-web.1 ] || [ ! -e up-worker.1 ]; do sleep 0.05; done';
+      const slug = await slugOf(`web: ${both}\nworker: ${both}\n`);
+      for (const bad of ['70000', '0', '-1', '5000 ']) {
+        const res = await runRunner(['--slug', slug, '--app-dir', join(await tempDir(), 'app'), 'start', 'web'], {
+          env: { ...process.env, PORT: bad },
+        });
+        expect(res.exitCode, `PORT=${bad}: ${res.stderr}`).to.equal(2);
+        expect(oneLine(res.stderr)).to.have.length(1);
+      }
+      const ok = await runRunner(
+        ['--slug', slug, '--app-dir', join(await tempDir(), 'app'), '-q', 'start', '--formation', 'web=1,worker=1'],
+        {
+          env: { ...process.env, PORT: '65435' },
+        },
+      );
+      expect(ok.stdout.toString()).to.include('worker.1 | worker.1 PORT=65535');
+    });
   });
 
   describe('as PID 1 of the runner image', () => {

@@ -150,7 +150,15 @@ describe('hostile archives through slugbuilder and slugrunner', function () {
         '-o',
         slugOut,
       ];
-      const env = { TMPDIR: path.join(caseDir, 'tmp'), HOSTILE_REPORT: report, TAR_URL: '', PUT_URL: '', BUILDPACK_URL: '' };
+      // Unsandboxed: the inspecting buildpack writes its report outside the build.
+      const env = {
+        TMPDIR: path.join(caseDir, 'tmp'),
+        HOSTILE_REPORT: report,
+        TAR_URL: '',
+        PUT_URL: '',
+        BUILDPACK_URL: '',
+        SLUGKIT_SANDBOX: 'off',
+      };
       let stdinFile: string | undefined;
       if (channel === 'builder-file') args.push('--source', input);
       else if (channel === 'builder-url') {

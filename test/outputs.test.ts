@@ -36,7 +36,8 @@ describe('builder outputs', () => {
   const build = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     runBuilder(['--buildpack', buildpack, '--cache-dir', path.join(work, 'cache'), ...args], {
       input: source,
-      env: { ...process.env, ...env },
+      // Unsandboxed: the marker is written outside the build.
+      env: { ...process.env, SLUGKIT_SANDBOX: 'off', ...env },
     });
 
   async function markerWritten(): Promise<boolean> {
@@ -237,7 +238,8 @@ describe('builder outputs', () => {
       ],
       {
         input: source,
-        env: { ...process.env, TMPDIR: tmp },
+        // Unsandboxed: the buildpack's marker is written outside the build.
+        env: { ...process.env, TMPDIR: tmp, SLUGKIT_SANDBOX: 'off' },
         stdout: 'ignore',
         stderr: 'pipe',
         reject: false,

@@ -24,6 +24,8 @@ import type { ScriptContext } from './run-script.js';
 export interface ChainContext extends CompileContext {
   platformDir: string;
   target: BuildTarget;
+  /** A dir of this build's own for the CNB plan files. */
+  scratchDir?: string;
 }
 
 export interface ChainResult {
@@ -77,6 +79,8 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
       laterProvides,
       timeoutMs: ctx.timeoutMs,
       exports,
+      sandbox: ctx.sandbox,
+      scratchDir: ctx.scratchDir,
     });
     if (result.launch.slices.length > 0) {
       throw new UserError(

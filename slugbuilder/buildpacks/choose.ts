@@ -19,6 +19,7 @@ import type { PlatformInfo } from './cnb/detect.js';
 import { type BuildpackLookup, type DetectOrderOptions, detectOrder, noGroupPassedMessage, type OrderBuildpack } from './cnb/order.js';
 import type { Require } from './cnb/plan.js';
 import { appBuildpackList, BUNDLED_BUILDER, type Buildpack, prepareBuildpack, type ResolveOptions, workingCopy } from './prepare.js';
+import type { Sandbox } from './sandbox.js';
 
 interface MemberBase {
   /** Where it came from, as it may be printed (no credentials). */
@@ -67,6 +68,7 @@ export interface ChooseOptions extends ResolveOptions {
   scratchDir: string;
   platform: PlatformInfo;
   timeoutMs?: number;
+  sandbox: Sandbox;
 }
 
 /** Said to whoever pushed an app no bundled buildpack recognises: the app-side fix first. */
@@ -126,7 +128,7 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
   const classicNames = new Map<string, string>();
   const origins = new Map<string, Buildpack>();
   const detectClassic = async (bp: OrderBuildpack): Promise<boolean> => {
-    const found = await classicDetect(bp.dir, o.buildDir, o.env);
+    const found = await classicDetect(bp.dir, o.buildDir, o.env, o.sandbox);
     if (found.name) classicNames.set(bp.dir, found.name);
     return found.detected;
   };
@@ -137,6 +139,7 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
     env: o.env,
     platform: o.platform,
     timeoutMs: o.timeoutMs,
+    sandbox: o.sandbox,
     lookup,
     detectClassic: classic,
   });

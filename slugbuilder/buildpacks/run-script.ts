@@ -1,13 +1,20 @@
 /**
- * Running buildpack scripts: each in its own process group, so a timeout or a
- * signal to slugbuilder stops the script and everything it started, with the
- * output streamed live through the Heroku-style formatter.
+ * Running buildpack scripts: the one place a build starts a process for a
+ * buildpack or for the app's own build code. Each runs in the build's
+ * sandbox (sandbox.ts) and in its own process group, so a timeout, a signal
+ * to slugbuilder or slugbuilder's death (death-guard.ts) stops the script and
+ * everything it started, with the output streamed live through the
+ * Heroku-style formatter.
  */
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import { execa, type ResultPromise } from 'execa';
 import { UserError } from '../../shared/errors.js';
 import { BuildpackOutput, ERROR_PREFIX, logWritable } from '../../shared/log.js';
 import { formatDuration } from '../../shared/units.js';
+import { guardGroup, releaseGroup } from './death-guard.js';
+import { type Sandbox, type SandboxDirs, sandboxArgv, widen } from './sandbox.js';
 
 const running = new Set<number>();
 
@@ -28,6 +35,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Capture stdout instead of streaming it to the log (detect, release). */
   captureStdout?: boolean;
+  /** The build's sandbox, with every dir this script needs in reach (arguments, cwd, files it sources). */
+  sandbox: Sandbox;
 }
 
 export interface RunResult {
@@ -39,8 +48,16 @@ export interface RunResult {
   endedWithError: boolean;
 }
 
+/** bwrap reports a child killed by signal N as exit 128+N, as a shell does: reported as the signal again. */
+function signalFromExit(code: number | undefined): NodeJS.Signals | undefined {
+  if (code === undefined || code <= 128) return undefined;
+  const found = Object.entries(osConstants.signals).find(([, n]) => n === code - 128);
+  return found?.[0] as NodeJS.Signals | undefined;
+}
+
 export async function runScript(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
-  const child: ResultPromise = execa(file, args, {
+  const command = sandboxArgv(opts.sandbox, file, args, opts.cwd);
+  const child: ResultPromise = execa(command.file, command.args, {
     env: opts.env,
     extendEnv: false,
     cwd: opts.cwd,
@@ -54,7 +71,10 @@ export async function runScript(file: string, args: string[], opts: RunOptions):
     cleanup: true,
   });
   const pid = child.pid;
-  if (pid !== undefined) running.add(pid);
+  if (pid !== undefined) {
+    running.add(pid);
+    guardGroup(pid);
+  }
 
   const formatters: BuildpackOutput[] = [];
   let endedWithError = false;
@@ -88,9 +108,10 @@ export async function runScript(file: string, args: string[], opts: RunOptions):
     const result = await child;
     // Let the last lines reach the log before the next heading is printed.
     await Promise.all(formatters.map((f) => finished(f).catch(() => undefined)));
+    const sandboxSignal = opts.sandbox.bwrap ? signalFromExit(result.exitCode) : undefined;
     return {
-      exitCode: result.exitCode,
-      signal: result.signal,
+      exitCode: sandboxSignal ? undefined : result.exitCode,
+      signal: sandboxSignal ?? result.signal,
       timedOut,
       stdout: typeof result.stdout === 'string' ? result.stdout : '',
       endedWithError,
@@ -105,6 +126,7 @@ export async function runScript(file: string, args: string[], opts: RunOptions):
         // group already empty
       }
       running.delete(pid);
+      releaseGroup(pid);
     }
   }
 }
@@ -113,6 +135,8 @@ export interface ScriptContext {
   buildDir: string;
   env: NodeJS.ProcessEnv;
   timeoutMs: number;
+  /** The build's sandbox: the app dir and the build's scratch dirs in reach. */
+  sandbox: Sandbox;
 }
 
 /**
@@ -133,6 +157,7 @@ export async function runWithExports(
   ctx: ScriptContext,
   what: string,
   failed = 'failed',
+  dirs: SandboxDirs = {},
 ): Promise<void> {
   const result = await runScript(
     'bash',
@@ -141,6 +166,7 @@ export async function runWithExports(
       env: ctx.env,
       cwd: ctx.buildDir,
       timeoutMs: ctx.timeoutMs,
+      sandbox: widen(ctx.sandbox, { ...dirs, ro: [...(dirs.ro ?? []), ...exports.map((f) => path.dirname(f))] }),
     },
   );
   if (result.timedOut) throw new UserError(`${what} timed out after ${formatDuration(ctx.timeoutMs)} (raise it with --timeout)`);

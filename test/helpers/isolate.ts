@@ -7,9 +7,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { bwrapWorks } from './tools.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'slugkit-test-cache-'));
 process.env.SLUGBUILDER_CACHE_DIR = root;
+// Builds are sandboxed where bwrap can be and unsandboxed elsewhere, without
+// `auto`'s warning line, so a build's log is the same on every machine;
+// test/sandbox.test.ts checks `auto` itself.
+process.env.SLUGKIT_SANDBOX ??= bwrapWorks() ? 'on' : 'off';
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 
 export const mochaHooks = {};

@@ -22,6 +22,7 @@ const PACKAGES: Record<string, string> = {
   tar: 'tar',
   umoci: 'umoci',
   unshare: 'util-linux',
+  bwrap: 'bubblewrap',
 };
 
 export function hasCommand(name: string): boolean {
@@ -58,4 +59,19 @@ function canMakeVenv(): boolean {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+let bwrapChecked: boolean | undefined;
+
+/** Whether bwrap is here and can make the build sandbox's namespaces (an unprivileged container usually cannot). */
+export function bwrapWorks(): boolean {
+  bwrapChecked ??=
+    hasCommand('bwrap') &&
+    spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--share-net', '--ro-bind', '/', '/', 'true'], { stdio: 'ignore' }).status === 0;
+  return bwrapChecked;
+}
+
+export function requireBwrap(ctx: Mocha.Context): void {
+  requireTools(ctx, 'bwrap');
+  if (!bwrapWorks()) skipOrFail(ctx, 'needs bwrap that can create user, mount and PID namespaces here (an unprivileged container cannot)');
 }

@@ -13,7 +13,7 @@ const path = require('node:path');
 
 /**
  * Whether FILE, a file of the app dir it sits in, resolves inside that dir
- * (or does not exist): the app's links may not lead the buildpack's reads
+ * (or does not exist, and is no dangling link): the app's links may not lead the buildpack's reads
  * out of the app, a source being hostile data.
  */
 function insideApp(file) {
@@ -21,7 +21,13 @@ function insideApp(file) {
   try {
     real = fs.realpathSync(file);
   } catch {
-    return true;
+    // Absent is fine; a link that resolves nowhere is refused, since inside the
+    // build sandbox a link out of the app is exactly that.
+    try {
+      return !fs.lstatSync(file).isSymbolicLink();
+    } catch {
+      return true;
+    }
   }
   const app = fs.realpathSync(path.dirname(path.resolve(file)));
   return real === app || real.startsWith(app + path.sep);

@@ -61,9 +61,11 @@ class ConfigError extends Error {}
 function loadConfig() {
   let config = {};
   const file = path.join(APP_DIR, 'static.json');
-  if (fs.existsSync(file)) {
-    // The app's links may not lead this read out of the app (a source is hostile data).
-    if (!within(fs.realpathSync(APP_DIR), fs.realpathSync(file))) {
+  const dangling = !fs.existsSync(file) && isLink(file);
+  if (fs.existsSync(file) || dangling) {
+    // The app's links may not lead this read out of the app (a source is hostile data);
+    // in the build sandbox a link out of the app dangles.
+    if (dangling || !within(fs.realpathSync(APP_DIR), fs.realpathSync(file))) {
       throw new ConfigError('static.json is a link to a path outside the app; refusing to read it');
     }
     try {
@@ -109,6 +111,14 @@ function loadConfig() {
     }
   }
   return { root, rootReal, cleanUrls: config.clean_urls === true, errorPage };
+}
+
+function isLink(file) {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 function within(parent, child) {

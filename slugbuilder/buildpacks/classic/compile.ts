@@ -27,8 +27,11 @@ async function isExecutable(file: string): Promise<boolean> {
 export async function compileOne(bp: ChosenBuildpack, exports: readonly string[], ctx: CompileContext): Promise<void> {
   const compile = path.join(bp.dir, 'bin', 'compile');
   if (!(await isExecutable(compile))) throw new UserError(`buildpack ${bp.name} has no executable bin/compile: add one to the buildpack`);
-  // "failed to compile" is the classic wording operators grep their logs for.
-  await runWithExports([...exports], compile, [ctx.buildDir, ctx.cacheDir, ctx.envDir], ctx, `Buildpack ${bp.name}`, 'failed to compile');
+  // "failed to compile" is the classic wording operators grep their logs for; it writes its `export` file into its own dir.
+  await runWithExports([...exports], compile, [ctx.buildDir, ctx.cacheDir, ctx.envDir], ctx, `Buildpack ${bp.name}`, 'failed to compile', {
+    rw: [bp.dir, ctx.cacheDir],
+    ro: [ctx.envDir],
+  });
 }
 
 /** `bin/pre-compile` and `bin/post-compile` in the app itself (Heroku's Python convention, herokuish's hooks). */
@@ -36,5 +39,5 @@ export async function runAppHook(name: 'pre-compile' | 'post-compile', exports: 
   const hook = path.join(ctx.buildDir, 'bin', name);
   if (!(await isExecutable(hook))) return;
   log.step(`Running ${name} hook`);
-  await runWithExports(exports, hook, [], ctx, `bin/${name}`);
+  await runWithExports(exports, hook, [], ctx, `bin/${name}`, 'failed', { rw: [ctx.cacheDir], ro: [ctx.envDir] });
 }

@@ -12,6 +12,7 @@ import { mergeProcessTypes } from '../../../shared/procfile.js';
 import { emptyRelease, parseRelease, type Release } from '../../../shared/release.js';
 import type { ChosenBuildpack } from '../choose.js';
 import { runScript, type ScriptContext } from '../run-script.js';
+import { widen } from '../sandbox.js';
 
 /** One buildpack's release; a buildpack without bin/release releases nothing. */
 export async function release(bp: ChosenBuildpack, ctx: ScriptContext): Promise<Release> {
@@ -29,6 +30,7 @@ export async function release(bp: ChosenBuildpack, ctx: ScriptContext): Promise<
     cwd: ctx.buildDir,
     captureStdout: true,
     timeoutMs: ctx.timeoutMs,
+    sandbox: widen(ctx.sandbox, { ro: [bp.dir] }),
   });
   if (result.timedOut) throw new UserError(`${origin} timed out: fix the buildpack or raise --timeout`);
   if (result.exitCode !== 0) throw new UserError(`${origin} failed (exit ${result.exitCode ?? result.signal}): its output above says why`);

@@ -13,6 +13,7 @@ import { UserError } from '../../../shared/errors.js';
 import { forget, removeOnExit } from '../../../shared/fs.js';
 import { apiAtLeast, applyBuildLayers, applyPlatformEnv, type Env } from '../../../shared/layer-env.js';
 import { runScript } from '../run-script.js';
+import { NO_SANDBOX, type Sandbox, widen } from '../sandbox.js';
 import { type BuildTarget, targetEnv } from './detect.js';
 import { type LaunchMetadata, readLaunchToml, readUnmet } from './launch-toml.js';
 import { buildLayerDirs, type CnbRef, collectLayers, type Layer, restoreLayers } from './layers.js';
@@ -52,6 +53,10 @@ export interface CnbBuildInput {
   timeoutMs?: number;
   /** `export` files of earlier classic buildpacks: sourced before bin/build, as for a classic compile. */
   exports?: readonly string[];
+  /** The build's sandbox; the app, the buildpack's own dir and its plan are added. None when not given. */
+  sandbox?: Sandbox;
+  /** Where the buildpack plan is written (default: the system temp dir). */
+  scratchDir?: string;
 }
 
 export interface CnbBuildResult {
@@ -127,6 +132,10 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
     env,
     cwd: input.appDir,
     timeoutMs: input.timeoutMs,
+    sandbox: widen(input.sandbox ?? NO_SANDBOX, {
+      rw: [input.appDir],
+      ro: [bp.dir, input.platformDir, path.dirname(planPath), ...exports.map((f) => path.dirname(f))],
+    }),
   });
   if (result.timedOut)
     throw new UserError(`${label(bp)}: bin/build timed out after ${Math.round((input.timeoutMs ?? 0) / 1000)} s (raise it with --timeout)`);
@@ -138,7 +147,7 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
 export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
   const bp = input.buildpack;
   const layersDir = await restoreLayers({ appDir: input.appDir, cacheDir: input.cacheDir, buildpack: bp });
-  const planDir = await mkdtemp(path.join(os.tmpdir(), 'slugkit-plan-'));
+  const planDir = await mkdtemp(path.join(input.scratchDir ?? os.tmpdir(), 'slugkit-plan-'));
   removeOnExit(planDir);
   try {
     const planPath = path.join(planDir, 'plan.toml');

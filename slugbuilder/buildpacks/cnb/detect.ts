@@ -9,6 +9,7 @@ import { UserError } from '../../../shared/errors.js';
 import { layersDirName } from '../../../shared/launch-metadata.js';
 import { apiAtLeast, applyPlatformEnv } from '../../../shared/layer-env.js';
 import { runScript } from '../run-script.js';
+import { NO_SANDBOX, type Sandbox, widen } from '../sandbox.js';
 import { type BuildpackDescriptor, buildpackLabel, type Target } from './descriptor.js';
 import { type BuildPlan, parseBuildPlan } from './plan.js';
 
@@ -125,6 +126,8 @@ export interface DetectContext {
   env: NodeJS.ProcessEnv;
   platform: PlatformInfo;
   timeoutMs?: number;
+  /** The build's sandbox (the app dir in reach); none when not given. */
+  sandbox?: Sandbox;
 }
 
 export type DetectOutcome =
@@ -166,6 +169,7 @@ export async function detectCnb(d: BuildpackDescriptor, ctx: DetectContext): Pro
     cwd: ctx.appDir,
     timeoutMs: ctx.timeoutMs,
     captureStdout: true,
+    sandbox: widen(ctx.sandbox ?? NO_SANDBOX, { ro: [d.dir, ctx.platformDir], rw: [planDir] }),
   });
   const output = result.stdout;
   if (result.exitCode === 100 && !result.timedOut) return { status: 'fail', output };

@@ -8,6 +8,7 @@
  */
 import { UserError } from '../../../shared/errors.js';
 import { detect as classicDetect } from '../classic/detect.js';
+import { NO_SANDBOX } from '../sandbox.js';
 import { type BuildpackDescriptor, buildpackLabel, type GroupMember } from './descriptor.js';
 import { type DetectContext, type DetectOutcome, detectCnb, platformMismatch } from './detect.js';
 import { EMPTY_PLAN, type PlanMember, type Require, resolvePlans } from './plan.js';
@@ -89,7 +90,7 @@ class Detector {
   private async classic(bp: OrderBuildpack): Promise<DetectOutcome> {
     const passed = this.opts.detectClassic
       ? await this.opts.detectClassic(bp)
-      : (await classicDetect(bp.dir, this.opts.appDir, this.opts.env)).detected;
+      : (await classicDetect(bp.dir, this.opts.appDir, this.opts.env, this.opts.sandbox ?? NO_SANDBOX)).detected;
     return passed ? { status: 'pass', plan: EMPTY_PLAN, output: '' } : { status: 'fail', output: '' };
   }
 
