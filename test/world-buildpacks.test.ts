@@ -4,13 +4,15 @@
  * to bin/detect, bin/compile, bin/release and lib/) from a dir, a git URL, a
  * tarball URL and a `heroku/NAME` registry name against a mirror on
  * 127.0.0.1; the one-line refusals of image and CNB-registry buildpacks;
- * project.toml laid out like buildpacks/samples' bash-script app.
+ * project.toml laid out like buildpacks/samples' bash-script app; the
+ * lifecycle's rules for pre-0.6 layer metadata and a broken bin/detect.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { extract } from 'tar';
 import { makeApp, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir, writeTree } from './helpers/cli.js';
+import { writeCnb } from './helpers/cnb.js';
 import { GitFixture, gitHttpBackend } from './helpers/git-server.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { requireTools } from './helpers/tools.js';
@@ -202,5 +204,73 @@ describe("the world's buildpacks, unmodified", function () {
         expect(paths.filter((p) => p.startsWith('bash-script-buildpack') || p === 'README.md')).to.deep.equal([]);
       });
     }
+  });
+
+  describe("the lifecycle's rules for a CNB's files and detect", () => {
+    /** Builds `app` with the given builder args; the slug path is returned for "nothing written" checks. */
+    async function cnbBuild(args: string[], app: Record<string, string> = { 'index.txt': 'x\n' }) {
+      const root = await tempDir('slugkit-cnbrules-');
+      const slug = path.join(root, 'slug.tgz');
+      const r = await runBuilder([
+        '--source',
+        await makeApp(app),
+        '--cache-dir',
+        path.join(root, 'cache'),
+        '--app-dir',
+        path.join(root, 'app'),
+        '-o',
+        slug,
+        ...args,
+      ]);
+      return { ...r, slug };
+    }
+
+    it('pre-0.6 layer metadata (launch = true at the top level) fails in one line naming the file and the fix', async () => {
+      const bp = await writeCnb(path.join(await tempDir(), 'old-layers'), {
+        id: 'test/old-layers',
+        api: '0.7',
+        build: 'mkdir -p "$1/node/bin"\nprintf \'launch = true\\ncache = true\\n[metadata]\\nv = "1"\\n\' > "$1/node.toml"',
+      });
+      const r = await cnbBuild(['--buildpack', bp]);
+      expect(r.exitCode).to.not.equal(0);
+      const line = oneErrorLine(r.stderr);
+      expect(line).to.match(/^ ! {5}buildpack test\/old-layers@0\.0\.1: \/.*\/\.layers\/test_old-layers\/node\.toml: /);
+      expect(line).to.include(
+        'launch = true, cache = true at the top level is the pre-0.6 layer form: move them under [types] (e.g. [types] launch = true)',
+      );
+    });
+
+    it('a required buildpack whose detect exits 1 shows its output and fails the explicit group', async () => {
+      const bp = await writeCnb(path.join(await tempDir(), 'picky'), {
+        id: 'test/picky',
+        api: '0.10',
+        detect: 'echo "picky: no app.sh in $PWD"\nexit 1',
+      });
+      const r = await cnbBuild(['--buildpack', bp]);
+      expect(r.exitCode).to.not.equal(0);
+      expect(r.stderr).to.match(/^ {7}======== Output: test\/picky@0\.0\.1 ========\n {7}picky: no app\.sh in \//m);
+      expect(oneErrorLine(r.stderr)).to.equal(' !     buildpack test/picky@0.0.1: bin/detect failed (exit 1)');
+      expect(r.stderr).to.not.include('optional');
+    });
+
+    it("a required member's broken detect fails its group, the next group builds, and the log says required", async () => {
+      const root = await tempDir('slugkit-builder-');
+      await writeCnb(path.join(root, 'picky'), { id: 'test/picky', api: '0.10', detect: 'echo "picky: no app.sh"\nexit 1' });
+      await writeCnb(path.join(root, 'plain'), { id: 'test/plain', api: '0.10', build: 'echo plain > built-by.txt' });
+      const file = path.join(root, 'builder.toml');
+      await writeFile(
+        file,
+        '[[buildpacks]]\nuri = "picky"\n[[buildpacks]]\nuri = "plain"\n' +
+          '[[order]]\n[[order.group]]\nid = "test/picky"\n[[order]]\n[[order.group]]\nid = "test/plain"\n',
+      );
+      const r = await cnbBuild(['--builder', file]);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.match(/^ {7}======== Output: test\/picky@0\.0\.1 ========\n {7}picky: no app\.sh$/m);
+      expect(r.stderr).to.include(
+        ' !     buildpack test/picky@0.0.1: bin/detect failed (exit 1) (a required buildpack: its group failed, a later group was chosen)',
+      );
+      expect(r.stderr).to.not.include('optional buildpack');
+      expect(r.stderr).to.match(/^-----> Detected buildpack test\/plain@0\.0\.1$/m);
+    });
   });
 });
