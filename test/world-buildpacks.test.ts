@@ -5,7 +5,8 @@
  * tarball URL and a `heroku/NAME` registry name against a mirror on
  * 127.0.0.1; the one-line refusals of image and CNB-registry buildpacks;
  * project.toml laid out like buildpacks/samples' bash-script app; the
- * lifecycle's rules for pre-0.6 layer metadata and a broken bin/detect.
+ * lifecycle's rules for pre-0.6 layer metadata and a broken bin/detect;
+ * CNB_TARGET_* from the run image.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { makeApp, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir, write
 import { writeCnb } from './helpers/cnb.js';
 import { GitFixture, gitHttpBackend } from './helpers/git-server.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { writeRunImage } from './helpers/image-fixtures.js';
 import { requireTools } from './helpers/tools.js';
 
 /** heroku-buildpack-nodejs's buildpack.toml, as Heroku's buildpack registry reads it. */
@@ -271,6 +273,49 @@ describe("the world's buildpacks, unmodified", function () {
       );
       expect(r.stderr).to.not.include('optional buildpack');
       expect(r.stderr).to.match(/^-----> Detected buildpack test\/plain@0\.0\.1$/m);
+    });
+  });
+
+  describe('targets describe the run image (--run-image), not the build host', () => {
+    const DETECT =
+      'echo "target seen: $CNB_TARGET_OS/$CNB_TARGET_ARCH ${CNB_TARGET_DISTRO_NAME:-none} ${CNB_TARGET_DISTRO_VERSION:-none}" >&2\nexit 0';
+
+    async function buildOnRunImage(opts: { labels?: Record<string, string>; osRelease?: string }) {
+      const root = await tempDir('slugkit-target-');
+      const base = await writeTree(path.join(root, 'rootfs'), { 'bin/.keep': '' });
+      const layers = [base];
+      if (opts.osRelease) layers.push(await writeTree(path.join(root, 'os'), { 'etc/os-release': opts.osRelease }));
+      await writeRunImage(path.join(root, 'run'), 'latest', { layers, version: '1', architecture: 'arm64', labels: opts.labels });
+      const bp = await writeCnb(path.join(root, 'bp'), { id: 'test/targets', api: '0.10', detect: DETECT });
+      return runBuilder([
+        '--source',
+        await makeApp({ 'index.txt': 'x\n' }),
+        '--buildpack',
+        bp,
+        '--cache-dir',
+        path.join(root, 'cache'),
+        '--app-dir',
+        path.join(root, 'app'),
+        '--run-image',
+        `oci:${path.join(root, 'run')}:latest`,
+        '--image',
+        `oci:${path.join(root, 'out')}:app`,
+      ]);
+    }
+
+    it("from the run image's config and io.buildpacks.base.distro.* labels", async () => {
+      const r = await buildOnRunImage({
+        labels: { 'io.buildpacks.base.distro.name': 'testos', 'io.buildpacks.base.distro.version': '9.9' },
+        osRelease: 'ID=otheros\nVERSION_ID="1.0"\n',
+      });
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.match(/^ {7}target seen: linux\/arm64 testos 9\.9$/m);
+    });
+
+    it("from the run image's own os-release when it has no distro labels", async () => {
+      const r = await buildOnRunImage({ osRelease: 'NAME="Test OS"\nID=testos\nVERSION_ID="1.2"\n' });
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.match(/^ {7}target seen: linux\/arm64 testos 1\.2$/m);
     });
   });
 });
