@@ -151,6 +151,15 @@ describe("the world's buildpacks, unmodified", function () {
       expect(r.stderr).to.include(`${server.origin}/buildpacks/heroku/nodejs.tgz`);
     });
 
+    it('a name the registry does not have is one line naming it as written and the URL tried', async () => {
+      server = await startHttpServer(serveFiles({}));
+      const r = await build('vendr/mypack', { SLUGKIT_BUILDPACK_REGISTRY: `${server.origin}/buildpacks/` });
+      expect(r.exitCode).to.not.equal(0);
+      expect(oneErrorLine(r.stderr)).to.match(
+        new RegExp(`^ ! {5}Buildpack vendr/mypack \\(${server.origin}/buildpacks/vendr/mypack\\.tgz\\): download failed with HTTP 404`),
+      );
+    });
+
     it('a local directory of that name wins over the registry', async () => {
       server = await startHttpServer(serveFiles({}));
       const cwd = await tempDir('slugkit-cwd-');

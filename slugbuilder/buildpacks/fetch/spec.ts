@@ -115,7 +115,9 @@ export function parseBuildpackSpec(spec: string, env: NodeJS.ProcessEnv = proces
   const registry = REGISTRY_NAME.exec(trimmed);
   if (registry) {
     const [, namespace, name] = registry;
-    return { ...parseBuildpackSpec(`${registryBase(env)}/buildpacks/${namespace}/${name}.tgz`, {}), latest: true };
+    const tarball = parseBuildpackSpec(`${registryBase(env)}/buildpacks/${namespace}/${name}.tgz`, {});
+    // Named as written, then where it came from: a typo'd local dir shows up as what it is.
+    return { ...tarball, display: `${namespace}/${name} (${tarball.display})`, latest: true };
   }
   const { base, ref } = splitRef(trimmed);
 
