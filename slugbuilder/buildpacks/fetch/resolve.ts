@@ -3,7 +3,7 @@
  * `.buildpacks` spec that is not a local directory into a directory the
  * buildpack chain can run.
  *
- *   spec.ts      what the spec is (git or tarball), its URL without credentials
+ *   spec.ts      what the spec is (git or tarball; heroku/NAME is the registry's tarball), its URL without credentials
  *   cache.ts     the cache entry, its lock, atomic publish, the copy out
  *   git.ts       shallow git fetch of a branch, tag or commit
  *   tarball.ts   streamed download (or local read) with progress and sha256, extract, strip the top dir
