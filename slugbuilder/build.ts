@@ -25,13 +25,13 @@ import { type CacheUrls, cacheLimits, packCache, restoreCache, uploadCache } fro
 import { type ChainResult, compileChain, releaseChain } from './buildpacks/chain.js';
 import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
-import { buildTarget } from './buildpacks/cnb/detect.js';
+import { type BuildTarget, buildTarget } from './buildpacks/cnb/detect.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
 import { intakeSource } from './source/intake.js';
-import { applyProjectFilters, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
+import { applyProjectFilters, keepProjectBuildpacks, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
 import { applySlugignore } from './source/slugignore.js';
 import { StepTimer } from './step-timer.js';
 
@@ -65,6 +65,8 @@ export interface BuildOptions {
   warnSlugBytes: number;
   /** `--sandbox` (env SLUGKIT_SANDBOX): run buildpacks under bubblewrap. */
   sandbox: SandboxMode;
+  /** The CNB target from the run image (--run-image, builder.toml [run]); unset: the build host's. */
+  target?: Partial<BuildTarget>;
 }
 
 export interface BuildResult {
@@ -144,7 +146,9 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
   await applySlugignore(buildDir);
-  const project = await readProjectDescriptor(buildDir);
+  const project = await readProjectDescriptor(buildDir).then(
+    (p) => p && keepProjectBuildpacks(p, buildDir, path.join(work, 'project-buildpacks')),
+  );
   if (project) await applyProjectFilters(buildDir, project);
   timer.mark('source');
 
@@ -173,7 +177,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
 
   // What every buildpack process sees of this build: its app, scratch HOME and TMPDIR, config vars read-only.
   const sandbox = widen(jail, { rw: [buildDir, home, tmpDir], ro: [envDir, platformDir] });
-  const target = await buildTarget();
+  const target = await buildTarget(opts.target);
   const chosen = await chooseBuildpacks({
     ...(await explicitList(opts.buildpacks, project, buildDir)),
     builder: opts.builder,

@@ -11,14 +11,14 @@
  * then serves the release with gunicorn: the admin login page from Django,
  * its stylesheet from whitenoise.
  */
-import { chmod, copyFile, cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { FIXTURES, startWeb } from './helpers/buildpack-harness.js';
-import { BUILDER, ROOT } from './helpers/cli.js';
 import { djangoWheelhouse, wheelhouseConfig } from './helpers/django.js';
+import { installCommands, installHook } from './helpers/git-push.js';
 import { requirePythonVenv, requireTools, skipOrFail } from './helpers/tools.js';
 
 const GIT_IDENTITY = ['-c', 'user.name=slugkit test', '-c', 'user.email=test@slugkit.invalid'];
@@ -48,12 +48,7 @@ describe('Django end to end: git push, release phase migrating PostgreSQL, gunic
     const wheels = await djangoWheelhouse(this);
 
     work = await mkdtemp(join(tmpdir(), 'slugkit-django-e2e-'));
-    const binDir = join(work, 'bin');
-    await mkdir(binDir);
-    await writeFile(join(binDir, 'slugbuilder'), `#!/bin/sh\nexec "${process.execPath}" "${BUILDER}" "$@"\n`);
-    await chmod(join(binDir, 'slugbuilder'), 0o755);
-    await symlink(join(ROOT, 'bin/slugrunner'), join(binDir, 'slugrunner'));
-    await symlink(join(ROOT, 'examples/git-push/slugkit-app'), join(binDir, 'slugkit-app'));
+    const binDir = await installCommands(join(work, 'bin'));
     pushEnv = {
       ...process.env,
       PATH: `${binDir}:${process.env.PATH}`,
@@ -63,8 +58,7 @@ describe('Django end to end: git push, release phase migrating PostgreSQL, gunic
 
     const bare = join(work, 'mysite.git');
     await execa('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-    await copyFile(join(ROOT, 'examples/git-push/pre-receive'), join(bare, 'hooks/pre-receive'));
-    await chmod(join(bare, 'hooks/pre-receive'), 0o755);
+    await installHook(bare);
     const config = { ...wheelhouseConfig(wheels), DATABASE_URL: databaseUrl, SECRET_KEY: 'e2e-secret-key-of-this-test-run' };
     const set = await execa('slugkit-app', ['config:set', 'mysite', ...Object.entries(config).map(([k, v]) => `${k}=${v}`)], {
       env: pushEnv,

@@ -6,16 +6,16 @@
  */
 
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa, type Options } from 'execa';
-import { BUILDER, ROOT, slugPaths } from './helpers/cli.js';
+import { ROOT, slugPaths } from './helpers/cli.js';
 import { BUILDER_IMAGE, buildSlugkitImages, dockerBinary, requireDocker } from './helpers/docker.js';
+import { HOOK, installCommands, installHook } from './helpers/git-push.js';
 import { requireTools, skipOrFail } from './helpers/tools.js';
 
-const HOOK = join(ROOT, 'examples/git-push/pre-receive');
 const HELLO = join(ROOT, 'examples/hello');
 const GIT_IDENTITY = ['-c', 'user.name=slugkit test', '-c', 'user.email=test@slugkit.invalid'];
 
@@ -55,12 +55,8 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     clone = join(work, 'clone');
     store = join(work, 'slugs');
     binDir = join(work, 'bin');
-    await mkdir(binDir);
-    // `slugbuilder` on PATH, as `npm i -g slugkit` would provide it.
-    await writeFile(join(binDir, 'slugbuilder'), `#!/bin/sh\nexec "${process.execPath}" "${BUILDER}" "$@"\n`);
-    await chmod(join(binDir, 'slugbuilder'), 0o755);
-    await symlink(join(ROOT, 'bin/slugrunner'), join(binDir, 'slugrunner'));
-    await symlink(join(ROOT, 'examples/git-push/slugkit-app'), join(binDir, 'slugkit-app'));
+    // slugbuilder, slugrunner and slugkit-app on PATH, as `npm i -g slugkit` would provide them.
+    await installCommands(binDir);
     pushEnv = {
       ...process.env,
       PATH: `${binDir}:${process.env.PATH}`,
@@ -70,8 +66,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     };
 
     await execa('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-    await copyFile(HOOK, join(bare, 'hooks/pre-receive'));
-    await chmod(join(bare, 'hooks/pre-receive'), 0o755);
+    await installHook(bare);
 
     await mkdir(clone);
     await git(clone, ['init', '-q', '-b', 'main']);
@@ -136,7 +131,9 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     // A builder that logs a line, then waits for the test to see that line on
     // the pushing client before it builds: if the hook's output were held
     // back until the end, the go file would never appear and the build fails.
-    const go = join(work, 'go');
+    // The build runs in the hook's sandbox: the gate's dir is shown to it read-only.
+    await mkdir(join(work, 'gate'));
+    const go = join(work, 'gate', 'go');
     await writeFile(
       join(binDir, 'gated-builder'),
       `#!/bin/sh\necho '-----> gate: waiting for the client' >&2\n` +
@@ -146,7 +143,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
     await chmod(join(binDir, 'gated-builder'), 0o755);
     const pushing = execa('git', ['push', '--progress', 'origin', 'main'], {
       cwd: clone,
-      env: { ...pushEnv, SLUGBUILDER: 'gated-builder' },
+      env: { ...pushEnv, SLUGBUILDER: 'gated-builder', SLUGKIT_SANDBOX_PATHS: join(work, 'gate') },
       reject: false,
       all: true,
     });
@@ -188,6 +185,7 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
       'current',
       'repo',
       '.lock',
+      'restart.log',
     ]);
     expect(await readlink(join(store, 'hello', 'current'))).to.equal('releases/v1/slug.tgz');
     expect(await readFile(restartLog, 'utf8')).to.equal(`restart hello ${main} ${join(store, 'hello', 'releases/v1/slug.tgz')}\n`);
@@ -241,12 +239,13 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
 
     it('builds through the container and stores the slug', async () => {
       const sha = await head();
-      // The store is mounted at its own path, so --summary and ENV_DIR name the same files inside.
+      // Only this app's scratch dir (where --summary goes) and config are mounted, at their own paths; never the store.
       const user = `${process.getuid?.()}:${process.getgid?.()}`;
       // The host network and NODEJS_ORG_MIRROR: the run's Node mirror is on the host's 127.0.0.1 (test/helpers/isolate.ts).
       const mirror = process.env.NODEJS_ORG_MIRROR ? '--network host -e NODEJS_ORG_MIRROR' : '';
       const result = await push(['origin', 'main'], {
-        SLUGBUILDER: `${dockerBinary()} run -i --rm ${mirror} -e SOURCE_VERSION -e ENV_DIR -v ${store}:${store} --user ${user} ${BUILDER_IMAGE}`,
+        SLUGKIT_SANDBOX: 'off',
+        SLUGBUILDER: `${dockerBinary()} run -i --rm ${mirror} -e SOURCE_VERSION -e ENV_DIR -v {scratch}:{scratch} -v {config}:{config}:ro --user ${user} ${BUILDER_IMAGE}`,
       });
       expect(result.exitCode, result.all).to.equal(0);
       expect(result.all).to.match(/^remote: -----> Node\.js app detected/m);

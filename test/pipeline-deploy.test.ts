@@ -6,16 +6,15 @@
  * slug (`slugrunner run`), which records the release and a config var.
  */
 
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { ROOT } from './helpers/cli.js';
+import { installCommands, installHook, SLUGKIT_APP } from './helpers/git-push.js';
 import { requireTools } from './helpers/tools.js';
 
-const HOOK = join(ROOT, 'examples/git-push/pre-receive');
-const SLUGKIT_APP = join(ROOT, 'examples/git-push/slugkit-app');
 const HELLO = join(ROOT, 'examples/hello');
 const GIT_IDENTITY = ['-c', 'user.name=slugkit test', '-c', 'user.email=test@slugkit.invalid'];
 const SECRET = 'sk-live-0123456789abcdef';
@@ -53,11 +52,7 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     store = join(work, 'slugs');
     restarts = join(work, 'restarts.log');
     const bin = join(work, 'bin');
-    await mkdir(bin);
-    await writeFile(join(bin, 'slugbuilder'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'dist/slugbuilder/cli.js')}" "$@"\n`);
-    await chmod(join(bin, 'slugbuilder'), 0o755);
-    await symlink(join(ROOT, 'bin/slugrunner'), join(bin, 'slugrunner'));
-    await symlink(SLUGKIT_APP, join(bin, 'slugkit-app'));
+    await installCommands(bin);
     env = {
       ...process.env,
       PATH: `${bin}:${process.env.PATH}`,
@@ -65,8 +60,7 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
       SLUGBUILDER_CACHE_DIR: join(work, 'cache'),
     };
     await execa('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-    await copyFile(HOOK, join(bare, 'hooks/pre-receive'));
-    await chmod(join(bare, 'hooks/pre-receive'), 0o755);
+    await installHook(bare);
     // The restart a user would configure, with a real slugrunner on the new slug.
     const restart =
       `slugrunner -q --slug "$SLUG" --app-dir '${join(work, 'app')}' run ` +
