@@ -112,9 +112,9 @@ async function get(url) {
 }
 
 function why(err) {
-  const cause = err && err.cause;
-  if (err && err.name === 'AbortError') return `no data for ${STALL_MS / 1000} s`;
-  return (cause && (cause.code || cause.message)) || (err && err.message) || String(err);
+  const cause = err?.cause;
+  if (err?.name === 'AbortError') return `no data for ${STALL_MS / 1000} s`;
+  return cause?.code || cause?.message || err?.message || String(err);
 }
 
 async function fetchText(url) {
