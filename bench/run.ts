@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startNodeMirror } from '../scripts/node-mirror.js';
 import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, removeSetAside, type Setup } from './cases.js';
 import { ensureTree } from './data.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
@@ -69,6 +70,13 @@ async function main(): Promise<void> {
   const started = new Date();
   const info = machine();
   const s = await setup();
+  // The nodejs buildpack (P6) installs Node from NODEJS_ORG_MIRROR: without one, a mirror on
+  // 127.0.0.1 made from this Node (nodejs.org may be unreachable), in the report's notes.
+  if (!process.env.NODEJS_ORG_MIRROR) {
+    const mirror = await startNodeMirror();
+    process.env.NODEJS_ORG_MIRROR = mirror.url;
+    info.push(`NODEJS_ORG_MIRROR: a mirror on 127.0.0.1 serving this machine's node ${process.version}`);
+  }
   const rows: Row[] = [];
   const step = async (id: string, run: () => Promise<Row>) => {
     progress(`${id}...`);

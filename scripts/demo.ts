@@ -3,7 +3,9 @@
  * slugbuilder CLI, start it with the real slugrunner on a free port, print
  * the HTTP response, and stop it. The default app, examples/node-express,
  * goes through the nodejs buildpack and installs Express from the npm
- * registry. Usage: npm run demo [-- examples/<app>]
+ * registry, and Node itself from NODEJS_ORG_MIRROR: when that is not set,
+ * the demo serves a mirror on 127.0.0.1 made from the Node running it
+ * (nodejs.org may be unreachable). Usage: npm run demo [-- examples/<app>]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type NodeMirror, RUNNING_VERSION, startNodeMirror } from './node-mirror.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const appDir = path.resolve(root, process.argv[2] ?? 'examples/node-express');
@@ -47,7 +50,13 @@ async function waitForHttp(url: string, timeoutMs: number): Promise<Response> {
 
 async function main(): Promise<number> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'slugkit-demo-'));
+  let mirror: NodeMirror | undefined;
   try {
+    if (!process.env.NODEJS_ORG_MIRROR) {
+      mirror = await startNodeMirror();
+      process.env.NODEJS_ORG_MIRROR = mirror.url;
+      console.log(`==> NODEJS_ORG_MIRROR=${mirror.url}: a Node.js mirror serving this machine's node ${RUNNING_VERSION}`);
+    }
     const slug = path.join(work, 'slug.tgz');
     console.log(`==> slugbuilder --source ${path.relative(root, appDir)} -o slug.tgz`);
     const built = await run(process.execPath, [
@@ -81,6 +90,7 @@ async function main(): Promise<number> {
     console.log(`==> slugrunner stopped with SIGTERM, exit code ${code}`);
     return code;
   } finally {
+    await mirror?.close();
     await rm(work, { recursive: true, force: true });
   }
 }

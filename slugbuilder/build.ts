@@ -29,14 +29,14 @@ import { type CacheUrls, cacheLimits, packCache, restoreCache, uploadCache } fro
 import { type ChainResult, compileChain, releaseChain } from './buildpacks/chain.js';
 import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
-import { buildTarget } from './buildpacks/cnb/detect.js';
+import { type BuildTarget, buildTarget } from './buildpacks/cnb/detect.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
 import { intakeSource } from './source/intake.js';
-import { applyProjectFilters, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
+import { applyProjectFilters, keepProjectBuildpacks, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
 import { applySlugignore } from './source/slugignore.js';
 import { StepTimer } from './step-timer.js';
 
@@ -70,6 +70,8 @@ export interface BuildOptions {
   warnSlugBytes: number;
   /** `--sandbox` (env SLUGKIT_SANDBOX): run buildpacks under bubblewrap. */
   sandbox: SandboxMode;
+  /** The CNB target from the run image (--run-image, builder.toml [run]); unset: the build host's. */
+  target?: Partial<BuildTarget>;
 }
 
 export interface BuildResult {
@@ -140,7 +142,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   // The cache dir is made by withCacheDir, under its lock.
   await Promise.all([mkdir(home), mkdir(tmpDir)]);
 
-  const { sourceVersion, project } = await takeSource(opts, buildDir);
+  const { sourceVersion, project } = await takeSource(opts, buildDir, work);
   timer.mark('source');
 
   // The builder's and project.toml's [[build.env]] are config vars too; -e and --env-file win.
@@ -168,7 +170,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
 
   // What every buildpack process sees of this build: its app, scratch HOME and TMPDIR, config vars read-only.
   const sandbox = widen(jail, { rw: [buildDir, home, tmpDir], ro: [envDir, platformDir] });
-  const target = await buildTarget();
+  const target = await buildTarget(opts.target);
   const chosen = await chooseBuildpacks({
     ...(await explicitList(opts.buildpacks, project, buildDir)),
     builder: opts.builder,
@@ -259,13 +261,19 @@ async function explicitList(
 }
 
 /** The source into the app dir, .slugignore and project.toml's filters applied. */
-async function takeSource(opts: BuildOptions, buildDir: string): Promise<{ sourceVersion?: string; project?: ProjectDescriptor }> {
+async function takeSource(
+  opts: BuildOptions,
+  buildDir: string,
+  work: string,
+): Promise<{ sourceVersion?: string; project?: ProjectDescriptor }> {
   const sourceInfo = await intakeSource(
     { source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } },
     buildDir,
   );
   await applySlugignore(buildDir);
-  const project = await readProjectDescriptor(buildDir);
+  const project = await readProjectDescriptor(buildDir).then(
+    (p) => p && keepProjectBuildpacks(p, buildDir, path.join(work, 'project-buildpacks')),
+  );
   if (project) await applyProjectFilters(buildDir, project);
   // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
   return { sourceVersion: opts.sourceVersion ?? sourceInfo.commit, project };

@@ -31,6 +31,7 @@ import { preflight } from './cli/preflight.js';
 import { rebaseCommand } from './cli/rebase.js';
 import { fromSlug } from './from-slug.js';
 import type { ExportPlan } from './image/export.js';
+import { runImageTarget } from './image/run-target.js';
 import { deliverAll, type Output } from './outputs/deliver.js';
 import { imageOutputs } from './outputs/image.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, type ImageFlags, parseImageFlags } from './outputs/image-flags.js';
@@ -341,7 +342,8 @@ async function main(argv: string[]): Promise<number> {
         deliver,
       );
     } else {
-      await build(opts, deliver);
+      // CNB targets describe the run image, as the lifecycle's do.
+      await build(plan ? { ...opts, target: await runImageTarget(plan.run) } : opts, deliver);
     }
   } catch (err) {
     // The killed buildpack makes the build fail too; that failure must not

@@ -182,7 +182,9 @@ describe('buildpacks from URLs (resolveBuildpack)', () => {
 
     it('rejects what is neither a git nor a tarball URL, in one line', async () => {
       const cache = await freshCache();
-      expect((await failure('./no-such-dir', cache)).message).to.match(/not a local directory, a git URL .* or a tarball URL/);
+      expect((await failure('./no-such-dir', cache)).message).to.match(
+        /not a local directory, a git URL .*, a tarball URL .* or a registry name \(heroku\/NAME\)/,
+      );
       expect((await failure('ftp://example.com/bp.tgz', cache)).message).to.match(/unsupported URL scheme 'ftp:'/);
       expect((await failure('http://127.0.0.1:1/bp.tgz#v1', cache)).message).to.match(/tarball URL cannot take a #ref/);
       expect((await failure('file:///x.git#--upload-pack=evil', cache)).message).to.match(/not a valid git ref/);

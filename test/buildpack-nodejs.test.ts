@@ -173,7 +173,7 @@ describe('buildpack nodejs', function () {
     it('builds with npm ci from the lockfile, runs the build script and prunes devDependencies', () => {
       expect(cold.exitCode, cold.stderr).to.equal(0);
       expect(cold.stderr).to.contain('-----> Node.js app detected');
-      expect(cold.stderr).to.contain(`       engines.node ">=18" is satisfied by ${nodeVersion}`);
+      expect(cold.stderr).to.contain(`       engines.node ">=18" resolves to node ${nodeVersion} (${process.env.NODEJS_ORG_MIRROR})`);
       expect(cold.stderr).to.contain('       lockfile found: npm ci');
       expect(cold.stderr).to.contain('(cache miss)');
       expect(cold.stderr).to.contain('-----> Running build script');
@@ -247,14 +247,16 @@ describe('buildpack nodejs', function () {
     });
   });
 
-  it('fails naming the engines.node range asked for and the node found', async () => {
+  it('fails naming the engines.node range asked for and the mirror that has no such release', async () => {
     const src = await copyFixture('nodejs-build');
     const pkg = JSON.parse(await readFile(path.join(src, 'package.json'), 'utf8'));
     pkg.engines.node = '14.x';
     await writeFile(path.join(src, 'package.json'), JSON.stringify(pkg));
     const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
     expect(r.exitCode).to.equal(1);
-    expect(r.stderr).to.contain(`package.json engines.node asks for "14.x" but this stack has node ${nodeVersion}`);
+    expect(r.stderr).to.contain(
+      ` !     ${process.env.NODEJS_ORG_MIRROR} has no Node.js release for linux-${process.arch} that matches engines.node "14.x": change the range, or set NODEJS_ORG_MIRROR to a mirror that has one\n`,
+    );
     expect(existsSync(r.slug)).to.equal(false, 'no slug after a failed build');
   });
 
@@ -409,22 +411,23 @@ describe('buildpack nodejs', function () {
     const enginesApp = (engines: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
       makeApp({ 'package.json': JSON.stringify({ name: 'engines-check', version: '1.0.0', engines, ...extra }) });
 
-    it("reports the stack's node and npm versions and accepts satisfied ranges, numbers included", async () => {
+    it('reports the installed node and npm versions and accepts satisfied ranges, numbers included', async () => {
       const major = Number(nodeVersion.split('.')[0]);
       const r = await buildSlug(await enginesApp({ node: major, npm: '>=7' }), path.join(await tempDir(), 'cache'));
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stderr).to.contain(
-        `-----> Checking the Node.js runtime\n       node ${nodeVersion}, npm ${npmVersion} (from the stack image)\n`,
+        `       node ${nodeVersion} installed into .heroku/node\n       node ${nodeVersion}, npm ${npmVersion}\n`,
       );
-      expect(r.stderr).to.contain(`       engines.node "${major}" is satisfied by ${nodeVersion}`);
+      expect(r.stderr).to.contain(`       engines.node "${major}" resolves to node ${nodeVersion}`);
       expect(r.stderr).to.contain(`       engines.npm ">=7" is satisfied by ${npmVersion}`);
     });
 
-    it('fails naming the engines.npm range asked for and the npm found', async () => {
-      const r = await buildSlug(await enginesApp({ npm: '1.x' }), path.join(await tempDir(), 'cache'));
+    it('fails naming the engines.npm range when the npm registry has no such npm', async () => {
+      const r = await buildSlug(await enginesApp({ npm: '99.x' }), path.join(await tempDir(), 'cache'));
       expect(r.exitCode).to.equal(1);
+      expect(r.stderr).to.contain(`       engines.npm "99.x": installing it over the bundled npm ${npmVersion}\n`);
       expect(r.stderr).to.contain(
-        ` !     package.json engines.npm asks for "1.x" but this stack has npm ${npmVersion}: change engines.npm or build on a stack image with a matching npm`,
+        ` !     installing npm "99.x" (engines.npm) from the npm registry failed (output above): change engines.npm\n`,
       );
       expect(existsSync(r.slug)).to.equal(false);
     });
@@ -434,7 +437,7 @@ describe('buildpack nodejs', function () {
       const range = `$(touch ${marker}) \`touch ${marker}\` >=18`;
       const r = await buildSlug(await enginesApp({ node: range }), path.join(await tempDir(), 'cache'));
       expect(r.exitCode).to.equal(1);
-      expect(r.stderr).to.contain(`package.json engines.node "${range}" is not a version range slugkit understands`);
+      expect(r.stderr).to.contain(` !     engines.node "${range}" is not a version range slugkit understands`);
       expect(existsSync(marker)).to.equal(false);
     });
 

@@ -8,13 +8,14 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { create as tarCreate } from 'tar';
 import { buildSlug, copyFixture, FIXTURES, runScript, startWeb } from './helpers/buildpack-harness.js';
 import { makeApp, removeTempDirs, runRunner, slugPaths, tempDir } from './helpers/cli.js';
+import { djangoWheelhouse, wheelhouseConfig } from './helpers/django.js';
 import { serveFiles, startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { requirePythonVenv } from './helpers/tools.js';
 
@@ -72,10 +73,30 @@ describe('buildpack python', function () {
       expect((await runScript('python', 'detect', await makeApp({ 'app.py': '' }))).exitCode).to.equal(1);
     });
 
-    it('releases gunicorn as web for a Django project that installed it', async () => {
-      const app = await makeApp({ 'manage.py': '', 'mysite/wsgi.py': '', '.heroku/python/bin/gunicorn': { content: '', mode: 0o755 } });
+    const site = '.heroku/python/lib/python3.11/site-packages/django/__init__.py';
+    const gunicorn = { '.heroku/python/bin/gunicorn': { content: '', mode: 0o755 } };
+
+    it("releases gunicorn PROJECT.wsgi (PROJECT from manage.py's DJANGO_SETTINGS_MODULE) and a migrate release for Django", async () => {
+      const app = await makeApp({
+        'manage.py': "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')\n",
+        'aaa/wsgi.py': '',
+        'mysite/wsgi.py': '',
+        [site]: '',
+        ...gunicorn,
+      });
       const r = await runScript('python', 'release', app);
-      expect(r.stdout).to.equal('---\ndefault_process_types:\n  web: gunicorn mysite.wsgi --log-file -');
+      expect(r.stdout).to.equal(
+        '---\ndefault_process_types:\n  web: gunicorn mysite.wsgi --log-file -\n  release: python manage.py migrate --noinput',
+      );
+    });
+
+    it('releases only the migrate release when gunicorn is not installed, and nothing when django is not', async () => {
+      const noGunicorn = await makeApp({ 'manage.py': '', 'mysite/wsgi.py': '', [site]: '' });
+      expect((await runScript('python', 'release', noGunicorn)).stdout).to.equal(
+        '---\ndefault_process_types:\n  release: python manage.py migrate --noinput',
+      );
+      const noDjango = await makeApp({ 'manage.py': '', 'mysite/wsgi.py': '', ...gunicorn });
+      expect((await runScript('python', 'release', noDjango)).stdout).to.equal('---\ndefault_process_types: {}');
     });
 
     it('releases no process types otherwise (the Procfile names them)', async () => {
@@ -145,13 +166,29 @@ describe('buildpack python', function () {
       }
     });
 
-    it('a warm rebuild reuses the wheel pip built, and gives a byte-identical slug', async () => {
+    it('a warm rebuild with the same requirements restores the virtualenv, runs no pip, and gives a byte-identical slug', async () => {
       const again = await buildSlug(src, cacheDir);
       expect(again.exitCode, again.stderr).to.equal(0);
+      expect(again.stderr).to.contain(
+        `-----> Restoring the virtualenv in .heroku/python\n       requirements.txt and Python ${version} unchanged: the virtualenv of the last build is reused, no pip install\n`,
+      );
+      expect(again.stderr).not.to.contain('Installing requirements with pip');
+      expect(again.stderr).not.to.contain('Creating a virtualenv');
+      expect(index.count('/shout-1.0.0.tar.gz')).to.equal(1, 'the sdist was not downloaded again');
+      expect(await sha256(again.slug)).to.equal(await sha256(build.slug));
+    });
+
+    it('changed requirements install again, with the wheel pip built taken from its cache', async () => {
+      const changed = await copyFixture('python-web');
+      await cp(path.join(src, 'wheels'), path.join(changed, 'wheels'), { recursive: true });
+      await writeFile(path.join(changed, 'requirements.txt'), `${await readFile(path.join(src, 'requirements.txt'), 'utf8')}# changed\n`);
+      await writeFile(path.join(changed, '.python-version'), await readFile(path.join(src, '.python-version')));
+      const again = await buildSlug(changed, cacheDir);
+      expect(again.exitCode, again.stderr).to.equal(0);
+      expect(again.stderr).to.contain('-----> Creating a virtualenv in .heroku/python');
       expect(again.stderr).to.contain('Using cached shout-1.0.0-py3-none-any.whl');
       expect(again.stderr).not.to.contain('Building wheel for shout');
       expect(index.count('/shout-1.0.0.tar.gz')).to.equal(1, 'the sdist was not downloaded again');
-      expect(await sha256(again.slug)).to.equal(await sha256(build.slug));
     });
 
     it("runs the package's console script from the moved virtualenv", async () => {
@@ -186,43 +223,63 @@ describe('buildpack python', function () {
     expect(r.stderr).to.contain('.python-version asks for "pypy3.10", which is not a CPython version like 3.11 or 3.11.7');
   });
 
-  describe('Django collectstatic', () => {
-    async function djangoApp(): Promise<string> {
-      const src = await copyFixture('python-django');
-      await makeWheel(src, 'django', '0.0.1');
-      return src;
-    }
+  describe('Django (a real startproject app, from a wheelhouse of Debian packages)', () => {
+    let config: Record<string, string>;
+    before(async function () {
+      config = wheelhouseConfig(await djangoWheelhouse(this));
+    });
 
-    it('runs collectstatic --noinput and the collected files are served', async () => {
-      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'));
+    it('runs collectstatic --noinput, declares web and release, and whitenoise serves the collected files', async () => {
+      const r = await buildSlug(await copyFixture('python-django'), path.join(await tempDir(), 'cache'), config);
       expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('Successfully installed Django-3.2.25');
       expect(r.stderr).to.contain('-----> Running Django collectstatic');
-      expect(r.stderr).to.match(/ {7}1 static files copied to/);
-      expect(await slugPaths(r.slug)).to.include('staticfiles/css/site.css');
+      expect(r.stderr).to.match(/ {7}\d+ static files copied to '.*\/staticfiles', \d+ post-processed\./);
+      expect(await slugPaths(r.slug)).to.include('staticfiles/admin/css/base.css');
+      expect(r.stderr).to.contain('Default types for buildpack -> web, release');
       const app = await startWeb({ slug: r.slug });
       try {
-        const res = await fetch(app.origin + '/css/site.css');
+        const res = await fetch(`${app.origin}/static/admin/css/base.css`);
         expect(res.status).to.equal(200);
-        expect(await res.text()).to.equal('body { font-family: sans-serif; }\n');
+        expect(await res.text()).to.contain('DJANGO Admin styles');
       } finally {
         await app.stop();
       }
     });
 
     it('skips collectstatic with DISABLE_COLLECTSTATIC=1', async () => {
-      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { DISABLE_COLLECTSTATIC: '1' });
+      const r = await buildSlug(await copyFixture('python-django'), path.join(await tempDir(), 'cache'), {
+        ...config,
+        DISABLE_COLLECTSTATIC: '1',
+      });
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stderr).to.contain('-----> Skipping Django collectstatic (DISABLE_COLLECTSTATIC=1)');
-      expect(await slugPaths(r.slug)).not.to.include('staticfiles/css/site.css');
+      expect(await slugPaths(r.slug)).not.to.include('staticfiles/admin/css/base.css');
+    });
+
+    it('a Procfile entry wins over the default web and release', async () => {
+      const src = await copyFixture('python-django');
+      await writeFile(path.join(src, 'Procfile'), 'release: echo no migrations here\n');
+      const r = await buildSlug(src, path.join(await tempDir(), 'cache'), config);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('Procfile declares types -> release\n       Default types for buildpack -> web, release\n');
+      const appDir = path.join(await tempDir('slugkit-dyno-'), 'app');
+      const run = await runRunner(['--app-dir', appDir, '--slug', r.slug, 'start', 'release']);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expect(run.stdout.toString()).to.contain('no migrations here');
     });
 
     it('fails the build when collectstatic fails, saying how to skip it', async () => {
-      const r = await buildSlug(await djangoApp(), path.join(await tempDir(), 'cache'), { FIXTURE_BREAK_COLLECTSTATIC: '1' });
+      const r = await buildSlug(await copyFixture('python-django'), path.join(await tempDir(), 'cache'), {
+        ...config,
+        DJANGO_SETTINGS_MODULE: 'nosuch.settings',
+      });
       expect(r.exitCode).to.equal(1);
-      expect(r.stderr).to.contain('ImproperlyConfigured');
+      expect(r.stderr).to.contain("ModuleNotFoundError: No module named 'nosuch'");
       expect(r.stderr).to.contain(
         'python manage.py collectstatic --noinput failed (output above): fix it, or set DISABLE_COLLECTSTATIC=1 to skip it',
       );
+      expect(existsSync(r.slug)).to.equal(false);
     });
   });
 

@@ -134,7 +134,7 @@ describe('CNB descriptors', function () {
       );
       dir = await descriptorDir('api = "0.10"\n[buildpack]\nid = "x/y"\nversion = "1.0.0"\n', ['detect']);
       expect(await failure(readBuildpackDescriptor(dir))).to.equal(
-        `buildpack x/y@1.0.0 (${file(dir)}) has no bin/build: a component buildpack needs bin/detect and bin/build`,
+        `buildpack x/y@1.0.0 (${file(dir)}) has no bin/build: a component buildpack needs bin/detect and bin/build (found buildpack.toml (api "0.10"), bin/detect)`,
       );
     });
 

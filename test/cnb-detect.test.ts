@@ -321,7 +321,14 @@ describe('CNB detect', function () {
       await w.cnb({ id: 't/ok' });
       const r = await detectOrder([[member('t/crash')], [member('t/ok')]], { ...w.ctx, lookup: w.lookup });
       expect(r.group?.map((m) => m.buildpack.id)).to.deep.equal(['t/ok']);
-      expect(r.errors).to.deep.equal([{ message: 'buildpack t/crash@0.0.1: bin/detect failed (exit 2)', output: 'about to crash' }]);
+      expect(r.errors).to.deep.equal([
+        {
+          buildpack: 't/crash@0.0.1',
+          message: 'buildpack t/crash@0.0.1: bin/detect failed (exit 2)',
+          output: 'about to crash',
+          required: true,
+        },
+      ]);
     });
   });
 

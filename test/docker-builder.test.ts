@@ -104,7 +104,7 @@ describe('Dockerfile.builder (real Docker)', () => {
     }
   });
 
-  it('git archive HEAD | docker run -i --rm slugbuilder > slug.tgz builds examples/hello with no flags or mounts', async function () {
+  it('git archive HEAD | docker run -i --rm slugbuilder > slug.tgz builds examples/hello with no flags or mounts (but the Node mirror of the test run)', async function () {
     this.timeout(300_000);
     const slug = join(work, 'hello.tgz');
     const build = await buildSlugWithDocker(HELLO, slug);

@@ -241,9 +241,11 @@ describe('git-push pipeline: examples/git-push/pre-receive', function () {
       const sha = await head();
       // Only this app's scratch dir (where --summary goes) and config are mounted, at their own paths; never the store.
       const user = `${process.getuid?.()}:${process.getgid?.()}`;
+      // The host network and NODEJS_ORG_MIRROR: the run's Node mirror is on the host's 127.0.0.1 (test/helpers/isolate.ts).
+      const mirror = process.env.NODEJS_ORG_MIRROR ? '--network host -e NODEJS_ORG_MIRROR' : '';
       const result = await push(['origin', 'main'], {
         SLUGKIT_SANDBOX: 'off',
-        SLUGBUILDER: `${dockerBinary()} run -i --rm -e SOURCE_VERSION -e ENV_DIR -v {scratch}:{scratch} -v {config}:{config}:ro --user ${user} ${BUILDER_IMAGE}`,
+        SLUGBUILDER: `${dockerBinary()} run -i --rm ${mirror} -e SOURCE_VERSION -e ENV_DIR -v {scratch}:{scratch} -v {config}:{config}:ro --user ${user} ${BUILDER_IMAGE}`,
       });
       expect(result.exitCode, result.all).to.equal(0);
       expect(result.all).to.match(/^remote: -----> Node\.js app detected/m);

@@ -85,7 +85,9 @@ describe('Kubernetes Pods in Docker, as their specs run them', () => {
   async function runAttached(obj: Obj, container: string, image: string, secrets: Record<string, Record<string, string>>) {
     const name = containerName('k8s');
     containers.push(name);
-    const plan = dockerRunFor(podSpecOf(obj)!, container, image, uid, secrets);
+    // The run's Node mirror (test/helpers/isolate.ts), for the nodejs buildpack in the build Job.
+    const mirror: Record<string, string> = process.env.NODEJS_ORG_MIRROR ? { NODEJS_ORG_MIRROR: process.env.NODEJS_ORG_MIRROR } : {};
+    const plan = dockerRunFor(podSpecOf(obj)!, container, image, uid, secrets, mirror);
     const res = await docker(['run', '--rm', '--name', name, ...plan.args], { reject: false, timeout: 600_000, stdin: 'ignore' });
     return { exitCode: res.exitCode, stdout: String(res.stdout), stderr: String(res.stderr) };
   }

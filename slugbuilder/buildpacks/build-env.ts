@@ -15,7 +15,7 @@ export const STACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 /**
  * Taken from slugbuilder's own environment when set: what a build behind a
  * proxy or a private CA needs to reach its package registries, and
- * SOURCE_DATE_EPOCH for reproducible builds.
+ * SOURCE_DATE_EPOCH for reproducible builds, and NODEJS_ORG_MIRROR.
  */
 export const NETWORK_VARS = [
   'HTTP_PROXY',
@@ -36,6 +36,8 @@ export const NETWORK_VARS = [
   'NPM_CONFIG_CAFILE',
   'npm_config_cafile',
   'SOURCE_DATE_EPOCH',
+  // Where the nodejs buildpack downloads Node from (node-gyp's and nvm's name for it).
+  'NODEJS_ORG_MIRROR',
 ] as const;
 
 /** Set by slugbuilder for every build; --pass-env cannot replace them. */

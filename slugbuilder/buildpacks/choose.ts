@@ -16,7 +16,14 @@ import { type BuilderFile, builderLookup, type FetchedBuildpack, readBuilderFile
 import { detect as classicDetect } from './classic/detect.js';
 import { type BuildpackDescriptor, buildpackLabel, type GroupMember, readBuildpackDescriptor } from './cnb/descriptor.js';
 import type { PlatformInfo } from './cnb/detect.js';
-import { type BuildpackLookup, type DetectOrderOptions, detectOrder, noGroupPassedMessage, type OrderBuildpack } from './cnb/order.js';
+import {
+  type BuildpackLookup,
+  type DetectOrderOptions,
+  detectOrder,
+  logDetectOutput,
+  noGroupPassedMessage,
+  type OrderBuildpack,
+} from './cnb/order.js';
 import type { Require } from './cnb/plan.js';
 import { appBuildpackList, BUNDLED_BUILDER, type Buildpack, prepareBuildpack, type ResolveOptions, workingCopy } from './prepare.js';
 import type { Sandbox } from './sandbox.js';
@@ -197,18 +204,28 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
       ],
       opts(lookup, classic),
     );
-    if (!result.group) throw new UserError(explicitFailure(result));
+    if (!result.group) {
+      logDetectOutput(result.errors);
+      throw new UserError(explicitFailure(result));
+    }
   } else {
     const { fetched, origins: more } = await fetchBuilder(builder, resolve);
     for (const [dir, bp] of more) origins.set(dir, bp);
     result = await detectOrder(builder.order, opts(builderLookup(builder, fetched), detectClassic));
     if (!result.group) {
+      logDetectOutput(result.errors);
       log.step('Unable to select a buildpack');
       // The bundled buildpacks are all classic: the app-side hint says more than the groups tried.
       throw new UserError(bundled && result.errors.length === 0 ? NOTHING_DETECTED : noGroupPassedMessage(result));
     }
   }
-  for (const e of result.errors) log.warn(`${e.message} (an optional buildpack, left out)`);
+  // The spec's fallback: a required member's broken detect fails its group and the next group is tried.
+  logDetectOutput(result.errors);
+  for (const e of result.errors) {
+    log.warn(
+      `${e.message} (${e.required ? 'a required buildpack: its group failed, a later group was chosen' : 'an optional buildpack, left out'})`,
+    );
+  }
 
   const chosen: GroupMemberBuildpack[] = [];
   for (const { buildpack, plan } of result.group) {

@@ -4,11 +4,12 @@
  * own buildpacks and build-time env. Schema 0.1 uses [project] and [build];
  * schema 0.2 ([_] schema-version = "0.2") puts the same under [io.buildpacks].
  */
-import { lstat, readdir, rm } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import ignore from 'ignore';
+import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
-import { readTextInside } from '../../shared/fs.js';
+import { checkNoLinksInside, readTextInside } from '../../shared/fs.js';
 import { parseToml, type TomlTable } from '../../shared/toml.js';
 import { type EnvVar, parseEnvList } from '../buildpacks/builder-file.js';
 
@@ -108,6 +109,40 @@ export function parseProjectDescriptor(t: TomlTable, file: string): ProjectDescr
 export async function readProjectDescriptor(appDir: string, name = 'project.toml'): Promise<ProjectDescriptor | undefined> {
   const text = await readTextInside(appDir, name);
   return text === undefined ? undefined : parseProjectDescriptor(parseToml(text, name), name);
+}
+
+/** A uri that is a path (not a URL, not git's host:path), relative to project.toml's dir. */
+function relativePathUri(uri: string): string | undefined {
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri) || path.isAbsolute(uri)) return undefined;
+  const rel = path.normalize(uri).replace(/\/+$/, '');
+  return rel === '.' || rel.startsWith('..') ? undefined : rel;
+}
+
+/**
+ * pack resolves a relative buildpack uri against project.toml's dir in the
+ * source as given, before include/exclude shape the app: buildpacks/samples'
+ * bash-script app excludes its own buildpack dir. So each buildpack dir (or
+ * tarball) inside the source is copied to `intoDir` first, and its uri points
+ * at the copy; the app's copy then goes the way the filters say.
+ */
+export async function keepProjectBuildpacks(descriptor: ProjectDescriptor, appDir: string, intoDir: string): Promise<ProjectDescriptor> {
+  const buildpacks: ProjectBuildpack[] = [];
+  for (const [i, b] of descriptor.buildpacks.entries()) {
+    const rel = b.uri === undefined ? undefined : relativePathUri(b.uri);
+    const st = rel === undefined ? undefined : await lstat(path.join(appDir, rel)).catch(() => undefined);
+    if (rel === undefined || !st || !(st.isDirectory() || st.isFile())) {
+      buildpacks.push(b);
+      continue;
+    }
+    // A link on the way would take the copy out of the source.
+    await checkNoLinksInside(appDir, path.join(rel, 'x'), `${descriptor.file}: buildpack uri ${b.uri}`);
+    const copy = path.join(intoDir, `${i + 1}-${path.basename(rel)}`);
+    await mkdir(intoDir, { recursive: true });
+    if (st.isDirectory()) await copyTree(path.join(appDir, rel), copy);
+    else await copyFile(path.join(appDir, rel), copy);
+    buildpacks.push({ ...b, uri: copy });
+  }
+  return { ...descriptor, buildpacks };
 }
 
 /**

@@ -262,9 +262,13 @@ export interface SlugBuild {
 
 /**
  * `git archive HEAD | docker run -i --rm <builder> [dockerArgs...] > slugFile`,
- * with the app directory committed into a throwaway repository first.
+ * with the app directory committed into a throwaway repository first. The
+ * run's Node mirror (test/helpers/isolate.ts) listens on the host's
+ * 127.0.0.1, which a container reaches only on the host network.
  */
 export async function buildSlugWithDocker(appDir: string, slugFile: string, dockerArgs: string[] = []): Promise<SlugBuild> {
+  const mirror = process.env.NODEJS_ORG_MIRROR;
+  if (mirror?.startsWith('http://127.0.0.1:')) dockerArgs = ['--network', 'host', '-e', `NODEJS_ORG_MIRROR=${mirror}`, ...dockerArgs];
   const repo = await gitRepoOf(appDir);
   try {
     const result = await execa('git', ['archive', 'HEAD'], { cwd: repo, buffer: false }).pipe(

@@ -66,6 +66,8 @@ export interface RunImageOptions {
   version: string;
   /** The config's User, e.g. "1500:0". */
   user?: string;
+  /** Labels besides org.example.run-image. */
+  labels?: Record<string, string>;
 }
 
 export interface RunImageInfo {
@@ -117,7 +119,7 @@ export async function writeRunImage(layoutDir: string, tag: string, opts: RunIma
         Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/root', 'RUN_IMAGE_VERSION=' + opts.version],
         Cmd: ['sh'],
         ...(opts.user ? { User: opts.user } : {}),
-        Labels: { 'org.example.run-image': opts.version },
+        Labels: { 'org.example.run-image': opts.version, ...opts.labels },
       },
       rootfs: { type: 'layers', diff_ids: diffIds },
       history: diffIds.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `test fixture layer ${i + 1}` })),

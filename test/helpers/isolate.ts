@@ -3,10 +3,14 @@
  * caches (fetched buildpacks, the default build cache, the image layer cache)
  * go to a temp dir of this run, never to the user's ~/.cache. A suite that
  * tests where the defaults are sets its own SLUGBUILDER_CACHE_DIR or HOME.
+ * The bundled nodejs buildpack installs Node from NODEJS_ORG_MIRROR: one
+ * mirror on 127.0.0.1 made from this Node serves the whole run (nodejs.org
+ * may be unreachable).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { type NodeMirror, startNodeMirror } from '../../scripts/node-mirror.js';
 import { bwrapWorks } from './tools.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'slugkit-test-cache-'));
@@ -17,4 +21,11 @@ process.env.SLUGBUILDER_CACHE_DIR = root;
 process.env.SLUGKIT_SANDBOX ??= bwrapWorks() ? 'on' : 'off';
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 
-export const mochaHooks = {};
+let mirror: NodeMirror | undefined;
+export const mochaHooks = {
+  async beforeAll() {
+    if (process.env.NODEJS_ORG_MIRROR || mirror) return;
+    mirror = await startNodeMirror();
+    process.env.NODEJS_ORG_MIRROR = mirror.url;
+  },
+};

@@ -1,7 +1,8 @@
 /**
  * `buildpack.toml`, the Cloud Native Buildpack descriptor. A directory
- * without one is a classic buildpack; with one it is a component (bin/detect
- * and bin/build) or a composite (an [[order]] of other buildpacks, no bin/).
+ * without one (or with Heroku's registry metadata and bin/compile) is a
+ * classic buildpack; a CNB is a component (bin/detect and bin/build) or a
+ * composite (an [[order]] of other buildpacks, no bin/).
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -73,11 +74,38 @@ async function exists(p: string): Promise<'file' | 'dir' | undefined> {
   );
 }
 
-/** Reads `<dir>/buildpack.toml`; undefined when there is none (a classic buildpack). */
+/** The files that decide what a buildpack dir is, as named in the one line for a dir that is neither kind. */
+async function filesFound(dir: string, table: TomlTable): Promise<string> {
+  const found: string[] = [`buildpack.toml (${typeof table.api === 'string' ? `api ${JSON.stringify(table.api)}` : 'no api'})`];
+  for (const script of ['detect', 'compile', 'release', 'build']) {
+    if ((await exists(path.join(dir, 'bin', script))) === 'file') found.push(`bin/${script}`);
+  }
+  return found.join(', ');
+}
+
+/**
+ * Reads `<dir>/buildpack.toml`; undefined for a classic buildpack. A CNB is a
+ * buildpack.toml with `api` and `[buildpack] id`, and bin/build or [[order]].
+ * Heroku's own classic buildpacks ship a buildpack.toml too (registry
+ * metadata: `[buildpack] name`, `[publish.*]`, no api): a dir with bin/compile
+ * whose buildpack.toml is not a CNB's is classic, whatever else it ships.
+ */
 export async function readBuildpackDescriptor(dir: string): Promise<BuildpackDescriptor | undefined> {
   const file = path.join(dir, 'buildpack.toml');
   const table = await readTomlFile(file);
   if (!table) return undefined;
+  const info = table.buildpack;
+  const hasId = typeof info === 'object' && info !== null && !Array.isArray(info) && (info as TomlTable).id !== undefined;
+  const hasApi = table.api !== undefined;
+  const hasBuild = (await exists(path.join(dir, 'bin', 'build'))) === 'file';
+  const hasCompile = (await exists(path.join(dir, 'bin', 'compile'))) === 'file';
+  if (!(hasApi && hasId && (hasBuild || table.order !== undefined)) && hasCompile) return undefined;
+  if (!hasApi && !hasId) {
+    throw new UserError(
+      `buildpack ${dir} is neither a classic buildpack nor a Cloud Native Buildpack: found ${await filesFound(dir, table)}; ` +
+        'a classic buildpack needs bin/compile, a CNB a buildpack.toml with api and [buildpack] id, and bin/build or [[order]]',
+    );
+  }
   const d = parseBuildpackDescriptor(table, file);
   const bin = await exists(path.join(dir, 'bin'));
   const where = `buildpack ${buildpackLabel(d)} (${file})`;
@@ -86,7 +114,9 @@ export async function readBuildpackDescriptor(dir: string): Promise<BuildpackDes
   } else {
     for (const script of ['detect', 'build']) {
       if ((await exists(path.join(dir, 'bin', script))) !== 'file') {
-        throw new UserError(`${where} has no bin/${script}: a component buildpack needs bin/detect and bin/build`);
+        throw new UserError(
+          `${where} has no bin/${script}: a component buildpack needs bin/detect and bin/build (found ${await filesFound(dir, table)})`,
+        );
       }
     }
   }

@@ -44,11 +44,12 @@ export function parseOsRelease(text: string): { name: string; version: string } 
 
 /**
  * This build's target: linux, the arch Node runs on, and the distro from
- * the build machine's os-release unless the caller names one.
+ * the build machine's os-release unless the caller names one (a run image
+ * that names none gives `distro: undefined`: no host distro then).
  */
 export async function buildTarget(given: Partial<BuildTarget> = {}, osRelease = '/etc/os-release'): Promise<BuildTarget> {
   let distro = given.distro;
-  if (!distro) {
+  if (!distro && !('distro' in given)) {
     const text = await readFile(osRelease, 'utf8').catch(() => '');
     distro = parseOsRelease(text);
   }

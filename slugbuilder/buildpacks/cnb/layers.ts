@@ -133,6 +133,14 @@ function flag(types: unknown, key: string, file: string, bp: CnbRef): boolean {
 async function readLayerToml(layersDir: string, name: string, bp: CnbRef): Promise<Layer> {
   const file = path.join(layersDir, `${name}.toml`);
   const toml = (await readLayersToml(layersDir, `${name}.toml`, bp)) ?? {};
+  // Buildpack API 0.6 moved the flags under [types]; the lifecycle fails a build that still writes them at the top.
+  const topFlags = ['launch', 'build', 'cache'].filter((k) => toml[k] !== undefined);
+  if (topFlags.length > 0) {
+    throw new UserError(
+      `${cnbLabel(bp)}: ${file}: ${topFlags.map((k) => `${k} = ${JSON.stringify(toml[k])}`).join(', ')} at the top level is the pre-0.6 layer form: ` +
+        `move ${topFlags.length > 1 ? 'them' : 'it'} under [types] (e.g. [types] launch = true)`,
+    );
+  }
   const metadata = toml.metadata;
   if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
     throw new UserError(`${cnbLabel(bp)}: ${file}: [metadata] must be a table`);

@@ -7,6 +7,7 @@
  * (which pass or fail but take no part in the plan) with CNBs.
  */
 import { UserError } from '../../../shared/errors.js';
+import { log } from '../../../shared/log.js';
 import { detect as classicDetect } from '../classic/detect.js';
 import { NO_SANDBOX } from '../sandbox.js';
 import { type BuildpackDescriptor, buildpackLabel, type GroupMember } from './descriptor.js';
@@ -39,10 +40,14 @@ export interface DetectedMember {
 }
 
 export interface DetectError {
+  /** id@version. */
+  buildpack: string;
   /** One line naming the buildpack and what went wrong. */
   message: string;
   /** What bin/detect printed on stdout. */
   output: string;
+  /** A group named it as a required member (its group failed); else only optional (it was left out). */
+  required: boolean;
 }
 
 export interface OrderResult {
@@ -145,7 +150,10 @@ class Detector {
         passed.push({ key: e.key, label, optional: e.member.optional, plan: outcome.plan });
         byKey.set(e.key, e.bp);
       } else if (outcome.status === 'error') {
-        if (!this.errors.has(e.key)) this.errors.set(e.key, { message: outcome.message, output: outcome.output });
+        const known = this.errors.get(e.key);
+        if (!known)
+          this.errors.set(e.key, { buildpack: label, message: outcome.message, output: outcome.output, required: !e.member.optional });
+        else if (!e.member.optional) known.required = true;
         if (!e.member.optional) problems.push(outcome.message);
       } else if (!e.member.optional) {
         problems.push(`${label} failed detect`);
@@ -179,9 +187,25 @@ export function noGroupPassedMessage(result: OrderResult): string {
   return `no buildpack group passed detection (${result.tried.join('; ')}): check the app has what one of these buildpacks looks for, or choose buildpacks with --buildpack`;
 }
 
+/**
+ * What each broken bin/detect printed, as the lifecycle shows it: the output
+ * under a heading naming the buildpack. The one-line reasons come after.
+ */
+export function logDetectOutput(errors: DetectError[]): void {
+  for (const e of errors) {
+    const lines = e.output.replace(/\n+$/, '').split('\n');
+    if (lines.length === 1 && lines[0].trim() === '') continue;
+    log.info(`======== Output: ${e.buildpack} ========`);
+    for (const line of lines) log.info(line);
+  }
+}
+
 /** detectOrder, throwing the one-line UserError when no group passed. */
 export async function selectGroup(order: GroupMember[][], opts: DetectOrderOptions): Promise<DetectedMember[]> {
   const result = await detectOrder(order, opts);
-  if (!result.group) throw new UserError(noGroupPassedMessage(result));
+  if (!result.group) {
+    logDetectOutput(result.errors);
+    throw new UserError(noGroupPassedMessage(result));
+  }
   return result.group;
 }

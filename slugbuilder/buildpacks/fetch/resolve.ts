@@ -3,7 +3,7 @@
  * `.buildpacks` spec that is not a local directory into a directory the
  * buildpack chain can run.
  *
- *   spec.ts      what the spec is (git or tarball), its URL without credentials
+ *   spec.ts      what the spec is (git or tarball; heroku/NAME is the registry's tarball), its URL without credentials
  *   cache.ts     the cache entry, its lock, atomic publish, the copy out
  *   git.ts       shallow git fetch of a branch, tag or commit
  *   tarball.ts   streamed download (or local read) with progress and sha256, extract, strip the top dir
@@ -93,7 +93,7 @@ export async function resolveBuildpack(spec: string, opts: ResolveOptions): Prom
 async function fetchIntoCache(spec: BuildpackSpec, entry: CacheEntry, cached: CacheMeta | undefined): Promise<CacheMeta> {
   const where = `Buildpack ${describe(spec)}`;
   if (spec.source === 'tarball') {
-    const meta: CacheMeta = { url: spec.display, source: 'tarball', pinned: true };
+    const meta: CacheMeta = { url: spec.display, source: 'tarball', pinned: !spec.latest };
     await stageAndPublish(entry, meta, async (staged) => {
       meta.sha256 = await downloadTarball(spec, staged);
       await validateBuildpack(staged, where);

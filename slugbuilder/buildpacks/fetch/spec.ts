@@ -30,6 +30,8 @@ export interface BuildpackSpec {
   authorization?: string;
   /** A tarball read from this machine (file: URL or path): read again on each build, never cached. */
   local?: boolean;
+  /** A registry name: its tarball is the latest release, fetched again on each online build. */
+  latest?: boolean;
 }
 
 const TARBALL_EXTENSIONS = ['.tgz', '.tar.gz', '.tar'];
@@ -79,8 +81,44 @@ function isTarballPath(pathname: string): boolean {
   return TARBALL_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
-export function parseBuildpackSpec(spec: string): BuildpackSpec {
+/** Heroku's buildpack registry, where `heroku buildpacks:set NAMESPACE/NAME` finds a buildpack's tarball. */
+export const DEFAULT_BUILDPACK_REGISTRY = 'https://buildpack-registry.s3.amazonaws.com';
+
+/** `heroku/nodejs`, `heroku-community/apt`: a registry name, tried only when no local dir has that name. */
+const REGISTRY_NAME = /^([a-z0-9][a-z0-9_-]*)\/([a-z0-9][a-z0-9_.-]*)$/i;
+
+/** The registry base: SLUGKIT_BUILDPACK_REGISTRY (a mirror, an air-gapped site) up to `/buildpacks`, else Heroku's. */
+function registryBase(env: NodeJS.ProcessEnv): string {
+  const raw = env.SLUGKIT_BUILDPACK_REGISTRY?.trim();
+  if (!raw) return DEFAULT_BUILDPACK_REGISTRY;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:' && url.protocol !== 'file:')) {
+    throw new UserError(
+      `SLUGKIT_BUILDPACK_REGISTRY '${safeForMessage(raw)}' is not an http(s) or file URL: give the registry's base, e.g. ${DEFAULT_BUILDPACK_REGISTRY}`,
+    );
+  }
+  return raw.replace(/\/+$/, '').replace(/\/buildpacks$/, '');
+}
+
+export function parseBuildpackSpec(spec: string, env: NodeJS.ProcessEnv = process.env): BuildpackSpec {
   const trimmed = spec.trim();
+  if (/^(urn:cnb:|docker:)/i.test(trimmed)) {
+    throw new UserError(
+      `Buildpack ${safeForMessage(trimmed)} names an image or CNB registry buildpack, which slugkit cannot run: use a directory, a tarball URL, a git URL or a Heroku registry name (heroku/NAME)`,
+    );
+  }
+  const registry = REGISTRY_NAME.exec(trimmed);
+  if (registry) {
+    const [, namespace, name] = registry;
+    const tarball = parseBuildpackSpec(`${registryBase(env)}/buildpacks/${namespace}/${name}.tgz`, {});
+    // Named as written, then where it came from: a typo'd local dir shows up as what it is.
+    return { ...tarball, display: `${namespace}/${name} (${tarball.display})`, latest: true };
+  }
   const { base, ref } = splitRef(trimmed);
 
   const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(base);
@@ -111,7 +149,7 @@ export function parseBuildpackSpec(spec: string): BuildpackSpec {
     url = new URL(base);
   } catch {
     throw new UserError(
-      `Buildpack '${safeForMessage(trimmed)}' is not a local directory, a git URL (https://, git://, file://, ssh://, git@host:path) or a tarball URL (.tgz, .tar.gz, .tar)`,
+      `Buildpack '${safeForMessage(trimmed)}' is not a local directory, a git URL (https://, git://, file://, ssh://, git@host:path), a tarball URL (.tgz, .tar.gz, .tar) or a registry name (heroku/NAME)`,
     );
   }
   const { display, bare, username, password } = withoutCredentials(url);
