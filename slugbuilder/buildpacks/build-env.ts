@@ -17,15 +17,8 @@ export const STACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
  * proxy or a private CA needs to reach its package registries, and
  * SOURCE_DATE_EPOCH for reproducible builds, and NODEJS_ORG_MIRROR.
  */
-export const NETWORK_VARS = [
-  'HTTP_PROXY',
-  'HTTPS_PROXY',
-  'NO_PROXY',
-  'ALL_PROXY',
-  'http_proxy',
-  'https_proxy',
-  'no_proxy',
-  'all_proxy',
+/** Variables naming CA files or dirs a build may need; the sandbox shows the files they name. */
+export const CA_VARS = [
   'NODE_EXTRA_CA_CERTS',
   'SSL_CERT_FILE',
   'SSL_CERT_DIR',
@@ -35,6 +28,18 @@ export const NETWORK_VARS = [
   'GIT_SSL_CAINFO',
   'NPM_CONFIG_CAFILE',
   'npm_config_cafile',
+];
+
+export const NETWORK_VARS = [
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'ALL_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'all_proxy',
+  ...CA_VARS,
   'SOURCE_DATE_EPOCH',
   // Where the nodejs buildpack downloads Node from (node-gyp's and nvm's name for it).
   'NODEJS_ORG_MIRROR',

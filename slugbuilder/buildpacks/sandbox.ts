@@ -18,6 +18,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { UsageError, UserError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
+import { CA_VARS } from './build-env.js';
 
 export type SandboxMode = 'auto' | 'on' | 'off';
 export const SANDBOX_MODES: readonly SandboxMode[] = ['auto', 'on', 'off'];
@@ -47,19 +48,6 @@ const NO_NESTED_USERNS = '--disable-userns';
 
 /** Top-level dirs of the stack; on a merged-/usr system most of them are links into /usr. */
 const STACK_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc', '/opt'];
-
-/** Variables naming CA files or dirs a build may need (build-env.ts passes them on). */
-const CA_VARS = [
-  'NODE_EXTRA_CA_CERTS',
-  'SSL_CERT_FILE',
-  'SSL_CERT_DIR',
-  'REQUESTS_CA_BUNDLE',
-  'CURL_CA_BUNDLE',
-  'PIP_CERT',
-  'GIT_SSL_CAINFO',
-  'NPM_CONFIG_CAFILE',
-  'npm_config_cafile',
-];
 
 function under(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
