@@ -1,5 +1,5 @@
 # The dyno launch: the one place that turns an app dir and its launch plan
-# (.slugkit-launch, written by slugrunner/launch-plan.ts) into a running
+# (.slugkit-launch, written by shared/app/launch-plan.ts) into a running
 # process. bin/slugrunner sources this file for its plan functions and runs it
 # for the fast start; the Node runner runs it after a slug intake. Run as
 #

@@ -19,7 +19,7 @@
  * random name created with O_EXCL|O_NOFOLLOW in the dir it is renamed in.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, rmSync, type Stats } from 'node:fs';
+import { constants, createReadStream, createWriteStream, rmSync, type Stats, statSync } from 'node:fs';
 import {
   access,
   copyFile,
@@ -84,11 +84,25 @@ export async function removeTemp(p: string): Promise<void> {
   forget(p);
 }
 
+/** Whether `p` exists, links followed. */
 export async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
     () => false,
   );
+}
+
+/** Whether `p` is a directory, links followed; false when it is absent. */
+export async function isDir(p: string): Promise<boolean> {
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
+
+/** isDir for the hot loops that walk launch layers synchronously. */
+export function isDirSync(p: string): boolean {
+  return statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
 /** What a named output path turns out to be, symlinks followed. */

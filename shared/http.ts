@@ -583,13 +583,17 @@ async function requestOk(rawUrl: string, what: string, opts: RequestOptions): Pr
   }
   if (res.ok) return res;
   await res.body?.cancel().catch(() => undefined);
-  const hint =
-    res.status === 401 || res.status === 403
-      ? 'check the credentials (or the signature and expiry of a presigned URL)'
-      : res.status === 404
-        ? 'check the URL'
-        : 'check the URL and that the server is up';
-  throw new UserError(`${what}: ${target.display} answered HTTP ${res.status}; ${hint}`);
+  throw new UserError(`${what}: ${target.display} answered HTTP ${res.status}; ${statusHint(res.status)}`);
+}
+
+/**
+ * What to do about an HTTP error status, the end of a ` !     ` line. Callers
+ * whose credentials come another way, or whose server is not a store, say so.
+ */
+export function statusHint(status: number, say: { credentials?: string; other?: string } = {}): string {
+  if (status === 401 || status === 403) return say.credentials ?? 'check the credentials (or the signature and expiry of a presigned URL)';
+  if (status === 404) return 'check the URL';
+  return say.other ?? 'check the URL and that the server is up';
 }
 
 /** A NetworkError as the rest of a line: what happened, not an internal code. */

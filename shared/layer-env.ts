@@ -11,12 +11,18 @@
  * applies their env files, and so does launchEnv.
  */
 import { spawn } from 'node:child_process';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from './errors.js';
+import { isDir } from './fs.js';
 import { parseToml } from './toml.js';
 
 export type Env = Record<string, string>;
+
+/** A process environment without its unset entries, as the layer rules take it. */
+export function stringEnv(env: NodeJS.ProcessEnv): Env {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
 export type Phase = 'build' | 'launch';
 
 /** Layer sub-directories and the path variables they are prepended to. */
@@ -33,22 +39,11 @@ export const LAYER_PATH_VARS: Record<Phase, ReadonlyArray<readonly [string, read
   ],
 };
 
-/** True when Buildpack API `api` ("0.9", "1") is at least `min`. */
-export function apiAtLeast(api: string, min: string): boolean {
-  const [a, b] = [api, min].map((v) => v.split('.').map((n) => Number(n)));
-  const major = (a[0] ?? 0) - (b[0] ?? 0);
-  return major !== 0 ? major > 0 : (a[1] ?? 0) >= (b[1] ?? 0);
-}
+/** The comparison lives with the other Buildpack API rules; said here for callers that import it from here. */
+export { apiAtLeast } from './app/buildpack-api.js';
 
 function sorted(names: string[]): string[] {
   return names.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-}
-
-async function isDir(p: string): Promise<boolean> {
-  return stat(p).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
 }
 
 /** Names of the directories in `dir`, sorted; none when it is absent. */

@@ -5,19 +5,23 @@
  * the workspace still exists; it is removed whatever happens.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { BuiltApp } from '../shared/app/app.js';
+import { writeLaunchPlan } from '../shared/app/launch-plan.js';
+import { PROCFILE } from '../shared/app/layout.js';
+import { commandLines, resolveProcesses } from '../shared/app/processes.js';
+import { readProcfile } from '../shared/app/release-file.js';
 import { configVarSecrets, type EnvVars, MIN_SECRET_LENGTH, writeEnvDir } from '../shared/env-dir.js';
-import { forget, readTextInside, removeOnExit } from '../shared/fs.js';
+import { makeTempDir, removeTemp } from '../shared/fs.js';
 import { displayUrl } from '../shared/http.js';
 import { log, redact } from '../shared/log.js';
-import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
+import type { ProcessTypes } from '../shared/procfile.js';
 import type { Release } from '../shared/release.js';
 import { claimTempDir, removeStaleTempDirs } from '../shared/stale-temp.js';
 import { formatSize } from '../shared/units.js';
-import { writeLaunchPlan } from '../slugrunner/launch-plan.js';
 import { buildEnvironment } from './buildpacks/build-env.js';
 import { type BuilderFile, resolveUri } from './buildpacks/builder-file.js';
 import { settleCacheRemovals, withCacheDir } from './buildpacks/cache-dir.js';
@@ -27,6 +31,7 @@ import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } fro
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
 import { type BuildTarget, buildTarget } from './buildpacks/cnb/detect.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
+import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
@@ -116,8 +121,7 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   const sandbox = await resolveSandbox(opts.sandbox, { nodePath: process.execPath, host: process.env });
   // Workspaces of builds that were killed (kill -9 runs no cleanup) go now.
   await removeStaleTempDirs(os.tmpdir(), WORKSPACE_PREFIX);
-  const work = await mkdtemp(path.join(os.tmpdir(), WORKSPACE_PREFIX));
-  removeOnExit(work);
+  const work = await makeTempDir(WORKSPACE_PREFIX);
   let appDir: AppDir | undefined;
   try {
     await claimTempDir(work);
@@ -125,8 +129,7 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
     return await buildIn(work, appDir, opts, sandbox, deliver);
   } finally {
     await appDir?.release();
-    await rm(work, { recursive: true, force: true });
-    forget(work);
+    await removeTemp(work);
   }
 }
 
@@ -139,17 +142,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   // The cache dir is made by withCacheDir, under its lock.
   await Promise.all([mkdir(home), mkdir(tmpDir)]);
 
-  const sourceInfo = await intakeSource(
-    { source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } },
-    buildDir,
-  );
-  // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
-  const sourceVersion = opts.sourceVersion ?? sourceInfo.commit;
-  await applySlugignore(buildDir);
-  const project = await readProjectDescriptor(buildDir).then(
-    (p) => p && keepProjectBuildpacks(p, buildDir, path.join(work, 'project-buildpacks')),
-  );
-  if (project) await applyProjectFilters(buildDir, project);
+  const { sourceVersion, project } = await takeSource(opts, buildDir, work);
   timer.mark('source');
 
   // The builder's and project.toml's [[build.env]] are config vars too; -e and --env-file win.
@@ -214,10 +207,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   });
   timer.mark('compile');
 
-  const { release: released } = await releaseChain(chosen, chain!.launch, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
-  // After .release and metadata.toml: the plan records them as they are.
-  await writeLaunchPlan(buildDir);
-  const processTypes = await discoverProcessTypes(buildDir, released, chosen);
+  const { released, processTypes } = await releaseApp(chosen, chain!, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
   timer.mark('release');
 
   log.step('Compressing...');
@@ -270,14 +260,49 @@ async function explicitList(
   return { buildpacks, listedIn: 'project.toml' };
 }
 
-/** The merged buildpack defaults, then the app's Procfile over all of them. */
-async function discoverProcessTypes(buildDir: string, released: Release, chosen: GroupMemberBuildpack[]): Promise<ProcessTypes> {
+/** The source into the app dir, .slugignore and project.toml's filters applied. */
+async function takeSource(
+  opts: BuildOptions,
+  buildDir: string,
+  work: string,
+): Promise<{ sourceVersion?: string; project?: ProjectDescriptor }> {
+  const sourceInfo = await intakeSource(
+    { source: opts.source, stdin: opts.stdin, limits: { maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles } },
+    buildDir,
+  );
+  await applySlugignore(buildDir);
+  const project = await readProjectDescriptor(buildDir).then(
+    (p) => p && keepProjectBuildpacks(p, buildDir, path.join(work, 'project-buildpacks')),
+  );
+  if (project) await applyProjectFilters(buildDir, project);
+  // As on Heroku, SOURCE_VERSION is the commit being built: told, or read from `git archive`'s header.
+  return { sourceVersion: opts.sourceVersion ?? sourceInfo.commit, project };
+}
+
+/**
+ * The release phase: .release and the launch metadata from the chain, the
+ * Procfile over them, then the launch plan made from what was just written.
+ */
+async function releaseApp(
+  chosen: GroupMemberBuildpack[],
+  chain: ChainResult,
+  ctx: ScriptContext,
+): Promise<{ released: Release; processTypes: ProcessTypes }> {
+  const { release: released, app: releasedApp } = await releaseChain(chosen, chain.launch, ctx);
+  const app = await withProcfile(releasedApp, chosen);
+  const processes = resolveProcesses(app);
+  // After .release and metadata.toml: the plan records them as they were written.
+  await writeLaunchPlan(app, processes);
+  return { released, processTypes: commandLines(processes) };
+}
+
+/** The released app with its Procfile, the types each declares said in the log. */
+async function withProcfile(released: Omit<BuiltApp, 'procfile'>, chosen: GroupMemberBuildpack[]): Promise<BuiltApp> {
   log.step('Discovering process types');
   // A Procfile linking out of the app is refused: its lines would go to the log, --summary and the image label.
-  const procfileText = await readTextInside(buildDir, 'Procfile');
-  const declared = procfileText === undefined ? {} : parseProcfile(procfileText);
-  if (procfileText !== undefined) log.info(`Procfile declares types -> ${Object.keys(declared).join(', ') || '(none)'}`);
-  const defaults = released.default_process_types;
+  const { procfile, bytes } = await readProcfile(released.appDir);
+  if (bytes !== undefined) log.info(`Procfile declares types -> ${Object.keys(procfile).join(', ') || '(none)'}`);
+  const defaults = released.release.default_process_types;
   log.info(`Default types for buildpack${chosen.length > 1 ? 's' : ''} -> ${Object.keys(defaults).join(', ') || '(none)'}`);
-  return mergeProcessTypes(defaults, declared);
+  return { ...released, procfile, files: { ...released.files, [PROCFILE]: bytes } };
 }

@@ -26,7 +26,6 @@ import { checkAppName, defaultCacheDir } from './buildpacks/cache-dir.js';
 import { killAllChildren } from './buildpacks/run-script.js';
 import { parseSandboxMode } from './buildpacks/sandbox.js';
 import { CACHE_USAGE, cacheCommand } from './cli/cache.js';
-import { IMAGE_OPTIONS, IMAGE_USAGE, type ImageFlags, parseImageFlags } from './cli/image-flags.js';
 import { manifestsCommand } from './cli/manifests.js';
 import { preflight } from './cli/preflight.js';
 import { rebaseCommand } from './cli/rebase.js';
@@ -35,6 +34,7 @@ import type { ExportPlan } from './image/export.js';
 import { runImageTarget } from './image/run-target.js';
 import { deliverAll, type Output } from './outputs/deliver.js';
 import { imageOutputs } from './outputs/image.js';
+import { IMAGE_OPTIONS, IMAGE_USAGE, type ImageFlags, parseImageFlags } from './outputs/image-flags.js';
 import { fileOutput, putOutput, stdoutOutput, summaryOutput } from './outputs/slug.js';
 import { checkAppDir } from './source/app-dir.js';
 

@@ -4,14 +4,13 @@
  * safely (shared/tar/extract.ts) into a workspace of its own and handed on as
  * a BuildResult, as a build would. The workspace goes whatever happens.
  */
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { readApp } from '../shared/app/app.js';
+import { commandLines, resolveProcesses } from '../shared/app/processes.js';
 import { UserError } from '../shared/errors.js';
-import { forget, readTextInside, removeOnExit } from '../shared/fs.js';
+import { makeTempDir, removeTemp } from '../shared/fs.js';
 import { log } from '../shared/log.js';
-import { mergeProcessTypes, parseProcfile } from '../shared/procfile.js';
-import { parseRelease } from '../shared/release.js';
 import { extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { formatSize } from '../shared/units.js';
 import type { BuildResult, Deliver } from './build.js';
@@ -32,8 +31,7 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
   const st = await stat(file).catch(() => undefined);
   if (!st) throw new UserError(`--slug ${opts.slug} does not exist: give the path of a slug (tar.gz) slugbuilder wrote`);
   if (!st.isFile()) throw new UserError(`--slug ${opts.slug} is not a file: give the path of a slug (tar.gz)`);
-  const work = await mkdtemp(path.join(os.tmpdir(), 'slugbuilder-'));
-  removeOnExit(work);
+  const work = await makeTempDir('slugbuilder-');
   try {
     const appDir = path.join(work, 'app');
     await mkdir(appDir, { mode: 0o755 });
@@ -46,10 +44,9 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     const { digest, size } = await hashFile(file);
 
     // A slug is hostile data: a .release or Procfile linking out of it is refused, never put in a label.
-    const releaseText = (await readTextInside(appDir, '.release', "the slug's .release", 'the slug')) ?? '';
-    const release = await parseRelease(releaseText, `the slug's .release`);
-    const procfileText = (await readTextInside(appDir, 'Procfile', "the slug's Procfile", 'the slug')) ?? '';
-    const processTypes = mergeProcessTypes(release.default_process_types, parseProcfile(procfileText));
+    const app = await readApp(appDir, { what: (file) => `the slug's ${file}`, where: 'the slug' });
+    const { release } = app;
+    const processTypes = commandLines(resolveProcesses(app));
     log.info(`Process types -> ${Object.keys(processTypes).join(', ') || '(none)'}`);
 
     const result: BuildResult = {
@@ -64,7 +61,6 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     await deliver(result);
     return result;
   } finally {
-    await rm(work, { recursive: true, force: true });
-    forget(work);
+    await removeTemp(work);
   }
 }

@@ -7,21 +7,22 @@
  *   slugrunner run 'bash -c "rake db:migrate"'
  *   slugrunner types --json
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { type BuiltApp, readApp } from '../shared/app/app.js';
+import { type LaunchPlan, makeLaunchPlan, refreshLaunchPlan } from '../shared/app/launch-plan.js';
+import { type AppProcesses, commandLines, type ProcessStart, resolveProcesses, startWithArgs } from '../shared/app/processes.js';
 import { runCli } from '../shared/cli-run.js';
 import { UsageError, UserError } from '../shared/errors.js';
+import { isDir } from '../shared/fs.js';
+import { stringEnv } from '../shared/layer-env.js';
 import { log } from '../shared/log.js';
 import { slugkitVersion } from '../shared/package.js';
-import { mergeProcessTypes } from '../shared/procfile.js';
-import { quoteWords } from '../shared/shell.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
-import { basePort, dynoEnvironment, readAppInfo } from './environment.js';
+import { basePort, dynoEnvironment } from './environment.js';
 import { checkFormationPorts, parseFormation, planDynos, runFormation } from './formation.js';
 import { intakeSlug } from './intake.js';
-import { makeLaunchPlan, refreshLaunchPlan } from './launch-plan.js';
-import { commandFromWords, launch, type Start } from './launcher.js';
+import { commandFromWords, launch } from './launcher.js';
 
 const USAGE = `Usage: slugrunner [options] start [TYPE] [-- ARG...]  run a process type
        slugrunner [options] start TYPE TYPE...  run several side by side, as foreman does
@@ -175,12 +176,9 @@ async function main(argv: string[]): Promise<number> {
     net: { timeout: parsed('net-timeout', checkDuration, undefined), deadline: parsed('net-deadline', checkDuration, undefined) },
     quiet: Boolean(v.quiet),
   });
-  const app = await readAppInfo(appDir);
-  // Only an app built by Cloud Native Buildpacks loads their launch code (and the TOML parser).
-  const cnbLaunch = app.cnb ? await import('./cnb-launch.js') : undefined;
-  const cnb = cnbLaunch && { ...cnbLaunch, app: await cnbLaunch.readCnbApp(appDir) };
-  // The Procfile wins over a CNB process, which wins over the release's defaults.
-  const processTypes = mergeProcessTypes(app.release.default_process_types, cnb ? cnb.cnbCommandLines(cnb.app) : {}, app.procfile);
+  const app = await readApp(appDir);
+  const processes = resolveProcesses(app);
+  const processTypes = commandLines(processes);
 
   if (command === 'types') {
     if (v.json) process.stdout.write(JSON.stringify(processTypes) + '\n');
@@ -189,60 +187,25 @@ async function main(argv: string[]): Promise<number> {
   }
 
   // The plan holds what bin/dyno.bash needs; kept on disk so the next start can skip Node.
-  const plan = await makeLaunchPlan(appDir, { app, cnb: cnb?.app });
+  const plan = await makeLaunchPlan(app, processes);
   await refreshLaunchPlan(appDir, plan);
 
-  /** Which command a process type runs and how: the Procfile wins over a CNB process, which wins over the release. */
-  const prepare = async (type: string | undefined, args: string[], base: NodeJS.ProcessEnv, dyno: string) => {
-    let start: Start;
-    let display: string;
-    let cwd = appDir;
-    if (type !== undefined) {
-      if (!Object.hasOwn(processTypes, type)) {
-        const known = Object.keys(processTypes).sort();
-        throw new UserError(
-          `unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`,
-        );
-      }
-      if (cnb && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.app.processes, type)) {
-        ({ start, display, cwd } = cnb.cnbStart(cnb.app, cnb.app.processes[type], args));
-      } else {
-        display = args.length ? `${processTypes[type]} ${quoteWords(args)}` : processTypes[type];
-        start = { shell: display };
-      }
-    } else {
-      display = commandFromWords(args);
-      start = { shell: display };
-    }
-    if (
-      cwd !== appDir &&
-      !(await stat(cwd).then(
-        (s) => s.isDirectory(),
-        () => false,
-      ))
-    ) {
-      throw new UserError(
-        `process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`,
-      );
-    }
-    // A plan bash cannot apply alone (exec.d, odd variable names): the environment is made here.
-    let env: NodeJS.ProcessEnv = base;
-    if (!plan.fast) {
-      env = dynoEnvironment(base, appDir, dyno, app.release);
-      if (cnb) env = await cnb.cnbEnvironment(definedOnly(env), cnb.app, type);
-    }
-    return { start, display, cwd, type, env, envReady: !plan.fast, plan: plan.bytes };
-  };
-
+  const ready: ReadyApp = { app, processes, plan };
   const tree = await treeId(appDir);
   let code: number;
   if (formation) {
     const dynos = planDynos(formation, processTypes, port ?? basePort(process.env));
-    code = await runFormation({ dynos, appDir, graceMs, quiet: Boolean(v.quiet), prepare: (d, base) => prepare(d.type, [], base, d.name) });
+    code = await runFormation({
+      dynos,
+      appDir,
+      graceMs,
+      quiet: Boolean(v.quiet),
+      prepare: (d, base) => prepare(ready, d.type, [], base, d.name),
+    });
   } else {
-    const type = command === 'start' ? (rest[0] ?? cnb?.app.defaultType ?? 'web') : undefined;
+    const type = command === 'start' ? (rest[0] ?? processes.defaultType) : undefined;
     const dyno = type !== undefined ? `${type}.1` : 'run.1';
-    const p = await prepare(type, command === 'start' ? extra : rest, process.env, dyno);
+    const p = await prepare(ready, type, command === 'start' ? extra : rest, process.env, dyno);
     if (!v.quiet) log.step(`Starting ${dyno}: ${p.display}`);
     code = await launch({ ...p, appDir, dyno, graceMs, stdin: stdinTaken ? 'ignore' : 'inherit' });
   }
@@ -251,13 +214,57 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
+/** The app read, its process types resolved and its plan made: what every process of this runner starts from. */
+interface ReadyApp {
+  app: BuiltApp;
+  processes: AppProcesses;
+  plan: LaunchPlan;
+}
+
+/** How a process type (or a one-off command, type undefined) starts, and in what environment. */
+async function prepare(
+  { app, processes, plan }: ReadyApp,
+  type: string | undefined,
+  args: string[],
+  base: NodeJS.ProcessEnv,
+  dyno: string,
+) {
+  const { appDir } = app;
+  let how: ProcessStart;
+  if (type !== undefined) {
+    if (!Object.hasOwn(processes.byType, type)) {
+      const known = Object.keys(processes.byType).sort();
+      throw new UserError(
+        `unknown process type "${type}": this app has ${known.length ? known.join(', ') : 'no process types (add a Procfile)'}`,
+      );
+    }
+    how = startWithArgs(appDir, processes.byType[type], args);
+  } else {
+    const line = commandFromWords(args);
+    how = { start: { shell: line }, display: line, cwd: appDir };
+  }
+  const { start, display, cwd } = how;
+  if (cwd !== appDir && !(await isDir(cwd))) {
+    throw new UserError(
+      `process ${type}: working dir ${cwd} does not exist; check the buildpack's launch.toml and that --app-dir is the dir the app was built in`,
+    );
+  }
+  // A plan bash cannot apply alone (exec.d, odd variable names): the environment is made here.
+  let env: NodeJS.ProcessEnv = base;
+  if (!plan.fast) {
+    env = dynoEnvironment(base, appDir, dyno, app.release);
+    if (app.cnb) {
+      // Only an app built by Cloud Native Buildpacks loads their launch code.
+      const { cnbEnvironment } = await import('./cnb-launch.js');
+      env = await cnbEnvironment(stringEnv(env), app.cnb, type);
+    }
+  }
+  return { start, display, cwd, type, env, envReady: !plan.fast, plan: plan.bytes };
+}
+
 function checkDuration(value: string, flag: string): string {
   parseDuration(value, flag);
   return value;
-}
-
-function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 await runCli(() => main(process.argv.slice(2)));

@@ -3,37 +3,8 @@
  * defaults to 5000, DYNO names the process, and release config_vars fill in
  * only what the platform has not already set.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { UsageError } from '../shared/errors.js';
-import { readTextInside } from '../shared/fs.js';
-import { mergeProcessTypes, type ProcessTypes, parseProcfile } from '../shared/procfile.js';
-import { parseRelease, type Release } from '../shared/release.js';
-
-/**
- * shared/launch-metadata.ts's LAUNCH_METADATA, said again here so that a
- * classic start only checks for the file and loads no TOML parser.
- */
-export const CNB_METADATA = path.join('.layers', 'config', 'metadata.toml');
-
-export interface AppInfo {
-  release: Release;
-  procfile: ProcessTypes;
-  /** Procfile first, then the release's default_process_types. */
-  processTypes: ProcessTypes;
-  /** The app was built by Cloud Native Buildpacks (it has their launch metadata). */
-  cnb: boolean;
-}
-
-export async function readAppInfo(appDir: string): Promise<AppInfo> {
-  // A slug is hostile data: a .release or Procfile linking out of the app is refused, never read.
-  const releaseText = (await readTextInside(appDir, '.release')) ?? '';
-  const release = await parseRelease(releaseText, `${appDir}/.release`);
-  const procfileText = (await readTextInside(appDir, 'Procfile')) ?? '';
-  const procfile = parseProcfile(procfileText);
-  const cnb = existsSync(path.join(appDir, CNB_METADATA));
-  return { release, procfile, processTypes: mergeProcessTypes(release.default_process_types, procfile), cnb };
-}
+import type { Release } from '../shared/release.js';
 
 export const DEFAULT_PORT = 5000;
 export const MAX_PORT = 65535;

@@ -11,6 +11,7 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { RELEASE } from '../shared/app/layout.js';
 import { UserError } from '../shared/errors.js';
 import { forget, removeAllNow, removeOnExit, writeFileInside } from '../shared/fs.js';
 import { log } from '../shared/log.js';
@@ -187,8 +188,7 @@ async function holdLock(opts: IntakeOptions): Promise<{ beside: boolean; release
 
 async function checkReplaceable(appDir: string, listing: AppDirListing, beside: boolean): Promise<void> {
   // Only replace what a slug put there: never a directory someone else filled.
-  if (!listing.names.includes('.release'))
-    throw new UserError(`app dir ${appDir} is not empty and holds no slug: choose an empty --app-dir`);
+  if (!listing.names.includes(RELEASE)) throw new UserError(`app dir ${appDir} is not empty and holds no slug: choose an empty --app-dir`);
   const why = !beside
     ? `its parent ${path.dirname(appDir)} is not writable`
     : (await isMountPoint(appDir))

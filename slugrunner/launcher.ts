@@ -10,11 +10,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import type { Start } from '../shared/app/processes.js';
 import { packageRoot } from '../shared/package.js';
 import { quoteWords } from '../shared/shell.js';
 
-/** How the process starts: a command line run by bash, or an argv exec'd as it is. */
-export type Start = { shell: string } | { argv: string[] };
+export type { Start };
 
 /** What bin/dyno.bash starts a process from, for one dyno or each of a formation's. */
 export interface ProcessSpec {
@@ -25,7 +25,7 @@ export interface ProcessSpec {
   /** The process type (its layer env and profile scripts), none for a one-off. */
   type?: string;
   dyno: string;
-  /** The launch plan (slugrunner/launch-plan.ts), handed to the script on fd 3. */
+  /** The launch plan (shared/app/launch-plan.ts), handed to the script on fd 3. */
   plan: Buffer;
   /** The environment to start from; with `envReady` it is the process's whole environment. */
   env: NodeJS.ProcessEnv;

@@ -14,7 +14,7 @@ import { mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { layersDirName } from '../shared/launch-metadata.js';
+import { layersDirName } from '../shared/app/layout.js';
 import { type FileSpec, RUNNER, removeTempDirs, runRunner, tempDir, waitForFile, writeTree } from './helpers/cli.js';
 import { skipOrFail } from './helpers/tools.js';
 

@@ -13,7 +13,7 @@ import { lstat, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } fro
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { layersDirName } from '../shared/launch-metadata.js';
+import { layersDirName } from '../shared/app/layout.js';
 import { makeBuildpack, RUNNER, removeTempDirs, runBuilder, runRunner, slugEntries, tarOf, tempDir, writeTree } from './helpers/cli.js';
 import { writeCnb } from './helpers/cnb.js';
 import { makeRootfs, writeRunImage } from './helpers/image-fixtures.js';

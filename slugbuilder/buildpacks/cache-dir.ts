@@ -17,12 +17,12 @@
  * holder removes staging dirs that killed builds left behind.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UsageError, UserError } from '../../shared/errors.js';
 import { acquireLock, liveHolder, processExists } from '../../shared/file-lock.js';
-import { forget, removeOnExit, replaceWith } from '../../shared/fs.js';
+import { exists, forget, removeOnExit, replaceWith } from '../../shared/fs.js';
 
 const CACHE_LOCK_MESSAGES = {
   waiting: (who: string) => `Waiting for another build using this cache (${who})`,
@@ -172,11 +172,4 @@ async function removeLeftovers(paths: CacheLockPaths, keep: string): Promise<voi
     // An orphaned buildpack of a killed build may still be writing there: best effort.
     await rm(full, { recursive: true, force: true }).catch(() => undefined);
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }

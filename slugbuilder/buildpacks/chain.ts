@@ -7,18 +7,23 @@
  */
 import { access } from 'node:fs/promises';
 import path from 'node:path';
+import type { BuiltApp } from '../../shared/app/app.js';
+import { type LaunchMetadata as AppLaunchMetadata, cnbApp, writeLaunchMetadata } from '../../shared/app/launch-metadata.js';
+import { LAUNCH_METADATA, RELEASE } from '../../shared/app/layout.js';
+import { cnbCommandLine } from '../../shared/app/processes.js';
+import { writeRelease } from '../../shared/app/release-file.js';
 import { UserError } from '../../shared/errors.js';
-import { writeLaunchMetadata } from '../../shared/launch-metadata.js';
+import { stringEnv } from '../../shared/layer-env.js';
 import { log } from '../../shared/log.js';
 import { emptyRelease, type Release } from '../../shared/release.js';
 import type { CnbMember, GroupMemberBuildpack } from './choose.js';
 import { type CompileContext, compileOne } from './classic/compile.js';
-import { mergeReleases, release, writeRelease } from './classic/release.js';
+import { mergeReleases, release } from './classic/release.js';
 import { buildCnb, classicBuildEnv } from './cnb/build.js';
 import type { BuildTarget } from './cnb/detect.js';
 import type { CnbProcess, LaunchMetadata } from './cnb/launch-toml.js';
 import { type CnbRef, finalizeLayers } from './cnb/layers.js';
-import { mergeLabels, shellCommand } from './cnb/metadata.js';
+import { mergeLabels } from './cnb/metadata.js';
 import type { ScriptContext } from './run-script.js';
 
 export interface ChainContext extends CompileContext {
@@ -40,10 +45,6 @@ export function cnbRefs(group: readonly GroupMemberBuildpack[]): CnbRef[] {
   return group
     .filter((m): m is CnbMember => m.kind === 'cnb')
     .map((m) => ({ id: m.descriptor.id, version: m.descriptor.version ?? '', api: m.descriptor.api }));
-}
-
-function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: ChainContext): Promise<ChainResult> {
@@ -94,10 +95,12 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
   return { exports, launch };
 }
 
-/** What the chain releases: the merged .release and the launch metadata. */
+/** What the chain releases: the merged .release and the launch metadata, as written. */
 export interface ChainRelease {
   release: Release;
   labels: Array<{ key: string; value: string }>;
+  /** The app as the runner will read it, but for its Procfile (the chain does not read it). */
+  app: Omit<BuiltApp, 'procfile'>;
 }
 
 /**
@@ -123,20 +126,28 @@ export async function releaseChain(
     const processes = launch.get(member.dir)?.processes ?? [];
     const r = emptyRelease();
     for (const p of processes) {
-      r.default_process_types[p.type] = shellCommand(p);
+      r.default_process_types[p.type] = cnbCommandLine(toLaunchProcess(p));
       winners.set(p.type, p);
     }
     releases.push(r);
   }
   const merged = mergeReleases(releases);
-  await writeRelease(ctx.buildDir, merged);
+  const releaseBytes = await writeRelease(ctx.buildDir, merged);
   const launches = group.flatMap((m) => (m.kind === 'cnb' ? [launch.get(m.dir) ?? { processes: [], labels: [], slices: [] }] : []));
   const labels = mergeLabels(launches);
   const processes = [...winners.values()].filter((p): p is CnbProcess => p !== undefined);
-  await writeLaunchMetadata(ctx.buildDir, {
-    buildpacks: cnbRefs(group),
-    processes: processes.map(({ api, ...p }) => ({ ...p, buildpackApi: api })),
-    labels,
-  });
-  return { release: merged, labels };
+  const metadata: AppLaunchMetadata = { buildpacks: cnbRefs(group), processes: processes.map(toLaunchProcess), labels };
+  const metadataBytes = await writeLaunchMetadata(ctx.buildDir, metadata);
+  const app: ChainRelease['app'] = {
+    appDir: ctx.buildDir,
+    release: merged,
+    cnb: metadataBytes ? cnbApp(ctx.buildDir, metadata) : undefined,
+    files: { [RELEASE]: releaseBytes, [LAUNCH_METADATA]: metadataBytes },
+  };
+  return { release: merged, labels, app };
+}
+
+/** A launch.toml process as the launch metadata stores it. */
+function toLaunchProcess({ api, ...p }: CnbProcess) {
+  return { ...p, buildpackApi: api };
 }

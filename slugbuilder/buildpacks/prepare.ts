@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
-import { readTextInside } from '../../shared/fs.js';
+import { isDir, readTextInside } from '../../shared/fs.js';
 import { displayUrl } from '../../shared/http.js';
 import { packageRoot } from '../../shared/package.js';
 import { parseBuildpackSpec, resolveBuildpack } from './fetch/resolve.js';
@@ -26,13 +26,6 @@ export interface Buildpack {
 
 /** `buildpacks/` at the package root. */
 export const BUNDLED_DIR = path.join(packageRoot(), 'buildpacks');
-
-async function isDirectory(p: string): Promise<boolean> {
-  return stat(p).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-}
 
 /** The bundled buildpacks' order, as a builder file: the default when no --builder is given. */
 export const BUNDLED_BUILDER = path.join(BUNDLED_DIR, 'builder.toml');
@@ -70,13 +63,13 @@ export async function prepareBuildpack(spec: string, opts: ResolveOptions): Prom
   counter += 1;
   const slot = (name: string) =>
     path.join(opts.workDir, 'buildpacks', `${counter}-${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'buildpack'}`);
-  if (await isDirectory(spec)) {
+  if (await isDir(spec)) {
     // A composite CNB has buildpack.toml and no bin/.
     const composite = await stat(path.join(spec, 'buildpack.toml')).then(
       (s) => s.isFile(),
       () => false,
     );
-    if (!composite && !(await isDirectory(path.join(spec, 'bin')))) {
+    if (!composite && !(await isDir(path.join(spec, 'bin')))) {
       throw new UserError(
         `buildpack ${spec} has no bin/ directory: a buildpack needs bin/compile (or buildpack.toml, for a Cloud Native Buildpack)`,
       );

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { checkWritableTarget } from '../../shared/fs.js';
 import { type ExportPlan, planExport } from '../image/export.js';
-import type { ImageFlags } from './image-flags.js';
+import type { ImageFlags } from '../outputs/image-flags.js';
 
 export interface OutputTargets {
   output?: string;

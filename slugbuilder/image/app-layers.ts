@@ -19,6 +19,7 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { LAYERS } from '../../shared/app/layout.js';
 import { readTextInside } from '../../shared/fs.js';
 import { parseToml } from '../../shared/toml.js';
 import { listedBuildpackDirs } from './app-metadata.js';
@@ -74,8 +75,8 @@ async function readToml(appDir: string, rel: string): Promise<Record<string, unk
 }
 
 async function launchLayers(appDir: string): Promise<string[]> {
-  const layersDir = path.join(appDir, '.layers');
-  if (!(await nonEmptyTree(appDir, '.layers'))) return [];
+  const layersDir = path.join(appDir, LAYERS);
+  if (!(await nonEmptyTree(appDir, LAYERS))) return [];
   const dirs = (await readdir(layersDir, { withFileTypes: true })).filter((e) => e.isDirectory() && e.name !== 'config').map((e) => e.name);
   const listed = (await listedBuildpackDirs(appDir).catch(() => [])).filter(
     (name, i, all) => dirs.includes(name) && all.indexOf(name) === i,
@@ -87,7 +88,7 @@ async function launchLayers(appDir: string): Promise<string[]> {
     for (const name of names) {
       if (!name.endsWith('.toml') || ['launch.toml', 'build.toml', 'store.toml'].includes(name)) continue;
       const layer = name.slice(0, -'.toml'.length);
-      const toml = await readToml(appDir, path.join('.layers', bp, name));
+      const toml = await readToml(appDir, path.join(LAYERS, bp, name));
       const types = toml?.types as Record<string, unknown> | undefined;
       if (types?.launch !== true) continue;
       const tree = `.layers/${bp}/${layer}`;

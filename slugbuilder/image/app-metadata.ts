@@ -1,10 +1,11 @@
 /**
  * What the image writer takes from a built app's launch metadata
- * (shared/launch-metadata.ts; also in a slug given with --slug): the order of
+ * (shared/app/launch-metadata.ts; also in a slug given with --slug): the order of
  * the buildpacks, for the order of their launch layers, and the labels for the
  * image config. An app without CNBs has neither.
  */
-import { layersDirName, readLaunchMetadata } from '../../shared/launch-metadata.js';
+import { readLaunchMetadata } from '../../shared/app/launch-metadata.js';
+import { layersDirName } from '../../shared/app/layout.js';
 
 /** The buildpacks' layers dir names (`/` as `_`), in chain order. */
 export async function listedBuildpackDirs(appDir: string): Promise<string[]> {

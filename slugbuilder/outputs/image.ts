@@ -8,7 +8,6 @@ import path from 'node:path';
 import { makeTempDir, removeTemp, type StagedFile, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
-import type { ImageFlags } from '../cli/image-flags.js';
 import { type AppLayer, imagePathOf, planAppLayers, writeAppLayers } from '../image/app-layers.js';
 import { readAppLabels } from '../image/app-metadata.js';
 import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.js';
@@ -16,6 +15,7 @@ import { assembleAppImage, type ExportPlan, logAppLayers, logLayer } from '../im
 import { stageImage } from '../image/image-writer.js';
 import { type LayerResult, writeLayer } from '../image/layer.js';
 import type { Delivery, Output } from './deliver.js';
+import type { ImageFlags } from './image-flags.js';
 
 interface WholeLayer {
   layer: LayerResult;

@@ -5,6 +5,7 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { BUILDER_OWNED } from '../../shared/app/layout.js';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
 import { removeInside } from '../../shared/fs.js';
@@ -12,7 +13,6 @@ import { archiveBytesCap, displayUrl, download, isHttpUrl } from '../../shared/h
 import { log } from '../../shared/log.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
 import { formatSize } from '../../shared/units.js';
-import { LAUNCH_PLAN } from '../../slugrunner/launch-plan.js';
 
 export interface SourceSpec {
   /** `--source` value or TAR_URL; undefined means stdin. */
@@ -34,7 +34,7 @@ export interface SourceInfo {
  * .slugignore and any buildpack, as Heroku would overwrite it: a committed
  * `.release` does not break a push.
  */
-export const BUILDER_OWNED_NAMES = ['.release', LAUNCH_PLAN, '.layers'];
+export const BUILDER_OWNED_NAMES = BUILDER_OWNED;
 
 export async function intakeSource(spec: SourceSpec, buildDir: string): Promise<SourceInfo> {
   const info = await intake(spec, buildDir);

@@ -7,7 +7,6 @@
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../shared/errors.js';
-import { writeFileInside } from '../../../shared/fs.js';
 import { mergeProcessTypes } from '../../../shared/procfile.js';
 import { emptyRelease, parseRelease, type Release } from '../../../shared/release.js';
 import type { ChosenBuildpack } from '../choose.js';
@@ -44,20 +43,4 @@ export function mergeReleases(releases: Release[]): Release {
     config_vars: Object.assign({}, ...releases.map((r) => r.config_vars)) as Record<string, string>,
     default_process_types: mergeProcessTypes(...releases.map((r) => r.default_process_types)),
   };
-}
-
-/** Writes the chain's merged release to BUILD_DIR/.release, where slugrunner reads it. */
-export async function writeRelease(buildDir: string, merged: Release): Promise<void> {
-  await writeFileInside(buildDir, '.release', await releaseYaml(merged));
-}
-
-/** The merged release as YAML, empty fields left out (`--- {}` when nothing was released). */
-async function releaseYaml(r: Release): Promise<string> {
-  const doc: Partial<Release> = {};
-  if (r.addons.length > 0) doc.addons = r.addons;
-  if (Object.keys(r.config_vars).length > 0) doc.config_vars = r.config_vars;
-  if (Object.keys(r.default_process_types).length > 0) doc.default_process_types = r.default_process_types;
-  if (Object.keys(doc).length === 0) return '--- {}\n';
-  const { stringify } = await import('yaml');
-  return `---\n${stringify(doc)}`;
 }

@@ -6,17 +6,17 @@
  * buildpack the build layers the earlier ones made, and calls
  * finalizeLayers (layers.ts) once all have run.
  */
-import { access, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { access, constants, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { hasExecEnv } from '../../../shared/app/buildpack-api.js';
 import { UserError } from '../../../shared/errors.js';
-import { forget, removeOnExit } from '../../../shared/fs.js';
-import { apiAtLeast, applyBuildLayers, applyPlatformEnv, type Env } from '../../../shared/layer-env.js';
+import { makeTempDir, removeTemp } from '../../../shared/fs.js';
+import { applyBuildLayers, applyPlatformEnv, type Env } from '../../../shared/layer-env.js';
 import { runScript } from '../run-script.js';
 import { NO_SANDBOX, type Sandbox, widen } from '../sandbox.js';
 import { type BuildTarget, targetEnv } from './detect.js';
 import { type LaunchMetadata, readLaunchToml, readUnmet } from './launch-toml.js';
-import { buildLayerDirs, type CnbRef, collectLayers, type Layer, restoreLayers } from './layers.js';
+import { buildLayerDirs, type CnbRef, cnbLabel, collectLayers, type Layer, restoreLayers } from './layers.js';
 import { buildpackPlanToml, type Require } from './plan.js';
 
 export interface CnbBuildpack extends CnbRef {
@@ -72,10 +72,6 @@ export interface CnbBuildResult {
 /** The same bash helper run-script.ts's runWithExports uses: source each export file, then exec. */
 const SOURCE_EXPORTS_THEN_EXEC = 'n=$1; shift; for ((i = 0; i < n; i++)); do . "$1" || exit 1; shift; done; exec "$@"';
 
-function label(bp: CnbRef): string {
-  return `buildpack ${bp.id}@${bp.version}`;
-}
-
 /**
  * A classic buildpack's environment with what the CNBs before it made for
  * build time (their build layers' paths and env files), so a CNB's build
@@ -94,7 +90,7 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
       () => false,
     ))
   ) {
-    throw new UserError(`${label(bp)} has no executable bin/build`);
+    throw new UserError(`${cnbLabel(bp)} has no executable bin/build`);
   }
   let env = await applyBuildLayers(input.env, input.earlierBuildLayers ?? []);
   if (!bp.clearEnv) env = await applyPlatformEnv(env, input.platformDir);
@@ -107,7 +103,7 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
     CNB_BP_PLAN_PATH: planPath,
   };
   if (input.target) env = { ...env, ...targetEnv(bp.api, input.target) };
-  if (apiAtLeast(bp.api, '0.12')) env = { ...env, CNB_EXEC_ENV: input.execEnv ?? 'production' };
+  if (hasExecEnv(bp.api)) env = { ...env, CNB_EXEC_ENV: input.execEnv ?? 'production' };
 
   // A classic buildpack's `export` reaches later CNBs as it reaches later classic ones.
   const exports = input.exports ?? [];
@@ -138,24 +134,24 @@ async function runBuild(input: CnbBuildInput, layersDir: string, planPath: strin
     }),
   });
   if (result.timedOut)
-    throw new UserError(`${label(bp)}: bin/build timed out after ${Math.round((input.timeoutMs ?? 0) / 1000)} s (raise it with --timeout)`);
-  if (result.signal) throw new UserError(`${label(bp)}: bin/build was killed by ${result.signal}`);
-  if (result.exitCode !== 0) throw new UserError(`${label(bp)}: bin/build failed (exit ${result.exitCode})`);
+    throw new UserError(
+      `${cnbLabel(bp)}: bin/build timed out after ${Math.round((input.timeoutMs ?? 0) / 1000)} s (raise it with --timeout)`,
+    );
+  if (result.signal) throw new UserError(`${cnbLabel(bp)}: bin/build was killed by ${result.signal}`);
+  if (result.exitCode !== 0) throw new UserError(`${cnbLabel(bp)}: bin/build failed (exit ${result.exitCode})`);
 }
 
 /** Runs one CNB's build; see CnbBuildInput for what the caller threads through the group. */
 export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
   const bp = input.buildpack;
   const layersDir = await restoreLayers({ appDir: input.appDir, cacheDir: input.cacheDir, buildpack: bp });
-  const planDir = await mkdtemp(path.join(input.scratchDir ?? os.tmpdir(), 'slugkit-plan-'));
-  removeOnExit(planDir);
+  const planDir = await makeTempDir('slugkit-plan-', input.scratchDir);
   try {
     const planPath = path.join(planDir, 'plan.toml');
     await writeFile(planPath, buildpackPlanToml(input.plan));
     await runBuild(input, layersDir, planPath);
   } finally {
-    await rm(planDir, { recursive: true, force: true });
-    forget(planDir);
+    await removeTemp(planDir);
   }
 
   const layers = await collectLayers({ layersDir, cacheDir: input.cacheDir, buildpack: bp });
@@ -167,7 +163,9 @@ export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
   const later = new Set(input.laterProvides ?? []);
   const stranded = unmetNames.filter((n) => !later.has(n));
   if (stranded.length) {
-    throw new UserError(`${label(bp)}: unmet build plan entries: ${stranded.join(', ')} (no later buildpack in the group provides them)`);
+    throw new UserError(
+      `${cnbLabel(bp)}: unmet build plan entries: ${stranded.join(', ')} (no later buildpack in the group provides them)`,
+    );
   }
   const launch = await readLaunchToml(layersDir, bp);
   return {

@@ -6,11 +6,12 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { isSupportedApi, SUPPORTED_APIS } from '../../../shared/app/buildpack-api.js';
 import { UserError } from '../../../shared/errors.js';
 import { readTomlFile, type TomlTable } from '../../../shared/toml.js';
 
-/** The Buildpack API versions slugkit runs: the range the current lifecycle supports. */
-export const SUPPORTED_APIS = ['0.7', '0.8', '0.9', '0.10', '0.11', '0.12'] as const;
+/** The Buildpack API versions slugkit runs (shared/app/buildpack-api.ts): the range the current lifecycle supports. */
+export { SUPPORTED_APIS };
 
 /** Ids the spec keeps for the platform's own layers and metadata. */
 const RESERVED_IDS = new Set(['config', 'app', 'sbom']);
@@ -59,7 +60,7 @@ export interface BuildpackDescriptor {
 }
 
 /** Shared with the runner, which reads launch layers per API too. */
-export { apiAtLeast } from '../../../shared/layer-env.js';
+export { apiAtLeast } from '../../../shared/app/buildpack-api.js';
 
 /** How a buildpack is named in messages: id@version. */
 export function buildpackLabel(d: { id: string; version?: string }): string {
@@ -176,7 +177,7 @@ function parseTargets(value: unknown, file: string): Target[] {
 /** Validates a parsed buildpack.toml; `file` names it in every error. Does not look at bin/. */
 export function parseBuildpackDescriptor(table: TomlTable, file: string): BuildpackDescriptor {
   const api = table.api;
-  if (typeof api !== 'string' || !(SUPPORTED_APIS as readonly string[]).includes(api)) {
+  if (typeof api !== 'string' || !isSupportedApi(api)) {
     const shown = api === undefined ? 'no api' : `api ${JSON.stringify(api)}`;
     fail(file, `${shown} is not a supported Buildpack API: slugkit supports ${SUPPORTED_APIS.join(', ')}`);
   }

@@ -5,9 +5,10 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { hasExecEnv, usesTargets } from '../../../shared/app/buildpack-api.js';
+import { layersDirName } from '../../../shared/app/layout.js';
 import { UserError } from '../../../shared/errors.js';
-import { layersDirName } from '../../../shared/launch-metadata.js';
-import { apiAtLeast, applyPlatformEnv } from '../../../shared/layer-env.js';
+import { applyPlatformEnv } from '../../../shared/layer-env.js';
 import { runScript } from '../run-script.js';
 import { NO_SANDBOX, type Sandbox, widen } from '../sandbox.js';
 import { type BuildpackDescriptor, buildpackLabel, type Target } from './descriptor.js';
@@ -97,7 +98,7 @@ function describeBuild(b: BuildTarget): string {
  */
 export function platformMismatch(d: BuildpackDescriptor, platform: PlatformInfo): string | undefined {
   const who = `buildpack ${buildpackLabel(d)}`;
-  if (!apiAtLeast(d.api, '0.10')) {
+  if (!usesTargets(d.api)) {
     if (d.stacks.length === 0 || d.stacks.some((s) => s === '*' || s === platform.stack)) return undefined;
     return `${who} supports stacks ${d.stacks.join(', ')}; this build is ${platform.stack ?? 'on no stack'}`;
   }
@@ -107,14 +108,14 @@ export function platformMismatch(d: BuildpackDescriptor, platform: PlatformInfo)
 
 /** The CNB_TARGET_* variables (Buildpack API 0.10 on) and CNB_EXEC_ENV (0.12). */
 export function targetEnv(api: string, target: BuildTarget): Record<string, string> {
-  if (!apiAtLeast(api, '0.10')) return {};
+  if (!usesTargets(api)) return {};
   const env: Record<string, string> = { CNB_TARGET_OS: target.os, CNB_TARGET_ARCH: target.arch };
   if (target.variant) env.CNB_TARGET_ARCH_VARIANT = target.variant;
   if (target.distro) {
     env.CNB_TARGET_DISTRO_NAME = target.distro.name;
     env.CNB_TARGET_DISTRO_VERSION = target.distro.version;
   }
-  if (apiAtLeast(api, '0.12')) env.CNB_EXEC_ENV = 'production';
+  if (hasExecEnv(api)) env.CNB_EXEC_ENV = 'production';
   return env;
 }
 

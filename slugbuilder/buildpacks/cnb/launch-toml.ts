@@ -8,12 +8,12 @@
  * from 0.12.
  */
 import path from 'node:path';
+import { execsProcessesDirectly, hasExecEnv, honoursWorkingDir } from '../../../shared/app/buildpack-api.js';
+import type { LaunchProcess } from '../../../shared/app/launch-metadata.js';
 import { UserError } from '../../../shared/errors.js';
 import { readTextInside } from '../../../shared/fs.js';
-import type { LaunchProcess } from '../../../shared/launch-metadata.js';
-import { apiAtLeast } from '../../../shared/layer-env.js';
 import { parseToml, type TomlTable } from '../../../shared/toml.js';
-import { type CnbRef, insideOf } from './layers.js';
+import { type CnbRef, cnbLabel, insideOf } from './layers.js';
 
 /** A launch.toml process as read: the launch metadata's shape, with the buildpack that declared it. */
 export type CnbProcess = Omit<LaunchProcess, 'buildpackId' | 'buildpackApi'> & { buildpackId: string; api: string };
@@ -25,10 +25,6 @@ export interface LaunchMetadata {
 }
 
 const PROCESS_TYPE = /^[A-Za-z0-9._-]+$/;
-
-function label(bp: CnbRef): string {
-  return `buildpack ${bp.id}@${bp.version}`;
-}
 
 function isTable(v: unknown): v is TomlTable {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -47,7 +43,7 @@ function tables(doc: TomlTable, key: string, fail: (msg: string) => never): Toml
 }
 
 function parseProcess(p: TomlTable, where: string, bp: CnbRef, fail: (msg: string) => never): CnbProcess {
-  const modern = apiAtLeast(bp.api, '0.9');
+  const modern = execsProcessesDirectly(bp.api);
   if (typeof p.type !== 'string' || !PROCESS_TYPE.test(p.type)) {
     fail(`${where}.type must be letters, digits, ".", "_" or "-"`);
   }
@@ -77,11 +73,11 @@ function parseProcess(p: TomlTable, where: string, bp: CnbRef, fail: (msg: strin
     api: bp.api,
   };
   // Before 0.8 the lifecycle ignores working-dir.
-  if (p['working-dir'] !== undefined && apiAtLeast(bp.api, '0.8')) {
+  if (p['working-dir'] !== undefined && honoursWorkingDir(bp.api)) {
     if (typeof p['working-dir'] !== 'string' || p['working-dir'] === '') fail(`${where}.working-dir must be a path`);
     process.workingDir = p['working-dir'] as string;
   }
-  if (p['exec-env'] !== undefined && apiAtLeast(bp.api, '0.12')) {
+  if (p['exec-env'] !== undefined && hasExecEnv(bp.api)) {
     if (!isStrings(p['exec-env'])) fail(`${where}.exec-env must be an array of strings`);
     process.execEnv = p['exec-env'] as string[];
   }
@@ -90,9 +86,9 @@ function parseProcess(p: TomlTable, where: string, bp: CnbRef, fail: (msg: strin
 
 /** Parses launch.toml text for one buildpack; `origin` names the file in errors. */
 export function parseLaunchToml(text: string, origin: string, bp: CnbRef): LaunchMetadata {
-  const doc = parseToml(text, `${label(bp)}: ${origin}`);
+  const doc = parseToml(text, `${cnbLabel(bp)}: ${origin}`);
   const fail = (msg: string): never => {
-    throw new UserError(`${label(bp)}: ${origin}: ${msg}`);
+    throw new UserError(`${cnbLabel(bp)}: ${origin}: ${msg}`);
   };
   const processes: CnbProcess[] = [];
   tables(doc, 'processes', fail).forEach((p, i) => {
@@ -120,7 +116,7 @@ export function parseLaunchToml(text: string, origin: string, bp: CnbRef): Launc
 export async function readLaunchToml(layersDir: string, bp: CnbRef): Promise<LaunchMetadata> {
   const file = path.join(layersDir, 'launch.toml');
   const { root, rel, where } = insideOf(layersDir, 'launch.toml');
-  const text = await readTextInside(root, rel, `${label(bp)}: ${rel}`, where);
+  const text = await readTextInside(root, rel, `${cnbLabel(bp)}: ${rel}`, where);
   if (text === undefined) return { processes: [], labels: [], slices: [] };
   return parseLaunchToml(text, file, bp);
 }
@@ -132,11 +128,11 @@ export async function readLaunchToml(layersDir: string, bp: CnbRef): Promise<Lau
 export async function readUnmet(layersDir: string, bp: CnbRef, planNames: readonly string[]): Promise<string[]> {
   const file = path.join(layersDir, 'build.toml');
   const { root, rel, where } = insideOf(layersDir, 'build.toml');
-  const text = await readTextInside(root, rel, `${label(bp)}: ${rel}`, where);
+  const text = await readTextInside(root, rel, `${cnbLabel(bp)}: ${rel}`, where);
   if (text === undefined) return [];
-  const doc = parseToml(text, `${label(bp)}: ${file}`);
+  const doc = parseToml(text, `${cnbLabel(bp)}: ${file}`);
   const fail = (msg: string): never => {
-    throw new UserError(`${label(bp)}: ${file}: ${msg}`);
+    throw new UserError(`${cnbLabel(bp)}: ${file}: ${msg}`);
   };
   const names: string[] = [];
   for (const [i, u] of tables(doc, 'unmet', fail).entries()) {

@@ -13,12 +13,21 @@
  * kept too, so a buildpack that reuses one (launch = true, no directory) gets
  * the previous build's copy, which the lifecycle would take from that image.
  */
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { buildpackLayersDir, LAYERS, layersDirName } from '../../../shared/app/layout.js';
 import { copyTree } from '../../../shared/copy-tree.js';
 import { UserError } from '../../../shared/errors.js';
-import { checkNoLinksInside, makeDirInside, readTextInside, removeInside, replaceWith, writeFileInside } from '../../../shared/fs.js';
-import { layersDirName } from '../../../shared/launch-metadata.js';
+import {
+  checkNoLinksInside,
+  exists,
+  isDir,
+  makeDirInside,
+  readTextInside,
+  removeInside,
+  replaceWith,
+  writeFileInside,
+} from '../../../shared/fs.js';
 import { parseToml, type TomlTable, toToml } from '../../../shared/toml.js';
 
 export interface CnbRef {
@@ -41,20 +50,19 @@ export interface Layer {
 const RESERVED = new Set(['launch', 'build', 'store']);
 
 export function layersRoot(appDir: string): string {
-  return path.join(appDir, '.layers');
+  return path.join(appDir, LAYERS);
 }
 
 /** `<appDir>/.layers/<id with / as _>`: the buildpack's $1 and CNB_LAYERS_DIR. */
-export function buildpackLayersDir(appDir: string, id: string): string {
-  return path.join(layersRoot(appDir), layersDirName(id));
-}
+export { buildpackLayersDir };
 
 /** `<cacheDir>/.cnb/<id with / as _>`: the buildpack's layers kept between builds. */
 export function buildpackCacheDir(cacheDir: string, id: string): string {
   return path.join(cacheDir, '.cnb', layersDirName(id));
 }
 
-function label(bp: CnbRef): string {
+/** How a CNB is named in messages: "buildpack ID@VERSION". */
+export function cnbLabel(bp: CnbRef): string {
   return `buildpack ${bp.id}@${bp.version}`;
 }
 
@@ -72,8 +80,8 @@ export function insideOf(layersDir: string, name = ''): { root: string; rel: str
 /** Reads a TOML file of a layers dir; a link out of the app or cache fails in one line. */
 async function readLayersToml(layersDir: string, name: string, bp: CnbRef): Promise<TomlTable | undefined> {
   const { root, rel, where } = insideOf(layersDir, name);
-  const text = await readTextInside(root, rel, `${label(bp)}: ${rel}`, where);
-  return text === undefined ? undefined : parseToml(text, `${label(bp)}: ${path.join(layersDir, name)}`);
+  const text = await readTextInside(root, rel, `${cnbLabel(bp)}: ${rel}`, where);
+  return text === undefined ? undefined : parseToml(text, `${cnbLabel(bp)}: ${path.join(layersDir, name)}`);
 }
 
 /** Writes a file of a layers dir through a fresh temp file, never through a link. */
@@ -96,20 +104,6 @@ async function isRealDir(p: string): Promise<boolean> {
   );
 }
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function isDir(p: string): Promise<boolean> {
-  return stat(p).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-}
-
 function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -127,11 +121,11 @@ async function layerTomlNames(dir: string): Promise<string[]> {
 function flag(types: unknown, key: string, file: string, bp: CnbRef): boolean {
   if (types === undefined) return false;
   if (typeof types !== 'object' || types === null || Array.isArray(types)) {
-    throw new UserError(`${label(bp)}: ${file}: [types] must be a table`);
+    throw new UserError(`${cnbLabel(bp)}: ${file}: [types] must be a table`);
   }
   const value = (types as TomlTable)[key];
   if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw new UserError(`${label(bp)}: ${file}: types.${key} must be true or false`);
+  if (typeof value !== 'boolean') throw new UserError(`${cnbLabel(bp)}: ${file}: types.${key} must be true or false`);
   return value;
 }
 
@@ -143,13 +137,13 @@ async function readLayerToml(layersDir: string, name: string, bp: CnbRef): Promi
   const topFlags = ['launch', 'build', 'cache'].filter((k) => toml[k] !== undefined);
   if (topFlags.length > 0) {
     throw new UserError(
-      `${label(bp)}: ${file}: ${topFlags.map((k) => `${k} = ${JSON.stringify(toml[k])}`).join(', ')} at the top level is the pre-0.6 layer form: ` +
+      `${cnbLabel(bp)}: ${file}: ${topFlags.map((k) => `${k} = ${JSON.stringify(toml[k])}`).join(', ')} at the top level is the pre-0.6 layer form: ` +
         `move ${topFlags.length > 1 ? 'them' : 'it'} under [types] (e.g. [types] launch = true)`,
     );
   }
   const metadata = toml.metadata;
   if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
-    throw new UserError(`${label(bp)}: ${file}: [metadata] must be a table`);
+    throw new UserError(`${cnbLabel(bp)}: ${file}: [metadata] must be a table`);
   }
   return {
     name,
@@ -222,7 +216,7 @@ export async function collectLayers(opts: { layersDir: string; cacheDir?: string
       const previous = opts.cacheDir ? path.join(buildpackCacheDir(opts.cacheDir, bp.id), layer.name) : undefined;
       if (!previous || !(await isRealDir(previous))) {
         throw new UserError(
-          `${label(bp)}: launch layer ${layer.name} has no directory and no earlier build to reuse it from; create ${layer.dir}`,
+          `${cnbLabel(bp)}: launch layer ${layer.name} has no directory and no earlier build to reuse it from; create ${layer.dir}`,
         );
       }
       await removeLayersEntry(layersDir, layer.name);

@@ -1,21 +1,10 @@
 /**
- * What the chain's CNB processes and labels become at release: every process
- * type goes into `.release` as a shell command line, so a classic runner can
- * still start it, and the labels merge in chain order. The launch metadata
- * itself is shared/launch-metadata.ts.
+ * The chain's CNB labels at release, merged in chain order. How a CNB
+ * process becomes a command line (in `.release` too) is
+ * shared/app/processes.ts's cnbCommandLine; the launch metadata itself is
+ * shared/app/launch-metadata.ts.
  */
-import { shellQuote } from '../../../shared/shell.js';
-import type { CnbProcess, LaunchMetadata } from './launch-toml.js';
-
-/**
- * A CNB process as one shell command line: a direct process's words each
- * quoted, a shell process (API < 0.9, not direct) its command as written;
- * args appended, quoted.
- */
-export function shellCommand(p: CnbProcess): string {
-  const head = p.direct ? p.command.map(shellQuote) : [p.command[0]];
-  return [...head, ...p.args.map(shellQuote)].join(' ');
-}
+import type { LaunchMetadata } from './launch-toml.js';
 
 /** Labels of the group in order, a later buildpack's value of a key winning. */
 export function mergeLabels(launches: readonly LaunchMetadata[]): Array<{ key: string; value: string }> {

@@ -14,7 +14,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { errnoCode, errorMessage, UserError } from '../../../shared/errors.js';
 import { replaceWith } from '../../../shared/fs.js';
-import { describeNetworkError, NetworkError, networkFailure, request } from '../../../shared/http.js';
+import { describeNetworkError, NetworkError, networkFailure, request, statusHint } from '../../../shared/http.js';
 import { log } from '../../../shared/log.js';
 import { extractArchive } from '../../../shared/tar/extract.js';
 import { formatSize } from '../../../shared/units.js';
@@ -99,12 +99,10 @@ async function openRemote(spec: BuildpackSpec, where: string): Promise<{ body: R
   }
   if (!response.ok) {
     await response.body?.cancel().catch(() => undefined);
-    const hint =
-      response.status === 401 || response.status === 403
-        ? 'put credentials in the URL (https://USER:TOKEN@host/...)'
-        : response.status === 404
-          ? 'check the URL'
-          : 'check the URL and try again';
+    const hint = statusHint(response.status, {
+      credentials: 'put credentials in the URL (https://USER:TOKEN@host/...)',
+      other: 'check the URL and try again',
+    });
     throw new UserError(`${where}: download failed with HTTP ${response.status} ${response.statusText}; ${hint}`.replace(/ ;/, ';'));
   }
   if (!response.body) throw new UserError(`${where}: the server sent an empty response`);

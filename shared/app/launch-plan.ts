@@ -24,18 +24,17 @@
  * current while the stamped files (.release, Procfile, the CNB metadata) hold
  * what they held when it was made.
  */
-import { statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readFileInside, writeFileInside } from '../shared/fs.js';
-import { type EnvOp, envDirOps, launchLayerDirs } from '../shared/layer-env.js';
-import { mergeProcessTypes } from '../shared/procfile.js';
-import type { CnbApp } from './cnb-launch.js';
-import { type AppInfo, CNB_METADATA, readAppInfo } from './environment.js';
+import { isDirSync, readFileInside, writeFileInside } from '../fs.js';
+import { type EnvOp, envDirOps, launchLayerDirs } from '../layer-env.js';
+import type { BuiltApp } from './app.js';
+import { sourcesLayerProfiles } from './buildpack-api.js';
+import { type CnbApp, cnbLayersDirs } from './launch-metadata.js';
+import { LAUNCH_PLAN, PLAN_STAMPED } from './layout.js';
+import { type AppProcesses, resolveProcesses } from './processes.js';
 
-export const LAUNCH_PLAN = '.slugkit-launch';
 const MAGIC = 'slugkit-launch 1';
-const STAMPED = ['.release', 'Procfile', CNB_METADATA];
 
 /** Names bash exports without side effects; bin/dyno.bash checks the same list. */
 const BASH_SPECIAL = new Set([
@@ -80,53 +79,48 @@ export interface LaunchPlan {
 }
 
 /**
- * Makes the plan for the app in `appDir` from its .release, Procfile and CNB
- * launch metadata and layers. A caller that has read them already (the
- * runner, before it starts the process) passes them in: nothing is parsed twice.
+ * Makes the plan for an app from what its reader (readApp) or the builder
+ * holds: the stamped files' bytes, the release, the Procfile and the CNB
+ * launch metadata; only the launch layers are read here. A caller that has
+ * resolved the processes already passes them: nothing is worked out twice.
  */
-export async function makeLaunchPlan(appDir: string, read?: { app: AppInfo; cnb?: CnbApp }): Promise<LaunchPlan> {
+export async function makeLaunchPlan(app: BuiltApp, processes: AppProcesses = resolveProcesses(app)): Promise<LaunchPlan> {
+  const { appDir, cnb } = app;
   const fields: (string | Buffer)[] = [];
   let fast = true;
   const stamps: (string | Buffer)[] = [];
-  for (const name of STAMPED) {
-    const content = await readFileInside(appDir, name);
+  for (const name of PLAN_STAMPED) {
+    const content = app.files[name];
     // bash reads a file up to its first NUL: such a file cannot be compared.
     if (content?.includes(0)) fast = false;
     stamps.push('stamp', name, ...(content === undefined ? ['0'] : ['1', content.includes(0) ? '' : content]));
   }
 
-  const app = read?.app ?? (await readAppInfo(appDir));
   for (const [name, value] of Object.entries(app.release.config_vars)) {
     if (!shellSettable(name) || value.includes('\0')) fast = false;
     else fields.push('var', name, value);
   }
 
-  const cnbLaunch = app.cnb ? await import('./cnb-launch.js') : undefined;
-  const cnb = cnbLaunch && (read?.cnb ?? (await cnbLaunch.readCnbApp(appDir)));
-  const types = mergeProcessTypes(app.release.default_process_types, cnb ? cnbLaunch.cnbCommandLines(cnb) : {}, app.procfile);
   if (cnb?.defaultType) fields.push('default', cnb.defaultType);
   const rel = (p: string) => (path.isAbsolute(p) && (p === appDir || p.startsWith(appDir + path.sep)) ? path.relative(appDir, p) : p);
-  for (const [type, line] of Object.entries(types)) {
-    if (cnb && cnbLaunch && !Object.hasOwn(app.procfile, type) && Object.hasOwn(cnb.processes, type)) {
-      const { start, display, cwd } = cnbLaunch.cnbStart(cnb, cnb.processes[type]);
-      if ('argv' in start) fields.push('proc', type, display, 'direct', rel(cwd), String(start.argv.length), ...start.argv);
-      else fields.push('proc', type, display, 'shell', rel(cwd), start.shell);
-    } else {
-      fields.push('proc', type, line, 'shell', '', line);
-    }
+  for (const proc of Object.values(processes.byType)) {
+    if (proc.kind !== 'cnb') fields.push('proc', proc.type, proc.display, 'shell', '', proc.display);
+    else if ('argv' in proc.start)
+      fields.push('proc', proc.type, proc.display, 'direct', rel(proc.cwd), String(proc.start.argv.length), ...proc.start.argv);
+    else fields.push('proc', proc.type, proc.display, 'shell', rel(proc.cwd), proc.start.shell);
   }
 
   if (cnb) {
-    const layers = await launchLayerDirs(cnb.buildpacks.map((bp) => cnbLaunch.buildpackLayersDir(cnb, bp)));
+    const layers = await launchLayerDirs(cnbLayersDirs(cnb));
     const { ops, slow } = await layerOps(layers, rel);
     if (slow) fast = false;
     fields.push(...ops);
     if (await hasExecD(layers)) fast = false;
     // Profile scripts of buildpacks before API 0.9: every process's, then each type's own.
-    const common = await cnbLaunch.layerProfiles(cnb);
+    const common = await layerProfiles(cnb);
     for (const file of common) fields.push('profile', '', rel(file));
-    for (const type of Object.keys(types)) {
-      for (const file of (await cnbLaunch.layerProfiles(cnb, type)).slice(common.length)) fields.push('profile', type, rel(file));
+    for (const type of Object.keys(processes.byType)) {
+      for (const file of (await layerProfiles(cnb, type)).slice(common.length)) fields.push('profile', type, rel(file));
     }
   }
   if (fields.some((f) => typeof f === 'string' && f.includes('\0'))) fast = false;
@@ -135,8 +129,6 @@ export async function makeLaunchPlan(appDir: string, read?: { app: AppInfo; cnb?
   const bytes = Buffer.concat(all.flatMap((f) => [typeof f === 'string' ? Buffer.from(f) : f, Buffer.alloc(1)]));
   return { bytes, fast };
 }
-
-const isDirSync = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
 
 /**
  * The launch env operations of launchEnv (shared/layer-env.ts) in its order:
@@ -206,8 +198,39 @@ export async function refreshLaunchPlan(appDir: string, plan: LaunchPlan): Promi
   await writeFileInside(appDir, LAUNCH_PLAN, plan.bytes).catch(() => undefined);
 }
 
-/** At build time, after the release is written: the plan goes into the slug. */
-export async function writeLaunchPlan(appDir: string): Promise<void> {
-  const plan = await makeLaunchPlan(appDir);
-  await writeFileInside(appDir, LAUNCH_PLAN, plan.bytes);
+/** At build time, after the release and launch metadata are written: the plan goes into the slug. */
+export async function writeLaunchPlan(app: BuiltApp, processes?: AppProcesses): Promise<void> {
+  const plan = await makeLaunchPlan(app, processes);
+  await writeFileInside(app.appDir, LAUNCH_PLAN, plan.bytes);
+}
+
+async function filesIn(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const names: string[] = [];
+  for (const e of entries) {
+    const full = path.join(dir, e.name);
+    if (
+      e.isFile() ||
+      (e.isSymbolicLink() &&
+        !(await stat(full).then(
+          (s) => s.isDirectory(),
+          () => true,
+        )))
+    )
+      names.push(e.name);
+  }
+  return names.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).map((n) => path.join(dir, n));
+}
+
+/**
+ * The `profile.d` scripts a shell-run process sources, from the launch layers
+ * of buildpacks before API 0.9 (0.9 dropped them): every layer's
+ * `profile.d/*`, then every layer's `profile.d/<type>/*`.
+ */
+export async function layerProfiles(app: CnbApp, processType?: string): Promise<string[]> {
+  const layers = await launchLayerDirs(cnbLayersDirs({ ...app, buildpacks: app.buildpacks.filter((bp) => sourcesLayerProfiles(bp.api)) }));
+  const scripts: string[] = [];
+  for (const layer of layers) scripts.push(...(await filesIn(path.join(layer, 'profile.d'))));
+  if (processType) for (const layer of layers) scripts.push(...(await filesIn(path.join(layer, 'profile.d', processType))));
+  return scripts;
 }

@@ -8,10 +8,11 @@
  * buildpacks alone has none.
  */
 import path from 'node:path';
-import { UserError } from './errors.js';
-import { makeDirInside, readTextInside, writeFileInside } from './fs.js';
-import { apiAtLeast } from './layer-env.js';
-import { parseToml, type TomlTable, toToml } from './toml.js';
+import { UserError } from '../errors.js';
+import { makeDirInside, readTextInside, writeFileInside } from '../fs.js';
+import { parseToml, type TomlTable, toToml } from '../toml.js';
+import { execsProcessesDirectly } from './buildpack-api.js';
+import { buildpackLayersDir, LAUNCH_METADATA } from './layout.js';
 
 export interface LaunchBuildpack {
   id: string;
@@ -41,17 +42,12 @@ export interface LaunchMetadata {
   labels: Array<{ key: string; value: string }>;
 }
 
-/** Where it lives, relative to the app dir. */
-export const LAUNCH_METADATA = path.join('.layers', 'config', 'metadata.toml');
-
-/** A buildpack's directory name under `.layers/`: its id with `/` as `_`. */
-export function layersDirName(id: string): string {
-  return id.replace(/\//g, '_');
-}
-
-/** Writes the file; nothing when the group has no CNB. */
-export async function writeLaunchMetadata(appDir: string, meta: LaunchMetadata): Promise<void> {
-  if (meta.buildpacks.length === 0) return;
+/**
+ * Writes the file; nothing when the group has no CNB. Returns the bytes
+ * written, which the launch plan records (so the builder need not read them back).
+ */
+export async function writeLaunchMetadata(appDir: string, meta: LaunchMetadata): Promise<Buffer | undefined> {
+  if (meta.buildpacks.length === 0) return undefined;
   const doc = {
     buildpacks: meta.buildpacks.map((bp) => ({ id: bp.id, ...(bp.version ? { version: bp.version } : {}), api: bp.api })),
     processes: meta.processes.map((p) => ({
@@ -67,17 +63,22 @@ export async function writeLaunchMetadata(appDir: string, meta: LaunchMetadata):
     })),
     labels: meta.labels,
   };
+  const bytes = Buffer.from(toToml(doc));
   await makeDirInside(appDir, path.dirname(LAUNCH_METADATA));
-  await writeFileInside(appDir, LAUNCH_METADATA, toToml(doc));
+  await writeFileInside(appDir, LAUNCH_METADATA, bytes);
+  return bytes;
 }
 
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 /** Reads the file back; undefined when the app has none. Every problem is one line naming the file and the key. */
 export async function readLaunchMetadata(appDir: string): Promise<LaunchMetadata | undefined> {
-  const file = path.join(appDir, LAUNCH_METADATA);
   const text = await readTextInside(appDir, LAUNCH_METADATA);
-  if (text === undefined) return undefined;
+  return text === undefined ? undefined : parseLaunchMetadata(text, path.join(appDir, LAUNCH_METADATA));
+}
+
+/** The file's text as LaunchMetadata; `file` names it in errors. */
+export function parseLaunchMetadata(text: string, file: string): LaunchMetadata {
   const doc = parseToml(text, file);
   const fail = (what: string): never => {
     throw new UserError(`${file}: ${what}; rebuild the app`);
@@ -115,7 +116,7 @@ export async function readLaunchMetadata(appDir: string): Promise<LaunchMetadata
       command: command as string[],
       args: (p.args as string[] | undefined) ?? [],
       // From API 0.9 every process is direct; before, only one that says so.
-      direct: typeof p.direct === 'boolean' ? p.direct : apiAtLeast(api as string, '0.9'),
+      direct: typeof p.direct === 'boolean' ? p.direct : execsProcessesDirectly(api as string),
       default: p.default === true,
       workingDir: (p['working-dir'] as string | undefined) || undefined,
       execEnv: p['exec-env'] as string[] | undefined,
@@ -129,4 +130,38 @@ export async function readLaunchMetadata(appDir: string): Promise<LaunchMetadata
     return { key: l.key as string, value: l.value as string };
   });
   return { buildpacks, processes, labels };
+}
+
+/**
+ * A CNB-built app as the runner launches it: the launch metadata with the
+ * processes by type. The builder makes one from what the chain returned, the
+ * runner from the file.
+ */
+export interface CnbApp {
+  appDir: string;
+  buildpacks: LaunchBuildpack[];
+  /** By type; a type listed twice is the later entry. */
+  processes: Record<string, LaunchProcess>;
+  /** The type marked `default = true` (the last one, if several are). */
+  defaultType?: string;
+}
+
+export function cnbApp(appDir: string, meta: LaunchMetadata | undefined): CnbApp {
+  const processes: Record<string, LaunchProcess> = {};
+  let defaultType: string | undefined;
+  for (const p of meta?.processes ?? []) {
+    processes[p.type] = p;
+    if (p.default) defaultType = p.type;
+  }
+  return { appDir, buildpacks: meta?.buildpacks ?? [], processes, defaultType };
+}
+
+/** Reads the app's launch metadata; every problem is one line naming the file and the key. */
+export async function readCnbApp(appDir: string): Promise<CnbApp> {
+  return cnbApp(appDir, await readLaunchMetadata(appDir));
+}
+
+/** Each listed buildpack's layers dir, in chain order. */
+export function cnbLayersDirs(app: CnbApp): string[] {
+  return app.buildpacks.map((bp) => buildpackLayersDir(app.appDir, bp.id));
 }
