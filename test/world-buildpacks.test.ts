@@ -121,6 +121,19 @@ describe("the world's buildpacks, unmodified", function () {
       expect(r.builtBy).to.equal('built by heroku-layout\n');
     });
 
+    it('a Cloud Native Buildpack fetched from a tarball URL builds as a CNB', async () => {
+      const dir = await writeCnb(path.join(await tempDir('slugkit-cnb-url-'), 'cnb'), {
+        id: 'example/fetched',
+        api: '0.10',
+        build: 'echo "built by heroku-layout" > built-by.txt\n',
+      });
+      server = await startHttpServer(serveFiles({ '/cnb.tgz': await tarOf(dir, true) }));
+      const r = await build(`${server.origin}/cnb.tgz`);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.builtBy).to.equal('built by heroku-layout\n');
+      expect(r.stderr).to.include('example/fetched');
+    });
+
     it('a dir with neither bin/compile nor a CNB buildpack.toml is one line naming the files found', async () => {
       const dir = await writeTree(path.join(await tempDir(), 'broken'), {
         'buildpack.toml': HEROKU_BUILDPACK_TOML,

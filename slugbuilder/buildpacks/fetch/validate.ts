@@ -1,6 +1,8 @@
 /**
  * The one check a fetched directory must pass before it is cached: it is a
- * classic buildpack, i.e. it has an executable `bin/compile`. `bin/detect` is
+ * Cloud Native Buildpack (its buildpack.toml says so, checked by the
+ * descriptor reader), or a classic buildpack with an executable
+ * `bin/compile`. For a classic one, `bin/detect` is
  * not required: a buildpack chosen explicitly (`--buildpack`, `BUILDPACK_URL`,
  * `.buildpacks`) runs detect only to learn its name, and runs whether detect
  * says yes, says no or is missing.
@@ -9,8 +11,10 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../shared/errors.js';
+import { readBuildpackDescriptor } from '../cnb/descriptor.js';
 
 export async function validateBuildpack(dir: string, where: string): Promise<void> {
+  if (await readBuildpackDescriptor(dir)) return;
   const compile = path.join(dir, 'bin', 'compile');
   let isFile = false;
   try {
