@@ -4,14 +4,14 @@
  * own buildpacks and build-time env. Schema 0.1 uses [project] and [build];
  * schema 0.2 ([_] schema-version = "0.2") puts the same under [io.buildpacks].
  */
-import { copyFile, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { copyFile, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import ignore from 'ignore';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UserError } from '../../shared/errors.js';
 import { checkNoLinksInside, readTextInside } from '../../shared/fs.js';
 import { parseToml, type TomlTable } from '../../shared/toml.js';
 import { type EnvVar, parseEnvList } from '../buildpacks/builder-file.js';
+import { removeByPatterns } from './path-filter.js';
 
 /** A buildpack the app asks for: by uri (directory, tarball, git URL) or by id and version. */
 export interface ProjectBuildpack {
@@ -148,42 +148,10 @@ export async function keepProjectBuildpacks(descriptor: ProjectDescriptor, appDi
 /**
  * Applies include/exclude to the source in `dir` before any buildpack runs,
  * as `.slugignore` is: excluded paths are removed, or, with include, every
- * path not included. Returns how many paths
- * were removed.
+ * path not included. Returns how many paths were removed.
  */
 export async function applyProjectFilters(dir: string, descriptor: ProjectDescriptor): Promise<number> {
   const patternsGiven = descriptor.include ?? descriptor.exclude;
   if (!patternsGiven || patternsGiven.length === 0) return 0;
-  const matcher = ignore().add(patternsGiven);
-  const including = descriptor.include !== undefined;
-  let removed = 0;
-
-  async function walk(rel: string): Promise<void> {
-    for (const entry of await readdir(path.join(dir, rel), { withFileTypes: true })) {
-      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
-      const isDir = entry.isDirectory();
-      const matched = matcher.ignores(isDir ? `${childRel}/` : childRel);
-      if (including) {
-        // A directory that is not included itself may still hold included files.
-        if (matched) continue;
-        if (isDir) {
-          await walk(childRel);
-          if ((await readdir(path.join(dir, childRel))).length === 0) {
-            await rm(path.join(dir, childRel), { recursive: true, force: true });
-            removed += 1;
-          }
-          continue;
-        }
-      } else if (!matched) {
-        if (isDir) await walk(childRel);
-        continue;
-      }
-      await rm(path.join(dir, childRel), { recursive: true, force: true });
-      removed += 1;
-    }
-  }
-
-  await lstat(dir);
-  await walk('');
-  return removed;
+  return removeByPatterns(dir, patternsGiven, descriptor.include !== undefined ? 'include' : 'exclude');
 }
