@@ -12,7 +12,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
-import { forget, removeOnExit } from '../../shared/fs.js';
+import { forget, removeInside, removeOnExit } from '../../shared/fs.js';
 
 /** The claim marker's name, at the top of the app dir; never in a slug. */
 export const APP_DIR_MARKER = '.slugbuilder-app-dir';
@@ -63,10 +63,11 @@ async function claim(dir: string): Promise<AppDir | undefined> {
       await rm(dir, { recursive: true, force: true });
       return;
     }
+    // The build left these: a link among them is unlinked, never followed.
     for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (name !== APP_DIR_MARKER) await rm(path.join(dir, name), { recursive: true, force: true });
+      if (name !== APP_DIR_MARKER) await removeInside(dir, name);
     }
-    await rm(path.join(dir, APP_DIR_MARKER), { force: true });
+    await removeInside(dir, APP_DIR_MARKER);
   };
   // A killed build still leaves no app behind when it can; the exit hook removes the whole dir only when it made it.
   if (made) removeOnExit(dir);
