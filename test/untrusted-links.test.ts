@@ -62,6 +62,14 @@ async function scene() {
   return { root, sentinel, src, appDir: path.join(root, 'app') };
 }
 
+/** Replaces `name` in the scene's source with a link to a host file holding SECRET. */
+async function linkToHostSecret(s: { root: string; src: string }, name: string): Promise<void> {
+  const host = path.join(s.root, 'host-secret');
+  await writeFile(host, `${SECRET}\n`);
+  await rm(path.join(s.src, name), { force: true });
+  await symlink(host, path.join(s.src, name));
+}
+
 const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith(' !     '));
 
 async function classicPack(): Promise<string> {
@@ -152,10 +160,7 @@ describe('links a hostile source or slug ships (issue 19)', function () {
   describe('a Procfile linking to a host file', () => {
     it('fails in one line naming it; the secret is in no log, summary or image label', async () => {
       const s = await scene();
-      const host = path.join(s.root, 'host-secret');
-      await writeFile(host, `${SECRET}\n`);
-      await rm(path.join(s.src, 'Procfile'));
-      await symlink(host, path.join(s.src, 'Procfile'));
+      await linkToHostSecret(s, 'Procfile');
       const rootfs = path.join(s.root, 'rootfs');
       await makeRootfs(rootfs, '1');
       const runLayout = path.join(s.root, 'run');
@@ -206,10 +211,7 @@ describe('links a hostile source or slug ships (issue 19)', function () {
   describe('a slug whose Procfile links to a host file', () => {
     it('slugrunner types fails in one line and prints none of it', async () => {
       const s = await scene();
-      const host = path.join(s.root, 'host-secret');
-      await writeFile(host, `${SECRET}\n`);
-      await rm(path.join(s.src, 'Procfile'));
-      await symlink(host, path.join(s.src, 'Procfile'));
+      await linkToHostSecret(s, 'Procfile');
       const slug = path.join(s.root, 'slug.tgz');
       await writeFile(slug, await tarOf(s.src, true));
       const res = await runRunner(['--app-dir', s.appDir, '--slug', slug, 'types', '--json']);
@@ -220,10 +222,7 @@ describe('links a hostile source or slug ships (issue 19)', function () {
 
     it('slugbuilder --slug --image fails in one line and writes no label from it', async () => {
       const s = await scene();
-      const host = path.join(s.root, 'host-secret');
-      await writeFile(host, `${SECRET}\n`);
-      await rm(path.join(s.src, 'Procfile'));
-      await symlink(host, path.join(s.src, 'Procfile'));
+      await linkToHostSecret(s, 'Procfile');
       const slug = path.join(s.root, 'slug.tgz');
       await writeFile(slug, await tarOf(s.src, true));
       const rootfs = path.join(s.root, 'rootfs');
@@ -254,10 +253,8 @@ describe('links a hostile source or slug ships (issue 19)', function () {
 
     it('python: a .python-version linking out of the app fails in one line', async () => {
       const s = await scene();
-      const host = path.join(s.root, 'host-secret');
-      await writeFile(host, `${SECRET}\n`);
       await writeFile(path.join(s.src, 'requirements.txt'), '');
-      await symlink(host, path.join(s.src, '.python-version'));
+      await linkToHostSecret(s, '.python-version');
       const res = await build(s.src, s.appDir, ['--buildpack', path.join(BUILDPACKS, 'python')]);
       expect(res.exitCode, res.stderr).to.equal(1);
       expect(errorLines(res.stderr)).to.deep.equal([' !     .python-version is a link to a path outside the app; refusing to read it']);
