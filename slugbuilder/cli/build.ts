@@ -33,6 +33,7 @@ import {
   OUTPUT_USAGE,
   parseOutputs,
 } from '../outputs/index.js';
+import { putUrlOf } from '../outputs/slug.js';
 import { checkAppDir } from '../source/app-dir.js';
 import { appName, defaultCacheRoot } from './app.js';
 import { checkBuildpackPaths } from './buildpack-paths.js';
@@ -231,7 +232,7 @@ export async function parseBuildArgs(argv: string[], env: NodeJS.ProcessEnv = pr
     // A builder's [stack] id beats STACK from the environment (the builder image sets one), not --stack.
     stack: v.stack ?? builder?.stackId ?? (env.STACK || DEFAULT_STACK),
     sourceVersion: v['source-version'] ?? (env.SOURCE_VERSION || undefined),
-    putUrl: v['put-url'] ?? (env.PUT_URL || undefined),
+    putUrl: putUrlOf(v, env),
     timeoutMs: v.timeout ? parseDuration(v.timeout, '--timeout') : 15 * 60_000,
     mtime: sourceDateEpoch(env),
     maxSourceBytes: v['max-source-size'] ? parseSize(v['max-source-size'], '--max-source-size') : 2 * 1024 ** 3,

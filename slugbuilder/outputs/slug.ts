@@ -29,7 +29,8 @@ interface SlugValues {
   image?: string;
 }
 
-const putUrlOf = (v: SlugValues, env: NodeJS.ProcessEnv) => v['put-url'] ?? (env.PUT_URL || undefined);
+/** --put-url, else PUT_URL: read here only. */
+export const putUrlOf = (v: SlugValues, env: NodeJS.ProcessEnv) => v['put-url'] ?? (env.PUT_URL || undefined);
 const noCheck = async () => undefined;
 
 /** `--put-url URL` (or PUT_URL). */
