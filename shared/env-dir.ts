@@ -12,15 +12,22 @@ export type EnvVars = Record<string, string>;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function parseAssignment(text: string): [string, string] {
+/**
+ * `-e NAME=VALUE`, or `-e NAME` taking NAME's value from `env` (slugbuilder's
+ * own environment), as `docker run -e` and `pack build --env` do.
+ */
+export function parseAssignment(text: string, env: NodeJS.ProcessEnv = {}): [string, string] {
   const eq = text.indexOf('=');
   const name = eq < 0 ? text : text.slice(0, eq);
   // The value is never echoed: it may be a secret.
   if (name === '') throw new UsageError('-e needs KEY=VALUE, got no variable name before "=": write it as NAME=VALUE');
   if (!NAME.test(name))
     throw new UsageError(`-e ${name}=...: "${name}" is not a variable name (letters, digits and _, not starting with a digit)`);
-  if (eq < 0) throw new UsageError(`-e ${name} has no value: write it as ${name}=VALUE`);
-  return [name, text.slice(eq + 1)];
+  if (eq >= 0) return [name, text.slice(eq + 1)];
+  const value = env[name];
+  if (value === undefined)
+    throw new UsageError(`-e ${name}: ${name} is not set in slugbuilder's environment; export it or write it as ${name}=VALUE`);
+  return [name, value];
 }
 
 export async function readEnvFile(file: string): Promise<EnvVars> {

@@ -12,7 +12,7 @@ import { UserError } from '../shared/errors.js';
 import { makeTempDir, removeTemp } from '../shared/fs.js';
 import { log } from '../shared/log.js';
 import { extractArchive, openArchiveFile } from '../shared/tar/extract.js';
-import { formatSize } from '../shared/units.js';
+import { formatSize, plural } from '../shared/units.js';
 import type { BuildResult, Deliver } from './build.js';
 import { hashFile } from './image/blobs.js';
 
@@ -40,7 +40,7 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
       maxBytes: opts.maxBytes,
       maxFiles: opts.maxFiles,
     });
-    log.info(`${unpacked.files} entries, ${formatSize(unpacked.bytes)}`);
+    log.info(`${plural(unpacked.files, 'entry', 'entries')}, ${formatSize(unpacked.bytes)}`);
     const { digest, size } = await hashFile(file);
 
     // A slug is hostile data: a .release or Procfile linking out of it is refused, never put in a label.

@@ -12,11 +12,11 @@ import { type BuiltApp, readApp } from '../shared/app/app.js';
 import { type LaunchPlan, makeLaunchPlan, refreshLaunchPlan } from '../shared/app/launch-plan.js';
 import { type AppProcesses, commandLines, type ProcessStart, resolveProcesses, startWithArgs } from '../shared/app/processes.js';
 import { runCli } from '../shared/cli-run.js';
+import { closest, parseCommand } from '../shared/command.js';
 import { UsageError, UserError } from '../shared/errors.js';
 import { isDir } from '../shared/fs.js';
 import { stringEnv } from '../shared/layer-env.js';
 import { log } from '../shared/log.js';
-import { slugkitVersion } from '../shared/package.js';
 import { parseCount, parseDuration, parseSize } from '../shared/units.js';
 import { removeRetiredTrees, treeId } from './app-dir.js';
 import { basePort, dynoEnvironment } from './environment.js';
@@ -56,97 +56,55 @@ Options:
   --json                 types: print a JSON object, type -> command
   -q, --quiet            no unpack messages
   -h, --help             show this help
-  --version              show slugkit's and Node's versions
+  --version              show slugkit's and Node's versions and the default stack
 `;
 
-const OPTIONS: Record<string, { value: boolean; short?: string }> = {
-  'app-dir': { value: true },
-  slug: { value: true },
-  grace: { value: true },
-  formation: { value: true },
-  'lock-timeout': { value: true },
-  'max-slug-size': { value: true },
-  'max-files': { value: true },
-  'net-timeout': { value: true },
-  'net-deadline': { value: true },
-  json: { value: false },
-  quiet: { value: false, short: 'q' },
-  help: { value: false, short: 'h' },
-  version: { value: false },
-};
+const RUNNER = {
+  name: 'slugrunner',
+  usage: USAGE,
+  version: 'slugrunner',
+  options: {
+    'app-dir': { type: 'string' },
+    slug: { type: 'string' },
+    grace: { type: 'string' },
+    formation: { type: 'string' },
+    'lock-timeout': { type: 'string' },
+    'max-slug-size': { type: 'string' },
+    'max-files': { type: 'string' },
+    'net-timeout': { type: 'string' },
+    'net-deadline': { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+  },
+  // Options may come before or after the command, but everything after `run`
+  // is the command itself, so `slugrunner run bash -c 'rake db:migrate'` needs no `--`.
+  positionals: { stopAt: (word: string, index: number) => index === 0 && word === 'run' },
+} as const;
 
-interface Args {
-  values: Record<string, string | boolean | undefined>;
-  command?: string;
-  rest: string[];
-  /** What came after a `--` that followed the command: the process's arguments. */
-  extra: string[];
-}
-
-/**
- * Options may come before or after the subcommand, but everything after
- * `run` is the command itself, so `slugrunner run bash -c 'rake db:migrate'`
- * needs no `--`. Each option is given at most once.
- */
-function parseArgv(argv: string[]): Args {
-  const values: Args['values'] = {};
-  const positionals: string[] = [];
-  let extra: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--') {
-      if (positionals.length === 0) positionals.push(...argv.slice(i + 1));
-      else extra = argv.slice(i + 1);
-      break;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      positionals.push(arg);
-      if (positionals.length === 1 && arg === 'run') {
-        const words = argv.slice(i + 1);
-        return { values, command: 'run', rest: words[0] === '--' ? words.slice(1) : words, extra };
-      }
-      continue;
-    }
-    const long = arg.startsWith('--');
-    const eq = arg.indexOf('=');
-    const given = long && eq > 0 ? arg.slice(0, eq) : arg;
-    const name = long ? given.slice(2) : Object.keys(OPTIONS).find((n) => OPTIONS[n].short === arg.slice(1));
-    const spec = name === undefined ? undefined : OPTIONS[name];
-    if (name === undefined || !spec) throw new UsageError(`unknown option ${given}: see slugrunner --help`);
-    if (values[name] !== undefined) throw new UsageError(`--${name} is given twice: pass it once`);
-    if (!spec.value) {
-      if (long && eq > 0) throw new UsageError(`--${name} takes no value`);
-      values[name] = true;
-      continue;
-    }
-    // A value may start with a dash ("-" for stdin, "-5s"), but not look like another option.
-    const value = long && eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (!value || (value.startsWith('--') && !(long && eq > 0))) throw new UsageError(`--${name} needs a value: see slugrunner --help`);
-    values[name] = value;
-  }
-  const [command, ...rest] = positionals;
-  return { values, command, rest, extra };
-}
+const COMMANDS = ['start', 'run', 'types', 'help'];
 
 async function main(argv: string[]): Promise<number> {
-  const { values: v, command, rest, extra } = parseArgv(argv);
-  if (v.version) {
-    process.stdout.write(`slugrunner ${slugkitVersion()} (slugkit), Node.js ${process.version}\n`);
-    return 0;
-  }
-  if (v.help || command === 'help') {
+  const parsedArgs = parseCommand(RUNNER, argv);
+  if (!parsedArgs) return 0;
+  const { values: v, extra } = parsedArgs;
+  const [command, ...words] = parsedArgs.positionals;
+  // What follows `run` is the command as given; a leading `--` is only a separator.
+  const rest = command === 'run' ? (parsedArgs.rest[0] === '--' ? parsedArgs.rest.slice(1) : parsedArgs.rest) : words;
+  if (command === 'help') {
     process.stdout.write(USAGE);
     return 0;
   }
   if (!command) throw new UsageError('no command: use start, run or types (see slugrunner --help)');
-  if (!['start', 'run', 'types'].includes(command)) throw new UsageError(`unknown command "${command}": use start, run or types`);
+  if (!COMMANDS.includes(command)) {
+    const near = closest(command, COMMANDS);
+    throw new UsageError(
+      `unknown command "${command}": ${near ? `did you mean ${near}?` : 'use start, run or types'} (see slugrunner --help)`,
+    );
+  }
   if (command === 'run' && rest.length === 0) throw new UsageError('run needs a command, e.g. slugrunner run "rake db:migrate"');
   if (v.formation !== undefined && command !== 'start')
     throw new UsageError('--formation goes with start: slugrunner start --formation web=2,worker=1');
-  const formation =
-    command === 'start' && (rest.length > 1 || v.formation !== undefined)
-      ? parseFormation(rest, v.formation as string | undefined)
-      : undefined;
+  const formation = command === 'start' && (rest.length > 1 || v.formation !== undefined) ? parseFormation(rest, v.formation) : undefined;
   if (formation && extra.length > 0) throw new UsageError('arguments after -- go with one process type, not a formation');
   if (command === 'types' && rest.length + extra.length > 0)
     throw new UsageError(`types takes no arguments, got "${[...rest, ...extra][0]}"`);
@@ -154,8 +112,8 @@ async function main(argv: string[]): Promise<number> {
   // A bad PORT is refused before a slug is unpacked or a process started.
   const port = command === 'start' ? basePort(process.env) : undefined;
   if (formation && port !== undefined) checkFormationPorts(formation, port);
-  const str = (name: string) => v[name] as string | undefined;
-  const parsed = <T>(name: string, parse: (value: string, flag: string) => T, fallback: T): T => {
+  const str = (name: Exclude<keyof typeof v, 'json' | 'quiet'>) => v[name];
+  const parsed = <T>(name: Exclude<keyof typeof v, 'json' | 'quiet'>, parse: (value: string, flag: string) => T, fallback: T): T => {
     const value = str(name);
     return value === undefined ? fallback : parse(value, `--${name}`);
   };

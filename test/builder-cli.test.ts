@@ -20,11 +20,11 @@ describe('slugbuilder command line', function () {
   this.timeout(30_000);
   after(removeTempDirs);
 
-  it("--version prints slugkit's version, Node's and the default stack on stdout", async () => {
+  it("--version prints slugbuilder's version, then Node's and the default stack, on stdout", async () => {
     const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const r = await runBuilder(['--version']);
     expect(r.exitCode).to.equal(0);
-    expect(r.stdout.toString()).to.equal(`slugbuilder (slugkit) ${pkg.version}\nnode ${process.version}\ndefault stack heroku-24\n`);
+    expect(r.stdout.toString()).to.equal(`slugbuilder ${pkg.version} (slugkit)\nnode ${process.version}\ndefault stack heroku-24\n`);
     expect(r.stderr).to.equal('');
   });
 
@@ -59,7 +59,10 @@ describe('slugbuilder command line', function () {
   for (const [arg, message] of [
     ['=x', /-e needs KEY=VALUE, got no variable name before "=": write it as NAME=VALUE$/],
     ['1A=secret-value', /-e 1A=\.\.\.: "1A" is not a variable name/],
-    ['JUST_A_NAME', /-e JUST_A_NAME has no value: write it as JUST_A_NAME=VALUE$/],
+    [
+      'SLUGKIT_TEST_UNSET_NAME',
+      /-e SLUGKIT_TEST_UNSET_NAME: SLUGKIT_TEST_UNSET_NAME is not set in slugbuilder's environment; export it or write it as SLUGKIT_TEST_UNSET_NAME=VALUE$/,
+    ],
   ] as const) {
     it(`-e ${arg} is a usage error that does not echo the value`, async () => {
       const r = await runBuilder(['-e', arg, '-o', path.join(await tempDir(), 's.tgz')]);

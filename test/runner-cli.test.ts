@@ -38,11 +38,11 @@ describe('slugrunner command line', function () {
     expect((await runRunner(['--app-dir', appDir, '--slug', slug, 'types'])).exitCode).to.equal(0);
   });
 
-  it("--version prints slugkit's version and Node's on stdout", async () => {
+  it("--version prints slugrunner's version, then Node's and the default stack, on stdout", async () => {
     const res = await runRunner(['--version']);
     const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(res.exitCode).to.equal(0);
-    expect(res.stdout.toString()).to.equal(`slugrunner ${version} (slugkit), Node.js ${process.version}\n`);
+    expect(res.stdout.toString()).to.equal(`slugrunner ${version} (slugkit)\nnode ${process.version}\ndefault stack heroku-24\n`);
     expect(res.stderr).to.equal('');
   });
 
@@ -69,17 +69,25 @@ describe('slugrunner command line', function () {
 
   const usageCases: Array<[string, string[], string]> = [
     ['no command', [], 'no command: use start, run or types (see slugrunner --help)'],
-    ['an unknown option', ['--frobnicate', 'types'], 'unknown option --frobnicate: see slugrunner --help'],
-    ['an unknown short option', ['-x', 'types'], 'unknown option -x: see slugrunner --help'],
+    ['an unknown option', ['--frobnicate', 'types'], 'unknown option --frobnicate (see slugrunner --help)'],
+    ['an unknown short option', ['-x', 'types'], 'unknown option -x (see slugrunner --help)'],
     ['a negative --grace', ['--grace', '-5s', 'start'], '--grace expects a duration like 900, 90s or 15m, got "-5s"'],
-    ['an option without its value', ['types', '--app-dir'], '--app-dir needs a value: see slugrunner --help'],
-    ['an empty value', ['--slug=', 'types'], '--slug needs a value: see slugrunner --help'],
-    ['an option followed by another', ['--slug', '--app-dir', 'x', 'types'], '--slug needs a value: see slugrunner --help'],
-    ['--slug twice', ['--slug', 'a.tgz', '--slug', 'b.tgz', 'types'], '--slug is given twice: pass it once'],
-    ['--app-dir twice', ['--app-dir', 'a', 'types', '--app-dir=b'], '--app-dir is given twice: pass it once'],
+    ['an option without its value', ['types', '--app-dir'], '--app-dir needs a value (see slugrunner --help)'],
+    ['an empty value', ['--slug=', 'types'], '--slug needs a value (see slugrunner --help)'],
+    ['an option followed by another', ['--slug', '--app-dir', 'x', 'types'], '--slug needs a value (see slugrunner --help)'],
+    [
+      '--slug twice',
+      ['--slug', 'a.tgz', '--slug', 'b.tgz', 'types'],
+      '--slug was given more than once: give it once (see slugrunner --help)',
+    ],
+    [
+      '--app-dir twice',
+      ['--app-dir', 'a', 'types', '--app-dir=b'],
+      '--app-dir was given more than once: give it once (see slugrunner --help)',
+    ],
     ['words after types', ['types', 'web'], 'types takes no arguments, got "web"'],
     ['--json without types', ['--json', 'start', 'web'], '--json goes with types: slugrunner types --json'],
-    ['a value for a flag', ['--quiet=yes', 'types'], '--quiet takes no value'],
+    ['a value for a flag', ['--quiet=yes', 'types'], '--quiet takes no value (see slugrunner --help)'],
   ];
   for (const [what, args, message] of usageCases) {
     it(`${what} is one usage line, exit 2`, async () => {

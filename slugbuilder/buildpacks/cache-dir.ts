@@ -22,7 +22,7 @@ import path from 'node:path';
 import { copyTree } from '../../shared/copy-tree.js';
 import { UsageError, UserError } from '../../shared/errors.js';
 import { acquireLock, liveHolder, processExists } from '../../shared/file-lock.js';
-import { exists, forget, removeOnExit, replaceWith } from '../../shared/fs.js';
+import { exists, forget, removeInside, removeOnExit, replaceWith } from '../../shared/fs.js';
 
 const CACHE_LOCK_MESSAGES = {
   waiting: (who: string) => `Waiting for another build using this cache (${who})`,
@@ -77,7 +77,7 @@ export async function clearCacheDir(cacheDir: string, label: string): Promise<bo
   try {
     for (const name of names) {
       if (name === path.basename(cacheDir) || name.startsWith(`${prefix}staging-`) || name.startsWith(`${prefix}old-`)) {
-        await rm(path.join(parent, name), { recursive: true, force: true });
+        await removeInside(parent, name, label);
       }
     }
   } finally {

@@ -23,7 +23,7 @@ import {
 } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import { type ExtractLimits, extractArchive } from '../../shared/tar/extract.js';
-import { formatSize } from '../../shared/units.js';
+import { formatSize, plural } from '../../shared/units.js';
 import { compressTree } from '../slug.js';
 
 export interface CacheUrls {
@@ -81,7 +81,7 @@ export async function restoreCache(url: string, cacheDir: string, limits: Extrac
     const cap = archiveBytesCap(limits) ?? Infinity;
     const bounded = body.pipe(byteLimit(body, cap, () => `cache URL: ${urlWithoutQuery(url)} sent more than ${formatSize(cap)}`));
     const got = await extractArchive(bounded, cacheDir, 'the stored build cache', limits);
-    log.info(`Restored ${got.files} files (${formatSize(got.bytes)})`);
+    log.info(`Restored ${plural(got.files, 'file')} (${formatSize(got.bytes)})`);
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     await emptyDir(cacheDir);

@@ -4,7 +4,7 @@
  * only renders: applying is kubectl's (docs/kubernetes.md).
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../../shared/command.js';
 import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
 import { isHttpUrl } from '../../shared/http.js';
 import { parseDuration } from '../../shared/units.js';
@@ -64,7 +64,13 @@ const OPTIONS = {
   'builder-image': { type: 'string' },
   'source-version': { type: 'string' },
   deadline: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const MANIFESTS = {
+  name: 'slugbuilder manifests',
+  usage: MANIFESTS_USAGE,
+  options: OPTIONS,
+  positionals: { known: ['build'], max: 1 },
 } as const;
 
 const APP_ONLY = ['summary', 'replicas', 'runner-image', 'slug-url', 'port', 'grace', 'release-timeout'] as const;
@@ -136,20 +142,9 @@ async function readSummary(file: string): Promise<BuildSummary> {
 }
 
 export async function manifestsCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see slugbuilder manifests --help)`);
-  }
+  const parsed = parseCommand(MANIFESTS, argv);
+  if (!parsed) return 0;
   const { values: v, positionals } = parsed;
-  if (v.help) {
-    process.stdout.write(MANIFESTS_USAGE);
-    return 0;
-  }
-  if (positionals.length > 1 || (positionals.length === 1 && positionals[0] !== 'build')) {
-    throw new UsageError(`manifests takes no arguments but "build", got "${positionals.join(' ')}" (see slugbuilder manifests --help)`);
-  }
   const buildMode = positionals[0] === 'build';
   const misplaced = (buildMode ? APP_ONLY : BUILD_ONLY).find((name) => v[name] !== undefined);
   if (misplaced)

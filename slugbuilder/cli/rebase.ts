@@ -3,47 +3,41 @@
  * side of image/rebase.ts. Errors and exit codes are shared/cli-run's, like
  * the build's.
  */
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../../shared/command.js';
 import { UsageError } from '../../shared/errors.js';
 import { parsePlatform } from '../image/platform.js';
 import { rebaseImage } from '../image/rebase.js';
 import { parseReference } from '../image/reference.js';
 
-export const REBASE_USAGE = `usage: slugbuilder rebase IMAGE --run-image NEW [--image OUT] [--platform OS/ARCH] [--insecure-registry HOST]...
+export const REBASE_USAGE = `Usage: slugbuilder rebase IMAGE --run-image NEW [--image OUT] [--platform OS/ARCH] [--insecure-registry HOST]...
   IMAGE and NEW: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG
   OUT defaults to IMAGE. The new image digest is printed on stdout.
 `;
 
+const REBASE = {
+  name: 'slugbuilder rebase',
+  usage: REBASE_USAGE,
+  options: {
+    'run-image': { type: 'string' },
+    image: { type: 'string' },
+    platform: { type: 'string' },
+    'insecure-registry': { type: 'string', multiple: true },
+  },
+  positionals: {},
+} as const;
+
 /** argv after the word "rebase"; returns the exit code, throws UserError for runCli to print. */
 export async function rebaseCommand(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        'run-image': { type: 'string' },
-        image: { type: 'string' },
-        platform: { type: 'string' },
-        'insecure-registry': { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see slugbuilder rebase --help)`);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stderr.write(REBASE_USAGE);
-    return 0;
-  }
-  if (parsed.positionals.length !== 1)
+  const parsed = parseCommand(REBASE, args);
+  if (!parsed) return 0;
+  const { values: v, positionals } = parsed;
+  if (positionals.length !== 1)
     throw new UsageError(
-      parsed.positionals.length === 0 ? 'rebase needs the IMAGE to rebase' : `rebase takes one IMAGE, got ${parsed.positionals.join(' ')}`,
+      positionals.length === 0 ? 'rebase needs the IMAGE to rebase' : `rebase takes one IMAGE, got ${positionals.join(' ')}`,
     );
   if (!v['run-image']) throw new UsageError('rebase needs --run-image NEW');
   const result = await rebaseImage({
-    image: parseReference(parsed.positionals[0]),
+    image: parseReference(positionals[0]),
     runImage: parseReference(v['run-image']),
     output: v.image ? parseReference(v.image) : undefined,
     platform: v.platform ? parsePlatform(v.platform) : undefined,

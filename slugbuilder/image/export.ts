@@ -14,7 +14,7 @@ import { makeTempDir, removeTemp } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
 import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
-import { formatSize } from '../../shared/units.js';
+import { formatSize, plural } from '../../shared/units.js';
 import { type AppLayer, writeAppLayers } from './app-layers.js';
 import { type BuiltImage, type LayerBlob, type Platform, shortDigest } from './blobs.js';
 import { type AppOwner, appOwner, assembleImage, buildAppConfig } from './config.js';
@@ -97,7 +97,7 @@ export async function planExport(target: ImageReference, runRef: ImageReference,
   log.step(`Reading run image ${runRef.text}`);
   const run = await openImage(runRef, { platform: opts.platform, pool, role: 'run image' });
   log.info(
-    `${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`,
+    `${run.config.os}/${run.config.architecture}, ${plural(run.manifest.layers.length, 'layer')}, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`,
   );
   const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
   if (owner.warning) log.warn(owner.warning);
@@ -145,7 +145,7 @@ export function logLayer(layer: LayerResult, owner: AppOwner): void {
 }
 
 export function logAppLayers(layers: AppLayer[], owner: AppOwner): void {
-  log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${layers.length} layer${layers.length === 1 ? '' : 's'}`);
+  log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${plural(layers.length, 'layer')}`);
   for (const l of layers)
     log.info(
       `${l.imagePath} ${formatSize(l.size)} ${l.cached ? 'from the layer cache' : 'compressed'}, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`,

@@ -7,6 +7,7 @@
  * it fails no local file has appeared yet; renames of staged files come last.
  */
 import type { BuildResult } from '../build.js';
+import type { ExportPlan } from '../image/export.js';
 
 export interface Delivery {
   /** Entries this output adds to --summary. */
@@ -19,6 +20,42 @@ export interface Delivery {
 
 /** `summary` holds the entries of the outputs staged before this one (the --summary output is last). */
 export type Output = (result: BuildResult, summary: Readonly<Record<string, unknown>>) => Promise<Delivery>;
+
+/** What every kind is told when it reads its flags. */
+export interface ParseContext {
+  env: NodeJS.ProcessEnv;
+  /** --slug FILE: the slug exists already (nothing is built). */
+  fromSlug: boolean;
+  /** The builder file's [run] image: the default of --run-image. */
+  builderRunImage?: string;
+}
+
+/** What `check()` may use: where slugkit keeps its caches. */
+export interface CheckContext {
+  env: NodeJS.ProcessEnv;
+  cacheRoot: string;
+}
+
+/**
+ * One output the command line asked for (outputs/index.ts lists the kinds):
+ * `check()` runs before the build and fails fast on a target that cannot be
+ * written; `outputs()` gives the Outputs that stage and commit after it.
+ */
+export interface RequestedOutput {
+  /** The flag that asked for it, as written in messages. */
+  flag: string;
+  check(ctx: CheckContext): Promise<void>;
+  outputs(mtime: Date): Output[];
+  /** The export plan check() read (--image only): the build describes its run image. */
+  plan?(): ExportPlan | undefined;
+  /** Frees what check() took. */
+  close?(): Promise<void>;
+}
+
+/** An output kind: reads its own flags, undefined when the build does not ask for it. */
+export interface OutputKind<V> {
+  parse(values: V, ctx: ParseContext): RequestedOutput | undefined;
+}
 
 export async function deliverAll(outputs: Output[], result: BuildResult): Promise<void> {
   const pending: Delivery[] = [];

@@ -41,7 +41,7 @@ export interface ImageFlags {
   insecureRegistries: string[];
 }
 
-type FlagValues = {
+export type ImageFlagValues = {
   layer?: string;
   'run-image'?: string;
   image?: string;
@@ -58,7 +58,7 @@ function parseId(value: string | undefined, flag: string): number | undefined {
 }
 
 /** Validated image flags, or undefined when none of them were given. */
-export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
+export function parseImageFlags(v: ImageFlagValues): ImageFlags | undefined {
   const any = v.layer || v['run-image'] || v.image || v.platform || v['app-uid'] || v['app-gid'] || v['insecure-registry']?.length;
   if (!any) return undefined;
   if (v.image && !v['run-image']) throw new UsageError('--image needs --run-image REF: the base the app layer goes on');

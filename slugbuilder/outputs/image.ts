@@ -5,17 +5,50 @@
  * that layer is the --layer file's bytes and is written once.
  */
 import path from 'node:path';
-import { makeTempDir, removeTemp, type StagedFile, stageFile } from '../../shared/fs.js';
+import { checkWritableTarget, makeTempDir, removeTemp, type StagedFile, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
 import { type AppLayer, imagePathOf, planAppLayers, writeAppLayers } from '../image/app-layers.js';
 import { readAppLabels } from '../image/app-metadata.js';
 import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.js';
-import { assembleAppImage, type ExportPlan, logAppLayers, logLayer } from '../image/export.js';
+import { assembleAppImage, type ExportPlan, logAppLayers, logLayer, planExport } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
 import { type LayerResult, writeLayer } from '../image/layer.js';
-import type { Delivery, Output } from './deliver.js';
-import type { ImageFlags } from './image-flags.js';
+import type { Delivery, Output, OutputKind } from './deliver.js';
+import { type ImageFlags, type ImageFlagValues, parseImageFlags } from './image-flags.js';
+
+/**
+ * --layer and --image: checked before the build (the --layer file writable;
+ * the run image read and the --image destination checked, kept open as the
+ * export plan until the build ends).
+ */
+export const imageKind: OutputKind<ImageFlagValues> = {
+  parse(v, { builderRunImage }) {
+    // The builder's run image is the default base for --image.
+    const flags = parseImageFlags(v.image && !v['run-image'] && builderRunImage ? { ...v, 'run-image': builderRunImage } : v);
+    if (!flags) return undefined;
+    let plan: ExportPlan | undefined;
+    return {
+      flag: flags.image ? '--image' : '--layer',
+      async check({ env, cacheRoot }) {
+        if (flags.layer) await checkWritableTarget(flags.layer, '--layer');
+        if (!flags.image || !flags.runImage) return;
+        plan = await planExport(flags.image, flags.runImage, {
+          platform: flags.platform,
+          appUid: flags.appUid,
+          appGid: flags.appGid,
+          insecureRegistries: flags.insecureRegistries,
+          env,
+          // App layers are kept between builds.
+          layerCacheDir: path.join(cacheRoot, 'layers'),
+        });
+      },
+      outputs: (mtime) => imageOutputs(flags, plan, mtime),
+      plan: () => plan,
+      close: async () => plan?.close(),
+    };
+  },
+};
 
 interface WholeLayer {
   layer: LayerResult;

@@ -12,7 +12,7 @@ import { removeInside } from '../../shared/fs.js';
 import { archiveBytesCap, displayUrl, download, isHttpUrl } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
-import { formatSize } from '../../shared/units.js';
+import { formatSize, plural } from '../../shared/units.js';
 
 export interface SourceSpec {
   /** `--source` value or TAR_URL; undefined means stdin. */
@@ -103,6 +103,8 @@ async function checkDirectoryLimits(dir: string, limits: ExtractLimits): Promise
 }
 
 function report(result: ExtractResult): SourceInfo {
-  log.info(`${result.files} entries, ${formatSize(result.bytes)}${result.commit ? `, git commit ${result.commit}` : ''}`);
+  log.info(
+    `${plural(result.files, 'entry', 'entries')}, ${formatSize(result.bytes)}${result.commit ? `, git commit ${result.commit}` : ''}`,
+  );
   return { commit: result.commit };
 }

@@ -105,6 +105,17 @@ function registryBase(env: NodeJS.ProcessEnv): string {
   return raw.replace(/\/+$/, '').replace(/\/buildpacks$/, '');
 }
 
+/**
+ * A spec that can only be a path on this machine (a directory or a tarball):
+ * no URL scheme, not git's user@host:path, not a registry name, not an image.
+ */
+export function isLocalPathSpec(spec: string): boolean {
+  const trimmed = spec.trim();
+  if (/^(urn:cnb:|docker:)/i.test(trimmed) || REGISTRY_NAME.test(trimmed)) return false;
+  const base = trimmed.split('#')[0];
+  return !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(base) && !SCP_LIKE.test(base);
+}
+
 export function parseBuildpackSpec(spec: string, env: NodeJS.ProcessEnv = process.env): BuildpackSpec {
   const trimmed = spec.trim();
   if (/^(urn:cnb:|docker:)/i.test(trimmed)) {
