@@ -63,7 +63,7 @@ export function ratioText(r: number): string {
   return `${r.toFixed(2)}×`;
 }
 
-function cpuNote(label: string, runs: Run[]): string {
+export function cpuNote(label: string, runs: Run[]): string {
   const m = medianRun(runs);
   return `${label}: median wall ${seconds(m.wallMs)}, CPU ${seconds(m.cpuMs)}, peak RSS ${megabytes(m.peakRss)} (wall of each run: ${runs.map((r) => seconds(r.wallMs)).join(', ')})`;
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the measurements of docs/BENCHMARKS.md (P1-P8), each against a baseline
+ * `npm run bench`: the measurements of docs/BENCHMARKS.md (P1-P8, P6-DJANGO), each against a baseline
  * measured in the same run on the same generated data, printed as a markdown
  * table (stdout) with notes; progress goes to stderr.
  *
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { startNodeMirror } from '../scripts/node-mirror.js';
 import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, removeSetAside, type Setup } from './cases.js';
 import { ensureTree } from './data.js';
+import { p6Django } from './django.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
 import { p7Push, p8Image, stopImageBench } from './images.js';
 import { haveGnuTime } from './measure.js';
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
     ['P4', () => p4Build(s)],
     ['P5', () => p5Memory(s)],
     ['P6', () => p6Rebuild(s)],
+    ['P6-DJANGO', () => p6Django(s)],
     ['P7', () => p7Push(s)],
     ['P8', () => p8Image(s)],
   ];

@@ -6,13 +6,15 @@
  * running version), which is enough to show how a range resolves, what is
  * downloaded and what is cached.
  */
-import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { existsSync, realpathSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { type NodeMirror, RUNNING_VERSION, startNodeMirror } from '../scripts/node-mirror.js';
 import { BUILDPACKS, buildSlug, startWeb } from './helpers/buildpack-harness.js';
-import { freePort, makeApp, makeBuildpack, removeTempDirs, runBuilder, slugPaths, tempDir } from './helpers/cli.js';
+import { freePort, makeApp, makeBuildpack, RUNNER, removeTempDirs, runBuilder, slugPaths, tempDir, waitForHttp } from './helpers/cli.js';
+import { requireBwrap } from './helpers/tools.js';
 
 const ARCH = process.arch;
 const tarball = (v: string) => `/v${v}/node-v${v}-linux-${ARCH}.tar.gz`;
@@ -150,5 +152,49 @@ describe('buildpack nodejs: the Node.js runtime in the slug', function () {
     expect(r.stderr).to.match(
       new RegExp(`later sees /\\S+/\\.heroku/node/bin/node /\\S+/\\.heroku/node/bin/npm v${RUNNING_VERSION.replaceAll('.', '\\.')}\n`),
     );
+  });
+
+  it('the slug runs where the system has no node: the fast start, with every node on PATH hidden from the dyno', async function () {
+    requireBwrap(this);
+    const src = await app({
+      'package.json': JSON.stringify({ name: 'rt', version: '1.0.0', engines: { node: '18.x' }, scripts: { start: 'node server.js' } }),
+      'server.js': "require('http').createServer((q, s) => s.end(process.execPath)).listen(process.env.PORT, '127.0.0.1');",
+    });
+    const built = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(built.exitCode, built.stderr).to.equal(0);
+    const appDir = path.join(await tempDir(), 'app');
+    await mkdir(appDir);
+    await execa('tar', ['-xzf', built.slug, '-C', appDir]);
+
+    // The machine's own node (every one on the dyno's PATH) becomes an empty, non-executable file.
+    const empty = path.join(await tempDir(), 'no-node');
+    await writeFile(empty, '', { mode: 0o644 });
+    const PATH = '/usr/local/bin:/usr/bin:/bin';
+    const nodes = new Set(
+      PATH.split(':').flatMap((dir) => (existsSync(path.join(dir, 'node')) ? [realpathSync(path.join(dir, 'node'))] : [])),
+    );
+    const hide = [...nodes].flatMap((n) => ['--ro-bind', empty, n]);
+    const bwrap = ['--dev-bind', '/', '/', ...hide, '--unshare-pid', '--die-with-parent', '--'];
+    const env = { PATH, SLUGKIT_DEBUG_START: '1' };
+    const none = await execa('bwrap', [...bwrap, 'bash', '-c', 'node --version'], { env, extendEnv: false, reject: false });
+    expect(none.exitCode, `the system's node still runs: ${none.stdout}`).to.be.oneOf([126, 127]);
+
+    const port = await freePort();
+    const dyno = execa('bwrap', [...bwrap, RUNNER, '--app-dir', appDir, 'start', 'web'], {
+      env: { ...env, PORT: String(port) },
+      extendEnv: false,
+      reject: false,
+      all: true,
+      stdin: 'ignore',
+    });
+    try {
+      const answered = await Promise.race([waitForHttp(`http://127.0.0.1:${port}/`, 60_000), dyno]);
+      expect(answered, String((answered as { all?: string }).all)).to.be.instanceOf(Response);
+      expect(await (answered as Response).text()).to.equal(path.join(appDir, '.heroku/node/bin/node'));
+    } finally {
+      dyno.kill('SIGTERM');
+      const out = String((await dyno).all);
+      expect(out).to.include('slugrunner: fast start');
+    }
   });
 });

@@ -17,9 +17,9 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { FIXTURES, startWeb } from './helpers/buildpack-harness.js';
-import { djangoWheelhouse, wheelhouseConfig } from './helpers/django.js';
+import { createTestDatabase, djangoWheelhouse, expectAdminServed, type TestDatabase, wheelhouseConfig } from './helpers/django.js';
 import { installCommands, installHook } from './helpers/git-push.js';
-import { requirePythonVenv, requireTools, skipOrFail } from './helpers/tools.js';
+import { requirePythonVenv, requireTools } from './helpers/tools.js';
 
 const GIT_IDENTITY = ['-c', 'user.name=slugkit test', '-c', 'user.email=test@slugkit.invalid'];
 
@@ -27,24 +27,13 @@ describe('Django end to end: git push, release phase migrating PostgreSQL, gunic
   this.timeout(600_000);
   let work: string;
   let pushEnv: NodeJS.ProcessEnv;
-  let databaseUrl: string;
-  let pg: { env: NodeJS.ProcessEnv; args: string[] };
-  const database = `slugkit_e2e_${process.pid}`;
+  let db: TestDatabase | undefined;
 
   before(async function () {
     requireTools(this, 'git');
     requirePythonVenv(this);
-    const base = process.env.SLUGKIT_TEST_DATABASE_URL;
-    if (!base) skipOrFail(this, 'needs PostgreSQL: set SLUGKIT_TEST_DATABASE_URL (.ci/setup.d/50-postgres.sh starts one)');
-    const url = new URL(base);
-    pg = {
-      env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) },
-      args: ['-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username)],
-    };
-    const created = await execa('createdb', [...pg.args, database], { env: pg.env, reject: false });
-    if (created.exitCode !== 0) skipOrFail(this, `cannot create a database at ${url.host}: ${created.stderr}`);
-    url.pathname = `/${database}`;
-    databaseUrl = url.href;
+    db = await createTestDatabase(this, `slugkit_e2e_${process.pid}`);
+    const databaseUrl = db.url;
     const wheels = await djangoWheelhouse(this);
 
     work = await mkdtemp(join(tmpdir(), 'slugkit-django-e2e-'));
@@ -76,7 +65,7 @@ describe('Django end to end: git push, release phase migrating PostgreSQL, gunic
 
   after(async () => {
     if (work) await rm(work, { recursive: true, force: true });
-    if (pg) await execa('dropdb', [...pg.args, '--if-exists', database], { env: pg.env, reject: false });
+    await db?.drop();
   });
 
   it('the push builds, the release phase creates the tables, and the release answers from gunicorn and whitenoise', async () => {
@@ -88,27 +77,11 @@ describe('Django end to end: git push, release phase migrating PostgreSQL, gunic
     expect(push.all).to.include('Applying auth.0001_initial... OK');
     expect(push.all).to.include('Applying sessions.0001_initial... OK');
 
-    const tables = await execa('psql', [...pg.args, '-d', database, '-tAc', "SELECT to_regclass('public.auth_user') IS NOT NULL"], {
-      env: pg.env,
-    });
-    expect(tables.stdout.trim()).to.equal('t');
+    expect(await db!.query("SELECT to_regclass('public.auth_user') IS NOT NULL")).to.equal('t');
 
-    const app = await startWeb({ slug: join(work, 'slugs/mysite/current'), env: { DATABASE_URL: databaseUrl, SECRET_KEY: 'e2e' } });
+    const app = await startWeb({ slug: join(work, 'slugs/mysite/current'), env: { DATABASE_URL: db!.url, SECRET_KEY: 'e2e' } });
     try {
-      const login = await fetch(`${app.origin}/admin/login/`);
-      expect(login.status).to.equal(200);
-      expect(login.headers.get('server')).to.match(/^gunicorn/);
-      const page = await login.text();
-      expect(page).to.contain('<title>Log in | Django site admin</title>');
-      // The page names the stylesheet as the manifest storage hashed it; both names are served.
-      const href = /href="(\/static\/admin\/css\/base\.[0-9a-f]{12}\.css)"/.exec(page)?.[1];
-      expect(href, 'hashed base.css in the login page').to.be.a('string');
-      for (const path of [href as string, '/static/admin/css/base.css']) {
-        const css = await fetch(`${app.origin}${path}`);
-        expect(css.status, path).to.equal(200);
-        expect(css.headers.get('content-type')).to.match(/^text\/css/);
-        expect(await css.text()).to.contain('DJANGO Admin styles');
-      }
+      await expectAdminServed(app.origin);
     } finally {
       await app.stop();
     }

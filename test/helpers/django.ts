@@ -13,6 +13,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
 import { execa } from 'execa';
 import { FIXTURES } from './buildpack-harness.js';
 import { skipOrFail } from './tools.js';
@@ -59,3 +60,52 @@ export async function djangoWheelhouse(ctx: Mocha.Context): Promise<string> {
 
 /** Config vars that make pip install from the wheelhouse only. */
 export const wheelhouseConfig = (url: string): Record<string, string> => ({ PIP_FIND_LINKS: url, PIP_NO_INDEX: '1' });
+
+export interface TestDatabase {
+  /** postgres://…/NAME of a database made for this test. */
+  url: string;
+  /** psql on it: `-tAc SQL` answers. */
+  query(sql: string): Promise<string>;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh database on the PostgreSQL that SLUGKIT_TEST_DATABASE_URL names
+ * (.ci/setup.d/50-postgres.sh starts one on 127.0.0.1); skipOrFail without it.
+ */
+export async function createTestDatabase(ctx: Mocha.Context, name: string): Promise<TestDatabase> {
+  const base = process.env.SLUGKIT_TEST_DATABASE_URL;
+  if (!base) skipOrFail(ctx, 'needs PostgreSQL: set SLUGKIT_TEST_DATABASE_URL (.ci/setup.d/50-postgres.sh starts one)');
+  const url = new URL(base);
+  const env = { ...process.env, PGPASSWORD: decodeURIComponent(url.password) };
+  const args = ['-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username)];
+  const created = await execa('createdb', [...args, name], { env, reject: false });
+  if (created.exitCode !== 0) skipOrFail(ctx, `cannot create a database at ${url.host}: ${created.stderr}`);
+  url.pathname = `/${name}`;
+  return {
+    url: url.href,
+    query: async (sql) => (await execa('psql', [...args, '-d', name, '-tAc', sql], { env })).stdout.trim(),
+    drop: async () => void (await execa('dropdb', [...args, '--if-exists', name], { env, reject: false })),
+  };
+}
+
+/**
+ * What a user of the released app sees: `GET /admin/login/` from gunicorn,
+ * and admin's base.css from whitenoise, by the name the manifest storage
+ * hashed into the page and by its plain name.
+ */
+export async function expectAdminServed(origin: string): Promise<void> {
+  const login = await fetch(`${origin}/admin/login/`);
+  expect(login.status).to.equal(200);
+  expect(login.headers.get('server')).to.match(/^gunicorn/);
+  const page = await login.text();
+  expect(page).to.contain('<title>Log in | Django site admin</title>');
+  const href = /href="(\/static\/admin\/css\/base\.[0-9a-f]{12}\.css)"/.exec(page)?.[1];
+  expect(href, 'hashed base.css in the login page').to.be.a('string');
+  for (const path of [href as string, '/static/admin/css/base.css']) {
+    const css = await fetch(`${origin}${path}`);
+    expect(css.status, path).to.equal(200);
+    expect(css.headers.get('content-type')).to.match(/^text\/css/);
+    expect(await css.text()).to.contain('DJANGO Admin styles');
+  }
+}

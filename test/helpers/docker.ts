@@ -96,14 +96,14 @@ export async function imageExists(tag: string): Promise<boolean> {
   return !result.failed;
 }
 
-/** debootstrap a minimal bookworm and import it as the test stack image (~1 min, once). */
-export async function ensureStackImage(): Promise<void> {
-  if (await imageExists(STACK_IMAGE)) return;
+/** debootstrap a minimal bookworm and import it as the test stack image (~1 min, once); other package lists make other stacks. */
+export async function ensureStackImage(packages = STACK_PACKAGES, tag = STACK_IMAGE): Promise<void> {
+  if (await imageExists(tag)) return;
   // /var/tmp: debootstrap needs a disk-backed, exec-able place for device nodes and chroot.
   const work = await mkdtemp(join(existsSync('/var/tmp') ? '/var/tmp' : tmpdir(), 'slugkit-stack-'));
   const rootfs = join(work, 'rootfs');
   try {
-    await execa('debootstrap', ['--variant=minbase', `--include=${STACK_PACKAGES.join(',')}`, 'bookworm', rootfs, DEBIAN_MIRROR], {
+    await execa('debootstrap', ['--variant=minbase', `--include=${packages.join(',')}`, 'bookworm', rootfs, DEBIAN_MIRROR], {
       timeout: 600_000,
     });
     // Trust the CAs this machine added locally (Debian keeps them in
@@ -129,7 +129,7 @@ export async function ensureStackImage(): Promise<void> {
       '--change',
       'CMD ["/bin/bash"]',
       '-',
-      STACK_IMAGE,
+      tag,
     ]);
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -281,4 +281,24 @@ export async function buildSlugWithDocker(appDir: string, slugFile: string, dock
   } finally {
     await rm(repo, { recursive: true, force: true });
   }
+}
+
+/**
+ * A run image for Python apps: Dockerfile.runner on a stack that also has
+ * libpq5, the shared library Debian's psycopg2 links (an app's virtualenv
+ * brings its packages, not the system libraries they load). Python itself is
+ * already in the test stack, at the build stack's version: the virtualenv
+ * runs the stack's interpreter. Made once and reused by tag.
+ */
+export const PYTHON_STACK_PACKAGES = [...STACK_PACKAGES, 'libpq5'];
+export const PYTHON_STACK_IMAGE = `slugkit-test/stack:bookworm-${createHash('sha256').update(PYTHON_STACK_PACKAGES.join(',')).digest('hex').slice(0, 8)}`;
+export const PYTHON_RUNNER_IMAGE = 'slugkit-test/slugrunner:python-dev';
+
+export async function buildPythonRunnerImage(): Promise<void> {
+  await buildSlugkitImages();
+  await ensureStackImage(PYTHON_STACK_PACKAGES, PYTHON_STACK_IMAGE);
+  const args = ['build', '-f', join(ROOT, 'Dockerfile.runner'), '--build-arg', `STACK_IMAGE=${PYTHON_STACK_IMAGE}`];
+  args.push('--build-arg', `NODE_IMAGE=${NODE_IMAGE}`, '-t', PYTHON_RUNNER_IMAGE, ROOT);
+  const result = await docker(args, { reject: false, timeout: 900_000, all: true });
+  if (result.failed) throw new Error(`docker build of the Python run image failed:\n${String(result.all).slice(-4000)}`);
 }
