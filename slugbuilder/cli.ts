@@ -80,7 +80,7 @@ Network (every download, upload and registry request):
 Output (default: stdout when it is not a terminal):
   -o, --output FILE        write the slug to FILE
   --put-url URL            upload the slug with HTTP PUT (env PUT_URL)
-  --summary FILE           write a JSON summary of the build
+  --summary FILE|URL       write a JSON summary of the build (to an http(s) URL: an HTTP PUT, as --put-url)
 Limits:
   --max-source-size SIZE   largest unpacked source (default 2G)
   --max-files N            most entries in the source (default 200000)

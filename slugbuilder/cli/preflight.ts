@@ -8,6 +8,7 @@ import path from 'node:path';
 import { checkWritableTarget } from '../../shared/fs.js';
 import { type ExportPlan, planExport } from '../image/export.js';
 import type { ImageFlags } from '../outputs/image-flags.js';
+import { checkSummaryTarget } from '../outputs/slug.js';
 
 export interface OutputTargets {
   output?: string;
@@ -22,7 +23,7 @@ export interface OutputTargets {
 export async function preflight(targets: OutputTargets, env: NodeJS.ProcessEnv, cacheRoot?: string): Promise<ExportPlan | undefined> {
   if (targets.output) await checkWritableTarget(targets.output, '-o');
   if (targets.image?.layer) await checkWritableTarget(targets.image.layer, '--layer');
-  if (targets.summary) await checkWritableTarget(targets.summary, '--summary');
+  if (targets.summary) await checkSummaryTarget(targets.summary);
   const flags = targets.image;
   if (!flags?.image || !flags.runImage) return undefined;
   return planExport(flags.image, flags.runImage, {

@@ -1,15 +1,17 @@
 /**
  * Where a finished slug goes: `-o FILE`, stdout, or a streamed PUT; and the
- * --summary file, which describes them all. Each is an Output (deliver.ts):
+ * --summary file (or URL), which describes them all. Each is an Output (deliver.ts):
  * staged first, committed once every output staged.
  */
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errnoCode, UserError } from '../../shared/errors.js';
-import { stageCopy, stageFile } from '../../shared/fs.js';
+import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
+import { checkWritableTarget, stageCopy, stageFile } from '../../shared/fs.js';
 import { displayUrl, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
+import type { BuildResult } from '../build.js';
 import type { SlugInfo } from '../slug.js';
 import type { Output } from './deliver.js';
 
@@ -51,25 +53,66 @@ export function putOutput(url: string): Output {
   });
 }
 
-/** `--summary FILE`: listed last, so it sees every other output's entry. */
+/** The --summary JSON: the build, and every other output's entry. */
+export function summaryDocument(result: BuildResult, entries: Readonly<Record<string, unknown>>): string {
+  const { slug, ...rest } = entries;
+  const doc = {
+    slug: slug ?? slugEntry(result.slug, null).slug,
+    buildpacks: result.buildpacks,
+    process_types: result.processTypes,
+    stack: result.stack,
+    source_version: result.sourceVersion ?? null,
+    ...rest,
+  };
+  return JSON.stringify(doc, null, 2) + '\n';
+}
+
+/** `--summary FILE` (or URL): listed last, so it sees every other output's entry. */
 export function summaryOutput(named: string): Output {
+  if (isSummaryUrl(named)) return summaryUrlOutput(named);
   return async (result, entries) => {
-    const { slug, ...rest } = entries;
-    const doc = {
-      slug: slug ?? slugEntry(result.slug, null).slug,
-      buildpacks: result.buildpacks,
-      process_types: result.processTypes,
-      stack: result.stack,
-      source_version: result.sourceVersion ?? null,
-      ...rest,
-    };
+    const doc = summaryDocument(result, entries);
     const staged = await stageFile(named, '--summary');
     try {
-      await writeFile(staged.path, JSON.stringify(doc, null, 2) + '\n');
+      await writeFile(staged.path, doc);
     } catch (err) {
       await staged.discard();
       throw new UserError(`cannot write --summary ${named}: ${errnoCode(err) ?? err}`);
     }
     return { irreversible: staged.inPlace, commit: staged.commit, discard: staged.discard };
+  };
+}
+
+/** `--summary` names a URL, not a file, when it starts with http:// or https://. */
+export function isSummaryUrl(value: string): boolean {
+  return /^https?:\/\//i.test(value);
+}
+
+/** Before the build: a URL that parses, or a file target that can be written. */
+export async function checkSummaryTarget(value: string): Promise<void> {
+  if (!isSummaryUrl(value)) {
+    await checkWritableTarget(value, '--summary');
+    return;
+  }
+  // The URL itself is not repeated: it usually carries a signature.
+  if (!URL.canParse(value)) throw new UsageError('--summary is not a valid http(s) URL');
+}
+
+/**
+ * `--summary URL`: PUT as `--put-url` sends the slug, so a build Job hands
+ * back what it built (`slugbuilder manifests --summary URL` reads it). Only
+ * the URL's display form is printed; a redirect is refused.
+ */
+function summaryUrlOutput(url: string): Output {
+  return async (result, entries) => {
+    const bytes = Buffer.from(summaryDocument(result, entries));
+    return {
+      irreversible: true,
+      commit: async () => {
+        log.step(`Uploading summary to ${displayUrl(url)}`);
+        await upload(url, () => Readable.from([bytes]), bytes.length, '--summary');
+      },
+      discard: async () => undefined,
+    };
   };
 }
