@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
 import { checkWritableTarget, stageCopy, stageFile } from '../../shared/fs.js';
-import { displayUrl, upload } from '../../shared/http.js';
+import { displayUrl, isHttpUrl, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
 import type { SlugInfo } from '../slug.js';
@@ -69,7 +69,7 @@ export function summaryDocument(result: BuildResult, entries: Readonly<Record<st
 
 /** `--summary FILE` (or URL): listed last, so it sees every other output's entry. */
 export function summaryOutput(named: string): Output {
-  if (isSummaryUrl(named)) return summaryUrlOutput(named);
+  if (isHttpUrl(named)) return summaryUrlOutput(named);
   return async (result, entries) => {
     const doc = summaryDocument(result, entries);
     const staged = await stageFile(named, '--summary');
@@ -83,14 +83,9 @@ export function summaryOutput(named: string): Output {
   };
 }
 
-/** `--summary` names a URL, not a file, when it starts with http:// or https://. */
-export function isSummaryUrl(value: string): boolean {
-  return /^https?:\/\//i.test(value);
-}
-
-/** Before the build: a URL that parses, or a file target that can be written. */
+/** Before the build: a URL (http:// or https://) that parses, or a file target that can be written. */
 export async function checkSummaryTarget(value: string): Promise<void> {
-  if (!isSummaryUrl(value)) {
+  if (!isHttpUrl(value)) {
     await checkWritableTarget(value, '--summary');
     return;
   }
