@@ -565,7 +565,7 @@ export async function readErrorText(res: Response): Promise<string> {
  * callers (downloads and uploads): any non-2xx answer or network failure
  * becomes one line naming `what` and the URL as it may be printed.
  */
-async function requestOk(rawUrl: string, what: string, opts: RequestOptions): Promise<Response> {
+export async function requestOk(rawUrl: string, what: string, opts: RequestOptions): Promise<Response> {
   let target: RequestTarget;
   try {
     target = splitCredentials(rawUrl);

@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { errnoCode, errorMessage, UserError } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
 import { type PackOptions, packTree } from '../shared/tar/pack.js';
-import { formatSize } from '../shared/units.js';
+import { largestEntries, overLimitMessage } from './slug-size.js';
 import { APP_DIR_MARKER } from './source/app-dir.js';
 
 /** Pinned so the same zlib always gives the same bytes and digests. */
@@ -30,17 +30,23 @@ export interface SlugOptions {
   maxBytes: number;
 }
 
-/** Counts and hashes the bytes passing through; stops at `limit` when one is set. */
+/**
+ * Counts and hashes the bytes passing through. Past `maxBytes` it passes
+ * nothing on and only counts, so the whole size can be told without writing it.
+ */
 class Meter extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
-  constructor(private readonly limit?: { maxBytes: number; error: () => Error }) {
+  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {
     super();
+  }
+  get over(): boolean {
+    return this.bytes > this.maxBytes;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
-    if (this.limit && this.bytes > this.limit.maxBytes) {
-      done(this.limit.error());
+    if (this.over) {
+      done();
       return;
     }
     this.hash.update(chunk);
@@ -61,8 +67,8 @@ export interface CompressOptions {
   what: string;
   /** Also hash the uncompressed tar (an image layer's diff_id). */
   hashTar?: boolean;
-  /** Hard limit on the compressed size, and what to say when it is passed. */
-  limit?: { maxBytes: number; error: () => Error };
+  /** Hard limit on the compressed size, and what to say when it is passed (given the whole compressed size). */
+  limit?: { maxBytes: number; error: (size: number) => Promise<Error> };
 }
 
 export interface CompressedTree {
@@ -82,7 +88,7 @@ export function notInApp(rel: string): boolean {
 /** Tar `dir`, gzip it into `file`; a failure removes `file`. */
 export async function compressTree(dir: string, file: string, opts: CompressOptions): Promise<CompressedTree> {
   const tarMeter = opts.hashTar ? new Meter() : undefined;
-  const gzMeter = new Meter(opts.limit);
+  const gzMeter = new Meter(opts.limit?.maxBytes);
   const stages: NodeJS.ReadWriteStream[] = [...(tarMeter ? [tarMeter] : []), createSlugCompressor(), gzMeter];
   try {
     await pipeline([Readable.from(packTree(dir, opts.pack), { objectMode: false }), ...stages, createWriteStream(file, { mode: 0o644 })]);
@@ -95,14 +101,20 @@ export async function compressTree(dir: string, file: string, opts: CompressOpti
     if (code) throw new UserError(`writing ${opts.what} failed: ${errorMessage(err)}`);
     throw err;
   }
+  if (opts.limit && gzMeter.over) {
+    await rm(file, { force: true });
+    throw await opts.limit.error(gzMeter.bytes);
+  }
   return { size: gzMeter.bytes, sha256: gzMeter.hash.digest('hex'), tarSha256: tarMeter?.hash.digest('hex') };
 }
 
 export async function writeSlug(buildDir: string, file: string, opts: SlugOptions): Promise<SlugInfo> {
   const limit = {
     maxBytes: opts.maxBytes,
-    error: () =>
-      new UserError(`slug is larger than the ${formatSize(opts.maxBytes)} limit: remove files with .slugignore or raise --max-slug-size`),
+    error: async (size: number) => {
+      const largest = await largestEntries(buildDir, (rel) => !notInApp(rel));
+      return new UserError(`${overLimitMessage(size, opts.maxBytes, largest)}: remove files with .slugignore or raise --max-slug-size`);
+    },
   };
   const out = await compressTree(buildDir, file, { pack: { prefix: './', mtime: opts.mtime, exclude: notInApp }, what: 'the slug', limit });
   return { path: file, size: out.size, sha256: out.sha256 };

@@ -156,7 +156,8 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       name: 'the slug is over --max-slug-size',
       buildpack: { compile: 'head -c 300000 /dev/urandom > "$1/noise.bin"' },
       flags: ['--max-slug-size', '100K'],
-      message: /slug is larger than the 100\.0K limit/,
+      message:
+        /slug is 29\d\.\dK, over the 100\.0K limit; largest before compression: noise\.bin 293\.0K, .*: remove files with \.slugignore or raise --max-slug-size$/,
     },
     {
       name: 'the source is over --max-source-size',
@@ -184,6 +185,37 @@ describe('build failures: named error, non-zero exit, no artifact, no temp dirs'
       expect(server.requests.filter((r) => r.method === 'PUT').length, 'PUT requests').to.equal(putsBefore);
     });
   }
+
+  it('a slug over --max-slug-size says its whole size and the largest entries, links not followed, .git left out', async () => {
+    const dir = await mkdtemp(path.join(root, 'case-'));
+    const outside = path.join(dir, 'outside.bin');
+    await writeFile(outside, Buffer.alloc(2_000_000, 7));
+    const c: Case = {
+      name: 'largest',
+      // Random bytes do not compress: the slug is about as large as the files.
+      buildpack: {
+        compile: [
+          'cd "$1"',
+          'mkdir -p node_modules/a node_modules/b vendor .git',
+          'head -c 200000 /dev/urandom > node_modules/a/x.bin',
+          'head -c 100000 /dev/urandom > node_modules/b/y.bin',
+          'head -c 120000 /dev/urandom > vendor/z.bin',
+          'ln vendor/z.bin vendor/z-again.bin',
+          'head -c 150000 /dev/urandom > big.bin',
+          'head -c 500000 /dev/urandom > .git/pack',
+          `ln -s ${outside} huge-link`,
+        ].join('\n'),
+      },
+      flags: ['--max-slug-size', '100K'],
+      message: /./,
+    };
+    const run = await build(dir, 'files', c);
+    await expectCleanFailure(run, /./);
+    // The slug holds about 675K: node_modules 293.0K, vendor 234.4K (a hard link is stored in full), big.bin 146.5K.
+    expect(errorLines(run.stderr)[0]).to.match(
+      /^ ! {5}slug is 6[78]\d\.\dK, over the 100\.0K limit; largest before compression: node_modules 293\.0K, vendor 234\.4K, big\.bin 146\.5K, …: remove files with \.slugignore or raise --max-slug-size$/,
+    );
+  });
 
   it('--max-slug-size warns from 60% of the limit (300M of the default 500M) and still builds', async () => {
     const dir = await mkdtemp(path.join(root, 'case-'));

@@ -8,8 +8,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeApp, makeBuildpack, removeTempDirs, runBuilder, tempDir } from './helpers/cli.js';
+import { execa } from 'execa';
+import { makeApp, makeBuildpack, ROOT, removeTempDirs, runBuilder, tempDir } from './helpers/cli.js';
 import { type Obj, parseStream, podSpecOf, restrictedViolations, validateSchema } from './helpers/k8s.js';
+import { startKubeApi } from './helpers/kube-api.js';
+import { requireTools } from './helpers/tools.js';
 
 const SIGNED_SLUG = 'https://store.example/apps/shop/v7.tgz?X-Amz-Credential=AKIAEXAMPLE1234&X-Amz-Signature=0123456789abcdef0123';
 
@@ -290,5 +293,91 @@ describe('the manifest checks themselves', () => {
       'container c: adds SYS_ADMIN',
       'container c: root filesystem not read-only',
     ]);
+  });
+});
+
+/** The `wait_job` function as docs/kubernetes.md gives it. */
+async function waitJobRecipe(): Promise<string> {
+  const doc = await readFile(path.join(ROOT, 'docs/kubernetes.md'), 'utf8');
+  const block = /```bash\n(# wait_job[\s\S]*?\nwait_job\(\) \{[\s\S]*?\n\})\n```/.exec(doc);
+  if (!block) throw new Error('docs/kubernetes.md has no wait_job function in a bash block');
+  return block[1];
+}
+
+/** The conditions the Job controller leaves on a Job that ended (Kubernetes 1.31+ adds the first of each). */
+const ENDED = {
+  failed: {
+    failed: 1,
+    conditions: [
+      { type: 'FailureTarget', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' },
+      { type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' },
+    ],
+  },
+  complete: {
+    succeeded: 1,
+    conditions: [
+      { type: 'SuccessCriteriaMet', status: 'True', reason: 'CompletionsReached' },
+      { type: 'Complete', status: 'True', reason: 'CompletionsReached' },
+    ],
+  },
+};
+
+describe('docs/kubernetes.md: wait_job ends on either outcome of a Job (the real kubectl, a stand-in API server)', function () {
+  this.timeout(60_000);
+  let job: Obj;
+  after(removeTempDirs);
+
+  before(async function () {
+    requireTools(this, 'kubectl');
+    const summary = path.join(await tempDir(), 'build.json');
+    await writeFile(
+      summary,
+      JSON.stringify({ slug: { sha256: 'ab'.repeat(32) }, process_types: { web: 'node server.js', release: 'node migrate.js' } }),
+    );
+    const res = await runBuilder(['manifests', '--summary', summary, '--app', 'shop', '--slug-url', SIGNED_SLUG]);
+    expect(res.exitCode, res.stderr).to.equal(0);
+    job = parseStream(String(res.stdout)).find((o) => o.kind === 'Job');
+  });
+
+  it('the status fields it reads are the Job schema’s, on the rendered Job', () => {
+    for (const status of Object.values(ENDED)) validateSchema({ ...job, status });
+    expect(() => validateSchema({ ...job, status: { conditions: [{ type: 'Failed', status: true }] } })).to.throw(/status must be string/);
+  });
+
+  for (const [outcome, code] of [
+    ['failed', 1],
+    ['complete', 0],
+  ] as const) {
+    it(`returns ${code} soon after the Job is ${outcome}, long before its timeout`, async () => {
+      const api = await startKubeApi(job, await tempDir());
+      try {
+        setTimeout(() => api.setStatus({ active: 1 }), 300);
+        setTimeout(() => api.setStatus(ENDED[outcome]), 1500);
+        const started = Date.now();
+        const r = await execa('bash', ['-c', `${await waitJobRecipe()}\nwait_job "job/${job.metadata.name}" 120s`], {
+          env: { KUBECONFIG: api.kubeconfig, HOME: await tempDir() },
+          reject: false,
+          timeout: 50_000,
+        });
+        expect(r.exitCode, r.stderr).to.equal(code);
+        expect(Date.now() - started).to.be.below(30_000);
+      } finally {
+        await api.close();
+      }
+    });
+  }
+
+  it('returns 1 when the timeout passes first', async () => {
+    const api = await startKubeApi(job, await tempDir());
+    try {
+      const r = await execa('bash', ['-c', `${await waitJobRecipe()}\nwait_job "job/${job.metadata.name}" 2s`], {
+        env: { KUBECONFIG: api.kubeconfig, HOME: await tempDir() },
+        reject: false,
+        timeout: 50_000,
+      });
+      expect(r.exitCode, r.stderr).to.equal(1);
+    } finally {
+      await api.close();
+    }
   });
 });

@@ -122,24 +122,59 @@ function groupInOrder(explicit: ListedBuildpack[], bySpec: GroupMember[], byId: 
 }
 
 /** The one line for an explicit group that did not pass: the buildpack's own error first. */
-function explicitFailure(result: Awaited<ReturnType<typeof detectOrder>>): string {
+function explicitFailure(result: DetectResult): string {
   if (result.errors.length > 0) return result.errors[0].message;
   const reason = result.tried[0]?.replace(/^group 1: /, '') ?? 'no buildpack passed detect';
   return `the buildpacks chosen for this app did not pass detection: ${reason}`;
 }
 
+type DetectResult = Awaited<ReturnType<typeof detectOrder>>;
+type DetectedGroup = NonNullable<DetectResult['group']>;
+
+/** What the steps of one choice share: the fetch options, the builder, and what detect learned. */
+interface Choice {
+  o: ChooseOptions;
+  resolve: ResolveOptions;
+  builder: BuilderFile;
+  /** No --builder: the bundled builder file. */
+  bundled: boolean;
+  /** Classic buildpacks' names, as their detect printed them. */
+  classicNames: Map<string, string>;
+  /** Where each fetched buildpack came from, by working dir. */
+  origins: Map<string, Buildpack>;
+}
+
 export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBuildpack[]> {
-  const resolve: ResolveOptions = { workDir: o.workDir, cacheRoot: o.cacheRoot };
-  const bundled = o.builder === undefined;
-  const builder = o.builder ?? (await readBuilderFile(BUNDLED_BUILDER));
-  const classicNames = new Map<string, string>();
-  const origins = new Map<string, Buildpack>();
-  const detectClassic = async (bp: OrderBuildpack): Promise<boolean> => {
-    const found = await classicDetect(bp.dir, o.buildDir, o.env, o.sandbox);
-    if (found.name) classicNames.set(bp.dir, found.name);
-    return found.detected;
+  const choice: Choice = {
+    o,
+    resolve: { workDir: o.workDir, cacheRoot: o.cacheRoot },
+    builder: o.builder ?? (await readBuilderFile(BUNDLED_BUILDER)),
+    bundled: o.builder === undefined,
+    classicNames: new Map(),
+    origins: new Map(),
   };
-  const opts = (lookup: BuildpackLookup, classic: DetectOrderOptions['detectClassic']): DetectOrderOptions => ({
+  const { list, listedIn } = await explicitList(o);
+  const group = list.length > 0 ? await detectExplicitGroup(choice, list, listedIn) : await detectBuilderOrder(choice);
+  return membersOf(choice, group);
+}
+
+/** The explicit list: the options' own, else the app's `.buildpacks`. */
+async function explicitList(o: ChooseOptions): Promise<{ list: ListedBuildpack[]; listedIn?: string }> {
+  if (o.buildpacks.length > 0) return { list: o.buildpacks, listedIn: o.listedIn };
+  const list = await appBuildpackList(o.buildDir);
+  return { list, listedIn: list.length > 0 ? '.buildpacks' : o.listedIn };
+}
+
+/** Runs a classic buildpack's detect, keeping the name it printed. */
+async function detectClassicMember(c: Choice, bp: OrderBuildpack): Promise<boolean> {
+  const found = await classicDetect(bp.dir, c.o.buildDir, c.o.env, c.o.sandbox);
+  if (found.name) c.classicNames.set(bp.dir, found.name);
+  return found.detected;
+}
+
+function detectOptions(c: Choice, lookup: BuildpackLookup, classic: DetectOrderOptions['detectClassic']): DetectOrderOptions {
+  const { o } = c;
+  return {
     appDir: o.buildDir,
     platformDir: o.platformDir,
     scratchDir: o.scratchDir,
@@ -149,76 +184,80 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
     sandbox: o.sandbox,
     lookup,
     detectClassic: classic,
-  });
+  };
+}
 
-  let result: Awaited<ReturnType<typeof detectOrder>>;
-  let explicit: ListedBuildpack[] = o.buildpacks;
-  let listedIn = o.listedIn;
-  if (explicit.length === 0) {
-    explicit = await appBuildpackList(o.buildDir);
-    if (explicit.length > 0) listedIn = '.buildpacks';
-  }
-  if (explicit.length > 0) {
-    if (listedIn) log.info(`Using the buildpacks listed in ${listedIn}`);
-    // Members named by id (a composite's) are found among the list and the builder's buildpacks.
-    const listed: Array<{ member: GroupMember; found: OrderBuildpack }> = [];
-    const byId: GroupMember[] = [];
-    for (const [i, spec] of explicit.entries()) {
-      if (typeof spec !== 'string') {
-        byId.push({ id: spec.id, version: spec.version, optional: false });
-        continue;
-      }
-      const { bp, descriptor } = await prepare(spec, resolve);
-      origins.set(bp.dir, bp);
-      const found: OrderBuildpack = {
-        id: descriptor?.id ?? `#${i + 1} ${bp.origin}`,
-        version: descriptor?.version,
-        dir: bp.dir,
-        descriptor,
-      };
-      listed.push({ member: { id: found.id, version: found.version, optional: false }, found });
+/** Fetches the builder's buildpacks, remembering where each came from. */
+async function fetchBuilderInto(c: Choice): Promise<FetchedBuildpack[]> {
+  const { fetched, origins } = await fetchBuilder(c.builder, c.resolve);
+  for (const [dir, bp] of origins) c.origins.set(dir, bp);
+  return fetched;
+}
+
+/** An explicit list as one group: it must pass as a whole. */
+async function detectExplicitGroup(c: Choice, explicit: ListedBuildpack[], listedIn?: string): Promise<DetectedGroup> {
+  if (listedIn) log.info(`Using the buildpacks listed in ${listedIn}`);
+  // Members named by id (a composite's) are found among the list and the builder's buildpacks.
+  const listed: Array<{ member: GroupMember; found: OrderBuildpack }> = [];
+  const byId: GroupMember[] = [];
+  for (const [i, spec] of explicit.entries()) {
+    if (typeof spec !== 'string') {
+      byId.push({ id: spec.id, version: spec.version, optional: false });
+      continue;
     }
-    let fromBuilder: BuildpackLookup | undefined;
-    const lookup: BuildpackLookup = async (m) => {
-      const hit = listed.find((l) => l.found.id === m.id && (!m.version || l.found.version === m.version));
-      if (hit) return hit.found;
-      if (!fromBuilder) {
-        const { fetched, origins: more } = await fetchBuilder(builder, resolve);
-        for (const [dir, bp] of more) origins.set(dir, bp);
-        fromBuilder = builderLookup({ ...builder, order: [] }, fetched);
-      }
-      return fromBuilder(m);
+    const { bp, descriptor } = await prepare(spec, c.resolve);
+    c.origins.set(bp.dir, bp);
+    const found: OrderBuildpack = {
+      id: descriptor?.id ?? `#${i + 1} ${bp.origin}`,
+      version: descriptor?.version,
+      dir: bp.dir,
+      descriptor,
     };
-    // An explicitly listed classic buildpack runs whatever its detect says.
-    const classic = async (bp: OrderBuildpack) => {
-      await detectClassic(bp);
-      return true;
-    };
-    result = await detectOrder(
-      [
-        groupInOrder(
-          explicit,
-          listed.map((l) => l.member),
-          byId,
-        ),
-      ],
-      opts(lookup, classic),
-    );
-    if (!result.group) {
-      logDetectOutput(result.errors);
-      throw new UserError(explicitFailure(result));
-    }
-  } else {
-    const { fetched, origins: more } = await fetchBuilder(builder, resolve);
-    for (const [dir, bp] of more) origins.set(dir, bp);
-    result = await detectOrder(builder.order, opts(builderLookup(builder, fetched), detectClassic));
-    if (!result.group) {
-      logDetectOutput(result.errors);
-      log.step('Unable to select a buildpack');
-      // The bundled buildpacks are all classic: the app-side hint says more than the groups tried.
-      throw new UserError(bundled && result.errors.length === 0 ? NOTHING_DETECTED : noGroupPassedMessage(result));
-    }
+    listed.push({ member: { id: found.id, version: found.version, optional: false }, found });
   }
+  let fromBuilder: BuildpackLookup | undefined;
+  const lookup: BuildpackLookup = async (m) => {
+    const hit = listed.find((l) => l.found.id === m.id && (!m.version || l.found.version === m.version));
+    if (hit) return hit.found;
+    fromBuilder ??= builderLookup({ ...c.builder, order: [] }, await fetchBuilderInto(c));
+    return fromBuilder(m);
+  };
+  // An explicitly listed classic buildpack runs whatever its detect says.
+  const classic = async (bp: OrderBuildpack) => {
+    await detectClassicMember(c, bp);
+    return true;
+  };
+  const group = groupInOrder(
+    explicit,
+    listed.map((l) => l.member),
+    byId,
+  );
+  const result = await detectOrder([group], detectOptions(c, lookup, classic));
+  if (!result.group) {
+    logDetectOutput(result.errors);
+    throw new UserError(explicitFailure(result));
+  }
+  return passed(result, result.group);
+}
+
+/** The builder's order: the first group that passes detect. */
+async function detectBuilderOrder(c: Choice): Promise<DetectedGroup> {
+  const fetched = await fetchBuilderInto(c);
+  const result = await detectOrder(
+    c.builder.order,
+    detectOptions(c, builderLookup(c.builder, fetched), (bp) => detectClassicMember(c, bp)),
+  );
+  if (!result.group) {
+    logDetectOutput(result.errors);
+    log.step('Unable to select a buildpack');
+    // The bundled buildpacks are all classic: the app-side hint says more than the groups tried.
+    throw new UserError(c.bundled && result.errors.length === 0 ? NOTHING_DETECTED : noGroupPassedMessage(result));
+  }
+  return passed(result, result.group);
+}
+
+/** A group passed: the broken detects on the way there are shown and warned about. */
+function passed(result: DetectResult, group: DetectedGroup): DetectedGroup {
   // The spec's fallback: a required member's broken detect fails its group and the next group is tried.
   logDetectOutput(result.errors);
   for (const e of result.errors) {
@@ -226,14 +265,18 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
       `${e.message} (${e.required ? 'a required buildpack: its group failed, a later group was chosen' : 'an optional buildpack, left out'})`,
     );
   }
+  return group;
+}
 
+/** The passing group as members, each in its own working copy, logged as chosen. */
+async function membersOf(c: Choice, group: DetectedGroup): Promise<GroupMemberBuildpack[]> {
   const chosen: GroupMemberBuildpack[] = [];
-  for (const { buildpack, plan } of result.group) {
-    const source = origins.get(buildpack.dir);
+  for (const { buildpack, plan } of group) {
+    const source = c.origins.get(buildpack.dir);
     const base: MemberBase = {
       origin: source?.origin ?? buildpack.id,
       // Only now copied, when it came from a builder's list of many.
-      dir: await workingCopy(buildpack.dir, resolve),
+      dir: await workingCopy(buildpack.dir, c.resolve),
       ...(source?.version ? { version: source.version } : {}),
     };
     const d = buildpack.descriptor;
@@ -243,7 +286,7 @@ export async function chooseBuildpacks(o: ChooseOptions): Promise<GroupMemberBui
       chosen.push(member);
       continue;
     }
-    const detectedName = classicNames.get(buildpack.dir);
+    const detectedName = c.classicNames.get(buildpack.dir);
     const name = detectedName ?? source?.name ?? buildpack.id;
     log.step(detectedName ? `${name} app detected` : `Using buildpack ${base.origin}`);
     chosen.push({ ...base, kind: 'classic', name });

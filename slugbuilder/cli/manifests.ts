@@ -3,20 +3,20 @@
  * build's --summary, or (`manifests build`) for a build as a Job. The command
  * only renders: applying is kubectl's (docs/kubernetes.md).
  */
-import { readFile } from 'node:fs/promises';
 import { parseCommand } from '../../shared/command.js';
-import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
+import { UsageError } from '../../shared/errors.js';
 import { isHttpUrl } from '../../shared/http.js';
 import { parseDuration } from '../../shared/units.js';
-import { type BuildSummary, renderAppManifests } from '../manifests/app.js';
+import { renderAppManifests } from '../manifests/app.js';
 import { renderBuildJob } from '../manifests/build-job.js';
 import { checkKubeAppName, checkNamespace, checkSecretName } from '../manifests/names.js';
+import { readSummary } from '../manifests/summary-source.js';
 import { toYamlStream } from '../manifests/yaml.js';
 
 export const DEFAULT_RUNNER_IMAGE = 'slugrunner:latest';
 export const DEFAULT_BUILDER_IMAGE = 'slugbuilder:latest';
 
-export const MANIFESTS_USAGE = `Usage: slugbuilder manifests --summary FILE --app NAME [options] > app.yaml
+export const MANIFESTS_USAGE = `Usage: slugbuilder manifests --summary FILE|URL --app NAME [options] > app.yaml
        slugbuilder manifests build --app NAME --tar-url URL (--put-url URL | --image REF --run-image REF --registry-secret NAME) [options] > build.yaml
 
 An app (from a build's --summary): a Deployment per process type, a Service for web,
@@ -36,6 +36,7 @@ A build (the slugbuilder image as a Job):
   --image REF --run-image REF --registry-secret NAME
                            push an image (docker://HOST/NAME:TAG) with the credentials of a
                            kubernetes.io/dockerconfigjson Secret, mounted only into the push step
+  --summary-url URL        where the Job PUTs its --summary, for manifests --summary URL (env SUMMARY_URL)
   --cache-url URL          the build cache in object storage (env CACHE_URL); --cache-put-url URL
   --buildpack URL          repeatable; --builder-image REF (default ${DEFAULT_BUILDER_IMAGE})
   --config-secret NAME     config vars for the build's ENV_DIR (default NAME-config)
@@ -56,6 +57,7 @@ const OPTIONS = {
   'release-timeout': { type: 'string' },
   'tar-url': { type: 'string' },
   'put-url': { type: 'string' },
+  'summary-url': { type: 'string' },
   'run-image': { type: 'string' },
   'registry-secret': { type: 'string' },
   'cache-url': { type: 'string' },
@@ -77,6 +79,7 @@ const APP_ONLY = ['summary', 'replicas', 'runner-image', 'slug-url', 'port', 'gr
 const BUILD_ONLY = [
   'tar-url',
   'put-url',
+  'summary-url',
   'run-image',
   'registry-secret',
   'cache-url',
@@ -111,36 +114,6 @@ function parseReplicas(spec: string | undefined): Record<string, number> {
   return out;
 }
 
-async function readSummary(file: string): Promise<BuildSummary> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`cannot read --summary ${file}: ${errnoCode(err) ?? err}; pass the file slugbuilder --summary wrote`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    doc = undefined;
-  }
-  const d = doc as Partial<BuildSummary> | undefined;
-  const types = d?.process_types;
-  if (
-    !d ||
-    typeof d.slug?.sha256 !== 'string' ||
-    !types ||
-    typeof types !== 'object' ||
-    Object.values(types).some((c) => typeof c !== 'string')
-  ) {
-    throw new UserError(
-      `--summary ${file} is not a slugbuilder build summary (JSON with slug and process_types): pass the file slugbuilder --summary wrote`,
-    );
-  }
-  if (Object.keys(types).length === 0) throw new UserError(`the build in ${file} has no process types: add a Procfile to the app`);
-  return d as BuildSummary;
-}
-
 export async function manifestsCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(MANIFESTS, argv);
   if (!parsed) return 0;
@@ -162,6 +135,7 @@ export async function manifestsCommand(argv: string[]): Promise<number> {
     const tarUrl = httpUrl(v['tar-url'] ?? (env.TAR_URL || undefined), '--tar-url (or TAR_URL)');
     if (!tarUrl) throw new UsageError('manifests build needs --tar-url URL (or TAR_URL): where the Job fetches the source');
     const putUrl = httpUrl(v['put-url'] ?? (env.PUT_URL || undefined), '--put-url (or PUT_URL)');
+    const summaryUrl = httpUrl(v['summary-url'] ?? (env.SUMMARY_URL || undefined), '--summary-url (or SUMMARY_URL)');
     const cacheUrl = httpUrl(v['cache-url'] ?? (env.CACHE_URL || undefined), '--cache-url (or CACHE_URL)');
     const cachePutUrl = httpUrl(v['cache-put-url'] ?? (env.CACHE_PUT_URL || undefined), '--cache-put-url (or CACHE_PUT_URL)');
     if (cachePutUrl && !cacheUrl) throw new UsageError('--cache-put-url needs --cache-url, where the cache is fetched from');
@@ -185,6 +159,7 @@ export async function manifestsCommand(argv: string[]): Promise<number> {
       builderImage: v['builder-image'] ?? DEFAULT_BUILDER_IMAGE,
       tarUrl,
       putUrl,
+      summaryUrl,
       image,
       cacheUrl,
       cachePutUrl,
@@ -194,7 +169,7 @@ export async function manifestsCommand(argv: string[]): Promise<number> {
       deadlineSeconds: seconds(v.deadline, '--deadline', 1800),
     });
   } else {
-    if (!v.summary) throw new UsageError('manifests needs --summary FILE: the JSON a build wrote with slugbuilder --summary');
+    if (!v.summary) throw new UsageError('manifests needs --summary FILE|URL: the JSON a build wrote with slugbuilder --summary');
     const port = v.port === undefined ? 5000 : Number(v.port);
     if (!/^\d+$/.test(v.port ?? '5000') || port < 1 || port > 65535)
       throw new UsageError(`--port expects a port number (1 to 65535), got "${v.port}"`);

@@ -9,9 +9,11 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { errnoCode, UserError } from '../../shared/errors.js';
+import { errnoCode, errorMessage, UserError } from '../../shared/errors.js';
 import { writeAtomically } from '../../shared/fs.js';
+import { log } from '../../shared/log.js';
 import { type Descriptor, digestHex, type ImageIndex, saveVerifiedBlob, serialize, sha256 } from './blobs.js';
+import { reachable, removeUnreached } from './layout-gc.js';
 import { MEDIA } from './media-types.js';
 import { checkIndex } from './validate.js';
 
@@ -140,12 +142,20 @@ export async function putDocument(layout: OciLayout, bytes: Buffer): Promise<voi
 
 /**
  * Point `tag` at `manifest` in index.json: entries with the same tag are
- * replaced, every other entry is kept. Written to a temp file and renamed.
+ * replaced, every other entry is kept. Written to a temp file and renamed;
+ * then the blobs only the replaced entry reached are removed.
  */
 export async function tagManifest(layout: OciLayout, manifest: Descriptor, tag: string): Promise<void> {
   const index = await layout.readIndex().catch(() => emptyIndex());
+  const before = await reachable(layout, index, false);
   const kept = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag);
   const entry: Descriptor = { ...manifest, annotations: { ...(manifest.annotations ?? {}), [REF_NAME]: tag } };
   const next: ImageIndex = { ...index, schemaVersion: 2, mediaType: index.mediaType ?? MEDIA.oci.index, manifests: [...kept, entry] };
   await writeAtomically(path.join(layout.dir, 'index.json'), 'the layout index', (tmp) => writeFile(tmp, serialize(next).bytes));
+  try {
+    await removeUnreached(layout, before, next);
+  } catch (err) {
+    // The tag is written: a blob left behind is only space, so the write still succeeds.
+    log.warn(`Warning: unreferenced blobs may be left in ${layout.dir}: ${errorMessage(err)}`);
+  }
 }

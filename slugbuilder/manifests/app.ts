@@ -72,7 +72,34 @@ function appImage(opts: AppManifestOptions): { image: string; id: string } | und
   return { image: `${repositoryOf(given ?? built.reference)}@${built.digest}`, id: idOf(built.digest) };
 }
 
+/** What every object of one release shares. */
+interface Release {
+  opts: AppManifestOptions;
+  /** The process types, sorted. */
+  types: string[];
+  /** The pushed image, if the build made one. */
+  built?: { image: string; id: string };
+  /** The release's short id: the image's digest, else the slug's sha256. */
+  id: string;
+  /** The Secret holding SLUG_URL, when the runner fetches a slug. */
+  slugSecret?: string;
+  /** Writable dirs of the read-only container. */
+  scratch: Scratch[];
+  annotations: Record<string, string>;
+}
+
 export function renderAppManifests(opts: AppManifestOptions): KubeObject[] {
+  const release = releaseOf(opts);
+  return [
+    ...slugSecret(release),
+    ...releaseJob(release),
+    ...release.types.filter((t) => t !== 'release').map((type) => deployment(release, type)),
+    ...webService(release),
+  ];
+}
+
+/** Checks the options against the build and settles what every object shares. */
+function releaseOf(opts: AppManifestOptions): Release {
   const types = Object.keys(opts.summary.process_types).sort();
   for (const type of types) processTypeName(opts.app, type);
   for (const type of Object.keys(opts.replicas)) {
@@ -86,115 +113,137 @@ export function renderAppManifests(opts: AppManifestOptions): KubeObject[] {
   if (!built && !opts.slugUrl)
     throw new UsageError('the build pushed no image: pass --slug-url URL (or SLUG_URL), where the runner fetches the slug');
   const id = built?.id ?? opts.summary.slug.sha256.slice(0, 10);
-  const meta = (name: string, labels: Record<string, string>) => ({
-    name,
-    ...(opts.namespace ? { namespace: opts.namespace } : {}),
-    labels,
-  });
+  return {
+    opts,
+    types,
+    built,
+    id,
+    ...(built ? {} : { slugSecret: `${opts.app}-slug-${id}` }),
+    // The runner unpacks the slug into /app at start when there is no image; an image holds /app read-only.
+    scratch: [...(built ? [] : [{ name: 'app', mountPath: '/app' }]), { name: 'tmp', mountPath: '/tmp' }],
+    annotations: {
+      'slugkit.dev/release': id,
+      ...(opts.summary.source_version ? { 'slugkit.dev/source-version': opts.summary.source_version } : {}),
+    },
+  };
+}
 
-  const objects: KubeObject[] = [];
-  let slugSecret: string | undefined;
-  if (!built) {
-    // The slug URL may be presigned: it is read from a Secret, never shown in a pod spec.
-    slugSecret = `${opts.app}-slug-${id}`;
-    objects.push({
+function meta(r: Release, name: string, labels: Record<string, string>) {
+  return { name, ...(r.opts.namespace ? { namespace: r.opts.namespace } : {}), labels };
+}
+
+/** The slug URL may be presigned: it is read from a Secret, never shown in a pod spec. */
+function slugSecret(r: Release): ISecret[] {
+  if (!r.slugSecret) return [];
+  return [
+    {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: meta(slugSecret, { ...appLabels(opts.app, 'slug'), [STAGE_LABEL]: 'release' }),
+      metadata: meta(r, r.slugSecret, { ...appLabels(r.opts.app, 'slug'), [STAGE_LABEL]: 'release' }),
       type: 'Opaque',
-      stringData: { SLUG_URL: opts.slugUrl! },
-    });
-  }
+      stringData: { SLUG_URL: r.opts.slugUrl! },
+    },
+  ];
+}
 
-  // The runner unpacks the slug into /app at start when there is no image; an image holds /app read-only.
-  const scratch: Scratch[] = [...(built ? [] : [{ name: 'app', mountPath: '/app' }]), { name: 'tmp', mountPath: '/tmp' }];
-  const env: IEnvVar[] = slugSecret ? [{ name: 'SLUG_URL', valueFrom: { secretKeyRef: { name: slugSecret, key: 'SLUG_URL' } } }] : [];
-  const container = (type: string, extra: Partial<IContainer> = {}): IContainer =>
-    restrictedContainer({
-      name: type,
-      image: built?.image ?? opts.runnerImage,
-      args: ['--grace', `${opts.graceSeconds}s`, 'start', type],
-      envFrom: [{ secretRef: { name: opts.configSecret, optional: true } }],
-      env: [...env, ...(extra.env ?? [])],
-      ...(extra.ports ? { ports: extra.ports } : {}),
-      ...(extra.startupProbe
-        ? { startupProbe: extra.startupProbe, readinessProbe: extra.readinessProbe, livenessProbe: extra.livenessProbe }
-        : {}),
-      volumeMounts: scratchMounts(scratch),
-    });
-  const podSpec = (c: IContainer, restartPolicy?: 'Never'): IPodSpec => ({
+/** The runner's container for one process type. */
+function container(r: Release, type: string, extra: Partial<IContainer> = {}): IContainer {
+  const env: IEnvVar[] = r.slugSecret ? [{ name: 'SLUG_URL', valueFrom: { secretKeyRef: { name: r.slugSecret, key: 'SLUG_URL' } } }] : [];
+  return restrictedContainer({
+    name: type,
+    image: r.built?.image ?? r.opts.runnerImage,
+    args: ['--grace', `${r.opts.graceSeconds}s`, 'start', type],
+    envFrom: [{ secretRef: { name: r.opts.configSecret, optional: true } }],
+    env: [...env, ...(extra.env ?? [])],
+    ...(extra.ports ? { ports: extra.ports } : {}),
+    ...(extra.startupProbe
+      ? { startupProbe: extra.startupProbe, readinessProbe: extra.readinessProbe, livenessProbe: extra.livenessProbe }
+      : {}),
+    volumeMounts: scratchMounts(r.scratch),
+  });
+}
+
+function podSpec(r: Release, c: IContainer, restartPolicy?: 'Never'): IPodSpec {
+  return {
     ...(restartPolicy ? { restartPolicy } : {}),
     // The app needs no Kubernetes API token, nor docker-link-style *_SERVICE_HOST variables beside its config vars.
     automountServiceAccountToken: false,
     enableServiceLinks: false,
-    terminationGracePeriodSeconds: opts.graceSeconds + RUNNER_EXIT_SECONDS,
+    terminationGracePeriodSeconds: r.opts.graceSeconds + RUNNER_EXIT_SECONDS,
     securityContext: POD_SECURITY,
     containers: [c],
-    volumes: scratchVolumes(scratch),
-  });
-  const annotations = {
-    'slugkit.dev/release': id,
-    ...(opts.summary.source_version ? { 'slugkit.dev/source-version': opts.summary.source_version } : {}),
+    volumes: scratchVolumes(r.scratch),
   };
+}
 
-  if (types.includes('release')) {
-    const labels = { ...appLabels(opts.app, 'release'), [STAGE_LABEL]: 'release' };
-    objects.push({
+/** The release phase, run once to completion before the Deployments change. */
+function releaseJob(r: Release): IJob[] {
+  if (!r.types.includes('release')) return [];
+  const { app } = r.opts;
+  const labels = { ...appLabels(app, 'release'), [STAGE_LABEL]: 'release' };
+  return [
+    {
       apiVersion: 'batch/v1',
       kind: 'Job',
-      metadata: { ...meta(`${opts.app}-release-${id}`, labels), annotations },
+      metadata: { ...meta(r, `${app}-release-${r.id}`, labels), annotations: r.annotations },
       spec: {
         backoffLimit: 0,
-        activeDeadlineSeconds: opts.releaseTimeoutSeconds,
+        activeDeadlineSeconds: r.opts.releaseTimeoutSeconds,
         ttlSecondsAfterFinished: FINISHED_JOB_TTL,
-        template: { metadata: { labels: appLabels(opts.app, 'release'), annotations }, spec: podSpec(container('release'), 'Never') },
+        template: {
+          metadata: { labels: appLabels(app, 'release'), annotations: r.annotations },
+          spec: podSpec(r, container(r, 'release'), 'Never'),
+        },
       },
-    });
-  }
+    },
+  ];
+}
 
-  const tcp = (period: number, failures: number): IProbe => ({
-    tcpSocket: { port: 'http' },
-    periodSeconds: period,
-    failureThreshold: failures,
-  });
-  for (const type of types.filter((t) => t !== 'release')) {
-    const labels = appLabels(opts.app, type);
-    const web = type === 'web';
-    const c = web
-      ? container(type, {
-          env: [{ name: 'PORT', value: String(opts.port) }],
-          ports: [{ name: 'http', containerPort: opts.port, protocol: 'TCP' }],
-          // Up to two minutes to fetch and unpack the slug and boot; then it must keep accepting connections.
-          startupProbe: tcp(2, 60),
-          readinessProbe: tcp(5, 1),
-          livenessProbe: tcp(10, 3),
-        })
-      : container(type);
-    objects.push({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: meta(`${opts.app}-${type}`, labels),
-      spec: {
-        replicas: opts.replicas[type] ?? (web ? 1 : 0),
-        selector: { matchLabels: { 'app.kubernetes.io/name': opts.app, 'app.kubernetes.io/component': type } },
-        template: { metadata: { labels, annotations }, spec: podSpec(c) },
-      },
-    });
-  }
+function tcp(period: number, failures: number): IProbe {
+  return { tcpSocket: { port: 'http' }, periodSeconds: period, failureThreshold: failures };
+}
 
-  if (types.includes('web')) {
-    objects.push({
+function deployment(r: Release, type: string): IDeployment {
+  const { app, port } = r.opts;
+  const labels = appLabels(app, type);
+  const web = type === 'web';
+  const c = web
+    ? container(r, type, {
+        env: [{ name: 'PORT', value: String(port) }],
+        ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
+        // Up to two minutes to fetch and unpack the slug and boot; then it must keep accepting connections.
+        startupProbe: tcp(2, 60),
+        readinessProbe: tcp(5, 1),
+        livenessProbe: tcp(10, 3),
+      })
+    : container(r, type);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(r, `${app}-${type}`, labels),
+    spec: {
+      replicas: r.opts.replicas[type] ?? (web ? 1 : 0),
+      selector: { matchLabels: { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': type } },
+      template: { metadata: { labels, annotations: r.annotations }, spec: podSpec(r, c) },
+    },
+  };
+}
+
+function webService(r: Release): IService[] {
+  if (!r.types.includes('web')) return [];
+  const { app } = r.opts;
+  return [
+    {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: meta(`${opts.app}-web`, appLabels(opts.app, 'web')),
+      metadata: meta(r, `${app}-web`, appLabels(app, 'web')),
       spec: {
         type: 'ClusterIP',
-        selector: { 'app.kubernetes.io/name': opts.app, 'app.kubernetes.io/component': 'web' },
+        selector: { 'app.kubernetes.io/name': app, 'app.kubernetes.io/component': 'web' },
         ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
       },
-    });
-  }
-  return objects;
+    },
+  ];
 }
 
 /** A short, stable id for a value (a Job's name from its source URL). */

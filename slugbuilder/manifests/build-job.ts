@@ -1,7 +1,8 @@
 /**
  * A build as a Kubernetes Job running the slugbuilder image: the source from
- * TAR_URL, the slug to PUT_URL, or an image to a registry. The URLs are
- * presigned, so they live in a Secret the Job reads, never in the pod spec.
+ * TAR_URL, the slug to PUT_URL, or an image to a registry, and its --summary
+ * to SUMMARY_URL. The URLs are presigned, so they live in a Secret the Job
+ * reads, never in the pod spec.
  *
  * An image build runs in two steps: `build` (an init container) runs the
  * buildpacks, which run the app's own code, and writes the image to an OCI
@@ -21,6 +22,8 @@ export interface BuildJobOptions {
   tarUrl: string;
   /** Slug mode: where the slug is PUT. */
   putUrl?: string;
+  /** Where the build PUTs its --summary (read back by `manifests --summary URL`). */
+  summaryUrl?: string;
   /** Image mode: the registry target, its run image and the dockerconfigjson Secret that may push there. */
   image?: { target: string; runImage: string; registrySecret: string };
   cacheUrl?: string;
@@ -47,6 +50,7 @@ export function renderBuildJob(opts: BuildJobOptions): [ISecret, IJob] {
 
   const urls: Record<string, string> = { TAR_URL: opts.tarUrl };
   if (opts.putUrl) urls.PUT_URL = opts.putUrl;
+  if (opts.summaryUrl) urls.SUMMARY_URL = opts.summaryUrl;
   if (opts.cacheUrl) urls.CACHE_URL = opts.cacheUrl;
   if (opts.cachePutUrl) urls.CACHE_PUT_URL = opts.cachePutUrl;
   const secret: ISecret = { apiVersion: 'v1', kind: 'Secret', metadata: meta(labels), type: 'Opaque', stringData: urls };
@@ -56,7 +60,13 @@ export function renderBuildJob(opts: BuildJobOptions): [ISecret, IJob] {
     { name: 'ENV_DIR', value: CONFIG_VARS_DIR },
     ...(opts.sourceVersion ? [{ name: 'SOURCE_VERSION', value: opts.sourceVersion }] : []),
   ];
-  const buildArgs = ['--app', opts.app, ...opts.buildpacks.flatMap((bp) => ['--buildpack', bp])];
+  const buildArgs = [
+    '--app',
+    opts.app,
+    ...opts.buildpacks.flatMap((bp) => ['--buildpack', bp]),
+    // Kubernetes expands $(SUMMARY_URL) from the container's env: the presigned URL stays out of the pod spec.
+    ...(opts.summaryUrl ? ['--summary', '$(SUMMARY_URL)'] : []),
+  ];
   const buildScratch: Scratch[] = [
     { name: 'tmp', mountPath: '/tmp' },
     { name: 'cache', mountPath: '/cache' },

@@ -1,12 +1,16 @@
 /**
- * `--summary FILE`: a JSON description of the build and of every other
- * output (its entries), staged last so that it sees them all. Another form
- * of the target (a URL, say) is one more branch in `summaryKind.parse`
- * returning its own Output.
+ * `--summary FILE|URL`: a JSON description of the build and of every other
+ * output (its entries), staged last so that it sees them all. A URL is PUT as
+ * `--put-url` sends the slug, so a build Job hands back what it built
+ * (`slugbuilder manifests --summary URL` reads it).
  */
 import { writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { checkHttpUrl } from '../../shared/command.js';
 import { errnoCode, UserError } from '../../shared/errors.js';
 import { checkWritableTarget, stageFile } from '../../shared/fs.js';
+import { displayUrl, isHttpUrl, upload } from '../../shared/http.js';
+import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
 import type { Output, OutputKind } from './deliver.js';
 import { slugEntry } from './slug.js';
@@ -15,13 +19,17 @@ export const SUMMARY_OPTIONS = {
   summary: { type: 'string' },
 } as const;
 
-export const SUMMARY_USAGE = `  --summary FILE           write a JSON summary of the build
+export const SUMMARY_USAGE = `  --summary FILE|URL       write a JSON summary of the build (to an http(s) URL: an HTTP PUT, as --put-url)
 `;
 
 export const summaryKind: OutputKind<{ summary?: string }> = {
   parse(v) {
     const named = v.summary;
     if (named === undefined) return undefined;
+    if (isHttpUrl(named)) {
+      checkHttpUrl(named, '--summary');
+      return { flag: '--summary', check: async () => undefined, outputs: () => [summaryUrlOutput(named)] };
+    }
     return {
       flag: '--summary',
       check: async () => void (await checkWritableTarget(named, '--summary')),
@@ -55,5 +63,20 @@ export function summaryOutput(named: string): Output {
       throw new UserError(`cannot write --summary ${named}: ${errnoCode(err) ?? err}`);
     }
     return { irreversible: staged.inPlace, commit: staged.commit, discard: staged.discard };
+  };
+}
+
+/** The summary PUT to a URL: only the URL's display form is printed; a redirect is refused. */
+function summaryUrlOutput(url: string): Output {
+  return async (result, entries) => {
+    const bytes = Buffer.from(JSON.stringify(summaryDocument(result, entries), null, 2) + '\n');
+    return {
+      irreversible: true,
+      commit: async () => {
+        log.step(`Uploading summary to ${displayUrl(url)}`);
+        await upload(url, () => Readable.from([bytes]), bytes.length, '--summary');
+      },
+      discard: async () => undefined,
+    };
   };
 }

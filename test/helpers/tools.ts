@@ -16,6 +16,7 @@ const PACKAGES: Record<string, string> = {
   git: 'git',
   gzip: 'gzip',
   htpasswd: 'apache2-utils',
+  kubectl: 'kubernetes-client',
   python3: 'python3',
   shellcheck: 'shellcheck',
   skopeo: 'skopeo',
