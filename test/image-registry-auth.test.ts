@@ -26,21 +26,20 @@ describe('registry auth pieces', () => {
   it('reads credentials from DOCKER_CONFIG auths, matching the host whatever the key style', async () => {
     const auth = Buffer.from('deploy:s3cret:with:colons').toString('base64');
     await writeFile(path.join(dir, 'config.json'), JSON.stringify({ auths: { 'https://127.0.0.1:5999/v1/': { auth } } }));
-    const creds = findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir });
+    const creds = await findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir });
     expect(creds).to.include({ username: 'deploy', password: 's3cret:with:colons' });
-    expect(findCredentials('127.0.0.1:6000', { DOCKER_CONFIG: dir })).to.equal(undefined);
+    expect(await findCredentials('127.0.0.1:6000', { DOCKER_CONFIG: dir })).to.equal(undefined);
     // The environment wins over the file.
-    expect(findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir, REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'pw-from-env' })).to.include(
-      { username: 'ci', source: 'REGISTRY_USERNAME/REGISTRY_PASSWORD' },
-    );
+    expect(
+      await findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir, REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'pw-from-env' }),
+    ).to.include({ username: 'ci', source: 'REGISTRY_USERNAME/REGISTRY_PASSWORD' });
   });
 
   it('says which file is broken when config.json is not JSON', async () => {
     await writeFile(path.join(dir, 'config.json'), '{not json');
-    expect(() => findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir })).to.throw(
-      UserError,
-      `${path.join(dir, 'config.json')} is not valid JSON`,
-    );
+    const err = await findCredentials('127.0.0.1:5999', { DOCKER_CONFIG: dir }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(UserError);
+    expect((err as Error).message).to.include(`${path.join(dir, 'config.json')} is not valid JSON`);
   });
 
   it('treats only loopback hosts as plain-HTTP by default', () => {

@@ -30,6 +30,7 @@ export async function preflight(targets: OutputTargets, env: NodeJS.ProcessEnv, 
     appUid: flags.appUid,
     appGid: flags.appGid,
     insecureRegistries: flags.insecureRegistries,
+    registryMirrors: flags.registryMirrors,
     env,
     layerCacheDir: cacheRoot ? path.join(cacheRoot, 'layers') : undefined,
   });

@@ -24,7 +24,7 @@ import type { LayerResult } from './layer.js';
 import { LayerCache } from './layer-cache.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
-import { type ImageReference, parseReference } from './reference.js';
+import { describeReference, type ImageReference, parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
 
 export interface PlanOptions {
@@ -34,6 +34,8 @@ export interface PlanOptions {
   appUid?: number;
   appGid?: number;
   insecureRegistries: string[];
+  /** --registry-mirror: tried in order for docker.io pulls. */
+  registryMirrors?: string[];
   env?: NodeJS.ProcessEnv;
   /** Keep compressed app layers here between builds (layer-cache.ts); unset: no cache. */
   layerCacheDir?: string;
@@ -93,8 +95,12 @@ export function baseAnnotations(runRef: ImageReference, runDigest: string): Reco
 /** Check where the image goes and read the run image; close() when done with it. */
 export async function planExport(target: ImageReference, runRef: ImageReference, opts: PlanOptions): Promise<ExportPlan> {
   await checkImageTarget(target, '--image');
-  const pool = new RegistryPool({ insecureRegistries: opts.insecureRegistries, env: opts.env ?? process.env });
-  log.step(`Reading run image ${runRef.text}`);
+  const pool = new RegistryPool({
+    insecureRegistries: opts.insecureRegistries,
+    registryMirrors: opts.registryMirrors,
+    env: opts.env ?? process.env,
+  });
+  log.step(`Reading run image ${describeReference(runRef)}`);
   const run = await openImage(runRef, { platform: opts.platform, pool, role: 'run image' });
   log.info(
     `${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`,
@@ -199,7 +205,7 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
       sourceVersion: opts.sourceVersion,
       mtime,
     });
-    log.step(`Writing image ${plan.target.text}`);
+    log.step(`Writing image ${describeReference(plan.target)}`);
     const result = await writeImage(plan.target, built, plan.pool);
     log.step(`Image digest ${result.digest}`);
     return { ...summary, digest: result.digest };

@@ -7,6 +7,7 @@ import { UsageError } from '../../shared/errors.js';
 import type { Platform } from '../image/blobs.js';
 import { parsePlatform } from '../image/platform.js';
 import { type ImageReference, parseReference } from '../image/reference.js';
+import { parseMirror } from '../image/registry.js';
 
 /** The parseArgs option specs for the image flags, to merge into the CLI's own. */
 export const IMAGE_OPTIONS = {
@@ -17,6 +18,7 @@ export const IMAGE_OPTIONS = {
   'app-uid': { type: 'string' },
   'app-gid': { type: 'string' },
   'insecure-registry': { type: 'string', multiple: true },
+  'registry-mirror': { type: 'string', multiple: true },
 } as const;
 
 export const IMAGE_USAGE = `Image (no Docker daemon needed):
@@ -26,6 +28,7 @@ export const IMAGE_USAGE = `Image (no Docker daemon needed):
   --platform OS/ARCH       platform to pick from a multi-platform run image (default linux/amd64)
   --app-uid N, --app-gid N owner of /app (default: the run image's numeric User, else 1000:1000)
   --insecure-registry HOST use plain HTTP for HOST (loopback hosts always do); repeatable
+  --registry-mirror HOST   pull docker.io images through HOST[:PORT][/PREFIX] first; repeatable
   slugbuilder rebase IMAGE --run-image NEW [--image OUT]   swap the run image under an app image
 `;
 
@@ -39,6 +42,7 @@ export interface ImageFlags {
   appUid?: number;
   appGid?: number;
   insecureRegistries: string[];
+  registryMirrors: string[];
 }
 
 type FlagValues = {
@@ -49,6 +53,7 @@ type FlagValues = {
   'app-uid'?: string;
   'app-gid'?: string;
   'insecure-registry'?: string[];
+  'registry-mirror'?: string[];
 };
 
 function parseId(value: string | undefined, flag: string): number | undefined {
@@ -59,7 +64,15 @@ function parseId(value: string | undefined, flag: string): number | undefined {
 
 /** Validated image flags, or undefined when none of them were given. */
 export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
-  const any = v.layer || v['run-image'] || v.image || v.platform || v['app-uid'] || v['app-gid'] || v['insecure-registry']?.length;
+  const any =
+    v.layer ||
+    v['run-image'] ||
+    v.image ||
+    v.platform ||
+    v['app-uid'] ||
+    v['app-gid'] ||
+    v['insecure-registry']?.length ||
+    v['registry-mirror']?.length;
   if (!any) return undefined;
   if (v.image && !v['run-image']) throw new UsageError('--image needs --run-image REF: the base the app layer goes on');
   if (v['run-image'] && !v.image) throw new UsageError('--run-image needs --image REF: where to write the app image');
@@ -67,7 +80,8 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
   const runImage = v['run-image'] ? parseReference(v['run-image']) : undefined;
   const platform = v.platform ? parsePlatform(v.platform) : undefined;
   if (!v.layer && !v.image)
-    throw new UsageError('--platform, --app-uid, --app-gid and --insecure-registry only apply with --layer or --image');
+    throw new UsageError('--platform, --app-uid, --app-gid, --insecure-registry and --registry-mirror only apply with --layer or --image');
+  for (const mirror of v['registry-mirror'] ?? []) parseMirror(mirror);
   return {
     layer: v.layer,
     runImage,
@@ -76,5 +90,6 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
     appUid: parseId(v['app-uid'], '--app-uid'),
     appGid: parseId(v['app-gid'], '--app-gid'),
     insecureRegistries: v['insecure-registry'] ?? [],
+    registryMirrors: v['registry-mirror'] ?? [],
   };
 }

@@ -14,6 +14,7 @@ import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.
 import { assembleAppImage, type ExportPlan, logAppLayers, logLayer } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
 import { type LayerResult, writeLayer } from '../image/layer.js';
+import { describeReference } from '../image/reference.js';
 import type { Delivery, Output } from './deliver.js';
 import type { ImageFlags } from './image-flags.js';
 
@@ -84,7 +85,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           sourceVersion: result.sourceVersion,
           mtime,
         });
-        log.step(`Writing image ${plan.target.text}`);
+        log.step(`Writing image ${describeReference(plan.target)}`);
         const staged = await stageImage(plan.target, built, plan.pool);
         return {
           summary: { image: summary },
