@@ -59,6 +59,8 @@ export interface AppInput {
   sourceVersion?: string;
   /** SOURCE_DATE_EPOCH as the CLI read it: the image's `created` and the layer's mtimes. */
   mtime: Date;
+  /** --creation-time: the image's `created` instead of `mtime` (the layers keep `mtime`). */
+  created?: Date;
 }
 
 export interface ImageSummary {
@@ -123,7 +125,7 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     appLabels: app.labels,
     processTypes: app.processTypes,
     sourceVersion: app.sourceVersion,
-    created: app.mtime,
+    created: app.created ?? app.mtime,
   });
   const appLayers: LayerBlob[] = layers.map((layer) => ({
     descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },

@@ -6,7 +6,7 @@
 import { UsageError } from '../../shared/errors.js';
 import type { Platform } from '../image/blobs.js';
 import { parsePlatform } from '../image/platform.js';
-import { type ImageReference, parseReference } from '../image/reference.js';
+import { type ImageReference, parseReference, type RegistryReference } from '../image/reference.js';
 import { parseMirror } from '../image/registry.js';
 
 /** The parseArgs option specs for the image flags, to merge into the CLI's own. */
@@ -19,6 +19,8 @@ export const IMAGE_OPTIONS = {
   'app-gid': { type: 'string' },
   'insecure-registry': { type: 'string', multiple: true },
   'registry-mirror': { type: 'string', multiple: true },
+  tag: { type: 'string', multiple: true },
+  'creation-time': { type: 'string' },
 } as const;
 
 export const IMAGE_USAGE = `Image (no Docker daemon needed):
@@ -29,6 +31,9 @@ export const IMAGE_USAGE = `Image (no Docker daemon needed):
   --app-uid N, --app-gid N owner of /app (default: the run image's numeric User, else 1000:1000)
   --insecure-registry HOST use plain HTTP for HOST (loopback hosts always do); repeatable
   --registry-mirror HOST   pull docker.io images through HOST[:PORT][/PREFIX] first; repeatable
+  --tag REF                also push the image as REF (a registry reference); repeatable
+  --creation-time WHEN     the image's created time: now, RFC 3339 or Unix seconds
+                           (default SOURCE_DATE_EPOCH, else 1980-01-01T00:00:01Z)
   slugbuilder rebase IMAGE --run-image NEW [--image OUT]   swap the run image under an app image
 `;
 
@@ -43,6 +48,10 @@ export interface ImageFlags {
   appGid?: number;
   insecureRegistries: string[];
   registryMirrors: string[];
+  /** --tag: more names the pushed manifest gets. */
+  tags: RegistryReference[];
+  /** --creation-time; unset: the reproducible default. */
+  creationTime?: Date;
 }
 
 type FlagValues = {
@@ -54,7 +63,34 @@ type FlagValues = {
   'app-gid'?: string;
   'insecure-registry'?: string[];
   'registry-mirror'?: string[];
+  tag?: string[];
+  'creation-time'?: string;
 };
+
+/** pack's --creation-time: `now`, an RFC 3339 time or Unix seconds. */
+export function parseCreationTime(value: string, now = new Date()): Date {
+  if (value === 'now') return new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const date = /^\d+$/.test(value)
+    ? new Date(Number(value) * 1000)
+    : /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/.test(value)
+      ? new Date(value)
+      : undefined;
+  if (!date || Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999)
+    throw new UsageError(`--creation-time ${value} is not now, an RFC 3339 time (2024-05-01T12:00:00Z) or Unix seconds`);
+  return date;
+}
+
+function parseTags(values: string[], image: ImageReference | undefined): RegistryReference[] {
+  if (values.length === 0) return [];
+  if (image?.kind !== 'registry')
+    throw new UsageError('--tag REF needs --image to be a registry reference: the extra names are pushed with it');
+  return values.map((value) => {
+    const ref = parseReference(value);
+    if (ref.kind !== 'registry' || ref.digest)
+      throw new UsageError(`--tag ${value} is not a registry reference with a tag (docker://HOST/NAME:TAG or a Docker name)`);
+    return ref;
+  });
+}
 
 function parseId(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -72,7 +108,9 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
     v['app-uid'] ||
     v['app-gid'] ||
     v['insecure-registry']?.length ||
-    v['registry-mirror']?.length;
+    v['registry-mirror']?.length ||
+    v.tag?.length ||
+    v['creation-time'];
   if (!any) return undefined;
   if (v.image && !v['run-image']) throw new UsageError('--image needs --run-image REF: the base the app layer goes on');
   if (v['run-image'] && !v.image) throw new UsageError('--run-image needs --image REF: where to write the app image');
@@ -82,6 +120,7 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
   if (!v.layer && !v.image)
     throw new UsageError('--platform, --app-uid, --app-gid, --insecure-registry and --registry-mirror only apply with --layer or --image');
   for (const mirror of v['registry-mirror'] ?? []) parseMirror(mirror);
+  if ((v.tag?.length || v['creation-time']) && !v.image) throw new UsageError('--tag and --creation-time only apply with --image');
   return {
     layer: v.layer,
     runImage,
@@ -91,5 +130,7 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
     appGid: parseId(v['app-gid'], '--app-gid'),
     insecureRegistries: v['insecure-registry'] ?? [],
     registryMirrors: v['registry-mirror'] ?? [],
+    tags: parseTags(v.tag ?? [], image),
+    creationTime: v['creation-time'] !== undefined ? parseCreationTime(v['creation-time']) : undefined,
   };
 }

@@ -84,9 +84,10 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           labels,
           sourceVersion: result.sourceVersion,
           mtime,
+          created: flags.creationTime,
         });
         log.step(`Writing image ${describeReference(plan.target)}`);
-        const staged = await stageImage(plan.target, built, plan.pool);
+        const staged = await stageImage(plan.target, built, plan.pool, flags.tags);
         return {
           summary: { image: summary },
           irreversible: staged.remote,
