@@ -42,10 +42,10 @@ describe('HTTP_PROXY, HTTPS_PROXY and NO_PROXY for slugkit’s own traffic', fun
     const bp = await tarOf(await writeBuildpack(await tempDir('slugkit-bp-'), { compile: 'echo compiled > "$1/compiled.txt"' }), true);
     files = await startHttpServer(async (req, res) => {
       const url = req.url ?? '/';
-      if (req.method === 'PUT' && url === '/slug.tgz') {
+      if (req.method === 'PUT') {
         const chunks: Buffer[] = [];
         for await (const c of req) chunks.push(c as Buffer);
-        stored = Buffer.concat(chunks);
+        if (url === '/slug.tgz') stored = Buffer.concat(chunks);
         res.writeHead(200).end();
         return;
       }
@@ -65,8 +65,17 @@ describe('HTTP_PROXY, HTTPS_PROXY and NO_PROXY for slugkit’s own traffic', fun
 
   const at = (name: string, p: string) => `http://${name}.invalid:${files.port}${p}`;
 
-  it('fetches the source and a buildpack tarball and PUTs the slug through HTTP_PROXY, never printing its password', async () => {
-    const args = ['--source', at('src', '/app.tar'), '--buildpack', at('bp', '/bp.tgz'), '--put-url', at('store', '/slug.tgz')];
+  it('fetches the source, a buildpack tarball and the cache, and PUTs the slug through HTTP_PROXY, never printing its password', async () => {
+    const args = [
+      '--source',
+      at('src', '/app.tar'),
+      '--buildpack',
+      at('bp', '/bp.tgz'),
+      '--put-url',
+      at('store', '/slug.tgz'),
+      '--cache-url',
+      at('cache', '/cache.tgz'),
+    ];
     const res = await runBuilder(args, { env: { ...clean, HTTP_PROXY: proxyUrl } });
     expect(res.exitCode, res.stderr).to.equal(0);
     expect(res.stderr).to.not.include(PROXY_PASSWORD);
@@ -75,6 +84,8 @@ describe('HTTP_PROXY, HTTPS_PROXY and NO_PROXY for slugkit’s own traffic', fun
       `GET ${at('src', '/app.tar')}`,
       `GET ${at('bp', '/bp.tgz')}`,
       `PUT ${at('store', '/slug.tgz')}`,
+      `GET ${at('cache', '/cache.tgz')}`,
+      `PUT ${at('cache', '/cache.tgz')}`,
     ]);
     expect(await slugPaths(stored!)).to.include.members(['hello.txt', 'compiled.txt']);
   });
