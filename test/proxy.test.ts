@@ -4,6 +4,9 @@
  * the forward proxy on 127.0.0.1 (test/helpers/forward-proxy.ts) can reach.
  */
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
@@ -13,7 +16,7 @@ import { GitFixture, gitHttpBackend } from './helpers/git-server.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { makeRunImages } from './helpers/image-fixtures.js';
 import { startRegistry } from './helpers/registry.js';
-import { hasCommand } from './helpers/tools.js';
+import { requireTools } from './helpers/tools.js';
 
 const execFileP = promisify(execFile);
 const ERROR = /^ ! {5}(.*)$/;
@@ -123,8 +126,52 @@ describe('HTTP_PROXY, HTTPS_PROXY and NO_PROXY for slugkit’s own traffic', fun
     );
   });
 
+  it('https URLs go through a CONNECT tunnel to HTTPS_PROXY, and direct when only HTTP_PROXY is set, as with curl', async function () {
+    requireTools(this, 'openssl');
+    const dir = await tempDir('slugkit-proxy-tls-');
+    const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+    await execFileP('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=secure.invalid',
+      '-addext',
+      'subjectAltName=DNS:secure.invalid',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    const source = await tarOf(await makeApp({ Procfile: 'web: echo tls\n', 'tls.txt': 'over TLS\n' }));
+    const server = https.createServer({ key: await readFile(key), cert: await readFile(cert) }, (_req, res) => {
+      res.writeHead(200, { 'content-length': source.length }).end(source);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://secure.invalid:${(server.address() as AddressInfo).port}/app.tar`;
+      const out = path.join(dir, 's.tgz');
+      const env = { ...clean, NODE_EXTRA_CA_CERTS: cert };
+      const tunnelled = await runBuilder(['--source', url, '-o', out], { env: { ...env, HTTPS_PROXY: proxyUrl } });
+      expect(tunnelled.exitCode, tunnelled.stderr).to.equal(0);
+      expect(proxy.seen).to.include(`CONNECT secure.invalid:${(server.address() as AddressInfo).port}`);
+      expect(await slugPaths(out)).to.include('tls.txt');
+      const direct = await runBuilder(['--source', url, '-o', out], { env: { ...env, HTTP_PROXY: proxyUrl } });
+      expect(errorLines(direct.stderr).at(-1)).to.equal(
+        `source URL: cannot reach ${url} (name not found); check the URL and that the server is up`,
+      );
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('pulls and pushes an image through the proxy', async function () {
-    if (!hasCommand('docker-registry') || !hasCommand('skopeo')) this.skip();
+    requireTools(this, 'docker-registry', 'skopeo');
     const root = await tempDir('slugkit-proxy-image-');
     const run = await makeRunImages(root);
     const registry = await startRegistry();
@@ -158,7 +205,7 @@ describe('HTTP_PROXY, HTTPS_PROXY and NO_PROXY for slugkit’s own traffic', fun
   });
 
   it('git buildpack URLs: git reads the proxy variables itself, HTTP_PROXY included', async function () {
-    if (!hasCommand('git')) this.skip();
+    requireTools(this, 'git');
     const srv = await tempDir('slugkit-proxy-git-');
     const repo = await GitFixture.create(srv, 'bp');
     await repo.commit({ 'bin/detect': '#!/bin/sh\necho gitpack\n', 'bin/compile': '#!/bin/sh\necho from-git > "$1/git.txt"\n' }, 'bp');
