@@ -105,6 +105,7 @@ export class RegistryClient {
   readonly host: string;
   readonly base: string;
   private credentials: Credentials | undefined;
+  private credentialsLoaded: Promise<void> | undefined;
   private readonly env: NodeJS.ProcessEnv;
   private challenge: Challenge | undefined;
   private pinged = false;
@@ -122,12 +123,11 @@ export class RegistryClient {
   /** GET /v2/: learns whether and how the registry wants us to authenticate. */
   async ping(): Promise<void> {
     if (this.pinged) return;
-    // Looked up once, before the first request: a credential helper runs at most once per registry.
-    this.credentials = await findCredentials(this.host, this.env);
     const res = await this.exchange('GET', `${this.base}/v2/`, {}, undefined, `reaching registry ${this.host}`);
     if (res.status === 401) {
       this.challenge = parseChallenge(res.headers.get('www-authenticate'));
       await res.body?.cancel();
+      await this.loadCredentials();
       if (!this.challenge)
         throw new UserError(
           `registry ${this.host} wants authentication of a kind slugbuilder does not speak (only Basic and Bearer tokens)`,
@@ -138,6 +138,14 @@ export class RegistryClient {
       throw new UserError(`registry ${this.host} answered /v2/ with ${await registryErrorText(res)}: is it an OCI distribution registry?`);
     }
     this.pinged = true;
+  }
+
+  /** Only for a registry that asks, and once: a credential helper runs at most once per registry. */
+  private loadCredentials(): Promise<void> {
+    this.credentialsLoaded ??= findCredentials(this.host, this.env).then((found) => {
+      this.credentials = found;
+    });
+    return this.credentialsLoaded;
   }
 
   // ---- blobs ----
@@ -285,6 +293,7 @@ export class RegistryClient {
         if (!refreshed && challenge) {
           // A new challenge may name a different scope: fetch a token for it.
           this.challenge = challenge;
+          await this.loadCredentials();
           const extra = challenge.params.scope ? challenge.params.scope.split(' ') : [];
           refreshed = true;
           if (challenge.scheme === 'bearer') {
