@@ -32,6 +32,10 @@ for (const cli of ['slugbuilder', 'slugrunner']) {
     target: 'node20',
     // CommonJS dependencies bundled into an ES module still call require() for Node built-ins.
     banner: { js: "import { createRequire as __slugkitRequire } from 'node:module'; const require = __slugkitRequire(import.meta.url);" },
+    // undici (the HTTP client behind every download, shared/proxy.ts) is loaded
+    // from node_modules on the first request: a megabyte that a build or a dyno
+    // start that never goes online need not parse.
+    external: ['undici'],
     logLevel: 'warning',
   });
   // tsc's source map describes the file the bundle replaced.

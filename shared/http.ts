@@ -1,5 +1,6 @@
 /**
- * The one HTTP transport, over Node's fetch: TAR_URL and SLUG_URL downloads,
+ * The one HTTP transport, over undici's fetch through the proxy the
+ * environment names (shared/proxy.ts): TAR_URL and SLUG_URL downloads,
  * PUT_URL uploads, the build cache, buildpack tarballs and the registry
  * client all go through `request()`, with one retry policy, one idle
  * timeout and one deadline, and every body read whole is bounded
@@ -10,6 +11,7 @@
 import { Readable, Transform } from 'node:stream';
 import { errorMessage, UserError } from './errors.js';
 import { log, redact } from './log.js';
+import { httpClient, proxyFor } from './proxy.js';
 import { formatSize, parseDuration } from './units.js';
 
 /** What stands in for a query value in a printed URL. */
@@ -202,6 +204,9 @@ export function describeNetworkError(err: unknown): string {
   const code = networkCode(err);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'name not found';
   if (code === 'ECONNREFUSED') return 'connection refused';
+  // undici's words when a proxy refuses a CONNECT tunnel.
+  const refused = /Proxy response \((\d+)\)/.exec(String((err as { cause?: { message?: string } })?.cause?.message ?? ''));
+  if (refused) return `the proxy answered HTTP ${refused[1]} to CONNECT`;
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
   if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'connection timed out';
   // Node's own client limits, in case they fire before ours.
@@ -344,27 +349,6 @@ class Watch {
   }
 }
 
-/**
- * Node's client gives up on its own after 300 s without headers or body
- * bytes; our clocks replace those limits so --net-timeout may be longer. The
- * Agent class is reached through the global dispatcher undici registers
- * (Node ships no public handle on it); without it, Node's limits stay.
- */
-let dispatcher: unknown;
-async function unlimitedDispatcher(): Promise<unknown> {
-  if (dispatcher !== undefined) return dispatcher;
-  dispatcher = null;
-  try {
-    await (await fetch('data:,')).arrayBuffer();
-    const global = (globalThis as Record<symbol, unknown>)[Symbol.for('undici.globalDispatcher.1')];
-    const Agent = (global as { constructor?: new (opts: object) => unknown } | undefined)?.constructor;
-    if (Agent && Agent.name === 'Agent') dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
-  } catch {
-    dispatcher = null;
-  }
-  return dispatcher;
-}
-
 function retryLine(method: string, shown: string, attempt: number, why: string): void {
   log.warn(`retrying ${method} ${shown} (attempt ${attempt + 1} of ${RETRY.attempts}): ${why}`);
 }
@@ -386,7 +370,10 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
   const deadlineAt = Date.now() + limits.deadlineMs;
   const host = hostOf(url);
   const shown = requestDisplay(url);
-  const noDispatcherLimits = await unlimitedDispatcher();
+  const client = await httpClient();
+  // Through HTTP(S)_PROXY unless NO_PROXY says otherwise (shared/proxy.ts); named in network errors.
+  const proxy = proxyFor(url);
+  const via = proxy ? ` (through the proxy ${proxy})` : '';
   for (let attempt = 1; ; attempt++) {
     const last = attempt >= RETRY.attempts;
     const backoff = Math.min(RETRY.backoffMs * 2 ** (attempt - 1), Math.max(0, deadlineAt - Date.now()));
@@ -399,8 +386,8 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
         headers: opts.headers ?? {},
         redirect: opts.body ? 'manual' : 'follow',
         signal: watch.controller.signal,
+        dispatcher: client.dispatcherFor(url),
       };
-      if (noDispatcherLimits) init.dispatcher = noDispatcherLimits;
       if (opts.body) {
         const body = await opts.body();
         if (Buffer.isBuffer(body)) {
@@ -420,7 +407,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
         }
       }
       watch.arm();
-      res = await fetch(url, init);
+      res = (await client.fetch(url, init as Parameters<typeof client.fetch>[1])) as unknown as Response;
     } catch (err) {
       watch.end();
       stream?.destroy();
@@ -433,7 +420,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<R
       const failure =
         watch.stopped === 'idle'
           ? new NetworkError('TIMEOUT', `no answer from ${host} in ${shortDuration(limits.idleMs)}`, true, attempt)
-          : new NetworkError(networkCode(err), describeNetworkError(err), false, attempt);
+          : new NetworkError(networkCode(err), describeNetworkError(err) + via, false, attempt);
       if (last || (failure.code && FINAL_CODES.has(failure.code))) throw failure;
       retryLine(method, shown, attempt, watch.stopped === 'idle' ? `no answer in ${shortDuration(limits.idleMs)}` : failure.description);
       await sleep(backoff);

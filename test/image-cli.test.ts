@@ -115,8 +115,8 @@ describe('slugbuilder CLI image flags', () => {
       [['--image', 'oci:x'], '--image needs --run-image REF: the base the app layer goes on'],
       [['--run-image', `oci:${run.layout}:24`], '--run-image needs --image REF: where to write the app image'],
       [
-        ['--run-image', 'nope', '--image', 'oci:x'],
-        'unknown image reference "nope": use oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG',
+        ['--run-image', 'Nope', '--image', 'oci:x'],
+        'unknown image reference "Nope": use oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, docker://HOST/NAME:TAG or a Docker name (e.g. heroku/heroku:24)',
       ],
       [['--layer', 'l.tgz', '--app-uid', 'abc'], '--app-uid expects a numeric id (0 to 2097151), got "abc"'],
       [

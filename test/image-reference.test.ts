@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { UsageError } from '../shared/errors.js';
 import { repoTagFor } from '../slugbuilder/image/archive.js';
-import { parseReference } from '../slugbuilder/image/reference.js';
+import { describeReference, fullName, parseReference } from '../slugbuilder/image/reference.js';
 
 describe('image references', () => {
   it('parses the four transports', () => {
@@ -22,12 +22,30 @@ describe('image references', () => {
   });
 
   it('refuses what it cannot use, with the forms it accepts', () => {
-    expect(() => parseReference('myapp:v1')).to.throw(UsageError, /unknown image reference "myapp:v1": use oci:DIR/);
-    expect(() => parseReference('docker://myapp:v1')).to.throw(UsageError, /names no registry host: write docker:\/\/HOST/);
+    expect(() => parseReference('./app.tar')).to.throw(UsageError, /unknown image reference ".\/app.tar": use oci:DIR/);
+    expect(() => parseReference('MyApp:v1')).to.throw(UsageError, /unknown image reference "MyApp:v1": .* or a Docker name/);
     expect(() => parseReference('docker://127.0.0.1:5000/MyApp:v1')).to.throw(UsageError, /not a valid repository name/);
     expect(() => parseReference('docker://127.0.0.1:5000/app:bad tag')).to.throw(UsageError, /not a valid tag/);
     expect(() => parseReference('docker://127.0.0.1:5000/app@sha256:abc')).to.throw(UsageError, /not a sha256 digest/);
     expect(() => parseReference('oci:')).to.throw(UsageError, /has no path/);
+  });
+
+  it('reads Docker names as docker does: no host means Docker Hub, one component means library/', () => {
+    const hub = (text: string) => {
+      const ref = parseReference(text);
+      return ref.kind === 'registry' ? fullName(ref) : ref.kind;
+    };
+    expect(hub('heroku/heroku:24')).to.equal('docker.io/heroku/heroku:24');
+    expect(hub('debian:bookworm')).to.equal('docker.io/library/debian:bookworm');
+    expect(hub('debian')).to.equal('docker.io/library/debian:latest');
+    expect(hub('docker://debian:bookworm-slim')).to.equal('docker.io/library/debian:bookworm-slim');
+    expect(hub('docker.io/paketobuildpacks/run-jammy-base')).to.equal('docker.io/paketobuildpacks/run-jammy-base:latest');
+    expect(hub('index.docker.io/library/node:20')).to.equal('docker.io/library/node:20');
+    expect(hub('ghcr.io/team/app:1')).to.equal('ghcr.io/team/app:1');
+    expect(hub('localhost:5000/app')).to.equal('localhost:5000/app:latest');
+    expect(hub('oci:debian:bookworm')).to.equal('oci');
+    expect(describeReference(parseReference('debian:bookworm'))).to.equal('debian:bookworm (docker.io/library/debian:bookworm)');
+    expect(describeReference(parseReference('docker://127.0.0.1:5000/app:v1'))).to.equal('docker://127.0.0.1:5000/app:v1');
   });
 
   it('names docker-load tags after the file unless a name is given', () => {

@@ -179,7 +179,7 @@ describe('image push to a registry', () => {
     );
     expect(await failure({ ...base, env: { DOCKER_CONFIG: path.join(root, 'no-docker-config') } })).to.match(
       new RegExp(
-        `^registry ${secured.host} needs credentials for reading runner:24: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${secured.host} to the auths of`,
+        `^registry ${secured.host} needs credentials for reading runner:24: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${secured.host} to the auths or credHelpers of`,
       ),
     );
 

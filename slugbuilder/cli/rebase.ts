@@ -8,9 +8,10 @@ import { UsageError } from '../../shared/errors.js';
 import { parsePlatform } from '../image/platform.js';
 import { rebaseImage } from '../image/rebase.js';
 import { parseReference } from '../image/reference.js';
+import { parseMirror } from '../image/registry.js';
 
-export const REBASE_USAGE = `Usage: slugbuilder rebase IMAGE --run-image NEW [--image OUT] [--platform OS/ARCH] [--insecure-registry HOST]...
-  IMAGE and NEW: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG
+export const REBASE_USAGE = `Usage: slugbuilder rebase IMAGE --run-image NEW [--image OUT] [--platform OS/ARCH] [--insecure-registry HOST]... [--registry-mirror HOST]...
+  IMAGE and NEW: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, docker://HOST/NAME:TAG or a Docker name (heroku/heroku:24)
   OUT defaults to IMAGE. The new image digest is printed on stdout.
 `;
 
@@ -22,6 +23,7 @@ const REBASE = {
     image: { type: 'string' },
     platform: { type: 'string' },
     'insecure-registry': { type: 'string', multiple: true },
+    'registry-mirror': { type: 'string', multiple: true },
   },
   positionals: {},
 } as const;
@@ -36,12 +38,14 @@ export async function rebaseCommand(args: string[]): Promise<number> {
       positionals.length === 0 ? 'rebase needs the IMAGE to rebase' : `rebase takes one IMAGE, got ${positionals.join(' ')}`,
     );
   if (!v['run-image']) throw new UsageError('rebase needs --run-image NEW');
+  for (const mirror of v['registry-mirror'] ?? []) parseMirror(mirror);
   const result = await rebaseImage({
     image: parseReference(positionals[0]),
     runImage: parseReference(v['run-image']),
     output: v.image ? parseReference(v.image) : undefined,
     platform: v.platform ? parsePlatform(v.platform) : undefined,
     insecureRegistries: v['insecure-registry'] ?? [],
+    registryMirrors: v['registry-mirror'] ?? [],
   });
   process.stdout.write(result.digest + '\n');
   return 0;

@@ -2,8 +2,8 @@
  * The app image's config and manifest: the run image's config plus the app's
  * layers (app-layers.ts), a history entry each, the runner as entrypoint, HOME=/app, and labels
  * that record what rebase needs. Nothing here depends on the clock: `created`
- * is SOURCE_DATE_EPOCH or 1980-01-01T00:00:01Z, so the same source and run
- * image give the same manifest digest.
+ * is --creation-time, else SOURCE_DATE_EPOCH or 1980-01-01T00:00:01Z, so the
+ * same source and run image give the same manifest digest.
  */
 import { UserError } from '../../shared/errors.js';
 import { slugkitVersion } from '../../shared/package.js';

@@ -24,7 +24,7 @@ import type { LayerResult } from './layer.js';
 import { LayerCache } from './layer-cache.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
-import { type ImageReference, parseReference } from './reference.js';
+import { describeReference, type ImageReference, parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
 
 export interface PlanOptions {
@@ -34,6 +34,8 @@ export interface PlanOptions {
   appUid?: number;
   appGid?: number;
   insecureRegistries: string[];
+  /** --registry-mirror: tried in order for docker.io pulls. */
+  registryMirrors?: string[];
   env?: NodeJS.ProcessEnv;
   /** Keep compressed app layers here between builds (layer-cache.ts); unset: no cache. */
   layerCacheDir?: string;
@@ -57,6 +59,8 @@ export interface AppInput {
   sourceVersion?: string;
   /** SOURCE_DATE_EPOCH as the CLI read it: the image's `created` and the layer's mtimes. */
   mtime: Date;
+  /** --creation-time: the image's `created` instead of `mtime` (the layers keep `mtime`). */
+  created?: Date;
 }
 
 export interface ImageSummary {
@@ -93,8 +97,12 @@ export function baseAnnotations(runRef: ImageReference, runDigest: string): Reco
 /** Check where the image goes and read the run image; close() when done with it. */
 export async function planExport(target: ImageReference, runRef: ImageReference, opts: PlanOptions): Promise<ExportPlan> {
   await checkImageTarget(target, '--image');
-  const pool = new RegistryPool({ insecureRegistries: opts.insecureRegistries, env: opts.env ?? process.env });
-  log.step(`Reading run image ${runRef.text}`);
+  const pool = new RegistryPool({
+    insecureRegistries: opts.insecureRegistries,
+    registryMirrors: opts.registryMirrors,
+    env: opts.env ?? process.env,
+  });
+  log.step(`Reading run image ${describeReference(runRef)}`);
   const run = await openImage(runRef, { platform: opts.platform, pool, role: 'run image' });
   log.info(
     `${run.config.os}/${run.config.architecture}, ${plural(run.manifest.layers.length, 'layer')}, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`,
@@ -117,7 +125,7 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     appLabels: app.labels,
     processTypes: app.processTypes,
     sourceVersion: app.sourceVersion,
-    created: app.mtime,
+    created: app.created ?? app.mtime,
   });
   const appLayers: LayerBlob[] = layers.map((layer) => ({
     descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
@@ -199,7 +207,7 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
       sourceVersion: opts.sourceVersion,
       mtime,
     });
-    log.step(`Writing image ${plan.target.text}`);
+    log.step(`Writing image ${describeReference(plan.target)}`);
     const result = await writeImage(plan.target, built, plan.pool);
     log.step(`Image digest ${result.digest}`);
     return { ...summary, digest: result.digest };

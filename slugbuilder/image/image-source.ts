@@ -6,13 +6,14 @@
  */
 import type { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors.js';
+import { log } from '../../shared/log.js';
 import { openArchive } from './archive.js';
 import { type Descriptor, type ImageConfig, type ImageManifest, type Platform, sha256 } from './blobs.js';
 import { type Family, familyOfManifest, INDEX_TYPES, MEDIA } from './media-types.js';
 import { OciLayout, REF_NAME } from './oci-layout.js';
 import { checkConfigPlatform, DEFAULT_PLATFORM, selectManifest } from './platform.js';
-import { type ImageReference, registryRef } from './reference.js';
-import type { RegistryPool } from './registry.js';
+import { type ImageReference, type RegistryReference, registryRef } from './reference.js';
+import type { RegistryClient, RegistryPool } from './registry.js';
 import { checkConfig, checkIndex, checkManifest, isObject } from './validate.js';
 
 export interface SourceImage {
@@ -57,28 +58,49 @@ export async function openImage(ref: ImageReference, opts: OpenOptions): Promise
       }
     }
     case 'registry': {
-      const client = opts.pool.get(ref.host);
-      const repo = ref.repository;
-      const top = await client.manifestGet(repo, registryRef(ref));
-      const resolved = await resolveManifest(top, (d) => client.manifestGet(repo, d.digest).then((m) => m.bytes), opts.platform, what);
-      const manifest = resolved.manifest;
-      const configBytes = await client.blobGetBytes(repo, manifest.config);
-      return finishImage(
-        {
-          text: ref.text,
-          what,
-          digest: resolved.digest,
-          mediaType: resolved.mediaType,
-          manifest,
-          configBytes,
-          openBlob: (d) => client.blobGet(repo, d),
-          registry: { host: ref.host, repository: repo },
-          close: async () => {},
-        },
-        opts,
-      );
+      const sources = opts.pool.pullSources(ref.host, ref.repository);
+      for (const [i, source] of sources.entries()) {
+        try {
+          const image = await openRegistryImage(ref, source.client, source.repository, what, opts);
+          if (source.mirror) log.info(`read from registry mirror ${source.client.host}`);
+          return image;
+        } catch (err) {
+          // A mirror that lacks the image or fails is passed over, as kaniko does; the registry itself is not.
+          if (!source.mirror || !(err instanceof UserError)) throw err;
+          const next = sources[i + 1].mirror ? `registry mirror ${sources[i + 1].client.host}` : ref.host;
+          log.warn(`registry mirror ${source.client.host}: ${err.message}; trying ${next}`);
+        }
+      }
+      throw new Error('unreachable: the last pull source is the registry itself');
     }
   }
+}
+
+async function openRegistryImage(
+  ref: RegistryReference,
+  client: RegistryClient,
+  repo: string,
+  what: string,
+  opts: OpenOptions,
+): Promise<SourceImage> {
+  const top = await client.manifestGet(repo, registryRef(ref));
+  const resolved = await resolveManifest(top, (d) => client.manifestGet(repo, d.digest).then((m) => m.bytes), opts.platform, what);
+  const manifest = resolved.manifest;
+  const configBytes = await client.blobGetBytes(repo, manifest.config);
+  return finishImage(
+    {
+      text: ref.text,
+      what,
+      digest: resolved.digest,
+      mediaType: resolved.mediaType,
+      manifest,
+      configBytes,
+      openBlob: (d) => client.blobGet(repo, d),
+      registry: { host: client.host, repository: repo },
+      close: async () => {},
+    },
+    opts,
+  );
 }
 
 async function openLayoutImage(

@@ -77,7 +77,13 @@ export async function writeImage(target: ImageReference, image: BuiltImage, pool
   return (await stageImage(target, image, pool)).commit();
 }
 
-export async function stageImage(target: ImageReference, image: BuiltImage, pool: RegistryPool): Promise<StagedImage> {
+/** `tags`: more registry names the pushed manifest gets (--tag), pushed after `target`. */
+export async function stageImage(
+  target: ImageReference,
+  image: BuiltImage,
+  pool: RegistryPool,
+  tags: RegistryReference[] = [],
+): Promise<StagedImage> {
   const done = { digest: image.manifest.digest, reference: target.text };
   switch (target.kind) {
     case 'oci':
@@ -86,7 +92,17 @@ export async function stageImage(target: ImageReference, image: BuiltImage, pool
     case 'docker-archive':
       return stageArchiveImage(target.file, target.ref, image, target.text);
     case 'registry':
-      return { ...done, remote: true, commit: () => pushImage(target, image, pool), discard: async () => undefined };
+      return {
+        ...done,
+        remote: true,
+        commit: async () => {
+          const pushed = await pushImage(target, image, pool);
+          // The blobs are in target's repository now: a tag elsewhere on that registry mounts them from there.
+          for (const tag of tags) await pushImage(tag, image, pool, { host: target.host, repository: target.repository });
+          return pushed;
+        },
+        discard: async () => undefined,
+      };
   }
 }
 
@@ -200,10 +216,16 @@ async function stageArchiveImage(file: string, ref: string | undefined, image: B
 
 /**
  * Push: per layer, HEAD (skip when present), else a cross-repo mount when the
- * blob already lives in another repository of the same registry, else a
+ * blob already lives in another repository of the same registry (the run
+ * image's, or `pushed`: where an earlier push of this image put it), else a
  * streamed upload. Then the config, then the manifest under the tag.
  */
-async function pushImage(target: RegistryReference, image: BuiltImage, pool: RegistryPool): Promise<WriteResult> {
+async function pushImage(
+  target: RegistryReference,
+  image: BuiltImage,
+  pool: RegistryPool,
+  pushed?: { host: string; repository: string },
+): Promise<WriteResult> {
   // checkImageTarget refused digests; parseReference gives every other reference a tag.
   const tag = target.tag ?? 'latest';
   const client = pool.get(target.host);
@@ -215,15 +237,12 @@ async function pushImage(target: RegistryReference, image: BuiltImage, pool: Reg
       log.info(`${name} skipped (already in ${repo})`);
       return;
     }
-    const origin = layer.origin;
-    if (
-      origin &&
-      origin.host === target.host &&
-      origin.repository !== repo &&
-      (await client.blobMount(repo, d.digest, origin.repository))
-    ) {
-      log.info(`${name} mounted from ${origin.repository}`);
-      return;
+    for (const origin of [layer.origin, pushed]) {
+      if (!origin || origin.host !== target.host || origin.repository === repo) continue;
+      if (await client.blobMount(repo, d.digest, origin.repository)) {
+        log.info(`${name} mounted from ${origin.repository}`);
+        return;
+      }
     }
     let sent = 0;
     await client.blobUpload(repo, d, async () => {
@@ -239,6 +258,13 @@ async function pushImage(target: RegistryReference, image: BuiltImage, pool: Reg
   const cfg = image.manifest.value.config;
   if (await client.blobExists(repo, cfg.digest)) {
     log.info(`config ${shortDigest(cfg.digest)} skipped (already in ${repo})`);
+  } else if (
+    pushed &&
+    pushed.host === target.host &&
+    pushed.repository !== repo &&
+    (await client.blobMount(repo, cfg.digest, pushed.repository))
+  ) {
+    log.info(`config ${shortDigest(cfg.digest)} mounted from ${pushed.repository}`);
   } else {
     await client.blobUpload(repo, cfg, () => image.config.bytes);
     log.info(`config ${shortDigest(cfg.digest)} uploaded (${image.config.bytes.length} bytes)`);

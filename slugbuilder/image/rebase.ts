@@ -13,7 +13,7 @@ import { baseAnnotations, runLayers } from './export.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
 import { formatPlatform } from './platform.js';
-import type { ImageReference } from './reference.js';
+import { describeReference, type ImageReference } from './reference.js';
 import { RegistryPool } from './registry.js';
 
 export interface RebaseOptions {
@@ -23,6 +23,7 @@ export interface RebaseOptions {
   output?: ImageReference;
   platform?: Platform;
   insecureRegistries: string[];
+  registryMirrors?: string[];
   env?: NodeJS.ProcessEnv;
 }
 
@@ -51,9 +52,13 @@ export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
   const outRef = opts.output ?? opts.image;
   const platform = opts.platform;
   await checkImageTarget(outRef, '--image');
-  const pool = new RegistryPool({ insecureRegistries: opts.insecureRegistries, env: opts.env ?? process.env });
+  const pool = new RegistryPool({
+    insecureRegistries: opts.insecureRegistries,
+    registryMirrors: opts.registryMirrors,
+    env: opts.env ?? process.env,
+  });
 
-  log.step(`Reading image ${imageRef.text}`);
+  log.step(`Reading image ${describeReference(imageRef)}`);
   const app = await openImage(imageRef, { platform, pool, role: 'image' });
   let next: SourceImage | undefined;
   try {
@@ -76,7 +81,7 @@ export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
       `${formatPlatform(app.config)}, run image ${shortDigest(labels[LABELS.runImageDigest] ?? 'unknown')}, ${top + 1} run image layers, ${appCount} app layer(s)`,
     );
 
-    log.step(`Reading new run image ${newRef.text}`);
+    log.step(`Reading new run image ${describeReference(newRef)}`);
     const wanted = { os: app.config.os, architecture: app.config.architecture, variant: app.config.variant };
     next = await openImage(newRef, { platform: wanted, pool, role: 'run image' }).catch((err: unknown) => {
       // An index without our platform, or a single image of another one: say it as a rebase refusal.
@@ -129,7 +134,7 @@ export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
       baseAnnotations(newRef, next.digest),
     );
 
-    log.step(`Writing image ${outRef.text}`);
+    log.step(`Writing image ${describeReference(outRef)}`);
     const result = await writeImage(outRef, built, pool);
     log.step(`Image digest ${result.digest}`);
     return { ...result, appLayers: appLayers.map((l) => l.descriptor.digest) };

@@ -4,7 +4,11 @@
  *   oci-archive:FILE[:REF]        a tar holding an OCI layout (ours is also a docker-load archive)
  *   docker-archive:FILE[:REF]     a `docker save` tar
  *   docker://HOST[:PORT]/NAME[:TAG|@DIGEST]   a registry
- * As in skopeo, the path ends at the first colon after the transport.
+ *   NAME[:TAG|@DIGEST]            a Docker name, read as docker and pack read it
+ * As in skopeo, the path ends at the first colon after the transport. A name
+ * whose first component is no host (no dot, no port, not localhost) is on
+ * Docker Hub: `heroku/heroku:24` is docker.io/heroku/heroku:24 and
+ * `debian:bookworm` is docker.io/library/debian:bookworm.
  */
 import { UsageError } from '../../shared/errors.js';
 
@@ -22,10 +26,16 @@ const DIGEST = /^sha256:[a-f0-9]{64}$/;
 /** What an OCI layout's ref.name annotation may hold (OCI image-layout spec). */
 const REF_NAME = /^[A-Za-z0-9_.:/@+-]+$/;
 
-const FORMS = 'oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://HOST/NAME:TAG';
+const FORMS = 'oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, docker://HOST/NAME:TAG or a Docker name (e.g. heroku/heroku:24)';
+
+/** Docker Hub as references name it, and the host its API answers on. */
+export const DOCKER_HUB = 'docker.io';
+export const DOCKER_HUB_API = 'registry-1.docker.io';
+/** Other names docker accepts for Docker Hub. */
+const HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
 export function parseReference(text: string): ImageReference {
-  if (text.startsWith('docker://')) return parseRegistry(text);
+  if (text.startsWith('docker://')) return parseRegistry(text, text.slice('docker://'.length));
   const colon = text.indexOf(':');
   const transport = colon < 0 ? '' : text.slice(0, colon);
   const rest = text.slice(colon + 1);
@@ -38,11 +48,19 @@ export function parseReference(text: string): ImageReference {
     if (transport === 'oci') return { kind: 'oci', dir: location, tag: name || undefined, text };
     return { kind: transport, file: location, ref: name || undefined, text };
   }
+  // No transport: a Docker name (`debian:bookworm`, `ghcr.io/o/app:1`), when it is one.
+  if (/^[a-z0-9]/.test(text) && !text.includes('//')) {
+    try {
+      return parseRegistry(text, text);
+    } catch {
+      // not a Docker name either: say which forms there are
+    }
+  }
   throw new UsageError(`unknown image reference "${text}": use ${FORMS}`);
 }
 
-function parseRegistry(text: string): RegistryReference {
-  let rest = text.slice('docker://'.length);
+function parseRegistry(text: string, name: string): RegistryReference {
+  let rest = name;
   let digest: string | undefined;
   let tag: string | undefined;
   const at = rest.indexOf('@');
@@ -52,14 +70,12 @@ function parseRegistry(text: string): RegistryReference {
     if (!DIGEST.test(digest)) throw new UsageError(`image reference ${text}: "${digest}" is not a sha256 digest`);
   }
   const slash = rest.indexOf('/');
-  const host = slash < 0 ? '' : rest.slice(0, slash);
+  const first = slash < 0 ? '' : rest.slice(0, slash);
   // Docker's rule: the first component is a registry host only when it looks like one.
-  if (!host || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
-    throw new UsageError(
-      `image reference ${text} names no registry host: write docker://HOST[:PORT]/NAME:TAG (e.g. docker://127.0.0.1:5000/myapp:v1)`,
-    );
-  }
-  let path = rest.slice(slash + 1);
+  const named = first.includes('.') || first.includes(':') || first === 'localhost';
+  let host = named ? first : DOCKER_HUB;
+  let path = named ? rest.slice(slash + 1) : rest;
+  if (HUB_ALIASES.has(host.toLowerCase())) host = DOCKER_HUB;
   const lastColon = path.lastIndexOf(':');
   if (lastColon >= 0 && !path.slice(lastColon).includes('/')) {
     tag = path.slice(lastColon + 1);
@@ -69,8 +85,23 @@ function parseRegistry(text: string): RegistryReference {
   if (path === '' || !path.split('/').every((c) => COMPONENT.test(c))) {
     throw new UsageError(`image reference ${text}: "${path}" is not a valid repository name (lowercase letters, digits, and . _ - /)`);
   }
+  // Docker Hub's official images live under library/.
+  if (host === DOCKER_HUB && !path.includes('/')) path = `library/${path}`;
   if (!tag && !digest) tag = 'latest';
   return { kind: 'registry', host, repository: path, tag, digest, text };
+}
+
+/** The full name, as docker prints it: docker.io/library/debian:bookworm. */
+export function fullName(ref: RegistryReference): string {
+  return `${ref.host}/${ref.repository}${ref.digest ? '@' + ref.digest : ':' + (ref.tag ?? 'latest')}`;
+}
+
+/** The reference as written, followed by its full name when that says more (`debian:bookworm (docker.io/library/debian:bookworm)`). */
+export function describeReference(ref: ImageReference): string {
+  if (ref.kind !== 'registry') return ref.text;
+  const full = fullName(ref);
+  const written = ref.text.replace(/^docker:\/\//, '');
+  return written === full ? ref.text : `${ref.text} (${full})`;
 }
 
 /** The tag or digest to ask a registry for. */

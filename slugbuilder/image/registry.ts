@@ -6,7 +6,7 @@
  * re-opened for each attempt, so uploads can be retried too.
  */
 import { Readable } from 'node:stream';
-import { UserError } from '../../shared/errors.js';
+import { UsageError, UserError } from '../../shared/errors.js';
 import {
   isRetryableStatus,
   NetworkError,
@@ -22,6 +22,7 @@ import {
 import { redact } from '../../shared/log.js';
 import { type Descriptor, sha256, sizeLimit } from './blobs.js';
 import { MANIFEST_ACCEPT } from './media-types.js';
+import { DOCKER_HUB, DOCKER_HUB_API } from './reference.js';
 import { basicHeader, type Challenge, type Credentials, findCredentials, parseChallenge } from './registry-auth.js';
 import { checkTokenResponse } from './validate.js';
 
@@ -73,13 +74,39 @@ interface SendOptions {
 
 export interface RegistryClientOptions {
   insecureRegistries?: string[];
+  /** --registry-mirror: HOST[:PORT][/PREFIX], tried in order for docker.io pulls. */
+  registryMirrors?: string[];
   env?: NodeJS.ProcessEnv;
+}
+
+/** Where a pull may read an image: a mirror's client and repository, or the registry's own. */
+export interface PullSource {
+  client: RegistryClient;
+  repository: string;
+  /** Set for a mirror: its flag value, for messages. */
+  mirror?: string;
+}
+
+/** `--registry-mirror mirror.gcr.io` or `HOST:PORT/some/prefix`, as kaniko takes it (a scheme is dropped). */
+export function parseMirror(value: string): { host: string; prefix: string } {
+  const bare = value
+    .trim()
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/+$/, '');
+  const slash = bare.indexOf('/');
+  const host = slash < 0 ? bare : bare.slice(0, slash);
+  const prefix = slash < 0 ? '' : bare.slice(slash + 1);
+  if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(host) || (prefix && !/^[a-z0-9._/-]+$/.test(prefix)))
+    throw new UsageError(`--registry-mirror ${value} is not HOST[:PORT][/PREFIX] (e.g. mirror.gcr.io)`);
+  return { host: host.toLowerCase(), prefix };
 }
 
 export class RegistryClient {
   readonly host: string;
   readonly base: string;
-  private readonly credentials: Credentials | undefined;
+  private credentials: Credentials | undefined;
+  private credentialsLoaded: Promise<void> | undefined;
+  private readonly env: NodeJS.ProcessEnv;
   private challenge: Challenge | undefined;
   private pinged = false;
   private readonly tokens = new Map<string, string>();
@@ -88,8 +115,9 @@ export class RegistryClient {
     this.host = host;
     const insecure = isLoopbackHost(host) || (opts.insecureRegistries ?? []).some((h) => matchesHost(h, host));
     // Like kaniko's --insecure-registry: those hosts are spoken to over plain HTTP.
-    this.base = `${insecure ? 'http' : 'https'}://${host}`;
-    this.credentials = findCredentials(host, opts.env ?? process.env);
+    // docker.io is a name; Docker Hub's API answers on registry-1.docker.io.
+    this.base = `${insecure ? 'http' : 'https'}://${host === DOCKER_HUB ? DOCKER_HUB_API : host}`;
+    this.env = opts.env ?? process.env;
   }
 
   /** GET /v2/: learns whether and how the registry wants us to authenticate. */
@@ -99,6 +127,7 @@ export class RegistryClient {
     if (res.status === 401) {
       this.challenge = parseChallenge(res.headers.get('www-authenticate'));
       await res.body?.cancel();
+      await this.loadCredentials();
       if (!this.challenge)
         throw new UserError(
           `registry ${this.host} wants authentication of a kind slugbuilder does not speak (only Basic and Bearer tokens)`,
@@ -109,6 +138,14 @@ export class RegistryClient {
       throw new UserError(`registry ${this.host} answered /v2/ with ${await registryErrorText(res)}: is it an OCI distribution registry?`);
     }
     this.pinged = true;
+  }
+
+  /** Only for a registry that asks, and once: a credential helper runs at most once per registry. */
+  private loadCredentials(): Promise<void> {
+    this.credentialsLoaded ??= findCredentials(this.host, this.env).then((found) => {
+      this.credentials = found;
+    });
+    return this.credentialsLoaded;
   }
 
   // ---- blobs ----
@@ -256,6 +293,7 @@ export class RegistryClient {
         if (!refreshed && challenge) {
           // A new challenge may name a different scope: fetch a token for it.
           this.challenge = challenge;
+          await this.loadCredentials();
           const extra = challenge.params.scope ? challenge.params.scope.split(' ') : [];
           refreshed = true;
           if (challenge.scheme === 'bearer') {
@@ -280,9 +318,13 @@ export class RegistryClient {
   private credentialsError(what: string): UserError {
     if (!this.credentials) {
       return new UserError(
-        `registry ${this.host} needs credentials for ${what}: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${this.host} to the auths of ${'$DOCKER_CONFIG/config.json or ~/.docker/config.json'}`,
+        `registry ${this.host} needs credentials for ${what}: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or add ${this.host} to the auths or credHelpers of ${'$DOCKER_CONFIG/config.json or ~/.docker/config.json'}`,
       );
     }
+    if (this.credentials.identityToken)
+      return new UserError(
+        `registry ${this.host} rejected the identity token from ${this.credentials.source}: log in again (docker login ${this.host})`,
+      );
     return new UserError(
       `registry ${this.host} rejected the credentials of user ${this.credentials.username} (from ${this.credentials.source}): check the username and password`,
     );
@@ -292,7 +334,8 @@ export class RegistryClient {
   private async authorization(scopes: string[], forceNewToken: boolean): Promise<string | undefined> {
     const challenge = this.challenge;
     if (!challenge) return undefined;
-    if (challenge.scheme === 'basic') return this.credentials ? basicHeader(this.credentials) : undefined;
+    if (challenge.scheme === 'basic')
+      return this.credentials && !this.credentials.identityToken ? basicHeader(this.credentials) : undefined;
     const key = [...new Set(scopes)].sort().join(' ');
     const cached = this.tokens.get(key);
     if (cached && !forceNewToken) return `Bearer ${cached}`;
@@ -313,11 +356,23 @@ export class RegistryClient {
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.base.startsWith('http:'))) {
       throw new UserError(`registry ${this.host} sent its token realm over plain HTTP (${url.origin}): refusing to send credentials there`);
     }
-    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    for (const scope of scopes) url.searchParams.append('scope', scope);
-    const headers: Record<string, string> = {};
-    if (this.credentials) headers.authorization = basicHeader(this.credentials);
-    const res = await this.exchange('GET', url.href, headers, undefined, `getting a token from ${url.origin}`);
+    let res: Response;
+    const identityToken = this.credentials?.identityToken;
+    if (identityToken) {
+      // An identity token is an OAuth2 refresh token, as docker sends it: a POSTed form, never Basic.
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: identityToken, client_id: 'slugkit' });
+      if (challenge.params.service) form.set('service', challenge.params.service);
+      form.set('scope', scopes.join(' '));
+      const body = Buffer.from(form.toString());
+      const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+      res = await this.exchange('POST', url.href, headers, () => body, `getting a token from ${url.origin}`);
+    } else {
+      if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+      for (const scope of scopes) url.searchParams.append('scope', scope);
+      const headers: Record<string, string> = {};
+      if (this.credentials) headers.authorization = basicHeader(this.credentials);
+      res = await this.exchange('GET', url.href, headers, undefined, `getting a token from ${url.origin}`);
+    }
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw this.credentialsError(`a ${scopes.join(' ')} token`);
@@ -349,7 +404,8 @@ export class RegistryClient {
       const tls = /EPROTO|SSL|TLS|wrong version/i.test(`${err.code} ${err.description}`)
         ? ': if this registry speaks plain HTTP, pass --insecure-registry ' + this.host
         : '';
-      throw new UserError(`registry ${this.host}: ${what} failed (${err.description})${hint}${tls}`);
+      const api = this.host === DOCKER_HUB ? ` (${DOCKER_HUB_API})` : '';
+      throw new UserError(`registry ${this.host}${api}: ${what} failed (${err.description})${hint}${tls}`);
     }
     if (isRetryableStatus(res.status)) {
       throw new UserError(`registry ${this.host}: ${what} failed after ${RETRY.attempts} attempts: ${await registryErrorText(res)}`);
@@ -381,6 +437,20 @@ function tokenFrom(text: string, from: string): string {
 export class RegistryPool {
   private readonly clients = new Map<string, RegistryClient>();
   constructor(private readonly opts: RegistryClientOptions = {}) {}
+  /**
+   * Where to pull `host/repository` from, in order: for Docker Hub, each
+   * --registry-mirror, then Docker Hub itself (kaniko's fallback).
+   */
+  pullSources(host: string, repository: string): PullSource[] {
+    const own: PullSource = { client: this.get(host), repository };
+    if (host !== DOCKER_HUB) return [own];
+    const mirrors = (this.opts.registryMirrors ?? []).map((value) => {
+      const { host: mirrorHost, prefix } = parseMirror(value);
+      return { client: this.get(mirrorHost), repository: prefix ? `${prefix}/${repository}` : repository, mirror: value };
+    });
+    return [...mirrors, own];
+  }
+
   get(host: string): RegistryClient {
     let client = this.clients.get(host);
     if (!client) {

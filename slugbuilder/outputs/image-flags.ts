@@ -6,7 +6,8 @@
 import { UsageError } from '../../shared/errors.js';
 import type { Platform } from '../image/blobs.js';
 import { parsePlatform } from '../image/platform.js';
-import { type ImageReference, parseReference } from '../image/reference.js';
+import { type ImageReference, parseReference, type RegistryReference } from '../image/reference.js';
+import { parseMirror } from '../image/registry.js';
 
 /** The parseArgs option specs for the image flags, to merge into the CLI's own. */
 export const IMAGE_OPTIONS = {
@@ -17,6 +18,9 @@ export const IMAGE_OPTIONS = {
   'app-uid': { type: 'string' },
   'app-gid': { type: 'string' },
   'insecure-registry': { type: 'string', multiple: true },
+  'registry-mirror': { type: 'string', multiple: true },
+  tag: { type: 'string', multiple: true },
+  'creation-time': { type: 'string' },
 } as const;
 
 export const IMAGE_USAGE = `Image (no Docker daemon needed):
@@ -26,6 +30,10 @@ export const IMAGE_USAGE = `Image (no Docker daemon needed):
   --platform OS/ARCH       platform to pick from a multi-platform run image (default linux/amd64)
   --app-uid N, --app-gid N owner of /app (default: the run image's numeric User, else 1000:1000)
   --insecure-registry HOST use plain HTTP for HOST (loopback hosts always do); repeatable
+  --registry-mirror HOST   pull docker.io images through HOST[:PORT][/PREFIX] first; repeatable
+  --tag REF                also push the image as REF (a registry reference); repeatable
+  --creation-time WHEN     the image's created time: now, RFC 3339 or Unix seconds
+                           (default SOURCE_DATE_EPOCH, else 1980-01-01T00:00:01Z)
   slugbuilder rebase IMAGE --run-image NEW [--image OUT]   swap the run image under an app image
 `;
 
@@ -39,6 +47,11 @@ export interface ImageFlags {
   appUid?: number;
   appGid?: number;
   insecureRegistries: string[];
+  registryMirrors: string[];
+  /** --tag: more names the pushed manifest gets. */
+  tags: RegistryReference[];
+  /** --creation-time; unset: the reproducible default. */
+  creationTime?: Date;
 }
 
 export type ImageFlagValues = {
@@ -49,7 +62,35 @@ export type ImageFlagValues = {
   'app-uid'?: string;
   'app-gid'?: string;
   'insecure-registry'?: string[];
+  'registry-mirror'?: string[];
+  tag?: string[];
+  'creation-time'?: string;
 };
+
+/** pack's --creation-time: `now`, an RFC 3339 time or Unix seconds. */
+export function parseCreationTime(value: string, now = new Date()): Date {
+  if (value === 'now') return new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const date = /^\d+$/.test(value)
+    ? new Date(Number(value) * 1000)
+    : /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/.test(value)
+      ? new Date(value)
+      : undefined;
+  if (!date || Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999)
+    throw new UsageError(`--creation-time ${value} is not now, an RFC 3339 time (2024-05-01T12:00:00Z) or Unix seconds`);
+  return date;
+}
+
+function parseTags(values: string[], image: ImageReference | undefined): RegistryReference[] {
+  if (values.length === 0) return [];
+  if (image?.kind !== 'registry')
+    throw new UsageError('--tag REF needs --image to be a registry reference: the extra names are pushed with it');
+  return values.map((value) => {
+    const ref = parseReference(value);
+    if (ref.kind !== 'registry' || ref.digest)
+      throw new UsageError(`--tag ${value} is not a registry reference with a tag (docker://HOST/NAME:TAG or a Docker name)`);
+    return ref;
+  });
+}
 
 function parseId(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -59,7 +100,17 @@ function parseId(value: string | undefined, flag: string): number | undefined {
 
 /** Validated image flags, or undefined when none of them were given. */
 export function parseImageFlags(v: ImageFlagValues): ImageFlags | undefined {
-  const any = v.layer || v['run-image'] || v.image || v.platform || v['app-uid'] || v['app-gid'] || v['insecure-registry']?.length;
+  const any =
+    v.layer ||
+    v['run-image'] ||
+    v.image ||
+    v.platform ||
+    v['app-uid'] ||
+    v['app-gid'] ||
+    v['insecure-registry']?.length ||
+    v['registry-mirror']?.length ||
+    v.tag?.length ||
+    v['creation-time'];
   if (!any) return undefined;
   if (v.image && !v['run-image']) throw new UsageError('--image needs --run-image REF: the base the app layer goes on');
   if (v['run-image'] && !v.image) throw new UsageError('--run-image needs --image REF: where to write the app image');
@@ -67,7 +118,9 @@ export function parseImageFlags(v: ImageFlagValues): ImageFlags | undefined {
   const runImage = v['run-image'] ? parseReference(v['run-image']) : undefined;
   const platform = v.platform ? parsePlatform(v.platform) : undefined;
   if (!v.layer && !v.image)
-    throw new UsageError('--platform, --app-uid, --app-gid and --insecure-registry only apply with --layer or --image');
+    throw new UsageError('--platform, --app-uid, --app-gid, --insecure-registry and --registry-mirror only apply with --layer or --image');
+  for (const mirror of v['registry-mirror'] ?? []) parseMirror(mirror);
+  if ((v.tag?.length || v['creation-time']) && !v.image) throw new UsageError('--tag and --creation-time only apply with --image');
   return {
     layer: v.layer,
     runImage,
@@ -76,5 +129,8 @@ export function parseImageFlags(v: ImageFlagValues): ImageFlags | undefined {
     appUid: parseId(v['app-uid'], '--app-uid'),
     appGid: parseId(v['app-gid'], '--app-gid'),
     insecureRegistries: v['insecure-registry'] ?? [],
+    registryMirrors: v['registry-mirror'] ?? [],
+    tags: parseTags(v.tag ?? [], image),
+    creationTime: v['creation-time'] !== undefined ? parseCreationTime(v['creation-time']) : undefined,
   };
 }

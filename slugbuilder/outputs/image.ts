@@ -14,6 +14,7 @@ import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.
 import { assembleAppImage, type ExportPlan, logAppLayers, logLayer, planExport } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
 import { type LayerResult, writeLayer } from '../image/layer.js';
+import { describeReference } from '../image/reference.js';
 import type { Delivery, Output, OutputKind } from './deliver.js';
 import { type ImageFlags, type ImageFlagValues, parseImageFlags } from './image-flags.js';
 
@@ -38,6 +39,7 @@ export const imageKind: OutputKind<ImageFlagValues> = {
           appUid: flags.appUid,
           appGid: flags.appGid,
           insecureRegistries: flags.insecureRegistries,
+          registryMirrors: flags.registryMirrors,
           env,
           // App layers are kept between builds.
           layerCacheDir: path.join(cacheRoot, 'layers'),
@@ -116,9 +118,10 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           labels,
           sourceVersion: result.sourceVersion,
           mtime,
+          created: flags.creationTime,
         });
-        log.step(`Writing image ${plan.target.text}`);
-        const staged = await stageImage(plan.target, built, plan.pool);
+        log.step(`Writing image ${describeReference(plan.target)}`);
+        const staged = await stageImage(plan.target, built, plan.pool, flags.tags);
         return {
           summary: { image: summary },
           irreversible: staged.remote,

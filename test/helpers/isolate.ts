@@ -5,7 +5,9 @@
  * tests where the defaults are sets its own SLUGBUILDER_CACHE_DIR or HOME.
  * The bundled nodejs buildpack installs Node from NODEJS_ORG_MIRROR: one
  * mirror on 127.0.0.1 made from this Node serves the whole run (nodejs.org
- * may be unreachable).
+ * may be unreachable). The caller's proxy variables are dropped: slugkit
+ * proxies loopback hosts as curl does, and every test server is on
+ * 127.0.0.1; test/proxy.test.ts sets its own.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +21,10 @@ process.env.SLUGBUILDER_CACHE_DIR = root;
 // `auto`'s warning line, so a build's log is the same on every machine;
 // test/sandbox.test.ts checks `auto` itself.
 process.env.SLUGKIT_SANDBOX ??= bwrapWorks() ? 'on' : 'off';
+for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY']) {
+  delete process.env[name];
+  delete process.env[name.toLowerCase()];
+}
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 
 let mirror: NodeMirror | undefined;

@@ -15,9 +15,16 @@ import { UserError } from '../../../shared/errors.js';
 import { log } from '../../../shared/log.js';
 import { type BuildpackSpec, describe, isCommitSha } from './spec.js';
 
-/** Environment for every git we run: never prompt (there is no one to answer), never read stdin. */
+/**
+ * Environment for every git we run: never prompt (there is no one to answer),
+ * never read stdin. git reads the proxy variables itself, through libcurl,
+ * except an upper-case HTTP_PROXY (curl ignores it for http:// URLs): it gets
+ * it as http_proxy, so git's traffic takes the proxy slugkit's own does.
+ */
 function gitEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '', SSH_ASKPASS: '' };
+  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '', SSH_ASKPASS: '' };
+  if (!env.http_proxy && env.HTTP_PROXY) env.http_proxy = env.HTTP_PROXY;
+  return env;
 }
 
 /**
