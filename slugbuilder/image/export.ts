@@ -26,6 +26,7 @@ import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { type ImageReference, parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
+import { withSbomLayer } from './sbom-layer.js';
 
 export interface PlanOptions {
   /** OS/ARCH[/VARIANT]; an index in the run image resolves to linux/amd64 without it. */
@@ -192,8 +193,9 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
       outDir: work,
       cache: plan.layerCache,
     });
-    logAppLayers(layers, plan.owner);
-    const { built, summary } = assembleAppImage(plan, layers, {
+    const all = await withSbomLayer(opts.appDir, layers, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outDir: work });
+    logAppLayers(all, plan.owner);
+    const { built, summary } = assembleAppImage(plan, all, {
       processTypes: opts.processTypes,
       labels: opts.labels,
       sourceVersion: opts.sourceVersion,

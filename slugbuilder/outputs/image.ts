@@ -14,6 +14,7 @@ import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.
 import { assembleAppImage, type ExportPlan, logAppLayers, logLayer } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
 import { type LayerResult, writeLayer } from '../image/layer.js';
+import { hasSbomTree, withSbomLayer } from '../image/sbom-layer.js';
 import type { Delivery, Output } from './deliver.js';
 import type { ImageFlags } from './image-flags.js';
 
@@ -68,7 +69,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
         const labels = await labelsOf(result);
         let layers: AppLayer[];
         const parts = await planAppLayers(result.appDir);
-        if (parts.length === 1 && flags.layer) {
+        if (parts.length === 1 && flags.layer && !(await hasSbomTree(result.appDir))) {
           const whole = await wholeLayer(result.appDir);
           tempDir = whole.tempDir;
           layers = [{ ...whole.layer, imagePath: imagePathOf(''), kind: 'app' }];
@@ -76,6 +77,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           log.step('Writing the app layers');
           tempDir = await makeTempDir('slugkit-layers-');
           layers = await writeAppLayers(result.appDir, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir, cache: plan.layerCache });
+          layers = await withSbomLayer(result.appDir, layers, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir });
           logAppLayers(layers, owner);
         }
         const { built, summary } = assembleAppImage(plan, layers, {
