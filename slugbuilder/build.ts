@@ -30,6 +30,7 @@ import { type ChainResult, compileChain, releaseChain } from './buildpacks/chain
 import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
 import { type BuildTarget, buildTarget } from './buildpacks/cnb/detect.js';
+import type { SbomFile } from './buildpacks/cnb/sbom.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
@@ -83,6 +84,8 @@ export interface BuildResult {
   appDir: string;
   sourceVersion?: string;
   stack: string;
+  /** The SBOM files the CNBs wrote (build and cache ones are nowhere else); none for --slug. */
+  sboms?: SbomFile[];
 }
 
 /** A buildpack of the chain as --summary lists it. */
@@ -228,6 +231,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
     appDir: buildDir,
     sourceVersion,
     stack: opts.stack,
+    sboms: chain!.sboms,
   };
   await deliver(result);
   if (opts.cacheUrls) await uploadCache(opts.cacheUrls.put, packedCache, cacheSize);

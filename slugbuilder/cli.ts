@@ -35,6 +35,7 @@ import { runImageTarget } from './image/run-target.js';
 import { deliverAll, type Output } from './outputs/deliver.js';
 import { imageOutputs } from './outputs/image.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE, type ImageFlags, parseImageFlags } from './outputs/image-flags.js';
+import { checkSbomOutputDir, sbomOutput } from './outputs/sbom.js';
 import { fileOutput, putOutput, stdoutOutput, summaryOutput } from './outputs/slug.js';
 import { checkAppDir } from './source/app-dir.js';
 
@@ -81,6 +82,8 @@ Output (default: stdout when it is not a terminal):
   -o, --output FILE        write the slug to FILE
   --put-url URL            upload the slug with HTTP PUT (env PUT_URL)
   --summary FILE           write a JSON summary of the build
+  --sbom-output-dir DIR    write every SBOM of the build (launch/, build/, cache/) into DIR,
+                           new or empty, in pack's layout
 Limits:
   --max-source-size SIZE   largest unpacked source (default 2G)
   --max-files N            most entries in the source (default 200000)
@@ -116,6 +119,7 @@ export interface OutputFlags {
   toStdout: boolean;
   summary?: string;
   image?: ImageFlags;
+  sbomOutputDir?: string;
 }
 
 /** `slug`: an already built slug (--slug FILE): no source, no buildpacks. */
@@ -189,6 +193,7 @@ const BUILD_OPTIONS = {
   output: { type: 'string', short: 'o' },
   'put-url': { type: 'string' },
   summary: { type: 'string' },
+  'sbom-output-dir': { type: 'string' },
   'max-source-size': { type: 'string' },
   'max-files': { type: 'string' },
   'max-slug-size': { type: 'string' },
@@ -229,6 +234,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
   // The builder's run image is the default base for --image.
   const image = parseImageFlags(v.image && !v['run-image'] && builder?.runImage ? { ...v, 'run-image': builder.runImage } : v);
   if (v.slug !== undefined) checkSlugFlags(v, image);
+  if (v['sbom-output-dir'] !== undefined) await checkSbomOutputDir(v['sbom-output-dir']);
   const cacheGet = v['cache-url'] ?? (env.CACHE_URL || undefined);
   const cachePut = v['cache-put-url'] ?? (env.CACHE_PUT_URL || undefined);
   if (cachePut && !cacheGet)
@@ -278,7 +284,7 @@ export async function parseBuildArgs(argv: string[]): Promise<BuildArgs | 'help'
     maxSlugBytes,
     warnSlugBytes: Math.min(300 * 1024 ** 2, Math.floor(maxSlugBytes * 0.6)),
     sandbox,
-    outputs: { output: v.output, putUrl, toStdout, summary: v.summary, image },
+    outputs: { output: v.output, putUrl, toStdout, summary: v.summary, image, sbomOutputDir: v['sbom-output-dir'] },
     slug: v.slug,
   };
 }
@@ -293,6 +299,7 @@ function outputList(flags: OutputFlags, plan: ExportPlan | undefined, mtime: Dat
   if (flags.toStdout) list.push(stdoutOutput());
   if (flags.output) list.push(fileOutput(flags.output));
   if (flags.image) list.push(...imageOutputs(flags.image, plan, mtime));
+  if (flags.sbomOutputDir) list.push(sbomOutput(flags.sbomOutputDir));
   if (flags.summary) list.push(summaryOutput(flags.summary));
   return list;
 }
