@@ -34,6 +34,7 @@ import type { SbomFile } from './buildpacks/cnb/sbom.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
+import { writeAppSbom } from './sbom/app-sbom.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
 import { intakeSource } from './source/intake.js';
@@ -211,6 +212,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   timer.mark('compile');
 
   const { released, processTypes } = await releaseApp(chosen, chain!, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
+  // After every buildpack: what the app was given, whichever buildpack installed it.
+  await writeAppSbom(buildDir);
   timer.mark('release');
 
   log.step('Compressing...');
