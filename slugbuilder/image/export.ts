@@ -17,6 +17,7 @@ import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
 import { formatSize } from '../../shared/units.js';
 import { type AppLayer, writeAppLayers } from './app-layers.js';
 import { type BuiltImage, type LayerBlob, type Platform, shortDigest } from './blobs.js';
+import { type CnbAppInfo, readCnbAppInfo, runImageIds } from './cnb-labels.js';
 import { type AppOwner, appOwner, assembleImage, buildAppConfig } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
@@ -58,6 +59,8 @@ export interface AppInput {
   sourceVersion?: string;
   /** SOURCE_DATE_EPOCH as the CLI read it: the image's `created` and the layer's mtimes. */
   mtime: Date;
+  /** What the CNB tools' labels say about the build (cnb-labels.ts readCnbAppInfo). */
+  cnb?: CnbAppInfo;
 }
 
 export interface ImageSummary {
@@ -119,6 +122,7 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     processTypes: app.processTypes,
     sourceVersion: app.sourceVersion,
     created: app.mtime,
+    cnb: app.cnb && { info: app.cnb, runImage: runImageIds(runRef, run.digest, run.manifest.config.digest) },
   });
   const appLayers: LayerBlob[] = layers.map((layer) => ({
     descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
@@ -200,6 +204,7 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
       labels: opts.labels,
       sourceVersion: opts.sourceVersion,
       mtime,
+      cnb: await readCnbAppInfo(opts.appDir, opts.processTypes),
     });
     log.step(`Writing image ${plan.target.text}`);
     const result = await writeImage(plan.target, built, plan.pool);

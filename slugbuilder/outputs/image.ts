@@ -10,6 +10,7 @@ import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
 import { type AppLayer, imagePathOf, planAppLayers, writeAppLayers } from '../image/app-layers.js';
 import { readAppLabels } from '../image/app-metadata.js';
+import { readCnbAppInfo } from '../image/cnb-labels.js';
 import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.js';
 import { assembleAppImage, type ExportPlan, logAppLayers, logLayer } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
@@ -85,6 +86,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           labels,
           sourceVersion: result.sourceVersion,
           mtime,
+          cnb: await readCnbAppInfo(result.appDir, result.processTypes, result.buildpacks),
         });
         log.step(`Writing image ${plan.target.text}`);
         const staged = await stageImage(plan.target, built, plan.pool);
