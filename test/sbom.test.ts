@@ -17,7 +17,7 @@ import { expect } from 'chai';
 import { x as untar } from 'tar';
 import { type NodeMirror, RUNNING_VERSION, startNodeMirror } from '../scripts/node-mirror.js';
 import { FIXTURES } from './helpers/buildpack-harness.js';
-import { makeApp, removeTempDirs, runBuilder, slugPaths, tempDir } from './helpers/cli.js';
+import { makeApp, makeBuildpack, removeTempDirs, runBuilder, slugPaths, tempDir } from './helpers/cli.js';
 import { writeCnb } from './helpers/cnb.js';
 import { makeRootfs, writeRunImage } from './helpers/image-fixtures.js';
 
@@ -191,6 +191,61 @@ describe('SBOMs: kept as the lifecycle keeps them', function () {
       ' !     buildpack example/undeclared@0.0.1: wrote launch.sbom.spdx.json, but its buildpack.toml does not declare application/spdx+json: add it to [buildpack] sbom-formats',
     );
     expect(await readdir(out), 'no slug').to.deep.equal([]);
+  });
+
+  it("derives slugkit's SBOM from what any classic buildpack installed (a Heroku-style .heroku/python), and a source cannot plant one", async () => {
+    // Lays out a Python install as Heroku's python buildpack does: the runtime's version file and site-packages.
+    const heroku = await makeBuildpack({
+      detect: 'echo Python',
+      compile: [
+        'site="$1/.heroku/python/lib/python3.12/site-packages"',
+        'mkdir -p "$site/Django-4.2.7.dist-info" "$site/typing_extensions-4.9.0.dist-info"',
+        'printf "python-3.12.1\\n" > "$1/.heroku/python-version"',
+        'printf "Metadata-Version: 2.1\\nName: Django\\nVersion: 4.2.7\\n" > "$site/Django-4.2.7.dist-info/METADATA"',
+        'printf "Metadata-Version: 2.1\\nName: typing_extensions\\nVersion: 4.9.0\\n" > "$site/typing_extensions-4.9.0.dist-info/METADATA"',
+      ].join('\n'),
+      release: "echo '--- {}'",
+    });
+    const forged = '{"bomFormat":"CycloneDX","components":[{"name":"forged"}]}';
+    const out = await tempDir();
+    const res = await runBuilder([
+      '--source',
+      await makeApp({ 'index.txt': 'hi\n', '.layers/sbom/launch/slugkit/sbom.cdx.json': forged }),
+      '--buildpack',
+      heroku,
+      '-o',
+      path.join(out, 'slug.tgz'),
+    ]);
+    expect(res.exitCode, res.stderr).to.equal(0);
+    const slug = await tempDir('slugkit-slug-');
+    await untar({ file: path.join(out, 'slug.tgz'), cwd: slug });
+    const bom = JSON.parse(await readFile(path.join(slug, '.layers/sbom/launch/slugkit/sbom.cdx.json'), 'utf8'));
+    expect(bom.metadata.component).to.deep.equal({ type: 'application', name: 'app', 'bom-ref': 'app' });
+    expect(bom.components).to.deep.equal([
+      { type: 'platform', name: 'python', version: '3.12.1', purl: 'pkg:generic/python@3.12.1', 'bom-ref': 'pkg:generic/python@3.12.1' },
+      { type: 'library', name: 'Django', version: '4.2.7', purl: 'pkg:pypi/django@4.2.7', 'bom-ref': 'pkg:pypi/django@4.2.7' },
+      {
+        type: 'library',
+        name: 'typing_extensions',
+        version: '4.9.0',
+        purl: 'pkg:pypi/typing-extensions@4.9.0',
+        'bom-ref': 'pkg:pypi/typing-extensions@4.9.0',
+      },
+    ]);
+  });
+
+  it('gives an app with nothing installed no SBOM (and a slug as it was)', async () => {
+    const out = await tempDir();
+    const res = await runBuilder([
+      '--source',
+      await makeApp({ 'index.txt': 'hi\n', '.layers/sbom/launch/slugkit/sbom.cdx.json': '{}' }),
+      '--buildpack',
+      await makeBuildpack({ detect: 'echo Plain', compile: 'true', release: "echo '--- {}'" }),
+      '-o',
+      path.join(out, 'slug.tgz'),
+    ]);
+    expect(res.exitCode, res.stderr).to.equal(0);
+    expect((await slugPaths(path.join(out, 'slug.tgz'))).filter((p) => p.startsWith('.layers'))).to.deep.equal([]);
   });
 
   describe('slugkit own CycloneDX SBOM of a node app built by the bundled nodejs buildpack', () => {
