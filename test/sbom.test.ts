@@ -193,6 +193,45 @@ describe('SBOMs: kept as the lifecycle keeps them', function () {
     expect(await readdir(out), 'no slug').to.deep.equal([]);
   });
 
+  it("restores a cached layer's SBOM with the layer before the next build, as the lifecycle's restorer does", async () => {
+    const bp = await writeCnb(path.join(await tempDir(), 'cached'), {
+      id: 'example/cached',
+      api: '0.10',
+      build: [
+        'if [ -f "$1/dep.sbom.cdx.json" ]; then echo "restored: $(cat "$1/dep.sbom.cdx.json")"; else echo "no SBOM restored"; fi',
+        'mkdir -p "$1/dep" && echo x > "$1/dep/x"',
+        `printf '[types]\\ncache = true\\n' > "$1/dep.toml"`,
+        `[ -f "$1/dep.sbom.cdx.json" ] || printf '%s' '${CDX_LAYER}' > "$1/dep.sbom.cdx.json"`,
+      ].join('\n'),
+      extraToml: 'sbom-formats = ["application/vnd.cyclonedx+json"]\n',
+    });
+    const out = await tempDir();
+    const build = async (n: number) =>
+      runBuilder([
+        '--source',
+        await makeApp({ 'index.txt': 'hi\n' }),
+        '--buildpack',
+        bp,
+        '--cache-dir',
+        path.join(out, 'cache'),
+        '-o',
+        path.join(out, `slug${n}.tgz`),
+        '--sbom-output-dir',
+        path.join(out, `sbom${n}`),
+      ]);
+    const first = await build(1);
+    expect(first.exitCode, first.stderr).to.equal(0);
+    expect(first.stderr).to.contain('no SBOM restored');
+    const second = await build(2);
+    expect(second.exitCode, second.stderr).to.equal(0);
+    expect(second.stderr).to.contain(`restored: ${CDX_LAYER}`);
+    expect(await readFile(path.join(out, 'sbom2/cache/example_cached/dep/sbom.cdx.json'), 'utf8')).to.equal(CDX_LAYER);
+    expect(await files(path.join(out, 'sbom2'))).to.deep.equal([
+      'build/example_cached/dep/sbom.cdx.json',
+      'cache/example_cached/dep/sbom.cdx.json',
+    ]);
+  });
+
   it("derives slugkit's SBOM from what any classic buildpack installed (a Heroku-style .heroku/python), and a source cannot plant one", async () => {
     // Lays out a Python install as Heroku's python buildpack does: the runtime's version file and site-packages.
     const heroku = await makeBuildpack({
