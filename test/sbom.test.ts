@@ -232,7 +232,7 @@ describe('SBOMs: kept as the lifecycle keeps them', function () {
     ]);
   });
 
-  it("derives slugkit's SBOM from what any classic buildpack installed (a Heroku-style .heroku/python), and a source cannot plant one", async () => {
+  it("derives slugkit's SBOM from what any classic buildpack installed (a Heroku-style .heroku/python), and a source cannot plant one; an app with nothing installed gets none", async () => {
     // Lays out a Python install as Heroku's python buildpack does: the runtime's version file and site-packages.
     const heroku = await makeBuildpack({
       detect: 'echo Python',
@@ -271,20 +271,18 @@ describe('SBOMs: kept as the lifecycle keeps them', function () {
         'bom-ref': 'pkg:pypi/typing-extensions@4.9.0',
       },
     ]);
-  });
-
-  it('gives an app with nothing installed no SBOM (and a slug as it was)', async () => {
-    const out = await tempDir();
-    const res = await runBuilder([
+    // An app with nothing installed gets none (and the planted one is gone too).
+    const plain = await tempDir();
+    const none = await runBuilder([
       '--source',
       await makeApp({ 'index.txt': 'hi\n', '.layers/sbom/launch/slugkit/sbom.cdx.json': '{}' }),
       '--buildpack',
       await makeBuildpack({ detect: 'echo Plain', compile: 'true', release: "echo '--- {}'" }),
       '-o',
-      path.join(out, 'slug.tgz'),
+      path.join(plain, 'slug.tgz'),
     ]);
-    expect(res.exitCode, res.stderr).to.equal(0);
-    expect((await slugPaths(path.join(out, 'slug.tgz'))).filter((p) => p.startsWith('.layers'))).to.deep.equal([]);
+    expect(none.exitCode, none.stderr).to.equal(0);
+    expect((await slugPaths(path.join(plain, 'slug.tgz'))).filter((p) => p.startsWith('.layers'))).to.deep.equal([]);
   });
 
   describe('slugkit own CycloneDX SBOM of a node app built by the bundled nodejs buildpack', () => {
