@@ -47,9 +47,12 @@ async function read(appDir: string, rel: string): Promise<string | undefined> {
   }
 }
 
+/** `rel` (a lockfile key is hostile data: no `..`) is a directory in the app with no link on the way. */
 async function isRealDir(appDir: string, rel: string): Promise<boolean> {
+  const parts = rel.split('/');
+  if (parts.some((p) => p === '..' || p === '.' || p === '')) return false;
   let at = appDir;
-  for (const part of rel.split('/')) {
+  for (const part of parts) {
     at = path.join(at, part);
     const st = await lstat(at).catch(() => undefined);
     if (!st?.isDirectory()) return false;

@@ -3,7 +3,7 @@
  * `<layers>/<layer>.sbom.<ext>`, `launch.sbom.<ext>` and `build.sbom.<ext>`,
  * with <ext> `cdx.json`, `spdx.json` or `syft.json`. Read right after the
  * buildpack's bin/build (before a later buildpack could touch them), sorted
- * as the lifecycle's builder sorts them, and checked against the media types
+ * by name, sorted into launch/build/cache by the lifecycle's rules, and checked against the media types
  * its buildpack.toml `sbom-formats` declares: an unknown extension or an
  * undeclared type fails the build, as the lifecycle fails it.
  *
