@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -48,7 +48,7 @@ export const RUNNING_VERSION = process.version.slice(1);
 const ARCH = process.arch === 'arm64' ? 'arm64' : 'x64';
 let packed: { bytes: Buffer; sha256: string } | undefined;
 
-/** node, npm and npx of the running Node, as nodejs.org packs them (without headers and docs). */
+/** node, npm and npx of the running Node, as nodejs.org packs them (without docs, and of the headers only node_version.h). */
 function pack(): { bytes: Buffer; sha256: string } {
   if (packed) return packed;
   const work = mkdtempSync(path.join(os.tmpdir(), 'slugkit-node-mirror-'));
@@ -62,6 +62,13 @@ function pack(): { bytes: Buffer; sha256: string } {
     execFileSync('cp', ['-R', path.join(prefix, 'lib', 'node_modules', 'npm'), path.join(dir, 'lib', 'node_modules', 'npm')]);
     symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(dir, 'bin', 'npm'));
     symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', path.join(dir, 'bin', 'npx'));
+    // nodejs.org's tarballs carry the headers; node_version.h alone says which release it is.
+    const [major, minor, patch] = RUNNING_VERSION.split('.');
+    mkdirSync(path.join(dir, 'include', 'node'), { recursive: true });
+    writeFileSync(
+      path.join(dir, 'include', 'node', 'node_version.h'),
+      `#define NODE_MAJOR_VERSION ${major}\n#define NODE_MINOR_VERSION ${minor}\n#define NODE_PATCH_VERSION ${patch}\n`,
+    );
     const file = path.join(work, `${top}.tar.gz`);
     execFileSync('tar', ['-I', 'gzip -1', '-cf', file, '-C', work, top]);
     const bytes = readFileSync(file);

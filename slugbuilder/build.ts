@@ -30,9 +30,11 @@ import { type ChainResult, compileChain, releaseChain } from './buildpacks/chain
 import { chooseBuildpacks, type GroupMemberBuildpack, type ListedBuildpack } from './buildpacks/choose.js';
 import { type CompileContext, runAppHook } from './buildpacks/classic/compile.js';
 import { type BuildTarget, buildTarget } from './buildpacks/cnb/detect.js';
+import type { SbomFile } from './buildpacks/cnb/sbom.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
+import { writeAppSbom } from './sbom/app-sbom.js';
 import { type SlugInfo, writeSlug } from './slug.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
 import { intakeSource } from './source/intake.js';
@@ -83,6 +85,8 @@ export interface BuildResult {
   appDir: string;
   sourceVersion?: string;
   stack: string;
+  /** The SBOM files the CNBs wrote (build and cache ones are nowhere else); none for --slug. */
+  sboms?: SbomFile[];
 }
 
 /** A buildpack of the chain as --summary lists it. */
@@ -208,6 +212,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   timer.mark('compile');
 
   const { released, processTypes } = await releaseApp(chosen, chain!, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
+  // After every buildpack: what the app was given, whichever buildpack installed it.
+  await writeAppSbom(buildDir);
   timer.mark('release');
 
   log.step('Compressing...');
@@ -228,6 +234,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
     appDir: buildDir,
     sourceVersion,
     stack: opts.stack,
+    sboms: chain!.sboms,
   };
   await deliver(result);
   if (opts.cacheUrls) await uploadCache(opts.cacheUrls.put, packedCache, cacheSize);

@@ -115,7 +115,10 @@ describe('image export (OCI layout and archives)', () => {
     expect(config.config.Entrypoint).to.deep.equal(['slugrunner']);
     expect(config.config.Cmd).to.deep.equal(['start', 'web']);
     expect(config.config.Env).to.deep.equal(['PATH=/usr/local/bin:/usr/bin:/bin', 'RUN_IMAGE_VERSION=24', 'HOME=/app']);
-    expect(config.config.Labels).to.deep.equal({
+    const { 'io.buildpacks.lifecycle.metadata': lifecycle, 'io.buildpacks.build.metadata': _build, ...labels } = config.config.Labels;
+    expect(JSON.parse(lifecycle).runImage.topLayer).to.equal(run.v24.diffIds[0]);
+    expect(labels).to.deep.equal({
+      'io.buildpacks.project.metadata': '{"source":{"type":"git","version":{"commit":"abc123"}}}',
       'org.example.run-image': '24',
       'io.slugkit.process-types': '{"web":"httpd -f","worker":"sh worker.sh"}',
       'io.slugkit.source-version': 'abc123',

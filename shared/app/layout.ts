@@ -18,6 +18,8 @@ export const PROCFILE = 'Procfile';
 export const LAYERS = '.layers';
 /** The launch metadata (the lifecycle's name): the group's CNBs, their processes, the labels. */
 export const LAUNCH_METADATA = path.join(LAYERS, 'config', 'metadata.toml');
+/** SBOMs of what the app runs with (`launch/<buildpack dir>/[<layer>/]sbom.<ext>`), as the lifecycle's `<layers>/sbom/`. */
+export const SBOM = path.join(LAYERS, 'sbom');
 /** The launch plan bin/dyno.bash starts a process from (shared/app/launch-plan.ts). */
 export const LAUNCH_PLAN = '.slugkit-launch';
 /** The files a launch plan was made from: it is current while they hold what they held. */

@@ -16,6 +16,7 @@ import { UserError } from '../../shared/errors.js';
 import { stringEnv } from '../../shared/layer-env.js';
 import { log } from '../../shared/log.js';
 import { emptyRelease, type Release } from '../../shared/release.js';
+import { writeLaunchSboms } from '../sbom/layout.js';
 import type { CnbMember, GroupMemberBuildpack } from './choose.js';
 import { type CompileContext, compileOne } from './classic/compile.js';
 import { mergeReleases, release } from './classic/release.js';
@@ -24,6 +25,7 @@ import type { BuildTarget } from './cnb/detect.js';
 import type { CnbProcess, LaunchMetadata } from './cnb/launch-toml.js';
 import { type CnbRef, finalizeLayers } from './cnb/layers.js';
 import { mergeLabels } from './cnb/metadata.js';
+import type { SbomFile } from './cnb/sbom.js';
 import type { ScriptContext } from './run-script.js';
 
 export interface ChainContext extends CompileContext {
@@ -38,6 +40,8 @@ export interface ChainResult {
   exports: string[];
   /** Each CNB's launch.toml, by its directory. */
   launch: Map<string, LaunchMetadata>;
+  /** The SBOM files the CNBs wrote, in chain order (the launch ones are also in the app, sbom/layout.ts). */
+  sboms: SbomFile[];
 }
 
 /** Buildpack API refs of the group's CNBs, in order. */
@@ -51,6 +55,7 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
   const exports: string[] = [];
   const buildLayers: string[] = [];
   const launch = new Map<string, LaunchMetadata>();
+  const sboms: SbomFile[] = [];
   for (const [i, member] of group.entries()) {
     if (group.length > 1) log.step(`Running buildpack ${member.name}`);
     if (member.kind === 'classic') {
@@ -69,7 +74,7 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
     const d = member.descriptor;
     const laterProvides = group.slice(i + 1).flatMap((m) => (m.kind === 'cnb' ? m.plan.map((e) => e.name) : []));
     const result = await buildCnb({
-      buildpack: { id: d.id, version: d.version ?? '', api: d.api, dir: member.dir, clearEnv: d.clearEnv },
+      buildpack: { id: d.id, version: d.version ?? '', api: d.api, dir: member.dir, clearEnv: d.clearEnv, sbomFormats: d.sbomFormats },
       appDir: ctx.buildDir,
       platformDir: ctx.platformDir,
       cacheDir: ctx.cacheDir,
@@ -90,9 +95,11 @@ export async function compileChain(group: readonly GroupMemberBuildpack[], ctx: 
     }
     buildLayers.push(...result.buildLayers);
     launch.set(member.dir, result.launch);
+    sboms.push(...result.sboms);
   }
   await finalizeLayers({ appDir: ctx.buildDir, cacheDir: ctx.cacheDir, buildpacks: cnbRefs(group) });
-  return { exports, launch };
+  await writeLaunchSboms(ctx.buildDir, sboms);
+  return { exports, launch, sboms };
 }
 
 /** What the chain releases: the merged .release and the launch metadata, as written. */

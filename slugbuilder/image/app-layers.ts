@@ -19,7 +19,7 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { LAYERS } from '../../shared/app/layout.js';
+import { LAYERS, SBOM } from '../../shared/app/layout.js';
 import { readTextInside } from '../../shared/fs.js';
 import { parseToml } from '../../shared/toml.js';
 import { listedBuildpackDirs } from './app-metadata.js';
@@ -38,7 +38,7 @@ export interface AppLayerPart {
 export interface AppLayer extends LayerResult {
   /** Path inside the image: /app, /app/node_modules, /app/.layers/example_node/node. */
   imagePath: string;
-  kind: AppLayerPart['kind'];
+  kind: AppLayerPart['kind'] | 'sbom';
   /** Taken from the layer cache rather than compressed. */
   cached?: boolean;
 }
@@ -77,7 +77,9 @@ async function readToml(appDir: string, rel: string): Promise<Record<string, unk
 async function launchLayers(appDir: string): Promise<string[]> {
   const layersDir = path.join(appDir, LAYERS);
   if (!(await nonEmptyTree(appDir, LAYERS))) return [];
-  const dirs = (await readdir(layersDir, { withFileTypes: true })).filter((e) => e.isDirectory() && e.name !== 'config').map((e) => e.name);
+  const dirs = (await readdir(layersDir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory() && e.name !== 'config' && e.name !== 'sbom')
+    .map((e) => e.name);
   const listed = (await listedBuildpackDirs(appDir).catch(() => [])).filter(
     (name, i, all) => dirs.includes(name) && all.indexOf(name) === i,
   );
@@ -110,7 +112,8 @@ export async function planAppLayers(appDir: string): Promise<AppLayerPart[]> {
 /** What packTree leaves out for one part: outside its tree, or (for the rest) the other parts' trees. */
 export function excludeFor(part: AppLayerPart, parts: readonly AppLayerPart[]): (rel: string) => boolean {
   if (part.tree === '') {
-    const split = new Set(parts.map((p) => p.tree).filter(Boolean));
+    // The launch SBOMs go into the image's SBOM layer (sbom-layer.ts), not the app's.
+    const split = new Set([...parts.map((p) => p.tree).filter(Boolean), SBOM]);
     return (rel) => split.has(rel);
   }
   const tree = part.tree;

@@ -17,6 +17,7 @@ import {
   type LayerBlob,
   serialize,
 } from './blobs.js';
+import { type CnbAppInfo, cnbLabels, type RunImageIds } from './cnb-labels.js';
 import { type Family, layerTypeFor, MEDIA } from './media-types.js';
 
 export const LABELS = {
@@ -106,6 +107,8 @@ export interface AppConfigInput {
   processTypes: ProcessTypes;
   sourceVersion?: string;
   created: Date;
+  /** For the CNB tools' labels (cnb-labels.ts); none: no io.buildpacks.* labels of slugkit's. */
+  cnb?: { info: CnbAppInfo; runImage: RunImageIds };
 }
 
 export function buildAppConfig(input: AppConfigInput): ImageConfig {
@@ -116,6 +119,7 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
   const labels: Record<string, string> = {
     ...(run.config?.Labels ?? {}),
     ...Object.fromEntries(Object.entries(input.appLabels ?? {}).filter(([k]) => !k.startsWith(RESERVED_LABEL_PREFIX))),
+    ...(input.cnb ? cnbLabels({ ...input.cnb, runDiffIds, layers: input.layers, sourceVersion: input.sourceVersion }) : {}),
     [LABELS.processTypes]: JSON.stringify(sortedObject(input.processTypes)),
     [LABELS.version]: slugkitVersion(),
     [LABELS.runImageReference]: input.runReference,

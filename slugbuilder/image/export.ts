@@ -17,6 +17,7 @@ import { DEFAULT_MTIME } from '../../shared/tar/pack.js';
 import { formatSize, plural } from '../../shared/units.js';
 import { type AppLayer, writeAppLayers } from './app-layers.js';
 import { type BuiltImage, type LayerBlob, type Platform, shortDigest } from './blobs.js';
+import { type CnbAppInfo, readCnbAppInfo, runImageIds } from './cnb-labels.js';
 import { type AppOwner, appOwner, assembleImage, buildAppConfig } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
@@ -26,6 +27,7 @@ import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { describeReference, type ImageReference, parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
+import { withSbomLayer } from './sbom-layer.js';
 
 export interface PlanOptions {
   /** OS/ARCH[/VARIANT]; an index in the run image resolves to linux/amd64 without it. */
@@ -61,6 +63,8 @@ export interface AppInput {
   mtime: Date;
   /** --creation-time: the image's `created` instead of `mtime` (the layers keep `mtime`). */
   created?: Date;
+  /** What the CNB tools' labels say about the build (cnb-labels.ts readCnbAppInfo). */
+  cnb?: CnbAppInfo;
 }
 
 export interface ImageSummary {
@@ -126,6 +130,7 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     processTypes: app.processTypes,
     sourceVersion: app.sourceVersion,
     created: app.created ?? app.mtime,
+    cnb: app.cnb && { info: app.cnb, runImage: runImageIds(runRef, run.digest, run.manifest.config.digest) },
   });
   const appLayers: LayerBlob[] = layers.map((layer) => ({
     descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
@@ -200,12 +205,14 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
       outDir: work,
       cache: plan.layerCache,
     });
-    logAppLayers(layers, plan.owner);
-    const { built, summary } = assembleAppImage(plan, layers, {
+    const all = await withSbomLayer(opts.appDir, layers, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outDir: work });
+    logAppLayers(all, plan.owner);
+    const { built, summary } = assembleAppImage(plan, all, {
       processTypes: opts.processTypes,
       labels: opts.labels,
       sourceVersion: opts.sourceVersion,
       mtime,
+      cnb: await readCnbAppInfo(opts.appDir, opts.processTypes),
     });
     log.step(`Writing image ${describeReference(plan.target)}`);
     const result = await writeImage(plan.target, built, plan.pool);

@@ -8,6 +8,7 @@
 import { UserError } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import { type HistoryEntry, type ImageConfig, type LayerBlob, type Platform, shortDigest } from './blobs.js';
+import { CNB_LABELS, isRunImageLabel, rebasedLifecycleLabel, runImageIds } from './cnb-labels.js';
 import { assembleImage, LABELS } from './config.js';
 import { baseAnnotations, runLayers } from './export.js';
 import { openImage, type SourceImage } from './image-source.js';
@@ -44,6 +45,27 @@ function appHistory(config: ImageConfig, baseLayers: number, appLayers: number):
     if (seen === baseLayers) return history.slice(i + 1);
   }
   return [];
+}
+
+/**
+ * The app's labels on the new run image: slugkit's run-image labels, the
+ * lifecycle label's runImage (as the lifecycle's rebaser updates it), and the
+ * run image's own io.buildpacks.stack.* / base.* labels taken from the new one.
+ */
+function rebasedLabels(labels: Record<string, string>, next: SourceImage, newRef: ImageReference): Record<string, string> {
+  const nextDiffIds = next.config.rootfs.diff_ids;
+  const topLayer = nextDiffIds[nextDiffIds.length - 1];
+  const out = Object.fromEntries(Object.entries(labels).filter(([k]) => !isRunImageLabel(k)));
+  for (const [k, v] of Object.entries(next.config.config?.Labels ?? {})) if (isRunImageLabel(k)) out[k] = v;
+  out[LABELS.runImageReference] = newRef.text;
+  out[LABELS.runImageDigest] = next.digest;
+  out[LABELS.runImageTopLayer] = topLayer;
+  const lifecycle = rebasedLifecycleLabel(labels[CNB_LABELS.lifecycle], {
+    topLayer,
+    ...runImageIds(newRef, next.digest, next.manifest.config.digest),
+  });
+  if (lifecycle) out[CNB_LABELS.lifecycle] = lifecycle;
+  return out;
 }
 
 export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
@@ -109,12 +131,7 @@ export async function rebaseImage(opts: RebaseOptions): Promise<RebaseResult> {
       history: [...(next.config.history ?? []), ...appHistory(app.config, top + 1, appCount)],
       config: {
         ...(app.config.config ?? {}),
-        Labels: {
-          ...labels,
-          [LABELS.runImageReference]: newRef.text,
-          [LABELS.runImageDigest]: next.digest,
-          [LABELS.runImageTopLayer]: nextDiffIds[nextDiffIds.length - 1],
-        },
+        Labels: rebasedLabels(labels, next, newRef),
       },
     };
     if (next.config.variant) config.variant = next.config.variant;

@@ -10,11 +10,13 @@ import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
 import { type AppLayer, imagePathOf, planAppLayers, writeAppLayers } from '../image/app-layers.js';
 import { readAppLabels } from '../image/app-metadata.js';
+import { readCnbAppInfo } from '../image/cnb-labels.js';
 import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.js';
 import { assembleAppImage, type ExportPlan, logAppLayers, logLayer, planExport } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
 import { type LayerResult, writeLayer } from '../image/layer.js';
 import { describeReference } from '../image/reference.js';
+import { hasSbomTree, withSbomLayer } from '../image/sbom-layer.js';
 import type { Delivery, Output, OutputKind } from './deliver.js';
 import { type ImageFlags, type ImageFlagValues, parseImageFlags } from './image-flags.js';
 
@@ -103,7 +105,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
         const labels = await labelsOf(result);
         let layers: AppLayer[];
         const parts = await planAppLayers(result.appDir);
-        if (parts.length === 1 && flags.layer) {
+        if (parts.length === 1 && flags.layer && !(await hasSbomTree(result.appDir))) {
           const whole = await wholeLayer(result.appDir);
           tempDir = whole.tempDir;
           layers = [{ ...whole.layer, imagePath: imagePathOf(''), kind: 'app' }];
@@ -111,6 +113,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           log.step('Writing the app layers');
           tempDir = await makeTempDir('slugkit-layers-');
           layers = await writeAppLayers(result.appDir, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir, cache: plan.layerCache });
+          layers = await withSbomLayer(result.appDir, layers, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir });
           logAppLayers(layers, owner);
         }
         const { built, summary } = assembleAppImage(plan, layers, {
@@ -119,6 +122,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           sourceVersion: result.sourceVersion,
           mtime,
           created: flags.creationTime,
+          cnb: await readCnbAppInfo(result.appDir, result.processTypes, result.buildpacks),
         });
         log.step(`Writing image ${describeReference(plan.target)}`);
         const staged = await stageImage(plan.target, built, plan.pool, flags.tags);

@@ -13,18 +13,19 @@ import type { ExportPlan } from '../image/export.js';
 import type { CheckContext, Output, OutputKind, ParseContext, RequestedOutput } from './deliver.js';
 import { imageKind } from './image.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE } from './image-flags.js';
+import { SBOM_OPTIONS, SBOM_USAGE, sbomKind } from './sbom.js';
 import { fileKind, putKind, SLUG_OPTIONS, SLUG_USAGE, stdoutKind } from './slug.js';
 import { SUMMARY_OPTIONS, SUMMARY_USAGE, summaryKind } from './summary.js';
 
-export const OUTPUT_OPTIONS = { ...SLUG_OPTIONS, ...SUMMARY_OPTIONS, ...IMAGE_OPTIONS } as const;
+export const OUTPUT_OPTIONS = { ...SLUG_OPTIONS, ...SUMMARY_OPTIONS, ...SBOM_OPTIONS, ...IMAGE_OPTIONS } as const;
 
 export type OutputValues = Values<typeof OUTPUT_OPTIONS>;
 
 /** The "Output" section of slugbuilder --help; the image flags have their own section. */
-export const OUTPUT_USAGE = `Output (default: stdout when it is not a terminal):\n${SLUG_USAGE}${SUMMARY_USAGE}`;
+export const OUTPUT_USAGE = `Output (default: stdout when it is not a terminal):\n${SLUG_USAGE}${SUMMARY_USAGE}${SBOM_USAGE}`;
 export { IMAGE_USAGE };
 
-const KINDS: ReadonlyArray<OutputKind<OutputValues>> = [putKind, stdoutKind, fileKind, imageKind, summaryKind];
+const KINDS: ReadonlyArray<OutputKind<OutputValues>> = [putKind, stdoutKind, fileKind, imageKind, sbomKind, summaryKind];
 
 /** The outputs the flags ask for, in staging order; each flag's form checked. */
 export function parseOutputs(values: OutputValues, ctx: ParseContext): RequestedOutput[] {

@@ -18,12 +18,15 @@ import { type BuildTarget, targetEnv } from './detect.js';
 import { type LaunchMetadata, readLaunchToml, readUnmet } from './launch-toml.js';
 import { buildLayerDirs, type CnbRef, cnbLabel, collectLayers, type Layer, restoreLayers } from './layers.js';
 import { buildpackPlanToml, type Require } from './plan.js';
+import { collectSboms, type SbomFile } from './sbom.js';
 
 export interface CnbBuildpack extends CnbRef {
   /** The buildpack's root (buildpack.toml, bin/). */
   dir: string;
   /** buildpack.toml `clear-env`: config vars are not put in its environment. */
   clearEnv?: boolean;
+  /** buildpack.toml `sbom-formats`: the SBOM media types it may write. */
+  sbomFormats?: readonly string[];
 }
 
 /** One entry of a buildpack plan: a require whose name this buildpack provided. */
@@ -67,6 +70,8 @@ export interface CnbBuildResult {
   launch: LaunchMetadata;
   /** Entries it left unmet, for the next buildpack that provides them. */
   unmet: PlanEntry[];
+  /** The SBOM files it wrote, read before a later buildpack runs. */
+  sboms: SbomFile[];
 }
 
 /** The same bash helper run-script.ts's runWithExports uses: source each export file, then exec. */
@@ -168,10 +173,12 @@ export async function buildCnb(input: CnbBuildInput): Promise<CnbBuildResult> {
     );
   }
   const launch = await readLaunchToml(layersDir, bp);
+  const sboms = await collectSboms({ layersDir, layers, buildpack: bp, formats: bp.sbomFormats ?? [] });
   return {
     layers,
     buildLayers: buildLayerDirs(layers),
     launch,
     unmet: input.plan.filter((e) => unmetNames.includes(e.name)),
+    sboms,
   };
 }

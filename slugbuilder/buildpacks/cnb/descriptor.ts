@@ -51,6 +51,8 @@ export interface BuildpackDescriptor {
   homepage?: string;
   /** true: config vars are not put in detect's and build's environment. */
   clearEnv: boolean;
+  /** `sbom-formats`: the SBOM media types its bin/build may write (cnb/sbom.ts checks them). */
+  sbomFormats: string[];
   /** [[stacks]] ids (Buildpack API before 0.10); "*" matches any stack. */
   stacks: string[];
   /** [[targets]] (Buildpack API 0.10 on). */
@@ -191,6 +193,9 @@ export function parseBuildpackDescriptor(table: TomlTable, file: string): Buildp
   const version = optionalString(info, 'version', file, '[buildpack] ');
   const clearEnv = info['clear-env'] ?? false;
   if (typeof clearEnv !== 'boolean') fail(file, '[buildpack] clear-env must be true or false');
+  const sbomFormats = info['sbom-formats'] ?? [];
+  if (!Array.isArray(sbomFormats) || !sbomFormats.every((f) => typeof f === 'string'))
+    fail(file, '[buildpack] sbom-formats must be an array of media types (strings)');
 
   const order = parseOrder(table.order, file);
   const kind = order.length > 0 ? 'composite' : 'component';
@@ -212,6 +217,7 @@ export function parseBuildpackDescriptor(table: TomlTable, file: string): Buildp
     name: optionalString(info, 'name', file, '[buildpack] '),
     homepage: optionalString(info, 'homepage', file, '[buildpack] '),
     clearEnv,
+    sbomFormats: sbomFormats as string[],
     stacks,
     targets: parseTargets(table.targets, file),
     order,

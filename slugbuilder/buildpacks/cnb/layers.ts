@@ -23,6 +23,7 @@ import {
   exists,
   isDir,
   makeDirInside,
+  readFileInside,
   readTextInside,
   removeInside,
   replaceWith,
@@ -85,7 +86,7 @@ async function readLayersToml(layersDir: string, name: string, bp: CnbRef): Prom
 }
 
 /** Writes a file of a layers dir through a fresh temp file, never through a link. */
-async function writeLayersFile(layersDir: string, name: string, text: string): Promise<void> {
+async function writeLayersFile(layersDir: string, name: string, text: string | Uint8Array): Promise<void> {
   const { root, rel } = insideOf(layersDir, name);
   await writeFileInside(root, rel, text);
 }
@@ -162,6 +163,24 @@ export async function readLayers(layersDir: string, bp: CnbRef): Promise<Layer[]
   return layers;
 }
 
+/** The layer's SBOM files (`<layer>.sbom.<ext>`) in a layers dir, regular files only, sorted. */
+async function layerSbomNames(dir: string, layer: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries
+    .filter((e) => e.isFile() && e.name.startsWith(`${layer}.sbom.`) && e.name.endsWith('.json'))
+    .map((e) => e.name)
+    .sort(byName);
+}
+
+/** Copies a layer's SBOM files from one layers dir to another, never through a link. */
+async function copyLayerSboms(from: string, to: string, layer: string, bp: CnbRef): Promise<void> {
+  for (const name of await layerSbomNames(from, layer)) {
+    const { root, rel, where } = insideOf(from, name);
+    const bytes = await readFileInside(root, rel, `${cnbLabel(bp)}: ${rel}`, where);
+    if (bytes) await writeLayersFile(to, name, bytes);
+  }
+}
+
 /** Writes `<layer>.toml` as a buildpack finds a restored one: [metadata] only. */
 async function writeMetadataOnly(layersDir: string, name: string, metadata: TomlTable): Promise<void> {
   await writeLayersFile(layersDir, `${name}.toml`, Object.keys(metadata).length ? toToml({ metadata }) : '');
@@ -194,6 +213,8 @@ export async function restoreLayers(opts: { appDir: string; cacheDir?: string; b
       continue;
     }
     await writeMetadataOnly(layersDir, layer.name, layer.metadata);
+    // Its SBOM comes back with it, as the lifecycle's restorer brings it back.
+    await copyLayerSboms(kept, layersDir, layer.name, bp);
   }
   return layersDir;
 }
@@ -245,6 +266,7 @@ async function saveToCache(layersDir: string, cacheDir: string, bp: CnbRef): Pro
     await copyTree(layer.dir, path.join(next, layer.name), { preserveTimestamps: true });
     const types = { launch: layer.launch, build: layer.build, cache: layer.cache };
     await writeLayersFile(next, `${layer.name}.toml`, toToml({ types, metadata: layer.metadata }));
+    await copyLayerSboms(layersDir, next, layer.name, bp);
   }
   const store = await readLayersToml(layersDir, 'store.toml', bp);
   if (store) await writeLayersFile(next, 'store.toml', toToml(store));
