@@ -162,10 +162,11 @@ __dyno_execd() {
   for i in "${__dyno_at_execd[@]}"; do
     tag=${__dyno_plan[i + 1]} file=$1/${__dyno_plan[i + 2]}
     { [ -z "$tag" ] || [ "$tag" = "$2" ]; } || continue
+    # fd 4 is stdout while fd 3, what the executable writes there, is captured.
     if [ "${__dyno_plan[i + 3]}" = 1 ]; then
-      out=$(cd -- "$1" && CNB_EXEC_ENV=${CNB_EXEC_ENV:-production} exec "$file" 3>&1 1>&4 </dev/null) 4>&1
+      { out=$(cd -- "$1" && CNB_EXEC_ENV=${CNB_EXEC_ENV:-production} exec "$file" 3>&1 1>&4 4>&- </dev/null); } 4>&1
     else
-      out=$(cd -- "$1" && exec "$file" 3>&1 1>&4 </dev/null) 4>&1
+      { out=$(cd -- "$1" && exec "$file" 3>&1 1>&4 4>&- </dev/null); } 4>&1
     fi
     code=$?
     if [ "$code" != 0 ]; then
