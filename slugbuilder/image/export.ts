@@ -10,6 +10,7 @@
  * compile), `assembleAppImage` adds the app layers once the build is done.
  */
 import { createReadStream } from 'node:fs';
+import path from 'node:path';
 import { makeTempDir, removeTemp } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
@@ -20,12 +21,14 @@ import { type BuiltImage, type LayerBlob, type Platform, shortDigest } from './b
 import { type AppOwner, appOwner, assembleImage, buildAppConfig } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
+import { LAUNCHER_CREATED_BY, writeLauncherLayer } from './launcher-layer.js';
 import type { LayerResult } from './layer.js';
 import { LayerCache } from './layer-cache.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { type ImageReference, parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
+import { type RunImageFiles, requireBash, runImageFiles } from './run-image-files.js';
 
 export interface PlanOptions {
   /** OS/ARCH[/VARIANT]; an index in the run image resolves to linux/amd64 without it. */
@@ -47,6 +50,8 @@ export interface ExportPlan {
   pool: RegistryPool;
   owner: AppOwner;
   layerCache?: LayerCache;
+  /** The run image's files (to check what the app's processes need); unset for a registry run image. */
+  runFiles?: RunImageFiles;
   close(): Promise<void>;
 }
 
@@ -57,6 +62,10 @@ export interface AppInput {
   sourceVersion?: string;
   /** SOURCE_DATE_EPOCH as the CLI read it: the image's `created` and the layer's mtimes. */
   mtime: Date;
+  /** The launcher layer (launcher-layer.ts), right above the run image. */
+  launcher: LayerResult;
+  /** The process type the image's Cmd starts. */
+  defaultProcess: string;
 }
 
 export interface ImageSummary {
@@ -69,6 +78,10 @@ export interface ImageSummary {
   /** Every app layer in image order, the rest of the app last. */
   layers: Array<{ path: string; digest: string; diffId: string; size: number }>;
   runImage: { reference: string; digest: string };
+  /** The launcher layer, between the run image and the app. */
+  launcher: { digest: string; diffId: string; size: number };
+  /** What the image's Cmd starts. */
+  defaultProcess: string;
 }
 
 /** Run-image layers as blobs to copy, mount or skip. */
@@ -99,10 +112,18 @@ export async function planExport(target: ImageReference, runRef: ImageReference,
   log.info(
     `${run.config.os}/${run.config.architecture}, ${run.manifest.layers.length} layers, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`,
   );
+  let runFiles: RunImageFiles | undefined;
+  try {
+    runFiles = await runImageFiles(run);
+    requireBash(runFiles, runRef.text);
+  } catch (err) {
+    await run.close();
+    throw err;
+  }
   const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
   if (owner.warning) log.warn(owner.warning);
   const layerCache = opts.layerCacheDir ? new LayerCache(opts.layerCacheDir) : undefined;
-  return { target, runRef, run, pool, owner, layerCache, close: () => run.close() };
+  return { target, runRef, run, pool, owner, layerCache, runFiles, close: () => run.close() };
 }
 
 /** The app image: the run image's layers plus the app's (written by writeAppLayers with plan.owner). */
@@ -118,13 +139,20 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     processTypes: app.processTypes,
     sourceVersion: app.sourceVersion,
     created: app.mtime,
+    launcher: { diffId: app.launcher.diffId, createdBy: LAUNCHER_CREATED_BY },
+    defaultProcess: app.defaultProcess,
   });
+  const launcherBlob: LayerBlob = {
+    descriptor: { mediaType: MEDIA[family].layerGzip, digest: app.launcher.digest, size: app.launcher.size },
+    open: async () => createReadStream(app.launcher.path),
+    label: 'launcher layer',
+  };
   const appLayers: LayerBlob[] = layers.map((layer) => ({
     descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
     open: async () => createReadStream(layer.path),
     label: layer.kind === 'app' ? 'app layer' : `${layer.kind} ${layer.imagePath}`,
   }));
-  const built = assembleImage(family, config, [...runLayers(run), ...appLayers], baseAnnotations(runRef, run.digest));
+  const built = assembleImage(family, config, [...runLayers(run), launcherBlob, ...appLayers], baseAnnotations(runRef, run.digest));
   const top = layers[layers.length - 1];
   const summary: ImageSummary = {
     reference: plan.target.text,
@@ -134,6 +162,8 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     layer: { digest: top.digest, diffId: top.diffId, size: top.size, uid: owner.uid, gid: owner.gid },
     layers: layers.map((l) => ({ path: l.imagePath, digest: l.digest, diffId: l.diffId, size: l.size })),
     runImage: { reference: runRef.text, digest: run.digest },
+    launcher: { digest: app.launcher.digest, diffId: app.launcher.diffId, size: app.launcher.size },
+    defaultProcess: app.defaultProcess,
   };
   return { built, summary };
 }
@@ -165,6 +195,8 @@ export interface ExportOptions {
   /** Keep compressed app layers here between exports (layer-cache.ts); unset: no cache. */
   layerCacheDir?: string;
   processTypes: ProcessTypes;
+  /** The type the image's Cmd starts; unset: web. */
+  defaultProcess?: string;
   labels?: Record<string, string>;
   sourceVersion?: string;
   /** Default 1980-01-01T00:00:01Z, as without SOURCE_DATE_EPOCH. */
@@ -193,7 +225,10 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
       cache: plan.layerCache,
     });
     logAppLayers(layers, plan.owner);
+    const launcher = await writeLauncherLayer(path.join(work, 'launcher.tar.gz'));
     const { built, summary } = assembleAppImage(plan, layers, {
+      launcher,
+      defaultProcess: opts.defaultProcess ?? 'web',
       processTypes: opts.processTypes,
       labels: opts.labels,
       sourceVersion: opts.sourceVersion,

@@ -17,6 +17,7 @@ export const IMAGE_OPTIONS = {
   'app-uid': { type: 'string' },
   'app-gid': { type: 'string' },
   'insecure-registry': { type: 'string', multiple: true },
+  'default-process': { type: 'string' },
 } as const;
 
 export const IMAGE_USAGE = `Image (no Docker daemon needed):
@@ -26,6 +27,8 @@ export const IMAGE_USAGE = `Image (no Docker daemon needed):
   --platform OS/ARCH       platform to pick from a multi-platform run image (default linux/amd64)
   --app-uid N, --app-gid N owner of /app (default: the run image's numeric User, else 1000:1000)
   --insecure-registry HOST use plain HTTP for HOST (loopback hosts always do); repeatable
+  --default-process TYPE   the process type \`docker run IMAGE\` starts (default: the CNB default
+                           process, else web, else the only type)
   slugbuilder rebase IMAGE --run-image NEW [--image OUT]   swap the run image under an app image
 `;
 
@@ -39,6 +42,8 @@ export interface ImageFlags {
   appUid?: number;
   appGid?: number;
   insecureRegistries: string[];
+  /** --default-process: checked against the app's types once they are known. */
+  defaultProcess?: string;
 }
 
 type FlagValues = {
@@ -49,6 +54,7 @@ type FlagValues = {
   'app-uid'?: string;
   'app-gid'?: string;
   'insecure-registry'?: string[];
+  'default-process'?: string;
 };
 
 function parseId(value: string | undefined, flag: string): number | undefined {
@@ -59,8 +65,18 @@ function parseId(value: string | undefined, flag: string): number | undefined {
 
 /** Validated image flags, or undefined when none of them were given. */
 export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
-  const any = v.layer || v['run-image'] || v.image || v.platform || v['app-uid'] || v['app-gid'] || v['insecure-registry']?.length;
+  const any =
+    v.layer ||
+    v['run-image'] ||
+    v.image ||
+    v.platform ||
+    v['app-uid'] ||
+    v['app-gid'] ||
+    v['insecure-registry']?.length ||
+    v['default-process'];
   if (!any) return undefined;
+  if (v['default-process'] !== undefined && !v.image)
+    throw new UsageError('--default-process goes with --image: it sets what the image starts');
   if (v.image && !v['run-image']) throw new UsageError('--image needs --run-image REF: the base the app layer goes on');
   if (v['run-image'] && !v.image) throw new UsageError('--run-image needs --image REF: where to write the app image');
   const image = v.image ? parseReference(v.image) : undefined;
@@ -76,5 +92,6 @@ export function parseImageFlags(v: FlagValues): ImageFlags | undefined {
     appUid: parseId(v['app-uid'], '--app-uid'),
     appGid: parseId(v['app-gid'], '--app-gid'),
     insecureRegistries: v['insecure-registry'] ?? [],
+    defaultProcess: v['default-process'],
   };
 }
