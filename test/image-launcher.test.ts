@@ -10,10 +10,12 @@
  *    `docker run IMAGE run 'CMD'` a one-off.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeApp, removeTempDirs, runBuilder, tarOf, tempDir } from './helpers/cli.js';
+import { execa } from 'execa';
+import { extract } from 'tar';
+import { makeApp, removeTempDirs, runBuilder, runRunner, tarOf, tempDir } from './helpers/cli.js';
 import { writeCnb } from './helpers/cnb.js';
 import { docker, ensureStackImage, requireDocker, STACK_IMAGE } from './helpers/docker.js';
 import { writeRunImage } from './helpers/image-fixtures.js';
@@ -111,6 +113,60 @@ describe('image launcher layer and default process (slugbuilder --image)', funct
     expect(r.exitCode).to.equal(1);
     expect(ONE_LINE(r.stderr)).to.deep.equal([' !     --default-process clock: this app has broken, web, worker']);
     expect(existsSync(path.join(out, 'index.json'))).to.equal(false);
+  });
+
+  it("the image's launcher layer starts the app from its plan with no Node beside it: exec.d, another type, a one-off, one error line", async () => {
+    const rootfs = path.join(root, 'bash-only');
+    await mkdir(path.join(rootfs, 'bin'), { recursive: true });
+    await writeFile(path.join(rootfs, 'bin/bash'), '', { mode: 0o755 });
+    await writeRunImage(path.join(root, 'bash-only-layout'), 'v1', { layers: [rootfs], version: '1' });
+    const appDir = path.join(await tempDir(), 'app');
+    const layout = path.join(root, 'layer-out');
+    const slug = path.join(root, 'layer-slug.tgz');
+    const built = await runBuilder(
+      [
+        '--app-dir',
+        appDir,
+        '--buildpack',
+        buildpack,
+        '--run-image',
+        `oci:${path.join(root, 'bash-only-layout')}:v1`,
+        '--image',
+        `oci:${layout}:app`,
+        '-o',
+        slug,
+      ],
+      { input: source },
+    );
+    expect(built.exitCode, built.stderr).to.equal(0);
+    // The launcher layer sits right above the run image's one layer.
+    const blob = async (digest: string) => readFile(path.join(layout, 'blobs/sha256', digest.slice(7)));
+    const index = JSON.parse((await readFile(path.join(layout, 'index.json'))).toString());
+    const manifest = JSON.parse((await blob(index.manifests[0].digest)).toString());
+    const launcherDir = path.join(root, 'launcher-layer');
+    await mkdir(launcherDir);
+    await extract({ file: path.join(layout, 'blobs/sha256', manifest.layers[1].digest.slice(7)), cwd: launcherDir });
+    // The app where the image has it (here: where it was built), unpacked once by the Node runner.
+    expect((await runRunner(['--app-dir', appDir, '--slug', slug, '-q', 'run', 'true'])).exitCode).to.equal(0);
+    const launch = (args: string[]) =>
+      execa('bash', [path.join(launcherDir, 'slugkit/bin/slugrunner'), '--app-dir', appDir, '-q', ...args], {
+        env: { PATH: '/usr/bin:/bin', SLUGKIT_DEBUG_START: '1' },
+        extendEnv: false,
+        stdin: 'ignore',
+        reject: false,
+      });
+    const web = await launch(['start']);
+    expect(web.exitCode, web.stderr).to.equal(0);
+    expect(web.stderr).to.equal('slugrunner: fast start');
+    expect(web.stdout).to.match(/^web as web\.1: from exec\.d, \d+$/);
+    expect((await launch(['start', 'worker'])).stdout).to.equal('greet worker');
+    const oneOff = await launch(['run', 'echo', '"$DYNO:"', '$GREETING']);
+    expect(oneOff.stdout).to.match(/^run\.1: from exec\.d, \d+$/);
+    const unknown = await launch(['start', 'clock']);
+    expect(unknown.exitCode).to.equal(1);
+    expect(ONE_LINE(unknown.stderr)).to.deep.equal([
+      ' !     slugrunner (bash launcher): unknown process type "clock": this app has broken, web, worker',
+    ]);
   });
 
   describe('under Docker, on a debootstrap minbase run image (bash, no Node, no slugrunner)', () => {
