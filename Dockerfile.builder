@@ -46,6 +46,8 @@ COPY --from=build /opt/slugkit/package.json /opt/slugkit/package.json
 COPY --from=build /opt/slugkit/node_modules /opt/slugkit/node_modules
 COPY --from=build /opt/slugkit/dist /opt/slugkit/dist
 COPY buildpacks /opt/slugkit/buildpacks
+# The bash launcher every app image gets as its own layer (slugbuilder/image/launcher-layer.ts).
+COPY bin/slugrunner bin/dyno.bash /opt/slugkit/bin/
 
 # Wrapper scripts rather than symlinks to dist/*.js: they do not depend on the
 # compiled files' shebang or mode, and `exec` keeps node as the only process.

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import type { BuiltApp } from '../shared/app/app.js';
 import { writeLaunchPlan } from '../shared/app/launch-plan.js';
 import { PROCFILE } from '../shared/app/layout.js';
-import { commandLines, resolveProcesses } from '../shared/app/processes.js';
+import { type AppProcesses, commandLines, resolveProcesses } from '../shared/app/processes.js';
 import { readProcfile } from '../shared/app/release-file.js';
 import { configVarSecrets, type EnvVars, MIN_SECRET_LENGTH, writeEnvDir } from '../shared/env-dir.js';
 import { makeTempDir, removeTemp } from '../shared/fs.js';
@@ -80,6 +80,10 @@ export interface BuildResult {
   slug: SlugInfo;
   buildpacks: BuildpackSummary[];
   processTypes: ProcessTypes;
+  /** What `start` runs without a type (shared/app/processes.ts defaultProcessType). */
+  defaultProcess: string;
+  /** Each type's start, for the image's checks of what it runs. */
+  processes: AppProcesses;
   release: Release;
   /** The built app dir (what the slug holds): there until `deliver` returns. */
   appDir: string;
@@ -211,7 +215,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   });
   timer.mark('compile');
 
-  const { released, processTypes } = await releaseApp(chosen, chain!, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
+  const { released, processTypes, processes } = await releaseApp(chosen, chain!, { buildDir, env, timeoutMs: opts.timeoutMs, sandbox });
   // After every buildpack: what the app was given, whichever buildpack installed it.
   await writeAppSbom(buildDir);
   timer.mark('release');
@@ -230,6 +234,8 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
     slug,
     buildpacks: chosen.map(summaryEntry),
     processTypes,
+    defaultProcess: processes.defaultType,
+    processes,
     release: released,
     appDir: buildDir,
     sourceVersion,
@@ -294,13 +300,13 @@ async function releaseApp(
   chosen: GroupMemberBuildpack[],
   chain: ChainResult,
   ctx: ScriptContext,
-): Promise<{ released: Release; processTypes: ProcessTypes }> {
+): Promise<{ released: Release; processTypes: ProcessTypes; processes: AppProcesses }> {
   const { release: released, app: releasedApp } = await releaseChain(chosen, chain.launch, ctx);
   const app = await withProcfile(releasedApp, chosen);
   const processes = resolveProcesses(app);
   // After .release and metadata.toml: the plan records them as they were written.
   await writeLaunchPlan(app, processes);
-  return { released, processTypes: commandLines(processes) };
+  return { released, processTypes: commandLines(processes), processes };
 }
 
 /** The released app with its Procfile, the types each declares said in the log. */

@@ -46,13 +46,16 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     // A slug is hostile data: a .release or Procfile linking out of it is refused, never put in a label.
     const app = await readApp(appDir, { what: (file) => `the slug's ${file}`, where: 'the slug' });
     const { release } = app;
-    const processTypes = commandLines(resolveProcesses(app));
+    const processes = resolveProcesses(app);
+    const processTypes = commandLines(processes);
     log.info(`Process types -> ${Object.keys(processTypes).join(', ') || '(none)'}`);
 
     const result: BuildResult = {
       slug: { path: file, size, sha256: digest.slice('sha256:'.length) },
       buildpacks: [],
       processTypes,
+      defaultProcess: processes.defaultType,
+      processes,
       release,
       appDir,
       sourceVersion: opts.sourceVersion,

@@ -27,11 +27,12 @@ import { commandFromWords, launch } from './launcher.js';
 const USAGE = `Usage: slugrunner [options] start [TYPE] [-- ARG...]  run a process type
        slugrunner [options] start TYPE TYPE...  run several side by side, as foreman does
        slugrunner [options] start --formation web=2,worker=1
-       slugrunner [options] run CMD [ARG...]   run a one-off command
+       slugrunner [options] run CMD [ARG...]   run a one-off command (the words
+                                               joined and run by bash)
        slugrunner [options] types [--json]     list the process types
 
 start runs TYPE, by default the Cloud Native Buildpack process marked
-default, else web. ARGs after -- replace a CNB process's args (for other
+default, else web, else the only process type. ARGs after -- replace a CNB process's args (for other
 processes they are appended to the command line).
 
 The slug comes from --slug FILE, --slug - (stdin) or SLUG_URL. Without one,

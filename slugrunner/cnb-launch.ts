@@ -13,6 +13,7 @@ import { type Env, launchEnv, launchLayerDirs, runExecD } from '../shared/layer-
 
 /** `processType` picks `env.launch/<type>/` and `exec.d/<type>/`; a one-off has none. */
 export async function cnbEnvironment(base: Env, app: CnbApp, processType?: string): Promise<Env> {
+  base = withoutPlatformVars(base);
   const dirs = cnbLayersDirs(app);
   const layers = await launchLayerDirs(dirs);
   const env = await launchEnv(base, layers, processType);
@@ -23,4 +24,13 @@ export async function cnbEnvironment(base: Env, app: CnbApp, processType?: strin
     processType,
     extraEnv: (layer) => (hasExecEnv(apiOf.get(path.dirname(layer)) ?? '0') ? { CNB_EXEC_ENV: execEnv } : undefined),
   });
+}
+
+/** The platform's own variables, which the lifecycle's launcher removes before exec.d and the process (bin/dyno.bash does too). */
+const PLATFORM_VARS = ['CNB_APP_DIR', 'CNB_LAYERS_DIR', 'CNB_PROCESS_TYPE', 'CNB_PLATFORM_API', 'CNB_DEPRECATION_MODE'];
+
+function withoutPlatformVars(env: Env): Env {
+  const out = { ...env };
+  for (const name of PLATFORM_VARS) delete out[name];
+  return out;
 }

@@ -12,7 +12,6 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Start } from '../shared/app/processes.js';
 import { packageRoot } from '../shared/package.js';
-import { quoteWords } from '../shared/shell.js';
 
 export type { Start };
 
@@ -47,10 +46,13 @@ export interface SpawnOptions extends ProcessSpec {
 
 export const DYNO_SCRIPT = () => path.join(packageRoot(), 'bin', 'dyno.bash');
 
-/** `run echo 'a b'` as one command string, each word quoted as it was given. */
+/**
+ * `run echo '$HOME'` as one command line for bash: the words joined by
+ * spaces, as `heroku run`, herokuish's /exec and the lifecycle launcher's
+ * user-provided commands take them, so `$HOME` is expanded in the dyno.
+ */
 export function commandFromWords(words: string[]): string {
-  if (words.length === 1) return words[0];
-  return quoteWords(words);
+  return words.join(' ');
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];

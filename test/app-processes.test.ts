@@ -57,8 +57,10 @@ describe('the built app: process types (shared/app/processes.ts)', () => {
     expect(p.byType.clock.cwd).to.equal('/app');
   });
 
-  it('the default type is the CNB process marked default, else web', () => {
-    expect(resolveProcesses(app({ defaults: { worker: 'w' } })).defaultType).to.equal('web');
+  it('the default type is the CNB process marked default, else web, else the only type', () => {
+    expect(resolveProcesses(app({ defaults: { worker: 'w' } })).defaultType).to.equal('worker');
+    expect(resolveProcesses(app({ defaults: { worker: 'w', web: 'x' } })).defaultType).to.equal('web');
+    expect(resolveProcesses(app({ defaults: { worker: 'w', clock: 'x' } })).defaultType).to.equal('web');
     const marked = app({ cnb: [proc({ type: 'api', command: ['srv'], default: true }), proc({ type: 'web', command: ['w'] })] });
     expect(resolveProcesses(marked).defaultType).to.equal('api');
   });

@@ -66,7 +66,7 @@ describe('slugbuilder', function () {
       expect(byPath['./Procfile'].body).to.equal(HELLO.Procfile);
       expect(byPath['./.release'].body).to.equal('--- {}\n');
       // The launch plan for bin/slugrunner's fast start, made after the release.
-      expect(byPath['./.slugkit-launch'].body.startsWith('slugkit-launch 1\0fast\0')).to.equal(true);
+      expect(byPath['./.slugkit-launch'].body.startsWith('slugkit-launch 2\0fast\0')).to.equal(true);
       expect(byPath['./.slugkit-launch'].mode).to.equal(0o644);
     });
 

@@ -93,8 +93,11 @@ describe('slugrunner: the fast start', function () {
       expect(node.exitCode).to.equal(fast.exitCode);
     });
 
-    it('run, types, SLUG_URL and an unknown type go to Node', async () => {
-      for (const args of [['run', 'true'], ['types'], ['start', 'nosuch']]) {
+    it('types, SLUG_URL and an unknown type go to Node; run starts fast', async () => {
+      const run = await start(appDir, ['-q', 'run', 'echo', '$DYNO']);
+      expect(run.stderr).to.include(FAST);
+      expect(run.stdout).to.equal('run.1');
+      for (const args of [['types'], ['start', 'nosuch']]) {
         const r = await start(appDir, args);
         expect(r.stderr, args.join(' ')).to.include(NODE);
       }
@@ -168,7 +171,7 @@ describe('slugrunner: the fast start', function () {
       const procfile = await readFile(path.join(appDir, 'Procfile'));
       const pwned = path.join(appDir, 'PWNED');
       const fields: (string | Buffer)[] = [
-        'slugkit-launch 1',
+        'slugkit-launch 2',
         'fast',
         'stamp',
         '.release',
@@ -184,16 +187,22 @@ describe('slugrunner: the fast start', function () {
       ];
       fields.push('var', `a[$(touch ${pwned})]`, 'x', 'var', 'PATH[$(touch ${pwned})]', 'y');
       fields.push('env', '', 'override', `b[$(touch ${pwned})]`, 'v', '');
-      fields.push('proc', 'web', 'echo web', 'direct', '', `$(touch ${pwned})`, 'echo', 'web');
       fields.push('proc', 'ok', 'echo ok', 'shell', '', 'echo ok');
-      await writeFile(path.join(appDir, '.slugkit-launch'), Buffer.concat(fields.flatMap((f) => [Buffer.from(f), Buffer.alloc(1)])));
-      // A well-formed process of the same plan starts fast: the bad names are skipped, never expanded.
+      const write = (more: string[]) =>
+        writeFile(
+          path.join(appDir, '.slugkit-launch'),
+          Buffer.concat([...fields, ...more].flatMap((f) => [Buffer.from(f), Buffer.alloc(1)])),
+        );
+      await write([]);
+      // A well-formed process of the plan starts fast: the bad names are skipped, never expanded.
       const ok = await start(appDir, ['-q', 'start', 'ok']);
       expect(ok.stderr).to.include(FAST);
       expect(ok.stdout).to.equal('ok');
       expect(existsSync(pwned)).to.equal(false);
+      // A record whose count is not a number makes the whole plan unreadable.
+      await write(['proc', 'web', 'echo web', 'direct', '', `$(touch ${pwned})`, 'echo', 'web']);
       const web = await start(appDir, ['-q', 'start', 'web']);
-      // The malformed process is not started from the plan: Node starts it from the Procfile (and rewrites the plan).
+      // The malformed plan is not started from: Node starts web from the Procfile (and rewrites the plan).
       expect(web.stderr).to.include(NODE);
       expect(web.stdout).to.equal('web');
       expect(existsSync(pwned)).to.equal(false);

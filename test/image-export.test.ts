@@ -85,34 +85,36 @@ describe('image export (OCI layout and archives)', () => {
     const manifest = JSON.parse(manifestBytes.toString());
     expect(manifest.mediaType).to.equal('application/vnd.oci.image.manifest.v1+json');
     expect(manifest.config.mediaType).to.equal('application/vnd.oci.image.config.v1+json');
+    // The run image's layer, the launcher layer, the app layer.
     expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(
-      Array(2).fill('application/vnd.oci.image.layer.v1.tar+gzip'),
+      Array(3).fill('application/vnd.oci.image.layer.v1.tar+gzip'),
     );
     expect(manifest.layers[0].digest).to.equal(run.v24.layerDigests[0]);
+    expect(manifest.layers[1].digest).to.equal(result.launcher.digest);
     expect(manifest.annotations['org.opencontainers.image.base.digest']).to.equal(run.v24.manifestDigest);
 
     const configBytes = await blob(out, manifest.config.digest);
     expect(sha(configBytes)).to.equal(manifest.config.digest);
     const config = JSON.parse(configBytes.toString());
-    const appLayer = await blob(out, manifest.layers[1].digest);
-    expect(sha(appLayer)).to.equal(manifest.layers[1].digest);
-    expect(appLayer.length).to.equal(manifest.layers[1].size);
-    expect(config.rootfs.diff_ids).to.deep.equal([run.v24.diffIds[0], sha(gunzipSync(appLayer))]);
+    const appLayer = await blob(out, manifest.layers[2].digest);
+    expect(sha(appLayer)).to.equal(manifest.layers[2].digest);
+    expect(appLayer.length).to.equal(manifest.layers[2].size);
+    expect(config.rootfs.diff_ids).to.deep.equal([run.v24.diffIds[0], result.launcher.diffId, sha(gunzipSync(appLayer))]);
     expect(result.layer).to.deep.equal({
-      digest: manifest.layers[1].digest,
-      diffId: config.rootfs.diff_ids[1],
+      digest: manifest.layers[2].digest,
+      diffId: config.rootfs.diff_ids[2],
       size: appLayer.length,
       uid: 1000,
       gid: 1000,
     });
     // An app with no dependency tree and no CNB launch layer stays one layer.
     expect(result.layers).to.deep.equal([
-      { path: '/app', digest: manifest.layers[1].digest, diffId: config.rootfs.diff_ids[1], size: appLayer.length },
+      { path: '/app', digest: manifest.layers[2].digest, diffId: config.rootfs.diff_ids[2], size: appLayer.length },
     ]);
 
     expect(config.created).to.equal('1980-01-01T00:00:01Z');
     expect(config.config.WorkingDir).to.equal('/app');
-    expect(config.config.Entrypoint).to.deep.equal(['slugrunner']);
+    expect(config.config.Entrypoint).to.deep.equal(['/bin/bash', '/slugkit/bin/slugrunner']);
     expect(config.config.Cmd).to.deep.equal(['start', 'web']);
     expect(config.config.Env).to.deep.equal(['PATH=/usr/local/bin:/usr/bin:/bin', 'RUN_IMAGE_VERSION=24', 'HOME=/app']);
     const { 'io.buildpacks.lifecycle.metadata': lifecycle, 'io.buildpacks.build.metadata': _build, ...labels } = config.config.Labels;
@@ -126,10 +128,11 @@ describe('image export (OCI layout and archives)', () => {
       'io.slugkit.run-image.reference': `oci:${run.layout}:24`,
       'io.slugkit.run-image.digest': run.v24.manifestDigest,
       'io.slugkit.run-image.top-layer': run.v24.diffIds[0],
-      'io.slugkit.layers': JSON.stringify([{ path: '/app', diffID: config.rootfs.diff_ids[1] }]),
+      'io.slugkit.layers': JSON.stringify([{ path: '/app', diffID: config.rootfs.diff_ids[2] }]),
     });
-    expect(config.history).to.have.length(2);
-    expect(config.history[1]).to.deep.equal({ created: '1980-01-01T00:00:01Z', created_by: 'slugbuilder: slug layer (app/)' });
+    expect(config.history).to.have.length(3);
+    expect(config.history[1].created_by).to.match(/^slugbuilder: launcher/);
+    expect(config.history[2]).to.deep.equal({ created: '1980-01-01T00:00:01Z', created_by: 'slugbuilder: slug layer (app/)' });
 
     expect(logs).to.include('-----> Reading run image');
     expect(logs).to.match(new RegExp(` {7}run image layer 1/1 sha256:[0-9a-f]{12} ${SIZE} written`));
@@ -144,7 +147,7 @@ describe('image export (OCI layout and archives)', () => {
     const inspected = await skopeoInspect(`oci:${out}:v1`);
     expect(inspected.Digest).to.equal(result.digest);
     expect(inspected).to.include({ Os: 'linux', Architecture: 'amd64', Created: '1980-01-01T00:00:01Z' });
-    expect(inspected.Layers).to.deep.equal([run.v24.layerDigests[0], result.layer.digest]);
+    expect(inspected.Layers).to.deep.equal([run.v24.layerDigests[0], result.launcher.digest, result.layer.digest]);
 
     const bundle = path.join(root, 'bundle-tools');
     const rootless = process.getuid?.() !== 0;
@@ -152,6 +155,11 @@ describe('image export (OCI layout and archives)', () => {
     const rootfs = path.join(bundle, 'rootfs');
     expect(await readFile(path.join(rootfs, 'app/public/index.html'), 'utf8')).to.equal('hello from slugkit\n');
     expect(await readFile(path.join(rootfs, 'etc/run-image-version'), 'utf8')).to.equal('24\n');
+    // The launcher layer: slugkit's bash launcher, byte for byte.
+    expect(await readFile(path.join(rootfs, 'slugkit/bin/slugrunner'))).to.deep.equal(
+      await readFile(new URL('../../bin/slugrunner', import.meta.url)),
+    );
+    expect((await stat(path.join(rootfs, 'slugkit/bin/slugrunner'))).mode & 0o777).to.equal(0o755);
     if (!rootless) {
       const st = await stat(path.join(rootfs, 'app/Procfile'));
       expect([st.uid, st.gid]).to.deep.equal([1500, 1600]);
@@ -170,7 +178,7 @@ describe('image export (OCI layout and archives)', () => {
     const entries: Array<[string, number | undefined, number | undefined]> = [];
     const manifest = JSON.parse((await blob(path.join(root, 'owner-a'), fromUser.digest)).toString());
     await list({
-      file: path.join(root, 'owner-a', 'blobs/sha256', manifest.layers[1].digest.slice(7)),
+      file: path.join(root, 'owner-a', 'blobs/sha256', manifest.layers[2].digest.slice(7)),
       onReadEntry: (e) => entries.push([e.path, e.uid, e.gid]),
     });
     expect(entries.every(([, uid, gid]) => uid === 1500 && gid === 0)).to.equal(true);
@@ -192,6 +200,8 @@ describe('image export (OCI layout and archives)', () => {
     expect(b.layer).to.deep.equal(a.layer);
     const c = await exportImage(opts({ image: `oci:${path.join(root, 'repro-c')}:v1`, mtime: new Date(1700000000 * 1000) }));
     expect(c.digest).to.not.equal(a.digest);
+    // The launcher layer depends only on slugkit's version: the same bytes whatever SOURCE_DATE_EPOCH says.
+    expect(c.launcher).to.deep.equal(a.launcher);
     const manifest = JSON.parse((await blob(path.join(root, 'repro-c'), c.digest)).toString());
     const config = JSON.parse((await blob(path.join(root, 'repro-c'), manifest.config.digest)).toString());
     expect(config.created).to.equal('2023-11-14T22:13:20Z');
@@ -205,7 +215,7 @@ describe('image export (OCI layout and archives)', () => {
     const manifest = JSON.parse((await blob(out, result.digest)).toString());
     expect(manifest.config.mediaType).to.equal('application/vnd.oci.image.config.v1+json');
     expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(
-      Array(2).fill('application/vnd.oci.image.layer.v1.tar+gzip'),
+      Array(3).fill('application/vnd.oci.image.layer.v1.tar+gzip'),
     );
     // Same layer bytes as the Docker-typed run image: only the type names differ.
     expect(manifest.layers[0].digest).to.equal(run.docker.layerDigests[0]);
@@ -267,7 +277,7 @@ describe('image export (OCI layout and archives)', () => {
     // skopeo's docker-archive reader only looks at manifest.json: the docker side of the same file.
     const asDocker = await skopeoInspect(`docker-archive:${file}`);
     expect((asDocker.Labels as Record<string, string>)['io.slugkit.source-version']).to.equal('abc123');
-    expect(asDocker.Layers).to.have.length(2);
+    expect(asDocker.Layers).to.have.length(3);
 
     const names: string[] = [];
     await list({ file, onReadEntry: (e) => names.push(e.path) });
@@ -281,7 +291,11 @@ describe('image export (OCI layout and archives)', () => {
       {
         Config: `blobs/sha256/${JSON.parse((await blob(stage, result.digest)).toString()).config.digest.slice(7)}`,
         RepoTags: ['myapp:v42'],
-        Layers: [`blobs/sha256/${run.v24.layerDigests[0].slice(7)}`, `blobs/sha256/${result.layer.digest.slice(7)}`],
+        Layers: [
+          `blobs/sha256/${run.v24.layerDigests[0].slice(7)}`,
+          `blobs/sha256/${result.launcher.digest.slice(7)}`,
+          `blobs/sha256/${result.layer.digest.slice(7)}`,
+        ],
       },
     ]);
     expect((await readdir(root)).filter((n) => n.startsWith('myapp.tar.'))).to.deep.equal([]);
@@ -297,7 +311,21 @@ describe('image export (OCI layout and archives)', () => {
     expect(stdout).to.include(`Loaded image: ${tag}`);
     const { freePort } = await import('./helpers/registry.js');
     const port = await freePort();
-    const { stdout: id } = await execFileP('docker', ['run', '-d', '--rm', '-p', `127.0.0.1:${port}:5000`, '-e', 'PORT=5000', tag]);
+    // The busybox fixture cannot run the bash launcher layer: its stub slugrunner stands in (docker-launcher tests the real one).
+    const { stdout: id } = await execFileP('docker', [
+      'run',
+      '-d',
+      '--rm',
+      '-p',
+      `127.0.0.1:${port}:5000`,
+      '-e',
+      'PORT=5000',
+      '--entrypoint',
+      '/usr/local/bin/slugrunner',
+      tag,
+      'start',
+      'web',
+    ]);
     try {
       const res = await fetchWhenReady(`http://127.0.0.1:${port}/`);
       expect(res).to.deep.equal({ status: 200, body: 'hello from slugkit\n' });

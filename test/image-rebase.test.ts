@@ -93,23 +93,29 @@ describe('image rebase', () => {
       output: `oci:${apps}:v2`,
       insecureRegistries: [],
     });
-    expect(rebased.appLayers).to.deep.equal([built.layer.digest]);
+    // The launcher layer moves with the app layer.
+    expect(rebased.appLayers).to.deep.equal([built.launcher.digest, built.layer.digest]);
 
     const manifest = await readJson(apps, rebased.digest);
-    expect(manifest.layers.map((l: { digest: string }) => l.digest)).to.deep.equal([...run.v241.layerDigests, built.layer.digest]);
+    expect(manifest.layers.map((l: { digest: string }) => l.digest)).to.deep.equal([
+      ...run.v241.layerDigests,
+      built.launcher.digest,
+      built.layer.digest,
+    ]);
     const config = await readJson(apps, manifest.config.digest);
-    expect(config.rootfs.diff_ids).to.deep.equal([...run.v241.diffIds, built.layer.diffId]);
+    expect(config.rootfs.diff_ids).to.deep.equal([...run.v241.diffIds, built.launcher.diffId, built.layer.diffId]);
     expect(config.config.Labels['io.slugkit.run-image.digest']).to.equal(run.v241.manifestDigest);
     expect(config.config.Labels['io.slugkit.run-image.top-layer']).to.equal(run.v241.diffIds[1]);
     expect(config.config.Labels['io.slugkit.source-version']).to.equal('abc123');
     expect(config.history.map((h: { created_by: string }) => h.created_by)).to.deep.equal([
       'test fixture layer 1',
       'test fixture layer 2',
+      'slugbuilder: launcher (slugkit/bin/slugrunner, dyno.bash)',
       'slugbuilder: slug layer (app/)',
     ]);
-    expect(config.config.Entrypoint).to.deep.equal(['slugrunner']);
+    expect(config.config.Entrypoint).to.deep.equal(['/bin/bash', '/slugkit/bin/slugrunner']);
     expect(manifest.annotations['org.opencontainers.image.base.digest']).to.equal(run.v241.manifestDigest);
-    expect(logs).to.include('1 run image layers, 1 app layer(s)');
+    expect(logs).to.include('1 run image layers, 2 app layer(s)');
 
     // Back onto the first run image: byte for byte the image the build made.
     const back = await rebaseImage({
@@ -167,12 +173,12 @@ describe('image rebase', () => {
       expect(counter.requests.filter((r) => r.method === 'PUT' && r.url.includes('/manifests/')).map((r) => r.url)).to.deep.equal([
         '/v2/myapp/manifests/v42',
       ]);
-      expect(logs).to.match(/app layer 1\/1 sha256:[0-9a-f]{12} \d+B skipped \(already in myapp\)/);
+      expect(logs).to.match(/app layer 2\/2 sha256:[0-9a-f]{12} \d+B skipped \(already in myapp\)/);
       expect(logs).to.match(/run image layer 2\/2 sha256:[0-9a-f]{12} \d+B mounted from runner/);
 
       const inspected = await skopeoInspect(`docker://${registry.host}/myapp:v42`);
       expect(inspected.Digest).to.equal(rebased.digest);
-      expect(inspected.Layers).to.deep.equal([...run.v241.layerDigests, built.layer.digest]);
+      expect(inspected.Layers).to.deep.equal([...run.v241.layerDigests, built.launcher.digest, built.layer.digest]);
     } finally {
       await counter.stop();
       await registry.stop();

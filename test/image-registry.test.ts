@@ -100,8 +100,8 @@ describe('image push to a registry', () => {
     expect(logs).to.match(/run image layer 1\/1 sha256:[0-9a-f]{12} [\d.]+M mounted from runner/);
     expect(logs).to.match(/app layer sha256:[0-9a-f]{12} \d+B uploaded \(\d+ bytes\)/);
     expect(logs).to.include(`-----> Image digest ${first.digest}`);
-    // The app layer and the config; the run layer was mounted, not sent.
-    expect(completedBlobUploads(counter.requests)).to.have.length(2);
+    // The launcher layer, the app layer and the config; the run layer was mounted, not sent.
+    expect(completedBlobUploads(counter.requests)).to.have.length(3);
     expect(counter.requests.filter((r) => r.method === 'POST' && r.url.includes('mount=') && r.status === 201)).to.have.length(1);
     const manifestPuts = counter.requests.filter((r) => r.method === 'PUT' && r.url.includes('/manifests/'));
     expect(manifestPuts.map((r) => r.url)).to.deep.equal(['/v2/myapp/manifests/v1']);
@@ -111,7 +111,7 @@ describe('image push to a registry', () => {
     expect(sha(raw)).to.equal(first.digest);
     const inspected = await skopeoInspect(`docker://${registry!.host}/myapp:v1`);
     expect(inspected.Digest).to.equal(first.digest);
-    expect(inspected.Layers).to.deep.equal([run.v24.layerDigests[0], first.layer.digest]);
+    expect(inspected.Layers).to.deep.equal([run.v24.layerDigests[0], first.launcher.digest, first.layer.digest]);
     expect((inspected.Labels as Record<string, string>)['io.slugkit.run-image.digest']).to.equal(run.v24.manifestDigest);
 
     counter.requests.length = 0;
@@ -133,7 +133,7 @@ describe('image push to a registry', () => {
     expect(manifest.mediaType).to.equal('application/vnd.docker.distribution.manifest.v2+json');
     expect(manifest.config.mediaType).to.equal('application/vnd.docker.container.image.v1+json');
     expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).to.deep.equal(
-      Array(2).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'),
+      Array(3).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'),
     );
     expect(manifest).to.not.have.property('annotations');
     expect((await skopeoInspect(`docker://${registry!.host}/myapp:docker`)).Digest).to.equal(result.digest);
@@ -152,7 +152,7 @@ describe('image push to a registry', () => {
     const inspected = await skopeoInspect(`docker://${other.host}/myapp:v1`);
     expect(inspected.Digest).to.equal(copied.digest);
     // Same run layers and the same app layer, whichever registry they came from.
-    expect(inspected.Layers).to.deep.equal([run.v24.layerDigests[0], fromLayout.layer.digest]);
+    expect(inspected.Layers).to.deep.equal([run.v24.layerDigests[0], fromLayout.launcher.digest, fromLayout.layer.digest]);
     expect(copied.layer).to.deep.equal(fromLayout.layer);
   });
 
@@ -268,7 +268,21 @@ describe('image push to a registry', () => {
     await exportImage(opts({ image: `docker://${ref}` }));
     await execFileP('docker', ['pull', ref]);
     const port = await freePort();
-    const { stdout: id } = await execFileP('docker', ['run', '-d', '--rm', '-p', `127.0.0.1:${port}:5000`, '-e', 'PORT=5000', ref]);
+    // The busybox fixture cannot run the bash launcher layer: its stub slugrunner stands in (image-launcher tests the real one).
+    const { stdout: id } = await execFileP('docker', [
+      'run',
+      '-d',
+      '--rm',
+      '-p',
+      `127.0.0.1:${port}:5000`,
+      '-e',
+      'PORT=5000',
+      '--entrypoint',
+      '/usr/local/bin/slugrunner',
+      ref,
+      'start',
+      'web',
+    ]);
     try {
       expect(await fetchWhenReady(`http://127.0.0.1:${port}/`)).to.deep.equal({ status: 200, body: 'hello from slugkit\n' });
     } finally {

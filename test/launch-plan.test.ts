@@ -34,12 +34,13 @@ describe('the built app: launch plan (shared/app/launch-plan.ts)', function () {
     const plan = await makeLaunchPlan(app);
     expect(plan.fast).to.equal(true);
     expect(fields(plan.bytes)).to.deep.equal([
-      'slugkit-launch 1',
+      'slugkit-launch 2',
       'fast',
       ...['stamp', '.release', '1', '--- {}\n'],
       ...['stamp', 'Procfile', '1', 'web: held\n'],
       ...['stamp', '.layers/config/metadata.toml', '0'],
       ...['var', 'GREETING', 'hi'],
+      ...['default', 'web'],
       ...['proc', 'web', 'held', 'shell', '', 'held'],
     ]);
   });

@@ -171,9 +171,10 @@ describe('slugrunner', function () {
     expect(res.stdout.toString()).to.equal('run.1\n');
   });
 
-  it('quotes separate words of a one-off command as given', async () => {
-    const res = await runRunner(['--app-dir', path.join(await tempDir(), 'app'), '--slug', slug, 'run', 'printf', '%s|', 'a b', '$HOME']);
-    expect(res.stdout.toString()).to.equal('a b|$HOME|');
+  it('joins the words of a one-off command with spaces and runs them through bash, as heroku run does', async () => {
+    const appDir = path.join(await tempDir(), 'app');
+    const res = await runRunner(['--app-dir', appDir, '--slug', slug, 'run', 'printf', "'%s|'", '"a  b"', '$HOME']);
+    expect(res.stdout.toString()).to.equal(`a  b|${appDir}|`);
   });
 
   it('takes everything after run as the command, dashes included', async () => {
@@ -185,7 +186,7 @@ describe('slugrunner', function () {
       'run',
       'bash',
       '-c',
-      'echo "dashed $1"',
+      `'echo "dashed $1"'`,
       'x',
       'ok',
     ]);

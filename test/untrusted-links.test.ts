@@ -279,7 +279,7 @@ describe('links a hostile source or slug ships (issue 19)', function () {
       if (probe.exitCode !== 0) skipOrFail(this, `needs unshare --pid --fork --mount-proc (root or CAP_SYS_ADMIN): ${probe.stderr.trim()}`);
       const s = await scene();
       await writeFile(path.join(s.src, '.release'), '--- {}\n');
-      await writeFile(path.join(s.src, '.slugkit-launch'), 'slugkit-launch 1\0slow\0');
+      await writeFile(path.join(s.src, '.slugkit-launch'), 'slugkit-launch 2\0slow\0');
       for (let pid = 1; pid <= 300; pid++) await symlink(path.join(s.sentinel, 'file.txt'), path.join(s.src, `.slugkit-launch.${pid}.tmp`));
       const slug = path.join(s.root, 'slug.tgz');
       await writeFile(slug, await tarOf(s.src, true));

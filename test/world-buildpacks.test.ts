@@ -304,7 +304,8 @@ describe("the world's buildpacks, unmodified", function () {
 
     async function buildOnRunImage(opts: { labels?: Record<string, string>; osRelease?: string }) {
       const root = await tempDir('slugkit-target-');
-      const base = await writeTree(path.join(root, 'rootfs'), { 'bin/.keep': '' });
+      // A run image needs /bin/bash (the image's launcher layer is bash).
+      const base = await writeTree(path.join(root, 'rootfs'), { 'bin/bash': '' });
       const layers = [base];
       if (opts.osRelease) layers.push(await writeTree(path.join(root, 'os'), { 'etc/os-release': opts.osRelease }));
       await writeRunImage(path.join(root, 'run'), 'latest', { layers, version: '1', architecture: 'arm64', labels: opts.labels });

@@ -8,16 +8,20 @@
  * Format (`<app>/.slugkit-launch`): NUL-terminated fields, read by bash with
  * `mapfile -d ''` and never sourced, so no value is ever evaluated.
  *
- *   slugkit-launch 1
- *   fast | slow                      slow: only the Node runner may start it
+ *   slugkit-launch 2
+ *   fast | execd | slow              execd: bash starts it where there is no
+ *                                    Node (it runs the exec.d itself); slow:
+ *                                    only the Node runner may start it
  *   stamp PATH 1 CONTENT | stamp PATH 0    the files it was made from
  *   var NAME VALUE                   a release config var
- *   default TYPE                     the CNB process marked default
+ *   default TYPE                     what start runs without a type
  *   proc TYPE DISPLAY shell CWD LINE
  *   proc TYPE DISPLAY direct CWD N ARG...
  *   env TAG RULE NAME VALUE DELIM    a launch layer variable (RULE path:
  *                                    VALUE is a dir under the app prepended with ":")
  *   profile TAG FILE                 a launch layer profile.d script
+ *   execd TAG FILE 0|1               a launch layer exec.d executable, in the
+ *                                    order they run; 1: it gets CNB_EXEC_ENV
  *
  * TAG is a process type, or empty for every process. Paths are relative to
  * the app dir, so the plan holds wherever the app is run from. A plan is
@@ -29,12 +33,12 @@ import path from 'node:path';
 import { isDirSync, readFileInside, writeFileInside } from '../fs.js';
 import { type EnvOp, envDirOps, launchLayerDirs } from '../layer-env.js';
 import type { BuiltApp } from './app.js';
-import { sourcesLayerProfiles } from './buildpack-api.js';
+import { hasExecEnv, sourcesLayerProfiles } from './buildpack-api.js';
 import { type CnbApp, cnbLayersDirs } from './launch-metadata.js';
 import { LAUNCH_PLAN, PLAN_STAMPED } from './layout.js';
 import { type AppProcesses, resolveProcesses } from './processes.js';
 
-const MAGIC = 'slugkit-launch 1';
+const MAGIC = 'slugkit-launch 2';
 
 /** Names bash exports without side effects; bin/dyno.bash checks the same list. */
 const BASH_SPECIAL = new Set([
@@ -78,6 +82,9 @@ export interface LaunchPlan {
   fast: boolean;
 }
 
+/** How bash may start a plan: fully, only without Node (exec.d to run), or not at all. */
+type PlanStatus = 'fast' | 'execd' | 'slow';
+
 /**
  * Makes the plan for an app from what its reader (readApp) or the builder
  * holds: the stamped files' bytes, the release, the Procfile and the CNB
@@ -88,6 +95,7 @@ export async function makeLaunchPlan(app: BuiltApp, processes: AppProcesses = re
   const { appDir, cnb } = app;
   const fields: (string | Buffer)[] = [];
   let fast = true;
+  let execd = false;
   const stamps: (string | Buffer)[] = [];
   for (const name of PLAN_STAMPED) {
     const content = app.files[name];
@@ -101,7 +109,7 @@ export async function makeLaunchPlan(app: BuiltApp, processes: AppProcesses = re
     else fields.push('var', name, value);
   }
 
-  if (cnb?.defaultType) fields.push('default', cnb.defaultType);
+  fields.push('default', processes.defaultType);
   const rel = (p: string) => (path.isAbsolute(p) && (p === appDir || p.startsWith(appDir + path.sep)) ? path.relative(appDir, p) : p);
   for (const proc of Object.values(processes.byType)) {
     if (proc.kind !== 'cnb') fields.push('proc', proc.type, proc.display, 'shell', '', proc.display);
@@ -115,7 +123,10 @@ export async function makeLaunchPlan(app: BuiltApp, processes: AppProcesses = re
     const { ops, slow } = await layerOps(layers, rel);
     if (slow) fast = false;
     fields.push(...ops);
-    if (await hasExecD(layers)) fast = false;
+    // exec.d: the Node runner runs them where it is (full TOML); the image's launcher runs them in bash.
+    const execs = await execDFiles(cnb, layers, Object.keys(processes.byType));
+    for (const [tag, file, execEnv] of execs) fields.push('execd', tag, rel(file), execEnv ? '1' : '0');
+    if (execs.length > 0) execd = true;
     // Profile scripts of buildpacks before API 0.9: every process's, then each type's own.
     const common = await layerProfiles(cnb);
     for (const file of common) fields.push('profile', '', rel(file));
@@ -125,9 +136,10 @@ export async function makeLaunchPlan(app: BuiltApp, processes: AppProcesses = re
   }
   if (fields.some((f) => typeof f === 'string' && f.includes('\0'))) fast = false;
 
-  const all = [MAGIC, fast ? 'fast' : 'slow', ...stamps, ...fields.map((f) => (typeof f === 'string' ? f.replace(/\0/g, '') : f))];
+  const status: PlanStatus = !fast ? 'slow' : execd ? 'execd' : 'fast';
+  const all = [MAGIC, status, ...stamps, ...fields.map((f) => (typeof f === 'string' ? f.replace(/\0/g, '') : f))];
   const bytes = Buffer.concat(all.flatMap((f) => [typeof f === 'string' ? Buffer.from(f) : f, Buffer.alloc(1)]));
-  return { bytes, fast };
+  return { bytes, fast: status === 'fast' };
 }
 
 /**
@@ -171,18 +183,22 @@ async function subdirNames(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** Whether any launch layer has exec.d executables (for any process). */
-async function hasExecD(layers: string[]): Promise<boolean> {
-  for (const layer of layers) {
-    const dir = path.join(layer, 'exec.d');
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) {
-      if (!e.isDirectory()) return true;
-      const inner = await readdir(path.join(dir, e.name)).catch(() => []);
-      if (inner.length > 0) return true;
-    }
+/**
+ * The launch layers' exec.d executables in the order runExecD
+ * (shared/layer-env.ts) runs them: every layer's exec.d/*, then every
+ * layer's exec.d/<type>/*; with whether the layer's buildpack gets
+ * CNB_EXEC_ENV (API 0.12).
+ */
+async function execDFiles(cnb: CnbApp, layers: string[], types: string[]): Promise<[string, string, boolean][]> {
+  const dirs = cnbLayersDirs(cnb);
+  const apiOf = new Map(cnb.buildpacks.map((bp, i) => [dirs[i], bp.api]));
+  const out: [string, string, boolean][] = [];
+  const execEnv = (layer: string) => hasExecEnv(apiOf.get(path.dirname(layer)) ?? '0');
+  for (const layer of layers) for (const file of await filesIn(path.join(layer, 'exec.d'))) out.push(['', file, execEnv(layer)]);
+  for (const type of types) {
+    for (const layer of layers) for (const file of await filesIn(path.join(layer, 'exec.d', type))) out.push([type, file, execEnv(layer)]);
   }
-  return false;
+  return out;
 }
 
 /**

@@ -4,7 +4,7 @@
  * the build's `--summary` and image labels, `--slug` images): the Procfile
  * wins over a Cloud Native Buildpack process, which wins over the release's
  * default_process_types. The default type is the CNB process marked
- * default, else web.
+ * default, else web, else the only type (defaultProcessType).
  *
  * A CNB process starts as the lifecycle's launcher starts it (cnbStart), and
  * the same rendering is its command line everywhere, `.release` included.
@@ -55,7 +55,18 @@ export function resolveProcesses(app: Pick<BuiltApp, 'appDir' | 'release' | 'pro
   for (const [type, line] of Object.entries(app.procfile)) {
     byType[type] = { type, kind: 'procfile', ...shellStart(app.appDir, line) };
   }
-  return { byType, defaultType: app.cnb?.defaultType ?? 'web' };
+  return { byType, defaultType: defaultProcessType(Object.keys(byType), app.cnb?.defaultType) };
+}
+
+/**
+ * What runs when no type is named (`slugrunner start`, the image's Cmd): the
+ * CNB process marked `default = true`, else web, else the only type; web
+ * when there is no telling (start then lists the types).
+ */
+export function defaultProcessType(types: readonly string[], cnbDefault?: string): string {
+  if (cnbDefault !== undefined && types.includes(cnbDefault)) return cnbDefault;
+  if (types.includes('web') || types.length !== 1) return 'web';
+  return types[0];
 }
 
 /** type -> command line, as `types --json`, `--summary` and the image label show them. */
@@ -77,9 +88,20 @@ function shellStart(appDir: string, line: string): ProcessStart {
   return { start: { shell: line }, display: line, cwd: appDir };
 }
 
-/** A word a shell expands ($VAR, $(...)) but does not split, as the launcher treats the tokens of a shell process. */
-function expandedWord(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `"${word.replace(/["\\]/g, '\\$&')}"`;
+/**
+ * One token of a shell process with arguments, as the lifecycle's launcher
+ * evaluates it: the token is put between double quotes and evaluated by
+ * `eval echo`, so `$VAR` and `$(...)` expand and quotes inside it are
+ * removed (`VAR: "%s"` gives `VAR: %s`), and the result stays one word.
+ * Plain words stay as they are; a token without `"` or `\` is the same
+ * double-quoted; any other is written as that eval.
+ */
+function evaluatedWord(word: string): string {
+  // echo would take these as its options.
+  if (/^-[neE]+$/.test(word)) return `"$(eval ${quoteWords([`echo "${word}"`])})"`;
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  if (!/["\\]/.test(word) && !word.endsWith('\n')) return `"${word}"`;
+  return `"$(eval ${quoteWords([`echo "${word}"`])})"`;
 }
 
 /**
@@ -101,7 +123,7 @@ export function cnbStart(appDir: string, proc: LaunchProcess, userArgs: readonly
     const argv = [first, ...always, ...args];
     return { start: { argv }, display: quoteWords(argv), cwd };
   }
-  const line = args.length === 0 && always.length === 0 ? first : [first, ...always, ...args].map(expandedWord).join(' ');
+  const line = args.length === 0 && always.length === 0 ? first : [first, ...always, ...args].map(evaluatedWord).join(' ');
   return { start: { shell: line }, display: line, cwd };
 }
 

@@ -142,6 +142,8 @@ export interface CnbLabelInput {
   runDiffIds: readonly string[];
   /** Every layer above the run image, in image order. */
   layers: ReadonlyArray<{ diffId: string; imagePath: string }>;
+  /** The launcher layer's diff_id (launcher-layer.ts). */
+  launcherDiffId?: string;
   sourceVersion?: string;
 }
 
@@ -149,7 +151,7 @@ export function cnbLabels(input: CnbLabelInput): Record<string, string> {
   const { info } = input;
   const app: Array<{ sha: string }> = [];
   let sbom: { sha: string } | undefined;
-  let launcher: { sha: string } | undefined;
+  const launcher = input.launcherDiffId ? { sha: input.launcherDiffId } : undefined;
   const layersByBp = new Map<string, Record<string, Record<string, unknown>>>();
   for (const l of input.layers) {
     const cnb = info.layers.get(l.imagePath);
@@ -158,7 +160,6 @@ export function cnbLabels(input: CnbLabelInput): Record<string, string> {
       entry[cnb.name] = { sha: l.diffId, data: cnb.info.data, launch: cnb.info.launch, build: cnb.info.build, cache: cnb.info.cache };
       layersByBp.set(cnb.buildpackId, entry);
     } else if (l.imagePath === SBOM_IMAGE_PATH) sbom = { sha: l.diffId };
-    else if (l.imagePath.startsWith('/cnb/') || /launcher/.test(l.imagePath)) launcher = { sha: l.diffId };
     else app.push({ sha: l.diffId });
   }
   const lifecycle = {

@@ -34,8 +34,15 @@ export const LABELS = {
 export const RESERVED_LABEL_PREFIX = 'io.slugkit.';
 
 export const APP_DIR = '/app';
-export const ENTRYPOINT = ['slugrunner'];
-export const CMD = ['start', 'web'];
+/**
+ * The launcher layer's bash slugrunner (launcher-layer.ts), run by the run
+ * image's /bin/bash (so no /usr/bin/env is needed): the image needs no Node.
+ */
+export const ENTRYPOINT = ['/bin/bash', '/slugkit/bin/slugrunner'];
+/** The image's Cmd: start the app's default process (shared/app/processes.ts defaultProcessType). */
+export function cmdFor(defaultProcess: string): string[] {
+  return ['start', defaultProcess];
+}
 export const LAYER_CREATED_BY = 'slugbuilder: slug layer (app/)';
 
 /** The history line of one app layer: the rest of the app keeps the single-layer wording. */
@@ -109,6 +116,10 @@ export interface AppConfigInput {
   created: Date;
   /** For the CNB tools' labels (cnb-labels.ts); none: no io.buildpacks.* labels of slugkit's. */
   cnb?: { info: CnbAppInfo; runImage: RunImageIds };
+  /** The launcher layer, between the run image's layers and the app's. */
+  launcher?: { diffId: string; createdBy: string };
+  /** What Cmd starts; web when unset. */
+  defaultProcess?: string;
 }
 
 export function buildAppConfig(input: AppConfigInput): ImageConfig {
@@ -119,7 +130,15 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
   const labels: Record<string, string> = {
     ...(run.config?.Labels ?? {}),
     ...Object.fromEntries(Object.entries(input.appLabels ?? {}).filter(([k]) => !k.startsWith(RESERVED_LABEL_PREFIX))),
-    ...(input.cnb ? cnbLabels({ ...input.cnb, runDiffIds, layers: input.layers, sourceVersion: input.sourceVersion }) : {}),
+    ...(input.cnb
+      ? cnbLabels({
+          ...input.cnb,
+          runDiffIds,
+          layers: input.layers,
+          launcherDiffId: input.launcher?.diffId,
+          sourceVersion: input.sourceVersion,
+        })
+      : {}),
     [LABELS.processTypes]: JSON.stringify(sortedObject(input.processTypes)),
     [LABELS.version]: slugkitVersion(),
     [LABELS.runImageReference]: input.runReference,
@@ -132,6 +151,7 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
 
   const history: HistoryEntry[] = [
     ...(run.history ?? []),
+    ...(input.launcher ? [{ created, created_by: input.launcher.createdBy }] : []),
     ...input.layers.map((l) => ({ created, created_by: layerCreatedBy(l.imagePath) })),
   ];
   return {
@@ -141,11 +161,14 @@ export function buildAppConfig(input: AppConfigInput): ImageConfig {
       ...(run.config ?? {}),
       Env: setEnv(run.config?.Env, 'HOME', APP_DIR),
       Entrypoint: ENTRYPOINT,
-      Cmd: CMD,
+      Cmd: cmdFor(input.defaultProcess ?? 'web'),
       WorkingDir: APP_DIR,
       Labels: labels,
     },
-    rootfs: { type: 'layers', diff_ids: [...runDiffIds, ...input.layers.map((l) => l.diffId)] },
+    rootfs: {
+      type: 'layers',
+      diff_ids: [...runDiffIds, ...(input.launcher ? [input.launcher.diffId] : []), ...input.layers.map((l) => l.diffId)],
+    },
     history,
   };
 }

@@ -10,6 +10,7 @@
  * compile), `assembleAppImage` adds the app layers once the build is done.
  */
 import { createReadStream } from 'node:fs';
+import path from 'node:path';
 import { makeTempDir, removeTemp } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { ProcessTypes } from '../../shared/procfile.js';
@@ -21,12 +22,14 @@ import { type CnbAppInfo, readCnbAppInfo, runImageIds } from './cnb-labels.js';
 import { type AppOwner, appOwner, assembleImage, buildAppConfig } from './config.js';
 import { openImage, type SourceImage } from './image-source.js';
 import { checkImageTarget, familyFor, writeImage } from './image-writer.js';
+import { LAUNCHER_CREATED_BY, writeLauncherLayer } from './launcher-layer.js';
 import type { LayerResult } from './layer.js';
 import { LayerCache } from './layer-cache.js';
 import { MEDIA } from './media-types.js';
 import { parsePlatform } from './platform.js';
 import { describeReference, type ImageReference, parseReference } from './reference.js';
 import { RegistryPool } from './registry.js';
+import { type RunImageFiles, requireBash, runImageFiles } from './run-image-files.js';
 import { withSbomLayer } from './sbom-layer.js';
 
 export interface PlanOptions {
@@ -51,6 +54,8 @@ export interface ExportPlan {
   pool: RegistryPool;
   owner: AppOwner;
   layerCache?: LayerCache;
+  /** The run image's files (to check what the app's processes need); unset for a registry run image. */
+  runFiles?: RunImageFiles;
   close(): Promise<void>;
 }
 
@@ -65,6 +70,10 @@ export interface AppInput {
   created?: Date;
   /** What the CNB tools' labels say about the build (cnb-labels.ts readCnbAppInfo). */
   cnb?: CnbAppInfo;
+  /** The launcher layer (launcher-layer.ts), right above the run image. */
+  launcher: LayerResult;
+  /** The process type the image's Cmd starts. */
+  defaultProcess: string;
 }
 
 export interface ImageSummary {
@@ -77,6 +86,10 @@ export interface ImageSummary {
   /** Every app layer in image order, the rest of the app last. */
   layers: Array<{ path: string; digest: string; diffId: string; size: number }>;
   runImage: { reference: string; digest: string };
+  /** The launcher layer, between the run image and the app. */
+  launcher: { digest: string; diffId: string; size: number };
+  /** What the image's Cmd starts. */
+  defaultProcess: string;
 }
 
 /** Run-image layers as blobs to copy, mount or skip. */
@@ -111,10 +124,18 @@ export async function planExport(target: ImageReference, runRef: ImageReference,
   log.info(
     `${run.config.os}/${run.config.architecture}, ${plural(run.manifest.layers.length, 'layer')}, ${shortDigest(run.digest)} (${run.family === 'oci' ? 'OCI' : 'Docker'} media types)`,
   );
+  let runFiles: RunImageFiles | undefined;
+  try {
+    runFiles = await runImageFiles(run);
+    requireBash(runFiles, runRef.text);
+  } catch (err) {
+    await run.close();
+    throw err;
+  }
   const owner = appOwner(run.config.config?.User, opts.appUid, opts.appGid);
   if (owner.warning) log.warn(owner.warning);
   const layerCache = opts.layerCacheDir ? new LayerCache(opts.layerCacheDir) : undefined;
-  return { target, runRef, run, pool, owner, layerCache, close: () => run.close() };
+  return { target, runRef, run, pool, owner, layerCache, runFiles, close: () => run.close() };
 }
 
 /** The app image: the run image's layers plus the app's (written by writeAppLayers with plan.owner). */
@@ -131,13 +152,20 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     sourceVersion: app.sourceVersion,
     created: app.created ?? app.mtime,
     cnb: app.cnb && { info: app.cnb, runImage: runImageIds(runRef, run.digest, run.manifest.config.digest) },
+    launcher: { diffId: app.launcher.diffId, createdBy: LAUNCHER_CREATED_BY },
+    defaultProcess: app.defaultProcess,
   });
+  const launcherBlob: LayerBlob = {
+    descriptor: { mediaType: MEDIA[family].layerGzip, digest: app.launcher.digest, size: app.launcher.size },
+    open: async () => createReadStream(app.launcher.path),
+    label: 'launcher layer',
+  };
   const appLayers: LayerBlob[] = layers.map((layer) => ({
     descriptor: { mediaType: MEDIA[family].layerGzip, digest: layer.digest, size: layer.size },
     open: async () => createReadStream(layer.path),
     label: layer.kind === 'app' ? 'app layer' : `${layer.kind} ${layer.imagePath}`,
   }));
-  const built = assembleImage(family, config, [...runLayers(run), ...appLayers], baseAnnotations(runRef, run.digest));
+  const built = assembleImage(family, config, [...runLayers(run), launcherBlob, ...appLayers], baseAnnotations(runRef, run.digest));
   const top = layers[layers.length - 1];
   const summary: ImageSummary = {
     reference: plan.target.text,
@@ -147,6 +175,8 @@ export function assembleAppImage(plan: ExportPlan, layers: AppLayer[], app: AppI
     layer: { digest: top.digest, diffId: top.diffId, size: top.size, uid: owner.uid, gid: owner.gid },
     layers: layers.map((l) => ({ path: l.imagePath, digest: l.digest, diffId: l.diffId, size: l.size })),
     runImage: { reference: runRef.text, digest: run.digest },
+    launcher: { digest: app.launcher.digest, diffId: app.launcher.diffId, size: app.launcher.size },
+    defaultProcess: app.defaultProcess,
   };
   return { built, summary };
 }
@@ -178,6 +208,8 @@ export interface ExportOptions {
   /** Keep compressed app layers here between exports (layer-cache.ts); unset: no cache. */
   layerCacheDir?: string;
   processTypes: ProcessTypes;
+  /** The type the image's Cmd starts; unset: web. */
+  defaultProcess?: string;
   labels?: Record<string, string>;
   sourceVersion?: string;
   /** Default 1980-01-01T00:00:01Z, as without SOURCE_DATE_EPOCH. */
@@ -207,7 +239,10 @@ export async function exportImage(opts: ExportOptions): Promise<ImageSummary> {
     });
     const all = await withSbomLayer(opts.appDir, layers, { uid: plan.owner.uid, gid: plan.owner.gid, mtime, outDir: work });
     logAppLayers(all, plan.owner);
+    const launcher = await writeLauncherLayer(path.join(work, 'launcher.tar.gz'));
     const { built, summary } = assembleAppImage(plan, all, {
+      launcher,
+      defaultProcess: opts.defaultProcess ?? 'web',
       processTypes: opts.processTypes,
       labels: opts.labels,
       sourceVersion: opts.sourceVersion,

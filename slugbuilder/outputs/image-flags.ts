@@ -21,6 +21,7 @@ export const IMAGE_OPTIONS = {
   'registry-mirror': { type: 'string', multiple: true },
   tag: { type: 'string', multiple: true },
   'creation-time': { type: 'string' },
+  'default-process': { type: 'string' },
 } as const;
 
 export const IMAGE_USAGE = `Image (no Docker daemon needed):
@@ -34,6 +35,8 @@ export const IMAGE_USAGE = `Image (no Docker daemon needed):
   --tag REF                also push the image as REF (a registry reference); repeatable
   --creation-time WHEN     the image's created time: now, RFC 3339 or Unix seconds
                            (default SOURCE_DATE_EPOCH, else 1980-01-01T00:00:01Z)
+  --default-process TYPE   the process type \`docker run IMAGE\` starts (default: the CNB default
+                           process, else web, else the only type)
   slugbuilder rebase IMAGE --run-image NEW [--image OUT]   swap the run image under an app image
 `;
 
@@ -52,6 +55,8 @@ export interface ImageFlags {
   tags: RegistryReference[];
   /** --creation-time; unset: the reproducible default. */
   creationTime?: Date;
+  /** --default-process: checked against the app's types once they are known. */
+  defaultProcess?: string;
 }
 
 export type ImageFlagValues = {
@@ -65,6 +70,7 @@ export type ImageFlagValues = {
   'registry-mirror'?: string[];
   tag?: string[];
   'creation-time'?: string;
+  'default-process'?: string;
 };
 
 /** pack's --creation-time: `now`, an RFC 3339 time or Unix seconds. */
@@ -111,7 +117,10 @@ export function parseImageFlags(v: ImageFlagValues): ImageFlags | undefined {
     v['registry-mirror']?.length ||
     v.tag?.length ||
     v['creation-time'];
+  v['default-process'];
   if (!any) return undefined;
+  if (v['default-process'] !== undefined && !v.image)
+    throw new UsageError('--default-process goes with --image: it sets what the image starts');
   if (v.image && !v['run-image']) throw new UsageError('--image needs --run-image REF: the base the app layer goes on');
   if (v['run-image'] && !v.image) throw new UsageError('--run-image needs --image REF: where to write the app image');
   const image = v.image ? parseReference(v.image) : undefined;
@@ -132,5 +141,6 @@ export function parseImageFlags(v: ImageFlagValues): ImageFlags | undefined {
     registryMirrors: v['registry-mirror'] ?? [],
     tags: parseTags(v.tag ?? [], image),
     creationTime: v['creation-time'] !== undefined ? parseCreationTime(v['creation-time']) : undefined,
+    defaultProcess: v['default-process'],
   };
 }

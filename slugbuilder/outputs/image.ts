@@ -5,6 +5,7 @@
  * that layer is the --layer file's bytes and is written once.
  */
 import path from 'node:path';
+import { UserError } from '../../shared/errors.js';
 import { checkWritableTarget, makeTempDir, removeTemp, type StagedFile, stageFile } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
 import type { BuildResult } from '../build.js';
@@ -14,8 +15,10 @@ import { readCnbAppInfo } from '../image/cnb-labels.js';
 import { type AppOwner, appOwner, RESERVED_LABEL_PREFIX } from '../image/config.js';
 import { assembleAppImage, type ExportPlan, logAppLayers, logLayer, planExport } from '../image/export.js';
 import { stageImage } from '../image/image-writer.js';
+import { writeLauncherLayer } from '../image/launcher-layer.js';
 import { type LayerResult, writeLayer } from '../image/layer.js';
 import { describeReference } from '../image/reference.js';
+import { warnMissingCommands } from '../image/run-image-check.js';
 import { hasSbomTree, withSbomLayer } from '../image/sbom-layer.js';
 import type { Delivery, Output, OutputKind } from './deliver.js';
 import { type ImageFlags, type ImageFlagValues, parseImageFlags } from './image-flags.js';
@@ -116,7 +119,13 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
           layers = await withSbomLayer(result.appDir, layers, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir });
           logAppLayers(layers, owner);
         }
+        const defaultProcess = imageDefaultProcess(result, flags.defaultProcess);
+        warnMissingCommands(result, plan);
+        tempDir ??= await makeTempDir('slugkit-layers-');
+        const launcher = await writeLauncherLayer(path.join(tempDir, 'launcher.tar.gz'));
         const { built, summary } = assembleAppImage(plan, layers, {
+          launcher,
+          defaultProcess,
           processTypes: result.processTypes,
           labels,
           sourceVersion: result.sourceVersion,
@@ -172,4 +181,13 @@ async function makeWholeLayer(appDir: string, named: string | undefined, owner: 
     if (tempDir) await removeTemp(tempDir);
     throw err;
   }
+}
+
+/** What the image's Cmd starts: --default-process, checked against the app's types, else the app's default. */
+function imageDefaultProcess(result: BuildResult, flag: string | undefined): string {
+  if (flag === undefined) return result.defaultProcess;
+  const types = Object.keys(result.processTypes).sort();
+  if (!types.includes(flag))
+    throw new UserError(`--default-process ${flag}: this app has ${types.length ? types.join(', ') : 'no process types (add a Procfile)'}`);
+  return flag;
 }

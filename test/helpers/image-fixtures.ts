@@ -43,6 +43,8 @@ export async function makeRootfs(dir: string, version: string): Promise<void> {
     await chmod(path.join(dir, 'bin/busybox'), 0o755);
     for (const applet of APPLETS) await symlink('busybox', path.join(dir, 'bin', applet));
   }
+  // slugbuilder refuses a run image without /bin/bash (its launcher layer is bash): present, if only as busybox.
+  await symlink('busybox', path.join(dir, 'bin/bash'));
   await writeFile(path.join(dir, 'usr/local/bin/slugrunner'), SLUGRUNNER_STUB, { mode: 0o755 });
   await writeFile(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n');
   await writeFile(path.join(dir, 'etc/run-image-version'), version + '\n');
@@ -229,15 +231,14 @@ export async function startUnpacked(
     env[e.slice(0, i)] = e.slice(i + 1);
   }
   Object.assign(env, { PORT: String(port), BIND: '127.0.0.1' });
+  // The fixture rootfs is busybox, which cannot run the bash launcher layer: its stub slugrunner stands in.
+  const args =
+    spec.process.args[1] === '/slugkit/bin/slugrunner' ? ['/usr/local/bin/slugrunner', ...spec.process.args.slice(2)] : spec.process.args;
   const chroot = ['/usr/sbin/chroot', '/sbin/chroot', '/usr/bin/chroot'].find((p) => existsSync(p)) ?? 'chroot';
-  const child = spawn(
-    chroot,
-    [path.join(bundle, 'rootfs'), '/bin/sh', '-c', 'cd "$0" && exec "$@"', spec.process.cwd, ...spec.process.args],
-    {
-      env,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
+  const child = spawn(chroot, [path.join(bundle, 'rootfs'), '/bin/sh', '-c', 'cd "$0" && exec "$@"', spec.process.cwd, ...args], {
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   child.on('error', (err) => console.error(`chroot failed: ${err.message}`));
   return {
     port,

@@ -1,0 +1,241 @@
+/**
+ * The image's launcher layer and default process (issue 22 items 1, 2, 9),
+ * through slugbuilder --image:
+ *  - a run image without /bin/bash is refused in one line before the build;
+ *  - --default-process is checked against the app's types;
+ *  - under real Docker, on a run image made from a debootstrap minbase rootfs
+ *    (bash, no Node, no slugrunner), pushed to a docker-registry on
+ *    127.0.0.1: `docker run IMAGE` starts the default process (CNB exec.d
+ *    run by bash), `docker run IMAGE start worker` another type, and
+ *    `docker run IMAGE run 'CMD'` a one-off.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { extract } from 'tar';
+import { makeApp, removeTempDirs, runBuilder, runRunner, tarOf, tempDir } from './helpers/cli.js';
+import { writeCnb } from './helpers/cnb.js';
+import { docker, ensureStackImage, requireDocker, STACK_IMAGE } from './helpers/docker.js';
+import { writeRunImage } from './helpers/image-fixtures.js';
+import { type RunningRegistry, startRegistry } from './helpers/registry.js';
+import { requireTools } from './helpers/tools.js';
+
+/** API 0.10: a default web process, a worker, exec.d in a launch layer, and a process naming a missing program. */
+const BUILD = String.raw`
+layer="$1/greeter"
+mkdir -p "$layer/bin" "$layer/exec.d"
+printf '#!/usr/bin/env bash\necho "greet $*"\n' > "$layer/bin/greet"
+cat > "$layer/exec.d/greeting" <<'SH'
+#!/usr/bin/env bash
+printf 'GREETING = "from exec.d, %s"\n' "$(id -u)" >&3
+SH
+chmod +x "$layer/bin/greet" "$layer/exec.d/greeting"
+printf '[types]\nlaunch = true\n' > "$1/greeter.toml"
+cat > "$1/launch.toml" <<'TOML'
+[[processes]]
+type = "web"
+command = ["bash", "-c", "echo \"web as $DYNO: $GREETING\""]
+default = true
+
+[[processes]]
+type = "worker"
+command = ["greet", "worker"]
+
+[[processes]]
+type = "broken"
+command = ["nosuchprogram"]
+TOML
+`;
+
+const ONE_LINE = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith(' !     ') && !l.startsWith(' !     Warning:'));
+
+describe('image launcher layer and default process (slugbuilder --image)', function () {
+  this.timeout(300_000);
+  after(removeTempDirs);
+
+  let root: string;
+  let buildpack: string;
+  let source: Buffer;
+  before(async () => {
+    root = await tempDir('slugkit-image-launcher-');
+    buildpack = await writeCnb(path.join(root, 'bp'), { id: 'example/greeter', api: '0.10', build: BUILD });
+    source = await tarOf(await makeApp({ 'index.txt': 'app\n' }));
+  });
+
+  it('refuses a run image without /bin/bash in one line, before the build', async () => {
+    const rootfs = path.join(root, 'no-bash');
+    await mkdir(path.join(rootfs, 'etc'), { recursive: true });
+    await writeFile(path.join(rootfs, 'etc/os-release'), 'ID=none\n');
+    await writeRunImage(path.join(root, 'no-bash-layout'), 'v1', { layers: [rootfs], version: '1' });
+    const out = path.join(root, 'no-bash-out');
+    const r = await runBuilder(
+      [
+        '--buildpack',
+        buildpack,
+        '--run-image',
+        `oci:${path.join(root, 'no-bash-layout')}:v1`,
+        '--image',
+        `oci:${out}:app`,
+        '-o',
+        path.join(root, 's.tgz'),
+      ],
+      { input: source },
+    );
+    expect(r.exitCode).to.equal(1);
+    expect(ONE_LINE(r.stderr)).to.deep.equal([
+      ` !     run image oci:${path.join(root, 'no-bash-layout')}:v1 has no /bin/bash: the image's launcher is a bash script; use a run image with bash`,
+    ]);
+    expect(r.stderr).not.to.include('-----> Compiled slug');
+    expect(existsSync(out)).to.equal(false);
+  });
+
+  it('checks --default-process against the app types, in one line listing them', async () => {
+    const rootfs = path.join(root, 'with-bash');
+    await mkdir(path.join(rootfs, 'bin'), { recursive: true });
+    await writeFile(path.join(rootfs, 'bin/bash'), '', { mode: 0o755 });
+    await writeRunImage(path.join(root, 'bash-layout'), 'v1', { layers: [rootfs], version: '1' });
+    const out = path.join(root, 'default-out');
+    const r = await runBuilder(
+      [
+        '--buildpack',
+        buildpack,
+        '--run-image',
+        `oci:${path.join(root, 'bash-layout')}:v1`,
+        '--image',
+        `oci:${out}:app`,
+        '--default-process',
+        'clock',
+      ],
+      { input: source },
+    );
+    expect(r.exitCode).to.equal(1);
+    expect(ONE_LINE(r.stderr)).to.deep.equal([' !     --default-process clock: this app has broken, web, worker']);
+    expect(existsSync(path.join(out, 'index.json'))).to.equal(false);
+  });
+
+  it("the image's launcher layer starts the app from its plan with no Node beside it: exec.d, another type, a one-off, one error line", async () => {
+    const rootfs = path.join(root, 'bash-only');
+    await mkdir(path.join(rootfs, 'bin'), { recursive: true });
+    await writeFile(path.join(rootfs, 'bin/bash'), '', { mode: 0o755 });
+    await writeRunImage(path.join(root, 'bash-only-layout'), 'v1', { layers: [rootfs], version: '1' });
+    const appDir = path.join(await tempDir(), 'app');
+    const layout = path.join(root, 'layer-out');
+    const slug = path.join(root, 'layer-slug.tgz');
+    const built = await runBuilder(
+      [
+        '--app-dir',
+        appDir,
+        '--buildpack',
+        buildpack,
+        '--run-image',
+        `oci:${path.join(root, 'bash-only-layout')}:v1`,
+        '--image',
+        `oci:${layout}:app`,
+        '-o',
+        slug,
+      ],
+      { input: source },
+    );
+    expect(built.exitCode, built.stderr).to.equal(0);
+    // The launcher layer sits right above the run image's one layer.
+    const blob = async (digest: string) => readFile(path.join(layout, 'blobs/sha256', digest.slice(7)));
+    const index = JSON.parse((await readFile(path.join(layout, 'index.json'))).toString());
+    const manifest = JSON.parse((await blob(index.manifests[0].digest)).toString());
+    const launcherDir = path.join(root, 'launcher-layer');
+    await mkdir(launcherDir);
+    await extract({ file: path.join(layout, 'blobs/sha256', manifest.layers[1].digest.slice(7)), cwd: launcherDir });
+    // The app where the image has it (here: where it was built), unpacked once by the Node runner.
+    expect((await runRunner(['--app-dir', appDir, '--slug', slug, '-q', 'run', 'true'])).exitCode).to.equal(0);
+    const launch = (args: string[]) =>
+      execa('bash', [path.join(launcherDir, 'slugkit/bin/slugrunner'), '--app-dir', appDir, '-q', ...args], {
+        env: { PATH: '/usr/bin:/bin', SLUGKIT_DEBUG_START: '1' },
+        extendEnv: false,
+        stdin: 'ignore',
+        reject: false,
+      });
+    const web = await launch(['start']);
+    expect(web.exitCode, web.stderr).to.equal(0);
+    expect(web.stderr).to.equal('slugrunner: fast start');
+    expect(web.stdout).to.match(/^web as web\.1: from exec\.d, \d+$/);
+    expect((await launch(['start', 'worker'])).stdout).to.equal('greet worker');
+    const oneOff = await launch(['run', 'echo', '"$DYNO:"', '$GREETING']);
+    expect(oneOff.stdout).to.match(/^run\.1: from exec\.d, \d+$/);
+    const unknown = await launch(['start', 'clock']);
+    expect(unknown.exitCode).to.equal(1);
+    expect(ONE_LINE(unknown.stderr)).to.deep.equal([
+      ' !     slugrunner (bash launcher): unknown process type "clock": this app has broken, web, worker',
+    ]);
+  });
+
+  describe('under Docker, on a debootstrap minbase run image (bash, no Node, no slugrunner)', () => {
+    let registry: RunningRegistry | undefined;
+    const images: string[] = [];
+    after(async () => {
+      for (const image of images) await docker(['rmi', '-f', image], { reject: false });
+      await registry?.stop();
+    });
+
+    it('starts the default process with docker run, another type with start worker, and a one-off with run', async function () {
+      this.timeout(1_200_000);
+      await requireDocker(this);
+      requireTools(this, 'docker-registry');
+      await ensureStackImage();
+      const noNode = await docker([
+        'run',
+        '--rm',
+        '--entrypoint',
+        '/bin/bash',
+        STACK_IMAGE,
+        '-c',
+        'command -v node slugrunner || echo none',
+      ]);
+      expect(String(noNode.stdout).trim()).to.equal('none');
+      await docker(['save', '-o', path.join(root, 'stack.tar'), STACK_IMAGE]);
+      registry = await startRegistry();
+      const ref = `${registry.host}/launcher-test/app:${process.pid}`;
+      const appDir = path.join(await tempDir(), 'built-here');
+      const b = await runBuilder(
+        [
+          '--app-dir',
+          appDir,
+          '--buildpack',
+          buildpack,
+          '--run-image',
+          `docker-archive:${path.join(root, 'stack.tar')}`,
+          '--image',
+          `docker://${ref}`,
+        ],
+        { input: source },
+      );
+      expect(b.exitCode, b.stderr).to.equal(0);
+      // Built away from /app: said once; the process whose program is nowhere: said once.
+      expect(b.stderr).to.include(`Warning: the Cloud Native Buildpacks ran at ${appDir} but the image runs the app at /app`);
+      expect(b.stderr).to.include("Warning: process broken runs nosuchprogram, which is neither on the run image's PATH nor in the app");
+      expect(b.stderr).not.to.include('process web runs');
+      expect(b.stderr).not.to.include('process worker runs');
+
+      await docker(['pull', ref]);
+      images.push(ref);
+      const inspect = JSON.parse(String((await docker(['image', 'inspect', '--format', '{{json .Config}}', ref])).stdout));
+      expect(inspect.Entrypoint).to.deep.equal(['/bin/bash', '/slugkit/bin/slugrunner']);
+      expect(inspect.Cmd).to.deep.equal(['start', 'web']);
+
+      const web = await docker(['run', '--rm', ref], { reject: false });
+      expect(web.exitCode, String(web.stderr)).to.equal(0);
+      expect(String(web.stdout)).to.match(/^web as web\.1: from exec\.d, \d+\n?$/);
+      const worker = await docker(['run', '--rm', ref, 'start', 'worker'], { reject: false });
+      expect(worker.exitCode, String(worker.stderr)).to.equal(0);
+      expect(String(worker.stdout).trim()).to.equal('greet worker');
+      const oneOff = await docker(['run', '--rm', ref, 'run', 'echo "$DYNO: $GREETING" && greet one-off'], { reject: false });
+      expect(oneOff.exitCode, String(oneOff.stderr)).to.equal(0);
+      expect(String(oneOff.stdout)).to.match(/^run\.1: from exec\.d, \d+\ngreet one-off\n?$/);
+      const unknown = await docker(['run', '--rm', ref, 'start', 'clock'], { reject: false });
+      expect(unknown.exitCode).to.equal(1);
+      expect(ONE_LINE(String(unknown.stderr))).to.deep.equal([
+        ' !     slugrunner (bash launcher): unknown process type "clock": this app has broken, web, worker',
+      ]);
+    });
+  });
+});
