@@ -12,7 +12,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNodeMirror } from '../scripts/node-mirror.js';
-import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, removeSetAside, type Setup } from './cases.js';
+import { p1Pigz, p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, removeSetAside, type Setup } from './cases.js';
 import { ensureTree } from './data.js';
 import { p6Django } from './django.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
@@ -89,6 +89,7 @@ async function main(): Promise<void> {
   const only = process.argv.slice(2).map((id) => id.toUpperCase());
   const cases: Array<[string, () => Promise<Row>]> = [
     ['P1', () => p1SlugWriter(s)],
+    ['P1-PIGZ', () => p1Pigz(s)],
     ['P2', () => p2Unpack(s, path.join(s.work, 'p1-slug.tgz'))],
     ['P3', () => p3Start(s)],
     ['P4', () => p4Build(s)],
