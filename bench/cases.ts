@@ -212,7 +212,7 @@ export async function p2Unpack(s: Setup, slug: string): Promise<Row> {
   };
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

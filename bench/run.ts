@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the measurements of docs/BENCHMARKS.md (P1-P8, P6-DJANGO), each against a baseline
+ * `npm run bench`: the measurements of docs/BENCHMARKS.md (P1-P9, P1-PIGZ, P6-DJANGO), each against a baseline
  * measured in the same run on the same generated data, printed as a markdown
  * table (stdout) with notes; progress goes to stderr.
  *
@@ -18,6 +18,7 @@ import { p6Django } from './django.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
 import { p7Push, p8Image, stopImageBench } from './images.js';
 import { haveGnuTime } from './measure.js';
+import { p9PushToServing } from './pipeline.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const quick = process.env.BENCH_QUICK === '1';
@@ -98,6 +99,7 @@ async function main(): Promise<void> {
     ['P6-DJANGO', () => p6Django(s)],
     ['P7', () => p7Push(s)],
     ['P8', () => p8Image(s)],
+    ['P9', () => p9PushToServing(s)],
   ];
   try {
     for (const [id, run] of cases) if (only.length === 0 || only.includes(id)) await step(id, run);
