@@ -5,14 +5,14 @@
  * nodejs buildpack, a warm build cache), until the new release answers HTTP
  * 200 with the changed text; against the same steps done by hand in a shell.
  */
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { installCommands, installHook } from '../test/helpers/git-push.js';
 import { hasCommand } from '../test/helpers/tools.js';
 import { freePort, fresh, type Row, ratioText, type Setup } from './cases.js';
-import { seconds } from './measure.js';
+import { megabytes, seconds } from './measure.js';
 
 const IDENTITY = ['-c', 'user.name=slugkit bench', '-c', 'user.email=bench@slugkit.invalid'];
 
@@ -181,7 +181,7 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
       met: ratio <= 1.2 ? 'yes' : 'no',
       notes: [
         `one push, after an untimed first push that warmed the cache (commit ${sha.slice(0, 12)}); the hook's build runs sandboxed (bwrap); restart: kill the old web process, \`slugrunner --slug $SLUG start web\` in the background; timed until GET / on 127.0.0.1 answers 200 with the changed text`,
-        `the pipeline's own step line: ${steps}`,
+        `the pipeline's own step line: ${steps}; ${/Compiled slug size is (.*)/.exec(ours.log)?.[1]?.trim() ?? '?'} compiled slug (it holds the buildpack's Node), by hand ${megabytes(statSync(path.join(byHand, 'slug.tgz')).size)} (system node)`,
         `after git push returned: ${seconds(ours.served - ours.pushed)} to the first 200 (slugrunner unpack + start)`,
         `parts by hand: ${names.map((n, i) => `${n} ${seconds(stepMs[i])}`).join(', ')}; system node, not the buildpack's; the buildpack on a warm cache restores node_modules from its cache instead of running npm ci`,
       ],
