@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
+import { hasCommand } from '../test/helpers/tools.js';
 import { compare, median, medianRun, megabytes, type Run, readStageTime, seconds, stageTimeFile, timed, timedShell } from './measure.js';
 
 export interface Row {
@@ -110,6 +111,55 @@ export async function p1SlugWriter(s: Setup): Promise<Row> {
   };
 }
 
+/**
+ * P1-PIGZ: the same slug writer against `tar | pigz -6` (parallel gzip, as
+ * many threads as cores), the native peer of shared/pgzip: parity is the goal.
+ */
+export async function p1Pigz(s: Setup): Promise<Row> {
+  const what = `slug writer vs \`tar -cf - \\| pigz -6\`, ${s.app.files.toLocaleString('en')} files / ${megabytes(s.app.bytes)}`;
+  const goal = '≤ 1.0×, size within 1% of gzip -6';
+  if (!hasCommand('pigz'))
+    return {
+      id: 'P1-PIGZ',
+      what,
+      slugkit: '—',
+      baseline: '—',
+      ratio: '—',
+      goal,
+      met: 'skipped',
+      notes: ['skipped: needs pigz (apt-get install pigz)'],
+    };
+  const slug = path.join(s.work, 'p1-pigz-slug.tgz');
+  const out = path.join(s.work, 'p1-pigz.tgz');
+  const runs = await compare(
+    s.times.p1,
+    () => timed('node', [child(s), 'write-slug', s.app.dir, slug]),
+    () => timedShell(`tar -cf - -C "${s.app.dir}" . | pigz -6 > "${out}"`),
+  );
+  const ours = medianRun(runs.candidate);
+  const base = medianRun(runs.baseline);
+  const ratio = ours.wallMs / base.wallMs;
+  const writeTar = `node ${child(s)} write-tar ${s.app.dir}`;
+  const { stdout: gzipSize } = await execa('bash', ['-c', `set -o pipefail; ${writeTar} | gzip -6 | wc -c`]);
+  const slugSize = statSync(slug).size;
+  const pigzSize = statSync(out).size;
+  const sizeRatio = slugSize / Number(gzipSize);
+  return {
+    id: 'P1-PIGZ',
+    what,
+    slugkit: `${seconds(ours.wallMs)}, ${megabytes(slugSize)}`,
+    baseline: `\`tar \\| pigz -6\` ${seconds(base.wallMs)}, ${megabytes(pigzSize)}`,
+    ratio: ratioText(ratio),
+    goal,
+    met: ratio <= 1.0 && Math.abs(sizeRatio - 1) <= 0.01 ? 'yes' : 'no',
+    notes: [
+      cpuNote('slugkit writeSlug (packTree + shared/pgzip, level 6)', runs.candidate),
+      cpuNote('tar -cf - | pigz -6 (GNU tar, pigz 1 thread per core)', runs.baseline),
+      `size against gzip -6 of the same tar (${gzipSize.trim()} bytes): slug ${slugSize} bytes (${((sizeRatio - 1) * 100).toFixed(2)}%), pigz ${pigzSize} bytes (${((pigzSize / Number(gzipSize) - 1) * 100).toFixed(2)}%; GNU tar's bytes, not the same tar)`,
+    ],
+  };
+}
+
 /** P2: slugrunner's unpack (the real CLI, running `true` after it) against `tar -xzf`. */
 export async function p2Unpack(s: Setup, slug: string): Promise<Row> {
   const dir = path.join(s.work, 'p2-app');
@@ -162,7 +212,7 @@ export async function p2Unpack(s: Setup, slug: string): Promise<Row> {
   };
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -15,7 +15,7 @@ import { makeRootfs, writeRunImage } from '../test/helpers/image-fixtures.js';
 import { type RunningRegistry, startProxy, startRegistry, uploadedBytes } from '../test/helpers/registry.js';
 import { hasCommand } from '../test/helpers/tools.js';
 import { cli, fresh, type Row, ratioText, type Setup } from './cases.js';
-import { megabytes, seconds, timed, timedShell } from './measure.js';
+import { megabytes, type Run, seconds, timed, timedShell } from './measure.js';
 
 interface ImageBench {
   registry: RunningRegistry;
@@ -171,19 +171,31 @@ export async function p8Image(s: Setup): Promise<Row> {
     };
     const firstOurs = await ours(0);
     const firstTheirs = await theirs(0);
+    const firstBuildah = await buildahRun(s, host, contexts[0], 1);
     const changeOurs = await ours(1);
     const changeTheirs = await theirs(1);
+    const changeBuildah = await buildahRun(s, host, contexts[1], 2);
     const r1 = firstOurs.wallMs / firstTheirs.wallMs;
     const r2 = changeOurs.wallMs / changeTheirs.wallMs;
+    const b = [firstBuildah, changeBuildah];
+    const rb =
+      typeof firstBuildah === 'string' || typeof changeBuildah === 'string'
+        ? undefined
+        : [firstOurs.wallMs / firstBuildah.wallMs, changeOurs.wallMs / changeBuildah.wallMs];
     return {
       id: 'P8',
-      what,
+      what: `${what}; and \`buildah bud\` + \`buildah push\``,
       slugkit: `first ${seconds(firstOurs.wallMs)}, change ${seconds(changeOurs.wallMs)}`,
-      baseline: `first ${seconds(firstTheirs.wallMs)}, change ${seconds(changeTheirs.wallMs)}`,
-      ratio: `${ratioText(r1)}, ${ratioText(r2)}`,
+      baseline: `docker: first ${seconds(firstTheirs.wallMs)}, change ${seconds(changeTheirs.wallMs)}; buildah: ${
+        rb ? b.map((r, i) => `${i ? 'change' : 'first'} ${seconds((r as Run).wallMs)}`).join(', ') : 'skipped'
+      }`,
+      ratio: `docker ${ratioText(r1)}, ${ratioText(r2)}; buildah ${rb ? rb.map(ratioText).join(', ') : '—'}`,
       goal,
-      met: r1 <= 0.5 && r2 <= 0.5 ? 'yes' : 'no',
+      met: r1 <= 0.5 && r2 <= 0.5 && (!rb || rb.every((r) => r <= 0.5)) ? 'yes' : 'no',
       notes: [
+        rb
+          ? `buildah ${buildahVersion()} (storage driver ${BUILDAH_DRIVER}, as root): \`buildah bud\` of the same Dockerfile and unpacked slug + \`buildah push\` to the same registry, an empty storage per run with the base pulled into it beforehand (not timed); CPU ${seconds((b[0] as Run).cpuMs)} / ${seconds((b[1] as Run).cpuMs)}`
+          : `buildah skipped: ${typeof firstBuildah === 'string' ? firstBuildah : changeBuildah}`,
         `slug ${megabytes(statSync(bench.slugs[0]).size)} (P7's first build) and its one-line change; one run each, slugkit first; registry docker-registry on ${host}`,
         `slugkit unpacks the slug itself inside its time; docker gets the slug already unpacked as its build context and the base image already pulled`,
         `slugkit: CPU ${seconds(firstOurs.cpuMs)} / ${seconds(changeOurs.cpuMs)}; first push with an empty layer cache; on the change node_modules is hashed, found in the layer cache (not compressed) and skipped by HEAD, the app layer alone is compressed and pushed; docker's COPY makes one layer of the whole app, pushed again on the change`,
@@ -191,6 +203,34 @@ export async function p8Image(s: Setup): Promise<Row> {
     };
   } finally {
     for (const tag of [...tags, runner]) await execa(docker, ['rmi', '-f', tag], { reject: false });
+  }
+}
+
+const BUILDAH_DRIVER = process.env.BENCH_BUILDAH_DRIVER ?? 'overlay';
+
+function buildahVersion(): string {
+  return execFileSync('buildah', ['--version'], { encoding: 'utf8' }).trim().split(' ')[2] ?? '?';
+}
+
+/**
+ * One buildah baseline run: an empty storage of its own (no layer cache from
+ * an earlier run), the base pulled into it untimed, then `buildah bud` +
+ * `buildah push` timed. A string is the reason it was skipped.
+ */
+async function buildahRun(s: Setup, host: string, context: string, n: number): Promise<Run | string> {
+  if (!hasCommand('buildah')) return 'needs buildah (apt-get install buildah)';
+  if (process.getuid?.() !== 0) return 'buildah is run as root here (rootless needs subuid set-up)';
+  const store = fresh(path.join(s.work, `p8-buildah-store-${n}`));
+  const flags = ['--root', path.join(store, 'root'), '--runroot', path.join(store, 'run'), '--storage-driver', BUILDAH_DRIVER];
+  try {
+    await execa('buildah', [...flags, 'pull', '-q', '--tls-verify=false', `${host}/runner:24`]);
+    const tag = `${host}/p8-buildah:${n}`;
+    const f = flags.map((a) => `"${a}"`).join(' ');
+    return await timedShell(
+      `buildah ${f} bud -q --pull=false --tls-verify=false -t ${tag} "${context}" > /dev/null\nbuildah ${f} push -q --tls-verify=false ${tag}`,
+    );
+  } finally {
+    await execa('buildah', [...flags, 'rmi', '-a', '-f'], { reject: false });
   }
 }
 

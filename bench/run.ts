@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the measurements of docs/BENCHMARKS.md (P1-P8, P6-DJANGO), each against a baseline
+ * `npm run bench`: the measurements of docs/BENCHMARKS.md (P1-P9, P1-PIGZ, P6-DJANGO), each against a baseline
  * measured in the same run on the same generated data, printed as a markdown
  * table (stdout) with notes; progress goes to stderr.
  *
@@ -12,12 +12,13 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNodeMirror } from '../scripts/node-mirror.js';
-import { p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, removeSetAside, type Setup } from './cases.js';
+import { p1Pigz, p1SlugWriter, p2Unpack, p3Start, p4Build, p5Memory, p6Rebuild, type Row, removeSetAside, type Setup } from './cases.js';
 import { ensureTree } from './data.js';
 import { p6Django } from './django.js';
 import { ensureMinimalSlug, ensureNoopBuildpack, ensureSourceTar } from './fixtures.js';
 import { p7Push, p8Image, stopImageBench } from './images.js';
 import { haveGnuTime } from './measure.js';
+import { p9PushToServing } from './pipeline.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const quick = process.env.BENCH_QUICK === '1';
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
   const only = process.argv.slice(2).map((id) => id.toUpperCase());
   const cases: Array<[string, () => Promise<Row>]> = [
     ['P1', () => p1SlugWriter(s)],
+    ['P1-PIGZ', () => p1Pigz(s)],
     ['P2', () => p2Unpack(s, path.join(s.work, 'p1-slug.tgz'))],
     ['P3', () => p3Start(s)],
     ['P4', () => p4Build(s)],
@@ -97,6 +99,7 @@ async function main(): Promise<void> {
     ['P6-DJANGO', () => p6Django(s)],
     ['P7', () => p7Push(s)],
     ['P8', () => p8Image(s)],
+    ['P9', () => p9PushToServing(s)],
   ];
   try {
     for (const [id, run] of cases) if (only.length === 0 || only.includes(id)) await step(id, run);

@@ -1,0 +1,215 @@
+/**
+ * P9 of issue 25: what a user waits for, `git push` to serving. A real push of
+ * a code-only change of examples/node-express into the example pipeline
+ * (examples/git-push, the hook installed as in test/helpers/git-push.ts, the
+ * nodejs buildpack, a warm build cache), until the new release answers HTTP
+ * 200 with the changed text; against the same steps done by hand in a shell.
+ */
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { installCommands, installHook } from '../test/helpers/git-push.js';
+import { hasCommand } from '../test/helpers/tools.js';
+import { freePort, fresh, type Row, ratioText, type Setup } from './cases.js';
+import { megabytes, seconds } from './measure.js';
+
+const IDENTITY = ['-c', 'user.name=slugkit bench', '-c', 'user.email=bench@slugkit.invalid'];
+
+/** Poll until GET / answers 200 with `marker` in its body; ms since `start`. */
+async function until200(port: number, marker: string, start: number, limitMs: number): Promise<number> {
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/`).then(
+      async (r) => r.status === 200 && (await r.text()).includes(marker),
+      () => false,
+    );
+    if (ok) return performance.now() - start;
+    if (performance.now() - start > limitMs) throw new Error(`no HTTP 200 with "${marker}" on 127.0.0.1:${port} after ${limitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function stopPid(file: string): Promise<void> {
+  if (!existsSync(file)) return;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {}
+}
+
+function findFile(dir: string, name: string): string | undefined {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isFile() && e.name === name) return p;
+    if (e.isDirectory()) {
+      const f = findFile(p, name);
+      if (f) return f;
+    }
+  }
+  return undefined;
+}
+
+/** P9: `git push` of a code-only change until the new release serves, against its parts by hand. */
+export async function p9PushToServing(s: Setup): Promise<Row> {
+  const what = '`git push` to HTTP 200 of the new release, code-only change of examples/node-express, warm cache';
+  const goal = '≤ 1.2× of the parts by hand';
+  const missing = ['git', 'bwrap', 'flock', 'setpriv', 'npm'].filter((t) => !hasCommand(t));
+  if (missing.length)
+    return {
+      id: 'P9',
+      what,
+      slugkit: '—',
+      baseline: '—',
+      ratio: '—',
+      goal,
+      met: 'skipped',
+      notes: [`skipped: needs ${missing.join(', ')}`],
+    };
+  // Outside the checkout: the hook will not show the slugkit install to its sandbox when it holds the slug store.
+  const work = mkdtempSync(path.join(tmpdir(), 'slugkit-bench-p9-'));
+  const bin = await installCommands(path.join(work, 'bin'));
+  const bare = path.join(work, 'app.git');
+  const clone = path.join(work, 'clone');
+  const store = path.join(work, 'slugs');
+  const cacheRoot = path.join(work, 'cache');
+  const pidFile = path.join(work, 'web.pid');
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${bin}:${process.env.PATH}`,
+    SLUG_STORE: store,
+    SLUGBUILDER_CACHE_DIR: cacheRoot,
+    BUILDPACK_URL: path.join(s.repo, 'buildpacks', 'nodejs'),
+  };
+  await execa('git', ['init', '-q', '--bare', '-b', 'main', bare]);
+  await installHook(bare);
+  // The restart an operator would write: stop the old web process, start the new release's in the background.
+  const restart = [
+    `if [ -f '${pidFile}' ]; then kill "$(cat '${pidFile}')" 2>/dev/null || true; while kill -0 "$(cat '${pidFile}')" 2>/dev/null; do sleep 0.02; done; fi`,
+    `PORT=${port} setsid slugrunner -q --slug "$SLUG" --app-dir '${work}/app-'"$SLUGKIT_RELEASE" start web > '${work}/web.log' 2>&1 < /dev/null &`,
+    `echo $! > '${pidFile}'`,
+  ].join('\n');
+  await execa('git', ['config', 'slugkit.restart', restart], { cwd: bare });
+  cpSync(path.join(s.repo, 'examples', 'node-express'), clone, { recursive: true });
+  const git = (args: string[]) => execa('git', [...IDENTITY, ...args], { cwd: clone, env });
+  await git(['init', '-q', '-b', 'main']);
+  await git(['remote', 'add', 'origin', bare]);
+  const server = path.join(clone, 'server.js');
+  const change = async (n: number) => {
+    writeFileSync(server, readFileSync(server, 'utf8').replace(/Hello from Express[^(]*\(/, `Hello from Express, change ${n} (`));
+    await git(['commit', '-qam', `change ${n}`]);
+    return `change ${n}`;
+  };
+  const push = async (marker: string) => {
+    const start = performance.now();
+    const r = await execa('git', ['push', '-q', 'origin', 'main'], { cwd: clone, env, all: true, reject: false });
+    const pushed = performance.now() - start;
+    if (r.exitCode !== 0) throw new Error(`git push failed:\n${r.all}`);
+    const served = await until200(port, marker, start, 120_000);
+    return { pushed, served, log: String(r.all) };
+  };
+  try {
+    // The first push fills the build cache (npm cache, node_modules, node); not timed.
+    await git(['add', '-A']);
+    await git(['commit', '-qm', 'first']);
+    const first = await push('Hello from Express').catch((e: Error) => e);
+    if (first instanceof Error) {
+      // Needs the npm registry (Express) and a working sandbox: say why, keep the other rows.
+      const why =
+        first.message
+          .split('\n')
+          .filter((l) => l.includes(' !     '))
+          .pop()
+          ?.trim() ?? first.message.split('\n')[0];
+      return {
+        id: 'P9',
+        what,
+        slugkit: '—',
+        baseline: '—',
+        ratio: '—',
+        goal,
+        met: 'skipped',
+        notes: [`skipped: the first, untimed push failed: ${why}`],
+      };
+    }
+    const ours = await push(await change(1));
+    const steps = /Build steps took: (.*)/.exec(ours.log)?.[1]?.trim() ?? '(no step line in the push log)';
+
+    // The parts by hand, with the npm cache the pipeline saved.
+    await stopPid(pidFile);
+    const npmTar = findFile(cacheRoot, 'npm.tar');
+    const npmCache = fresh(path.join(work, 'npm-cache'));
+    if (npmTar) await execa('tar', ['-xf', npmTar, '-C', npmCache]);
+    const sha = (await git(['rev-parse', 'HEAD'])).stdout.trim();
+    const byHand = fresh(path.join(work, 'by-hand'));
+    const marker = await change(2);
+    const handSha = (await git(['rev-parse', 'HEAD'])).stdout.trim();
+    const parts = [
+      `git -C '${clone}' archive ${handSha} | tar -x -C '${byHand}/build'`,
+      `cd '${byHand}/build' && NPM_CONFIG_CACHE='${npmCache}' npm ci --no-audit --prefer-offline --include=dev --no-fund > /dev/null 2>&1`,
+      `tar -czf '${byHand}/slug.tgz' -C '${byHand}/build' .`,
+      `tar -xzf '${byHand}/slug.tgz' -C '${byHand}/app'`,
+    ];
+    const stepMs: number[] = [];
+    const hand0 = performance.now();
+    await execa('mkdir', ['-p', `${byHand}/build`, `${byHand}/app`]);
+    for (const p of parts) {
+      const t = performance.now();
+      await execa('bash', ['-c', `set -euo pipefail; ${p}`]);
+      stepMs.push(performance.now() - t);
+    }
+    const t = performance.now();
+    const web = execa('node', ['server.js'], {
+      cwd: path.join(byHand, 'app'),
+      env: { PATH: process.env.PATH, PORT: String(port), NODE_ENV: 'production' },
+      extendEnv: false,
+      stdio: 'ignore',
+      reject: false,
+    });
+    let handMs: number;
+    try {
+      await until200(port, marker, t, 60_000);
+      stepMs.push(performance.now() - t);
+      handMs = performance.now() - hand0;
+    } finally {
+      web.kill('SIGTERM');
+      await web;
+    }
+    const ratio = ours.served / handMs;
+    const names = ['git archive | tar -x', 'npm ci (warm npm cache, --prefer-offline)', 'tar -cz', 'tar -xz', 'node server.js to 200'];
+    return {
+      id: 'P9',
+      what,
+      slugkit: `${seconds(ours.served)} (push returned at ${seconds(ours.pushed)})`,
+      baseline: `parts by hand ${seconds(handMs)}`,
+      ratio: ratioText(ratio),
+      goal,
+      met: ratio <= 1.2 ? 'yes' : 'no',
+      notes: [
+        `one push, after an untimed first push that warmed the cache (commit ${sha.slice(0, 12)}); the hook's build runs sandboxed (bwrap); restart: kill the old web process, \`slugrunner --slug $SLUG start web\` in the background; timed until GET / on 127.0.0.1 answers 200 with the changed text`,
+        `the pipeline's own step line: ${steps}; ${/Compiled slug size is (.*)/.exec(ours.log)?.[1]?.trim() ?? '?'} compiled slug (it holds the buildpack's Node), by hand ${megabytes(statSync(path.join(byHand, 'slug.tgz')).size)} (system node)`,
+        `after git push returned: ${seconds(ours.served - ours.pushed)} to the first 200 (slugrunner unpack + start)`,
+        npmTar
+          ? `by hand, npm's cache is the pipeline's own (${path.relative(work, npmTar)}, unpacked beforehand, not timed)`
+          : `by hand, npm ci started from an EMPTY npm cache: no npm.tar under the pipeline's cache root (${cacheRoot})`,
+        `parts by hand: ${names.map((n, i) => `${n} ${seconds(stepMs[i])}`).join(', ')}; system node, not the buildpack's; the buildpack on a warm cache restores node_modules from its cache instead of running npm ci`,
+      ],
+    };
+  } finally {
+    await stopPid(pidFile);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
