@@ -54,15 +54,17 @@ describe('Dockerfile.builder (real Docker)', () => {
       'sh',
       BUILDER_IMAGE,
       '-c',
-      'ls /opt/slugkit; echo --; ls /opt/slugkit/dist; echo --; ls /opt/slugkit/node_modules; echo --; ls /opt/slugkit/buildpacks',
+      'ls /opt/slugkit; echo --; ls /opt/slugkit/dist; echo --; ls /opt/slugkit/node_modules; echo --; ls /opt/slugkit/buildpacks; echo --; ls /opt/slugkit/bin',
     ]);
-    const [top, dist, modules, buildpacks] = String(result.stdout)
+    const [top, dist, modules, buildpacks, bin] = String(result.stdout)
       .split('--\n')
       .map((s) => s.trim().split('\n'));
-    expect(top).to.have.members(['buildpacks', 'dist', 'node_modules', 'package.json']);
+    expect(top).to.have.members(['bin', 'buildpacks', 'dist', 'node_modules', 'package.json']);
+    // What the image launcher layer is made from (slugbuilder/image/launcher-layer.ts).
+    expect(bin).to.have.members(['slugrunner', 'dyno.bash']);
     expect(dist).to.include.members(['shared', 'slugbuilder', 'slugrunner']);
     expect(dist).not.to.include('test');
-    expect(modules).to.include.members(['tar', 'execa', 'yaml']);
+    expect(modules).to.include.members(['tar', 'execa', 'yaml', 'undici']);
     expect(modules).not.to.include.members(['typescript']);
     expect(modules).not.to.include('mocha');
     expect(modules).not.to.include('esbuild');
