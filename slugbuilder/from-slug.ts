@@ -7,6 +7,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readApp } from '../shared/app/app.js';
+import { writeLaunchPlan } from '../shared/app/launch-plan.js';
 import { commandLines, resolveProcesses } from '../shared/app/processes.js';
 import { UserError } from '../shared/errors.js';
 import { makeTempDir, removeTemp } from '../shared/fs.js';
@@ -49,6 +50,9 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     const processes = resolveProcesses(app);
     const processTypes = commandLines(processes);
     log.info(`Process types -> ${Object.keys(processTypes).join(', ') || '(none)'}`);
+    // The image's bash launcher starts only from a current plan: a slug from another tool or
+    // another slugkit version has none, and one it ships is never trusted over its own files.
+    await writeLaunchPlan(app, processes);
 
     const result: BuildResult = {
       slug: { path: file, size, sha256: digest.slice('sha256:'.length) },

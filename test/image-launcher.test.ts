@@ -169,6 +169,50 @@ describe('image launcher layer and default process (slugbuilder --image)', funct
     ]);
   });
 
+  it("an image made from a slug with no launch plan (another tool's, an older slugkit's) gets one, and its launcher starts it", async () => {
+    const rootfs = path.join(root, 'bash-only-2');
+    await mkdir(path.join(rootfs, 'bin'), { recursive: true });
+    await writeFile(path.join(rootfs, 'bin/bash'), '', { mode: 0o755 });
+    await writeRunImage(path.join(root, 'bash-only-2-layout'), 'v1', { layers: [rootfs], version: '1' });
+    // A slug as another tool writes it: a Procfile and a .release, no .slugkit-launch.
+    const slugRoot = await tempDir();
+    await mkdir(path.join(slugRoot, 'app'));
+    await writeFile(path.join(slugRoot, 'app/Procfile'), 'web: echo "web on $DYNO"\n');
+    await writeFile(path.join(slugRoot, 'app/.release'), '---\nconfig_vars:\n  GREETING: hello\n');
+    const slug = path.join(root, 'foreign-slug.tgz');
+    await execa('tar', ['-czf', slug, '-C', path.join(slugRoot, 'app'), '.']);
+    const layout = path.join(root, 'foreign-out');
+    const made = await runBuilder([
+      '--slug',
+      slug,
+      '--run-image',
+      `oci:${path.join(root, 'bash-only-2-layout')}:v1`,
+      '--image',
+      `oci:${layout}:app`,
+    ]);
+    expect(made.exitCode, made.stderr).to.equal(0);
+    const blobPath = (digest: string) => path.join(layout, 'blobs/sha256', digest.slice(7));
+    const index = JSON.parse((await readFile(path.join(layout, 'index.json'))).toString());
+    const manifest = JSON.parse((await readFile(blobPath(index.manifests[0].digest))).toString());
+    const unpacked = path.join(root, 'foreign-image');
+    await mkdir(unpacked);
+    // The layers above the run image, in order: the launcher's, then the app's.
+    for (const layer of manifest.layers.slice(1)) await extract({ file: blobPath(layer.digest), cwd: unpacked });
+    expect(existsSync(path.join(unpacked, 'app/.slugkit-launch'))).to.equal(true);
+    const web = await execa(
+      'bash',
+      [path.join(unpacked, 'slugkit/bin/slugrunner'), '--app-dir', path.join(unpacked, 'app'), '-q', 'start'],
+      {
+        env: { PATH: '/usr/bin:/bin', SLUGKIT_DEBUG_START: '1' },
+        extendEnv: false,
+        stdin: 'ignore',
+        reject: false,
+      },
+    );
+    expect(web.exitCode, web.stderr).to.equal(0);
+    expect(web.stdout).to.equal('web on web.1');
+  });
+
   describe('under Docker, on a debootstrap minbase run image (bash, no Node, no slugrunner)', () => {
     let registry: RunningRegistry | undefined;
     const images: string[] = [];

@@ -10,6 +10,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import { readApp } from '../shared/app/app.js';
+import { writeLaunchPlan } from '../shared/app/launch-plan.js';
 import { setLogSink } from '../shared/log.js';
 import { type ExportOptions, exportImage } from '../slugbuilder/image/export.js';
 import { rebaseImage as rebaseParsed } from '../slugbuilder/image/rebase.js';
@@ -71,6 +73,8 @@ describe('image export onto the real runner image', function () {
     await writeFile(path.join(app, 'server.js'), SERVER);
     await writeFile(path.join(app, 'Procfile'), 'web: node server.js\n');
     await writeFile(path.join(app, '.release'), '--- {}\n');
+    // As a build leaves it: the image's launcher starts the app from its launch plan.
+    await writeLaunchPlan(await readApp(app));
     await docker(['save', '-o', path.join(root, 'runner.tar'), RUNNER_IMAGE]);
     registry = await startRegistry();
     await execFileP('skopeo', [
@@ -134,7 +138,7 @@ describe('image export onto the real runner image', function () {
       output: `docker://${registry!.host}/e2e:v2`,
       insecureRegistries: [],
     });
-    expect(rebased.appLayers).to.deep.equal([pushed.layer.digest]);
+    expect(rebased.appLayers).to.deep.equal([pushed.launcher.digest, pushed.layer.digest]);
     const ref2 = `${registry!.host}/e2e:v2`;
     images.push(ref2);
     await docker(['pull', ref2]);
