@@ -14,6 +14,7 @@ import { UserError } from '../shared/errors.js';
 import { setLogSink } from '../shared/log.js';
 import { type ExportOptions, exportImage } from '../slugbuilder/image/export.js';
 import {
+  answerOfFixtureImage,
   BUSYBOX,
   dockerAvailable,
   execFileP,
@@ -309,30 +310,7 @@ describe('image export (OCI layout and archives)', () => {
     await exportImage(opts({ image: `oci-archive:${file}:${tag}` }));
     const { stdout } = await execFileP('docker', ['load', '-i', file]);
     expect(stdout).to.include(`Loaded image: ${tag}`);
-    const { freePort } = await import('./helpers/registry.js');
-    const port = await freePort();
-    // The busybox fixture cannot run the bash launcher layer: its stub slugrunner stands in (docker-launcher tests the real one).
-    const { stdout: id } = await execFileP('docker', [
-      'run',
-      '-d',
-      '--rm',
-      '-p',
-      `127.0.0.1:${port}:5000`,
-      '-e',
-      'PORT=5000',
-      '--entrypoint',
-      '/usr/local/bin/slugrunner',
-      tag,
-      'start',
-      'web',
-    ]);
-    try {
-      const res = await fetchWhenReady(`http://127.0.0.1:${port}/`);
-      expect(res).to.deep.equal({ status: 200, body: 'hello from slugkit\n' });
-    } finally {
-      await execFileP('docker', ['rm', '-f', id.trim()]).catch(() => undefined);
-      await execFileP('docker', ['rmi', tag]).catch(() => undefined);
-    }
+    expect(await answerOfFixtureImage(tag)).to.deep.equal({ status: 200, body: 'hello from slugkit\n' });
   });
 
   it('runs: its entrypoint, cmd, env and working dir start the web process', async function () {

@@ -16,9 +16,9 @@ import { list } from 'tar';
 import { planAppLayers } from '../slugbuilder/image/app-layers.js';
 import { BUILDER, makeBuildpack, runBuilder, tarOf, writeTree } from './helpers/cli.js';
 import {
+  answerOfFixtureImage,
   dockerAvailable,
   execFileP,
-  fetchWhenReady,
   makeRunImages,
   type RunImages,
   requireDocker,
@@ -27,7 +27,6 @@ import {
 } from './helpers/image-fixtures.js';
 import {
   completedBlobUploads,
-  freePort,
   type RunningProxy,
   type RunningRegistry,
   startProxy,
@@ -194,28 +193,7 @@ describe('image layers split by rule', () => {
       if (!hasCommand('busybox')) requireTools(this, 'busybox');
       const ref = `${registry!.host}/nodeapp:2`;
       await execFileP('docker', ['pull', ref]);
-      const port = await freePort();
-      // The busybox fixture cannot run the bash launcher layer: its stub slugrunner stands in (image-launcher tests the real one).
-      const { stdout: id } = await execFileP('docker', [
-        'run',
-        '-d',
-        '--rm',
-        '-p',
-        `127.0.0.1:${port}:5000`,
-        '-e',
-        'PORT=5000',
-        '--entrypoint',
-        '/usr/local/bin/slugrunner',
-        ref,
-        'start',
-        'web',
-      ]);
-      try {
-        expect(await fetchWhenReady(`http://127.0.0.1:${port}/`)).to.deep.equal({ status: 200, body: 'version two\n' });
-      } finally {
-        await execFileP('docker', ['rm', '-f', id.trim()]).catch(() => undefined);
-        await execFileP('docker', ['rmi', ref]).catch(() => undefined);
-      }
+      expect(await answerOfFixtureImage(ref)).to.deep.equal({ status: 200, body: 'version two\n' });
     });
   });
 

@@ -14,9 +14,9 @@ import { setLogSink } from '../shared/log.js';
 import { type ExportOptions, exportImage } from '../slugbuilder/image/export.js';
 import { RegistryClient } from '../slugbuilder/image/registry.js';
 import {
+  answerOfFixtureImage,
   dockerAvailable,
   execFileP,
-  fetchWhenReady,
   makeApp,
   makeRunImages,
   type RunImages,
@@ -267,27 +267,6 @@ describe('image push to a registry', () => {
     const ref = `${registry!.host}/pulled:v1`;
     await exportImage(opts({ image: `docker://${ref}` }));
     await execFileP('docker', ['pull', ref]);
-    const port = await freePort();
-    // The busybox fixture cannot run the bash launcher layer: its stub slugrunner stands in (image-launcher tests the real one).
-    const { stdout: id } = await execFileP('docker', [
-      'run',
-      '-d',
-      '--rm',
-      '-p',
-      `127.0.0.1:${port}:5000`,
-      '-e',
-      'PORT=5000',
-      '--entrypoint',
-      '/usr/local/bin/slugrunner',
-      ref,
-      'start',
-      'web',
-    ]);
-    try {
-      expect(await fetchWhenReady(`http://127.0.0.1:${port}/`)).to.deep.equal({ status: 200, body: 'hello from slugkit\n' });
-    } finally {
-      await execFileP('docker', ['rm', '-f', id.trim()]).catch(() => undefined);
-      await execFileP('docker', ['rmi', ref]).catch(() => undefined);
-    }
+    expect(await answerOfFixtureImage(ref)).to.deep.equal({ status: 200, body: 'hello from slugkit\n' });
   });
 });

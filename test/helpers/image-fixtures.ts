@@ -294,3 +294,21 @@ export async function makeRunImages(root: string): Promise<RunImages> {
     arm: await writeRunImage(layout, '24-arm64', { layers: [base], version: '24', architecture: 'arm64' }),
   };
 }
+
+/**
+ * `docker run` of a fixture app image's web process: what it answers on /,
+ * then the container and the image removed. The busybox fixture cannot run
+ * the bash launcher layer, so its stub slugrunner stands in as the entrypoint
+ * (test/image-launcher runs the real launcher).
+ */
+export async function answerOfFixtureImage(image: string): Promise<{ status: number; body: string }> {
+  const port = await freePort();
+  const run = ['run', '-d', '--rm', '-p', `127.0.0.1:${port}:5000`, '-e', 'PORT=5000', '--entrypoint', '/usr/local/bin/slugrunner'];
+  const { stdout: id } = await execFileP('docker', [...run, image, 'start', 'web']);
+  try {
+    return await fetchWhenReady(`http://127.0.0.1:${port}/`);
+  } finally {
+    await execFileP('docker', ['rm', '-f', id.trim()]).catch(() => undefined);
+    await execFileP('docker', ['rmi', image]).catch(() => undefined);
+  }
+}
