@@ -230,6 +230,14 @@ async function pushImage(
   const tag = target.tag ?? 'latest';
   const client = pool.get(target.host);
   const repo = target.repository;
+  /** A cross-repository mount from the first origin on this registry that has the blob: its repository. */
+  const mountFromAny = async (digest: string, origins: Array<{ host: string; repository: string } | undefined>) => {
+    for (const origin of origins) {
+      if (!origin || origin.host !== target.host || origin.repository === repo) continue;
+      if (await client.blobMount(repo, digest, origin.repository)) return origin.repository;
+    }
+    return undefined;
+  };
   const pushLayer = async (layer: LayerBlob) => {
     const d = layer.descriptor;
     const name = `${layer.label} ${shortDigest(d.digest)} ${formatSize(d.size)}`;
@@ -237,12 +245,10 @@ async function pushImage(
       log.info(`${name} skipped (already in ${repo})`);
       return;
     }
-    for (const origin of [layer.origin, pushed]) {
-      if (!origin || origin.host !== target.host || origin.repository === repo) continue;
-      if (await client.blobMount(repo, d.digest, origin.repository)) {
-        log.info(`${name} mounted from ${origin.repository}`);
-        return;
-      }
+    const mountedFrom = await mountFromAny(d.digest, [layer.origin, pushed]);
+    if (mountedFrom) {
+      log.info(`${name} mounted from ${mountedFrom}`);
+      return;
     }
     let sent = 0;
     await client.blobUpload(repo, d, async () => {
@@ -258,13 +264,8 @@ async function pushImage(
   const cfg = image.manifest.value.config;
   if (await client.blobExists(repo, cfg.digest)) {
     log.info(`config ${shortDigest(cfg.digest)} skipped (already in ${repo})`);
-  } else if (
-    pushed &&
-    pushed.host === target.host &&
-    pushed.repository !== repo &&
-    (await client.blobMount(repo, cfg.digest, pushed.repository))
-  ) {
-    log.info(`config ${shortDigest(cfg.digest)} mounted from ${pushed.repository}`);
+  } else if (await mountFromAny(cfg.digest, [pushed])) {
+    log.info(`config ${shortDigest(cfg.digest)} mounted from ${pushed?.repository}`);
   } else {
     await client.blobUpload(repo, cfg, () => image.config.bytes);
     log.info(`config ${shortDigest(cfg.digest)} uploaded (${image.config.bytes.length} bytes)`);

@@ -147,11 +147,14 @@ export async function putDocument(layout: OciLayout, bytes: Buffer): Promise<voi
  */
 export async function tagManifest(layout: OciLayout, manifest: Descriptor, tag: string): Promise<void> {
   const index = await layout.readIndex().catch(() => emptyIndex());
-  const before = await reachable(layout, index, false);
   const kept = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag);
+  const replaced = index.manifests.filter((m) => !kept.includes(m));
+  // Only what the replaced entries reached can become unreferenced: a new tag costs no walk.
+  const before = replaced.length ? await reachable(layout, { ...index, manifests: replaced }, false) : undefined;
   const entry: Descriptor = { ...manifest, annotations: { ...(manifest.annotations ?? {}), [REF_NAME]: tag } };
   const next: ImageIndex = { ...index, schemaVersion: 2, mediaType: index.mediaType ?? MEDIA.oci.index, manifests: [...kept, entry] };
   await writeAtomically(path.join(layout.dir, 'index.json'), 'the layout index', (tmp) => writeFile(tmp, serialize(next).bytes));
+  if (!before) return;
   try {
     await removeUnreached(layout, before, next);
   } catch (err) {
