@@ -7,12 +7,13 @@
  * temp dir beside DIR and renamed into place on commit, so a failed build
  * leaves no half-written DIR. DIR must be absent or an empty directory.
  */
-import { chmod, mkdir, readdir, rename, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SBOM } from '../../shared/app/layout.js';
 import { UsageError } from '../../shared/errors.js';
-import { forget, makeTempDir, readFileInside, removeTemp } from '../../shared/fs.js';
+import { makeTempDir, readFileInside, removeTemp, replaceWith } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
+import { plural } from '../../shared/units.js';
 import type { BuildResult } from '../build.js';
 import { sbomPath } from '../sbom/layout.js';
 import type { Output, OutputKind } from './deliver.js';
@@ -75,7 +76,7 @@ export function sbomOutput(dir: string): Output {
         await mkdir(path.join(staged, path.dirname(f.rel)), { recursive: true });
         await writeFile(path.join(staged, f.rel), f.bytes, { mode: 0o644, flag: 'wx' });
       }
-      log.info(`${files.length} SBOM file${files.length === 1 ? '' : 's'} for ${dir}`);
+      log.info(`${plural(files.length, 'SBOM file')} for ${dir}`);
     } catch (err) {
       await removeTemp(staged);
       throw err;
@@ -87,8 +88,7 @@ export function sbomOutput(dir: string): Output {
         await checkSbomOutputDir(target);
         await rmdir(target).catch(() => undefined);
         await chmod(staged, 0o755);
-        await rename(staged, target);
-        forget(staged);
+        await replaceWith(staged, target);
       },
       discard: () => removeTemp(staged),
     };
