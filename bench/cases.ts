@@ -408,16 +408,7 @@ export async function p6Rebuild(s: Setup): Promise<Row> {
   const slug = path.join(s.work, 'p6-slug.tgz');
   const build = () =>
     timed('node', [cli(s, 'slugbuilder'), '--source', example, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug]);
-  const cold: Run[] = [];
-  const warm: Run[] = [];
-  for (let i = 0; i < s.times.p6; i++) {
-    fresh(cache);
-    cold.push(await build());
-    warm.push(await build());
-  }
-  const c = medianRun(cold);
-  const w = medianRun(warm);
-  const ratio = w.wallMs / c.wallMs;
+  const { cold, warm, c, w, ratio } = await warmVsCold(s, cache, build);
   rmSync(cache, { recursive: true, force: true });
   return {
     ...row,
@@ -427,4 +418,22 @@ export async function p6Rebuild(s: Setup): Promise<Row> {
     met: ratio <= 0.2 ? 'yes' : 'no',
     notes: [cpuNote('cold (empty cache dir; packages from the npm registry)', cold), cpuNote('warm (same cache dir)', warm)],
   };
+}
+
+/** P6's pairs: a build on an emptied cache, then the same build warm; the medians and warm/cold. */
+export async function warmVsCold(
+  s: Setup,
+  cache: string,
+  build: () => Promise<Run>,
+): Promise<{ cold: Run[]; warm: Run[]; c: Run; w: Run; ratio: number }> {
+  const cold: Run[] = [];
+  const warm: Run[] = [];
+  for (let i = 0; i < s.times.p6; i++) {
+    fresh(cache);
+    cold.push(await build());
+    warm.push(await build());
+  }
+  const c = medianRun(cold);
+  const w = medianRun(warm);
+  return { cold, warm, c, w, ratio: w.wallMs / c.wallMs };
 }

@@ -7,8 +7,8 @@
  */
 import path from 'node:path';
 import { startDjangoWheelhouse, wheelhouseConfig } from '../test/helpers/django.js';
-import { cli, cpuNote, fresh, type Row, ratioText, type Setup } from './cases.js';
-import { medianRun, type Run, seconds, timed } from './measure.js';
+import { cli, cpuNote, type Row, ratioText, type Setup, warmVsCold } from './cases.js';
+import { seconds, timed } from './measure.js';
 
 export async function p6Django(s: Setup): Promise<Row> {
   const row = { id: 'P6-DJANGO', what: 'warm rebuild of test/fixtures/apps/python-django (python buildpack)', goal: '≤ 0.2× (P6’s)' };
@@ -24,16 +24,7 @@ export async function p6Django(s: Setup): Promise<Row> {
   const slug = path.join(s.work, 'p6-django-slug.tgz');
   const build = () =>
     timed('node', [cli(s, 'slugbuilder'), '--source', app, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug, ...config]);
-  const cold: Run[] = [];
-  const warm: Run[] = [];
-  for (let i = 0; i < s.times.p6; i++) {
-    fresh(cache);
-    cold.push(await build());
-    warm.push(await build());
-  }
-  const c = medianRun(cold);
-  const w = medianRun(warm);
-  const ratio = w.wallMs / c.wallMs;
+  const { cold, warm, c, w, ratio } = await warmVsCold(s, cache, build);
   return {
     ...row,
     slugkit: `warm ${seconds(w.wallMs)}`,
