@@ -5,12 +5,13 @@
  */
 import { readTextInside } from '../../shared/fs.js';
 import { log } from '../../shared/log.js';
+import { plural } from '../../shared/units.js';
 import { removeByPatterns } from './path-filter.js';
 
 export async function applySlugignore(buildDir: string): Promise<number> {
   const text = await readTextInside(buildDir, '.slugignore');
   if (text === undefined) return 0;
   const removed = await removeByPatterns(buildDir, text, 'exclude');
-  if (removed > 0) log.step(`Removed ${removed} path${removed === 1 ? '' : 's'} matching .slugignore`);
+  if (removed > 0) log.step(`Removed ${plural(removed, 'path')} matching .slugignore`);
   return removed;
 }
