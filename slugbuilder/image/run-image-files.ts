@@ -26,7 +26,8 @@ async function readLayer(blob: Readable, into: RunImageFiles): Promise<void> {
       const base = path.posix.basename(name);
       if (base.startsWith('.wh.')) {
         const gone = path.posix.join(path.posix.dirname(name), base.slice(4));
-        for (const f of [...into.files]) if (f === gone || f.startsWith(`${gone}/`)) into.files.delete(f);
+        // Deleting from a Set while iterating it is safe: no copy of every path per whiteout.
+        for (const f of into.files) if (f === gone || f.startsWith(`${gone}/`)) into.files.delete(f);
         into.links.delete(gone);
       } else if (e.type !== 'Directory') {
         into.files.add(name);
