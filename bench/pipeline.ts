@@ -62,6 +62,28 @@ function findFile(dir: string, name: string): string | undefined {
   return undefined;
 }
 
+/** Milestones of the push log, each with the time its line arrived. */
+function timeline(
+  lines: Array<{ ms: number; text: string }>,
+  at: (lines: Array<{ ms: number; text: string }>, re: RegExp) => number | undefined,
+): string {
+  const marks: Array<[string, RegExp]> = [
+    ['hook says "Building"', /^-----> Building \S+ from/],
+    ["slugbuilder's first line", /^-----> (Reading|Receiving|Fetching|Using|Claim|Source|App)/],
+    ['buildpack detected', /^-----> .*(app detected|Node\.js)/],
+    ['slug compressed', /Compiled slug size is/],
+    ['build steps line', /Build steps took/],
+    ['restart', /^-----> Restarting/],
+  ];
+  const out: string[] = [];
+  for (const [name, re] of marks) {
+    const ms = at(lines, re);
+    if (ms !== undefined) out.push(`${name} ${Math.round(ms)}`);
+  }
+  out.push(`last line ${Math.round(lines.at(-1)?.ms ?? 0)}`);
+  return out.join(', ');
+}
+
 /** P9: `git push` of a code-only change until the new release serves, against its parts by hand. */
 export async function p9PushToServing(s: Setup): Promise<Row> {
   const what = '`git push` to HTTP 200 of the new release, code-only change of examples/node-express, warm cache';
@@ -98,7 +120,10 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
   await installHook(bare);
   // The restart an operator would write: stop the old web process, start the new release's in the background.
   const restart = [
-    `if [ -f '${pidFile}' ]; then kill "$(cat '${pidFile}')" 2>/dev/null || true; while kill -0 "$(cat '${pidFile}')" 2>/dev/null; do sleep 0.02; done; fi`,
+    // A zombie counts as gone: the old process is reparented to PID 1 when this command exits, and
+    // some inits (this machine's among them) reap only every second or two.
+    `alive() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) && [[ \${st##*) } != Z* ]]; }`,
+    `if [ -f '${pidFile}' ]; then old=$(cat '${pidFile}'); kill "$old" 2>/dev/null || true; while alive "$old"; do sleep 0.02; done; fi`,
     `PORT=${port} setsid slugrunner -q --slug "$SLUG" --app-dir '${work}/app-'"$SLUGKIT_RELEASE" start web > '${work}/web.log' 2>&1 < /dev/null &`,
     `echo $! > '${pidFile}'`,
   ].join('\n');
@@ -115,12 +140,29 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
   };
   const push = async (marker: string) => {
     const start = performance.now();
-    const r = await execa('git', ['push', '-q', 'origin', 'main'], { cwd: clone, env, all: true, reject: false });
+    const proc = execa('git', ['push', '-q', 'origin', 'main'], { cwd: clone, env, all: true, reject: false });
+    // When each line of the hook's log reached the client: where the push's time goes.
+    const lines: Array<{ ms: number; text: string }> = [];
+    let partial = '';
+    proc.all?.on('data', (chunk: Buffer) => {
+      const ms = performance.now() - start;
+      const parts = (partial + chunk.toString()).split('\n');
+      partial = parts.pop() ?? '';
+      for (const text of parts) lines.push({ ms, text: text.replace(/^remote: /, '').trim() });
+    });
+    const r = await proc;
     const pushed = performance.now() - start;
     if (r.exitCode !== 0) throw new Error(`git push failed:\n${r.all}`);
     const served = await until200(port, marker, start, 120_000);
-    return { pushed, served, log: String(r.all) };
+    // Progress goes to stderr: the whole log with arrival times, for finding where a push's time goes.
+    for (const l of lines) process.stderr.write(`  P9 ${String(Math.round(l.ms)).padStart(6)} ms  ${l.text}\n`);
+    process.stderr.write(
+      `  P9 ${String(Math.round(pushed)).padStart(6)} ms  (git push returned)\n  P9 ${String(Math.round(served)).padStart(6)} ms  (first HTTP 200)\n`,
+    );
+    return { pushed, served, log: String(r.all), lines };
   };
+  /** ms at which the first log line matching `re` arrived. */
+  const at = (lines: Array<{ ms: number; text: string }>, re: RegExp) => lines.find((l) => re.test(l.text))?.ms;
   try {
     // The first push fills the build cache (npm cache, node_modules, node); not timed.
     await git(['add', '-A']);
@@ -202,6 +244,7 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
         `one push, after an untimed first push that warmed the cache (commit ${sha.slice(0, 12)}); the hook's build runs sandboxed (bwrap); restart: kill the old web process, \`slugrunner --slug $SLUG start web\` in the background; timed until GET / on 127.0.0.1 answers 200 with the changed text`,
         `the pipeline's own step line: ${steps}; ${/Compiled slug size is (.*)/.exec(ours.log)?.[1]?.trim() ?? '?'} compiled slug (it holds the buildpack's Node), by hand ${megabytes(statSync(path.join(byHand, 'slug.tgz')).size)} (system node)`,
         `after git push returned: ${seconds(ours.served - ours.pushed)} to the first 200 (slugrunner unpack + start)`,
+        `the push's log as it reached the client (ms from \`git push\`): ${timeline(ours.lines, at)}`,
         npmTar
           ? `by hand, npm's cache is the pipeline's own (${path.relative(work, npmTar)}, unpacked beforehand, not timed)`
           : `by hand, npm ci started from an EMPTY npm cache: no npm.tar under the pipeline's cache root (${cacheRoot})`,
