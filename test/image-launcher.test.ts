@@ -91,6 +91,58 @@ describe('image launcher layer and default process (slugbuilder --image)', funct
     expect(existsSync(out)).to.equal(false);
   });
 
+  it('applies opaque whiteouts when looking for /bin/bash, and keeps the answer by the run image digest', async () => {
+    // Layer 1 has bash; layer 2 makes bin/ opaque (hiding bash) but brings its own sh.
+    const lower = path.join(root, 'opq-lower');
+    const upper = path.join(root, 'opq-upper');
+    await mkdir(path.join(lower, 'bin'), { recursive: true });
+    await writeFile(path.join(lower, 'bin/bash'), '', { mode: 0o755 });
+    await mkdir(path.join(upper, 'bin'), { recursive: true });
+    await writeFile(path.join(upper, 'bin/.wh..wh..opq'), '');
+    await writeFile(path.join(upper, 'bin/sh'), '', { mode: 0o755 });
+    // The same, but the opaque layer brings bash back itself: entries of its own layer stay.
+    const again = path.join(root, 'opq-again');
+    await mkdir(path.join(again, 'bin'), { recursive: true });
+    await writeFile(path.join(again, 'bin/.wh..wh..opq'), '');
+    await writeFile(path.join(again, 'bin/bash'), '', { mode: 0o755 });
+    const hidden = path.join(root, 'opq-hidden-layout');
+    const kept = path.join(root, 'opq-kept-layout');
+    await writeRunImage(hidden, 'v1', { layers: [lower, upper], version: '1' });
+    const keptImage = await writeRunImage(kept, 'v1', { layers: [lower, again], version: '1' });
+    const cacheRoot = path.join(root, 'opq-cache');
+    const env = { ...process.env, SLUGBUILDER_CACHE_DIR: cacheRoot };
+    const build = (layout: string, out: string) =>
+      runBuilder(['--buildpack', buildpack, '--run-image', `oci:${layout}:v1`, '--image', `oci:${path.join(root, out)}:app`], {
+        input: source,
+        env,
+      });
+
+    const refused = await build(hidden, 'opq-hidden-out');
+    expect(refused.exitCode).to.equal(1);
+    expect(ONE_LINE(refused.stderr)).to.deep.equal([
+      ` !     run image oci:${hidden}:v1 has no /bin/bash: the image's launcher is a bash script; use a run image with bash`,
+    ]);
+
+    const built = await build(kept, 'opq-kept-out');
+    expect(built.exitCode, built.stderr).to.equal(0);
+    const keptFile = path.join(cacheRoot, 'layers', 'run-images', `${keptImage.manifestDigest.slice('sha256:'.length)}.json`);
+    const list = JSON.parse(await readFile(keptFile, 'utf8')) as { files: string[] };
+    expect(list.files).to.include('bin/bash');
+    expect(list.files).not.to.include('bin/sh');
+
+    // The next build reads the kept answer, not the layers: one that says "no bash" is believed.
+    await writeFile(keptFile, JSON.stringify({ files: ['etc/os-release'], links: [] }));
+    const fromCache = await build(kept, 'opq-kept-out-2');
+    expect(fromCache.exitCode).to.equal(1);
+    expect(ONE_LINE(fromCache.stderr)).to.deep.equal([
+      ` !     run image oci:${kept}:v1 has no /bin/bash: the image's launcher is a bash script; use a run image with bash`,
+    ]);
+    // A kept file that is not a file list is ignored: the layers are read again.
+    await writeFile(keptFile, '{"files": 3}');
+    const reread = await build(kept, 'opq-kept-out-3');
+    expect(reread.exitCode, reread.stderr).to.equal(0);
+  });
+
   it('checks --default-process against the app types, in one line listing them', async () => {
     const rootfs = path.join(root, 'with-bash');
     await mkdir(path.join(rootfs, 'bin'), { recursive: true });

@@ -126,7 +126,8 @@ export async function planExport(target: ImageReference, runRef: ImageReference,
   );
   let runFiles: RunImageFiles | undefined;
   try {
-    runFiles = await runImageFiles(run);
+    // Kept beside the app layers (cleared with them): the file list of a run image, by its digest.
+    runFiles = await runImageFiles(run, opts.layerCacheDir && path.join(opts.layerCacheDir, 'run-images'));
     requireBash(runFiles, runRef.text);
   } catch (err) {
     await run.close();

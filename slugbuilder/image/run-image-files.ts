@@ -1,14 +1,18 @@
 /**
  * What the app image's launcher needs from a run image: /bin/bash (the
  * launcher layer is bash), and the programs the app's processes name. Read
- * from the run image's layers (bottom up, whiteouts applied) for an image on
- * this machine; a registry image's layers are not downloaded just for this,
- * so a registry run image is not checked.
+ * from the run image's layers (bottom up, whiteouts and opaque dirs applied)
+ * for an image on this machine, and kept by the image's digest; a registry
+ * image's layers are not downloaded just for this, so a registry run image is
+ * not checked.
  */
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { UserError } from '../../shared/errors.js';
+import { writeFileInside } from '../../shared/fs.js';
+import { digestHex } from './blobs.js';
 import type { SourceImage } from './image-source.js';
 
 /** The paths of a run image (no leading slash) and its symlinks' targets. */
@@ -19,23 +23,25 @@ export interface RunImageFiles {
   pathDirs: string[];
 }
 
-async function readLayer(blob: Readable, into: RunImageFiles): Promise<void> {
+/** What one layer adds, and what it hides of the layers below it. */
+interface LayerChanges {
+  files: Map<string, string | undefined>;
+  dirs: string[];
+  whiteouts: string[];
+  opaque: string[];
+}
+
+async function readLayer(blob: Readable): Promise<LayerChanges> {
+  const out: LayerChanges = { files: new Map(), dirs: [], whiteouts: [], opaque: [] };
   const parser = new Parser({
     onReadEntry: (e: ReadEntry) => {
       const name = e.path.replace(/^\.?\//, '').replace(/\/$/, '');
       const base = path.posix.basename(name);
-      if (base.startsWith('.wh.')) {
-        const gone = path.posix.join(path.posix.dirname(name), base.slice(4));
-        // Deleting from a Set while iterating it is safe: no copy of every path per whiteout.
-        for (const f of into.files) if (f === gone || f.startsWith(`${gone}/`)) into.files.delete(f);
-        into.links.delete(gone);
-      } else if (e.type !== 'Directory') {
-        into.files.add(name);
-        if (e.type === 'SymbolicLink' && e.linkpath) into.links.set(name, e.linkpath);
-        else into.links.delete(name);
-      } else {
-        into.links.delete(name);
-      }
+      const dir = path.posix.dirname(name);
+      if (base === '.wh..wh..opq') out.opaque.push(dir === '.' ? '' : dir);
+      else if (base.startsWith('.wh.')) out.whiteouts.push(path.posix.join(dir, base.slice(4)));
+      else if (e.type === 'Directory') out.dirs.push(name);
+      else out.files.set(name, e.type === 'SymbolicLink' && e.linkpath ? e.linkpath : undefined);
       e.resume();
     },
   });
@@ -45,15 +51,75 @@ async function readLayer(blob: Readable, into: RunImageFiles): Promise<void> {
     blob.on('error', reject);
     blob.pipe(parser);
   });
+  return out;
 }
 
-/** The run image's files, or undefined for a registry image (not downloaded for this). */
-export async function runImageFiles(run: SourceImage): Promise<RunImageFiles | undefined> {
+/**
+ * A layer over the ones below (the OCI layer rules): its whiteouts and opaque
+ * markers hide only what lower layers had, whatever their order in its tar;
+ * then its own entries are added.
+ */
+function applyLayer(into: RunImageFiles, layer: LayerChanges): void {
+  // An opaque dir keeps itself and loses what is below it; a whiteout loses both.
+  const hide = (gone: string, opaque: boolean) => {
+    const under = gone === '' ? '' : `${gone}/`;
+    const hidden = (p: string) => (!opaque && p === gone) || p.startsWith(under);
+    // Deleting from a Set or Map while iterating it is safe: no copy of every path per whiteout.
+    for (const f of into.files) if (hidden(f)) into.files.delete(f);
+    for (const l of into.links.keys()) if (hidden(l)) into.links.delete(l);
+  };
+  for (const dir of layer.opaque) hide(dir, true);
+  for (const gone of layer.whiteouts) hide(gone, false);
+  for (const dir of layer.dirs) into.links.delete(dir);
+  for (const [name, link] of layer.files) {
+    into.files.add(name);
+    if (link === undefined) into.links.delete(name);
+    else into.links.set(name, link);
+  }
+}
+
+/** The kept answer for one run image, by its manifest digest. */
+interface CachedFiles {
+  files: string[];
+  links: Array<[string, string]>;
+}
+
+async function readCached(cacheDir: string, digest: string): Promise<CachedFiles | undefined> {
+  try {
+    const kept = JSON.parse((await readFile(path.join(cacheDir, `${digestHex(digest)}.json`))).toString('utf8')) as CachedFiles;
+    if (!Array.isArray(kept.files) || !Array.isArray(kept.links)) return undefined;
+    if (
+      !kept.files.every((f) => typeof f === 'string') ||
+      !kept.links.every((l) => Array.isArray(l) && l.length === 2 && l.every((x) => typeof x === 'string'))
+    )
+      return undefined;
+    return kept;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The run image's files, or undefined for a registry image (not downloaded
+ * for this). Reading them means gunzipping every layer, so the answer is kept
+ * in `cacheDir` by the manifest's digest (which names every layer's digest).
+ */
+export async function runImageFiles(run: SourceImage, cacheDir?: string): Promise<RunImageFiles | undefined> {
   if (run.registry) return undefined;
   const env = run.config.config?.Env ?? [];
   const pathVar = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-  const out: RunImageFiles = { files: new Set(), links: new Map(), pathDirs: pathVar.split(':').filter((d) => d.startsWith('/')) };
-  for (const layer of run.manifest.layers) await readLayer(await run.openBlob(layer), out);
+  const pathDirs = pathVar.split(':').filter((d) => d.startsWith('/'));
+  const kept = cacheDir ? await readCached(cacheDir, run.digest) : undefined;
+  if (kept) return { files: new Set(kept.files), links: new Map(kept.links), pathDirs };
+  const out: RunImageFiles = { files: new Set(), links: new Map(), pathDirs };
+  for (const layer of run.manifest.layers) applyLayer(out, await readLayer(await run.openBlob(layer)));
+  if (cacheDir) {
+    // A cache that cannot be written only costs the next build this read.
+    const data: CachedFiles = { files: [...out.files], links: [...out.links] };
+    await mkdir(cacheDir, { recursive: true })
+      .then(() => writeFileInside(cacheDir, `${digestHex(run.digest)}.json`, JSON.stringify(data)))
+      .catch(() => undefined);
+  }
   return out;
 }
 
