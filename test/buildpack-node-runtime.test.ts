@@ -7,8 +7,9 @@
  * downloaded and what is cached.
  */
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { type NodeMirror, RUNNING_VERSION, startNodeMirror } from '../scripts/node-mirror.js';
@@ -53,13 +54,30 @@ describe('buildpack nodejs: the Node.js runtime in the slug', function () {
     expect(cold.stderr).to.contain(`       downloading node-v18.20.4-linux-${ARCH}.tar.gz\n       sha256 matches SHASUMS256.txt\n`);
     expect(mirror.count(tarball('18.20.4'))).to.equal(1);
     expect(await slugPaths(cold.slug)).to.include.members(['.heroku/node/bin/node', '.heroku/node/bin/npm']);
-    expect(await readdir(path.join(cache, 'node'))).to.deep.equal([`node-v18.20.4-linux-${ARCH}.tar.gz`]);
+    // Kept uncompressed: a warm build unpacks it without inflating it again.
+    expect(await readdir(path.join(cache, 'node'))).to.deep.equal([`node-v18.20.4-linux-${ARCH}.tar`]);
 
     const warm = await buildSlug(src, cache);
     expect(warm.exitCode, warm.stderr).to.equal(0);
     expect(warm.stderr).to.contain('       node 18.20.4 from the cache\n');
     expect(mirror.count(tarball('18.20.4'))).to.equal(1, 'no second download');
     expect(mirror.count('/v18.20.4/SHASUMS256.txt')).to.equal(1);
+  });
+
+  it('takes a tarball an older build kept compressed, and keeps it uncompressed from then on', async () => {
+    const src = await app({ 'package.json': JSON.stringify({ name: 'rt', version: '1.0.0', engines: { node: '18.x' } }) });
+    const cache = path.join(await tempDir(), 'cache');
+    expect((await buildSlug(src, cache)).exitCode).to.equal(0);
+    const plain = path.join(cache, 'node', `node-v18.20.4-linux-${ARCH}.tar`);
+    await writeFile(`${plain}.gz`, gzipSync(await readFile(plain)));
+    await rm(plain);
+    const downloads = mirror.count(tarball('18.20.4'));
+    const warm = await buildSlug(src, cache);
+    expect(warm.exitCode, warm.stderr).to.equal(0);
+    expect(warm.stderr).to.contain('       node 18.20.4 from the cache\n');
+    expect(mirror.count(tarball('18.20.4'))).to.equal(downloads, 'no download');
+    expect(await readdir(path.join(cache, 'node'))).to.deep.equal([`node-v18.20.4-linux-${ARCH}.tar`]);
+    expect(await slugPaths(warm.slug)).to.include.members(['.heroku/node/bin/node', '.heroku/node/bin/npm']);
   });
 
   it('without engines.node takes .nvmrc, then .node-version, then the current LTS (not the newest release)', async () => {

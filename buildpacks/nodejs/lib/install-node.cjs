@@ -9,7 +9,10 @@
 // stdout as indented log lines; a failure is one " !     " line on stderr and
 // exit 1. The verified tarball is kept in CACHE_DIR/node/ by version, so a
 // rebuild of the same version downloads nothing; when the mirror cannot be
-// reached, a cached release that satisfies the range is used.
+// reached, a cached release that satisfies the range is used. It is kept
+// uncompressed: a warm rebuild then unpacks it without inflating ~110 MB
+// again, which cost several times the plain tar read (and the builder's copy
+// of the bigger file costs far less than that).
 'use strict';
 const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -155,7 +158,7 @@ function hasXz() {
   }
 }
 
-/** Cached tarballs: { version, file } for each CACHE_DIR/node/node-vX.Y.Z-linux-ARCH.tar.{xz,gz}. */
+/** Cached tarballs: { version, file } for each CACHE_DIR/node/node-vX.Y.Z-linux-ARCH.tar[.xz|.gz] (older builds kept them compressed). */
 function cached(cacheDir, arch) {
   const dir = path.join(cacheDir, 'node');
   let names = [];
@@ -164,7 +167,7 @@ function cached(cacheDir, arch) {
   } catch {
     return [];
   }
-  const re = new RegExp(`^node-v(\\d+\\.\\d+\\.\\d+)-linux-${arch}\\.tar\\.(xz|gz)$`);
+  const re = new RegExp(`^node-v(\\d+\\.\\d+\\.\\d+)-linux-${arch}\\.tar(\\.xz|\\.gz)?$`);
   return names.flatMap((name) => {
     const m = re.exec(name);
     return m ? [{ version: m[1], file: path.join(dir, name) }] : [];
@@ -266,7 +269,8 @@ async function main(buildDir, cacheDir) {
   fs.rmSync(target, { recursive: true, force: true });
   fs.mkdirSync(target, { recursive: true });
   try {
-    execFileSync('tar', [tarball.endsWith('.xz') ? '-xJf' : '-xzf', tarball, '-C', target, '--strip-components=1', '--no-same-owner'], {
+    tarball = uncompressed(tarball);
+    execFileSync('tar', ['-xf', tarball, '-C', target, '--strip-components=1', '--no-same-owner'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
   } catch (err) {
@@ -280,6 +284,28 @@ async function main(buildDir, cacheDir) {
     );
   }
   info(`node ${version} installed into .heroku/node`);
+}
+
+/** The kept tarball as a plain .tar beside it (the compressed one removed); a plain one as it is. */
+function uncompressed(file) {
+  const m = /\.(xz|gz)$/.exec(file);
+  if (!m) return file;
+  const plain = file.slice(0, -m[0].length);
+  const partial = path.join(path.dirname(plain), `.${path.basename(plain)}.partial`);
+  // wx: a name left in the cache (a link an earlier build made) is replaced, never written through.
+  fs.rmSync(partial, { force: true });
+  const fd = fs.openSync(partial, 'wx');
+  try {
+    execFileSync(m[1] === 'xz' ? 'xz' : 'gzip', ['-dc', file], { stdio: ['ignore', fd, 'pipe'] });
+  } catch (err) {
+    fs.rmSync(partial, { force: true });
+    throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(partial, plain);
+  fs.rmSync(file, { force: true });
+  return plain;
 }
 
 const [buildDir, cacheDir] = process.argv.slice(2);
