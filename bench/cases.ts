@@ -347,7 +347,12 @@ export async function p4Build(s: Setup): Promise<Row> {
   fresh(cache);
   const runs = await compare(
     s.times.p4,
-    () => timed('node', [cli(s, 'slugbuilder'), '--buildpack', bp, '--cache-dir', cache, '-o', slug], { stdinFile: s.appTar }),
+    // A fresh cache root for every run: each is a first build, with nothing kept from the last (the slug's parts).
+    () =>
+      timed('node', [cli(s, 'slugbuilder'), '--buildpack', bp, '--cache-dir', cache, '-o', slug], {
+        stdinFile: s.appTar,
+        env: { ...process.env, SLUGBUILDER_CACHE_DIR: fresh(path.join(s.work, 'p4-cache-root')) },
+      }),
     () => timedShell(script, { stdinFile: s.appTar }),
   );
   const ours = medianRun(runs.candidate);
@@ -368,9 +373,10 @@ export async function p4Build(s: Setup): Promise<Row> {
 /** P5: peak RSS of slugbuilder while the ~1 GB tree streams in on stdin. */
 export async function p5Memory(s: Setup): Promise<Row> {
   const cache = fresh(path.join(s.work, 'p5-cache'));
+  const cacheRoot = fresh(path.join(s.work, 'p5-cache-root'));
   const slug = path.join(s.work, 'p5-slug.tgz');
   const run = await timedShell(
-    `tar -cf - -C "${s.big.dir}" . | /usr/bin/time -f '%U %S %M' -o "${stageTimeFile()}" node "${cli(s, 'slugbuilder')}" --buildpack "${s.noopBuildpack}" --cache-dir "${cache}" --max-slug-size 2G -o "${slug}"`,
+    `tar -cf - -C "${s.big.dir}" . | SLUGBUILDER_CACHE_DIR="${cacheRoot}" /usr/bin/time -f '%U %S %M' -o "${stageTimeFile()}" node "${cli(s, 'slugbuilder')}" --buildpack "${s.noopBuildpack}" --cache-dir "${cache}" --max-slug-size 2G -o "${slug}"`,
   );
   const node = readStageTime();
   const slugSize = statSync(slug).size;
@@ -406,8 +412,8 @@ export async function p6Rebuild(s: Setup): Promise<Row> {
   }
   const cache = path.join(s.work, 'p6-cache');
   const slug = path.join(s.work, 'p6-slug.tgz');
-  const build = () =>
-    timed('node', [cli(s, 'slugbuilder'), '--source', example, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug]);
+  const build = (env: NodeJS.ProcessEnv) =>
+    timed('node', [cli(s, 'slugbuilder'), '--source', example, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug], { env });
   const { cold, warm, c, w, ratio } = await warmVsCold(s, cache, build);
   rmSync(cache, { recursive: true, force: true });
   return {
@@ -420,18 +426,22 @@ export async function p6Rebuild(s: Setup): Promise<Row> {
   };
 }
 
-/** P6's pairs: a build on an emptied cache, then the same build warm; the medians and warm/cold. */
+/**
+ * P6's pairs: a build on an emptied cache dir and an emptied cache root (so no
+ * slug part kept by the last pair), then the same build warm; the medians and warm/cold.
+ */
 export async function warmVsCold(
   s: Setup,
   cache: string,
-  build: () => Promise<Run>,
+  build: (env: NodeJS.ProcessEnv) => Promise<Run>,
 ): Promise<{ cold: Run[]; warm: Run[]; c: Run; w: Run; ratio: number }> {
   const cold: Run[] = [];
   const warm: Run[] = [];
   for (let i = 0; i < s.times.p6; i++) {
     fresh(cache);
-    cold.push(await build());
-    warm.push(await build());
+    const env = { ...process.env, SLUGBUILDER_CACHE_DIR: fresh(`${cache}-root`) };
+    cold.push(await build(env));
+    warm.push(await build(env));
   }
   const c = medianRun(cold);
   const w = medianRun(warm);

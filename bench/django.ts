@@ -22,8 +22,8 @@ export async function p6Django(s: Setup): Promise<Row> {
   const app = path.join(s.repo, 'test/fixtures/apps/python-django');
   const buildpack = path.join(s.repo, 'buildpacks/python');
   const slug = path.join(s.work, 'p6-django-slug.tgz');
-  const build = () =>
-    timed('node', [cli(s, 'slugbuilder'), '--source', app, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug, ...config]);
+  const build = (env: NodeJS.ProcessEnv) =>
+    timed('node', [cli(s, 'slugbuilder'), '--source', app, '--buildpack', buildpack, '--cache-dir', cache, '-o', slug, ...config], { env });
   const { cold, warm, c, w, ratio } = await warmVsCold(s, cache, build);
   return {
     ...row,
