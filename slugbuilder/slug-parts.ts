@@ -142,33 +142,39 @@ class SlugFile {
   }
 }
 
-/** Yields `first`, then the rest of `it`, hashing and counting every byte into `seen`. */
-async function* tapped(first: Buffer[], it: AsyncIterator<Buffer>, seen?: { hash: Hash; bytes: number }): AsyncGenerator<Buffer> {
+/** Yields `first`, then the rest of `it`, each chunk shown to `seen` on the way. */
+async function* tapped(first: Buffer[], it: AsyncIterator<Buffer>, seen?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
   for (const chunk of first) {
-    seen?.hash.update(chunk);
-    if (seen) seen.bytes += chunk.length;
+    seen?.(chunk);
     yield chunk;
   }
   for (let next = await it.next(); !next.done; next = await it.next()) {
-    seen?.hash.update(next.value);
-    if (seen) seen.bytes += next.value.length;
+    seen?.(next.value);
     yield next.value;
   }
 }
 
-/** Gzip `tar` into every sink, in order; returns the sha256 and size of the gzip bytes. */
-async function compress(tar: AsyncIterable<Buffer>, sinks: Array<(chunk: Buffer) => Promise<void>>): Promise<CachedLayer> {
-  const hash = createHash('sha256');
-  let size = 0;
+/** Hashes and counts what it is shown: a tar's sha256 (its cache key) and length, or a blob's. */
+class Sum {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  readonly see = (chunk: Buffer): void => {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+  };
+  digest(): string {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+/** Gzip `tar` into every sink; each chunk goes to all of them before the next. */
+async function compress(tar: AsyncIterable<Buffer>, sinks: Array<(chunk: Buffer) => Promise<void> | void>): Promise<void> {
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
       Promise.all(sinks.map((s) => s(chunk))).then(() => done(), done);
     },
   });
   await pipeline(Readable.from(tar, { objectMode: false }), createSlugCompressor(), sink);
-  return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
 function sha256Of(bytes: Buffer): string {
@@ -202,26 +208,29 @@ class PartWriter {
       length += next.value.length;
     }
     if (!this.cache || length < CACHED_PART_BYTES) {
-      const seen = { hash: createHash('sha256'), bytes: 0 };
-      await compress(tapped(first, it, seen), [(c) => this.out.write(c)]);
-      return { tarBytes: seen.bytes, cacheable: false, reused: false };
+      let tarBytes = 0;
+      await compress(
+        tapped(first, it, (c) => (tarBytes += c.length)),
+        [(c) => this.out.write(c)],
+      );
+      return { tarBytes, cacheable: false, reused: false };
     }
     const head = sha256Of(Buffer.concat(first).subarray(0, HEAD_BYTES));
     if (!(await this.cache.mayHave(head))) return this.compressAndKeep(tapped(first, it), head, this.cache);
 
     // Some kept tar starts like this one: hash it all, then look for it.
-    const seen = { hash: createHash('sha256'), bytes: 0 };
-    for await (const _ of tapped(first, it, seen));
-    const tar = { diffId: `sha256:${seen.hash.digest('hex')}`, bytes: seen.bytes };
+    const sum = new Sum();
+    for await (const _ of tapped(first, it, sum.see));
+    const tar = { diffId: sum.digest(), bytes: sum.bytes };
     if (await this.copyKept(tar, head, this.cache)) return { tarBytes: tar.bytes, cacheable: true, reused: true };
     // Not kept, or not usable: pack it again (the tar was not kept in memory) and compress it.
-    const again = part.tar()[Symbol.asyncIterator]();
-    return this.compressAndKeep(tapped([], again), head, this.cache);
+    return this.compressAndKeep(part.tar(), head, this.cache);
   }
 
   /** Compress the part into the slug and, beside it, a blob for the cache. */
-  private async compressAndKeep(tar: AsyncGenerator<Buffer>, head: string, cache: LayerCache): Promise<PartResult> {
-    const seen = { hash: createHash('sha256'), bytes: 0 };
+  private async compressAndKeep(tar: AsyncIterator<Buffer>, head: string, cache: LayerCache): Promise<PartResult> {
+    const sum = new Sum();
+    const gz = new Sum();
     const blob = await createTempFile(this.file, 0o644);
     try {
       let at = 0;
@@ -230,11 +239,11 @@ class PartWriter {
           done += (await blob.handle.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
         at += chunk.length;
       };
-      const gz = await compress(tapped([], tar[Symbol.asyncIterator](), seen), [(c) => this.out.write(c), toBlob]);
+      await compress(tapped([], tar, sum.see), [(c) => this.out.write(c), toBlob, gz.see]);
       await blob.handle.close();
       // The tar hashed in the same pass as it was compressed: the entry is right even if the tree changed since `head`.
-      await cache.put(`sha256:${seen.hash.digest('hex')}`, head, blob.path, gz);
-      return { tarBytes: seen.bytes, cacheable: true, reused: false };
+      await cache.put(sum.digest(), head, blob.path, { digest: gz.digest(), size: gz.bytes });
+      return { tarBytes: sum.bytes, cacheable: true, reused: false };
     } finally {
       await blob.handle.close().catch(() => undefined);
       await removeTemp(blob.path);
