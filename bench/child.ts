@@ -20,7 +20,7 @@ import { createGunzip } from 'node:zlib';
 import { Parser } from 'tar';
 import { ARCHIVE_CHUNK, extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { DEFAULT_MTIME, packTree } from '../shared/tar/pack.js';
-import { writeSlug } from '../slugbuilder/slug.js';
+import { writeSlug } from '../slugbuilder/slug-parts.js';
 
 const [job, a, b] = process.argv.slice(2);
 

@@ -35,7 +35,7 @@ import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
 import { writeAppSbom } from './sbom/app-sbom.js';
-import { type SlugInfo, writeSlug } from './slug.js';
+import { type SlugInfo, writeSlug } from './slug-parts.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
 import { intakeSource } from './source/intake.js';
 import { applyProjectFilters, keepProjectBuildpacks, type ProjectDescriptor, readProjectDescriptor } from './source/project-descriptor.js';
@@ -221,7 +221,12 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   timer.mark('release');
 
   log.step('Compressing...');
-  const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), { mtime: opts.mtime, maxBytes: opts.maxSlugBytes });
+  const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), {
+    mtime: opts.mtime,
+    maxBytes: opts.maxSlugBytes,
+    // The image's app layers are kept there too: same compressor, keyed by tar.
+    layerCacheDir: path.join(opts.cacheRoot, 'layers'),
+  });
   log.info('Done: slug built');
   log.step(`Compiled slug size is ${formatSize(slug.size)}`);
   if (slug.size > opts.warnSlugBytes)

@@ -31,6 +31,8 @@ export interface PackOptions {
   groupWritable?: boolean;
   /** Called once per entry; lets callers count files or enforce limits. */
   onEntry?: (relPath: string, size: number) => void;
+  /** End with the two zero blocks that close an archive (default); false for one part of a larger archive. */
+  end?: boolean;
 }
 
 const BLOCK = 512;
@@ -162,8 +164,10 @@ export async function* packTree(root: string, opts: PackOptions = {}): AsyncGene
     // Sockets, fifos and devices have no place in a slug: left out.
     if (out.ready.length > 0) yield* out.ready.splice(0);
   }
-  out.append(ZERO_BLOCK);
-  out.append(ZERO_BLOCK);
+  if (opts.end !== false) {
+    out.append(ZERO_BLOCK);
+    out.append(ZERO_BLOCK);
+  }
   out.flush();
   yield* out.ready.splice(0);
 }

@@ -10,7 +10,7 @@ import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
 import { checkWritableTarget, stageCopy, stageFile } from '../../shared/fs.js';
 import { displayUrl, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
-import type { SlugInfo } from '../slug.js';
+import type { SlugInfo } from '../slug-parts.js';
 import type { Output, OutputKind, ParseContext } from './deliver.js';
 
 export const SLUG_OPTIONS = {

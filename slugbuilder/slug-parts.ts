@@ -1,0 +1,363 @@
+/**
+ * The slug: a deterministic tar of the build dir (entries `./...`, `.git`
+ * left out), gzipped as several gzip members back to back (RFC 1952 §2.2),
+ * one per part of the app, so a warm build reuses the compressed bytes of
+ * what did not change instead of compressing them again.
+ *
+ * The parts follow the image's layer split (image/app-layers.ts): first the
+ * rest of the app (every entry outside the split trees, the directories above
+ * them included, so a parent always comes before its children), then each
+ * dependency tree and launch layer tree (its own directory entry and all
+ * below), then the archive's two zero blocks. Joined, the members' tar bytes
+ * are one tar with no entry twice; every gzip reader (GNU gzip and tar,
+ * Node's zlib, Python's gzip, Go's gzip) reads the members as one stream. An
+ * app with no split tree is one member, the whole tar.
+ *
+ * A part of at least CACHED_PART_BYTES goes through the layer cache
+ * (image/layer-cache.ts, shared with the image's app layers): keyed by the
+ * sha256 of its tar and the compressor. A part whose first HEAD_BYTES no kept
+ * tar starts with is compressed in one pass and kept; any other is hashed
+ * first and, when kept, its gzip bytes are copied in: the same bytes a fresh
+ * compression gives (same tar, same compressor), so the slug does not depend
+ * on the cache. The cache dir was written by earlier builds: a kept blob is
+ * used only when, while it is copied, its bytes hash to the kept digest and
+ * inflate to exactly the part's tar; else what was copied is cut off again
+ * and the part compressed.
+ */
+import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, Transform, type TransformCallback, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { UserError } from '../shared/errors.js';
+import { createTempFile, removeOnExit, removeTemp } from '../shared/fs.js';
+import { log } from '../shared/log.js';
+import { packTree } from '../shared/tar/pack.js';
+import { formatSize, plural } from '../shared/units.js';
+import { planAppLayers } from './image/app-layers.js';
+import { type CachedLayer, HEAD_BYTES, LayerCache } from './image/layer-cache.js';
+import { createSlugCompressor, notInApp, writeFailure } from './slug.js';
+import { largestEntries, overLimitMessage } from './slug-size.js';
+
+export interface SlugInfo {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface SlugOptions {
+  mtime: Date;
+  /** Hard limit on the compressed size. */
+  maxBytes: number;
+  /** The layer cache dir (`<cache root>/layers`); none: every part is compressed. */
+  layerCacheDir?: string;
+}
+
+/**
+ * Parts with less tar than this are compressed, never cached: at level 6 a
+ * MiB deflates in tens of milliseconds, about what the cache's own file work
+ * costs (the head marker, the entry, a link or copy, and on a put the scan of
+ * every entry to prune). It is also the head marker's length, so every cached
+ * part's marker covers the same bytes.
+ */
+export const CACHED_PART_BYTES = HEAD_BYTES;
+
+/** The two zero blocks that end a tar. */
+const END_OF_ARCHIVE = Buffer.alloc(1024);
+
+/** Read size for a kept blob copied into the slug. */
+const COPY_CHUNK = 1024 * 1024;
+
+interface Part {
+  /** The split tree, '' for the rest of the app, undefined for the end blocks. */
+  tree?: string;
+  tar: () => AsyncGenerator<Buffer>;
+}
+
+/** The slug's parts, in order. */
+async function slugParts(buildDir: string, mtime: Date): Promise<Part[]> {
+  const planned = (await planAppLayers(buildDir)).map((p) => p.tree).filter(Boolean);
+  // A tree inside another stays in the outer tree's part (the layer rule makes none today).
+  const trees = planned.filter((t) => !planned.some((o) => o !== t && t.startsWith(o + '/')));
+  const split = new Set(trees);
+  const end = trees.length === 0;
+  const parts: Part[] = [
+    { tree: '', tar: () => packTree(buildDir, { prefix: './', mtime, exclude: (rel) => notInApp(rel) || split.has(rel), end }) },
+  ];
+  for (const tree of trees) {
+    const exclude = (rel: string) => notInApp(`${tree}/${rel}`);
+    parts.push({ tree, tar: () => packTree(path.join(buildDir, tree), { prefix: `./${tree}/`, mtime, exclude, end: false }) });
+  }
+  if (!end)
+    parts.push({
+      tar: async function* () {
+        yield END_OF_ARCHIVE;
+      },
+    });
+  return parts;
+}
+
+/**
+ * The slug file, written in order. Past `maxBytes` it writes nothing and only
+ * counts, so the whole size can be told; a part can be taken back (a kept blob
+ * that turned out wrong).
+ */
+class SlugFile {
+  private hash: Hash = createHash('sha256');
+  /** Compressed bytes so far, written or not. */
+  bytes = 0;
+  private written = 0;
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly maxBytes: number,
+  ) {}
+
+  get over(): boolean {
+    return this.bytes > this.maxBytes;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.bytes += chunk.length;
+    if (this.over) return;
+    this.hash.update(chunk);
+    for (let at = 0; at < chunk.length; ) at += (await this.handle.write(chunk, at, chunk.length - at, this.written + at)).bytesWritten;
+    this.written += chunk.length;
+  }
+
+  mark(): { bytes: number; written: number; hash: Hash } {
+    return { bytes: this.bytes, written: this.written, hash: this.hash.copy() };
+  }
+
+  async rollback(to: ReturnType<SlugFile['mark']>): Promise<void> {
+    this.bytes = to.bytes;
+    this.written = to.written;
+    this.hash = to.hash;
+    await this.handle.truncate(to.written);
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** Yields `first`, then the rest of `it`, each chunk shown to `seen` on the way. */
+async function* tapped(first: Buffer[], it: AsyncIterator<Buffer>, seen?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  for (const chunk of first) {
+    seen?.(chunk);
+    yield chunk;
+  }
+  for (let next = await it.next(); !next.done; next = await it.next()) {
+    seen?.(next.value);
+    yield next.value;
+  }
+}
+
+/** Hashes and counts what it is shown: a tar's sha256 (its cache key) and length, or a blob's. */
+class Sum {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  readonly see = (chunk: Buffer): void => {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+  };
+  digest(): string {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+/** Gzip `tar` into every sink; each chunk goes to all of them before the next. */
+async function compress(tar: AsyncIterable<Buffer>, sinks: Array<(chunk: Buffer) => Promise<void> | void>): Promise<void> {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      Promise.all(sinks.map((s) => s(chunk))).then(() => done(), done);
+    },
+  });
+  await pipeline(Readable.from(tar, { objectMode: false }), createSlugCompressor(), sink);
+}
+
+function sha256Of(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+interface PartResult {
+  /** Bytes of tar the part holds. */
+  tarBytes: number;
+  /** Went through the cache (at least CACHED_PART_BYTES of tar). */
+  cacheable: boolean;
+  reused: boolean;
+}
+
+class PartWriter {
+  constructor(
+    private readonly out: SlugFile,
+    /** The slug file: temp files go beside it. */
+    private readonly file: string,
+    private readonly cache: LayerCache | undefined,
+  ) {}
+
+  async write(part: Part): Promise<PartResult> {
+    const it = part.tar()[Symbol.asyncIterator]();
+    const first: Buffer[] = [];
+    let length = 0;
+    while (length < CACHED_PART_BYTES) {
+      const next = await it.next();
+      if (next.done) break;
+      first.push(next.value);
+      length += next.value.length;
+    }
+    if (!this.cache || length < CACHED_PART_BYTES) {
+      let tarBytes = 0;
+      await compress(
+        tapped(first, it, (c) => (tarBytes += c.length)),
+        [(c) => this.out.write(c)],
+      );
+      return { tarBytes, cacheable: false, reused: false };
+    }
+    const head = sha256Of(Buffer.concat(first).subarray(0, HEAD_BYTES));
+    if (!(await this.cache.mayHave(head))) return this.compressAndKeep(tapped(first, it), head, this.cache);
+
+    // Some kept tar starts like this one: hash it all, then look for it.
+    const sum = new Sum();
+    for await (const _ of tapped(first, it, sum.see));
+    const tar = { diffId: sum.digest(), bytes: sum.bytes };
+    if (await this.copyKept(tar, head, this.cache)) return { tarBytes: tar.bytes, cacheable: true, reused: true };
+    // Not kept, or not usable: pack it again (the tar was not kept in memory) and compress it.
+    return this.compressAndKeep(part.tar(), head, this.cache);
+  }
+
+  /** Compress the part into the slug and, beside it, a blob for the cache. */
+  private async compressAndKeep(tar: AsyncIterator<Buffer>, head: string, cache: LayerCache): Promise<PartResult> {
+    const sum = new Sum();
+    const gz = new Sum();
+    const blob = await createTempFile(this.file, 0o644);
+    try {
+      let at = 0;
+      const toBlob = async (chunk: Buffer) => {
+        for (let done = 0; done < chunk.length; )
+          done += (await blob.handle.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
+        at += chunk.length;
+      };
+      await compress(tapped([], tar, sum.see), [(c) => this.out.write(c), toBlob, gz.see]);
+      await blob.handle.close();
+      // The tar hashed in the same pass as it was compressed: the entry is right even if the tree changed since `head`.
+      await cache.put(sum.digest(), head, blob.path, { digest: gz.digest(), size: gz.bytes });
+      return { tarBytes: sum.bytes, cacheable: true, reused: false };
+    } finally {
+      await blob.handle.close().catch(() => undefined);
+      await removeTemp(blob.path);
+    }
+  }
+
+  /** Copy the kept blob of `tar` into the slug, checked as it goes; false (nothing left in the slug) when absent or wrong. */
+  private async copyKept(tar: { diffId: string; bytes: number }, head: string, cache: LayerCache): Promise<boolean> {
+    const into = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(8).toString('hex')}.kept`);
+    removeOnExit(into);
+    try {
+      const kept = await cache.take(tar.diffId, head, into);
+      if (!kept) return false;
+      const mark = this.out.mark();
+      if (await this.copyChecked(into, kept, tar)) return true;
+      await this.out.rollback(mark);
+      return false;
+    } finally {
+      await removeTemp(into);
+    }
+  }
+
+  /**
+   * Write `blob` into the slug while checking it is what the cache says and
+   * what the slug needs: its bytes hash to the kept digest, and gunzipped
+   * (every byte of it, nothing after the last member) they are the part's tar.
+   */
+  private async copyChecked(blob: string, kept: CachedLayer, tar: { diffId: string; bytes: number }): Promise<boolean> {
+    const gzHash = createHash('sha256');
+    const tarHash = createHash('sha256');
+    let gzBytes = 0;
+    let tarBytes = 0;
+    const out = this.out;
+    const gunzip = createGunzip({ chunkSize: COPY_CHUNK });
+    try {
+      await pipeline(
+        createReadStream(blob, { highWaterMark: COPY_CHUNK }),
+        new Transform({
+          transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+            gzHash.update(chunk);
+            gzBytes += chunk.length;
+            out.write(chunk).then(() => done(null, chunk), done);
+          },
+        }),
+        gunzip,
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            tarBytes += chunk.length;
+            // A blob that inflates past the tar is wrong: stop rather than inflate it all.
+            if (tarBytes > tar.bytes) return done(new Error('the kept blob inflates past the tar'));
+            tarHash.update(chunk);
+            done();
+          },
+        }),
+      );
+    } catch {
+      return false;
+    }
+    return (
+      gzBytes === kept.size &&
+      `sha256:${gzHash.digest('hex')}` === kept.digest &&
+      // gunzip stops at zero bytes after a member and leaves them unread; other readers would stop there too.
+      gunzip.bytesWritten === gzBytes &&
+      tarBytes === tar.bytes &&
+      `sha256:${tarHash.digest('hex')}` === tar.diffId
+    );
+  }
+}
+
+/** Write the slug of `buildDir` to `file`; a failure removes `file`. */
+export async function writeSlug(buildDir: string, file: string, opts: SlugOptions): Promise<SlugInfo> {
+  const { out, parts, cache } = await writeParts(buildDir, file, opts);
+  if (out.over) {
+    await rm(file, { force: true });
+    const largest = await largestEntries(buildDir, (rel) => !notInApp(rel));
+    throw new UserError(`${overLimitMessage(out.bytes, opts.maxBytes, largest)}: remove files with .slugignore or raise --max-slug-size`);
+  }
+  if (cache && parts.some((p) => p.cacheable)) logReuse(parts);
+  return { path: file, size: out.bytes, sha256: out.digest() };
+}
+
+async function writeParts(
+  buildDir: string,
+  file: string,
+  opts: SlugOptions,
+): Promise<{ out: SlugFile; parts: PartResult[]; cache: LayerCache | undefined }> {
+  const cache = opts.layerCacheDir ? new LayerCache(opts.layerCacheDir) : undefined;
+  const parts: PartResult[] = [];
+  let out: SlugFile;
+  try {
+    const planned = await slugParts(buildDir, opts.mtime);
+    const handle = await open(file, 'w', 0o644);
+    try {
+      out = new SlugFile(handle, opts.maxBytes);
+      const writer = new PartWriter(out, file, cache);
+      for (const part of planned) {
+        const result = await writer.write(part);
+        if (part.tree !== undefined) parts.push(result);
+      }
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    await rm(file, { force: true });
+    throw writeFailure(err, 'the slug', file);
+  }
+  return { out, parts, cache };
+}
+
+function logReuse(parts: PartResult[]): void {
+  const reused = parts.filter((p) => p.reused);
+  const saved = reused.reduce((sum, p) => sum + p.tarBytes, 0);
+  log.info(
+    `Slug: ${reused.length} of ${plural(parts.length, 'part')} reused from the layer cache` +
+      (reused.length > 0 ? ` (${formatSize(saved)} of tar not compressed again)` : ''),
+  );
+}

@@ -1,0 +1,289 @@
+/**
+ * The slug as several gzip members, one per part of the app (the rest, each
+ * dependency tree, the end blocks), through the real CLIs: a warm build
+ * reuses the unchanged parts from the layer cache and writes the same bytes
+ * as a cold one; every tar reader reads the members as one tar; a tampered
+ * cache entry never makes a wrong slug.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { Header } from 'tar';
+import { makeApp, removeTempDirs, runBuilder, runRunner, tempDir, writeBuildpack } from './helpers/cli.js';
+import { requireTools } from './helpers/tools.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const EPOCH = '1700000000';
+
+/** Deterministic JS-like text, so the parts compress as real ones do. */
+function text(seed: number, bytes: number): string {
+  const words = [
+    'const',
+    'function',
+    'return',
+    'module',
+    'exports',
+    'require',
+    'value',
+    'options',
+    'callback',
+    'this',
+    '=>',
+    '{',
+    '}',
+    ';',
+  ];
+  let x = seed + 1;
+  let out = `// module ${seed}\n`;
+  while (out.length < bytes) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out += words[x % words.length] + (x % 7 === 0 ? '\n' : ' ');
+  }
+  return out;
+}
+
+/** An app with a node_modules (about 3 MB of tar) and a runtime under .heroku/node (1.5 MB): both over the 1 MiB a cached part needs. */
+async function bigApp(server = 'console.log("v1")\n'): Promise<string> {
+  const files: Record<string, string> = { Procfile: 'web: node server.js\n', 'server.js': server, 'package.json': '{"name":"app"}\n' };
+  for (let p = 0; p < 40; p++) for (let f = 0; f < 5; f++) files[`node_modules/pkg-${p}/lib/file-${f}.js`] = text(p * 10 + f, 16 * 1024);
+  const app = await makeApp(files);
+  await mkdir(path.join(app, '.heroku/node/bin'), { recursive: true });
+  // Incompressible, as a binary is to gzip: from a fixed seed so every build sees the same bytes.
+  const runtime = Buffer.concat(Array.from({ length: (1536 * 1024) / 32 }, (_, i) => createHash('sha256').update(`runtime ${i}`).digest()));
+  await writeFile(path.join(app, '.heroku/node/bin/node'), runtime, { mode: 0o755 });
+  return app;
+}
+
+/** The gzip members of `gz` (each with the fixed 10-byte header slugkit writes), as [offset, length]. */
+function members(gz: Buffer): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let at = 0; at < gz.length; ) {
+    expect(gz.subarray(at, at + 4).toString('hex'), `member at ${at}`).to.equal('1f8b0800');
+    const { engine } = zlib.inflateRawSync(gz.subarray(at + 10), { info: true }) as unknown as { engine: zlib.InflateRaw };
+    const length = 10 + engine.bytesWritten + 8;
+    out.push([at, length]);
+    at += length;
+  }
+  return out;
+}
+
+/** Every file, dir and link under `root` with its content (or target). */
+async function treeOf(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    const rel = path.relative(root, path.join(e.parentPath, e.name));
+    out[rel] = e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'link' : sha(await readFile(path.join(root, rel)));
+  }
+  return out;
+}
+
+describe('the slug in parts (multi-member gzip)', function () {
+  this.timeout(120_000);
+  let app: string;
+  let buildpack: string;
+  let work: string;
+  /** The cache root of the first (cold) build, as it left it. */
+  let coldRoot: string;
+  let cold: { slug: Buffer; stderr: string };
+  let n = 0;
+
+  async function build(cacheRoot: string, source = app): Promise<{ slug: Buffer; stderr: string; file: string }> {
+    const file = path.join(work, `slug-${++n}.tgz`);
+    const res = await runBuilder(['--source', source, '--buildpack', buildpack, '--cache-dir', path.join(work, `cache-${n}`), '-o', file], {
+      env: { ...process.env, SLUGBUILDER_CACHE_DIR: cacheRoot, SOURCE_DATE_EPOCH: EPOCH },
+    });
+    expect(res.exitCode, res.stderr).to.equal(0);
+    return { slug: await readFile(file), stderr: res.stderr, file };
+  }
+
+  before(async () => {
+    work = await tempDir('slugkit-parts-');
+    app = await bigApp();
+    buildpack = await writeBuildpack(path.join(await tempDir('slugkit-bp-'), 'parts'), {});
+    coldRoot = path.join(work, 'root-cold');
+    cold = await build(coldRoot);
+  });
+  after(removeTempDirs);
+
+  it('writes the rest of the app, each dependency tree and the end blocks as gzip members', () => {
+    expect(cold.stderr).to.include('Slug: 0 of 3 parts reused from the layer cache\n');
+    const parts = members(cold.slug);
+    expect(parts).to.have.length(4);
+    const tars = parts.map(([at, length]) => zlib.gunzipSync(cold.slug.subarray(at, at + length)));
+    const names = (tar: Buffer) => {
+      const out: string[] = [];
+      for (let at = 0; at + 512 <= tar.length; ) {
+        const h = new Header(tar.subarray(at, at + 512));
+        if (!h.path) break;
+        out.push(h.path);
+        at += 512 + Math.ceil((h.size ?? 0) / 512) * 512;
+      }
+      return out;
+    };
+    const [rest, runtime, deps, end] = tars.map(names);
+    expect(rest).to.include.members(['./', './.heroku/', './Procfile', './server.js']);
+    expect(rest.filter((p) => p.startsWith('./node_modules') || p.startsWith('./.heroku/node'))).to.deep.equal([]);
+    expect(runtime).to.deep.equal(['./.heroku/node/', './.heroku/node/bin/', './.heroku/node/bin/node']);
+    expect(deps[0]).to.equal('./node_modules/');
+    expect(deps).to.have.length(1 + 40 * 2 + 200);
+    expect(end).to.deep.equal([]);
+    expect(tars[3].equals(Buffer.alloc(1024))).to.equal(true);
+  });
+
+  it('reuses the unchanged parts on a warm build: the same bytes as a cold build with an empty cache', async () => {
+    const root = path.join(work, 'root-warm');
+    await cp(coldRoot, root, { recursive: true });
+    const warm = await build(root);
+    expect(warm.stderr).to.match(/^ {7}Slug: 2 of 3 parts reused from the layer cache \(\d+\.\dM of tar not compressed again\)$/m);
+    expect(sha(warm.slug)).to.equal(sha(cold.slug));
+    const fresh = await build(path.join(work, 'root-empty'));
+    expect(fresh.stderr).to.include('Slug: 0 of 3 parts reused');
+    expect(sha(fresh.slug)).to.equal(sha(cold.slug));
+
+    // --max-slug-size counts the reused parts as it counts compressed ones: the whole size, no slug written.
+    const file = path.join(work, 'over.tgz');
+    const over = await runBuilder(['--source', app, '--buildpack', buildpack, '--max-slug-size', '1M', '-o', file], {
+      env: { ...process.env, SLUGBUILDER_CACHE_DIR: root, SOURCE_DATE_EPOCH: EPOCH },
+    });
+    expect(over.exitCode, over.stderr).to.equal(1);
+    const size = `${(cold.slug.length / 1024 ** 2).toFixed(1)}M`;
+    const errors = over.stderr.split('\n').filter((l) => l.startsWith(' !     '));
+    expect(errors).to.have.length(1);
+    expect(errors[0]).to.match(
+      new RegExp(
+        `^ ! {5}slug is ${size.replace('.', '\\.')}, over the 1\\.0M limit; largest before compression: node_modules 3\\.\\dM, \\.heroku 1\\.5M, `,
+      ),
+    );
+    expect(existsSync(file)).to.equal(false);
+  });
+
+  it('reuses the dependency parts after a code-only change, and the slug unpacks to the changed app', async function () {
+    requireTools(this, 'tar');
+    const root = path.join(work, 'root-change');
+    await cp(coldRoot, root, { recursive: true });
+    const changedApp = await bigApp('console.log("v2")\n');
+    const changed = await build(root, changedApp);
+    expect(changed.stderr).to.include('Slug: 2 of 3 parts reused from the layer cache');
+    // The same as a build of the changed app from nothing.
+    expect(sha(changed.slug)).to.equal(sha((await build(path.join(work, 'root-change-empty'), changedApp)).slug));
+    const dir = await tempDir('slugkit-parts-x-');
+    await execa('tar', ['-xzf', changed.file, '-C', dir]);
+    expect(await readFile(path.join(dir, 'server.js'), 'utf8')).to.equal('console.log("v2")\n');
+    expect(await treeOf(dir)).to.deep.include(await treeOf(changedApp));
+  });
+
+  it('is one tar to gzip -t, GNU tar, Python tarfile and slugrunner --slug, each entry once', async function () {
+    requireTools(this, 'gzip', 'tar', 'python3');
+    // Several members, read back to back.
+    expect(members(cold.slug)).to.have.length(4);
+    const file = path.join(work, 'cold.tgz');
+    await writeFile(file, cold.slug);
+    expect((await execa('gzip', ['-t', file], { reject: false })).exitCode).to.equal(0);
+
+    const listed = (await execa('tar', ['-tzvf', file])).stdout.split('\n');
+    const gnuNames = listed.map((l) => l.split(/\s+/).slice(5).join(' '));
+    expect(new Set(gnuNames).size).to.equal(gnuNames.length);
+    expect(gnuNames).to.include.members(['./', './server.js', './node_modules/', './.heroku/node/bin/node']);
+
+    const py = await execa('python3', ['-c', 'import sys, tarfile\nfor n in tarfile.open(sys.argv[1]).getnames(): print(n)', file]);
+    const pyNames = py.stdout.split('\n');
+    expect(pyNames).to.have.length(gnuNames.length);
+    expect(new Set(pyNames).size).to.equal(pyNames.length);
+
+    const byTar = await tempDir('slugkit-parts-tar-');
+    await execa('tar', ['-xzf', file, '-C', byTar]);
+    const byRunner = path.join(await tempDir('slugkit-parts-run-'), 'app');
+    const run = await runRunner(['--app-dir', byRunner, '--slug', file, '-q', 'run', 'true']);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    const expected = await treeOf(byTar);
+    // The app's own files, and what the build added (.release, the SBOM).
+    expect(expected).to.deep.include(await treeOf(app));
+    const unpacked = await treeOf(byRunner);
+    // slugrunner adds its launch plan; everything else is what GNU tar unpacked.
+    for (const name of Object.keys(unpacked)) if (!(name in expected)) delete unpacked[name];
+    expect(unpacked).to.deep.equal(expected);
+  });
+
+  describe('a tampered cache entry is never copied into the slug', () => {
+    /** A copy of the cold build's cache root with every kept blob changed by `tamper`, built from again. */
+    async function rebuildAfter(
+      tamper: (blob: Buffer, kept: { digest: string; size: number }) => Buffer | { blob: Buffer; rewriteMeta: true },
+    ) {
+      const root = path.join(work, `root-tampered-${n + 1}`);
+      await cp(coldRoot, root, { recursive: true });
+      const dir = path.join(root, 'layers');
+      const metas = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+      expect(metas).to.have.length(2);
+      for (const meta of metas) {
+        const kept = JSON.parse(await readFile(path.join(dir, meta), 'utf8')) as { digest: string; size: number };
+        const blobFile = path.join(dir, `${kept.digest.slice('sha256:'.length)}.tar.gz`);
+        const changed = tamper(await readFile(blobFile), kept);
+        if (Buffer.isBuffer(changed)) {
+          await writeFile(blobFile, changed);
+        } else {
+          // A consistent pair, as a hostile writer of the cache dir could leave: the blob under its own digest, the entry naming it.
+          const digest = `sha256:${sha(changed.blob)}`;
+          await writeFile(path.join(dir, `${sha(changed.blob)}.tar.gz`), changed.blob);
+          await writeFile(path.join(dir, meta), JSON.stringify({ digest, size: changed.blob.length }));
+        }
+      }
+      const res = await build(root);
+      expect(res.stderr).to.include('Slug: 0 of 3 parts reused from the layer cache\n');
+      expect(sha(res.slug)).to.equal(sha(cold.slug));
+      return res;
+    }
+
+    it('a blob of the wrong size', async () => {
+      await rebuildAfter((blob) => Buffer.concat([blob, Buffer.from('x')]));
+    });
+
+    it('a blob of the right size whose bytes do not match the kept digest', async () => {
+      await rebuildAfter((blob) => {
+        const copy = Buffer.from(blob);
+        copy[Math.floor(copy.length / 2)] ^= 0xff;
+        return copy;
+      });
+    });
+
+    it('a blob of other content with an entry naming its digest and size', async () => {
+      const res = await rebuildAfter((blob) => {
+        // The same tar with one file's text changed: valid gzip, valid tar, the wrong content.
+        const tar = zlib.gunzipSync(blob);
+        const at = tar.indexOf('// module ');
+        if (at < 0) tar[tar.length - 1100] ^= 1;
+        else tar.write('// MODULE ', at);
+        return { blob: zlib.gzipSync(tar), rewriteMeta: true };
+      });
+      expect(zlib.gunzipSync(res.slug).includes('// MODULE ')).to.equal(false);
+    });
+
+    it('a blob of the right content with zero bytes after its member, which gzip readers stop at', async () => {
+      await rebuildAfter((blob) => ({ blob: Buffer.concat([blob, Buffer.alloc(64)]), rewriteMeta: true }));
+    });
+  });
+});
+
+// Node's gunzip already goes on past a member's end (this holds on the code before the slug had parts too): kept so it stays so.
+describe('slugrunner reads a gzip of several members as one stream', () => {
+  after(removeTempDirs);
+
+  it('unpacks every member, whether the cuts fall between entries or inside one', async () => {
+    const app = await makeApp({ 'a.txt': 'first\n', 'b/c.txt': 'second\n', 'd.txt': 'third\n'.repeat(1000) });
+    const tar = (await execa('tar', ['-cf', '-', '-C', app, '.'], { encoding: 'buffer' })).stdout as unknown as Buffer;
+    // Cuts after the first header, inside the second entry, and one empty member.
+    const cuts = [512, 1300, 1300, 4000, tar.length];
+    const gz: Buffer[] = [];
+    for (let i = 0, from = 0; i < cuts.length; from = cuts[i++]) gz.push(zlib.gzipSync(tar.subarray(from, cuts[i])));
+    const file = path.join(await tempDir(), 'members.tgz');
+    await writeFile(file, Buffer.concat(gz));
+    const dir = path.join(await tempDir(), 'app');
+    const run = await runRunner(['--app-dir', dir, '--slug', file, '-q', 'run', 'true']);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(await readFile(path.join(dir, 'd.txt'), 'utf8')).to.equal('third\n'.repeat(1000));
+    expect(await readFile(path.join(dir, 'b/c.txt'), 'utf8')).to.equal('second\n');
+  });
+});
