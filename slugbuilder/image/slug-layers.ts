@@ -125,12 +125,18 @@ class LayerSink extends Writable {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
     this.tarHash.update(chunk);
-    if (this.target) return this.forward(chunk, done);
+    if (this.target) {
+      this.forward(chunk, done);
+      return;
+    }
     const part = chunk.subarray(0, HEAD_BYTES - this.headSeen);
     this.headHash.update(part);
     this.headSeen += part.length;
     this.held.push(chunk);
-    if (this.headSeen < HEAD_BYTES) return done();
+    if (this.headSeen < HEAD_BYTES) {
+      done();
+      return;
+    }
     this.choose().then(() => this.forward(this.takeHeld(), done), done);
   }
 
