@@ -41,6 +41,8 @@ export interface AppLayer extends LayerResult {
   kind: AppLayerPart['kind'] | 'sbom';
   /** Taken from the layer cache rather than compressed. */
   cached?: boolean;
+  /** Made from the slug's stream, never unpacked (slug-layers.ts). */
+  fromSlug?: boolean;
 }
 
 export const IMAGE_APP_DIR = '/app';
@@ -156,7 +158,7 @@ export async function writeAppLayers(appDir: string, opts: AppLayersOptions): Pr
         },
         opts.cache,
       ));
-    out.push({ ...layer, imagePath: imagePathOf(part.tree), kind: part.kind });
+    out.push({ ...layer, imagePath: imagePathOf(part.tree), kind: part.kind, ...(made && { fromSlug: true }) });
   }
   return out;
 }
