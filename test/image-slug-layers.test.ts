@@ -255,6 +255,12 @@ describe('--slug --image: dependency trees straight from the slug', () => {
         /has more than 3 entries/,
       ],
       [
+        'empty-link',
+        tar(dir('./'), dir('./node_modules'), linkEntry('./node_modules/nowhere', ''), file('./node_modules/z', 'z\n')),
+        [],
+        /is damaged: linkpath required "\.\/node_modules\/nowhere"/,
+      ],
+      [
         'link-outside',
         tar(dir('./'), dir('./node_modules'), hardlink('./node_modules/pw', '/etc/passwd')),
         [],

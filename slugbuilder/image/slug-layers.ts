@@ -301,6 +301,8 @@ class Splitter {
 
   private take(entry: ReadEntry, name: string): boolean {
     if (entry.type === 'Link') throw new GiveUp('a hard link');
+    // The unpacker refuses these when it makes the link: let it.
+    if (entry.type === 'SymbolicLink' && (!entry.linkpath || entry.linkpath.includes('\0'))) throw new GiveUp('a link to nothing');
     if (name === '') {
       // The slug's own root ("./"): only first, only a directory; its times are the extractor's.
       if (this.seen || entry.type !== 'Directory') throw new GiveUp('the root again');
