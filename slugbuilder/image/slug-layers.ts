@@ -33,6 +33,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type TransformCallback, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { HeaderData, ReadEntry } from 'tar';
+import { DEFAULT_BLOCK_SIZE } from '../../shared/pgzip.js';
 import type { PlannedEntry } from '../../shared/tar/disk-writer.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
 import { entryFields, headerBlocks } from '../../shared/tar/pack.js';
@@ -66,14 +67,18 @@ const ZERO = Buffer.alloc(BLOCK * 2);
 const NAME_MAX = 255;
 const PATH_MAX = 4000;
 const CHUNK = 1024 * 1024;
+/** What the layer's tar is written in: one parallel-gzip block, so it is deflated without another copy. */
+const FILL = DEFAULT_BLOCK_SIZE;
 
 /** The slug is not one this module takes; the caller unpacks it whole. */
 class GiveUp extends Error {}
 
 type Node = 'dir' | 'file' | { link: string };
 
+/** Byte order of the UTF-8 names (packTree's); plain string order agrees below the surrogates. */
 function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  if (/[\ud800-\uffff]/.test(a) || /[\ud800-\uffff]/.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function treeOf(name: string): string | undefined {
@@ -219,8 +224,47 @@ class TreeLayer {
       this.header({ path: `app/${parts.slice(0, i).join('/')}/`, type: 'Directory', mode: this.fields.dirMode, size: 0 });
   }
 
+  /**
+   * Headers, pads and bodies are copied into chunks of one gzip block and
+   * written a block at a time: thousands of small writes down the streams
+   * cost more main-thread time (and garbage) than the copy.
+   */
+  private chunk = Buffer.allocUnsafe(FILL);
+  private used = 0;
+  /** The sink's last write asked to wait for 'drain'. */
+  private full = false;
+
+  private append(bytes: Buffer): void {
+    for (let from = 0; from < bytes.length; ) {
+      const n = bytes.copy(this.chunk, this.used, from);
+      from += n;
+      this.used += n;
+      if (this.used === FILL) this.flush();
+    }
+  }
+
+  private flush(): void {
+    if (this.used === 0) return;
+    const out = this.used === FILL ? this.chunk : this.chunk.subarray(0, this.used);
+    this.chunk = Buffer.allocUnsafe(FILL);
+    this.used = 0;
+    if (!this.sink.write(out)) this.full = true;
+  }
+
+  /** Runs `go` now, or once the sink has drained: the extractor waits for the entry meanwhile. */
+  private whenRoom(go: () => void): void {
+    if (!this.full) {
+      go();
+      return;
+    }
+    this.sink.once('drain', () => {
+      this.full = false;
+      go();
+    });
+  }
+
   private header(data: HeaderData): void {
-    for (const block of headerBlocks({ ...this.fields.base, ...data })) this.sink.write(block);
+    for (const block of headerBlocks({ ...this.fields.base, ...data })) this.append(block);
   }
 
   /** Takes one entry inside the tree (never the tree's own directory, written above). */
@@ -228,13 +272,13 @@ class TreeLayer {
     const entryPath = `app/${name}`;
     if (entry.type === 'Directory') {
       this.header({ path: `${entryPath}/`, type: 'Directory', mode: this.fields.dirMode, size: 0 });
-      entry.resume();
+      this.whenRoom(() => entry.resume());
       return 'dir';
     }
     if (entry.type === 'SymbolicLink') {
       const target = String(entry.linkpath ?? '');
       this.header({ path: entryPath, type: 'SymbolicLink', mode: 0o777, size: 0, linkpath: target });
-      entry.resume();
+      this.whenRoom(() => entry.resume());
       return { link: target };
     }
     // A file lands with its mode less the umask; packTree makes it executable when any x bit is left.
@@ -242,20 +286,23 @@ class TreeLayer {
     const size = entry.size ?? 0;
     this.header({ path: entryPath, type: 'File', mode: mode & 0o111 ? this.fields.execMode : this.fields.fileMode, size });
     entry.on('data', (chunk: Buffer) => {
-      if (!this.sink.write(chunk)) {
+      this.append(chunk);
+      if (this.full) {
         entry.pause();
-        this.sink.once('drain', () => entry.resume());
+        this.whenRoom(() => entry.resume());
       }
     });
     entry.on('end', () => {
       const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-      if (pad) this.sink.write(ZERO.subarray(0, pad));
+      if (pad) this.append(ZERO.subarray(0, pad));
     });
     return 'file';
   }
 
   end(): void {
-    this.sink.end(ZERO);
+    this.append(ZERO);
+    this.flush();
+    this.sink.end();
   }
 }
 
