@@ -202,6 +202,18 @@ describe('--slug --image: dependency trees straight from the slug', () => {
     expect(got.stderr).to.not.include('from the slug');
     expect(got.stderr).to.not.include('neither on the run image');
     expectSameImage(got.summary!, await unpackedImage(slugFile));
+
+    // Through another link and back up: bin/up is lib, so "bin/up/.." is the app's root, where node_modules is.
+    const viaLink = path.join(root, 'link-via.tgz');
+    await writeFile(
+      viaLink,
+      entries([linkEntry('./bin/serve', 'up/../node_modules/serve/cli.js'), linkEntry('./bin/up', '../lib'), dir('./lib')]),
+    );
+    const via = await image(viaLink);
+    expect(via.exitCode, via.stderr).to.equal(0);
+    expect(via.stderr).to.not.include('from the slug');
+    expect(via.stderr).to.not.include('neither on the run image');
+    expectSameImage(via.summary!, await unpackedImage(viaLink));
   });
 
   it('streams pax names and leaves device entries out, as unpacking does', async () => {

@@ -323,8 +323,6 @@ class Splitter {
   readonly emptyTrees: string[] = [];
   /** Inside the streamed trees: what each entry is (for exists). */
   readonly nodes = new Map<string, Node>();
-  /** Symlinks the extractor writes: name -> target. */
-  readonly diskLinks = new Map<string, string>();
   fail: ((message: string) => void) | undefined;
   gaveUp = false;
 
@@ -383,7 +381,14 @@ class Splitter {
     }
     // Below a tree that is not a directory: the order check stopped it already.
     if (tree !== undefined && tree !== name) throw new GiveUp('an entry below a tree that is no directory');
-    if (entry.type === 'SymbolicLink') this.diskLinks.set(name, String(entry.linkpath ?? ''));
+    if (entry.type === 'SymbolicLink') {
+      const target = String(entry.linkpath ?? '');
+      // Given up as soon as it comes (most such links sort before the trees): nothing streamed in vain.
+      const to = insideApp(name, target);
+      // A chain of links into a tree ends in one whose own target is there: given up too.
+      if (to !== undefined && DEPENDENCY_TREES.some((t) => to === '' || to === t || to.startsWith(`${t}/`) || t.startsWith(`${to}/`)))
+        throw new GiveUp('a link into a tree');
+    }
     return false;
   }
 
@@ -422,21 +427,22 @@ class Splitter {
     this.open?.end();
     this.open = undefined;
   }
+}
 
-  /** A link outside the trees that leads into one (or above one) would read differently unpacked: give up. */
-  checkDiskLinks(): void {
-    const trees = this.layers.map((l) => l.tree);
-    for (const [name, target] of this.diskLinks) {
-      if (path.posix.isAbsolute(target)) continue; // a path on the host, unpacked or not
-      const to = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
-      if (to === '..' || to.startsWith('../')) continue; // out of the app: the same either way
-      const rel = to === '.' ? '' : to;
-      if (trees.some((t) => rel === '' || rel === t || rel.startsWith(`${t}/`) || t.startsWith(`${rel}/`)))
-        throw new GiveUp('a link into a tree');
-      const parts = rel.split('/');
-      for (let i = 1; i <= parts.length; i++) if (this.diskLinks.has(parts.slice(0, i).join('/'))) throw new GiveUp('a chain of links');
-    }
-  }
+/**
+ * Where a link at `name` points inside the app ('' for its root), or
+ * undefined when out of it (a host path either way). Its directories are
+ * real ones (the order rule), so leading `..` resolve as written; a `..`
+ * after a name may follow another link anywhere: taken as the root.
+ */
+function insideApp(name: string, target: string): string | undefined {
+  if (path.posix.isAbsolute(target)) return undefined;
+  const parts = target.split('/');
+  const lead = parts.findIndex((p) => p !== '..' && p !== '.' && p !== '');
+  if (lead >= 0 && parts.slice(lead).includes('..')) return '';
+  const to = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
+  if (to === '..' || to.startsWith('../')) return undefined;
+  return to === '.' ? '' : to;
 }
 
 /**
@@ -458,7 +464,6 @@ export async function unpackSlugLayers(
     await mkdir(outDir, { recursive: true });
     const unpacked = await extractArchive(openArchiveFile(slug), appDir, what, limits, splitter.divert);
     splitter.end();
-    splitter.checkDiskLinks();
     await Promise.all(splitter.layers.map((l) => l.done));
     // An empty tree is part of the app, as an empty directory.
     for (const tree of splitter.emptyTrees) await mkdir(path.join(appDir, tree), { mode: 0o755 });
