@@ -486,21 +486,32 @@ function existsAsUnpacked(appDir: string, nodes: Map<string, Node>, trees: strin
     if (st.isSymbolicLink()) return { link: readlinkSync(full) };
     return st.isDirectory() ? 'dir' : 'file';
   };
-  const exists = (file: string, hops: number): boolean => {
-    if (hops > 40) return false;
-    if (!file.startsWith(`${appDir}/`)) return existsSync(file);
-    const parts = path.relative(appDir, file).split('/');
-    for (let i = 0; i < parts.length; i++) {
-      const rel = parts.slice(0, i + 1).join('/');
-      const node = nodeAt(rel);
+  // Walked a name at a time, as the kernel does: a ".." after a link goes up from where the link led.
+  return (file) => {
+    const abs = path.resolve(file);
+    if (!abs.startsWith(`${appDir}/`)) return existsSync(abs);
+    const at: string[] = [];
+    let todo = abs.slice(appDir.length + 1).split('/');
+    for (let hops = 0; todo.length > 0; ) {
+      const part = todo.shift()!;
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        // Out of the app: the host's files, for the kernel to resolve.
+        if (at.length === 0) return existsSync([appDir, '..', ...todo].join('/'));
+        at.pop();
+        continue;
+      }
+      const node = nodeAt([...at, part].join('/'));
       if (node === undefined) return false;
       if (typeof node === 'object') {
-        const to = path.resolve(path.dirname(path.join(appDir, rel)), node.link, ...parts.slice(i + 1));
-        return exists(to, hops + 1);
+        if (++hops > 40) return false;
+        if (node.link.startsWith('/')) return existsSync([node.link, ...todo].join('/'));
+        todo = [...node.link.split('/'), ...todo];
+        continue;
       }
-      if (node === 'file' && i < parts.length - 1) return false;
+      if (node === 'file' && todo.length > 0) return false;
+      at.push(part);
     }
     return true;
   };
-  return (file) => exists(path.resolve(file), 0);
 }
