@@ -135,6 +135,28 @@ describe('--slug --image: dependency trees straight from the slug', () => {
     expectSameImage(third.summary!, second.summary!);
   });
 
+  it('puts layer-cache entries a --source build of the same app then uses', async () => {
+    const env = { ...process.env, SLUGBUILDER_CACHE_DIR: path.join(root, 'cross-cache'), SOURCE_DATE_EPOCH: '' };
+    const buildpack = await makeBuildpack({ detect: 'echo node', compile: 'true', release: 'echo "--- {}"' });
+    const slugFile = path.join(root, 'cross.tgz');
+    const slugBuilt = await runBuilder(['--source', app, '--buildpack', buildpack, '-o', slugFile], { env });
+    expect(slugBuilt.exitCode, slugBuilt.stderr).to.equal(0);
+    const fromSlug = await image(slugFile, [], 'cross-cache');
+    expect(fromSlug.stderr).to.match(/\/app\/node_modules \S+ compressed from the slug/);
+
+    const summaryFile = path.join(root, 'from-source.json');
+    const layout = path.join(root, 'from-source-layout');
+    const fromSource = await runBuilder(
+      ['--source', app, '--buildpack', buildpack, '--run-image', runImage, '--image', `oci:${layout}:src`, '--summary', summaryFile],
+      { env },
+    );
+    expect(fromSource.exitCode, fromSource.stderr).to.equal(0);
+    expect(fromSource.stderr).to.match(/\/app\/node_modules \S+ from the layer cache/);
+    expect(fromSource.stderr).to.match(/\/app\/\.heroku\/node \S+ from the layer cache/);
+    const layers = (JSON.parse(await readFile(summaryFile, 'utf8')) as Summary).image.layers;
+    expect(layers.slice(0, 2)).to.deep.equal(fromSlug.summary!.image.layers.slice(0, 2));
+  });
+
   it('streams a GNU tar --sort=name slug, and unpacks one in directory order or with a hard link, all to the same image', async () => {
     const unpacked = path.join(root, 'gnu-src');
     await mkdir(unpacked);
