@@ -236,6 +236,15 @@ describe('--slug --image: dependency trees straight from the slug', () => {
     expect(via.stderr).to.not.include('from the slug');
     expect(via.stderr).to.not.include('neither on the run image');
     expectSameImage(via.summary!, await unpackedImage(viaLink));
+
+    // Out of the app and back in by the name of the dir it is unpacked into.
+    const outAndIn = path.join(root, 'link-out-in.tgz');
+    await writeFile(outAndIn, entries([linkEntry('./bin/serve', '../../app/node_modules/serve/cli.js')]));
+    const back = await image(outAndIn);
+    expect(back.exitCode, back.stderr).to.equal(0);
+    expect(back.stderr).to.not.include('from the slug');
+    expect(back.stderr).to.not.include('neither on the run image');
+    expectSameImage(back.summary!, await unpackedImage(outAndIn));
   });
 
   it('streams pax names and leaves device entries out, as unpacking does', async () => {

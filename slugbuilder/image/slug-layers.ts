@@ -324,7 +324,6 @@ class Splitter {
   /** Inside the streamed trees: what each entry is (for exists). */
   readonly nodes = new Map<string, Node>();
   fail: ((message: string) => void) | undefined;
-  gaveUp = false;
 
   constructor(
     private readonly appDir: string,
@@ -338,7 +337,6 @@ class Splitter {
     try {
       return this.take(entry, planned.name);
     } catch (err) {
-      if (err instanceof GiveUp) this.gaveUp = true;
       for (const layer of this.layers) layer.sink.destroy();
       throw err;
     }
@@ -431,9 +429,11 @@ class Splitter {
 
 /**
  * Where a link at `name` points inside the app ('' for its root), or
- * undefined when out of it (a host path either way). Its directories are
- * real ones (the order rule), so leading `..` resolve as written; a `..`
- * after a name may follow another link anywhere: taken as the root.
+ * undefined for an absolute target (a path on the host, unpacked or not).
+ * Its directories are real ones (the order rule), so leading `..` resolve as
+ * written; a `..` after a name may follow another link anywhere, and one
+ * that leaves the app can come back into it by the app dir's own name: both
+ * taken as the root.
  */
 function insideApp(name: string, target: string): string | undefined {
   if (path.posix.isAbsolute(target)) return undefined;
@@ -441,8 +441,7 @@ function insideApp(name: string, target: string): string | undefined {
   const lead = parts.findIndex((p) => p !== '..' && p !== '.' && p !== '');
   if (lead >= 0 && parts.slice(lead).includes('..')) return '';
   const to = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
-  if (to === '..' || to.startsWith('../')) return undefined;
-  return to === '.' ? '' : to;
+  return to === '.' || to === '..' || to.startsWith('../') ? '' : to;
 }
 
 /**
