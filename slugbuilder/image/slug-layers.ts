@@ -495,10 +495,17 @@ function existsAsUnpacked(appDir: string, nodes: Map<string, Node>, trees: strin
       const part = todo.shift()!;
       if (part === '' || part === '.') continue;
       if (part === '..') {
-        // Out of the app: the host's files, for the kernel to resolve.
-        if (at.length === 0) return existsSync([appDir, '..', ...todo].join('/'));
-        at.pop();
-        continue;
+        if (at.length > 0) {
+          at.pop();
+          continue;
+        }
+        // Out of the app: back in by its dir's own name, else the host's files, for the kernel to resolve.
+        while (todo[0] === '' || todo[0] === '.') todo.shift();
+        if (todo[0] === path.basename(appDir)) {
+          todo.shift();
+          continue;
+        }
+        return existsSync([appDir, '..', ...todo].join('/'));
       }
       const node = nodeAt([...at, part].join('/'));
       if (node === undefined) return false;
