@@ -34,6 +34,7 @@ import type { SbomFile } from './buildpacks/cnb/sbom.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
 import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
+import type { SlugLayers } from './image/slug-layers.js';
 import { writeAppSbom } from './sbom/app-sbom.js';
 import { type SlugInfo, writeSlug } from './slug-parts.js';
 import { type AppDir, claimAppDir } from './source/app-dir.js';
@@ -91,6 +92,8 @@ export interface BuildResult {
   stack: string;
   /** The SBOM files the CNBs wrote (build and cache ones are nowhere else); none for --slug. */
   sboms?: SbomFile[];
+  /** --slug with --image: the dependency trees went into layers straight from the slug and are not in appDir. */
+  slugLayers?: SlugLayers;
 }
 
 /** A buildpack of the chain as --summary lists it. */

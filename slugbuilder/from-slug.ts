@@ -3,8 +3,13 @@
  * slugs) goes to the outputs without a source or a buildpack: it is unpacked
  * safely (shared/tar/extract.ts) into a workspace of its own and handed on as
  * a BuildResult, as a build would. The workspace goes whatever happens.
+ *
+ * With --image (and no --layer), a slug in slugkit's own order has its
+ * dependency trees (node_modules, .heroku/node, ...) go straight into their
+ * image layers as it is read, never onto disk (image/slug-layers.ts); any
+ * other slug is unpacked whole, and gives the same layers.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readApp } from '../shared/app/app.js';
 import { writeLaunchPlan } from '../shared/app/launch-plan.js';
@@ -16,6 +21,7 @@ import { extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { formatSize, plural } from '../shared/units.js';
 import type { BuildResult, Deliver } from './build.js';
 import { hashFile } from './image/blobs.js';
+import { type SlugLayerOptions, type SlugLayers, unpackSlugLayers } from './image/slug-layers.js';
 
 export interface FromSlugOptions {
   /** The slug file (tar.gz of an app dir, as slugbuilder writes it). */
@@ -25,6 +31,8 @@ export interface FromSlugOptions {
   /** Limits on what the slug unpacks to. */
   maxBytes: number;
   maxFiles: number;
+  /** --image without --layer: the dependency trees' layers are made from the slug's stream. */
+  layers?: SlugLayerOptions;
 }
 
 export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise<BuildResult> {
@@ -37,10 +45,18 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
     const appDir = path.join(work, 'app');
     await mkdir(appDir, { mode: 0o755 });
     log.step(`Reading slug ${opts.slug} (${formatSize(st.size)})`);
-    const unpacked = await extractArchive(openArchiveFile(file), appDir, `slug ${opts.slug}`, {
-      maxBytes: opts.maxBytes,
-      maxFiles: opts.maxFiles,
-    });
+    const what = `slug ${opts.slug}`;
+    const limits = { maxBytes: opts.maxBytes, maxFiles: opts.maxFiles };
+    let slugLayers: SlugLayers | undefined;
+    if (opts.layers) {
+      slugLayers = await unpackSlugLayers(file, appDir, what, limits, opts.layers, path.join(work, 'layers'));
+      if (!slugLayers) {
+        // Not a slug it takes, or a broken one: unpacked whole, which says what is wrong with it.
+        await rm(appDir, { recursive: true, force: true });
+        await mkdir(appDir, { mode: 0o755 });
+      }
+    }
+    const unpacked = slugLayers?.unpacked ?? (await extractArchive(openArchiveFile(file), appDir, what, limits));
     log.info(`${plural(unpacked.files, 'entry', 'entries')}, ${formatSize(unpacked.bytes)}`);
     const { digest, size } = await hashFile(file);
 
@@ -64,6 +80,7 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
       appDir,
       sourceVersion: opts.sourceVersion,
       stack: opts.stack,
+      slugLayers,
     };
     await deliver(result);
     return result;

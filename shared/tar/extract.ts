@@ -18,7 +18,7 @@ import { createGunzip } from 'node:zlib';
 import { Header, Parser, Pax, type ReadEntry } from 'tar';
 import { errnoCode, errorMessage, UserError } from '../errors.js';
 import { formatSize } from '../units.js';
-import { DiskWriter, printable } from './disk-writer.js';
+import { DiskWriter, type PlannedEntry, printable } from './disk-writer.js';
 
 export interface ExtractLimits {
   /** Largest total of file sizes, in bytes. */
@@ -33,6 +33,14 @@ export interface ExtractResult {
   /** The commit `git archive` records in its pax global header, when the archive has one. */
   commit?: string;
 }
+
+/**
+ * Takes an entry the extractor checked and counted instead of writing it
+ * (image/slug-layers.ts streams a slug's dependency trees into image layers):
+ * true when it took the entry (it then consumes the body). Throwing stops the
+ * extraction like any unsafe entry.
+ */
+export type DivertEntry = (entry: ReadEntry, planned: PlannedEntry, fail: (message: string) => void) => boolean;
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
 
@@ -102,7 +110,13 @@ function looksLikeV7Header(block: Buffer): boolean {
  * we stop at a bad entry nothing is still in flight, so the caller can remove
  * the target right away and no late write lands after it.
  */
-export async function extractArchive(input: Readable, cwd: string, what: string, limits: ExtractLimits = {}): Promise<ExtractResult> {
+export async function extractArchive(
+  input: Readable,
+  cwd: string,
+  what: string,
+  limits: ExtractLimits = {},
+  divert?: DivertEntry,
+): Promise<ExtractResult> {
   const { stream: source, gzip } = await sniff(input, what);
   const result: ExtractResult = { files: 0, bytes: 0 };
   const writer = new DiskWriter(cwd, what);
@@ -129,6 +143,7 @@ export async function extractArchive(input: Readable, cwd: string, what: string,
       result.files += 1;
       result.bytes += planned.bytes;
       if (limits.maxBytes !== undefined && result.bytes > limits.maxBytes) throw new UserError(tooBig(what, limits.maxBytes));
+      if (divert?.(entry, planned, fail)) return;
       writer.write(entry, planned, fail);
     } catch (err) {
       fail(err instanceof UserError ? err.message : describeError(what, err));

@@ -38,7 +38,28 @@ export interface PackOptions {
 const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
-function headerBlocks(data: HeaderData): Buffer[] {
+/**
+ * The header fields packTree pins, for a writer that feeds entries from
+ * elsewhere (image/slug-layers.ts) and must give the same bytes: owner, one
+ * mtime, no names, and the three normalised modes.
+ */
+export function entryFields(opts: Pick<PackOptions, 'uid' | 'gid' | 'mtime' | 'groupWritable'>): {
+  base: Pick<HeaderData, 'uid' | 'gid' | 'mtime' | 'uname' | 'gname'>;
+  dirMode: number;
+  execMode: number;
+  fileMode: number;
+} {
+  const [dirMode, execMode, fileMode] = opts.groupWritable ? [0o775, 0o775, 0o664] : [0o755, 0o755, 0o644];
+  return {
+    base: { uid: opts.uid ?? 0, gid: opts.gid ?? 0, mtime: opts.mtime ?? DEFAULT_MTIME, uname: '', gname: '' },
+    dirMode,
+    execMode,
+    fileMode,
+  };
+}
+
+/** One entry's header blocks (a pax header first when a field does not fit ustar), as packTree writes them. */
+export function headerBlocks(data: HeaderData): Buffer[] {
   const header = new Header(data);
   const needPax = header.encode();
   const blocks: Buffer[] = [];
@@ -119,8 +140,7 @@ class ChunkFiller {
  */
 export async function* packTree(root: string, opts: PackOptions = {}): AsyncGenerator<Buffer> {
   const prefix = opts.prefix ?? './';
-  const base = { uid: opts.uid ?? 0, gid: opts.gid ?? 0, mtime: opts.mtime ?? DEFAULT_MTIME, uname: '', gname: '' };
-  const [dirMode, execMode, fileMode] = opts.groupWritable ? [0o775, 0o775, 0o664] : [0o755, 0o755, 0o644];
+  const { base, dirMode, execMode, fileMode } = entryFields(opts);
   const out = new ChunkFiller();
   const header = (data: HeaderData) => {
     for (const block of headerBlocks({ ...base, ...data })) out.append(block);

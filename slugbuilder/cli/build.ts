@@ -278,7 +278,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const plan = exportPlanOf(requested);
     if (opts.slug !== undefined) {
       await fromSlug(
-        { slug: opts.slug, sourceVersion: opts.sourceVersion, stack: opts.stack, maxBytes: opts.maxSourceBytes, maxFiles: opts.maxFiles },
+        {
+          slug: opts.slug,
+          sourceVersion: opts.sourceVersion,
+          stack: opts.stack,
+          maxBytes: opts.maxSourceBytes,
+          maxFiles: opts.maxFiles,
+          layers: requested.map((r) => r.slugLayers?.(opts.mtime)).find((l) => l !== undefined),
+        },
         deliver,
       );
     } else {

@@ -41,6 +41,8 @@ export interface AppLayer extends LayerResult {
   kind: AppLayerPart['kind'] | 'sbom';
   /** Taken from the layer cache rather than compressed. */
   cached?: boolean;
+  /** Made from the slug's stream, never unpacked (slug-layers.ts). */
+  fromSlug?: boolean;
 }
 
 export const IMAGE_APP_DIR = '/app';
@@ -100,10 +102,14 @@ async function launchLayers(appDir: string): Promise<string[]> {
   return trees;
 }
 
-/** The layers of `appDir` by the rule above; the last is always the rest of the app. */
-export async function planAppLayers(appDir: string): Promise<AppLayerPart[]> {
+/**
+ * The layers of `appDir` by the rule above; the last is always the rest of the app.
+ * `streamed`: dependency trees already made into layers from a slug (slug-layers.ts), absent from `appDir`.
+ */
+export async function planAppLayers(appDir: string, streamed?: ReadonlyMap<string, unknown>): Promise<AppLayerPart[]> {
   const parts: AppLayerPart[] = [];
-  for (const tree of DEPENDENCY_TREES) if (await nonEmptyTree(appDir, tree)) parts.push({ tree, kind: 'dependencies' });
+  for (const tree of DEPENDENCY_TREES)
+    if (streamed?.has(tree) || (await nonEmptyTree(appDir, tree))) parts.push({ tree, kind: 'dependencies' });
   for (const tree of await launchLayers(appDir)) parts.push({ tree, kind: 'launch layer' });
   parts.push({ tree: '', kind: 'app' });
   return parts;
@@ -129,25 +135,30 @@ export interface AppLayersOptions {
   outDir: string;
   /** Where compressed layers are kept between builds; none: every layer is compressed. */
   cache?: LayerCache;
+  /** Dependency layers made from the slug's stream (slug-layers.ts), by tree: taken as they are. */
+  streamed?: ReadonlyMap<string, LayerResult & { cached: boolean }>;
 }
 
 /** Write every layer of the app into `outDir`, in image order. */
 export async function writeAppLayers(appDir: string, opts: AppLayersOptions): Promise<AppLayer[]> {
-  const parts = await planAppLayers(appDir);
+  const parts = await planAppLayers(appDir, opts.streamed);
   const out: AppLayer[] = [];
   for (const [i, part] of parts.entries()) {
-    const layer = await writeLayerCached(
-      appDir,
-      {
-        uid: opts.uid,
-        gid: opts.gid,
-        mtime: opts.mtime,
-        outFile: path.join(opts.outDir, `app-layer-${i}.tar.gz`),
-        exclude: excludeFor(part, parts),
-      },
-      opts.cache,
-    );
-    out.push({ ...layer, imagePath: imagePathOf(part.tree), kind: part.kind });
+    const made = part.tree ? opts.streamed?.get(part.tree) : undefined;
+    const layer =
+      made ??
+      (await writeLayerCached(
+        appDir,
+        {
+          uid: opts.uid,
+          gid: opts.gid,
+          mtime: opts.mtime,
+          outFile: path.join(opts.outDir, `app-layer-${i}.tar.gz`),
+          exclude: excludeFor(part, parts),
+        },
+        opts.cache,
+      ));
+    out.push({ ...layer, imagePath: imagePathOf(part.tree), kind: part.kind, ...(made && { fromSlug: true }) });
   }
   return out;
 }

@@ -192,7 +192,7 @@ export function logAppLayers(layers: AppLayer[], owner: AppOwner): void {
   log.info(`app/ owned by ${owner.uid}:${owner.gid} (${owner.source}), ${plural(layers.length, 'layer')}`);
   for (const l of layers)
     log.info(
-      `${l.imagePath} ${formatSize(l.size)} ${l.cached ? 'from the layer cache' : 'compressed'}, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`,
+      `${l.imagePath} ${formatSize(l.size)} ${l.cached ? 'from the layer cache' : l.fromSlug ? 'compressed from the slug' : 'compressed'}, digest ${shortDigest(l.digest)}, diff_id ${shortDigest(l.diffId)}`,
     );
 }
 

@@ -71,16 +71,19 @@ function launchLayerBins(appDir: string): string[] {
   return out;
 }
 
-function inApp(appDir: string, name: string): boolean {
-  return [...APP_BIN_DIRS, ...launchLayerBins(appDir)].some((dir) => existsSync(path.join(appDir, dir, name)));
+/** existsSync, or with --slug the same answer for the dependency trees that went straight into layers. */
+type Exists = (file: string) => boolean;
+
+function inApp(appDir: string, name: string, exists: Exists): boolean {
+  return [...APP_BIN_DIRS, ...launchLayerBins(appDir)].some((dir) => exists(path.join(appDir, dir, name)));
 }
 
-function found(proc: AppProcess, program: string, appDir: string, img: RunImageFiles): boolean {
-  if (!program.includes('/')) return onRunImagePath(img, program) || inApp(appDir, program);
+function found(proc: AppProcess, program: string, appDir: string, img: RunImageFiles, exists: Exists): boolean {
+  if (!program.includes('/')) return onRunImagePath(img, program) || inApp(appDir, program, exists);
   const abs = path.posix.resolve(proc.cwd, program);
-  if (abs === appDir || abs.startsWith(`${appDir}/`)) return existsSync(abs);
+  if (abs === appDir || abs.startsWith(`${appDir}/`)) return exists(abs);
   if (abs === IMAGE_APP_DIR || abs.startsWith(`${IMAGE_APP_DIR}/`))
-    return existsSync(path.join(appDir, path.posix.relative(IMAGE_APP_DIR, abs)));
+    return exists(path.join(appDir, path.posix.relative(IMAGE_APP_DIR, abs)));
   return hasFile(img, abs);
 }
 
@@ -93,9 +96,10 @@ export function warnMissingCommands(result: BuildResult, plan: ExportPlan): void
     );
   const img = plan.runFiles;
   if (!img) return;
+  const exists = result.slugLayers?.exists ?? existsSync;
   for (const proc of Object.values(result.processes.byType)) {
     const program = firstProgram(proc);
-    if (program && !found(proc, program, appDir, img))
+    if (program && !found(proc, program, appDir, img, exists))
       log.warn(
         `Warning: process ${proc.type} runs ${program}, which is neither on the run image's PATH nor in the app: the image cannot start it`,
       );

@@ -8,6 +8,7 @@
  */
 import type { BuildResult } from '../build.js';
 import type { ExportPlan } from '../image/export.js';
+import type { SlugLayerOptions } from '../image/slug-layers.js';
 
 export interface Delivery {
   /** Entries this output adds to --summary. */
@@ -48,6 +49,8 @@ export interface RequestedOutput {
   outputs(mtime: Date): Output[];
   /** The export plan check() read (--image only): the build describes its run image. */
   plan?(): ExportPlan | undefined;
+  /** --slug: what its dependency trees may go into straight from the slug (--image without --layer), else undefined. */
+  slugLayers?(mtime: Date): SlugLayerOptions | undefined;
   /** Frees what check() took. */
   close?(): Promise<void>;
 }

@@ -52,6 +52,9 @@ export const imageKind: OutputKind<ImageFlagValues> = {
       },
       outputs: (mtime) => imageOutputs(flags, plan, mtime),
       plan: () => plan,
+      // The whole-app --layer needs every tree on disk.
+      slugLayers: (mtime) =>
+        plan && !flags.layer ? { uid: plan.owner.uid, gid: plan.owner.gid, mtime, cache: plan.layerCache } : undefined,
       close: async () => plan?.close(),
     };
   },
@@ -107,7 +110,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
       try {
         const labels = await labelsOf(result);
         let layers: AppLayer[];
-        const parts = await planAppLayers(result.appDir);
+        const parts = await planAppLayers(result.appDir, result.slugLayers?.layers);
         if (parts.length === 1 && flags.layer && !(await hasSbomTree(result.appDir))) {
           const whole = await wholeLayer(result.appDir);
           tempDir = whole.tempDir;
@@ -115,7 +118,14 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
         } else {
           log.step('Writing the app layers');
           tempDir = await makeTempDir('slugkit-layers-');
-          layers = await writeAppLayers(result.appDir, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir, cache: plan.layerCache });
+          layers = await writeAppLayers(result.appDir, {
+            uid: owner.uid,
+            gid: owner.gid,
+            mtime,
+            outDir: tempDir,
+            cache: plan.layerCache,
+            streamed: result.slugLayers?.layers,
+          });
           layers = await withSbomLayer(result.appDir, layers, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir });
           logAppLayers(layers, owner);
         }
