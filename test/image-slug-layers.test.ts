@@ -198,6 +198,40 @@ describe('--slug --image: dependency trees straight from the slug', () => {
     expectSameImage(fromLinked.summary!, await unpackedImage(linked));
   });
 
+  it('streams a slug written in parts (the rest, then each tree whole), and unpacks one whose tree comes twice', async () => {
+    const unpacked = path.join(root, 'parts-src');
+    await mkdir(unpacked);
+    await execFileP('tar', ['-xzf', slug, '-C', unpacked]);
+    const tarOfPart = async (name: string, args: string[]) => {
+      const file = path.join(root, name);
+      await execFileP('tar', ['--sort=name', '--owner=0', '--group=0', '-cf', file, '-C', unpacked, ...args]);
+      return file;
+    };
+    // GNU tar -A joins archives without the end blocks between them: one tar, in parts.
+    const rest = await tarOfPart('parts.tar', ['--exclude=./node_modules', '--exclude=./.heroku/node', '.']);
+    const modules = await tarOfPart('parts-modules.tar', ['./node_modules']);
+    const runtime = await tarOfPart('parts-runtime.tar', ['./.heroku/node']);
+    await execFileP('tar', ['-Af', rest, modules]);
+    await execFileP('tar', ['-Af', rest, runtime]);
+    const inParts = path.join(root, 'parts.tgz');
+    await execFileP('bash', ['-c', `gzip -c '${rest}' > '${inParts}'`]);
+    const fromParts = await image(inParts);
+    expect(fromParts.exitCode, fromParts.stderr).to.equal(0);
+    expect(fromParts.stderr).to.match(/\/app\/node_modules \S+ compressed from the slug/);
+    expect(fromParts.stderr).to.match(/\/app\/\.heroku\/node \S+ compressed from the slug/);
+    expectSameImage(fromParts.summary!, await unpackedImage(inParts));
+
+    // node_modules a second time, after the runtime: never streamed; the unpacker has the last word.
+    await execFileP('tar', ['-Af', rest, modules]);
+    const twice = path.join(root, 'parts-twice.tgz');
+    await execFileP('bash', ['-c', `gzip -c '${rest}' > '${twice}'`]);
+    const fromTwice = await image(twice);
+    expect(fromTwice.stderr, fromTwice.stderr).to.not.include('from the slug');
+    const unpackedTwice = await image(twice, ['--layer', path.join(root, 'parts-twice-layer.tgz')]);
+    expect(fromTwice.exitCode).to.equal(unpackedTwice.exitCode);
+    expect(errorLines(fromTwice.stderr)).to.deep.equal(errorLines(unpackedTwice.stderr));
+  });
+
   it('unpacks a slug whose link outside the trees leads into one, so what reads it sees the same files', async () => {
     const entries = (serve: Buffer[]) =>
       gzip(

@@ -12,7 +12,9 @@
  * on a slug in packTree's own order, the order slugkit writes:
  *  - every entry's parent came before it as a directory, and siblings come
  *    in byte order, each once (so the unpacked tree holds exactly these
- *    entries and packTree would walk them in this order);
+ *    entries and packTree would walk them in this order), within each part
+ *    of a slug written in parts (slug-parts.ts: the rest of the app, then
+ *    each split tree whole, starting at its own directory);
  *  - no hard links, no name a disk would refuse, no link outside the trees
  *    that points into one (a reader of the unpacked app could follow it).
  * Each entry is first checked and counted by the extractor itself
@@ -79,6 +81,11 @@ type Node = 'dir' | 'file' | { link: string };
 function byteCompare(a: string, b: string): number {
   if (/[\ud800-\uffff]/.test(a) || /[\ud800-\uffff]/.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Where slug-parts.ts may start a part: a dependency tree, or a CNB layer `.layers/<buildpack>/<layer>`. */
+function isPartRoot(name: string): boolean {
+  return (DEPENDENCY_TREES as readonly string[]).includes(name) || /^\.layers\/[^/]+\/[^/]+$/.test(name);
 }
 
 function treeOf(name: string): string | undefined {
@@ -315,6 +322,8 @@ class Splitter {
   /** The last entry's name parts, and whether it was a directory (the root is, before any entry). */
   private last: string[] = [];
   private lastIsDir = true;
+  /** The directories so far ('' the root). */
+  private readonly dirs = new Set<string>(['']);
   private seen = false;
   /** A tree whose directory came, while no entry inside it has yet. */
   private pending: string | undefined;
@@ -396,17 +405,31 @@ class Splitter {
     for (const part of name.split('/')) if (Buffer.byteLength(part) > NAME_MAX) throw new GiveUp('a name the disk may refuse');
   }
 
-  /** packTree's order: the parent is the last entry or a directory above it; a sibling sorts after the last one. */
+  /**
+   * packTree's order, within each part: the parent is the last entry or a
+   * directory above it; a sibling sorts after the last one. A part of the
+   * slug (slug-parts.ts: the rest of the app, then each split tree whole)
+   * starts at a split tree's own directory, whose parent came before and
+   * which itself did not, so no entry can come twice.
+   */
   private checkOrder(parts: string[], isDir: boolean): void {
-    const depth = parts.length - 1;
-    const last = this.last;
-    if (depth > last.length) throw new GiveUp('an entry before its directory');
-    for (let i = 0; i < depth; i++) if (parts[i] !== last[i]) throw new GiveUp('an entry out of order');
-    if (depth === last.length) {
-      if (!this.lastIsDir) throw new GiveUp('an entry below a non-directory');
-    } else if (byteCompare(parts[depth], last[depth]) <= 0) throw new GiveUp('an entry out of order');
+    const name = parts.join('/');
+    // After a new part began, order alone no longer rules out a tree coming again.
+    if (isDir && this.dirs.has(name)) throw new GiveUp('a directory twice');
+    const why = this.outOfOrder(parts);
+    if (why && (!isDir || !isPartRoot(name) || !this.dirs.has(parts.slice(0, -1).join('/')))) throw new GiveUp(why);
+    if (isDir) this.dirs.add(name);
     this.last = parts;
     this.lastIsDir = isDir;
+  }
+
+  private outOfOrder(parts: string[]): string | undefined {
+    const depth = parts.length - 1;
+    const last = this.last;
+    if (depth > last.length) return 'an entry before its directory';
+    for (let i = 0; i < depth; i++) if (parts[i] !== last[i]) return 'an entry out of order';
+    if (depth === last.length) return this.lastIsDir ? undefined : 'an entry below a non-directory';
+    return byteCompare(parts[depth], last[depth]) <= 0 ? 'an entry out of order' : undefined;
   }
 
   private startLayer(tree: string): void {
