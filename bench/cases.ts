@@ -106,7 +106,7 @@ export async function p1SlugWriter(s: Setup): Promise<Row> {
     notes: [
       cpuNote('slugkit writeSlug (packTree + shared/pgzip, level 6)', runs.candidate),
       cpuNote('tar -czf (GNU tar + gzip -6)', runs.baseline),
-      `size: slug ${slugSize} bytes vs gzip -6 of the same tar ${gzipSize.trim()} bytes (${((sizeRatio - 1) * 100).toFixed(2)}%); gzip -t ok; decompresses to the single-threaded tar: ${same ? 'yes' : 'NO'}`,
+      `size: slug ${slugSize} bytes vs gzip -6 of the same tar ${gzipSize.trim()} bytes (${((sizeRatio - 1) * 100).toFixed(2)}%); gzip -t ok; decompresses to the slug's tar (its parts' tars joined, written single-threaded): ${same ? 'yes' : 'NO'}`,
     ],
   };
 }

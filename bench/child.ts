@@ -19,8 +19,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser } from 'tar';
 import { ARCHIVE_CHUNK, extractArchive, openArchiveFile } from '../shared/tar/extract.js';
-import { DEFAULT_MTIME, packTree } from '../shared/tar/pack.js';
-import { writeSlug } from '../slugbuilder/slug-parts.js';
+import { DEFAULT_MTIME } from '../shared/tar/pack.js';
+import { slugTar, writeSlug } from '../slugbuilder/slug-parts.js';
 
 const [job, a, b] = process.argv.slice(2);
 
@@ -41,7 +41,7 @@ switch (job) {
     await writeSlug(a, b, { mtime: DEFAULT_MTIME, maxBytes: Number.MAX_SAFE_INTEGER });
     break;
   case 'write-tar':
-    await pipeline(Readable.from(packTree(a, { prefix: './', mtime: DEFAULT_MTIME, exclude: (rel) => rel === '.git' })), process.stdout);
+    await pipeline(Readable.from(slugTar(a, DEFAULT_MTIME)), process.stdout);
     break;
   case 'extract':
     await extractArchive(slugFile(a), b, 'slug');

@@ -99,6 +99,11 @@ async function slugParts(buildDir: string, mtime: Date): Promise<Part[]> {
   return parts;
 }
 
+/** The slug's tar bytes, uncompressed: what its members inflate to, joined. */
+export async function* slugTar(buildDir: string, mtime: Date): AsyncGenerator<Buffer> {
+  for (const part of await slugParts(buildDir, mtime)) yield* part.tar();
+}
+
 /**
  * The slug file, written in order. Past `maxBytes` it writes nothing and only
  * counts, so the whole size can be told; a part can be taken back (a kept blob
