@@ -4,29 +4,18 @@
  * and the build cache; the slug is written in parts by slug-parts.ts with the
  * same compressor. One pinned gzip level keeps them all byte-stable.
  */
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, errorMessage, UserError } from '../shared/errors.js';
 import { createParallelGzip } from '../shared/pgzip.js';
 import { type PackOptions, packTree } from '../shared/tar/pack.js';
+import { HashingStream } from './image/blobs.js';
 import { APP_DIR_MARKER } from './source/app-dir.js';
 
 /** Pinned so the same zlib always gives the same bytes and digests. */
 export const GZIP_LEVEL = 6;
-
-/** Counts and hashes the bytes passing through. */
-class Meter extends Transform {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-    done(null, chunk);
-  }
-}
 
 export function createSlugCompressor(): Transform {
   // Blocks deflated in parallel on the zlib thread pool (pigz-style), joined
@@ -59,8 +48,8 @@ export function notInApp(rel: string): boolean {
 
 /** Tar `dir`, gzip it into `file`; a failure removes `file`. */
 export async function compressTree(dir: string, file: string, opts: CompressOptions): Promise<CompressedTree> {
-  const tarMeter = opts.hashTar ? new Meter() : undefined;
-  const gzMeter = new Meter();
+  const tarMeter = opts.hashTar ? new HashingStream() : undefined;
+  const gzMeter = new HashingStream();
   const stages: NodeJS.ReadWriteStream[] = [...(tarMeter ? [tarMeter] : []), createSlugCompressor(), gzMeter];
   try {
     await pipeline([Readable.from(packTree(dir, opts.pack), { objectMode: false }), ...stages, createWriteStream(file, { mode: 0o644 })]);
@@ -68,7 +57,8 @@ export async function compressTree(dir: string, file: string, opts: CompressOpti
     await rm(file, { force: true });
     throw writeFailure(err, opts.what, file);
   }
-  return { size: gzMeter.bytes, sha256: gzMeter.hash.digest('hex'), tarSha256: tarMeter?.hash.digest('hex') };
+  const hex = (h: HashingStream) => h.digest().slice('sha256:'.length);
+  return { size: gzMeter.bytes, sha256: hex(gzMeter), tarSha256: tarMeter && hex(tarMeter) };
 }
 
 /** What to throw when writing `what` to `file` failed: one line for what a user can fix, else the error itself. */

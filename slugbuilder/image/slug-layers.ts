@@ -32,7 +32,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, Transform, type TransformCallback, Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { HeaderData, ReadEntry } from 'tar';
 import { DEFAULT_BLOCK_SIZE } from '../../shared/pgzip.js';
@@ -41,6 +41,7 @@ import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile
 import { entryFields, headerBlocks } from '../../shared/tar/pack.js';
 import { createSlugCompressor } from '../slug.js';
 import { DEPENDENCY_TREES } from './app-layers.js';
+import { HashingStream } from './blobs.js';
 import type { LayerResult } from './layer.js';
 import { HEAD_BYTES, type LayerCache } from './layer-cache.js';
 
@@ -92,22 +93,11 @@ function treeOf(name: string): string | undefined {
   return DEPENDENCY_TREES.find((t) => name === t || name.startsWith(`${t}/`));
 }
 
-/** sha256 and length of what passes through. */
-class Digest extends Transform {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    done(null, chunk);
-  }
-}
-
 /** Gzip `input` (the layer's tar, hashed by the caller) into `file`: digest and size. */
 async function compressInto(input: NodeJS.ReadableStream, file: string): Promise<{ digest: string; size: number }> {
-  const gz = new Digest();
+  const gz = new HashingStream();
   await pipeline(input, createSlugCompressor(), gz, createWriteStream(file, { mode: 0o644 }));
-  return { digest: `sha256:${gz.hash.digest('hex')}`, size: gz.bytes };
+  return { digest: gz.digest(), size: gz.bytes };
 }
 
 /**
