@@ -9,13 +9,13 @@
  * image layers as it is read, never onto disk (image/slug-layers.ts); any
  * other slug is unpacked whole, and gives the same layers.
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readApp } from '../shared/app/app.js';
 import { writeLaunchPlan } from '../shared/app/launch-plan.js';
 import { commandLines, resolveProcesses } from '../shared/app/processes.js';
 import { UserError } from '../shared/errors.js';
-import { makeTempDir, removeTemp } from '../shared/fs.js';
+import { makeDirInside, makeTempDir, removeInside, removeTemp } from '../shared/fs.js';
 import { log } from '../shared/log.js';
 import { extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { formatSize, plural } from '../shared/units.js';
@@ -52,8 +52,8 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
       slugLayers = await unpackSlugLayers(file, appDir, what, limits, opts.layers, path.join(work, 'layers'));
       if (!slugLayers) {
         // Not a slug it takes, or a broken one: unpacked whole, which says what is wrong with it.
-        await rm(appDir, { recursive: true, force: true });
-        await mkdir(appDir, { mode: 0o755 });
+        await removeInside(work, 'app');
+        await makeDirInside(work, 'app');
       }
     }
     const unpacked = slugLayers?.unpacked ?? (await extractArchive(openArchiveFile(file), appDir, what, limits));

@@ -35,6 +35,7 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { HeaderData, ReadEntry } from 'tar';
+import { makeDirInside } from '../../shared/fs.js';
 import { DEFAULT_BLOCK_SIZE } from '../../shared/pgzip.js';
 import type { PlannedEntry } from '../../shared/tar/disk-writer.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
@@ -478,7 +479,7 @@ export async function unpackSlugLayers(
     splitter.end();
     await Promise.all(splitter.layers.map((l) => l.done));
     // An empty tree is part of the app, as an empty directory.
-    for (const tree of splitter.emptyTrees) await mkdir(path.join(appDir, tree), { mode: 0o755 });
+    for (const tree of splitter.emptyTrees) await makeDirInside(appDir, tree);
     const layers = new Map(splitter.layers.map((l) => [l.tree, l.sink.result!]));
     return { unpacked, layers, exists: existsAsUnpacked(appDir, splitter.nodes, [...layers.keys()]) };
   } catch {
