@@ -128,8 +128,11 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   // URL credentials are secrets from the first line on: a buildpack may print
   // its environment long before the upload names PUT_URL.
   for (const url of [opts.source, opts.putUrl, opts.cacheUrls?.get, opts.cacheUrls?.put, ...opts.buildpacks]) if (url) displayUrl(url);
-  // Before any buildpack runs: `--sandbox on` where bwrap cannot work is refused here.
-  const sandbox = await resolveSandbox(opts.sandbox, { nodePath: process.execPath, host: process.env });
+  // `--sandbox on` where bwrap cannot work is refused before the source is
+  // read; `auto` is checked (two bwrap starts) while the source is taken.
+  const sandbox = resolveSandbox(opts.sandbox, { nodePath: process.execPath, host: process.env });
+  if (opts.sandbox === 'on') await sandbox;
+  else sandbox.catch(() => undefined); // awaited before detect; a source error may come first
   // Workspaces of builds that were killed (kill -9 runs no cleanup) go now.
   await removeStaleTempDirs(os.tmpdir(), WORKSPACE_PREFIX);
   const work = await makeTempDir(WORKSPACE_PREFIX);
@@ -144,7 +147,13 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   }
 }
 
-async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: Sandbox, deliver: Deliver): Promise<BuildResult> {
+async function buildIn(
+  work: string,
+  appDir: AppDir,
+  opts: BuildOptions,
+  sandboxed: Promise<Sandbox>,
+  deliver: Deliver,
+): Promise<BuildResult> {
   const timer = new StepTimer();
   const buildDir = appDir.dir;
   const envDir = path.join(work, 'env');
@@ -180,7 +189,7 @@ async function buildIn(work: string, appDir: AppDir, opts: BuildOptions, jail: S
   });
 
   // What every buildpack process sees of this build: its app, scratch HOME and TMPDIR, config vars read-only.
-  const sandbox = widen(jail, { rw: [buildDir, home, tmpDir], ro: [envDir, platformDir] });
+  const sandbox = widen(await sandboxed, { rw: [buildDir, home, tmpDir], ro: [envDir, platformDir] });
   const target = await buildTarget(opts.target);
   const chosen = await chooseBuildpacks({
     ...(await explicitList(opts.buildpacks, project, buildDir)),

@@ -16,13 +16,14 @@
  * A part of at least CACHED_PART_BYTES goes through the layer cache
  * (image/layer-cache.ts, shared with the image's app layers): keyed by the
  * sha256 of its tar and the compressor. A part whose first HEAD_BYTES no kept
- * tar starts with is compressed in one pass and kept; any other is hashed
- * first and, when kept, its gzip bytes are copied in: the same bytes a fresh
- * compression gives (same tar, same compressor), so the slug does not depend
- * on the cache. The cache dir was written by earlier builds: a kept blob is
- * used only when, while it is copied, its bytes hash to the kept digest and
- * inflate to exactly the part's tar; else what was copied is cut off again
- * and the part compressed.
+ * tar starts with is compressed in one pass and kept. For any other, the
+ * cache's marker names the last kept tar that started so, and that blob's
+ * gzip bytes are copied in: the same bytes a fresh compression gives (same
+ * tar, same compressor), so the slug does not depend on the cache. The cache
+ * dir was written by earlier builds: a kept blob is used only when, while it
+ * is copied, its bytes hash to the kept digest and inflate to exactly the tar
+ * the tree gives now, compared as the tree is read; else what was copied is
+ * cut off again and the part compressed (and kept, for the next build).
  */
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -73,7 +74,8 @@ const COPY_CHUNK = 1024 * 1024;
 interface Part {
   /** The split tree, '' for the rest of the app, undefined for the end blocks. */
   tree?: string;
-  tar: () => AsyncGenerator<Buffer>;
+  /** `reuse`: see PackOptions.reuse. */
+  tar: (reuse?: boolean) => AsyncGenerator<Buffer>;
 }
 
 /** The slug's parts, in order. */
@@ -84,11 +86,14 @@ async function slugParts(buildDir: string, mtime: Date): Promise<Part[]> {
   const split = new Set(trees);
   const end = trees.length === 0;
   const parts: Part[] = [
-    { tree: '', tar: () => packTree(buildDir, { prefix: './', mtime, exclude: (rel) => notInApp(rel) || split.has(rel), end }) },
+    {
+      tree: '',
+      tar: (reuse) => packTree(buildDir, { prefix: './', mtime, exclude: (rel) => notInApp(rel) || split.has(rel), end, reuse }),
+    },
   ];
   for (const tree of trees) {
     const exclude = (rel: string) => notInApp(`${tree}/${rel}`);
-    parts.push({ tree, tar: () => packTree(path.join(buildDir, tree), { prefix: `./${tree}/`, mtime, exclude, end: false }) });
+    parts.push({ tree, tar: (reuse) => packTree(path.join(buildDir, tree), { prefix: `./${tree}/`, mtime, exclude, end: false, reuse }) });
   }
   if (!end)
     parts.push({
@@ -221,15 +226,16 @@ class PartWriter {
       return { tarBytes, cacheable: false, reused: false };
     }
     const head = sha256Of(Buffer.concat(first).subarray(0, HEAD_BYTES));
-    if (!(await this.cache.mayHave(head))) return this.compressAndKeep(tapped(first, it), head, this.cache);
-
-    // Some kept tar starts like this one: hash it all, then look for it.
-    const sum = new Sum();
-    for await (const _ of tapped(first, it, sum.see));
-    const tar = { diffId: sum.digest(), bytes: sum.bytes };
-    if (await this.copyKept(tar, head, this.cache)) return { tarBytes: tar.bytes, cacheable: true, reused: true };
-    // Not kept, or not usable: pack it again (the tar was not kept in memory) and compress it.
-    return this.compressAndKeep(part.tar(), head, this.cache);
+    const candidate = await this.cache.candidate(head);
+    if (candidate) {
+      // The compared pass reads the tree again from its start, into reused buffers.
+      await it.return?.(undefined);
+      const tarBytes = await this.copyKept(candidate, head, part.tar(true)[Symbol.asyncIterator](), this.cache);
+      if (tarBytes !== undefined) return { tarBytes, cacheable: true, reused: true };
+      // Not kept, or not this tree: pack it again (the tar was not kept in memory) and compress it.
+      return this.compressAndKeep(part.tar(), head, this.cache);
+    }
+    return this.compressAndKeep(tapped(first, it), head, this.cache);
   }
 
   /** Compress the part into the slug and, beside it, a blob for the cache. */
@@ -255,34 +261,41 @@ class PartWriter {
     }
   }
 
-  /** Copy the kept blob of `tar` into the slug, checked as it goes; false (nothing left in the slug) when absent or wrong. */
-  private async copyKept(tar: { diffId: string; bytes: number }, head: string, cache: LayerCache): Promise<boolean> {
+  /**
+   * Copy the blob kept for `diffId` into the slug while checking it against
+   * the part as the tree is read now: its bytes hash to the kept digest, and
+   * gunzipped (every byte of it, nothing after the last member) they are
+   * byte for byte the part's tar. The inflating runs on the thread pool while
+   * this thread reads the tree, so a hit costs about one pass, not a hashing
+   * pass and then an inflating one. Undefined (nothing left in the slug) when
+   * the blob is absent, wrong or of another tree; the part's tar length when
+   * copied.
+   */
+  private async copyKept(diffId: string, head: string, tar: AsyncIterator<Buffer>, cache: LayerCache): Promise<number | undefined> {
     const into = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(8).toString('hex')}.kept`);
     removeOnExit(into);
     try {
-      const kept = await cache.take(tar.diffId, head, into);
-      if (!kept) return false;
+      const kept = await cache.take(diffId, head, into);
+      if (!kept) return undefined;
       const mark = this.out.mark();
-      if (await this.copyChecked(into, kept, tar)) return true;
-      await this.out.rollback(mark);
-      return false;
+      const tarBytes = await this.copyIfSame(into, kept, tar);
+      if (tarBytes === undefined) await this.out.rollback(mark);
+      return tarBytes;
     } finally {
+      await tar.return?.(undefined);
       await removeTemp(into);
     }
   }
 
-  /**
-   * Write `blob` into the slug while checking it is what the cache says and
-   * what the slug needs: its bytes hash to the kept digest, and gunzipped
-   * (every byte of it, nothing after the last member) they are the part's tar.
-   */
-  private async copyChecked(blob: string, kept: CachedLayer, tar: { diffId: string; bytes: number }): Promise<boolean> {
+  private async copyIfSame(blob: string, kept: CachedLayer, tar: AsyncIterator<Buffer>): Promise<number | undefined> {
     const gzHash = createHash('sha256');
-    const tarHash = createHash('sha256');
     let gzBytes = 0;
-    let tarBytes = 0;
     const out = this.out;
     const gunzip = createGunzip({ chunkSize: COPY_CHUNK });
+    const live = new TarReader(tar);
+    let tarBytes = 0;
+    // The one write in flight: a failure must wait for it before the slug is cut back.
+    let writing: Promise<void> = Promise.resolve();
     try {
       await pipeline(
         createReadStream(blob, { highWaterMark: COPY_CHUNK }),
@@ -290,31 +303,78 @@ class PartWriter {
           transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
             gzHash.update(chunk);
             gzBytes += chunk.length;
-            out.write(chunk).then(() => done(null, chunk), done);
+            writing = out.write(chunk);
+            writing.then(() => done(null, chunk), done);
           },
         }),
         gunzip,
-        new Writable({
-          write(chunk: Buffer, _enc, done) {
-            tarBytes += chunk.length;
-            // A blob that inflates past the tar is wrong: stop rather than inflate it all.
-            if (tarBytes > tar.bytes) return done(new Error('the kept blob inflates past the tar'));
-            tarHash.update(chunk);
-            done();
-          },
-        }),
+        async (inflated: AsyncIterable<Buffer>) => {
+          for await (const chunk of inflated) {
+            if (!(await live.matches(chunk))) throw new Error('the kept blob is not this tree');
+          }
+          tarBytes = live.read;
+          if (!(await live.ended())) throw new Error('the tree goes on past the kept blob');
+        },
       );
     } catch {
-      return false;
+      await writing.catch(() => undefined);
+      // The tree could not be read (it changed as it was packed): that is the build's error, not the cache's.
+      if (live.error) throw live.error;
+      return undefined;
     }
-    return (
+    const same =
       gzBytes === kept.size &&
       `sha256:${gzHash.digest('hex')}` === kept.digest &&
       // gunzip stops at zero bytes after a member and leaves them unread; other readers would stop there too.
-      gunzip.bytesWritten === gzBytes &&
-      tarBytes === tar.bytes &&
-      `sha256:${tarHash.digest('hex')}` === tar.diffId
-    );
+      gunzip.bytesWritten === gzBytes;
+    return same ? tarBytes : undefined;
+  }
+}
+
+/** The part's tar as the tree is read, compared piece by piece with what it is shown. */
+class TarReader {
+  private chunk: Buffer = Buffer.alloc(0);
+  private at = 0;
+  /** Tar bytes matched so far. */
+  read = 0;
+  /** What reading the tree threw, if it did. */
+  error: unknown;
+
+  constructor(private readonly tar: AsyncIterator<Buffer>) {}
+
+  /** The next unread bytes, empty at the end of the tar. */
+  private async next(): Promise<Buffer> {
+    while (this.at === this.chunk.length) {
+      let step: IteratorResult<Buffer>;
+      try {
+        step = await this.tar.next();
+      } catch (err) {
+        this.error = err;
+        throw err;
+      }
+      if (step.done) return Buffer.alloc(0);
+      this.chunk = step.value;
+      this.at = 0;
+    }
+    return this.chunk.subarray(this.at);
+  }
+
+  /** Whether the tar goes on with exactly `bytes`. */
+  async matches(bytes: Buffer): Promise<boolean> {
+    for (let off = 0; off < bytes.length; ) {
+      const ahead = await this.next();
+      if (ahead.length === 0) return false;
+      const n = Math.min(ahead.length, bytes.length - off);
+      if (!ahead.subarray(0, n).equals(bytes.subarray(off, off + n))) return false;
+      off += n;
+      this.at += n;
+      this.read += n;
+    }
+    return true;
+  }
+
+  async ended(): Promise<boolean> {
+    return (await this.next()).length === 0;
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { expect } from 'chai';
@@ -174,6 +174,51 @@ describe('the slug in parts (multi-member gzip)', function () {
     await execa('tar', ['-xzf', changed.file, '-C', dir]);
     expect(await readFile(path.join(dir, 'server.js'), 'utf8')).to.equal('console.log("v2")\n');
     expect(await treeOf(dir)).to.deep.include(await treeOf(changedApp));
+  });
+
+  it('checks a kept part against the tree as it is read: a tree changed past its first MB is compressed again, then kept', async () => {
+    const root = path.join(work, 'root-late-change');
+    await cp(coldRoot, root, { recursive: true });
+    const changedApp = await bigApp();
+    // The last file of node_modules' tar (pkg-9 sorts last): its first MB, and so its marker, is the cold build's.
+    await writeFile(path.join(changedApp, 'node_modules/pkg-9/lib/file-4.js'), text(999, 16 * 1024));
+    const changed = await build(root, changedApp);
+    expect(changed.stderr).to.include('Slug: 1 of 3 parts reused from the layer cache');
+    const fresh = await build(path.join(work, 'root-late-change-empty'), changedApp);
+    expect(sha(changed.slug)).to.equal(sha(fresh.slug));
+    expect(sha(changed.slug)).to.not.equal(sha(cold.slug));
+    // The marker now names the changed tree: the next build takes it.
+    const again = await build(root, changedApp);
+    expect(again.stderr).to.include('Slug: 2 of 3 parts reused from the layer cache');
+    expect(sha(again.slug)).to.equal(sha(fresh.slug));
+  });
+
+  it('takes a cache whose markers are empty (an older slugkit), a FIFO or a link for what they are: no reuse, no hang, the right slug', async function () {
+    requireTools(this, 'mkfifo');
+    const markers = async (root: string) => (await readdir(path.join(root, 'layers'))).filter((f) => f.startsWith('head-'));
+    const empty = path.join(work, 'root-empty-markers');
+    await cp(coldRoot, empty, { recursive: true });
+    expect(await markers(empty)).to.have.length(2);
+    for (const m of await markers(empty)) await writeFile(path.join(empty, 'layers', m), '');
+    const first = await build(empty);
+    expect(first.stderr).to.include('Slug: 0 of 3 parts reused from the layer cache\n');
+    expect(sha(first.slug)).to.equal(sha(cold.slug));
+    expect((await build(empty)).stderr).to.include('Slug: 2 of 3 parts reused');
+
+    const odd = path.join(work, 'root-odd-markers');
+    await cp(coldRoot, odd, { recursive: true });
+    const [fifo, link] = await markers(odd);
+    const named = (await readFile(path.join(odd, 'layers', fifo), 'utf8')).trim();
+    await rm(path.join(odd, 'layers', fifo));
+    await execa('mkfifo', [path.join(odd, 'layers', fifo)]);
+    // A link to a file outside the cache that names a kept entry: not read.
+    const outside = path.join(work, 'marker-outside');
+    await writeFile(outside, `${named}\n`);
+    await rm(path.join(odd, 'layers', link));
+    await symlink(outside, path.join(odd, 'layers', link));
+    const res = await build(odd);
+    expect(res.stderr).to.include('Slug: 0 of 3 parts reused from the layer cache\n');
+    expect(sha(res.slug)).to.equal(sha(cold.slug));
   });
 
   it('is one tar to gzip -t, GNU tar, Python tarfile and slugrunner --slug, each entry once', async function () {

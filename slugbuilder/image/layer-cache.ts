@@ -9,11 +9,14 @@
  *   <diff_id hex>.<compressor>.json   { digest, size }, written after its blob
  *   <digest hex>.tar.gz               the blob
  *   head-<hex>.<compressor>           a marker: some kept layer's tar starts
- *                                     with the HEAD_BYTES these hash to
+ *                                     with the HEAD_BYTES these hash to; it
+ *                                     holds the diff_id of the last one kept
  *
  * The marker spares a layer nobody has seen the hashing pass: when no kept
  * tar starts like it, its diff_id cannot be here either, and it is
- * compressed (and hashed) in one pass straight away.
+ * compressed (and hashed) in one pass straight away. The diff_id in it lets a
+ * slug part be checked against the kept blob while the tree is read, with no
+ * hashing pass first (slug-parts.ts).
  *
  * Safe under concurrent builds: every file is written to a temp name and
  * renamed, and a build takes its own link (or copy) of a blob before using
@@ -22,10 +25,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, link, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../../shared/errors.js';
-import { replaceWith, writeFileInside } from '../../shared/fs.js';
+import { readTextInside, replaceWith, writeFileInside } from '../../shared/fs.js';
 import { GZIP_LEVEL } from '../slug.js';
 import { digestHex } from './blobs.js';
 
@@ -69,18 +72,27 @@ export class LayerCache {
     );
   }
 
+  /** The diff_id of the last kept layer whose tar began with the bytes `head` hashes, when the marker names one. */
+  async candidate(head: string): Promise<string | undefined> {
+    const text = await readTextInside(this.dir, path.basename(this.headFile(head))).catch(() => undefined);
+    const diffId = text?.trim();
+    return diffId && /^sha256:[0-9a-f]{64}$/.test(diffId) ? diffId : undefined;
+  }
+
   /** The cached layer for `diffId` (whose tar's head hashes to `head`), linked (or copied) to `into`; undefined when absent or unusable. */
   async take(diffId: string, head: string, into: string): Promise<CachedLayer | undefined> {
     let meta: CachedLayer;
     try {
-      meta = JSON.parse(await readFile(this.metaFile(diffId), 'utf8')) as CachedLayer;
+      // readTextInside: the cache dir was written by earlier builds, and a FIFO there must not hang this one.
+      meta = JSON.parse((await readTextInside(this.dir, path.basename(this.metaFile(diffId)))) ?? '') as CachedLayer;
       digestHex(meta.digest);
     } catch {
       return undefined;
     }
     const blob = this.blobFile(meta.digest);
     try {
-      if ((await stat(blob)).size !== meta.size) return undefined;
+      const st = await lstat(blob);
+      if (!st.isFile() || st.size !== meta.size) return undefined;
       await linkOrCopy(blob, into);
       const now = new Date();
       // Recently used: pruned last.
@@ -103,7 +115,7 @@ export class LayerCache {
       await replaceWith(blob + tag, blob);
       const meta = this.metaFile(diffId);
       await writeFileInside(this.dir, path.basename(meta), JSON.stringify({ digest: layer.digest, size: layer.size }) + '\n');
-      await writeFileInside(this.dir, path.basename(this.headFile(head)), '');
+      await writeFileInside(this.dir, path.basename(this.headFile(head)), `${diffId}\n`);
       await this.prune();
     } catch {
       // Leave no temp files behind; the entry is simply not cached.
@@ -120,7 +132,7 @@ export class LayerCache {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
       const meta = path.join(this.dir, name);
       try {
-        const { digest } = JSON.parse(await readFile(meta, 'utf8')) as CachedLayer;
+        const { digest } = JSON.parse((await readTextInside(this.dir, name)) ?? '') as CachedLayer;
         const blob = this.blobFile(digest);
         const [m, b] = await Promise.all([stat(meta), stat(blob)]);
         entries.push({ meta, blob, size: b.size, used: m.mtimeMs });

@@ -66,7 +66,7 @@ export async function writeLayer(appDir: string, opts: LayerOptions): Promise<La
 /** sha256 of the layer's tar, nothing written: the diff_id writeLayer would give, at a fraction of its cost. */
 export async function layerDiffId(appDir: string, opts: Omit<LayerOptions, 'outFile'>): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of packTree(appDir, packOptions(opts))) hash.update(chunk);
+  for await (const chunk of packTree(appDir, { ...packOptions(opts), reuse: true })) hash.update(chunk);
   return `sha256:${hash.digest('hex')}`;
 }
 
@@ -74,7 +74,7 @@ export async function layerDiffId(appDir: string, opts: Omit<LayerOptions, 'outF
 async function layerHead(appDir: string, opts: Omit<LayerOptions, 'outFile'>): Promise<string> {
   const hash = createHash('sha256');
   let seen = 0;
-  for await (const chunk of packTree(appDir, packOptions(opts))) {
+  for await (const chunk of packTree(appDir, { ...packOptions(opts), reuse: true })) {
     const part = chunk.subarray(0, HEAD_BYTES - seen);
     hash.update(part);
     seen += part.length;
