@@ -275,7 +275,7 @@ class PartWriter {
     const into = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(8).toString('hex')}.kept`);
     removeOnExit(into);
     try {
-      const kept = await cache.take(diffId, head, into);
+      const kept = await cache.take(diffId, head, into, true);
       if (!kept) return undefined;
       const mark = this.out.mark();
       const tarBytes = await this.copyIfSame(into, kept, tar);

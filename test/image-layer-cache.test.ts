@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * The layer cache (slugbuilder/image/layer-cache.ts) through the real CLI:
  * a second image of an unchanged dependency tree takes its compressed layer
@@ -111,5 +112,15 @@ describe('image layer cache', () => {
     expect(second.stderr).to.match(/\/app \S+ from the layer cache/);
     expect(second.summary.image.digest).to.equal(first.summary.image.digest);
     expect((await second.blob(modules.digest)).length).to.equal(modules.size);
+
+    // The right size, other bytes: the OCI layout (no registry checks it) must still get a blob that hashes to its name.
+    const blob = await readFile(kept);
+    blob[blob.length >> 1] ^= 0xff;
+    await writeFile(kept, blob);
+    const third = await build(cache);
+    expect(third.stderr).to.match(/\/app\/node_modules \S+ compressed/);
+    expect(third.summary.image.digest).to.equal(first.summary.image.digest);
+    const written = await third.blob(modules.digest);
+    expect(createHash('sha256').update(written).digest('hex')).to.equal(modules.digest.slice('sha256:'.length));
   });
 });

@@ -30,7 +30,7 @@ import path from 'node:path';
 import { errnoCode } from '../../shared/errors.js';
 import { readTextInside, replaceWith, writeFileInside } from '../../shared/fs.js';
 import { GZIP_LEVEL } from '../slug.js';
-import { digestHex } from './blobs.js';
+import { digestHex, hashFile } from './blobs.js';
 
 /** Beyond this the oldest entries are removed. */
 export const MAX_BYTES = 2 * 1024 ** 3;
@@ -79,8 +79,14 @@ export class LayerCache {
     return diffId && /^sha256:[0-9a-f]{64}$/.test(diffId) ? diffId : undefined;
   }
 
-  /** The cached layer for `diffId` (whose tar's head hashes to `head`), linked (or copied) to `into`; undefined when absent or unusable. */
-  async take(diffId: string, head: string, into: string): Promise<CachedLayer | undefined> {
+  /**
+   * The cached layer for `diffId` (whose tar's head hashes to `head`), linked
+   * (or copied) to `into`; undefined when absent or unusable. Its bytes are
+   * hashed against the kept digest (an OCI layout is written with no registry
+   * to check them) unless `checkedByCaller`: the slug's copy checks them as it
+   * reads them anyway.
+   */
+  async take(diffId: string, head: string, into: string, checkedByCaller = false): Promise<CachedLayer | undefined> {
     let meta: CachedLayer;
     try {
       // readTextInside: the cache dir was written by earlier builds, and a FIFO there must not hang this one.
@@ -94,6 +100,10 @@ export class LayerCache {
       const st = await lstat(blob);
       if (!st.isFile() || st.size !== meta.size) return undefined;
       await linkOrCopy(blob, into);
+      if (!checkedByCaller && (await hashFile(into)).digest !== meta.digest) {
+        await rm(into, { force: true });
+        return undefined;
+      }
       const now = new Date();
       // Recently used: pruned last.
       await utimes(this.metaFile(diffId), now, now).catch(() => undefined);
