@@ -62,11 +62,15 @@ function findFile(dir: string, name: string): string | undefined {
   return undefined;
 }
 
+type LogLine = { ms: number; text: string };
+
+/** ms at which the first log line matching `re` arrived. */
+function at(lines: LogLine[], re: RegExp): number | undefined {
+  return lines.find((l) => re.test(l.text))?.ms;
+}
+
 /** Milestones of the push log, each with the time its line arrived. */
-function timeline(
-  lines: Array<{ ms: number; text: string }>,
-  at: (lines: Array<{ ms: number; text: string }>, re: RegExp) => number | undefined,
-): string {
+function timeline(lines: LogLine[]): string {
   const marks: Array<[string, RegExp]> = [
     ['hook says "Building"', /^-----> Building \S+ from/],
     ["slugbuilder's first line", /^-----> (Reading|Receiving|Fetching|Using|Claim|Source|App)/],
@@ -142,7 +146,7 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
     const start = performance.now();
     const proc = execa('git', ['push', '-q', 'origin', 'main'], { cwd: clone, env, all: true, reject: false });
     // When each line of the hook's log reached the client: where the push's time goes.
-    const lines: Array<{ ms: number; text: string }> = [];
+    const lines: LogLine[] = [];
     let partial = '';
     proc.all?.on('data', (chunk: Buffer) => {
       const ms = performance.now() - start;
@@ -161,8 +165,6 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
     );
     return { pushed, served, log: String(r.all), lines };
   };
-  /** ms at which the first log line matching `re` arrived. */
-  const at = (lines: Array<{ ms: number; text: string }>, re: RegExp) => lines.find((l) => re.test(l.text))?.ms;
   try {
     // The first push fills the build cache (npm cache, node_modules, node); not timed.
     await git(['add', '-A']);
@@ -255,7 +257,7 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
         `one push, after an untimed first push that warmed the cache (commit ${sha.slice(0, 12)}); the hook's build runs sandboxed (bwrap); restart: kill the old web process, \`slugrunner --slug $SLUG start web\` in the background; timed until GET / on 127.0.0.1 answers 200 with the changed text`,
         `the pipeline's own step line: ${steps}; ${/Compiled slug size is (.*)/.exec(ours.log)?.[1]?.trim() ?? '?'} compiled slug (it holds the buildpack's Node), by hand ${megabytes(statSync(path.join(byHand, 'slug.tgz')).size)} (system node)`,
         `after git push returned: ${seconds(ours.served - ours.pushed)} to the first 200 (slugrunner unpack + start)`,
-        `the push's log as it reached the client (ms from \`git push\`): ${timeline(ours.lines, at)}`,
+        `the push's log as it reached the client (ms from \`git push\`): ${timeline(ours.lines)}`,
         npmTar
           ? `by hand, npm's cache is the pipeline's own (${path.relative(work, npmTar)}, unpacked beforehand, not timed)`
           : `by hand, npm ci started from an EMPTY npm cache: no npm.tar under the pipeline's cache root (${cacheRoot})`,

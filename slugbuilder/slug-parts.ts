@@ -38,6 +38,7 @@ import { log } from '../shared/log.js';
 import { packTree } from '../shared/tar/pack.js';
 import { formatSize, plural } from '../shared/units.js';
 import { planAppLayers } from './image/app-layers.js';
+import { HashingStream, sha256 } from './image/blobs.js';
 import { type CachedLayer, HEAD_BYTES, LayerCache } from './image/layer-cache.js';
 import { createSlugCompressor, notInApp, writeFailure } from './slug.js';
 import { largestEntries, overLimitMessage } from './slug-size.js';
@@ -132,7 +133,7 @@ class SlugFile {
     this.bytes += chunk.length;
     if (this.over) return;
     this.hash.update(chunk);
-    for (let at = 0; at < chunk.length; ) at += (await this.handle.write(chunk, at, chunk.length - at, this.written + at)).bytesWritten;
+    await writeAt(this.handle, chunk, this.written);
     this.written += chunk.length;
   }
 
@@ -152,6 +153,11 @@ class SlugFile {
   }
 }
 
+/** All of `chunk` at `position` (a write may take less than it is given). */
+async function writeAt(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  for (let at = 0; at < chunk.length; ) at += (await handle.write(chunk, at, chunk.length - at, position + at)).bytesWritten;
+}
+
 /** Yields `first`, then the rest of `it`, each chunk shown to `seen` on the way. */
 async function* tapped(first: Buffer[], it: AsyncIterator<Buffer>, seen?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
   for (const chunk of first) {
@@ -164,19 +170,6 @@ async function* tapped(first: Buffer[], it: AsyncIterator<Buffer>, seen?: (chunk
   }
 }
 
-/** Hashes and counts what it is shown: a tar's sha256 (its cache key) and length, or a blob's. */
-class Sum {
-  private readonly hash = createHash('sha256');
-  bytes = 0;
-  readonly see = (chunk: Buffer): void => {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-  };
-  digest(): string {
-    return `sha256:${this.hash.digest('hex')}`;
-  }
-}
-
 /** Gzip `tar` into every sink; each chunk goes to all of them before the next. */
 async function compress(tar: AsyncIterable<Buffer>, sinks: Array<(chunk: Buffer) => Promise<void> | void>): Promise<void> {
   const sink = new Writable({
@@ -185,10 +178,6 @@ async function compress(tar: AsyncIterable<Buffer>, sinks: Array<(chunk: Buffer)
     },
   });
   await pipeline(Readable.from(tar, { objectMode: false }), createSlugCompressor(), sink);
-}
-
-function sha256Of(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 interface PartResult {
@@ -225,12 +214,11 @@ class PartWriter {
       );
       return { tarBytes, cacheable: false, reused: false };
     }
-    const head = sha256Of(Buffer.concat(first).subarray(0, HEAD_BYTES));
+    const head = sha256(Buffer.concat(first).subarray(0, HEAD_BYTES));
     const candidate = await this.cache.candidate(head);
     if (candidate) {
-      // The compared pass reads the tree again from its start, into reused buffers.
       await it.return?.(undefined);
-      const tarBytes = await this.copyKept(candidate, head, part.tar(true)[Symbol.asyncIterator](), this.cache);
+      const tarBytes = await this.copyKept(candidate, head, part, this.cache);
       if (tarBytes !== undefined) return { tarBytes, cacheable: true, reused: true };
       // Not kept, or not this tree: pack it again (the tar was not kept in memory) and compress it.
       return this.compressAndKeep(part.tar(), head, this.cache);
@@ -240,14 +228,13 @@ class PartWriter {
 
   /** Compress the part into the slug and, beside it, a blob for the cache. */
   private async compressAndKeep(tar: AsyncIterator<Buffer>, head: string, cache: LayerCache): Promise<PartResult> {
-    const sum = new Sum();
-    const gz = new Sum();
+    const sum = new HashingStream();
+    const gz = new HashingStream();
     const blob = await createTempFile(this.file, 0o644);
     try {
       let at = 0;
       const toBlob = async (chunk: Buffer) => {
-        for (let done = 0; done < chunk.length; )
-          done += (await blob.handle.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
+        await writeAt(blob.handle, chunk, at);
         at += chunk.length;
       };
       await compress(tapped([], tar, sum.see), [(c) => this.out.write(c), toBlob, gz.see]);
@@ -271,25 +258,29 @@ class PartWriter {
    * the blob is absent, wrong or of another tree; the part's tar length when
    * copied.
    */
-  private async copyKept(diffId: string, head: string, tar: AsyncIterator<Buffer>, cache: LayerCache): Promise<number | undefined> {
+  private async copyKept(diffId: string, head: string, part: Part, cache: LayerCache): Promise<number | undefined> {
     const into = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(8).toString('hex')}.kept`);
     removeOnExit(into);
     try {
       const kept = await cache.take(diffId, head, into, true);
       if (!kept) return undefined;
+      // The compared pass reads the tree again from its start, into reused buffers.
+      const tar = part.tar(true)[Symbol.asyncIterator]();
       const mark = this.out.mark();
-      const tarBytes = await this.copyIfSame(into, kept, tar);
-      if (tarBytes === undefined) await this.out.rollback(mark);
-      return tarBytes;
+      try {
+        const tarBytes = await this.copyIfSame(into, kept, tar);
+        if (tarBytes === undefined) await this.out.rollback(mark);
+        return tarBytes;
+      } finally {
+        await tar.return?.(undefined);
+      }
     } finally {
-      await tar.return?.(undefined);
       await removeTemp(into);
     }
   }
 
   private async copyIfSame(blob: string, kept: CachedLayer, tar: AsyncIterator<Buffer>): Promise<number | undefined> {
-    const gzHash = createHash('sha256');
-    let gzBytes = 0;
+    const gz = new HashingStream();
     const out = this.out;
     const gunzip = createGunzip({ chunkSize: COPY_CHUNK });
     const live = new TarReader(tar);
@@ -301,8 +292,7 @@ class PartWriter {
         createReadStream(blob, { highWaterMark: COPY_CHUNK }),
         new Transform({
           transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-            gzHash.update(chunk);
-            gzBytes += chunk.length;
+            gz.see(chunk);
             writing = out.write(chunk);
             writing.then(() => done(null, chunk), done);
           },
@@ -323,10 +313,10 @@ class PartWriter {
       return undefined;
     }
     const same =
-      gzBytes === kept.size &&
-      `sha256:${gzHash.digest('hex')}` === kept.digest &&
+      gz.bytes === kept.size &&
+      gz.digest() === kept.digest &&
       // gunzip stops at zero bytes after a member and leaves them unread; other readers would stop there too.
-      gunzip.bytesWritten === gzBytes;
+      gunzip.bytesWritten === gz.bytes;
     return same ? tarBytes : undefined;
   }
 }

@@ -251,34 +251,25 @@ describe('--slug --image: dependency trees straight from the slug', () => {
     const streamed = await image(plain);
     expect(streamed.stderr).to.match(/\/app\/node_modules \S+ compressed from the slug/);
 
-    const slugFile = path.join(root, 'link-in.tgz');
-    await writeFile(slugFile, entries([linkEntry('./bin/serve', '../node_modules/serve/cli.js')]));
-    const got = await image(slugFile);
-    expect(got.exitCode, got.stderr).to.equal(0);
-    expect(got.stderr).to.not.include('from the slug');
-    expect(got.stderr).to.not.include('neither on the run image');
-    expectSameImage(got.summary!, await unpackedImage(slugFile));
-
+    /** A slug whose bin/serve is `serve`: unpacked whole, not streamed, and the same image as unpacking gives. */
+    const unpackedWhole = async (name: string, serve: Buffer[]) => {
+      const slugFile = path.join(root, name);
+      await writeFile(slugFile, entries(serve));
+      const got = await image(slugFile);
+      expect(got.exitCode, got.stderr).to.equal(0);
+      expect(got.stderr).to.not.include('from the slug');
+      expect(got.stderr).to.not.include('neither on the run image');
+      expectSameImage(got.summary!, await unpackedImage(slugFile));
+    };
+    await unpackedWhole('link-in.tgz', [linkEntry('./bin/serve', '../node_modules/serve/cli.js')]);
     // Through another link and back up: bin/up is lib, so "bin/up/.." is the app's root, where node_modules is.
-    const viaLink = path.join(root, 'link-via.tgz');
-    await writeFile(
-      viaLink,
-      entries([linkEntry('./bin/serve', 'up/../node_modules/serve/cli.js'), linkEntry('./bin/up', '../lib'), dir('./lib')]),
-    );
-    const via = await image(viaLink);
-    expect(via.exitCode, via.stderr).to.equal(0);
-    expect(via.stderr).to.not.include('from the slug');
-    expect(via.stderr).to.not.include('neither on the run image');
-    expectSameImage(via.summary!, await unpackedImage(viaLink));
-
+    await unpackedWhole('link-via.tgz', [
+      linkEntry('./bin/serve', 'up/../node_modules/serve/cli.js'),
+      linkEntry('./bin/up', '../lib'),
+      dir('./lib'),
+    ]);
     // Out of the app and back in by the name of the dir it is unpacked into.
-    const outAndIn = path.join(root, 'link-out-in.tgz');
-    await writeFile(outAndIn, entries([linkEntry('./bin/serve', '../../app/node_modules/serve/cli.js')]));
-    const back = await image(outAndIn);
-    expect(back.exitCode, back.stderr).to.equal(0);
-    expect(back.stderr).to.not.include('from the slug');
-    expect(back.stderr).to.not.include('neither on the run image');
-    expectSameImage(back.summary!, await unpackedImage(outAndIn));
+    await unpackedWhole('link-out-in.tgz', [linkEntry('./bin/serve', '../../app/node_modules/serve/cli.js')]);
   });
 
   it('streams pax names and leaves device entries out, as unpacking does', async () => {

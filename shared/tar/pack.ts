@@ -84,12 +84,29 @@ const CHUNK = 256 * 1024;
 /** Files up to this size are read straight into the chunk; larger ones are streamed. */
 const SMALL_FILE = CHUNK;
 
+/** An error for `full`, which changed size since it was listed. */
+function changedSize(full: string): Error {
+  return new Error(`${full} changed size while it was being archived`);
+}
+
+/** `full` opened for reading, refused unless it still has exactly `size` bytes. */
+function openSized(full: string, size: number): number {
+  const fd = openSync(full, 'r');
+  if (fstatSync(fd).size !== size) {
+    closeSync(fd);
+    throw changedSize(full);
+  }
+  return fd;
+}
+
 /**
  * Fills fixed-size chunks: headers are copied in and small files are read
  * straight into them, so a tree of thousands of small files costs one
- * allocation per 256 KB rather than one per file and per header.
+ * allocation per chunk rather than one per file and per header. Also used by
+ * writers that feed entries from elsewhere (image/slug-layers.ts), with
+ * their own chunk size.
  */
-class ChunkFiller {
+export class ChunkFiller {
   /** Buffers the caller is done with (reuse mode only). */
   private readonly free: Buffer[] = [];
   private chunk: Buffer;
@@ -97,12 +114,15 @@ class ChunkFiller {
   /** Full chunks, ready to be yielded. */
   readonly ready: Buffer[] = [];
 
-  constructor(private readonly reuse = false) {
+  constructor(
+    private readonly reuse = false,
+    private readonly size = CHUNK,
+  ) {
     this.chunk = this.fresh();
   }
 
   private fresh(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(CHUNK);
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
   }
 
   /**
@@ -112,27 +132,23 @@ class ChunkFiller {
   *drain(): Generator<Buffer> {
     for (const chunk of this.ready.splice(0)) {
       yield chunk;
-      if (this.reuse) this.free.push(Buffer.from(chunk.buffer, chunk.byteOffset, CHUNK));
+      if (this.reuse) this.free.push(Buffer.from(chunk.buffer, chunk.byteOffset, this.size));
     }
   }
 
-  /** A whole file of more than CHUNK bytes, read a chunk at a time into reused buffers (reuse mode). */
-  *readLarge(full: string, size: number): Generator<Buffer> {
-    const fd = openSync(full, 'r');
+  /** A whole file of more than a chunk, read a chunk at a time into reused buffers (reuse mode). */
+  *readLarge(full: string, bytes: number): Generator<Buffer> {
+    const fd = openSized(full, bytes);
+    const buf = this.fresh();
     try {
-      if (fstatSync(fd).size !== size) throw new Error(`${full} changed size while it was being archived`);
-      const buf = this.fresh();
-      try {
-        for (let got = 0; got < size; ) {
-          const n = readSync(fd, buf, 0, Math.min(CHUNK, size - got), null);
-          if (n === 0) throw new Error(`${full} changed size while it was being archived`);
-          got += n;
-          yield buf.subarray(0, n);
-        }
-      } finally {
-        this.free.push(buf);
+      for (let got = 0; got < bytes; ) {
+        const n = readSync(fd, buf, 0, Math.min(this.size, bytes - got), null);
+        if (n === 0) throw changedSize(full);
+        got += n;
+        yield buf.subarray(0, n);
       }
     } finally {
+      this.free.push(buf);
       closeSync(fd);
     }
   }
@@ -143,35 +159,32 @@ class ChunkFiller {
       const n = bytes.copy(this.chunk, this.used, from);
       from += n;
       this.used += n;
-      if (this.used === CHUNK) this.flush();
+      if (this.used === this.size) this.flush();
     }
   }
 
-  /** Reads a whole file of `size` bytes (at most CHUNK) into the chunk. */
-  appendFile(full: string, size: number): void {
-    if (size === 0) return; // an empty file is its header alone: nothing to open
-    if (this.used + size > CHUNK) this.flush();
-    const fd = openSync(full, 'r');
+  /** Reads a whole file of `bytes` bytes (at most a chunk) into the chunk. */
+  appendFile(full: string, bytes: number): void {
+    if (bytes === 0) return; // an empty file is its header alone: nothing to open
+    if (this.used + bytes > this.size) this.flush();
+    const fd = openSized(full, bytes);
     try {
-      // The file may have changed since it was listed: exactly `size` bytes, or an error.
-      if (fstatSync(fd).size !== size) throw new Error(`${full} changed size while it was being archived`);
-      let got = 0;
-      while (got < size) {
-        const n = readSync(fd, this.chunk, this.used + got, size - got, null);
-        if (n === 0) throw new Error(`${full} changed size while it was being archived`);
+      for (let got = 0; got < bytes; ) {
+        const n = readSync(fd, this.chunk, this.used + got, bytes - got, null);
+        if (n === 0) throw changedSize(full);
         got += n;
       }
     } finally {
       closeSync(fd);
     }
-    this.used += size;
-    if (this.used === CHUNK) this.flush();
+    this.used += bytes;
+    if (this.used === this.size) this.flush();
   }
 
   /** Moves what is filled so far to `ready` (a partial chunk only before a streamed file or at the end). */
   flush(): void {
     if (this.used === 0) return;
-    this.ready.push(this.used === CHUNK ? this.chunk : this.chunk.subarray(0, this.used));
+    this.ready.push(this.used === this.size ? this.chunk : this.chunk.subarray(0, this.used));
     this.chunk = this.fresh();
     this.used = 0;
   }
@@ -257,5 +270,5 @@ async function* streamFile(full: string, size: number): AsyncGenerator<Buffer> {
     if (seen > size) throw new Error(`${full} grew while it was being archived`);
     yield buf;
   }
-  if (seen !== size) throw new Error(`${full} changed size while it was being archived`);
+  if (seen !== size) throw changedSize(full);
 }

@@ -94,13 +94,16 @@ export function digestHex(digest: string): string {
   return m[1];
 }
 
-/** Passes bytes through while hashing and counting them. */
+/** Passes bytes through while hashing and counting them; `see` takes bytes that are not streamed through it. */
 export class HashingStream extends Transform {
   private readonly hash = createHash('sha256');
   bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+  readonly see = (chunk: Buffer): void => {
     this.hash.update(chunk);
     this.bytes += chunk.length;
+  };
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.see(chunk);
     done(null, chunk);
   }
   digest(): string {

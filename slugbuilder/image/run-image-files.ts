@@ -6,12 +6,12 @@
  * image's layers are not downloaded just for this, so a registry run image is
  * not checked.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { UserError } from '../../shared/errors.js';
-import { writeFileInside } from '../../shared/fs.js';
+import { readTextInside, writeFileInside } from '../../shared/fs.js';
 import { digestHex } from './blobs.js';
 import type { SourceImage } from './image-source.js';
 
@@ -86,7 +86,8 @@ interface CachedFiles {
 
 async function readCached(cacheDir: string, digest: string): Promise<CachedFiles | undefined> {
   try {
-    const kept = JSON.parse((await readFile(path.join(cacheDir, `${digestHex(digest)}.json`))).toString('utf8')) as CachedFiles;
+    // Read as a plain file inside the cache dir: a FIFO or a link out of it left there is not followed.
+    const kept = JSON.parse((await readTextInside(cacheDir, `${digestHex(digest)}.json`)) ?? '') as CachedFiles;
     if (!Array.isArray(kept.files) || !Array.isArray(kept.links)) return undefined;
     if (
       !kept.files.every((f) => typeof f === 'string') ||

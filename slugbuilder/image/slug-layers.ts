@@ -39,7 +39,7 @@ import { makeDirInside } from '../../shared/fs.js';
 import { DEFAULT_BLOCK_SIZE } from '../../shared/pgzip.js';
 import type { PlannedEntry } from '../../shared/tar/disk-writer.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
-import { entryFields, headerBlocks } from '../../shared/tar/pack.js';
+import { ChunkFiller, entryFields, headerBlocks } from '../../shared/tar/pack.js';
 import { createSlugCompressor } from '../slug.js';
 import { DEPENDENCY_TREES } from './app-layers.js';
 import { HashingStream } from './blobs.js';
@@ -227,26 +227,22 @@ class TreeLayer {
    * written a block at a time: thousands of small writes down the streams
    * cost more main-thread time (and garbage) than the copy.
    */
-  private chunk = Buffer.allocUnsafe(FILL);
-  private used = 0;
+  private readonly filler = new ChunkFiller(false, FILL);
   /** The sink's last write asked to wait for 'drain'. */
   private full = false;
 
   private append(bytes: Buffer): void {
-    for (let from = 0; from < bytes.length; ) {
-      const n = bytes.copy(this.chunk, this.used, from);
-      from += n;
-      this.used += n;
-      if (this.used === FILL) this.flush();
-    }
+    this.filler.append(bytes);
+    this.writeReady();
   }
 
   private flush(): void {
-    if (this.used === 0) return;
-    const out = this.used === FILL ? this.chunk : this.chunk.subarray(0, this.used);
-    this.chunk = Buffer.allocUnsafe(FILL);
-    this.used = 0;
-    if (!this.sink.write(out)) this.full = true;
+    this.filler.flush();
+    this.writeReady();
+  }
+
+  private writeReady(): void {
+    for (const out of this.filler.ready.splice(0)) if (!this.sink.write(out)) this.full = true;
   }
 
   /** Runs `go` now, or once the sink has drained: the extractor waits for the entry meanwhile. */
