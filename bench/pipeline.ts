@@ -128,7 +128,10 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
     // some inits (this machine's among them) reap only every second or two.
     `alive() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) && [[ \${st##*) } != Z* ]]; }`,
     `if [ -f '${pidFile}' ]; then old=$(cat '${pidFile}'); kill "$old" 2>/dev/null || true; while alive "$old"; do sleep 0.02; done; fi`,
-    `PORT=${port} setsid slugrunner -q --slug "$SLUG" --app-dir '${work}/app-'"$SLUGKIT_RELEASE" start web > '${work}/web.log' 2>&1 < /dev/null &`,
+    // After a push the hook hands over the new release's app, unpacked: taken, it is started as it is.
+    `dir='${work}/app-'"$SLUGKIT_RELEASE"`,
+    `if [ -n "\${SLUGKIT_APP_TREE:-}" ] && mv -T "$SLUGKIT_APP_TREE" "$dir"; then from=(); else from=(--slug "$SLUG"); fi`,
+    `PORT=${port} setsid slugrunner -q "\${from[@]}" --app-dir "$dir" start web > '${work}/web.log' 2>&1 < /dev/null &`,
     `echo $! > '${pidFile}'`,
   ].join('\n');
   await execa('git', ['config', 'slugkit.restart', restart], { cwd: bare });
@@ -254,9 +257,9 @@ export async function p9PushToServing(s: Setup): Promise<Row> {
       goal,
       met: ratio <= 1.2 ? 'yes' : 'no',
       notes: [
-        `one push, after an untimed first push that warmed the cache (commit ${sha.slice(0, 12)}); the hook's build runs sandboxed (bwrap); restart: kill the old web process, \`slugrunner --slug $SLUG start web\` in the background; timed until GET / on 127.0.0.1 answers 200 with the changed text`,
+        `one push, after an untimed first push that warmed the cache (commit ${sha.slice(0, 12)}); the hook's build runs sandboxed (bwrap); restart: kill the old web process, take the unpacked app the hook hands over (SLUGKIT_APP_TREE, made by \`slugbuilder --app-out\`) and \`slugrunner --app-dir DIR start web\` in the background (\`--slug $SLUG\` when there is none); timed until GET / on 127.0.0.1 answers 200 with the changed text`,
         `the pipeline's own step line: ${steps}; ${/Compiled slug size is (.*)/.exec(ours.log)?.[1]?.trim() ?? '?'} compiled slug (it holds the buildpack's Node), by hand ${megabytes(statSync(path.join(byHand, 'slug.tgz')).size)} (system node)`,
-        `after git push returned: ${seconds(ours.served - ours.pushed)} to the first 200 (slugrunner unpack + start)`,
+        `after git push returned: ${seconds(ours.served - ours.pushed)} to the first 200 (the restart: the old process stopped, the new one started from the handed-over app)`,
         `the push's log as it reached the client (ms from \`git push\`): ${timeline(ours.lines)}`,
         npmTar
           ? `by hand, npm's cache is the pipeline's own (${path.relative(work, npmTar)}, unpacked beforehand, not timed)`

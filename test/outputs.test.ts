@@ -193,7 +193,7 @@ describe('builder outputs', () => {
     }
   });
 
-  it('delivers nothing when an output fails after the slug is built: no -o file, no --summary, no --layer', async () => {
+  it('delivers nothing when an output fails after the slug is built: no -o file, no --summary, no --layer, no --app-out', async () => {
     const server = await startHttpServer((_req, res) => {
       res.statusCode = 403;
       res.end('denied');
@@ -207,6 +207,8 @@ describe('builder outputs', () => {
         path.join(dir, 's.json'),
         '--layer',
         path.join(dir, 'layer.tgz'),
+        '--app-out',
+        path.join(dir, 'app'),
         '--put-url',
         `${server.origin}/slug`,
       ]);

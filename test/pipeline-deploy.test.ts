@@ -209,4 +209,38 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     expect((await push()).exitCode).to.equal(0);
     expect((await readdir(appStore('releases'))).sort()).to.deep.equal(['v3', 'v4']);
   });
+
+  it("hands a push's restart the new release's app, unpacked, to start as it is; a later restart unpacks the slug", async () => {
+    // The restart a user would write to start without unpacking: take the tree when there is one.
+    const restart = [
+      `dir='${join(work, 'app')}-'"$SLUGKIT_RELEASE"`,
+      `if [ -n "\${SLUGKIT_APP_TREE:-}" ] && mv -T "$SLUGKIT_APP_TREE" "$dir"; then export FROM=tree; set --; else export FROM=slug; set -- --slug "$SLUG"; rm -rf "$dir"; fi`,
+      `slugrunner -q "$@" --app-dir "$dir" run 'printf "%s %s %s\\n" "$SLUGKIT_RELEASE" "$FROM" "$(cat VERSION)"' >> ${restarts}`,
+    ].join('\n');
+    await execa('git', ['config', 'slugkit.restart', restart], { cwd: join(work, 'hello.git') });
+    await commit({ VERSION: '1\n' }, 'version 1');
+    const first = await push();
+    expect(first.exitCode, first.all).to.equal(0);
+    await commit({ VERSION: '2\n' }, 'version 2');
+    expect((await push()).exitCode).to.equal(0);
+    expect(await restartLog()).to.deep.equal(['v1 tree 1', 'v2 tree 2']);
+    // The tree is the release's slug, unpacked: the same files.
+    const unpacked = join(work, 'unpacked');
+    await mkdir(unpacked);
+    await execa('tar', ['-xzf', appStore('releases/v2/slug.tgz'), '-C', unpacked]);
+    expect((await readdir(join(work, 'app-v2'))).sort()).to.deep.equal((await readdir(unpacked)).sort());
+    // Nothing of it is left in the store.
+    expect((await readdir(appStore())).sort()).to.deep.equal(['.lock', 'current', 'releases', 'repo', 'restart.log']);
+
+    const again = await slugkitApp(['restart', 'hello']);
+    expect(again.exitCode, again.all).to.equal(0);
+    expect((await restartLog()).at(-1)).to.equal('v2 slug 2');
+  });
+
+  it('removes the unpacked app a restart command did not take', async () => {
+    await commit({ VERSION: '1\n' }, 'version 1');
+    expect((await push()).exitCode).to.equal(0);
+    expect(await restartLog()).to.deep.equal(['v1 unset web=1']);
+    expect((await readdir(appStore())).sort()).to.deep.equal(['.lock', 'current', 'releases', 'repo', 'restart.log']);
+  });
 });

@@ -10,6 +10,7 @@
  */
 import type { Values } from '../../shared/command.js';
 import type { ExportPlan } from '../image/export.js';
+import { APP_OUT_OPTIONS, APP_OUT_USAGE, appOutKind } from './app-out.js';
 import type { CheckContext, Output, OutputKind, ParseContext, RequestedOutput } from './deliver.js';
 import { imageKind } from './image.js';
 import { IMAGE_OPTIONS, IMAGE_USAGE } from './image-flags.js';
@@ -17,15 +18,16 @@ import { SBOM_OPTIONS, SBOM_USAGE, sbomKind } from './sbom.js';
 import { fileKind, putKind, SLUG_OPTIONS, SLUG_USAGE, stdoutKind } from './slug.js';
 import { SUMMARY_OPTIONS, SUMMARY_USAGE, summaryKind } from './summary.js';
 
-export const OUTPUT_OPTIONS = { ...SLUG_OPTIONS, ...SUMMARY_OPTIONS, ...SBOM_OPTIONS, ...IMAGE_OPTIONS } as const;
+export const OUTPUT_OPTIONS = { ...SLUG_OPTIONS, ...SUMMARY_OPTIONS, ...SBOM_OPTIONS, ...APP_OUT_OPTIONS, ...IMAGE_OPTIONS } as const;
 
 export type OutputValues = Values<typeof OUTPUT_OPTIONS>;
 
 /** The "Output" section of slugbuilder --help; the image flags have their own section. */
-export const OUTPUT_USAGE = `Output (default: stdout when it is not a terminal):\n${SLUG_USAGE}${SUMMARY_USAGE}${SBOM_USAGE}`;
+export const OUTPUT_USAGE = `Output (default: stdout when it is not a terminal):\n${SLUG_USAGE}${SUMMARY_USAGE}${SBOM_USAGE}${APP_OUT_USAGE}`;
 export { IMAGE_USAGE };
 
-const KINDS: ReadonlyArray<OutputKind<OutputValues>> = [putKind, stdoutKind, fileKind, imageKind, sbomKind, summaryKind];
+// --app-out moves the app dir's entries away: after every kind that reads them.
+const KINDS: ReadonlyArray<OutputKind<OutputValues>> = [putKind, stdoutKind, fileKind, imageKind, sbomKind, appOutKind, summaryKind];
 
 /** The outputs the flags ask for, in staging order; each flag's form checked. */
 export function parseOutputs(values: OutputValues, ctx: ParseContext): RequestedOutput[] {

@@ -179,6 +179,7 @@ export interface SlugEntry {
   mtime: number;
   uname: string;
   body: string;
+  linkpath: string;
 }
 
 /** Every entry of a slug (its bytes, or the path of a slug file), with metadata and contents. */
@@ -199,6 +200,7 @@ export async function slugEntries(slug: Buffer | string): Promise<SlugEntry[]> {
           mtime: e.mtime?.getTime() ?? -1,
           uname: e.uname ?? '',
           body: Buffer.concat(chunks).toString('utf8'),
+          linkpath: e.linkpath ?? '',
         }),
       );
     },
