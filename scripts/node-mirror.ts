@@ -8,7 +8,8 @@
  *
  * Extra `releases` serve the same tarball under another version number (a
  * re-labelled binary: it still reports the running version), enough to test
- * how a range resolves. The tarball is packed once per process, on first use.
+ * how a range resolves; `cannotRun` ones hold a node that does not start.
+ * Each tarball is packed once per process, on first use.
  */
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -42,15 +43,22 @@ export interface NodeMirrorOptions {
   runningLts?: string | false;
   /** Versions whose SHASUMS256.txt lists a wrong sha256. */
   badChecksum?: string[];
+  /** Versions whose tarball (listed with its right sha256) holds a bin/node that cannot start: a binary for another machine. */
+  cannotRun?: string[];
 }
 
 export const RUNNING_VERSION = process.version.slice(1);
 const ARCH = process.arch === 'arm64' ? 'arm64' : 'x64';
-let packed: { bytes: Buffer; sha256: string } | undefined;
+const packed = new Map<boolean, { bytes: Buffer; sha256: string }>();
 
-/** node, npm and npx of the running Node, as nodejs.org packs them (without docs, and of the headers only node_version.h). */
-function pack(): { bytes: Buffer; sha256: string } {
-  if (packed) return packed;
+/**
+ * node, npm and npx of the running Node, as nodejs.org packs them (without
+ * docs, and of the headers only node_version.h); `cannotRun`: bin/node cut to
+ * its first 64 bytes, an ELF header the kernel refuses to run.
+ */
+function pack(cannotRun = false): { bytes: Buffer; sha256: string } {
+  const done = packed.get(cannotRun);
+  if (done) return done;
   const work = mkdtempSync(path.join(os.tmpdir(), 'slugkit-node-mirror-'));
   try {
     const prefix = path.dirname(path.dirname(process.execPath));
@@ -59,6 +67,7 @@ function pack(): { bytes: Buffer; sha256: string } {
     mkdirSync(path.join(dir, 'bin'), { recursive: true });
     mkdirSync(path.join(dir, 'lib', 'node_modules'), { recursive: true });
     execFileSync('cp', [process.execPath, path.join(dir, 'bin', 'node')]);
+    if (cannotRun) execFileSync('truncate', ['-s', '64', path.join(dir, 'bin', 'node')]);
     execFileSync('cp', ['-R', path.join(prefix, 'lib', 'node_modules', 'npm'), path.join(dir, 'lib', 'node_modules', 'npm')]);
     symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(dir, 'bin', 'npm'));
     symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', path.join(dir, 'bin', 'npx'));
@@ -72,8 +81,9 @@ function pack(): { bytes: Buffer; sha256: string } {
     const file = path.join(work, `${top}.tar.gz`);
     execFileSync('tar', ['-I', 'gzip -1', '-cf', file, '-C', work, top]);
     const bytes = readFileSync(file);
-    packed = { bytes, sha256: crypto.createHash('sha256').update(bytes).digest('hex') };
-    return packed;
+    const made = { bytes, sha256: crypto.createHash('sha256').update(bytes).digest('hex') };
+    packed.set(cannotRun, made);
+    return made;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -98,11 +108,12 @@ export async function startNodeMirror(opts: NodeMirrorOptions = {}): Promise<Nod
     const release = m && releases.find((r) => r.version === m[1]);
     if (!m || !release) return send(404, 'not found\n', 'text/plain');
     const name = `node-v${release.version}-linux-${ARCH}.tar.gz`;
+    const broken = opts.cannotRun?.includes(release.version) ?? false;
     if (m[2] === 'SHASUMS256.txt') {
-      const sha = opts.badChecksum?.includes(release.version) ? '0'.repeat(64) : pack().sha256;
+      const sha = opts.badChecksum?.includes(release.version) ? '0'.repeat(64) : pack(broken).sha256;
       return send(200, `${sha}  ${name}\n`, 'text/plain');
     }
-    if (m[2] === name) return send(200, pack().bytes);
+    if (m[2] === name) return send(200, pack(broken).bytes);
     return send(404, 'not found\n', 'text/plain');
   });
   await new Promise<void>((resolve, reject) => {

@@ -31,8 +31,10 @@ describe('buildpack nodejs: the Node.js runtime in the slug', function () {
         { version: '22.0.0', lts: false },
         { version: '18.20.4', lts: 'Hydrogen' },
         { version: '16.20.2', lts: 'Gallium' },
+        { version: '14.21.3', lts: 'Fermium' },
       ],
       badChecksum: ['16.20.2'],
+      cannotRun: ['14.21.3'],
     });
     saved = process.env.NODEJS_ORG_MIRROR;
     process.env.NODEJS_ORG_MIRROR = mirror.url;
@@ -105,6 +107,15 @@ describe('buildpack nodejs: the Node.js runtime in the slug', function () {
     );
     expect(existsSync(r.slug)).to.equal(false);
     expect(existsSync(path.join(cache, 'node', name))).to.equal(false);
+  });
+
+  it('fails with one line and no slug when the installed node cannot start on this machine', async () => {
+    const src = await app({ 'package.json': JSON.stringify({ name: 'rt', version: '1.0.0', engines: { node: '14' } }) });
+    const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
+    expect(r.exitCode).to.equal(1);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith(' !     '));
+    expect(errors[0]).to.match(/^ ! {5}the installed node 14\.21\.3 does not run on this stack \(.+\): the tarball is not for this machine$/);
+    expect(existsSync(r.slug)).to.equal(false);
   });
 
   it('fails naming the range and the mirror (a config var) when the mirror is unreachable and nothing is cached', async () => {

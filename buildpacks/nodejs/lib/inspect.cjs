@@ -5,11 +5,15 @@
 //
 //   node inspect.cjs APP_DIR
 //
+// install-node.cjs asks the same questions in its own process (inspect(),
+// encodeFacts()) about the runtime it just installed.
+//
 // Prints NUL-terminated KEY VALUE pairs, so no string from package.json is
 // ever read as shell (bash: mapfile -d ''). The first pair is "status ok", or
 // "status error" followed by "message <one line for the user>". Keys:
 //
-//   node_version, npm_version        the stack's versions ("20.20.2"); npm_version is "" if unknown
+//   node_version, npm_version        the stack's versions ("20.20.2"), or the installed runtime's when
+//                                    install-node.cjs asks; npm_version is "" if unknown
 //   engines_node, engines_npm        the ranges package.json asks for ("" when absent)
 //   engines_node_check, ..._npm_check  "" (no range), satisfied, mismatch, or invalid (not understood)
 //   script:NAME                      yes/no for heroku-prebuild, heroku-postbuild, build, heroku-cleanup
@@ -118,10 +122,15 @@ function lockfileFacts(appDir) {
   return { lockfile: '', lockfile_sha256: '', lockfile_dev: 'unknown' };
 }
 
-function inspect(appDir) {
+/** `versions`: the node and npm the answers are for; by default this process's node and the npm on PATH. */
+function inspect(appDir, versions = {}) {
   const { pkg, error } = readPackageJson(path.join(appDir, 'package.json'));
   if (error) return { status: 'error', message: error };
-  const facts = { status: 'ok', node_version: process.version.replace(/^v/, ''), npm_version: npmVersion() };
+  const facts = {
+    status: 'ok',
+    node_version: versions.node ?? process.version.replace(/^v/, ''),
+    npm_version: versions.npm ?? npmVersion(),
+  };
   for (const name of ['node', 'npm']) {
     const range = getText(pkg, `engines.${name}`);
     facts[`engines_${name}`] = range;
@@ -135,11 +144,20 @@ function inspect(appDir) {
   return { ...facts, ...lock };
 }
 
-const [appDir] = process.argv.slice(2);
-if (appDir === undefined) {
-  console.error('usage: inspect.cjs APP_DIR');
-  process.exit(2);
+/** The facts as NUL-terminated KEY VALUE pairs. A package.json string may hold "\u0000": dropped, so the pairs stay aligned. */
+function encodeFacts(facts) {
+  return Object.entries(facts)
+    .map(([k, v]) => `${k}\0${String(v).replaceAll('\0', '')}\0`)
+    .join('');
 }
-// A package.json string may hold "\u0000": dropped, so the pairs stay aligned.
-const out = Object.entries(inspect(appDir)).map(([k, v]) => `${k}\0${String(v).replaceAll('\0', '')}\0`);
-process.stdout.write(out.join(''));
+
+module.exports = { inspect, encodeFacts, readNpmPackage };
+
+if (require.main === module) {
+  const [appDir] = process.argv.slice(2);
+  if (appDir === undefined) {
+    console.error('usage: inspect.cjs APP_DIR');
+    process.exit(2);
+  }
+  process.stdout.write(encodeFacts(inspect(appDir)));
+}

@@ -3,9 +3,11 @@
 // from a mirror laid out like https://nodejs.org/dist (index.json,
 // vX.Y.Z/SHASUMS256.txt, vX.Y.Z/node-vX.Y.Z-linux-ARCH.tar.{xz,gz}).
 //
-//   node install-node.cjs BUILD_DIR CACHE_DIR
+//   node install-node.cjs BUILD_DIR CACHE_DIR FACTS_FILE
 //
-// Run by the stack's node before the app's own is there. Progress goes to
+// Run by the stack's node before the app's own is there. It checks
+// package.json first, and ends by checking that the installed node runs and
+// writing inspect.cjs's answers for it to FACTS_FILE. Progress goes to
 // stdout as indented log lines; a failure is one " !     " line on stderr and
 // exit 1. The verified tarball is kept in CACHE_DIR/node/ by version, so a
 // rebuild of the same version downloads nothing; when the mirror cannot be
@@ -18,6 +20,7 @@ const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const { encodeFacts, inspect, readNpmPackage } = require('./inspect.cjs');
 const { readPackageJson, getText } = require('./package-json.cjs');
 const { satisfies } = require('./semver.cjs');
 
@@ -174,7 +177,10 @@ function cached(cacheDir, arch) {
   });
 }
 
-async function main(buildDir, cacheDir) {
+async function main(buildDir, cacheDir, factsFile) {
+  // package.json and the lockfile are checked before anything is fetched.
+  const early = inspect(buildDir, { node: '0.0.0', npm: '' });
+  if (early.status === 'error') throw new UserError(early.message);
   const mirror = (process.env.NODEJS_ORG_MIRROR || DEFAULT_MIRROR).trim().replace(/\/+$/, '');
   const where = shown(mirror);
   if (!/^https?:\/\//i.test(mirror))
@@ -284,6 +290,20 @@ async function main(buildDir, cacheDir) {
     );
   }
   info(`node ${version} installed into .heroku/node`);
+  // bin/compile's answers for the installed runtime, from this process: no node start of their own.
+  const node = runningVersion(path.join(target, 'bin', 'node'), version);
+  const npm = readNpmPackage(path.join(target, 'lib', 'node_modules', 'npm', 'package.json')) ?? '';
+  fs.writeFileSync(factsFile, encodeFacts(inspect(buildDir, { node, npm })));
+}
+
+/** The version the installed node says it is: it must start on this machine (`--version` answers before V8 starts: ~20 ms). */
+function runningVersion(node, version) {
+  try {
+    const said = execFileSync(node, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return said.replace(/^v/, '');
+  } catch (err) {
+    throw new UserError(`the installed node ${version} does not run on this stack (${why(err)}): the tarball is not for this machine`);
+  }
 }
 
 /** The kept tarball as a plain .tar beside it (the compressed one removed); a plain one as it is. */
@@ -308,12 +328,12 @@ function uncompressed(file) {
   return plain;
 }
 
-const [buildDir, cacheDir] = process.argv.slice(2);
-if (!buildDir || !cacheDir) {
-  console.error('usage: install-node.cjs BUILD_DIR CACHE_DIR');
+const [buildDir, cacheDir, factsFile] = process.argv.slice(2);
+if (!buildDir || !cacheDir || !factsFile) {
+  console.error('usage: install-node.cjs BUILD_DIR CACHE_DIR FACTS_FILE');
   process.exit(2);
 }
-main(buildDir, cacheDir).catch((err) => {
+main(buildDir, cacheDir, factsFile).catch((err) => {
   const line = err instanceof UserError ? err.message : `installing Node.js failed: ${why(err)}: this is a bug in the nodejs buildpack`;
   process.stderr.write(` !     ${line.replace(/\s+/g, ' ')}\n`);
   process.exit(1);
