@@ -237,10 +237,20 @@ describe('git-push pipeline: release phase, config vars, releases and rollback',
     expect((await restartLog()).at(-1)).to.equal('v2 slug 2');
   });
 
-  it('removes the unpacked app a restart command did not take', async () => {
+  it('removes the unpacked app a restart command did not take, and makes none for a command that does not name it', async () => {
     await commit({ VERSION: '1\n' }, 'version 1');
-    expect((await push()).exitCode).to.equal(0);
+    const plain = await push();
+    expect(plain.exitCode, plain.all).to.equal(0);
     expect(await restartLog()).to.deep.equal(['v1 unset web=1']);
+    expect(plain.all).to.not.include('The app is also in');
+
+    const looks = `if [ -f "$SLUGKIT_APP_TREE/VERSION" ]; then echo "tree $SLUGKIT_RELEASE" >> ${restarts}; fi`;
+    await execa('git', ['config', 'slugkit.restart', looks], { cwd: join(work, 'hello.git') });
+    await commit({ VERSION: '2\n' }, 'version 2');
+    const named = await push();
+    expect(named.exitCode, named.all).to.equal(0);
+    expect(named.all).to.include('The app is also in');
+    expect((await restartLog()).at(-1)).to.equal('tree v2');
     expect((await readdir(appStore())).sort()).to.deep.equal(['.lock', 'current', 'releases', 'repo', 'restart.log']);
   });
 });
