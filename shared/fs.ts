@@ -19,7 +19,7 @@
  * random name created with O_EXCL|O_NOFOLLOW in the dir it is renamed in.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, rmSync, type Stats, statSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, fstatSync, openSync, readSync, rmSync, type Stats, statSync, writeSync } from 'node:fs';
 import {
   access,
   copyFile,
@@ -251,6 +251,31 @@ async function openInPlace(target: ResolvedTarget): Promise<Writable> {
   if (target.socket) return net.createConnection({ path: target.path });
   const handle = await open(target.path, constants.O_WRONLY);
   return handle.createWriteStream();
+}
+
+/** Read size for copyToFd. */
+const FD_COPY_CHUNK = 1024 * 1024;
+
+/**
+ * `source` written to an open fd (stdout) at its offset. Into a regular file
+ * (`> slug.tgz`) with plain read and write calls: a stream into a file's fd
+ * costs Node ~10x that (200 ms against 19 ms for a 39 MB slug). A pipe or
+ * socket gets a stream, which waits for its reader.
+ */
+export async function copyToFd(source: string, fd: number, out: Writable): Promise<void> {
+  if (!fstatSync(fd).isFile()) {
+    await pipeline(createReadStream(source, { highWaterMark: FD_COPY_CHUNK }), out, { end: false });
+    return;
+  }
+  const input = openSync(source, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(FD_COPY_CHUNK);
+    for (let n = readSync(input, buf); n > 0; n = readSync(input, buf)) {
+      for (let done = 0; done < n; ) done += writeSync(fd, buf, done, n - done);
+    }
+  } finally {
+    closeSync(input);
+  }
 }
 
 /** Fill a staged file with a copy of `source`: a hard link when it can be, else a copy. */

@@ -4,10 +4,9 @@
  * (deliver.ts) is staged after it, and committed once every output staged.
  */
 import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
 import { checkHttpUrl } from '../../shared/command.js';
 import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
-import { checkWritableTarget, stageCopy, stageFile } from '../../shared/fs.js';
+import { checkWritableTarget, copyToFd, stageCopy, stageFile } from '../../shared/fs.js';
 import { displayUrl, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import type { SlugInfo } from '../slug-parts.js';
@@ -85,7 +84,7 @@ export function stdoutOutput(): Output {
   return async ({ slug }) => ({
     summary: slugEntry(slug, null),
     irreversible: true,
-    commit: () => pipeline(createReadStream(slug.path), process.stdout, { end: false }),
+    commit: () => copyToFd(slug.path, 1, process.stdout),
     discard: async () => undefined,
   });
 }
