@@ -91,6 +91,27 @@ describe('builder outputs', () => {
       expect((await lstat(fifo)).isFIFO()).to.equal(true);
     });
 
+    it("writes the slug to a stdout redirected into a file at the shell's offset (> and >>)", async () => {
+      const dir = await tempDir();
+      const env = { ...process.env, SLUGKIT_SANDBOX: 'off' };
+      const run = (redirect: string, file: string) =>
+        execa('bash', ['-c', `node '${BUILDER}' --buildpack '${buildpack}' --cache-dir '${path.join(work, 'cache')}' ${redirect} '${file}'`], {
+          input: source,
+          env,
+          reject: false,
+        });
+      const fresh = path.join(dir, 'slug.tgz');
+      const r1 = await run('>', fresh);
+      expect(r1.exitCode, r1.stderr).to.equal(0);
+      const slug = await readFile(fresh);
+      expect(gunzipSync(slug).includes(Buffer.from('<h1>hi</h1>'))).to.equal(true);
+      const appended = path.join(dir, 'appended');
+      await writeFile(appended, 'before\n');
+      const r2 = await run('>>', appended);
+      expect(r2.exitCode, r2.stderr).to.equal(0);
+      expect(await readFile(appended)).to.deep.equal(Buffer.concat([Buffer.from('before\n'), slug]));
+    });
+
     it('follows a symlink: the file it names is replaced, the link stays', async () => {
       const dir = await tempDir();
       await mkdir(path.join(dir, 'real'));
