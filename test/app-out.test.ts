@@ -183,6 +183,19 @@ describe('slugbuilder --app-out', () => {
     });
   }
 
+  it('refuses --app-out inside --app-dir, or around it, before any buildpack runs, exit 2', async () => {
+    const dir = await tempDir();
+    for (const [appDir, out] of [
+      [path.join(dir, 'app'), path.join(dir, 'app', 'out')],
+      [path.join(dir, 'out', 'app'), path.join(dir, 'out')],
+    ]) {
+      const res = await build(['--app-dir', appDir, '--app-out', out, '-o', path.join(dir, 's.tgz')]);
+      expect(res.exitCode, res.stderr).to.equal(2);
+      expect(res.stderr).to.match(/^ ! +--app-out .+ and --app-dir .+ are inside one another: name a directory apart from it\n$/);
+    }
+    expect(await readdir(dir)).to.deep.equal([]);
+  });
+
   it('refuses --app-out with --slug (nothing is built), exit 2', async () => {
     const dir = await tempDir();
     await writeFile(path.join(dir, 'slug.tgz'), 'x');

@@ -21,6 +21,7 @@ import { killAllChildren } from '../buildpacks/run-script.js';
 import { parseSandboxMode } from '../buildpacks/sandbox.js';
 import { fromSlug } from '../from-slug.js';
 import { runImageTarget } from '../image/run-target.js';
+import { nested } from '../outputs/app-out.js';
 import type { RequestedOutput } from '../outputs/deliver.js';
 import { deliverAll } from '../outputs/deliver.js';
 import {
@@ -211,6 +212,8 @@ export async function parseBuildArgs(argv: string[], env: NodeJS.ProcessEnv = pr
   const cacheRoot = defaultCacheRoot(env);
   const app = appName(v.app, env);
   const passEnv = checkPassEnv(v['pass-env'] ?? []);
+  if (v['app-dir'] !== undefined && v['app-out'] !== undefined && nested(path.resolve(v['app-dir']), path.resolve(v['app-out'])))
+    throw new UsageError(`--app-out ${v['app-out']} and --app-dir ${v['app-dir']} are inside one another: name a directory apart from it`);
   const sandbox =
     v.sandbox !== undefined
       ? parseSandboxMode(v.sandbox, '--sandbox')

@@ -46,6 +46,12 @@ export const appOutKind: OutputKind<{ 'app-out'?: string }> = {
   },
 };
 
+/** Whether one of two absolute paths is the other or inside it: DIR and the app dir must be apart. */
+export function nested(a: string, b: string): boolean {
+  const inside = (child: string, parent: string) => !path.relative(parent, child).startsWith('..');
+  return inside(a, b) || inside(b, a);
+}
+
 /** Refused before the build: DIR must be absent or an empty directory. */
 export async function checkAppOut(dir: string): Promise<void> {
   const st = await stat(dir).catch(() => undefined);
@@ -57,6 +63,8 @@ export async function checkAppOut(dir: string): Promise<void> {
 export function appOutOutput(dir: string, mtime: Date): Output {
   return async (result: BuildResult) => {
     const target = path.resolve(dir);
+    // The default app dir (/app) is known only now; a named --app-dir was checked with the flags.
+    if (nested(target, result.appDir)) throw new UsageError(`--app-out ${dir} and the app dir ${result.appDir} are inside one another: name a directory apart from it`);
     await checkAppOut(target);
     await mkdir(path.dirname(target), { recursive: true });
     const staged = await makeTempDir(`.${path.basename(target)}-`, path.dirname(target));
