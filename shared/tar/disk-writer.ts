@@ -25,13 +25,13 @@ import {
   futimesSync,
   linkSync,
   lstatSync,
+  lutimesSync,
   mkdirSync,
   openSync,
   realpathSync,
   rmdirSync,
   symlinkSync,
   unlinkSync,
-  utimesSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -122,19 +122,21 @@ export class DiskWriter {
     }
   }
 
-  /** Once every entry is written: directory times, then the symlinks. */
+  /** Once every entry is written: the symlinks, then directory times (making a link changes its directory's). */
   finish(): void {
-    // No symlink exists yet, so nothing set here can be followed out.
-    for (const [name, { atime, mtime }] of this.dirTimes) {
-      try {
-        utimesSync(this.abs(name), atime, mtime);
-      } catch {
-        // Times are a courtesy; a directory that cannot take them is still whole.
-      }
-    }
     for (const [name, target] of this.symlinks) {
       if (target === '' || target.includes('\0')) throw this.unsafe(name, 'empty or invalid symlink target');
       this.attempt(name, () => this.makeSymlink(name, target));
+    }
+    // A link never takes a directory's place (makeSymlink refuses), so each of
+    // these, and every directory above it, is still one this archive made;
+    // lutimes would not follow the last part even if it were not.
+    for (const [name, { atime, mtime }] of this.dirTimes) {
+      try {
+        lutimesSync(this.abs(name), atime, mtime);
+      } catch {
+        // Times are a courtesy; a directory that cannot take them is still whole.
+      }
     }
   }
 
