@@ -19,7 +19,19 @@
  * random name created with O_EXCL|O_NOFOLLOW in the dir it is renamed in.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, createReadStream, createWriteStream, fstatSync, openSync, readSync, rmSync, type Stats, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  createWriteStream,
+  fstatSync,
+  openSync,
+  readSync,
+  rmSync,
+  type Stats,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import {
   access,
   copyFile,

@@ -10,7 +10,18 @@ import { lstat, mkdir, readdir, readFile, readlink, stat, utimes, writeFile } fr
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { BUILDER, makeApp, makeBuildpack, removeTempDirs, runBuilder, runRunner, type SlugEntry, slugEntries, tarOf, tempDir } from './helpers/cli.js';
+import {
+  BUILDER,
+  makeApp,
+  makeBuildpack,
+  removeTempDirs,
+  runBuilder,
+  runRunner,
+  type SlugEntry,
+  slugEntries,
+  tarOf,
+  tempDir,
+} from './helpers/cli.js';
 import { skipOrFail } from './helpers/tools.js';
 
 /** The slug's one mtime when SOURCE_DATE_EPOCH is unset (shared/tar/pack.ts DEFAULT_MTIME). */
@@ -199,7 +210,14 @@ describe('slugbuilder --app-out', () => {
   it('refuses --app-out with --slug (nothing is built), exit 2', async () => {
     const dir = await tempDir();
     await writeFile(path.join(dir, 'slug.tgz'), 'x');
-    const res = await runBuilder(['--slug', path.join(dir, 'slug.tgz'), '--layer', path.join(dir, 'l.tgz'), '--app-out', path.join(dir, 'app')]);
+    const res = await runBuilder([
+      '--slug',
+      path.join(dir, 'slug.tgz'),
+      '--layer',
+      path.join(dir, 'l.tgz'),
+      '--app-out',
+      path.join(dir, 'app'),
+    ]);
     expect(res.exitCode).to.equal(2);
     expect(res.stderr).to.include('--app-out does not apply');
   });
@@ -207,10 +225,13 @@ describe('slugbuilder --app-out', () => {
   it('leaves no DIR and nothing beside it when the build fails', async () => {
     const dir = await tempDir();
     const failing = await makeBuildpack({ compile: 'echo half > "$1/half"\nexit 3' });
-    const res = await runBuilder(['--buildpack', failing, '--cache-dir', path.join(dir, 'cache'), '--app-out', path.join(dir, 'app'), '-o', path.join(dir, 's.tgz')], {
-      input: source,
-      env: { ...process.env, SLUGKIT_SANDBOX: 'off' },
-    });
+    const res = await runBuilder(
+      ['--buildpack', failing, '--cache-dir', path.join(dir, 'cache'), '--app-out', path.join(dir, 'app'), '-o', path.join(dir, 's.tgz')],
+      {
+        input: source,
+        env: { ...process.env, SLUGKIT_SANDBOX: 'off' },
+      },
+    );
     expect(res.exitCode).to.equal(1);
     expect(await readdir(dir)).to.deep.equal(['cache']);
   });

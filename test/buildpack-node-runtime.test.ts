@@ -114,7 +114,9 @@ describe('buildpack nodejs: the Node.js runtime in the slug', function () {
     const r = await buildSlug(src, path.join(await tempDir(), 'cache'));
     expect(r.exitCode).to.equal(1);
     const errors = r.stderr.split('\n').filter((l) => l.startsWith(' !     '));
-    expect(errors[0]).to.match(/^ ! {5}the installed node 14\.21\.3 does not run on this stack \(.+\): the tarball is not for this machine$/);
+    expect(errors[0]).to.match(
+      /^ ! {5}the installed node 14\.21\.3 does not run on this stack \(.+\): the tarball is not for this machine$/,
+    );
     expect(existsSync(r.slug)).to.equal(false);
   });
 

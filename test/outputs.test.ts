@@ -95,11 +95,15 @@ describe('builder outputs', () => {
       const dir = await tempDir();
       const env = { ...process.env, SLUGKIT_SANDBOX: 'off' };
       const run = (redirect: string, file: string) =>
-        execa('bash', ['-c', `node '${BUILDER}' --buildpack '${buildpack}' --cache-dir '${path.join(work, 'cache')}' ${redirect} '${file}'`], {
-          input: source,
-          env,
-          reject: false,
-        });
+        execa(
+          'bash',
+          ['-c', `node '${BUILDER}' --buildpack '${buildpack}' --cache-dir '${path.join(work, 'cache')}' ${redirect} '${file}'`],
+          {
+            input: source,
+            env,
+            reject: false,
+          },
+        );
       const fresh = path.join(dir, 'slug.tgz');
       const r1 = await run('>', fresh);
       expect(r1.exitCode, r1.stderr).to.equal(0);

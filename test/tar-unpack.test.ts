@@ -111,7 +111,11 @@ describe('unpacking (shared/tar/disk-writer.ts)', () => {
   it('restores the time of a directory that holds a symlink (the links are made before the times are set)', async () => {
     const mtime = 1_000_000_000;
     const root = await unpack(
-      tar(header({ name: 'bin/', type: TYPE.directory, mode: 0o755, mtime }), symlink('bin/npm', '../lib/npm-cli.js'), file('lib/npm-cli.js', 'x\n')),
+      tar(
+        header({ name: 'bin/', type: TYPE.directory, mode: 0o755, mtime }),
+        symlink('bin/npm', '../lib/npm-cli.js'),
+        file('lib/npm-cli.js', 'x\n'),
+      ),
     );
     expect(readlinkSync(path.join(root, 'bin/npm'))).to.equal('../lib/npm-cli.js');
     expect(lstatSync(path.join(root, 'bin')).mtimeMs).to.equal(mtime * 1000);

@@ -41,7 +41,8 @@ export const appOutKind: OutputKind<{ 'app-out'?: string }> = {
   parse(v, ctx) {
     const dir = v['app-out'];
     if (dir === undefined) return undefined;
-    if (ctx.fromSlug) throw new UsageError('--slug FILE builds nothing: --app-out does not apply (`slugrunner --slug FILE` unpacks a slug)');
+    if (ctx.fromSlug)
+      throw new UsageError('--slug FILE builds nothing: --app-out does not apply (`slugrunner --slug FILE` unpacks a slug)');
     return { flag: '--app-out', check: () => checkAppOut(dir), outputs: (mtime) => [appOutOutput(dir, mtime)] };
   },
 };
@@ -64,7 +65,8 @@ export function appOutOutput(dir: string, mtime: Date): Output {
   return async (result: BuildResult) => {
     const target = path.resolve(dir);
     // The default app dir (/app) is known only now; a named --app-dir was checked with the flags.
-    if (nested(target, result.appDir)) throw new UsageError(`--app-out ${dir} and the app dir ${result.appDir} are inside one another: name a directory apart from it`);
+    if (nested(target, result.appDir))
+      throw new UsageError(`--app-out ${dir} and the app dir ${result.appDir} are inside one another: name a directory apart from it`);
     await checkAppOut(target);
     await mkdir(path.dirname(target), { recursive: true });
     const staged = await makeTempDir(`.${path.basename(target)}-`, path.dirname(target));
