@@ -270,8 +270,8 @@ const FD_COPY_CHUNK = 1024 * 1024;
 
 /**
  * `source` written to an open fd (stdout) at its offset. Into a regular file
- * (`> slug.tgz`) with plain read and write calls: a stream into a file's fd
- * costs Node ~10x that (200 ms against 19 ms for a 39 MB slug). A pipe or
+ * (`> slug.tgz`) with plain read and write calls: a Node stream into a file's
+ * fd costs several times that (docs/BENCHMARKS.md). A pipe or
  * socket gets a stream, which waits for its reader.
  */
 export async function copyToFd(source: string, fd: number, out: Writable): Promise<void> {

@@ -296,7 +296,7 @@ async function main(buildDir, cacheDir, factsFile) {
   fs.writeFileSync(factsFile, encodeFacts(inspect(buildDir, { node, npm })));
 }
 
-/** The version the installed node says it is: it must start on this machine (`--version` answers before V8 starts: ~20 ms). */
+/** The version the installed node says it is: it must start on this machine (`--version` answers before V8 starts, so this is no second node start). */
 function runningVersion(node, version) {
   try {
     const said = execFileSync(node, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
