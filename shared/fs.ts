@@ -265,25 +265,25 @@ async function openInPlace(target: ResolvedTarget): Promise<Writable> {
   return handle.createWriteStream();
 }
 
-/** Read size for copyToFd. */
-const FD_COPY_CHUNK = 1024 * 1024;
+/** Read size for copyToStdout. */
+const STDOUT_COPY_CHUNK = 1024 * 1024;
 
 /**
- * `source` written to an open fd (stdout) at its offset. Into a regular file
- * (`> slug.tgz`) with plain read and write calls: a Node stream into a file's
- * fd costs several times that (docs/BENCHMARKS.md). A pipe or
- * socket gets a stream, which waits for its reader.
+ * `source` written to stdout at its offset. Into a regular file (`> slug.tgz`)
+ * with plain read and write calls on fd 1: a Node stream into a file's fd
+ * costs several times that (docs/BENCHMARKS.md). A pipe or socket gets
+ * process.stdout's stream, which waits for its reader.
  */
-export async function copyToFd(source: string, fd: number, out: Writable): Promise<void> {
-  if (!fstatSync(fd).isFile()) {
-    await pipeline(createReadStream(source, { highWaterMark: FD_COPY_CHUNK }), out, { end: false });
+export async function copyToStdout(source: string): Promise<void> {
+  if (!fstatSync(1).isFile()) {
+    await pipeline(createReadStream(source, { highWaterMark: STDOUT_COPY_CHUNK }), process.stdout, { end: false });
     return;
   }
   const input = openSync(source, 'r');
   try {
-    const buf = Buffer.allocUnsafe(FD_COPY_CHUNK);
+    const buf = Buffer.allocUnsafe(STDOUT_COPY_CHUNK);
     for (let n = readSync(input, buf); n > 0; n = readSync(input, buf)) {
-      for (let done = 0; done < n; ) done += writeSync(fd, buf, done, n - done);
+      for (let done = 0; done < n; ) done += writeSync(1, buf, done, n - done);
     }
   } finally {
     closeSync(input);

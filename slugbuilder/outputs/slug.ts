@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { checkHttpUrl } from '../../shared/command.js';
 import { errnoCode, UsageError, UserError } from '../../shared/errors.js';
-import { checkWritableTarget, copyToFd, stageCopy, stageFile } from '../../shared/fs.js';
+import { checkWritableTarget, copyToStdout, stageCopy, stageFile } from '../../shared/fs.js';
 import { displayUrl, upload } from '../../shared/http.js';
 import { log } from '../../shared/log.js';
 import type { SlugInfo } from '../slug-parts.js';
@@ -84,7 +84,7 @@ export function stdoutOutput(): Output {
   return async ({ slug }) => ({
     summary: slugEntry(slug, null),
     irreversible: true,
-    commit: () => copyToFd(slug.path, 1, process.stdout),
+    commit: () => copyToStdout(slug.path),
     discard: async () => undefined,
   });
 }

@@ -5,8 +5,8 @@
 //
 //   node inspect.cjs APP_DIR
 //
-// install-node.cjs asks the same questions in its own process (inspect(),
-// encodeFacts()) about the runtime it just installed.
+// install-node.cjs asks the same questions in its own process (appFacts()
+// before it installs, withVersions() for the runtime it installed).
 //
 // Prints NUL-terminated KEY VALUE pairs, so no string from package.json is
 // ever read as shell (bash: mapfile -d ''). The first pair is "status ok", or
@@ -122,26 +122,32 @@ function lockfileFacts(appDir) {
   return { lockfile: '', lockfile_sha256: '', lockfile_dev: 'unknown' };
 }
 
-/** `versions`: the node and npm the answers are for; by default this process's node and the npm on PATH. */
-function inspect(appDir, versions = {}) {
+/** The answers about the app alone (package.json, the lockfile), without the versions of node and npm. */
+function appFacts(appDir) {
   const { pkg, error } = readPackageJson(path.join(appDir, 'package.json'));
   if (error) return { status: 'error', message: error };
-  const facts = {
-    status: 'ok',
-    node_version: versions.node ?? process.version.replace(/^v/, ''),
-    npm_version: versions.npm ?? npmVersion(),
-  };
-  for (const name of ['node', 'npm']) {
-    const range = getText(pkg, `engines.${name}`);
-    facts[`engines_${name}`] = range;
-    facts[`engines_${name}_check`] = engineCheck(range, facts[`${name}_version`]);
-  }
+  const facts = { status: 'ok' };
+  for (const name of ['node', 'npm']) facts[`engines_${name}`] = getText(pkg, `engines.${name}`);
   for (const name of SCRIPTS) facts[`script:${name}`] = hasScript(pkg, name) ? 'yes' : 'no';
   const lock = lockfileFacts(appDir);
   if (lock.error) return { status: 'error', message: lock.error };
   const deps = DEPENDENCY_FIELDS.map((field) => [field, pkg[field] ?? null]);
   facts.deps_sha256 = crypto.createHash('sha256').update(JSON.stringify(deps)).digest('hex');
   return { ...facts, ...lock };
+}
+
+/** appFacts' answers completed for the node and npm that will run the app, and how they meet engines. */
+function withVersions(facts, node, npm) {
+  if (facts.status !== 'ok') return facts;
+  const out = { ...facts, node_version: node, npm_version: npm };
+  for (const name of ['node', 'npm']) out[`engines_${name}_check`] = engineCheck(facts[`engines_${name}`], out[`${name}_version`]);
+  return out;
+}
+
+/** Every answer, for this process's node and the npm on PATH. */
+function inspect(appDir) {
+  const facts = appFacts(appDir);
+  return facts.status === 'ok' ? withVersions(facts, process.version.replace(/^v/, ''), npmVersion()) : facts;
 }
 
 /** The facts as NUL-terminated KEY VALUE pairs. A package.json string may hold "\u0000": dropped, so the pairs stay aligned. */
@@ -151,7 +157,7 @@ function encodeFacts(facts) {
     .join('');
 }
 
-module.exports = { inspect, encodeFacts, readNpmPackage };
+module.exports = { appFacts, withVersions, encodeFacts, readNpmPackage };
 
 if (require.main === module) {
   const [appDir] = process.argv.slice(2);

@@ -20,7 +20,7 @@ const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { encodeFacts, inspect, readNpmPackage } = require('./inspect.cjs');
+const { appFacts, encodeFacts, readNpmPackage, withVersions } = require('./inspect.cjs');
 const { readPackageJson, getText } = require('./package-json.cjs');
 const { satisfies } = require('./semver.cjs');
 
@@ -179,8 +179,8 @@ function cached(cacheDir, arch) {
 
 async function main(buildDir, cacheDir, factsFile) {
   // package.json and the lockfile are checked before anything is fetched.
-  const early = inspect(buildDir, { node: '0.0.0', npm: '' });
-  if (early.status === 'error') throw new UserError(early.message);
+  const facts = appFacts(buildDir);
+  if (facts.status === 'error') throw new UserError(facts.message);
   const mirror = (process.env.NODEJS_ORG_MIRROR || DEFAULT_MIRROR).trim().replace(/\/+$/, '');
   const where = shown(mirror);
   if (!/^https?:\/\//i.test(mirror))
@@ -293,7 +293,7 @@ async function main(buildDir, cacheDir, factsFile) {
   // bin/compile's answers for the installed runtime, from this process: no node start of their own.
   const node = runningVersion(path.join(target, 'bin', 'node'), version);
   const npm = readNpmPackage(path.join(target, 'lib', 'node_modules', 'npm', 'package.json')) ?? '';
-  fs.writeFileSync(factsFile, encodeFacts(inspect(buildDir, { node, npm })));
+  fs.writeFileSync(factsFile, encodeFacts(withVersions(facts, node, npm)));
 }
 
 /** The version the installed node says it is: it must start on this machine (`--version` answers before V8 starts, so this is no second node start). */
