@@ -35,9 +35,15 @@ ARG SLUGKIT_UID=1500
 USER root
 
 # bubblewrap, for --sandbox on/auto where the container may make namespaces
-# (the image's default is SLUGKIT_SANDBOX=off, below). Skipped when the stack has it.
-RUN command -v bwrap >/dev/null \
- || { apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/*; }
+# (the image's default is SLUGKIT_SANDBOX=off, below); libdeflate-gzip, which
+# compresses slugs and layers in about half zlib's CPU (SLUGKIT_GZIP), where
+# the stack's archive has it. Each skipped when the stack has it.
+RUN command -v bwrap >/dev/null && command -v libdeflate-gzip >/dev/null \
+ || { apt-get update \
+   && { command -v bwrap >/dev/null || apt-get install -y --no-install-recommends bubblewrap; } \
+   && { command -v libdeflate-gzip >/dev/null || apt-get install -y --no-install-recommends libdeflate-tools \
+        || echo "libdeflate-tools is not in this stack's archive: slugs are compressed by Node's zlib"; } \
+   && rm -rf /var/lib/apt/lists/*; }
 
 # node and npm: slugbuilder itself runs on node, and the nodejs buildpack uses both.
 COPY --from=node /usr/local/bin/node /usr/local/bin/node

@@ -18,6 +18,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser } from 'tar';
+import { stopLibdeflateHelper } from '../shared/libdeflate-gzip.js';
 import { ARCHIVE_CHUNK, extractArchive, openArchiveFile } from '../shared/tar/extract.js';
 import { DEFAULT_MTIME } from '../shared/tar/pack.js';
 import { slugTar, writeSlug } from '../slugbuilder/slug-parts.js';
@@ -39,6 +40,8 @@ function sink(): Writable {
 switch (job) {
   case 'write-slug':
     await writeSlug(a, b, { mtime: DEFAULT_MTIME, maxBytes: Number.MAX_SAFE_INTEGER });
+    // Waited for, so its libdeflate-gzip processes' CPU counts in this one's.
+    await stopLibdeflateHelper();
     break;
   case 'write-tar':
     await pipeline(Readable.from(slugTar(a, DEFAULT_MTIME)), process.stdout);

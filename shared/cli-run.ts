@@ -5,6 +5,7 @@
 
 import { errnoCode, errorMessage, UserError } from './errors.js';
 import { removeAllNow } from './fs.js';
+import { stopLibdeflateHelper } from './libdeflate-gzip.js';
 import { log, scrub } from './log.js';
 
 export async function runCli(main: () => Promise<number>): Promise<never> {
@@ -14,6 +15,7 @@ export async function runCli(main: () => Promise<number>): Promise<never> {
   } catch (err) {
     code = reportError(err);
   }
+  await stopLibdeflateHelper().catch(() => undefined);
   removeAllNow();
   // Let stdout drain (a slug may still be in flight) before leaving.
   process.exitCode = code;

@@ -3,24 +3,80 @@
  * the way, so nothing is read twice) for the image layers (image/layer.ts)
  * and the build cache; the slug is written in parts by slug-parts.ts with the
  * same compressor. One pinned gzip level keeps them all byte-stable.
+ * The compressor is libdeflate-gzip's processes where the tool is on PATH,
+ * else Node's zlib (SLUGKIT_GZIP).
  */
+import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errnoCode, errorMessage, UserError } from '../shared/errors.js';
-import { createParallelGzip } from '../shared/pgzip.js';
+import { errnoCode, errorMessage, UsageError, UserError } from '../shared/errors.js';
+import { createLibdeflateGzip, findLibdeflateGzip, SEGMENT_SIZE, SMALL } from '../shared/libdeflate-gzip.js';
+import { createParallelGzip, DEFAULT_BLOCK_SIZE } from '../shared/pgzip.js';
 import { type PackOptions, packTree } from '../shared/tar/pack.js';
 import { HashingStream } from './image/blobs.js';
 import { APP_DIR_MARKER } from './source/app-dir.js';
 
-/** Pinned so the same zlib always gives the same bytes and digests. */
+/** Pinned so the same compressor always gives the same bytes and digests. */
 export const GZIP_LEVEL = 6;
 
+/** SLUGKIT_GZIP: which deflate makes the slug and the image layers. */
+export type GzipMode = 'auto' | 'zlib' | 'libdeflate';
+const GZIP_MODES: readonly GzipMode[] = ['auto', 'zlib', 'libdeflate'];
+
+type Compressor = { kind: 'zlib' } | { kind: 'libdeflate'; tool: string; version: string };
+let compressor: Compressor | undefined;
+
+/** libdeflate-gzip's version (`-V`: "gzip compression program v1.14"), or undefined when it does not run. */
+function libdeflateVersion(tool: string): string | undefined {
+  const run = spawnSync(tool, ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+  return run.status === 0 ? /v(\d+(?:\.\d+)+)/.exec(run.stdout)?.[1] : undefined;
+}
+
+function chooseCompressor(mode: GzipMode, from: string): Compressor {
+  if (mode === 'zlib') return { kind: 'zlib' };
+  const tool = findLibdeflateGzip();
+  const version = tool && libdeflateVersion(tool);
+  if (tool && version) return { kind: 'libdeflate', tool, version };
+  if (mode === 'libdeflate')
+    throw new UserError(
+      `${from} ${tool ? `${tool} does not run` : 'libdeflate-gzip is not on PATH'} (apt-get install libdeflate-tools), or use auto or zlib`,
+    );
+  return { kind: 'zlib' };
+}
+
+/**
+ * SLUGKIT_GZIP (auto, the default: libdeflate-gzip where it is on PATH, else
+ * Node's zlib), taken once; the CLI calls this first, so a bad value fails
+ * before any work.
+ */
+export function configureGzip(value = process.env.SLUGKIT_GZIP, from = 'SLUGKIT_GZIP'): void {
+  const mode = value || 'auto';
+  if (!(GZIP_MODES as readonly string[]).includes(mode)) throw new UsageError(`${from} "${mode}": use auto, zlib or libdeflate`);
+  compressor = chooseCompressor(mode as GzipMode, `${from}=${mode}:`);
+}
+
+function currentCompressor(): Compressor {
+  if (!compressor) configureGzip();
+  return compressor as Compressor;
+}
+
+/** What decides the gzip bytes besides the tar, for keys of kept compressed bytes. */
+export function compressorId(): string {
+  const c = currentCompressor();
+  return c.kind === 'libdeflate'
+    ? `libdeflate-gzip ${c.version} level ${GZIP_LEVEL} segment ${SEGMENT_SIZE} small ${SMALL} zlib ${process.versions.zlib}`
+    : `pgzip level ${GZIP_LEVEL} block ${DEFAULT_BLOCK_SIZE} zlib ${process.versions.zlib}`;
+}
+
 export function createSlugCompressor(): Transform {
-  // Blocks deflated in parallel on the zlib thread pool (pigz-style), joined
-  // into one standard gzip member. A pinned level and block size and a fixed
-  // header (mtime 0, OS 3) keep the bytes stable from run to run.
+  const c = currentCompressor();
+  // libdeflate: segments deflated by child processes in parallel, each a gzip
+  // member (shared/libdeflate-gzip.ts). zlib: blocks deflated on the thread
+  // pool (pigz-style), joined into one member. Either way a pinned level and
+  // cut sizes and a fixed header keep the bytes stable from run to run.
+  if (c.kind === 'libdeflate') return createLibdeflateGzip({ tool: c.tool, level: GZIP_LEVEL });
   return createParallelGzip({ level: GZIP_LEVEL });
 }
 

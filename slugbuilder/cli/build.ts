@@ -35,6 +35,7 @@ import {
   parseOutputs,
 } from '../outputs/index.js';
 import { putUrlOf } from '../outputs/slug.js';
+import { configureGzip } from '../slug.js';
 import { checkAppDir } from '../source/app-dir.js';
 import { appName, defaultCacheRoot } from './app.js';
 import { checkBuildpackPaths } from './buildpack-paths.js';
@@ -194,6 +195,7 @@ export async function parseBuildArgs(argv: string[], env: NodeJS.ProcessEnv = pr
   if (!parsed) return undefined;
   const v = parsed.values;
   configureNetTimeouts({ timeout: v['net-timeout'], deadline: v['net-deadline'] }, env);
+  configureGzip(env.SLUGKIT_GZIP);
   const buildpacks = v.buildpack && v.buildpack.length > 0 ? v.buildpack : env.BUILDPACK_URL ? [env.BUILDPACK_URL] : [];
   // A local buildpack path that is not there fails now, before the source is read.
   await checkBuildpackPaths(buildpacks, v.buildpack?.length ? '--buildpack' : 'BUILDPACK_URL');

@@ -29,7 +29,7 @@ import { copyFile, link, lstat, mkdir, readdir, rm, stat, utimes } from 'node:fs
 import path from 'node:path';
 import { errnoCode } from '../../shared/errors.js';
 import { readTextInside, replaceWith, writeFileInside } from '../../shared/fs.js';
-import { GZIP_LEVEL } from '../slug.js';
+import { compressorId } from '../slug.js';
 import { digestHex, hashFile } from './blobs.js';
 
 /** Beyond this the oldest entries are removed. */
@@ -43,17 +43,18 @@ export interface CachedLayer {
   size: number;
 }
 
-/** What decides the gzip bytes besides the tar: the level, pgzip's block size and zlib itself. */
-const COMPRESSOR = createHash('sha256')
-  .update(`pgzip level ${GZIP_LEVEL} block 524288 zlib ${process.versions.zlib}`)
-  .digest('hex')
-  .slice(0, 12);
+/** What decides the gzip bytes besides the tar (slug.ts compressorId), as a name part. */
+function compressorTag(): string {
+  return createHash('sha256').update(compressorId()).digest('hex').slice(0, 12);
+}
 
 export class LayerCache {
+  private readonly tag = compressorTag();
+
   constructor(readonly dir: string) {}
 
   private metaFile(diffId: string): string {
-    return path.join(this.dir, `${digestHex(diffId)}.${COMPRESSOR}.json`);
+    return path.join(this.dir, `${digestHex(diffId)}.${this.tag}.json`);
   }
 
   private blobFile(digest: string): string {
@@ -61,7 +62,7 @@ export class LayerCache {
   }
 
   private headFile(head: string): string {
-    return path.join(this.dir, `head-${digestHex(head)}.${COMPRESSOR}`);
+    return path.join(this.dir, `head-${digestHex(head)}.${this.tag}`);
   }
 
   /** Whether some kept layer's tar began with the bytes `head` (sha256 of its first HEAD_BYTES) hashes. */

@@ -17,6 +17,7 @@ const PACKAGES: Record<string, string> = {
   gzip: 'gzip',
   htpasswd: 'apache2-utils',
   kubectl: 'kubernetes-client',
+  'libdeflate-gzip': 'libdeflate-tools',
   python3: 'python3',
   shellcheck: 'shellcheck',
   skopeo: 'skopeo',
