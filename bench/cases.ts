@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
+import { compressorName } from '../slugbuilder/slug.js';
 import { hasCommand } from '../test/helpers/tools.js';
 import { compare, median, medianRun, megabytes, type Run, readStageTime, seconds, stageTimeFile, timed, timedShell } from './measure.js';
 
@@ -104,7 +105,7 @@ export async function p1SlugWriter(s: Setup): Promise<Row> {
     goal: '≤ 0.5×, size within 1% of gzip -6',
     met: met ? 'yes' : 'no',
     notes: [
-      cpuNote('slugkit writeSlug (packTree + shared/pgzip, level 6)', runs.candidate),
+      cpuNote(`slugkit writeSlug (packTree + ${compressorName()}, level 6)`, runs.candidate),
       cpuNote('tar -czf (GNU tar + gzip -6)', runs.baseline),
       `size: slug ${slugSize} bytes vs gzip -6 of the same tar ${gzipSize.trim()} bytes (${((sizeRatio - 1) * 100).toFixed(2)}%); gzip -t ok; decompresses to the slug's tar (its parts' tars joined, written single-threaded): ${same ? 'yes' : 'NO'}`,
     ],
@@ -113,7 +114,7 @@ export async function p1SlugWriter(s: Setup): Promise<Row> {
 
 /**
  * P1-PIGZ: the same slug writer against `tar | pigz -6` (parallel gzip, as
- * many threads as cores), the native peer of shared/pgzip: parity is the goal.
+ * many threads as cores), the native peer of slugkit's parallel gzip: parity is the goal.
  */
 export async function p1Pigz(s: Setup): Promise<Row> {
   const what = `slug writer vs \`tar -cf - \\| pigz -6\`, ${s.app.files.toLocaleString('en')} files / ${megabytes(s.app.bytes)}`;
@@ -153,7 +154,7 @@ export async function p1Pigz(s: Setup): Promise<Row> {
     goal,
     met: ratio <= 1.0 && Math.abs(sizeRatio - 1) <= 0.01 ? 'yes' : 'no',
     notes: [
-      cpuNote('slugkit writeSlug (packTree + shared/pgzip, level 6)', runs.candidate),
+      cpuNote(`slugkit writeSlug (packTree + ${compressorName()}, level 6)`, runs.candidate),
       cpuNote('tar -cf - | pigz -6 (GNU tar, pigz 1 thread per core)', runs.baseline),
       `size against gzip -6 of the same tar (${gzipSize.trim()} bytes): slug ${slugSize} bytes (${((sizeRatio - 1) * 100).toFixed(2)}%), pigz ${pigzSize} bytes (${((pigzSize / Number(gzipSize) - 1) * 100).toFixed(2)}%; GNU tar's bytes, not the same tar)`,
     ],

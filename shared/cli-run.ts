@@ -5,8 +5,14 @@
 
 import { errnoCode, errorMessage, UserError } from './errors.js';
 import { removeAllNow } from './fs.js';
-import { stopLibdeflateHelper } from './libdeflate-gzip.js';
 import { log, scrub } from './log.js';
+
+const beforeExit: Array<() => Promise<void>> = [];
+
+/** Run `fn` (awaited, its failure ignored) before the CLI exits, after its work or its error line. */
+export function onCliExit(fn: () => Promise<void>): void {
+  beforeExit.push(fn);
+}
 
 export async function runCli(main: () => Promise<number>): Promise<never> {
   let code: number;
@@ -15,7 +21,7 @@ export async function runCli(main: () => Promise<number>): Promise<never> {
   } catch (err) {
     code = reportError(err);
   }
-  await stopLibdeflateHelper().catch(() => undefined);
+  for (const fn of beforeExit.splice(0)) await fn().catch(() => undefined);
   removeAllNow();
   // Let stdout drain (a slug may still be in flight) before leaving.
   process.exitCode = code;

@@ -25,6 +25,7 @@ import type { Readable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { onCliExit } from './cli-run.js';
 import { removeOnExit } from './fs.js';
 
 /** Uncompressed bytes per member: larger ones cost memory in the child, smaller ones a process start each. */
@@ -115,6 +116,11 @@ class Helper {
   }
 
   static async start(tool: string): Promise<Helper> {
+    if (!exitHooked) {
+      exitHooked = true;
+      // Waited for, so its processes' CPU time counts as the CLI's children's and its dir is gone first.
+      onCliExit(stopLibdeflateHelper);
+    }
     const h = new Helper(tool);
     await h.ready;
     return h;
@@ -160,6 +166,7 @@ class Helper {
 }
 
 let helper: Helper | undefined;
+let exitHooked = false;
 let starting: Promise<Helper> | undefined;
 
 async function theHelper(tool: string): Promise<Helper> {

@@ -1,8 +1,9 @@
 /**
  * The slug: a deterministic tar of the build dir (entries `./...`, `.git`
  * left out), gzipped as several gzip members back to back (RFC 1952 §2.2),
- * one per part of the app, so a warm build reuses the compressed bytes of
- * what did not change instead of compressing them again.
+ * one or more per part of the app (libdeflate-gzip makes one per segment), so
+ * a warm build reuses the compressed bytes of what did not change instead of
+ * compressing them again.
  *
  * The parts follow the image's layer split (image/app-layers.ts): first the
  * rest of the app (every entry outside the split trees, the directories above

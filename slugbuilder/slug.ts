@@ -70,6 +70,12 @@ export function compressorId(): string {
     : `pgzip level ${GZIP_LEVEL} block ${DEFAULT_BLOCK_SIZE} zlib ${process.versions.zlib}`;
 }
 
+/** The compressor in words, for reports: `libdeflate-gzip 1.14` or `zlib 1.3.0.1-motley (shared/pgzip)`. */
+export function compressorName(): string {
+  const c = currentCompressor();
+  return c.kind === 'libdeflate' ? `libdeflate-gzip ${c.version}` : `zlib ${process.versions.zlib} (shared/pgzip)`;
+}
+
 export function createSlugCompressor(): Transform {
   const c = currentCompressor();
   // libdeflate: segments deflated by child processes in parallel, each a gzip
