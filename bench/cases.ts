@@ -32,7 +32,7 @@ export interface Setup {
   appTar: string;
   noopBuildpack: string;
   minimalSlug: string;
-  times: { p1: number; p2: number; p3: number; p4: number; p6: number };
+  times: { p1: number; p2: number; p3: number; p4: number; p6: number; p9: number };
 }
 
 export const cli = (s: Setup, name: 'slugbuilder' | 'slugrunner') => path.join(s.repo, 'dist', name, 'cli.js');
