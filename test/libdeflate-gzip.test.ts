@@ -20,39 +20,11 @@ import {
   SMALL,
   stopLibdeflateHelper,
 } from '../shared/libdeflate-gzip.js';
+import { noise, text } from './helpers/bytes.js';
 import { BUILDER, makeApp, removeTempDirs, runBuilder, runRunner, tempDir, writeBuildpack } from './helpers/cli.js';
 import { requireTools } from './helpers/tools.js';
 
 const SEGMENT = 256 * 1024;
-
-/** Deterministic bytes that do not compress (xorshift32). */
-function noise(length: number, seed = 1): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-/** Deterministic text that compresses like source code. */
-function text(length: number): Buffer {
-  const words = ['const', 'function', 'return', 'require(', ')', '{', '}', ';\n', 'value', 'index', 'await', '=>'];
-  const parts: string[] = [];
-  let x = 7;
-  for (let size = 0; size < length; ) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    const word = words[x % words.length] + (x % 3 === 0 ? ' ' : '');
-    parts.push(word);
-    size += word.length;
-  }
-  return Buffer.from(parts.join('')).subarray(0, length);
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -155,23 +127,25 @@ describe('libdeflate gzip (shared/libdeflate-gzip)', function () {
     expect(execFileSync('python3', ['-c', script, file]).toString().trim()).to.equal(sha(input));
   });
 
-  it('fails with the tool’s exit status and first stderr line, and leaves no segment behind', async () => {
-    const bin = path.join(work, 'failing');
+  /** A libdeflate-gzip that runs `body` instead. */
+  async function fakeTool(name: string, body: string): Promise<string> {
+    const bin = path.join(work, name);
     mkdirSync(bin, { recursive: true });
     const tool = path.join(bin, 'libdeflate-gzip');
-    await writeFile(tool, '#!/bin/sh\necho "disk on fire" >&2\necho "second line" >&2\nexit 3\n');
+    await writeFile(tool, `#!/bin/sh\n${body}\n`);
     await chmod(tool, 0o755);
+    return tool;
+  }
+
+  it('fails with the tool’s exit status and first stderr line, and leaves no segment behind', async () => {
+    const tool = await fakeTool('failing', 'echo "disk on fire" >&2\necho "second line" >&2\nexit 3');
     let err: Error | undefined;
     await gzipWith(text(3 * SMALL), { tool }).catch((e: Error) => (err = e));
     expect(err?.message).to.equal('libdeflate-gzip exited with 3: disk on fire');
   });
 
   it('fails when the tool is killed', async () => {
-    const bin = path.join(work, 'killed');
-    mkdirSync(bin, { recursive: true });
-    const tool = path.join(bin, 'libdeflate-gzip');
-    await writeFile(tool, '#!/bin/sh\nkill -KILL $$\n');
-    await chmod(tool, 0o755);
+    const tool = await fakeTool('killed', 'kill -KILL $$');
     let err: Error | undefined;
     await gzipWith(text(2 * SMALL), { tool }).catch((e: Error) => (err = e));
     expect(err?.message).to.equal('libdeflate-gzip exited with 137');

@@ -14,59 +14,11 @@ import zlib from 'node:zlib';
 import { expect } from 'chai';
 import { createParallelGzip, gzipHeader, type ParallelGzipOptions } from '../shared/pgzip.js';
 import { packTree } from '../shared/tar/pack.js';
+import { noise, text } from './helpers/bytes.js';
 import { ROOT } from './helpers/cli.js';
 import { requireTools } from './helpers/tools.js';
 
 const SMALL_BLOCK = 32 * 1024;
-
-/** Deterministic bytes that do not compress (xorshift32). */
-function noise(length: number, seed = 1): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-/** Deterministic text that compresses like source code does. */
-function text(length: number): Buffer {
-  const words = [
-    'const',
-    'function',
-    'return',
-    'module.exports',
-    'require',
-    '(',
-    ')',
-    '{',
-    '}',
-    ';',
-    '\n',
-    'value',
-    'index',
-    'this',
-    'if',
-    'else',
-    '=>',
-    'await',
-  ];
-  const parts: string[] = [];
-  let size = 0;
-  let x = 7;
-  while (size < length) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    const word = words[x % words.length] + (x % 3 === 0 ? ' ' : '');
-    parts.push(word);
-    size += word.length;
-  }
-  return Buffer.from(parts.join('')).subarray(0, length);
-}
 
 /** Feed `input` in chunks of `chunkSize` and collect the gzip bytes. */
 async function gzipWith(input: Buffer, opts: ParallelGzipOptions = {}, chunkSize = 10_000): Promise<Buffer> {
