@@ -68,33 +68,39 @@ export interface LibdeflateGzipOptions {
  * once per segment cost more CPU in page-table copies and write faults than
  * libdeflate saved. Segments are files by name in a private dir that bash
  * makes, tells, and removes when it ends; it ends when this process does (its
- * stdin closes), however this process ended.
+ * stdin closes), however this process ended. Each line it reads names the
+ * level, the segment and the tool, last so that it may hold spaces.
  */
 const HELPER = `trap 'rm -rf -- "$dir"' EXIT
 dir=$(mktemp -d -p "$1" slugkit-gzip-XXXXXXXX) && cd -- "$dir" || exit 1
-tool=$2
 echo "$dir"
-while read -r level name; do
+while read -r level name tool; do
   { "$tool" "-$level" -c < "$name" > "$name.gz" 2> "$name.err"; echo "$name $?"; } &
 done
 wait`;
 
 class Helper {
   private readonly child: ChildProcess;
+  /** Exit statuses waited for, by segment name. */
   private readonly waiting = new Map<string, { resolve: (status: number) => void; reject: (err: Error) => void }>();
   private ended?: Error;
   private count = 0;
-
-  /** The private dir, once the helper has made it. */
+  /** The private dir, from the helper's first line. */
   dir = '';
-  private readonly ready: Promise<void>;
+  /** Settled by the first line, or by the helper's end before it. */
+  readonly ready: Promise<void>;
 
-  private constructor(readonly tool: string) {
-    this.child = spawn('bash', ['-c', HELPER, 'libdeflate-helper', tmpdir(), tool], { stdio: ['pipe', 'pipe', 'ignore'] });
-    // The dir's line is waited for under the name ''.
-    this.ready = new Promise<void>((resolve, reject) => this.waiting.set('', { resolve: () => resolve(), reject }));
+  constructor() {
+    this.child = spawn('bash', ['-c', HELPER, 'libdeflate-helper', tmpdir()], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let told: () => void = () => undefined;
+    let failed: (err: Error) => void = () => undefined;
+    this.ready = new Promise<void>((resolve, reject) => {
+      told = resolve;
+      failed = reject;
+    });
     const end = (why: string) => {
       this.ended ??= new Error(`the libdeflate-gzip helper ${why}`);
+      failed(this.ended);
       for (const w of this.waiting.values()) w.reject(this.ended);
       this.waiting.clear();
       if (helper === this) helper = undefined;
@@ -103,27 +109,18 @@ class Helper {
     this.child.on('close', (code, signal) => end(`ended (${signal ?? `exit ${code}`})`));
     this.child.stdin?.on('error', () => undefined);
     createInterface({ input: this.child.stdout as Readable }).on('line', (line) => {
-      const [name, status] = this.dir ? line.split(' ') : ['', '0'];
       if (!this.dir) {
         this.dir = line;
         removeOnExit(line);
+        told();
+      } else {
+        const [name, status] = line.split(' ');
+        this.waiting.get(name)?.resolve(Number(status));
+        this.waiting.delete(name);
       }
-      this.waiting.get(name)?.resolve(Number(status));
-      this.waiting.delete(name);
       this.hold();
     });
     this.hold();
-  }
-
-  static async start(tool: string): Promise<Helper> {
-    if (!exitHooked) {
-      exitHooked = true;
-      // Waited for, so its processes' CPU time counts as the CLI's children's and its dir is gone first.
-      onCliExit(stopLibdeflateHelper);
-    }
-    const h = new Helper(tool);
-    await h.ready;
-    return h;
   }
 
   /** A fresh segment file name in the dir. */
@@ -132,12 +129,12 @@ class Helper {
     return `seg-${this.count}`;
   }
 
-  /** Compress `name` (written in the dir); its exit status. */
-  run(level: number, name: string): Promise<number> {
+  /** Compress `name` (written in the dir) with `tool`; its exit status. */
+  run(tool: string, level: number, name: string): Promise<number> {
     if (this.ended) return Promise.reject(this.ended);
     const done = new Promise<number>((resolve, reject) => this.waiting.set(name, { resolve, reject }));
     this.hold();
-    this.child.stdin?.write(`${level} ${name}\n`);
+    this.child.stdin?.write(`${level} ${name} ${tool}\n`);
     return done;
   }
 
@@ -151,10 +148,10 @@ class Helper {
     await closed;
   }
 
-  /** The helper keeps this process running only while a compression is waited for. */
+  /** The helper keeps this process running only while its dir or a compression is waited for. */
   private hold(): void {
     const stdout = this.child.stdout as Socket | null;
-    if (this.waiting.size > 0) {
+    if (!this.dir || this.waiting.size > 0) {
       this.child.ref();
       stdout?.ref();
     } else {
@@ -167,33 +164,25 @@ class Helper {
 
 let helper: Helper | undefined;
 let exitHooked = false;
-let starting: Promise<Helper> | undefined;
 
-async function theHelper(tool: string): Promise<Helper> {
-  while (starting) await starting.catch(() => undefined);
-  if (helper?.tool === tool) return helper;
-  const start = async () => {
-    await helper?.stop();
-    return Helper.start(tool);
-  };
-  starting = start().then(
-    (h) => {
-      helper = h;
-      starting = undefined;
-      return h;
-    },
-    (err) => {
-      starting = undefined;
-      throw err;
-    },
-  );
-  return starting;
+/** This process's helper, started on first use. */
+async function theHelper(): Promise<Helper> {
+  if (!helper) {
+    if (!exitHooked) {
+      exitHooked = true;
+      // Waited for, so its processes' CPU time counts as the CLI's children's and its dir is gone first.
+      onCliExit(stopLibdeflateHelper);
+    }
+    helper = new Helper();
+  }
+  const h = helper;
+  await h.ready;
+  return h;
 }
 
 /** Stop the helper, if one was started: before the process exits. */
 export async function stopLibdeflateHelper(): Promise<void> {
-  const h = helper ?? (await starting?.catch(() => undefined));
-  await h?.stop();
+  await helper?.stop();
 }
 
 /** One segment: its input in a file of the helper's dir, compressed once full. */
@@ -205,8 +194,8 @@ class Segment {
     private readonly file: FileHandle,
   ) {}
 
-  static async open(tool: string): Promise<Segment> {
-    const h = await theHelper(tool);
+  static async open(): Promise<Segment> {
+    const h = await theHelper();
     const name = h.name();
     return new Segment(h, name, await open(path.join(h.dir, name), 'wx', 0o600));
   }
@@ -223,7 +212,7 @@ class Segment {
     await this.file.close();
     const file = path.join(this.helper.dir, this.name);
     try {
-      const status = await this.helper.run(level, this.name);
+      const status = await this.helper.run(tool, level, this.name);
       if (status !== 0) {
         const why = (await readFile(`${file}.err`, 'utf8').catch(() => '')).trim().split('\n')[0];
         throw new Error(`${path.basename(tool)} exited with ${status}${why ? `: ${why}` : ''}`);
@@ -280,7 +269,7 @@ class LibdeflateGzip extends Transform {
     }
     while (chunk.length > 0) {
       if (!this.filling) {
-        const opened = await Segment.open(this.opts.tool);
+        const opened = await Segment.open();
         if (this.destroyed) return opened.discard();
         this.filling = opened;
       }

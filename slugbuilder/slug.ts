@@ -22,7 +22,7 @@ import { APP_DIR_MARKER } from './source/app-dir.js';
 export const GZIP_LEVEL = 6;
 
 /** SLUGKIT_GZIP: which deflate makes the slug and the image layers. */
-export type GzipMode = 'auto' | 'zlib' | 'libdeflate';
+type GzipMode = 'auto' | 'zlib' | 'libdeflate';
 const GZIP_MODES: readonly GzipMode[] = ['auto', 'zlib', 'libdeflate'];
 
 type Compressor = { kind: 'zlib' } | { kind: 'libdeflate'; tool: string; version: string };
@@ -34,14 +34,14 @@ function libdeflateVersion(tool: string): string | undefined {
   return run.status === 0 ? /v(\d+(?:\.\d+)+)/.exec(run.stdout)?.[1] : undefined;
 }
 
-function chooseCompressor(mode: GzipMode, from: string): Compressor {
+function chooseCompressor(mode: GzipMode): Compressor {
   if (mode === 'zlib') return { kind: 'zlib' };
   const tool = findLibdeflateGzip();
   const version = tool && libdeflateVersion(tool);
   if (tool && version) return { kind: 'libdeflate', tool, version };
   if (mode === 'libdeflate')
     throw new UserError(
-      `${from} ${tool ? `${tool} does not run` : 'libdeflate-gzip is not on PATH'} (apt-get install libdeflate-tools), or use auto or zlib`,
+      `SLUGKIT_GZIP=libdeflate: ${tool ? `${tool} does not run` : 'libdeflate-gzip is not on PATH'} (apt-get install libdeflate-tools), or use auto or zlib`,
     );
   return { kind: 'zlib' };
 }
@@ -51,10 +51,10 @@ function chooseCompressor(mode: GzipMode, from: string): Compressor {
  * Node's zlib), taken once; the CLI calls this first, so a bad value fails
  * before any work.
  */
-export function configureGzip(value = process.env.SLUGKIT_GZIP, from = 'SLUGKIT_GZIP'): void {
+export function configureGzip(value = process.env.SLUGKIT_GZIP): void {
   const mode = value || 'auto';
-  if (!(GZIP_MODES as readonly string[]).includes(mode)) throw new UsageError(`${from} "${mode}": use auto, zlib or libdeflate`);
-  compressor = chooseCompressor(mode as GzipMode, `${from}=${mode}:`);
+  if (!(GZIP_MODES as readonly string[]).includes(mode)) throw new UsageError(`SLUGKIT_GZIP "${mode}": use auto, zlib or libdeflate`);
+  compressor = chooseCompressor(mode as GzipMode);
 }
 
 function currentCompressor(): Compressor {
