@@ -259,9 +259,10 @@ class LibdeflateGzip extends Transform {
     done(err);
   }
 
+  /** Done with `chunk` when it settles: the head keeps a copy, a segment has it written. */
   private async accept(chunk: Buffer): Promise<void> {
     if (this.head) {
-      this.head.push(chunk);
+      this.head.push(Buffer.from(chunk));
       this.headBytes += chunk.length;
       if (this.headBytes < SMALL) return;
       chunk = Buffer.concat(this.head);
@@ -314,7 +315,11 @@ class LibdeflateGzip extends Transform {
   }
 }
 
-/** A gzip Transform: segments deflated by libdeflate-gzip processes in parallel, joined as gzip members. */
+/**
+ * A gzip Transform: segments deflated by libdeflate-gzip processes in
+ * parallel, joined as gzip members. A written chunk is no longer needed once
+ * its write's callback runs, so a writer may fill the same buffer again.
+ */
 export function createLibdeflateGzip(opts: LibdeflateGzipOptions): Transform {
   return new LibdeflateGzip(opts);
 }

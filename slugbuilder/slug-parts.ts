@@ -30,7 +30,7 @@ import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform, type TransformCallback, Writable } from 'node:stream';
+import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { UserError } from '../shared/errors.js';
@@ -41,7 +41,7 @@ import { formatSize, plural } from '../shared/units.js';
 import { planAppLayers } from './image/app-layers.js';
 import { HashingStream, sha256 } from './image/blobs.js';
 import { type CachedLayer, HEAD_BYTES, LayerCache } from './image/layer-cache.js';
-import { createSlugCompressor, notInApp, writeFailure } from './slug.js';
+import { gzipInto, notInApp, writeFailure } from './slug.js';
 import { largestEntries, overLimitMessage } from './slug-size.js';
 
 export interface SlugInfo {
@@ -178,7 +178,7 @@ async function compress(tar: AsyncIterable<Buffer>, sinks: Array<(chunk: Buffer)
       Promise.all(sinks.map((s) => s(chunk))).then(() => done(), done);
     },
   });
-  await pipeline(Readable.from(tar, { objectMode: false }), createSlugCompressor(), sink);
+  await gzipInto(tar, [sink]);
 }
 
 interface PartResult {
@@ -198,13 +198,14 @@ class PartWriter {
   ) {}
 
   async write(part: Part): Promise<PartResult> {
-    const it = part.tar()[Symbol.asyncIterator]();
+    const it = part.tar(true)[Symbol.asyncIterator]();
     const first: Buffer[] = [];
     let length = 0;
     while (length < CACHED_PART_BYTES) {
       const next = await it.next();
       if (next.done) break;
-      first.push(next.value);
+      // Copied: the tree is read into reused buffers, and these are held while more is read.
+      first.push(Buffer.from(next.value));
       length += next.value.length;
     }
     if (!this.cache || length < CACHED_PART_BYTES) {
@@ -222,7 +223,7 @@ class PartWriter {
       const tarBytes = await this.copyKept(candidate, head, part, this.cache);
       if (tarBytes !== undefined) return { tarBytes, cacheable: true, reused: true };
       // Not kept, or not this tree: pack it again (the tar was not kept in memory) and compress it.
-      return this.compressAndKeep(part.tar(), head, this.cache);
+      return this.compressAndKeep(part.tar(true), head, this.cache);
     }
     return this.compressAndKeep(tapped(first, it), head, this.cache);
   }

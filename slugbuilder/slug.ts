@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Readable, type Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, errorMessage, UsageError, UserError } from '../shared/errors.js';
 import { createLibdeflateGzip, findLibdeflateGzip, SEGMENT_SIZE, SMALL } from '../shared/libdeflate-gzip.js';
@@ -76,6 +76,40 @@ export function compressorName(): string {
   return c.kind === 'libdeflate' ? `libdeflate-gzip ${c.version}` : `zlib ${process.versions.zlib} (shared/pgzip)`;
 }
 
+/**
+ * Gzip `tar` through `stages` (the last a sink), one chunk at a time: each chunk is written and its
+ * write called back before the next is asked for, so the tar's producer may
+ * fill the same buffers again (PackOptions.reuse). libdeflate's compressor is
+ * done with a chunk when it calls back; pgzip keeps slices of its input until
+ * a block is full, so it is given copies. `seen` sees each chunk first.
+ */
+export async function gzipInto(
+  tar: AsyncIterable<Buffer>,
+  stages: Array<NodeJS.ReadWriteStream | NodeJS.WritableStream>,
+  seen?: (chunk: Buffer) => void,
+): Promise<void> {
+  const copies = currentCompressor().kind === 'zlib';
+  const gz = createSlugCompressor();
+  const flowing = pipeline([gz, ...stages]);
+  try {
+    for await (const chunk of tar) {
+      seen?.(chunk);
+      const input = copies ? Buffer.from(chunk) : chunk;
+      await new Promise<void>((resolve, reject) => gz.write(input, (err) => (err ? reject(err) : resolve())));
+    }
+    gz.end();
+  } catch (err) {
+    gz.destroy(err as Error);
+    // The stream's own failure (the sink's, say) is the cause of a failed write.
+    const cause = await flowing.then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    throw cause ?? err;
+  }
+  await flowing;
+}
+
 export function createSlugCompressor(): Transform {
   const c = currentCompressor();
   // libdeflate: segments deflated by child processes in parallel, each a gzip
@@ -112,9 +146,8 @@ export function notInApp(rel: string): boolean {
 export async function compressTree(dir: string, file: string, opts: CompressOptions): Promise<CompressedTree> {
   const tarMeter = opts.hashTar ? new HashingStream() : undefined;
   const gzMeter = new HashingStream();
-  const stages: NodeJS.ReadWriteStream[] = [...(tarMeter ? [tarMeter] : []), createSlugCompressor(), gzMeter];
   try {
-    await pipeline([Readable.from(packTree(dir, opts.pack), { objectMode: false }), ...stages, createWriteStream(file, { mode: 0o644 })]);
+    await gzipInto(packTree(dir, { ...opts.pack, reuse: true }), [gzMeter, createWriteStream(file, { mode: 0o644 })], tarMeter?.see);
   } catch (err) {
     await rm(file, { force: true });
     throw writeFailure(err, opts.what, file);

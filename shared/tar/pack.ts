@@ -4,8 +4,9 @@
  * option and its portable mode drops directory mtimes. Every header field is
  * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
  */
-import { closeSync, createReadStream, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
-import { Header, type HeaderData, Pax } from 'tar';
+import { closeSync, constants, type Dirent, fstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import type { HeaderData } from 'tar';
+import { type EntryData, HeaderEncoder } from './header-encoder.js';
 
 /** 1980-01-01T00:00:01Z: what CNB tools use when SOURCE_DATE_EPOCH is unset. */
 export const DEFAULT_MTIME = new Date(Date.UTC(1980, 0, 1, 0, 0, 1));
@@ -65,23 +66,9 @@ export function entryFields(opts: Pick<PackOptions, 'uid' | 'gid' | 'mtime' | 'g
   };
 }
 
-/** One entry's header blocks (a pax header first when a field does not fit ustar), as packTree writes them. */
-export function headerBlocks(data: HeaderData): Buffer[] {
-  const header = new Header(data);
-  const needPax = header.encode();
-  const blocks: Buffer[] = [];
-  if (needPax) {
-    blocks.push(
-      new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime, uid: data.uid, gid: data.gid }).encode(),
-    );
-  }
-  blocks.push(header.block as Buffer);
-  return blocks;
-}
-
 /** The archive is yielded in chunks of this size (the last one shorter). */
 const CHUNK = 256 * 1024;
-/** Files up to this size are read straight into the chunk; larger ones are streamed. */
+/** Files up to this size are read straight into the chunk; larger ones a chunk at a time. */
 const SMALL_FILE = CHUNK;
 
 /** An error for `full`, which changed size since it was listed. */
@@ -89,14 +76,29 @@ function changedSize(full: string): Error {
   return new Error(`${full} changed size while it was being archived`);
 }
 
-/** `full` opened for reading, refused unless it still has exactly `size` bytes. */
-function openSized(full: string, size: number): number {
-  const fd = openSync(full, 'r');
-  if (fstatSync(fd).size !== size) {
-    closeSync(fd);
-    throw changedSize(full);
+/** Non-blocking, so a fifo put where a file was listed cannot hang the walk. */
+const OPEN_ENTRY = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** An error for `full`, which is no longer the kind of entry it was listed as. */
+function changedType(full: string): Error {
+  return new Error(`${full} changed while it was being archived`);
+}
+
+/**
+ * `full` opened for reading without following a link at its last step, and
+ * its status: a link or a socket put where a file was listed fails the open
+ * (ELOOP, ENXIO), so the archive never holds bytes from outside the tree.
+ */
+function openEntry(full: string): { fd: number; st: Stats } {
+  let fd: number;
+  try {
+    fd = openSync(full, OPEN_ENTRY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENXIO') throw changedType(full);
+    throw err;
   }
-  return fd;
+  return { fd, st: fstatSync(fd) };
 }
 
 /**
@@ -136,20 +138,15 @@ export class ChunkFiller {
     }
   }
 
-  /** A whole file of more than a chunk, read a chunk at a time into reused buffers (reuse mode). */
-  *readLarge(full: string, bytes: number): Generator<Buffer> {
-    const fd = openSized(full, bytes);
-    const buf = this.fresh();
-    try {
-      for (let got = 0; got < bytes; ) {
-        const n = readSync(fd, buf, 0, Math.min(this.size, bytes - got), null);
-        if (n === 0) throw changedSize(full);
-        got += n;
-        yield buf.subarray(0, n);
-      }
-    } finally {
-      this.free.push(buf);
-      closeSync(fd);
+  /** A whole open file of more than a chunk, a chunk at a time (into reused buffers in reuse mode). */
+  *readLarge(fd: number, full: string, bytes: number): Generator<Buffer> {
+    for (let got = 0; got < bytes; ) {
+      const buf = this.fresh();
+      const n = readSync(fd, buf, 0, Math.min(this.size, bytes - got), null);
+      if (n === 0) throw changedSize(full);
+      got += n;
+      yield buf.subarray(0, n);
+      if (this.reuse) this.free.push(buf);
     }
   }
 
@@ -163,25 +160,20 @@ export class ChunkFiller {
     }
   }
 
-  /** Reads a whole file of `bytes` bytes (at most a chunk) into the chunk. */
-  appendFile(full: string, bytes: number): void {
-    if (bytes === 0) return; // an empty file is its header alone: nothing to open
+  /** Reads the whole of an open file of `bytes` bytes (at most a chunk) into the chunk. */
+  appendFile(fd: number, full: string, bytes: number): void {
+    if (bytes === 0) return;
     if (this.used + bytes > this.size) this.flush();
-    const fd = openSized(full, bytes);
-    try {
-      for (let got = 0; got < bytes; ) {
-        const n = readSync(fd, this.chunk, this.used + got, bytes - got, null);
-        if (n === 0) throw changedSize(full);
-        got += n;
-      }
-    } finally {
-      closeSync(fd);
+    for (let got = 0; got < bytes; ) {
+      const n = readSync(fd, this.chunk, this.used + got, bytes - got, null);
+      if (n === 0) throw changedSize(full);
+      got += n;
     }
     this.used += bytes;
     if (this.used === this.size) this.flush();
   }
 
-  /** Moves what is filled so far to `ready` (a partial chunk only before a streamed file or at the end). */
+  /** Moves what is filled so far to `ready` (a partial chunk only before a large file or at the end). */
   flush(): void {
     if (this.used === 0) return;
     this.ready.push(this.used === this.size ? this.chunk : this.chunk.subarray(0, this.used));
@@ -198,47 +190,54 @@ export class ChunkFiller {
  * one loop rather than nested generators: a slug is mostly thousands of small
  * files, and a thread-pool round trip or a generator hop per file costs more
  * than the file, while the pool is busy deflating (docs/BENCHMARKS.md, P1).
- * Large files still stream.
  */
 export async function* packTree(root: string, opts: PackOptions = {}): AsyncGenerator<Buffer> {
   const prefix = opts.prefix ?? './';
   const { base, dirMode, execMode, fileMode } = entryFields(opts);
   const out = new ChunkFiller(opts.reuse);
-  const header = (data: HeaderData) => {
-    for (const block of headerBlocks({ ...base, ...data })) out.append(block);
+  const encoder = new HeaderEncoder(base);
+  const header = (data: EntryData) => {
+    for (const block of encoder.blocks(data)) out.append(block);
   };
 
   header({ path: prefix, type: 'Directory', mode: dirMode, size: 0 });
-  // Depth-first in byte order: each level is a sorted list of names and where we are in it.
-  const stack: Array<{ rel: string; names: string[]; next: number }> = [{ rel: '', names: sortedNames(root), next: 0 }];
+  // Depth-first in byte order: each level is a sorted list of entries and where we are in it.
+  const stack: Array<{ rel: string; entries: Dirent[]; next: number }> = [{ rel: '', entries: sortedEntries(root), next: 0 }];
   while (stack.length > 0) {
     const level = stack[stack.length - 1];
-    if (level.next === level.names.length) {
+    if (level.next === level.entries.length) {
       stack.pop();
       continue;
     }
-    const name = level.names[level.next++];
-    const rel = level.rel ? `${level.rel}/${name}` : name;
+    const entry = level.entries[level.next++];
+    const rel = level.rel ? `${level.rel}/${entry.name}` : entry.name;
     if (opts.exclude?.(rel)) continue;
     const full = `${root}/${rel}`;
-    const st = lstatSync(full);
     const entryPath = prefix + rel;
-    if (st.isDirectory()) {
+    // The listing's type spares a stat per directory and link; a file is
+    // opened without following a link, and its own status decides.
+    if (entry.isDirectory()) {
       opts.onEntry?.(rel, 0);
       header({ path: entryPath + '/', type: 'Directory', mode: dirMode, size: 0 });
-      stack.push({ rel, names: sortedNames(full), next: 0 });
-    } else if (st.isSymbolicLink()) {
+      stack.push({ rel, entries: sortedEntries(full), next: 0 });
+    } else if (entry.isSymbolicLink()) {
       opts.onEntry?.(rel, 0);
       header({ path: entryPath, type: 'SymbolicLink', mode: 0o777, size: 0, linkpath: readlinkSync(full) });
-    } else if (st.isFile()) {
-      opts.onEntry?.(rel, st.size);
-      header({ path: entryPath, type: 'File', mode: st.mode & 0o111 ? execMode : fileMode, size: st.size });
-      if (st.size <= SMALL_FILE) {
-        out.appendFile(full, st.size);
-      } else {
-        out.flush();
-        yield* out.drain();
-        yield* opts.reuse ? out.readLarge(full, st.size) : streamFile(full, st.size);
+    } else if (entry.isFile()) {
+      const { fd, st } = openEntry(full);
+      try {
+        if (!st.isFile()) throw changedType(full);
+        opts.onEntry?.(rel, st.size);
+        header({ path: entryPath, type: 'File', mode: st.mode & 0o111 ? execMode : fileMode, size: st.size });
+        if (st.size <= SMALL_FILE) {
+          out.appendFile(fd, full, st.size);
+        } else {
+          out.flush();
+          yield* out.drain();
+          yield* out.readLarge(fd, full, st.size);
+        }
+      } finally {
+        closeSync(fd);
       }
       const pad = (BLOCK - (st.size % BLOCK)) % BLOCK;
       if (pad) out.append(ZERO_BLOCK.subarray(0, pad));
@@ -254,21 +253,10 @@ export async function* packTree(root: string, opts: PackOptions = {}): AsyncGene
   yield* out.drain();
 }
 
-/** A directory's names in byte order, the same on every machine and locale. */
-function sortedNames(dir: string): string[] {
-  return readdirSync(dir)
-    .map((name) => ({ name, key: Buffer.from(name) }))
+/** A directory's entries in byte order of their names, the same on every machine and locale. */
+function sortedEntries(dir: string): Dirent[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .map((entry) => ({ entry, key: Buffer.from(entry.name) }))
     .sort((a, b) => Buffer.compare(a.key, b.key))
-    .map((e) => e.name);
-}
-
-async function* streamFile(full: string, size: number): AsyncGenerator<Buffer> {
-  let seen = 0;
-  for await (const chunk of createReadStream(full, { highWaterMark: CHUNK })) {
-    const buf = chunk as Buffer;
-    seen += buf.length;
-    if (seen > size) throw new Error(`${full} grew while it was being archived`);
-    yield buf;
-  }
-  if (seen !== size) throw changedSize(full);
+    .map((e) => e.entry);
 }

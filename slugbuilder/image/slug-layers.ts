@@ -23,7 +23,7 @@
  * or hostile archive) makes unpackSlugLayers give up; the caller then
  * unpacks the slug whole as before, which reports whatever is wrong with it.
  *
- * Headers are packTree's (pack.ts headerBlocks/entryFields): `app/` and the
+ * Headers are packTree's (pack.ts entryFields, header-encoder.ts): `app/` and the
  * directories above the tree repeated with the layer's owner, mode and mtime;
  * a file's mode is executable when it would be on disk (its mode less the
  * umask), as packTree reads it back.
@@ -34,12 +34,13 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import type { HeaderData, ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import { makeDirInside } from '../../shared/fs.js';
 import { DEFAULT_BLOCK_SIZE } from '../../shared/pgzip.js';
 import type { PlannedEntry } from '../../shared/tar/disk-writer.js';
 import { type ExtractLimits, type ExtractResult, extractArchive, openArchiveFile } from '../../shared/tar/extract.js';
-import { ChunkFiller, entryFields, headerBlocks } from '../../shared/tar/pack.js';
+import { type EntryData, HeaderEncoder } from '../../shared/tar/header-encoder.js';
+import { ChunkFiller, entryFields } from '../../shared/tar/pack.js';
 import { createSlugCompressor } from '../slug.js';
 import { DEPENDENCY_TREES } from './app-layers.js';
 import { HashingStream } from './blobs.js';
@@ -204,6 +205,7 @@ class TreeLayer {
   readonly sink: LayerSink;
   readonly done: Promise<void>;
   private readonly fields: ReturnType<typeof entryFields>;
+  private readonly encoder: HeaderEncoder;
 
   constructor(
     readonly tree: string,
@@ -213,6 +215,7 @@ class TreeLayer {
     private readonly umask: number,
   ) {
     this.fields = entryFields(opts);
+    this.encoder = new HeaderEncoder(this.fields.base);
     this.sink = new LayerSink(path.join(outDir, `slug-layer-${index}.tar.gz`), path.join(outDir, `slug-layer-${index}.tar`), opts.cache);
     this.done = finished(this.sink);
     // What packTree writes before the tree: the layer's root and the directories above the tree.
@@ -257,8 +260,8 @@ class TreeLayer {
     });
   }
 
-  private header(data: HeaderData): void {
-    for (const block of headerBlocks({ ...this.fields.base, ...data })) this.append(block);
+  private header(data: EntryData): void {
+    for (const block of this.encoder.blocks(data)) this.append(block);
   }
 
   /** Takes one entry inside the tree (never the tree's own directory, written above). */
