@@ -67,7 +67,7 @@ export function entryFields(opts: Pick<PackOptions, 'uid' | 'gid' | 'mtime' | 'g
 }
 
 /** The archive is yielded in chunks of this size (the last one shorter). */
-const CHUNK = 256 * 1024;
+const CHUNK = 1024 * 1024;
 /** Files up to this size are read straight into the chunk; larger ones a chunk at a time. */
 const SMALL_FILE = CHUNK;
 
@@ -183,7 +183,7 @@ export class ChunkFiller {
 }
 
 /**
- * Yields the archive as buffers of 256 KB, reading each file once as it
+ * Yields the archive as buffers of 1 MiB, reading each file once as it
  * goes, so memory stays flat whatever the tree's size.
  *
  * Metadata calls and small reads are synchronous on purpose, and the walk is
