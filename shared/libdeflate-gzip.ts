@@ -243,6 +243,8 @@ class LibdeflateGzip extends Transform {
     super();
     this.segmentSize = opts.segmentSize ?? SEGMENT_SIZE;
     this.concurrency = Math.max(1, opts.concurrency ?? availableParallelism());
+    // Started now, it is ready by the time a segment is full (a failure is seen by Segment.open).
+    theHelper().catch(() => undefined);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
