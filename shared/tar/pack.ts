@@ -4,7 +4,7 @@
  * option and its portable mode drops directory mtimes. Every header field is
  * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
  */
-import { closeSync, constants, type Dirent, fstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, type Dirent, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import type { HeaderData } from 'tar';
 import { type EntryData, HeaderEncoder } from './header-encoder.js';
 
@@ -88,17 +88,22 @@ function changedType(full: string): Error {
  * `full` opened for reading without following a link at its last step, and
  * its status: a link or a socket put where a file was listed fails the open
  * (ELOOP, ENXIO), so the archive never holds bytes from outside the tree.
+ * An empty file this process may not read has nothing to read: it comes
+ * back with no descriptor (-1) and is archived all the same.
  */
 function openEntry(full: string): { fd: number; st: Stats } {
-  let fd: number;
   try {
-    fd = openSync(full, OPEN_ENTRY);
+    const fd = openSync(full, OPEN_ENTRY);
+    return { fd, st: fstatSync(fd) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENXIO') throw changedType(full);
+    if (code === 'EACCES') {
+      const st = lstatSync(full);
+      if (st.isFile() && st.size === 0) return { fd: -1, st };
+    }
     throw err;
   }
-  return { fd, st: fstatSync(fd) };
 }
 
 /**
@@ -237,7 +242,7 @@ export async function* packTree(root: string, opts: PackOptions = {}): AsyncGene
           yield* out.readLarge(fd, full, st.size);
         }
       } finally {
-        closeSync(fd);
+        if (fd >= 0) closeSync(fd);
       }
       const pad = (BLOCK - (st.size % BLOCK)) % BLOCK;
       if (pad) out.append(ZERO_BLOCK.subarray(0, pad));
