@@ -24,6 +24,7 @@ const PACKAGES: Record<string, string> = {
   tar: 'tar',
   umoci: 'umoci',
   unshare: 'util-linux',
+  setpriv: 'util-linux',
   bwrap: 'bubblewrap',
 };
 
