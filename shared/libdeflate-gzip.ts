@@ -84,6 +84,7 @@ class Helper {
   /** Exit statuses waited for, by segment name. */
   private readonly waiting = new Map<string, { resolve: (status: number) => void; reject: (err: Error) => void }>();
   private ended?: Error;
+  private stopping = false;
   private count = 0;
   /** The private dir, from the helper's first line. */
   dir = '';
@@ -143,7 +144,9 @@ class Helper {
     if (helper === this) helper = undefined;
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const closed = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
-    this.child.ref();
+    // Held until it has closed, even if its dir line (a pre-started helper's) arrives after this.
+    this.stopping = true;
+    this.hold();
     this.child.stdin?.end();
     await closed;
   }
@@ -151,7 +154,7 @@ class Helper {
   /** The helper keeps this process running only while its dir or a compression is waited for. */
   private hold(): void {
     const stdout = this.child.stdout as Socket | null;
-    if (!this.dir || this.waiting.size > 0) {
+    if (this.stopping || !this.dir || this.waiting.size > 0) {
       this.child.ref();
       stdout?.ref();
     } else {

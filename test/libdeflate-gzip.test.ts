@@ -225,6 +225,31 @@ describe('slugbuilder SLUGKIT_GZIP', function () {
     expect(run.stdout.toString()).to.include(sha(noise(9 * 1024 * 1024, 5)));
   });
 
+  it('a build that ends before its helper has made its dir waits for the helper, then exits 0 with nothing left behind', async function () {
+    requireTools(this, 'libdeflate-gzip');
+    // The helper is started with the first compressor; a slow mktemp keeps its dir line back until the build is done.
+    const slow = path.join(work, 'slow-mktemp');
+    mkdirSync(slow, { recursive: true });
+    const real = execFileSync('sh', ['-c', 'command -v mktemp'], { encoding: 'utf8' }).trim();
+    await writeFile(path.join(slow, 'mktemp'), `#!/bin/sh\nsleep 2\nexec ${real} "$@"\n`);
+    await chmod(path.join(slow, 'mktemp'), 0o755);
+    const tiny = await makeApp({ Procfile: 'web: node server.js\n', 'server.js': 'console.log(1)\n' });
+    const tmp = path.join(work, 'slow-tmp');
+    mkdirSync(tmp);
+    const res = await runBuilder(['--source', tiny, '--buildpack', buildpack, '-o', path.join(work, 'tiny.tgz')], {
+      env: {
+        ...process.env,
+        PATH: `${slow}:${process.env.PATH}`,
+        TMPDIR: tmp,
+        SLUGKIT_GZIP: 'libdeflate',
+        SLUGBUILDER_CACHE_DIR: path.join(work, 'root-tiny'),
+      },
+    });
+    expect(res.exitCode, res.stderr).to.equal(0);
+    expect(existsSync(path.join(work, 'tiny.tgz'))).to.equal(true);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('slugkit-gzip-'))).to.deep.equal([]);
+  });
+
   it('a build killed while compressing leaves no segment dir and no helper behind', async function () {
     requireTools(this, 'libdeflate-gzip');
     const tmp = path.join(work, 'kill-tmp');
