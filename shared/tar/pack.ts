@@ -4,7 +4,18 @@
  * option and its portable mode drops directory mtimes. Every header field is
  * pinned: sorted entries, one mtime, fixed owner, no names, normalised modes.
  */
-import { closeSync, constants, type Dirent, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  type Dirent,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  type Stats,
+} from 'node:fs';
 import type { HeaderData } from 'tar';
 import { type EntryData, HeaderEncoder } from './header-encoder.js';
 
