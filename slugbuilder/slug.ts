@@ -77,11 +77,12 @@ export function compressorName(): string {
 }
 
 /**
- * Gzip `tar` through `stages` (the last a sink), one chunk at a time: each chunk is written and its
- * write called back before the next is asked for, so the tar's producer may
- * fill the same buffers again (PackOptions.reuse). libdeflate's compressor is
- * done with a chunk when it calls back; pgzip keeps slices of its input until
- * a block is full, so it is given copies. `seen` sees each chunk first.
+ * Gzip `tar` through `stages` (the last a sink), one chunk at a time: each
+ * chunk is written and its write called back before the next is asked for,
+ * so the tar's producer may fill the same buffers again (PackOptions.reuse).
+ * libdeflate's compressor is done with a chunk when it calls back; pgzip
+ * keeps slices of its input until a block is full, so it is given copies.
+ * `seen` sees each chunk first.
  */
 export async function gzipInto(
   tar: AsyncIterable<Buffer>,
