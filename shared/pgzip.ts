@@ -111,7 +111,9 @@ class ParallelGzip extends Transform {
     }
     this.crc = zlib.crc32(chunk, this.crc);
     this.totalLength += chunk.length;
-    this.pending.push(chunk);
+    // A copy: blocks are cut from it and deflated after this write has called
+    // back, when the writer may be filling the same buffer again.
+    this.pending.push(Buffer.from(chunk));
     this.pendingLength += chunk.length;
     while (this.pendingLength >= this.blockSize) this.startBlock(this.takeBlock(), false);
     this.whenRoom(callback);

@@ -79,9 +79,8 @@ export function compressorName(): string {
 /**
  * Gzip `tar` through `stages` (the last a sink), one chunk at a time: each
  * chunk is written and its write called back before the next is asked for,
- * so the tar's producer may fill the same buffers again (PackOptions.reuse).
- * libdeflate's compressor is done with a chunk when it calls back; pgzip
- * keeps slices of its input until a block is full, so it is given copies.
+ * so the tar's producer may fill the same buffers again (PackOptions.reuse):
+ * both compressors are done with a chunk when its write calls back.
  * `seen` sees each chunk first.
  */
 export async function gzipInto(
@@ -89,14 +88,12 @@ export async function gzipInto(
   stages: Array<NodeJS.ReadWriteStream | NodeJS.WritableStream>,
   seen?: (chunk: Buffer) => void,
 ): Promise<void> {
-  const copies = currentCompressor().kind === 'zlib';
   const gz = createSlugCompressor();
   const flowing = pipeline([gz, ...stages]);
   try {
     for await (const chunk of tar) {
       seen?.(chunk);
-      const input = copies ? Buffer.from(chunk) : chunk;
-      await new Promise<void>((resolve, reject) => gz.write(input, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => gz.write(chunk, (err) => (err ? reject(err) : resolve())));
     }
     gz.end();
   } catch (err) {
