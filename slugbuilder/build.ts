@@ -33,7 +33,7 @@ import { type BuildTarget, buildTarget } from './buildpacks/cnb/detect.js';
 import type { SbomFile } from './buildpacks/cnb/sbom.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
-import { resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
+import { canBuildWrite, resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
 import type { SlugLayers } from './image/slug-layers.js';
 import { writeAppSbom } from './sbom/app-sbom.js';
 import { type SlugInfo, writeSlug } from './slug-parts.js';
@@ -233,11 +233,14 @@ async function buildIn(
   timer.mark('release');
 
   log.step('Compressing...');
+  // The image's app layers are kept there too: same compressor, keyed by tar.
+  const layerCacheDir = path.join(opts.cacheRoot, 'layers');
   const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), {
     mtime: opts.mtime,
     maxBytes: opts.maxSlugBytes,
-    // The image's app layers are kept there too: same compressor, keyed by tar.
-    layerCacheDir: path.join(opts.cacheRoot, 'layers'),
+    layerCacheDir,
+    // Every buildpack and hook has run: the cache's records bind its blobs unless their code could have written it.
+    trustLayerCache: !canBuildWrite(sandbox, layerCacheDir, [opts.cacheDir]),
   });
   log.info('Done: slug built');
   log.step(`Compiled slug size is ${formatSize(slug.size)}`);

@@ -21,13 +21,16 @@
  * cache's marker names the last kept tar that started so, and that blob's
  * gzip bytes are copied in: the same bytes a fresh compression gives (same
  * tar, same compressor), so the slug does not depend on the cache. The cache
- * dir was written by earlier builds: a kept blob is used only when, while it
- * is copied, its bytes hash to the kept digest and inflate to exactly the tar
- * the tree gives now, compared as the tree is read; else what was copied is
- * cut off again and the part compressed (and kept, for the next build).
+ * dir was written by earlier builds. When no code but slugkit's could have
+ * written it (SlugOptions.trustLayerCache), the part's tar is hashed and the
+ * blob kept for that hash copied in, its bytes checked against the kept
+ * digest. Otherwise a kept blob is used only when, while it is copied, its
+ * bytes hash to the kept digest and inflate to exactly the tar the tree gives
+ * now, compared as the tree is read. Either way a blob that fails is cut off
+ * again and the part compressed (and kept, for the next build).
  */
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
@@ -56,6 +59,14 @@ export interface SlugOptions {
   maxBytes: number;
   /** The layer cache dir (`<cache root>/layers`); none: every part is compressed. */
   layerCacheDir?: string;
+  /**
+   * No code but slugkit's could have written the layer cache (the build's
+   * code ran sandboxed, with no dir it could write holding the cache): a
+   * kept part is proved by its record, as the image's layers are (the tree's
+   * tar hashes to the kept diff_id, the blob to the kept digest), not by
+   * inflating it.
+   */
+  trustLayerCache?: boolean;
 }
 
 /**
@@ -195,6 +206,8 @@ class PartWriter {
     /** The slug file: temp files go beside it. */
     private readonly file: string,
     private readonly cache: LayerCache | undefined,
+    /** SlugOptions.trustLayerCache. */
+    private readonly trusted: boolean,
   ) {}
 
   async write(part: Part): Promise<PartResult> {
@@ -218,6 +231,12 @@ class PartWriter {
     }
     const head = sha256(Buffer.concat(first).subarray(0, HEAD_BYTES));
     const candidate = await this.cache.candidate(head);
+    if (candidate && this.trusted) {
+      const tarBytes = await this.copyRecorded(head, first, it, this.cache);
+      if (tarBytes !== undefined) return { tarBytes, cacheable: true, reused: true };
+      // Read to hash it: packed again to compress it.
+      return this.compressAndKeep(part.tar(true), head, this.cache);
+    }
     if (candidate) {
       await it.return?.(undefined);
       const tarBytes = await this.copyKept(candidate, head, part, this.cache);
@@ -261,7 +280,7 @@ class PartWriter {
    * copied.
    */
   private async copyKept(diffId: string, head: string, part: Part, cache: LayerCache): Promise<number | undefined> {
-    const into = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(8).toString('hex')}.kept`);
+    const into = this.keptName();
     removeOnExit(into);
     try {
       const kept = await cache.take(diffId, head, into, true);
@@ -279,6 +298,60 @@ class PartWriter {
     } finally {
       await removeTemp(into);
     }
+  }
+
+  /**
+   * For a cache only slugkit writes (SlugOptions.trustLayerCache): hash the
+   * part's tar (`first`, then the rest of `it`) and copy in the blob kept for
+   * that diff_id, if any, checking its bytes against the recorded digest and
+   * size as they are copied. Undefined (nothing left in the slug) when there
+   * is none or it does not match; the tar was read either way.
+   */
+  private async copyRecorded(head: string, first: Buffer[], it: AsyncIterator<Buffer>, cache: LayerCache): Promise<number | undefined> {
+    const tar = new HashingStream();
+    for await (const chunk of tapped(first, it)) tar.see(chunk);
+    const into = this.keptName();
+    removeOnExit(into);
+    try {
+      const kept = await cache.take(tar.digest(), head, into, true);
+      if (!kept) return undefined;
+      const mark = this.out.mark();
+      const gz = new HashingStream();
+      const copied = await this.append(into, gz).then(
+        () => gz.bytes === kept.size && gz.digest() === kept.digest,
+        () => false,
+      );
+      if (copied) return tar.bytes;
+      await this.out.rollback(mark);
+      return undefined;
+    } finally {
+      await removeTemp(into);
+    }
+  }
+
+  /**
+   * Appends `file` to the slug through one buffer, each piece written before
+   * the next is read: on some VMs every fresh MiB costs milliseconds of page
+   * faults, more than the copy itself.
+   */
+  private async append(file: string, seen: HashingStream): Promise<void> {
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const buf = Buffer.allocUnsafe(COPY_CHUNK);
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) return;
+        seen.see(buf.subarray(0, bytesRead));
+        await this.out.write(buf.subarray(0, bytesRead));
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** A kept blob's private link, beside the slug. */
+  private keptName(): string {
+    return path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(8).toString('hex')}.kept`);
   }
 
   private async copyIfSame(blob: string, kept: CachedLayer, tar: AsyncIterator<Buffer>): Promise<number | undefined> {
@@ -395,7 +468,7 @@ async function writeParts(
     const handle = await open(file, 'w', 0o644);
     try {
       out = new SlugFile(handle, opts.maxBytes);
-      const writer = new PartWriter(out, file, cache);
+      const writer = new PartWriter(out, file, cache, opts.trustLayerCache === true);
       for (const part of planned) {
         const result = await writer.write(part);
         if (part.tree !== undefined) parts.push(result);

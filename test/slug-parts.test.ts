@@ -14,7 +14,7 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import { Header } from 'tar';
 import { makeApp, removeTempDirs, runBuilder, runRunner, tempDir, writeBuildpack } from './helpers/cli.js';
-import { requireTools } from './helpers/tools.js';
+import { requireBwrap, requireTools } from './helpers/tools.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const EPOCH = '1700000000';
@@ -91,10 +91,20 @@ describe('the slug in parts (multi-member gzip)', function () {
   let cold: { slug: Buffer; stderr: string };
   let n = 0;
 
-  async function build(cacheRoot: string, source = app): Promise<{ slug: Buffer; stderr: string; file: string }> {
+  async function build(
+    cacheRoot: string,
+    source = app,
+    opts: { sandbox?: 'on' | 'off'; cacheDir?: string; buildpack?: string } = {},
+  ): Promise<{ slug: Buffer; stderr: string; file: string }> {
     const file = path.join(work, `slug-${++n}.tgz`);
-    const res = await runBuilder(['--source', source, '--buildpack', buildpack, '--cache-dir', path.join(work, `cache-${n}`), '-o', file], {
-      env: { ...process.env, SLUGBUILDER_CACHE_DIR: cacheRoot, SOURCE_DATE_EPOCH: EPOCH },
+    const cacheDir = opts.cacheDir ?? path.join(work, `cache-${n}`);
+    const res = await runBuilder(['--source', source, '--buildpack', opts.buildpack ?? buildpack, '--cache-dir', cacheDir, '-o', file], {
+      env: {
+        ...process.env,
+        SLUGBUILDER_CACHE_DIR: cacheRoot,
+        SOURCE_DATE_EPOCH: EPOCH,
+        ...(opts.sandbox ? { SLUGKIT_SANDBOX: opts.sandbox } : {}),
+      },
     });
     expect(res.exitCode, res.stderr).to.equal(0);
     return { slug: await readFile(file), stderr: res.stderr, file };
@@ -253,30 +263,45 @@ describe('the slug in parts (multi-member gzip)', function () {
     expect(unpacked).to.deep.equal(expected);
   });
 
-  describe('a tampered cache entry is never copied into the slug', () => {
-    /** A copy of the cold build's cache root with every kept blob changed by `tamper`, built from again. */
-    async function rebuildAfter(
-      tamper: (blob: Buffer, kept: { digest: string; size: number }) => Buffer | { blob: Buffer; rewriteMeta: true },
-    ) {
-      const root = path.join(work, `root-tampered-${n + 1}`);
-      await cp(coldRoot, root, { recursive: true });
-      const dir = path.join(root, 'layers');
-      const metas = (await readdir(dir)).filter((f) => f.endsWith('.json'));
-      expect(metas).to.have.length(2);
-      for (const meta of metas) {
-        const kept = JSON.parse(await readFile(path.join(dir, meta), 'utf8')) as { digest: string; size: number };
-        const blobFile = path.join(dir, `${kept.digest.slice('sha256:'.length)}.tar.gz`);
-        const changed = tamper(await readFile(blobFile), kept);
-        if (Buffer.isBuffer(changed)) {
-          await writeFile(blobFile, changed);
-        } else {
-          // A consistent pair, as a hostile writer of the cache dir could leave: the blob under its own digest, the entry naming it.
-          const digest = `sha256:${sha(changed.blob)}`;
-          await writeFile(path.join(dir, `${sha(changed.blob)}.tar.gz`), changed.blob);
-          await writeFile(path.join(dir, meta), JSON.stringify({ digest, size: changed.blob.length }));
-        }
+  /** A copy of the cold build's cache root with every kept blob changed by `tamper`. */
+  async function tamperedRoot(
+    tamper: (blob: Buffer, kept: { digest: string; size: number }) => Buffer | { blob: Buffer; rewriteMeta: true },
+  ): Promise<string> {
+    const root = path.join(work, `root-tampered-${n + 1}`);
+    await cp(coldRoot, root, { recursive: true });
+    const dir = path.join(root, 'layers');
+    const metas = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+    expect(metas).to.have.length(2);
+    for (const meta of metas) {
+      const kept = JSON.parse(await readFile(path.join(dir, meta), 'utf8')) as { digest: string; size: number };
+      const blobFile = path.join(dir, `${kept.digest.slice('sha256:'.length)}.tar.gz`);
+      const changed = tamper(await readFile(blobFile), kept);
+      if (Buffer.isBuffer(changed)) {
+        await writeFile(blobFile, changed);
+      } else {
+        // A consistent pair, as a hostile writer of the cache dir could leave: the blob under its own digest, the entry naming it.
+        const digest = `sha256:${sha(changed.blob)}`;
+        await writeFile(path.join(dir, `${sha(changed.blob)}.tar.gz`), changed.blob);
+        await writeFile(path.join(dir, meta), JSON.stringify({ digest, size: changed.blob.length }));
       }
-      const res = await build(root);
+    }
+    return root;
+  }
+
+  /** The same tar with one file's text changed: valid gzip, valid tar, the wrong content. */
+  function otherContent(blob: Buffer): { blob: Buffer; rewriteMeta: true } {
+    const tar = zlib.gunzipSync(blob);
+    const at = tar.indexOf('// module ');
+    if (at < 0) tar[tar.length - 1100] ^= 1;
+    else tar.write('// MODULE ', at);
+    return { blob: zlib.gzipSync(tar), rewriteMeta: true };
+  }
+
+  // Unsandboxed, the build's own code could have written the cache: every kept blob is inflated and compared.
+  describe('a tampered cache entry is never copied into the slug', () => {
+    /** Builds from a tampered copy of the cold build's cache root, its buildpacks unsandboxed. */
+    async function rebuildAfter(tamper: Parameters<typeof tamperedRoot>[0], sandbox: 'on' | 'off' = 'off') {
+      const res = await build(await tamperedRoot(tamper), app, { sandbox });
       expect(res.stderr).to.include('Slug: 0 of 3 parts reused from the layer cache\n');
       expect(sha(res.slug)).to.equal(sha(cold.slug));
       return res;
@@ -295,20 +320,62 @@ describe('the slug in parts (multi-member gzip)', function () {
     });
 
     it('a blob of other content with an entry naming its digest and size', async () => {
-      const res = await rebuildAfter((blob) => {
-        // The same tar with one file's text changed: valid gzip, valid tar, the wrong content.
-        const tar = zlib.gunzipSync(blob);
-        const at = tar.indexOf('// module ');
-        if (at < 0) tar[tar.length - 1100] ^= 1;
-        else tar.write('// MODULE ', at);
-        return { blob: zlib.gzipSync(tar), rewriteMeta: true };
-      });
+      const res = await rebuildAfter(otherContent);
       expect(zlib.gunzipSync(res.slug).includes('// MODULE ')).to.equal(false);
     });
 
     it('a blob of the right content with zero bytes after its member, which gzip readers stop at', async () => {
       await rebuildAfter((blob) => ({ blob: Buffer.concat([blob, Buffer.alloc(64)]), rewriteMeta: true }));
     });
+
+    it('sandboxed too: a blob of the wrong size, or whose bytes do not match the kept digest', async function () {
+      requireBwrap(this);
+      await rebuildAfter((blob) => Buffer.concat([blob, Buffer.from('x')]), 'on');
+      await rebuildAfter((blob) => {
+        const copy = Buffer.from(blob);
+        copy[100] ^= 0xff;
+        return copy;
+      }, 'on');
+    });
+
+    it('sandboxed, when a dir the buildpacks write holds the layer cache (--cache-dir at the cache root)', async function () {
+      requireBwrap(this);
+      const root = await tamperedRoot(otherContent);
+      const res = await build(root, app, { sandbox: 'on', cacheDir: root });
+      expect(res.stderr).to.include('Slug: 0 of 3 parts reused from the layer cache\n');
+      expect(sha(res.slug)).to.equal(sha(cold.slug));
+    });
+  });
+
+  // Sandboxed, no process of the build can reach the cache root: a kept part is proved by the record slugkit wrote.
+  it('sandboxed: a buildpack cannot write the layer cache, and the record proves a kept part (the tree hashed, not the blob inflated)', async function () {
+    requireBwrap(this);
+    const root = path.join(work, 'root-sandboxed');
+    const open = path.join(work, 'root-unsandboxed');
+    await cp(coldRoot, root, { recursive: true });
+    await cp(coldRoot, open, { recursive: true });
+    const before = await readdir(path.join(root, 'layers'));
+    // A hostile buildpack that knows where the cache roots are: it tries to plant an entry and change every kept blob.
+    const hostile = await writeBuildpack(path.join(await tempDir('slugkit-bp-'), 'parts'), {
+      compile: [
+        `for layers in ${root}/layers ${open}/layers; do`,
+        '  for f in "$layers"/*; do echo planted >> "$f" 2>/dev/null || true; done',
+        `  echo '{}' > "$layers/planted.json" 2>/dev/null || true`,
+        'done',
+        'echo "-----> tried the layer cache"',
+      ].join('\n'),
+    });
+    const warm = await build(root, app, { sandbox: 'on', buildpack: hostile });
+    expect(warm.stderr).to.include('tried the layer cache');
+    expect(await readdir(path.join(root, 'layers'))).to.have.members(before);
+    expect(warm.stderr).to.match(/^ {7}Slug: 2 of 3 parts reused from the layer cache \(\d+\.\dM of tar not compressed again\)$/m);
+    expect(sha(warm.slug)).to.equal(sha(cold.slug));
+
+    // Unsandboxed, the same buildpack does reach the cache; the build inflates what it finds there and compresses again.
+    const spoiled = await build(open, app, { sandbox: 'off', buildpack: hostile });
+    expect(await readdir(path.join(open, 'layers'))).to.include('planted.json');
+    expect(spoiled.stderr).to.include('Slug: 0 of 3 parts reused from the layer cache\n');
+    expect(sha(spoiled.slug)).to.equal(sha(cold.slug));
   });
 });
 

@@ -113,6 +113,11 @@ export interface Sandbox {
   /** bwrap's arguments before the build's own dirs: namespaces, then the stack. */
   readonly prefix: readonly string[];
   readonly dirs: Required<SandboxDirs>;
+  /**
+   * Every dir a process of this build was given to write, added as each one
+   * starts; one set, shared by every widened copy (see canBuildWrite).
+   */
+  readonly granted?: Set<string>;
 }
 
 export const NO_SANDBOX: Sandbox = { prefix: [], dirs: { rw: [], ro: [] } };
@@ -136,7 +141,30 @@ function dirArgs(dirs: Required<SandboxDirs>): string[] {
 /** `file args` as the command that runs it in the sandbox, in `cwd` (unchanged when unsandboxed). */
 export function sandboxArgv(sb: Sandbox, file: string, args: readonly string[], cwd: string): { file: string; args: string[] } {
   if (!sb.bwrap) return { file, args: [...args] };
+  for (const d of sb.dirs.rw) sb.granted?.add(realPrefix(d));
   return { file: sb.bwrap, args: [...sb.prefix, ...dirArgs(sb.dirs), '--chdir', cwd, '--', file, ...args] };
+}
+
+/**
+ * Whether the build's own code (buildpacks, the app's hooks and npm scripts)
+ * could have written `dir`: always when it ran unsandboxed; sandboxed, when
+ * `dir` is inside, or holds, a dir one of its processes was given to write or
+ * one whose contents slugkit then moved into place (`published`: the cache
+ * dir, whose private copy the buildpacks wrote).
+ */
+export function canBuildWrite(sb: Sandbox, dir: string, published: readonly string[]): boolean {
+  if (!sb.bwrap || !sb.granted) return true;
+  const target = realPrefix(dir);
+  return [...sb.granted, ...published.map(realPrefix)].some((w) => under(target, w) || under(w, target));
+}
+
+/** `p` with links resolved as far as it exists: a dir not made yet is judged by its real parent. */
+function realPrefix(p: string): string {
+  const abs = path.resolve(p);
+  const real = realOrUndefined(abs);
+  if (real) return real;
+  const parent = path.dirname(abs);
+  return parent === abs ? abs : path.join(realPrefix(parent), path.basename(abs));
 }
 
 async function findOnPath(name: string, pathVar: string | undefined): Promise<string | undefined> {
@@ -194,7 +222,7 @@ export async function resolveSandbox(mode: SandboxMode, opts: { nodePath: string
       ]
     : [];
   const why = bwrap ? await probe(bwrap, prefix) : 'bwrap is not installed (apt-get install bubblewrap)';
-  if (!why) return { bwrap, prefix, dirs: { rw: [], ro: [] } };
+  if (!why) return { bwrap, prefix, dirs: { rw: [], ro: [] }, granted: new Set() };
   if (mode === 'on') {
     const fix = bwrap
       ? 'inside a container that cannot make namespaces pass --sandbox off (the container is then the sandbox)'
