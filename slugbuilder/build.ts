@@ -94,6 +94,12 @@ export interface BuildResult {
   sboms?: SbomFile[];
   /** --slug with --image: the dependency trees went into layers straight from the slug and are not in appDir. */
   slugLayers?: SlugLayers;
+  /**
+   * No code of this build could have written the layer cache (buildpacks
+   * sandboxed, or none ran): a kept layer is taken on its record. Else the
+   * image's layers from the cache are inflated and checked against their diff_id.
+   */
+  layerCacheTrusted: boolean;
 }
 
 /** A buildpack of the chain as --summary lists it. */
@@ -235,12 +241,13 @@ async function buildIn(
   log.step('Compressing...');
   // The image's app layers are kept there too: same compressor, keyed by tar.
   const layerCacheDir = path.join(opts.cacheRoot, 'layers');
+  // Every buildpack and hook has run: the cache's records bind its blobs unless their code could have written it.
+  const layerCacheTrusted = !canBuildWrite(sandbox, layerCacheDir, [opts.cacheDir]);
   const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), {
     mtime: opts.mtime,
     maxBytes: opts.maxSlugBytes,
     layerCacheDir,
-    // Every buildpack and hook has run: the cache's records bind its blobs unless their code could have written it.
-    trustLayerCache: !canBuildWrite(sandbox, layerCacheDir, [opts.cacheDir]),
+    trustLayerCache: layerCacheTrusted,
   });
   log.info('Done: slug built');
   log.step(`Compiled slug size is ${formatSize(slug.size)}`);
@@ -261,6 +268,7 @@ async function buildIn(
     sourceVersion,
     stack: opts.stack,
     sboms: chain!.sboms,
+    layerCacheTrusted,
   };
   await deliver(result);
   if (opts.cacheUrls) await uploadCache(opts.cacheUrls.put, packedCache, cacheSize);

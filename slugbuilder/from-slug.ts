@@ -81,6 +81,8 @@ export async function fromSlug(opts: FromSlugOptions, deliver: Deliver): Promise
       sourceVersion: opts.sourceVersion,
       stack: opts.stack,
       slugLayers,
+      // No buildpack runs here: only slugkit writes the layer cache in this run.
+      layerCacheTrusted: true,
     };
     await deliver(result);
     return result;

@@ -11,9 +11,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { expect } from 'chai';
 import { makeBuildpack, runBuilder, writeTree } from './helpers/cli.js';
 import { makeRunImages, type RunImages } from './helpers/image-fixtures.js';
+import { requireBwrap } from './helpers/tools.js';
 
 interface Summary {
   image: { digest: string; layers: Array<{ path: string; digest: string; diffId: string; size: number }> };
@@ -40,7 +42,7 @@ describe('image layer cache', () => {
   after(() => rm(root, { recursive: true, force: true }));
 
   /** A build into a fresh OCI layout with `cacheRoot` as the cache root. */
-  const build = async (cacheRoot: string, extra: string[] = []) => {
+  const build = async (cacheRoot: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}) => {
     const out = path.join(root, `out-${++n}`);
     const summary = path.join(root, `summary-${n}.json`);
     const res = await runBuilder(
@@ -59,7 +61,7 @@ describe('image layer cache', () => {
         summary,
         ...extra,
       ],
-      { env: { ...process.env, SLUGBUILDER_CACHE_DIR: cacheRoot, SOURCE_DATE_EPOCH: '' } },
+      { env: { ...process.env, SLUGBUILDER_CACHE_DIR: cacheRoot, SOURCE_DATE_EPOCH: '', ...env } },
     );
     expect(res.exitCode, res.stderr).to.equal(0);
     const s = JSON.parse(await readFile(summary, 'utf8')) as Summary;
@@ -122,5 +124,37 @@ describe('image layer cache', () => {
     expect(third.summary.image.digest).to.equal(first.summary.image.digest);
     const written = await third.blob(modules.digest);
     expect(createHash('sha256').update(written).digest('hex')).to.equal(modules.digest.slice('sha256:'.length));
+  });
+
+  it("takes a kept layer on its record only when the build's own code could not have written the cache", async function () {
+    const cache = path.join(root, 'cache-e');
+    const first = await build(cache);
+    const modules = first.summary.image.layers[0];
+    expect(modules.path).to.equal('/app/node_modules');
+    // A consistent pair, as code that could write the cache dir could leave: a blob of other content under
+    // its own digest, and the entry for node_modules' diff_id naming it.
+    const dir = path.join(cache, 'layers');
+    const meta = (await readdir(dir)).find((f) => f.startsWith(modules.diffId.slice('sha256:'.length)) && f.endsWith('.json'));
+    expect(meta, 'the entry for node_modules').to.be.a('string');
+    const tar = zlib.gunzipSync(await readFile(path.join(dir, `${modules.digest.slice('sha256:'.length)}.tar.gz`)));
+    const at = tar.indexOf('module.exports');
+    tar.write('MODULE.EXPORTS', at);
+    const forged = zlib.gzipSync(tar);
+    const forgedDigest = `sha256:${createHash('sha256').update(forged).digest('hex')}`;
+    await writeFile(path.join(dir, `${forgedDigest.slice('sha256:'.length)}.tar.gz`), forged);
+    await writeFile(path.join(dir, meta!), JSON.stringify({ digest: forgedDigest, size: forged.length }));
+
+    // Buildpacks unsandboxed (the builder image, the git-push hook): the blob is inflated, found wrong, and the layer compressed.
+    const open = await build(cache, [], { SLUGKIT_SANDBOX: 'off' });
+    expect(open.stderr).to.match(/\/app\/node_modules \S+ compressed/);
+    expect(open.summary.image.digest).to.equal(first.summary.image.digest);
+    // That build kept the right blob again; forge the entry once more for the sandboxed one.
+    await writeFile(path.join(dir, meta!), JSON.stringify({ digest: forgedDigest, size: forged.length }));
+
+    // Sandboxed, the buildpacks cannot reach the cache: its record is what proves a layer, as for the slug's parts.
+    requireBwrap(this);
+    const sandboxed = await build(cache, [], { SLUGKIT_SANDBOX: 'on' });
+    expect(sandboxed.stderr).to.match(/\/app\/node_modules \S+ from the layer cache/);
+    expect(sandboxed.summary.image.layers[0].digest).to.equal(forgedDigest);
   });
 });

@@ -18,19 +18,27 @@
  * slug part be checked against the kept blob while the tree is read, with no
  * hashing pass first (slug-parts.ts).
  *
+ * Its records are trusted only where no code of the build could have
+ * written the dir (slug-parts.ts trustLayerCache, BuildResult's
+ * layerCacheTrusted); otherwise proving() inflates a kept blob and checks
+ * its tar's hash before it is used.
+ *
  * Safe under concurrent builds: every file is written to a temp name and
  * renamed, and a build takes its own link (or copy) of a blob before using
  * it, so pruning by another build cannot pull it away. Bounded: past
  * MAX_BYTES the least recently used entries go.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { copyFile, link, lstat, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { errnoCode } from '../../shared/errors.js';
 import { readTextInside, replaceWith, writeFileInside } from '../../shared/fs.js';
 import { compressorId } from '../slug.js';
-import { digestHex, hashFile } from './blobs.js';
+import { digestHex, HashingStream, hashFile } from './blobs.js';
 
 /** Beyond this the oldest entries are removed. */
 export const MAX_BYTES = 2 * 1024 ** 3;
@@ -51,7 +59,20 @@ function compressorTag(): string {
 export class LayerCache {
   private readonly tag = compressorTag();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    /** take() also inflates a kept blob and checks that its tar hashes to the diff_id asked for. */
+    private readonly inflating = false,
+  ) {}
+
+  /**
+   * The same cache for a build whose own code could have written it: its
+   * records are not enough, so a kept blob is taken only when it inflates
+   * (every byte of it) to a tar with the diff_id it is kept for.
+   */
+  proving(): LayerCache {
+    return new LayerCache(this.dir, true);
+  }
 
   private metaFile(diffId: string): string {
     return path.join(this.dir, `${digestHex(diffId)}.${this.tag}.json`);
@@ -102,6 +123,10 @@ export class LayerCache {
       if (!st.isFile() || st.size !== meta.size) return undefined;
       await linkOrCopy(blob, into);
       if (!checkedByCaller && (await hashFile(into)).digest !== meta.digest) {
+        await rm(into, { force: true });
+        return undefined;
+      }
+      if (this.inflating && !(await inflatesTo(into, diffId))) {
         await rm(into, { force: true });
         return undefined;
       }
@@ -174,6 +199,19 @@ export class LayerCache {
     for (const name of await readdir(this.dir))
       if (name.includes(`.tmp-${process.pid}-`)) await rm(path.join(this.dir, name), { force: true });
   }
+}
+
+/** Whether the gzip `file` inflates, every byte of it used, to a tar whose sha256 is `diffId`. */
+async function inflatesTo(file: string, diffId: string): Promise<boolean> {
+  const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
+  const tar = new HashingStream();
+  try {
+    await pipeline(createReadStream(file, { highWaterMark: 1024 * 1024 }), gunzip, tar, new Writable({ write: (_c, _e, done) => done() }));
+  } catch {
+    return false;
+  }
+  // gunzip stops at zero bytes after a member and leaves them unread: other readers would too.
+  return tar.digest() === diffId && gunzip.bytesWritten === (await stat(file)).size;
 }
 
 /** A hard link when both are on one filesystem, else a copy. */

@@ -123,7 +123,7 @@ export function imageOutputs(flags: ImageFlags, plan: ExportPlan | undefined, mt
             gid: owner.gid,
             mtime,
             outDir: tempDir,
-            cache: plan.layerCache,
+            cache: result.layerCacheTrusted ? plan.layerCache : plan.layerCache?.proving(),
             streamed: result.slugLayers?.layers,
           });
           layers = await withSbomLayer(result.appDir, layers, { uid: owner.uid, gid: owner.gid, mtime, outDir: tempDir });
