@@ -230,6 +230,7 @@ class PartWriter {
       return { tarBytes, cacheable: false, reused: false };
     }
     const head = sha256(Buffer.concat(first).subarray(0, HEAD_BYTES));
+    // A marker that names a kept tar (read as a plain file inside the cache) is what makes a pass over the tree worth it.
     const candidate = await this.cache.candidate(head);
     if (candidate && this.trusted) {
       const tarBytes = await this.copyRecorded(head, first, it, this.cache);

@@ -141,7 +141,7 @@ function dirArgs(dirs: Required<SandboxDirs>): string[] {
 /** `file args` as the command that runs it in the sandbox, in `cwd` (unchanged when unsandboxed). */
 export function sandboxArgv(sb: Sandbox, file: string, args: readonly string[], cwd: string): { file: string; args: string[] } {
   if (!sb.bwrap) return { file, args: [...args] };
-  for (const d of sb.dirs.rw) sb.granted?.add(realPrefix(d));
+  for (const d of sb.dirs.rw) sb.granted?.add(path.resolve(d));
   return { file: sb.bwrap, args: [...sb.prefix, ...dirArgs(sb.dirs), '--chdir', cwd, '--', file, ...args] };
 }
 
@@ -155,7 +155,7 @@ export function sandboxArgv(sb: Sandbox, file: string, args: readonly string[], 
 export function canBuildWrite(sb: Sandbox, dir: string, published: readonly string[]): boolean {
   if (!sb.bwrap || !sb.granted) return true;
   const target = realPrefix(dir);
-  return [...sb.granted, ...published.map(realPrefix)].some((w) => under(target, w) || under(w, target));
+  return [...sb.granted, ...published].map(realPrefix).some((w) => under(target, w) || under(w, target));
 }
 
 /** `p` with links resolved as far as it exists: a dir not made yet is judged by its real parent. */

@@ -106,7 +106,8 @@ export class LayerCache {
    * (or copied) to `into`; undefined when absent or unusable. Its bytes are
    * hashed against the kept digest (an OCI layout is written with no registry
    * to check them) unless `checkedByCaller`: the slug's copy checks them as it
-   * reads them anyway.
+   * reads them anyway. A proving() cache checks them in the same read that
+   * inflates them.
    */
   async take(diffId: string, head: string, into: string, checkedByCaller = false): Promise<CachedLayer | undefined> {
     let meta: CachedLayer;
@@ -122,11 +123,8 @@ export class LayerCache {
       const st = await lstat(blob);
       if (!st.isFile() || st.size !== meta.size) return undefined;
       await linkOrCopy(blob, into);
-      if (!checkedByCaller && (await hashFile(into)).digest !== meta.digest) {
-        await rm(into, { force: true });
-        return undefined;
-      }
-      if (this.inflating && !(await inflatesTo(into, diffId))) {
+      const sound = checkedByCaller || (this.inflating ? await holds(into, meta, diffId) : (await hashFile(into)).digest === meta.digest);
+      if (!sound) {
         await rm(into, { force: true });
         return undefined;
       }
@@ -201,17 +199,31 @@ export class LayerCache {
   }
 }
 
-/** Whether the gzip `file` inflates, every byte of it used, to a tar whose sha256 is `diffId`. */
-async function inflatesTo(file: string, diffId: string): Promise<boolean> {
+/**
+ * In one read of the gzip `file`: its bytes hash to the kept digest, and they
+ * inflate, every one of them used, to a tar whose sha256 is `diffId`.
+ */
+async function holds(file: string, kept: CachedLayer, diffId: string): Promise<boolean> {
+  const gz = new HashingStream();
   const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
   const tar = new HashingStream();
   try {
-    await pipeline(createReadStream(file, { highWaterMark: 1024 * 1024 }), gunzip, tar, new Writable({ write: (_c, _e, done) => done() }));
+    await pipeline(
+      createReadStream(file, { highWaterMark: 1024 * 1024 }),
+      gz,
+      gunzip,
+      new Writable({
+        write(chunk: Buffer, _e, done) {
+          tar.see(chunk);
+          done();
+        },
+      }),
+    );
   } catch {
     return false;
   }
   // gunzip stops at zero bytes after a member and leaves them unread: other readers would too.
-  return tar.digest() === diffId && gunzip.bytesWritten === (await stat(file)).size;
+  return gz.digest() === kept.digest && tar.digest() === diffId && gunzip.bytesWritten === kept.size;
 }
 
 /** A hard link when both are on one filesystem, else a copy. */
