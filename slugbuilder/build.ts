@@ -135,7 +135,7 @@ export async function build(opts: BuildOptions, deliver: Deliver): Promise<Build
   // its environment long before the upload names PUT_URL.
   for (const url of [opts.source, opts.putUrl, opts.cacheUrls?.get, opts.cacheUrls?.put, ...opts.buildpacks]) if (url) displayUrl(url);
   // `--sandbox on` where bwrap cannot work is refused before the source is
-  // read; `auto` is checked (two bwrap starts) while the source is taken.
+  // read; `auto` is checked (one bwrap start) while the source is taken.
   const sandbox = resolveSandbox(opts.sandbox, { nodePath: process.execPath, host: process.env });
   if (opts.sandbox === 'on') await sandbox;
   else sandbox.catch(() => undefined); // awaited before detect; a source error may come first

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { makeApp, makeBuildpack, ROOT, removeTempDirs, runBuilder, slugEntries, tarOf, tempDir, writeBuildpack } from './helpers/cli.js';
 import { requireBwrap } from './helpers/tools.js';
 
@@ -170,6 +171,42 @@ describe('build sandbox (--sandbox)', function () {
       expect(res.stderr).to.match(/added \d+ packages/);
       const paths = (await slugEntries(out)).map((e) => e.path);
       expect(paths).to.include('./node_modules/express/package.json');
+    });
+
+    /** A bwrap on PATH that logs each start's arguments and runs the real one; `old` refuses --disable-userns as bwrap before 0.8 does. */
+    async function loggingBwrap(old: boolean): Promise<{ dir: string; log: string }> {
+      const dir = await tempDir('slugkit-bwrap-');
+      const log = path.join(dir, 'starts.log');
+      const real = (await execa('sh', ['-c', 'command -v bwrap'])).stdout.trim();
+      const refuse = old
+        ? `for a in "$@"; do [ "$a" = --disable-userns ] && { echo 'bwrap: Unknown option --disable-userns' >&2; exit 1; }; done\n`
+        : '';
+      await writeFile(path.join(dir, 'bwrap'), `#!/bin/sh\necho "$*" >> '${log}'\n${refuse}exec '${real}' "$@"\n`, { mode: 0o755 });
+      return { dir, log };
+    }
+
+    it('bwrap is started once to check it works, with --disable-userns; one older than 0.8 is checked again without it and still sandboxes', async () => {
+      for (const old of [false, true]) {
+        const bwrap = await loggingBwrap(old);
+        const bp = await makeBuildpack({
+          detect: 'echo Test',
+          compile: '[ -e /root ] && echo "compile sees /root" || echo "compile cannot see /root"',
+        });
+        const res = await runBuilder(['--buildpack', bp, '--sandbox', 'on', '-o', path.join(await tempDir(), 's.tgz')], {
+          input: await tarOf(await makeApp({ a: 'a' })),
+          env: { ...process.env, PATH: `${bwrap.dir}:${process.env.PATH}` },
+        });
+        expect(res.exitCode, res.stderr).to.equal(0);
+        expect(res.stderr).to.include('compile cannot see /root');
+        const starts = (await readFile(bwrap.log, 'utf8')).trimEnd().split('\n');
+        const probes = starts.filter((s) => s.endsWith(' -- true'));
+        expect(probes.map((s) => s.includes('--disable-userns'))).to.deep.equal(old ? [true, false] : [true]);
+        // detect and compile (this buildpack has no bin/release), each with the flags the last probe passed.
+        const builds = starts.filter((s) => !s.endsWith(' -- true'));
+        expect(builds).to.have.length(2);
+        for (const s of builds) expect(s.includes('--disable-userns')).to.equal(!old);
+        expect(starts.some((s) => s.includes('--help'))).to.equal(false);
+      }
     });
 
     it('a buildpack killed by a signal inside the sandbox is reported as killed', async () => {

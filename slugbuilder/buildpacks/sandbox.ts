@@ -182,11 +182,6 @@ async function findOnPath(name: string, pathVar: string | undefined): Promise<st
   return undefined;
 }
 
-async function knowsFlag(bwrap: string, flag: string): Promise<boolean> {
-  const r = await execa(bwrap, ['--help'], { reject: false, stdin: 'ignore', timeout: 15_000 });
-  return String(r.stdout).includes(flag);
-}
-
 /** Why bwrap cannot run here, in a few words; undefined when it can. */
 async function probe(bwrap: string, prefix: readonly string[]): Promise<string | undefined> {
   const r = await execa(bwrap, [...prefix, '--', 'true'], {
@@ -206,6 +201,20 @@ async function probe(bwrap: string, prefix: readonly string[]): Promise<string |
 }
 
 /**
+ * The flags every sandboxed process starts with, and why bwrap cannot run
+ * them here (undefined when it can). One bwrap start in the common case: the
+ * probe asks for NO_NESTED_USERNS, and only a bwrap that does not know it
+ * (older than 0.8) is probed again without it.
+ */
+async function probedPrefix(bwrap: string, stack: readonly string[]): Promise<{ prefix: string[]; why?: string }> {
+  const prefix = [...NAMESPACE_FLAGS, NO_NESTED_USERNS, ...stack];
+  const why = await probe(bwrap, prefix);
+  if (!why?.includes(`Unknown option ${NO_NESTED_USERNS}`)) return { prefix, why };
+  const older = [...NAMESPACE_FLAGS, ...stack];
+  return { prefix: older, why: await probe(bwrap, older) };
+}
+
+/**
  * The build's sandbox for `mode`, checked once before any buildpack runs:
  * `on` fails in one line where bwrap is missing or cannot make namespaces,
  * `auto` then warns in one line and runs buildpacks unsandboxed, `off` never
@@ -214,14 +223,9 @@ async function probe(bwrap: string, prefix: readonly string[]): Promise<string |
 export async function resolveSandbox(mode: SandboxMode, opts: { nodePath: string; host: NodeJS.ProcessEnv }): Promise<Sandbox> {
   if (mode === 'off') return NO_SANDBOX;
   const bwrap = await findOnPath('bwrap', opts.host.PATH);
-  const prefix = bwrap
-    ? [
-        ...NAMESPACE_FLAGS,
-        ...((await knowsFlag(bwrap, NO_NESTED_USERNS)) ? [NO_NESTED_USERNS] : []),
-        ...stackArgs(opts.nodePath, opts.host),
-      ]
-    : [];
-  const why = bwrap ? await probe(bwrap, prefix) : 'bwrap is not installed (apt-get install bubblewrap)';
+  const { prefix, why } = bwrap
+    ? await probedPrefix(bwrap, stackArgs(opts.nodePath, opts.host))
+    : { prefix: [], why: 'bwrap is not installed (apt-get install bubblewrap)' };
   if (!why) return { bwrap, prefix, dirs: { rw: [], ro: [] }, granted: new Set() };
   if (mode === 'on') {
     const fix = bwrap
