@@ -85,6 +85,11 @@ const RUNNER = {
 const COMMANDS = ['start', 'run', 'types', 'help'];
 
 async function main(argv: string[]): Promise<number> {
+  // Set by bin/slugrunner for this process's own allocator only: the app runs with the environment it was given.
+  if (process.env.SLUGKIT_RUNNER_TUNABLES) {
+    delete process.env.GLIBC_TUNABLES;
+    delete process.env.SLUGKIT_RUNNER_TUNABLES;
+  }
   const parsedArgs = parseCommand(RUNNER, argv);
   if (!parsedArgs) return 0;
   const { values: v, extra } = parsedArgs;

@@ -108,6 +108,24 @@ describe('slugrunner: the fast start', function () {
       expect(viaUrl.stderr).to.include(NODE);
     });
 
+    it("the Node runner's own malloc gets huge pages (GLIBC_TUNABLES); the process gets the environment it was given", async () => {
+      // The process's view, then the GLIBC_TUNABLES the nearest node above it (the Node runner) was started with.
+      const probe = [
+        'echo "app: ${GLIBC_TUNABLES-unset} ${SLUGKIT_RUNNER_TUNABLES-unset}";',
+        'p=$$; while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != node ]; do p=$(cut -d" " -f4 /proc/$p/stat); done;',
+        'echo "runner: $(tr "\\0" "\\n" < /proc/$p/environ | grep ^GLIBC_TUNABLES= || echo none)"',
+      ].join(' ');
+      // --max-files sends it to the Node runner.
+      const plain = await start(appDir, ['--max-files', '100', '-q', 'run', probe]);
+      expect(plain.stderr).to.include(NODE);
+      expect(plain.stdout).to.equal('app: unset unset\nrunner: GLIBC_TUNABLES=glibc.malloc.hugetlb=1');
+      const own = await start(appDir, ['--max-files', '100', '-q', 'run', probe], { GLIBC_TUNABLES: 'glibc.malloc.check=0' });
+      expect(own.stdout).to.equal('app: glibc.malloc.check=0 unset\nrunner: GLIBC_TUNABLES=glibc.malloc.check=0');
+      // Set and empty is set: left alone.
+      const empty = await start(appDir, ['--max-files', '100', '-q', 'run', probe], { GLIBC_TUNABLES: '' });
+      expect(empty.stdout).to.equal('app:  unset\nrunner: GLIBC_TUNABLES=');
+    });
+
     it('a changed Procfile falls back to Node, which refreshes the plan for the next start', async () => {
       const copy = await buildApp('web: echo one\n');
       await writeFile(path.join(copy, 'Procfile'), 'web: echo two\n');
