@@ -34,6 +34,7 @@ import type { SbomFile } from './buildpacks/cnb/sbom.js';
 import { appBuildpackList } from './buildpacks/prepare.js';
 import type { ScriptContext } from './buildpacks/run-script.js';
 import { canBuildWrite, resolveSandbox, type Sandbox, type SandboxMode, widen } from './buildpacks/sandbox.js';
+import { LayerCache } from './image/layer-cache.js';
 import type { SlugLayers } from './image/slug-layers.js';
 import { writeAppSbom } from './sbom/app-sbom.js';
 import { type SlugInfo, writeSlug } from './slug-parts.js';
@@ -240,14 +241,13 @@ async function buildIn(
 
   log.step('Compressing...');
   // The image's app layers are kept there too: same compressor, keyed by tar.
-  const layerCacheDir = path.join(opts.cacheRoot, 'layers');
+  const layerCache = new LayerCache(path.join(opts.cacheRoot, 'layers'));
   // Every buildpack and hook has run: the cache's records bind its blobs unless their code could have written it.
-  const layerCacheTrusted = !canBuildWrite(sandbox, layerCacheDir, [opts.cacheDir]);
+  const layerCacheTrusted = !canBuildWrite(sandbox, layerCache.dir, [opts.cacheDir]);
   const slug = await writeSlug(buildDir, path.join(work, 'slug.tgz'), {
     mtime: opts.mtime,
     maxBytes: opts.maxSlugBytes,
-    layerCacheDir,
-    trustLayerCache: layerCacheTrusted,
+    layerCache: layerCacheTrusted ? layerCache : layerCache.proving(),
   });
   log.info('Done: slug built');
   log.step(`Compiled slug size is ${formatSize(slug.size)}`);

@@ -22,7 +22,7 @@
  * gzip bytes are copied in: the same bytes a fresh compression gives (same
  * tar, same compressor), so the slug does not depend on the cache. The cache
  * dir was written by earlier builds. When no code but slugkit's could have
- * written it (SlugOptions.trustLayerCache), the part's tar is hashed and the
+ * written it (a cache that is not proving()), the part's tar is hashed and the
  * blob kept for that hash copied in, its bytes checked against the kept
  * digest. Otherwise a kept blob is used only when, while it is copied, its
  * bytes hash to the kept digest and inflate to exactly the tar the tree gives
@@ -43,7 +43,7 @@ import { packTree } from '../shared/tar/pack.js';
 import { formatSize, plural } from '../shared/units.js';
 import { planAppLayers } from './image/app-layers.js';
 import { HashingStream, sha256 } from './image/blobs.js';
-import { type CachedLayer, HEAD_BYTES, LayerCache } from './image/layer-cache.js';
+import { type CachedLayer, HEAD_BYTES, type LayerCache } from './image/layer-cache.js';
 import { gzipInto, notInApp, writeFailure } from './slug.js';
 import { largestEntries, overLimitMessage } from './slug-size.js';
 
@@ -57,16 +57,13 @@ export interface SlugOptions {
   mtime: Date;
   /** Hard limit on the compressed size. */
   maxBytes: number;
-  /** The layer cache dir (`<cache root>/layers`); none: every part is compressed. */
-  layerCacheDir?: string;
   /**
-   * No code but slugkit's could have written the layer cache (the build's
-   * code ran sandboxed, with no dir it could write holding the cache): a
-   * kept part is proved by its record, as the image's layers are (the tree's
-   * tar hashes to the kept diff_id, the blob to the kept digest), not by
-   * inflating it.
+   * The layer cache (`<cache root>/layers`); none: every part is compressed.
+   * A kept part is proved by the cache's record (the tree's tar hashes to the
+   * kept diff_id, the blob to the kept digest), as the image's layers are,
+   * unless it is a proving() cache: then it is compared with the tree.
    */
-  trustLayerCache?: boolean;
+  layerCache?: LayerCache;
 }
 
 /**
@@ -206,8 +203,6 @@ class PartWriter {
     /** The slug file: temp files go beside it. */
     private readonly file: string,
     private readonly cache: LayerCache | undefined,
-    /** SlugOptions.trustLayerCache. */
-    private readonly trusted: boolean,
   ) {}
 
   async write(part: Part): Promise<PartResult> {
@@ -232,7 +227,7 @@ class PartWriter {
     const head = sha256(Buffer.concat(first).subarray(0, HEAD_BYTES));
     // A marker that names a kept tar (read as a plain file inside the cache) is what makes a pass over the tree worth it.
     const candidate = await this.cache.candidate(head);
-    if (candidate && this.trusted) {
+    if (candidate && !this.cache.proves) {
       const tarBytes = await this.copyRecorded(head, first, it, this.cache);
       if (tarBytes !== undefined) return { tarBytes, cacheable: true, reused: true };
       // Read to hash it: packed again to compress it.
@@ -302,7 +297,7 @@ class PartWriter {
   }
 
   /**
-   * For a cache only slugkit writes (SlugOptions.trustLayerCache): hash the
+   * For a cache only slugkit writes (not proving()): hash the
    * part's tar (`first`, then the rest of `it`) and copy in the blob kept for
    * that diff_id, if any, checking its bytes against the recorded digest and
    * size as they are copied. Undefined (nothing left in the slug) when there
@@ -461,7 +456,7 @@ async function writeParts(
   file: string,
   opts: SlugOptions,
 ): Promise<{ out: SlugFile; parts: PartResult[]; cache: LayerCache | undefined }> {
-  const cache = opts.layerCacheDir ? new LayerCache(opts.layerCacheDir) : undefined;
+  const cache = opts.layerCache;
   const parts: PartResult[] = [];
   let out: SlugFile;
   try {
@@ -469,7 +464,7 @@ async function writeParts(
     const handle = await open(file, 'w', 0o644);
     try {
       out = new SlugFile(handle, opts.maxBytes);
-      const writer = new PartWriter(out, file, cache, opts.trustLayerCache === true);
+      const writer = new PartWriter(out, file, cache);
       for (const part of planned) {
         const result = await writer.write(part);
         if (part.tree !== undefined) parts.push(result);

@@ -19,9 +19,9 @@
  * hashing pass first (slug-parts.ts).
  *
  * Its records are trusted only where no code of the build could have
- * written the dir (slug-parts.ts trustLayerCache, BuildResult's
- * layerCacheTrusted); otherwise proving() inflates a kept blob and checks
- * its tar's hash before it is used.
+ * written the dir (build.ts, BuildResult's layerCacheTrusted); otherwise the
+ * build is handed proving(), which inflates a kept blob and checks its tar's
+ * hash before it is used.
  *
  * Safe under concurrent builds: every file is written to a temp name and
  * renamed, and a build takes its own link (or copy) of a blob before using
@@ -61,8 +61,12 @@ export class LayerCache {
 
   constructor(
     readonly dir: string,
-    /** take() also inflates a kept blob and checks that its tar hashes to the diff_id asked for. */
-    private readonly inflating = false,
+    /**
+     * Its records are not proof (the build's own code could have written the
+     * dir): take() also inflates a kept blob and checks that its tar hashes
+     * to the diff_id asked for, and the slug's parts are compared with the tree.
+     */
+    readonly proves = false,
   ) {}
 
   /**
@@ -123,7 +127,7 @@ export class LayerCache {
       const st = await lstat(blob);
       if (!st.isFile() || st.size !== meta.size) return undefined;
       await linkOrCopy(blob, into);
-      const sound = checkedByCaller || (this.inflating ? await holds(into, meta, diffId) : (await hashFile(into)).digest === meta.digest);
+      const sound = checkedByCaller || (this.proves ? await holds(into, meta, diffId) : (await hashFile(into)).digest === meta.digest);
       if (!sound) {
         await rm(into, { force: true });
         return undefined;
