@@ -36,6 +36,8 @@ export interface Setup {
 }
 
 export const cli = (s: Setup, name: 'slugbuilder' | 'slugrunner') => path.join(s.repo, 'dist', name, 'cli.js');
+/** `bin/slugrunner`: the runner's entry point, what npm links and the runner image runs. */
+export const runnerBin = (s: Setup) => path.join(s.repo, 'bin', 'slugrunner');
 const child = (s: Setup) => path.join(s.repo, 'dist', 'bench', 'child.js');
 
 /**
@@ -161,10 +163,10 @@ export async function p1Pigz(s: Setup): Promise<Row> {
   };
 }
 
-/** P2: slugrunner's unpack (bin/slugrunner, the entry point npm and the runner image install, running `true` after it) against `tar -xzf`. */
+/** P2: slugrunner's unpack (runnerBin, running `true` after it) against `tar -xzf`. */
 export async function p2Unpack(s: Setup, slug: string): Promise<Row> {
   const dir = path.join(s.work, 'p2-app');
-  const runner = path.join(s.repo, 'bin', 'slugrunner');
+  const runner = runnerBin(s);
   const runs = await compare(
     s.times.p2,
     async () => {
@@ -262,7 +264,7 @@ export async function p3Start(s: Setup): Promise<Row> {
   const populated = fresh(path.join(s.work, 'p3-populated'));
   await execa('tar', ['-xzf', s.minimalSlug, '-C', unpacked]);
   await execa('tar', ['-xzf', s.minimalSlug, '-C', populated]);
-  const runner = path.join(s.repo, 'bin', 'slugrunner');
+  const runner = runnerBin(s);
   const base: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   const fast: number[] = [];
   const unpack: number[] = [];
